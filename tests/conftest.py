@@ -1,0 +1,43 @@
+"""Shared fixtures: a tiny random CLIP file and small learnable synthetic datasets, built once per session."""
+import os
+
+import pytest
+
+from tests.fixtures.synthetic_datasets import write_dataset
+from tests.fixtures.tiny_clip import write_tiny_clip
+
+os.environ.setdefault("TASKRES_ENGINE", "builtin")
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory) -> str:
+    return write_tiny_clip(str(tmp_path_factory.mktemp("clip") / "tiny-vit.pt"), kind="vit")
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_rn(tmp_path_factory) -> str:
+    return write_tiny_clip(str(tmp_path_factory.mktemp("clip") / "tiny-rn.pt"), kind="resnet", embed_dim=48,
+                           image_size=64)
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory) -> str:
+    """Caltech101 (4 classes, 20 images each) and ImageNet in their real layouts under one root."""
+    root = str(tmp_path_factory.mktemp("data"))
+    write_dataset("Caltech101", root, num_classes=4, per_class=20, image_size=32)
+    write_dataset("ImageNet", root, num_classes=4, per_class=12, image_size=32)
+    return root
+
+
+def train_args(root: str, clip: str, out: str, trainer: str = "TaskRes", dataset: str = "caltech101",
+               shots: int = 4, seed: int = 1, epochs: int = 2, extra=()) -> list:
+    """A ``train.py`` command line for the tiny CLIP: 32 px input, small batches, no workers."""
+    return [
+        "--root", root, "--output-dir", out, "--seed", str(seed), "--trainer", trainer,
+        "--dataset-config-file", f"configs/datasets/{dataset}.yaml",
+        "--config-file", "configs/trainers/TaskRes/rn50.yaml", "--backbone", clip,
+        *extra,
+        "DATASET.NUM_SHOTS", str(shots), "OPTIM.MAX_EPOCH", str(epochs), "INPUT.SIZE", "(32, 32)",
+        "DATALOADER.NUM_WORKERS", "0", "DATALOADER.TRAIN_X.BATCH_SIZE", "8", "DATALOADER.TEST.BATCH_SIZE", "16",
+        "FEATURE_CACHE.NUM_VIEWS", "2", "TRAIN.PRINT_FREQ", "100",
+    ]

@@ -1,0 +1,197 @@
+"""Train or evaluate one method on one dataset: CoOp's command line, plus ``--enhanced-base`` and ``--cache-dir``.
+
+Config merge order: engine defaults -> method/dataset/cache keys -> dataset YAML -> method YAML ->
+command-line flags -> trailing ``KEY VALUE`` overrides. Every run writes ``config.yaml``, ``log.txt``
+and ``metrics.json`` in its output directory.
+"""
+import argparse
+import logging
+import os
+import sys
+import time
+from typing import List, Optional
+
+logger = logging.getLogger("train")
+
+
+class UserError(Exception):
+    """A mistake in how the program was called; printed as one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--root", type=str, default="", help="path to the datasets root")
+    p.add_argument("--output-dir", type=str, default="", help="output directory")
+    p.add_argument("--resume", type=str, default="", help="checkpoint directory to resume from")
+    p.add_argument("--seed", type=int, default=-1, help="only positive values enable a fixed seed")
+    p.add_argument("--source-domains", type=str, nargs="+", help="source domains for DA/DG")
+    p.add_argument("--target-domains", type=str, nargs="+", help="target domains for DA/DG")
+    p.add_argument("--transforms", type=str, nargs="+", help="data augmentation methods")
+    p.add_argument("--config-file", type=str, default="", help="path to the method's config file")
+    p.add_argument("--dataset-config-file", type=str, default="", help="path to the dataset's config file")
+    p.add_argument("--trainer", type=str, default="", help="name of the trainer (method)")
+    p.add_argument("--backbone", type=str, default="", help="CLIP backbone: RN50, ViT-B/16, arch:pretrained or a file")
+    p.add_argument("--head", type=str, default="", help="name of the head (unused by CLIP methods)")
+    p.add_argument("--eval-only", action="store_true", help="evaluation only")
+    p.add_argument("--model-dir", type=str, default="", help="load the model from this directory for eval-only")
+    p.add_argument("--load-epoch", type=int, help="load the model weights of this epoch for evaluation")
+    p.add_argument("--no-train", action="store_true", help="do not call trainer.train()")
+    p.add_argument("--enhanced-base", type=str, default="", help="TaskRes*: enhanced text projection file")
+    p.add_argument("--cache-dir", type=str, default="", help="feature cache folder (FEATURE_CACHE.DIR)")
+    p.add_argument("--no-cache", action="store_true", help="run the image encoder on every batch (original behaviour)")
+    p.add_argument("opts", default=None, nargs=argparse.REMAINDER, help="modify config options (KEY VALUE pairs)")
+    return p
+
+
+def setup_cfg(args):
+    import datasets
+    import trainers
+    from engine import get_cfg_default
+
+    cfg = get_cfg_default()
+    datasets.add_dataset_config(cfg)
+    trainers.add_trainer_configs(cfg)
+    for label, path in (("dataset config", args.dataset_config_file), ("config", args.config_file)):
+        if path:
+            if not os.path.isfile(path):
+                raise UserError(f"The {label} file {path} does not exist")
+            try:
+                cfg.merge_from_file(path)
+            except Exception as err:
+                raise UserError(f"Cannot read the {label} file {path}: {err}") from err
+    if args.root:
+        cfg.DATASET.ROOT = args.root
+    if args.output_dir:
+        cfg.OUTPUT_DIR = args.output_dir
+    if args.resume:
+        cfg.RESUME = args.resume
+    if args.seed >= 0:
+        cfg.SEED = args.seed
+    if args.source_domains:
+        cfg.DATASET.SOURCE_DOMAINS = args.source_domains
+    if args.target_domains:
+        cfg.DATASET.TARGET_DOMAINS = args.target_domains
+    if args.transforms:
+        cfg.INPUT.TRANSFORMS = args.transforms
+    if args.trainer:
+        cfg.TRAINER.NAME = args.trainer
+    if args.backbone:
+        cfg.MODEL.BACKBONE.NAME = args.backbone
+    if args.head:
+        cfg.MODEL.HEAD.NAME = args.head
+    if args.enhanced_base:
+        cfg.TRAINER.TaskRes.ENHANCED_BASE = args.enhanced_base
+    if args.cache_dir:
+        cfg.FEATURE_CACHE.DIR = args.cache_dir
+    if args.no_cache:
+        cfg.FEATURE_CACHE.ENABLED = False
+    try:
+        cfg.merge_from_list(args.opts or [])
+    except Exception as err:
+        raise UserError(f"Bad KEY VALUE override {args.opts}: {err}") from err
+    cfg.freeze()
+    return cfg
+
+
+def check_cfg(cfg) -> None:
+    from engine import DATASET_REGISTRY, TRAINER_REGISTRY
+
+    if not cfg.TRAINER.NAME:
+        raise UserError(f"No trainer given (--trainer). Valid: {', '.join(sorted(TRAINER_REGISTRY.registered_names()))}")
+    if cfg.TRAINER.NAME not in TRAINER_REGISTRY.registered_names():
+        raise UserError(f"Unknown trainer {cfg.TRAINER.NAME!r}. Valid: "
+                        f"{', '.join(sorted(TRAINER_REGISTRY.registered_names()))}")
+    if cfg.DATASET.NAME not in DATASET_REGISTRY.registered_names():
+        raise UserError(f"Unknown dataset {cfg.DATASET.NAME!r} (give --dataset-config-file). Valid: "
+                        f"{', '.join(sorted(DATASET_REGISTRY.registered_names()))}")
+    if not cfg.DATASET.ROOT or not os.path.isdir(cfg.DATASET.ROOT):
+        raise UserError(f"Datasets root {cfg.DATASET.ROOT!r} is not a folder; pass --root (see DATASETS.md)")
+
+
+def write_metrics(cfg, trainer, wall_s: float, eval_only: bool) -> Optional[str]:
+    from engine import write_json
+
+    results = getattr(trainer, "last_results", None)
+    if not results:
+        return None
+    metrics = {
+        "method": cfg.TRAINER.NAME,
+        "dataset": cfg.DATASET.NAME,
+        "backbone": cfg.MODEL.BACKBONE.NAME,
+        "shots": int(cfg.DATASET.NUM_SHOTS),
+        "seed": int(cfg.SEED),
+        "split": results.get("split", "test"),
+        "accuracy": float(results["accuracy"]),
+        "macro_f1": float(results["macro_f1"]) if "macro_f1" in results else None,
+        "eval_only": eval_only,
+        "epochs": int(cfg.OPTIM.MAX_EPOCH),
+        "feature_cache": bool(cfg.FEATURE_CACHE.ENABLED),
+        "timings": dict(getattr(trainer, "timings", {}), wall_s=wall_s),
+        "config": {"RESIDUAL_SCALE": float(cfg.TRAINER.TaskRes.RESIDUAL_SCALE)} if cfg.TRAINER.NAME.startswith("TaskRes") else {},
+    }
+    path = os.path.join(cfg.OUTPUT_DIR, "metrics.json")
+    write_json(metrics, path)
+    return path
+
+
+def run(args) -> dict:
+    start = time.time()
+    cfg = setup_cfg(args)
+    from engine import ENGINE_NAME, build_trainer, collect_env_info, set_random_seed, setup_logger
+
+    check_cfg(cfg)
+    if cfg.SEED >= 0:
+        set_random_seed(cfg.SEED)
+    setup_logger(cfg.OUTPUT_DIR)
+    logger.info("Engine: %s", ENGINE_NAME)
+    logger.info("Command: %s", " ".join(sys.argv))
+    logger.info("Environment:\n%s", collect_env_info())
+    os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+    with open(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), "w") as f:
+        f.write(cfg.dump())
+    logger.info("Config:\n%s", cfg.dump())
+    trainer = build_trainer(cfg)
+    if args.eval_only:
+        if trainer.get_model_names():
+            trainer.load_model(args.model_dir, epoch=args.load_epoch)
+        trainer.test()
+    elif not args.no_train:
+        trainer.train()
+    path = write_metrics(cfg, trainer, time.time() - start, args.eval_only)
+    if path:
+        logger.info("Metrics written to %s", path)
+    return getattr(trainer, "last_results", {})
+
+
+# Errors whose message is enough for the user: printed as one line, no traceback.
+def _user_facing_errors():
+    from engine import CheckpointError, CorruptImageError, EngineUnavailableError
+    from trainers.backbone import BackboneError
+
+    errors = [UserError, CheckpointError, CorruptImageError, EngineUnavailableError, BackboneError, FileNotFoundError]
+    try:
+        from datasets.base import DatasetNotFoundError
+        errors.append(DatasetNotFoundError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def main(argv: Optional[List[str]] = None) -> dict:
+    """Entry point callable from tests: ``main(["--root", ..., "--trainer", "TaskRes", ...])``."""
+    args = build_parser().parse_args(argv)
+    try:
+        errors = _user_facing_errors()
+    except Exception as err:  # e.g. TASKRES_ENGINE=dassl without Dassl fails at `import engine`
+        if type(err).__name__ == "EngineUnavailableError":
+            raise SystemExit(f"error: {err}") from None
+        raise
+    try:
+        return run(args)
+    except errors as err:
+        logging.getLogger("train").debug("user error", exc_info=True)
+        raise SystemExit(f"error: {err}") from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,298 @@
+"""The one door to a CLIP backbone: OpenAI names, open_clip ``name:pretrained`` pairs, or checkpoint files.
+
+``load_backbone`` returns a frozen ``ClipBackbone`` (model in eval mode, tokenizer, dtype handling).
+OpenAI weights are the same files the original ``clip`` package uses (``~/.cache/clip/RN50.pt`` ...),
+so users' existing downloads are found; open_clip supplies the architectures.
+"""
+import hashlib
+import logging
+import os
+import warnings
+from typing import Callable, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+# OpenAI name -> open_clip architecture name.
+OPENAI_MODELS = {
+    "RN50": "RN50", "RN101": "RN101", "RN50x4": "RN50x4", "RN50x16": "RN50x16", "RN50x64": "RN50x64",
+    "ViT-B/32": "ViT-B-32", "ViT-B/16": "ViT-B-16", "ViT-L/14": "ViT-L-14", "ViT-L/14@336px": "ViT-L-14-336",
+}
+PRECISIONS = ("fp16", "fp32", "amp")
+DEFAULT_WEIGHTS_DIR = os.path.expanduser(os.environ.get("CLIP_WEIGHTS_DIR", "~/.cache/clip"))
+
+
+class BackboneError(RuntimeError):
+    """The backbone name, file or weights cannot be used; the message says how to fix it."""
+
+
+class ClipBackbone:
+    """A frozen CLIP model with the operations methods need.
+
+    ``encode_image``/``encode_text`` return float32 features whatever the weights' precision, so
+    method heads always compute in fp32 (the original keeps its trainable residual in fp32 too).
+    """
+
+    def __init__(self, model: nn.Module, tokenizer: Callable, name: str, precision: str, device: torch.device):
+        self.model = model.eval().requires_grad_(False)
+        self.tokenizer = tokenizer
+        self.name = name
+        self.precision = precision
+        self.device = device
+        self._fingerprint: Optional[str] = None
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.model.text_projection.shape[1])
+
+    @property
+    def logit_scale(self) -> float:
+        return float(self.model.logit_scale.exp().item())
+
+    @property
+    def image_size(self) -> int:
+        size = self.model.visual.image_size
+        return int(size[0] if isinstance(size, (tuple, list)) else size)
+
+    def _autocast(self):
+        enabled = self.precision == "amp" and self.device.type == "cuda"
+        return torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=enabled)
+
+    @torch.no_grad()
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        with self._autocast():
+            return self.model.encode_image(images.to(self.device, self.dtype)).float()
+
+    def tokenize(self, texts: Sequence[str]) -> torch.Tensor:
+        return self.tokenizer(list(texts)).to(self.device)
+
+    @torch.no_grad()
+    def encode_text(self, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
+        feats = []
+        for start in range(0, len(texts), batch_size):
+            with self._autocast():
+                feats.append(self.model.encode_text(self.tokenize(texts[start:start + batch_size])).float())
+        return torch.cat(feats)
+
+    @torch.no_grad()
+    def encode_text_pooled(self, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
+        """Text features before the final projection (OpenAI-style towers only), float32."""
+        tower = TextTower(self.model)
+        feats = []
+        for start in range(0, len(texts), batch_size):
+            tokens = self.tokenize(texts[start:start + batch_size])
+            with self._autocast():
+                feats.append(tower.pooled(tower.embed_tokens(tokens), tokens))
+        return torch.cat(feats)
+
+    def fingerprint(self) -> str:
+        """Content hash of the weights: the feature cache's guarantee that other weights never reuse features."""
+        if self._fingerprint is None:
+            h = hashlib.sha1(self.name.encode())
+            for key, tensor in sorted(self.model.state_dict().items()):
+                h.update(key.encode())
+                h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+            self._fingerprint = h.hexdigest()[:16]
+        return self._fingerprint
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """fp16 needs CUDA; on CPU an fp16 request runs in fp32 with one warning (the original crashes)."""
+    if precision not in PRECISIONS:
+        raise BackboneError(f"Unknown precision {precision!r}; choose one of {PRECISIONS}")
+    if precision == "fp16" and device.type != "cuda":
+        warnings.warn("fp16 needs a CUDA device; running in fp32 on the CPU", stacklevel=2)
+        return "fp32"
+    return precision
+
+
+def _resize_grid(pos: torch.Tensor, new_grid: int, extra_tokens: int) -> torch.Tensor:
+    old_grid = int(round((pos.shape[0] - extra_tokens) ** 0.5))
+    if old_grid == new_grid:
+        return pos
+    extra, grid = pos[:extra_tokens], pos[extra_tokens:]
+    grid = grid.float().reshape(1, old_grid, old_grid, -1).permute(0, 3, 1, 2)
+    grid = F.interpolate(grid, size=(new_grid, new_grid), mode="bicubic", align_corners=False)
+    grid = grid.permute(0, 2, 3, 1).reshape(new_grid * new_grid, -1).to(pos.dtype)
+    return torch.cat([extra, grid])
+
+
+def resize_vision_positions(state_dict: dict, input_size: int) -> dict:
+    """Resample the image tower's position embeddings of an OpenAI state dict to ``input_size`` pixels."""
+    sd = dict(state_dict)
+    if "visual.proj" in sd:  # ViT
+        patch = sd["visual.conv1.weight"].shape[-1]
+        if input_size % patch:
+            raise BackboneError(f"INPUT.SIZE {input_size} is not a multiple of the ViT patch size {patch}")
+        sd["visual.positional_embedding"] = _resize_grid(sd["visual.positional_embedding"], input_size // patch, 1)
+    else:  # ModifiedResNet: 32x downsampling before the attention pool
+        if input_size % 32:
+            raise BackboneError(f"INPUT.SIZE {input_size} is not a multiple of 32 (ResNet CLIP)")
+        key = "visual.attnpool.positional_embedding"
+        sd[key] = _resize_grid(sd[key], input_size // 32, 1)
+    return sd
+
+
+def _is_torchscript(path: str) -> bool:
+    """OpenAI's .pt files are TorchScript archives: zip files with a ``code/`` folder."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return any("/code/" in name for name in zf.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def _read_checkpoint_file(path: str) -> dict:
+    """State dict from an OpenAI TorchScript archive or a plain (possibly wrapped) state dict file."""
+    if _is_torchscript(path):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            try:
+                return torch.jit.load(path, map_location="cpu").state_dict()
+            except RuntimeError as err:
+                raise BackboneError(f"Cannot read CLIP TorchScript archive {path} ({err})") from err
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise BackboneError(f"Cannot read CLIP checkpoint {path} ({err}). Expected an OpenAI CLIP .pt file "
+                            "(TorchScript archive) or a state dict saved with torch.save.") from err
+    if isinstance(obj, dict) and "state_dict" in obj:
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or "text_projection" not in {k.removeprefix("module.") for k in obj}:
+        raise BackboneError(f"{path} is not a CLIP checkpoint (no 'text_projection' weight)")
+    return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def _build_from_state_dict(state_dict: dict, precision: str, input_size: Optional[int]) -> nn.Module:
+    from open_clip.model import build_model_from_openai_state_dict
+
+    if input_size:
+        state_dict = resize_vision_positions(state_dict, input_size)
+    cast_dtype = torch.float16 if precision == "fp16" else None
+    model = build_model_from_openai_state_dict(state_dict, cast_dtype=cast_dtype)  # weights in fp16, as CLIP ships them
+    if precision != "fp16":
+        model = model.float()
+    return model
+
+
+def openai_weights_path(name: str, weights_dir: str = DEFAULT_WEIGHTS_DIR) -> str:
+    """Where an OpenAI model's file is looked for (the original ``clip`` package's cache)."""
+    from open_clip.pretrained import get_pretrained_url
+
+    url = get_pretrained_url(OPENAI_MODELS[name], "openai")
+    return os.path.join(weights_dir, os.path.basename(url))
+
+
+def _fetch_openai_weights(name: str, weights_dir: str) -> str:
+    from open_clip.pretrained import download_pretrained_from_url, get_pretrained_url
+
+    url = get_pretrained_url(OPENAI_MODELS[name], "openai")
+    target = openai_weights_path(name, weights_dir)
+    if os.path.isfile(target):
+        return target
+    logger.info("Downloading %s weights to %s", name, target)
+    try:
+        return download_pretrained_from_url(url, cache_dir=weights_dir)
+    except Exception as err:
+        if os.path.exists(target):
+            os.remove(target)  # never leave a partial file that looks like weights
+        raise BackboneError(
+            f"CLIP weights for {name} are not at {target} and could not be downloaded ({err}). "
+            f"Download {url} on a machine with internet access and copy it to {target} "
+            "(or set CLIP_WEIGHTS_DIR), or pass --backbone /path/to/the/file.pt") from err
+
+
+def _openai_tokenizer(context_length: int) -> Callable:
+    from open_clip.tokenizer import SimpleTokenizer
+
+    return SimpleTokenizer(context_length=context_length)
+
+
+def load_backbone(name: str, device: torch.device, precision: str = "fp16", input_size: Optional[int] = None,
+                  weights_dir: str = DEFAULT_WEIGHTS_DIR) -> ClipBackbone:
+    """Load a frozen CLIP backbone.
+
+    ``name``: an OpenAI name (``RN50``, ``ViT-B/16``, ...), a path to a checkpoint file (OpenAI
+    TorchScript archive or state dict), or an open_clip ``architecture:pretrained`` pair (e.g.
+    ``ViT-B-32:laion2b_s34b_b79k``). ``input_size``: image side in pixels (INPUT.SIZE); position
+    embeddings are resampled when it differs from the model's native size.
+    """
+    import open_clip
+
+    if not name:
+        raise BackboneError("No backbone given: set --backbone or MODEL.BACKBONE.NAME (e.g. RN50)")
+    device = torch.device(device)
+    precision = resolve_precision(precision, device)
+    if os.path.isfile(name) or name in OPENAI_MODELS:
+        path = name if os.path.isfile(name) else _fetch_openai_weights(name, weights_dir)
+        model = _build_from_state_dict(_read_checkpoint_file(path), precision, input_size)
+        tokenizer = _openai_tokenizer(model.context_length)
+    elif ":" in name and not name.startswith(("hf-hub:", "local-dir:")):
+        arch, tag = name.split(":", 1)
+        if arch not in open_clip.list_models():
+            raise BackboneError(f"Unknown open_clip architecture {arch!r}; see open_clip.list_models()")
+        try:
+            model = open_clip.create_model(arch, pretrained=tag, precision="fp16" if precision == "fp16" else "fp32",
+                                           device="cpu", force_image_size=input_size)
+        except Exception as err:
+            raise BackboneError(f"open_clip could not load {name} ({err}). Check the pretrained tag "
+                                f"(open_clip.list_pretrained()) and that the weights are cached or downloadable.") from err
+        tokenizer = open_clip.get_tokenizer(arch)
+    elif name.startswith(("hf-hub:", "local-dir:")):
+        model = open_clip.create_model(name, precision="fp16" if precision == "fp16" else "fp32", device="cpu")
+        tokenizer = open_clip.get_tokenizer(name)
+    else:
+        hint = " (no such file)" if os.sep in name or name.endswith((".pt", ".pth", ".bin")) else ""
+        raise BackboneError(
+            f"Unknown backbone {name!r}{hint}. Valid: {', '.join(OPENAI_MODELS)}, an open_clip "
+            "'architecture:pretrained' pair, or a path to a CLIP checkpoint file.")
+    model = model.to(device)
+    logger.info("Backbone %s loaded (%s, %s, input %s px)", name, precision, device,
+                getattr(model.visual, "image_size", "?"))
+    return ClipBackbone(model, tokenizer, name, precision, device)
+
+
+class TextTower(nn.Module):
+    """The text encoder's parts, for methods that feed their own token embeddings (CoOp) or tune the
+    projection (TaskRes* base). Only OpenAI-style towers (token embedding + transformer + final norm
+    + projection matrix) are supported; others fail with a clear message."""
+
+    def __init__(self, clip_model: nn.Module):
+        super().__init__()
+        needed = ("token_embedding", "positional_embedding", "transformer", "ln_final", "text_projection")
+        missing = [n for n in needed if getattr(clip_model, n, None) is None]
+        if missing or isinstance(clip_model.text_projection, nn.Linear):
+            raise BackboneError("This method needs an OpenAI-style CLIP text tower (token embedding, "
+                                f"transformer, ln_final, projection matrix); this backbone lacks {missing or 'a matrix projection'}")
+        self.token_embedding = clip_model.token_embedding
+        self.positional_embedding = clip_model.positional_embedding
+        self.transformer = clip_model.transformer
+        self.ln_final = clip_model.ln_final
+        self.text_projection = clip_model.text_projection
+        self.register_buffer("attn_mask", clip_model.attn_mask, persistent=False)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.positional_embedding.dtype
+
+    def embed_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.token_embedding(tokens).to(self.dtype)
+
+    def pooled(self, token_embeddings: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Final-norm features at the end-of-text token, before the projection (float32)."""
+        x = token_embeddings.to(self.dtype) + self.positional_embedding.to(self.dtype)
+        x = self.transformer(x, attn_mask=self.attn_mask)
+        x = self.ln_final(x)
+        return x[torch.arange(x.shape[0], device=x.device), tokens.argmax(dim=-1)].float()
+
+    def forward(self, token_embeddings: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        return self.pooled(token_embeddings, tokens) @ self.text_projection.float()

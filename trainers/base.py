@@ -1,0 +1,233 @@
+"""``ClipTrainer``: what every CLIP method shares, written once.
+
+A method subclasses it, names its config node and trainable parameters, and builds a *head*: an
+``nn.Module`` mapping float32 image features ``[B, D]`` to logits. The base class loads the
+backbone, wraps the head so the model accepts images or cached features, checks the trainable set,
+runs the loss step (with AMP when asked), swaps image loaders for cached-feature loaders, evaluates
+(mapping labels for ImageNet-A/-R) and records timings and results for ``metrics.json``.
+"""
+import logging
+import os
+import time
+from typing import Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine import CheckpointError, TrainerX, build_lr_scheduler, build_optimizer, build_transform, compute_accuracy
+from trainers.backbone import ClipBackbone, load_backbone, resolve_precision
+from trainers.feature_cache import FeatureLoader, FeatureStore, cache_key, extract_features
+
+logger = logging.getLogger(__name__)
+
+
+def add_clip_config(cfg) -> None:
+    """Config keys shared by every CLIP method (the feature cache)."""
+    from yacs.config import CfgNode as CN
+
+    if "FEATURE_CACHE" in cfg:
+        return
+    cfg.FEATURE_CACHE = CN()
+    cfg.FEATURE_CACHE.ENABLED = True
+    cfg.FEATURE_CACHE.DIR = ""  # "" -> <OUTPUT_DIR>/feature_cache; the launch scripts share one per output root
+    cfg.FEATURE_CACHE.NUM_VIEWS = 10  # augmented views per training image (see README, "Feature cache")
+
+
+class ClipClassifier(nn.Module):
+    """Images or features in, logits out: ``head(encode_image(x))`` for images, ``head(x)`` for features.
+
+    The backbone is held as a plain attribute, not a submodule, so its weights stay out of the
+    head's state dict and checkpoints hold only what the method trains.
+    """
+
+    def __init__(self, backbone: ClipBackbone, head: nn.Module):
+        super().__init__()
+        self.head = head
+        self.__dict__["backbone"] = backbone
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4:
+            x = self.backbone.encode_image(x)
+        return self.head(x)
+
+
+class ClipTrainer(TrainerX):
+    CONFIG_NODE = ""                  # cfg.TRAINER.<CONFIG_NODE> holds the method's keys (PREC at least)
+    CHECKPOINT_NAME = "head"          # folder of the head's checkpoints under the output dir
+    TRAINABLE: Optional[Tuple[str, ...]] = ()  # exact names of trainable head parameters; None: not fixed
+    TRAINING_FREE = False             # True: ``fit()`` once instead of the epoch loop
+
+    # ---- what a method provides -------------------------------------------------------------
+    def build_head(self) -> nn.Module:
+        raise NotImplementedError
+
+    def fit(self) -> None:
+        """Training-free methods fit here (e.g. a search on val)."""
+
+    # ---- model ---------------------------------------------------------------------------------
+    @property
+    def method_cfg(self):
+        return self.cfg.TRAINER[self.CONFIG_NODE]
+
+    def build_model(self) -> None:
+        cfg = self.cfg
+        self.timings = {}
+        start = time.time()
+        self.precision = resolve_precision(self.method_cfg.PREC, self.device)
+        self.clip = load_backbone(cfg.MODEL.BACKBONE.NAME, self.device, self.precision, input_size=cfg.INPUT.SIZE[0])
+        self.timings["load_backbone_s"] = time.time() - start
+        dataset = self.dm.dataset
+        # Variants covering a subset of the training classes (ImageNet-A/-R) evaluate a model built for
+        # the full class list and keep the logits of their classes.
+        self.eval_label_map = getattr(dataset, "label_map_to_train_classes", None)
+        self.classnames = list(getattr(dataset, "train_classnames", None) or dataset.classnames)
+        self.templates = self.dataset_templates()
+        head = self.build_head()
+        self.model = ClipClassifier(self.clip, head).to(self.device)
+        self.check_trainable(head)
+        optim = sched = None
+        if any(p.requires_grad for p in head.parameters()):
+            optim = build_optimizer(head, cfg.OPTIM)
+            sched = build_lr_scheduler(optim, cfg.OPTIM)
+        if head.state_dict():  # something to save (training-free zero-shot heads have nothing)
+            self.register_model(self.CHECKPOINT_NAME, head, optim, sched)
+        self.scaler = torch.amp.GradScaler("cuda") if self.precision == "amp" and self.device.type == "cuda" else None
+        if cfg.FEATURE_CACHE.ENABLED:
+            self.use_feature_loaders()
+
+    def dataset_templates(self) -> Tuple[str, ...]:
+        from datasets import dataset_templates
+
+        return tuple(dataset_templates(self.cfg.DATASET.NAME))
+
+    def check_trainable(self, head: nn.Module) -> None:
+        """Fail loudly when the trainable set is not what the method declares."""
+        trainable = sorted(n for n, p in head.named_parameters() if p.requires_grad)
+        leaked = [n for n, p in self.clip.model.named_parameters() if p.requires_grad]
+        if leaked:
+            raise RuntimeError(f"{type(self).__name__}: backbone parameters are trainable: {leaked[:5]}")
+        if self.TRAINABLE is not None and trainable != sorted(self.TRAINABLE):
+            raise RuntimeError(f"{type(self).__name__} must train exactly {sorted(self.TRAINABLE)}, "
+                               f"but the trainable parameters are {trainable}")
+        n_train = sum(p.numel() for p in head.parameters() if p.requires_grad)
+        n_total = n_train + sum(p.numel() for p in self.clip.model.parameters())
+        logger.info("Trainable parameters: %s / %s total (%s)", f"{n_train:,}", f"{n_total:,}", ", ".join(trainable) or "none")
+
+    # ---- feature cache -------------------------------------------------------------------------
+    def feature_store(self) -> FeatureStore:
+        return FeatureStore(self.cfg.FEATURE_CACHE.DIR or os.path.join(self.cfg.OUTPUT_DIR, "feature_cache"))
+
+    def cached_features(self, split: str, items: Sequence, transform, views: int, seed: Optional[int]) -> dict:
+        cfg = self.cfg
+        key = cache_key(self.clip, split, items, transform, views, seed)
+
+        def build():
+            feats = extract_features(self.clip, items, transform, views, seed or 0, cfg.DATALOADER.TEST.BATCH_SIZE,
+                                     cfg.DATALOADER.NUM_WORKERS, desc=f"Encoding {split} images")
+            return feats, torch.tensor([item.label for item in items], dtype=torch.long)
+
+        entry = self.feature_store().get(key, build)
+        self.timings["extract_s"] = self.timings.get("extract_s", 0.0) + entry["seconds"]
+        return entry
+
+    def use_feature_loaders(self) -> None:
+        """Replace the image loaders by loaders over cached features (same batches, no encoder)."""
+        cfg = self.cfg
+        ds = self.dm.dataset
+        seed = max(cfg.SEED, 0)
+        tfm_train, tfm_test = build_transform(cfg, is_train=True), build_transform(cfg, is_train=False)
+        bs = cfg.DATALOADER.TRAIN_X.BATCH_SIZE
+        train = self.cached_features("train", ds.train_x, tfm_train, cfg.FEATURE_CACHE.NUM_VIEWS, seed)
+        self.train_loader_x = FeatureLoader(train["features"], train["labels"], bs, shuffle=True,
+                                            drop_last=len(ds.train_x) >= bs, device=self.device, seed=seed)
+        test_bs = cfg.DATALOADER.TEST.BATCH_SIZE
+        if ds.val:
+            val = self.cached_features("val", ds.val, tfm_test, 1, None)
+            self.val_loader = FeatureLoader(val["features"], val["labels"], test_bs, False, False, self.device)
+        test = self.cached_features("test", ds.test, tfm_test, 1, None)
+        self.test_loader = FeatureLoader(test["features"], test["labels"], test_bs, False, False, self.device)
+
+    # ---- training ------------------------------------------------------------------------------
+    def before_epoch(self) -> None:
+        if hasattr(self.train_loader_x, "set_epoch"):
+            self.train_loader_x.set_epoch(self.epoch)
+
+    def compute_loss(self, logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits, label)
+
+    def forward_backward(self, batch) -> dict:
+        x, label = self.parse_batch_train(batch)
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.scaler is not None):
+            logits = self.model(x)
+            loss = self.compute_loss(logits, label)
+        if self.scaler is None:
+            self.model_backward_and_update(loss)
+        else:
+            self.model_zero_grad()
+            self.detect_anomaly(loss)
+            self.scaler.scale(loss).backward()
+            for name in self.get_model_names():
+                self.scaler.step(self._optims[name])
+            self.scaler.update()
+        if (self.batch_idx + 1) == self.num_batches:
+            self.update_lr()
+        return {"loss": loss.item(), "acc": compute_accuracy(logits, label)[0].item()}
+
+    def train(self, *args, **kwargs) -> None:
+        start = time.time()
+        if self.TRAINING_FREE:
+            self.fit()
+            if self.get_model_names():
+                self.save_model(0, self.output_dir)
+            self.timings["train_s"] = time.time() - start
+            if not self.cfg.TEST.NO_TEST:
+                self.test()
+            return
+        super().train(*args, **kwargs)
+        self.timings["train_s"] = time.time() - start
+
+    # ---- evaluation ----------------------------------------------------------------------------
+    def model_inference(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.model(x)
+        if self.eval_label_map is not None:
+            logits = logits[:, torch.as_tensor(self.eval_label_map, device=logits.device)]
+        return logits
+
+    @torch.no_grad()
+    def test(self, split: Optional[str] = None) -> float:
+        """Evaluate on ``split`` (default TEST.SPLIT); logs ``* accuracy: X%`` and keeps all metrics."""
+        start = time.time()
+        self.set_model_mode("eval")
+        self.evaluator.reset()
+        split = split or self.cfg.TEST.SPLIT
+        loader = self.val_loader if split == "val" and self.val_loader is not None else self.test_loader
+        split = "val" if loader is self.val_loader and split == "val" else "test"
+        logger.info("Evaluate on the *%s* set", split)
+        for batch in loader:
+            x, label = self.parse_batch_test(batch)
+            self.evaluator.process(self.model_inference(x), label)
+        results = self.evaluator.evaluate()
+        for k, v in results.items():
+            self.write_scalar(f"{split}/{k}", v, self.epoch)
+        self.last_results = dict(results, split=split)
+        self.timings[f"eval_{split}_s"] = time.time() - start
+        return float(results["accuracy"])
+
+    # ---- checkpoints ---------------------------------------------------------------------------
+    def checkpoint_metadata(self) -> dict:
+        meta = super().checkpoint_metadata() if hasattr(super(), "checkpoint_metadata") else {}
+        meta.update(method=type(self).__name__, backbone=self.cfg.MODEL.BACKBONE.NAME,
+                    dataset=self.cfg.DATASET.NAME, classnames=list(self.classnames),
+                    shots=int(self.cfg.DATASET.NUM_SHOTS), seed=int(self.cfg.SEED))
+        return meta
+
+    def load_state_for_eval(self, name: str, checkpoint: dict) -> None:
+        theirs = checkpoint.get("classnames")
+        if theirs is not None and list(theirs) != list(self.classnames):
+            raise CheckpointError(f"This checkpoint was trained on {len(theirs)} classes of {checkpoint.get('dataset')} "
+                                  f"but the evaluation expects {len(self.classnames)} other classes")
+        if checkpoint.get("backbone") not in (None, self.cfg.MODEL.BACKBONE.NAME):
+            raise CheckpointError(f"This checkpoint was trained with backbone {checkpoint['backbone']}, "
+                                  f"not {self.cfg.MODEL.BACKBONE.NAME}; pass --backbone {checkpoint['backbone']}")
+        self._models[name].load_state_dict(checkpoint["state_dict"])

@@ -1,0 +1,172 @@
+"""TaskRes (Yu et al., CVPR 2023): a learnable residual on CLIP's frozen zero-shot text classifier.
+
+``t' = t + alpha * x`` with the base ``t`` frozen and ``x`` (zero at start) the only trainable
+tensor; logits are ``logit_scale * norm(f) @ norm(t')^T``. TaskRes* starts from an *enhanced base*:
+the classifier computed with a tuned text projection (``--enhanced-base FILE``), which
+``TaskResEnhancedBase`` produces.
+
+Checkpoints live in ``<output>/prompt_learner/`` with state-dict keys ``base_text_features`` and
+``text_feature_residuals``, the layout of the original code, so its checkpoints load here.
+"""
+import logging
+import os
+from typing import Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine import TRAINER_REGISTRY, CheckpointError, load_checkpoint
+from trainers.base import ClipTrainer
+from trainers.text_classifier import build_zero_shot_classifier, pooled_template_features
+
+logger = logging.getLogger(__name__)
+
+IMAGENET_FAMILY = ("ImageNet", "ImageNetV2", "ImageNetSketch", "ImageNetA", "ImageNetR")
+
+
+def add_taskres_config(cfg) -> None:
+    from yacs.config import CfgNode as CN
+
+    if "TaskRes" not in cfg.TRAINER:
+        cfg.TRAINER.TaskRes = CN()
+        cfg.TRAINER.TaskRes.PREC = "fp16"
+        cfg.TRAINER.TaskRes.RESIDUAL_SCALE = 0.5  # alpha
+        cfg.TRAINER.TaskRes.ENHANCED_BASE = ""    # path to a tuned text projection ("" or "none": regular base)
+    if "TaskResEnhancedBase" not in cfg.TRAINER:
+        cfg.TRAINER.TaskResEnhancedBase = CN()
+        cfg.TRAINER.TaskResEnhancedBase.PREC = "fp16"
+        cfg.TRAINER.TaskResEnhancedBase.OUTPUT_FILE = "enhanced_base.pth.tar"  # written inside OUTPUT_DIR
+
+
+def taskres_templates(dataset_name: str) -> Tuple[str, ...]:
+    """ImageNet (and its variants): the 7 "select" templates plus "a photo of a {}."; others: their one template."""
+    from datasets import IMAGENET_TEMPLATES_SELECT, dataset_templates
+
+    own = tuple(dataset_templates(dataset_name))
+    if dataset_name in IMAGENET_FAMILY:
+        return tuple(IMAGENET_TEMPLATES_SELECT) + tuple(t for t in own if t not in IMAGENET_TEMPLATES_SELECT)
+    return own
+
+
+def load_enhanced_projection(path: str, expected_shape: torch.Size) -> torch.Tensor:
+    """Read a tuned text projection ``[width, embed_dim]`` from an enhanced-base file.
+
+    Accepts the authors' released files and ours: ``{"state_dict": {"weight": W}}`` where ``W`` is an
+    ``nn.Linear`` weight ``[embed_dim, width]`` (its transpose replaces ``text_projection``).
+    """
+    checkpoint = load_checkpoint(path)
+    state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict) or "weight" not in state:
+        raise CheckpointError(f"{path} is not an enhanced-base file: expected a dict with state_dict['weight'] "
+                              "(an nn.Linear weight), as written by TaskResEnhancedBase or released by the authors")
+    projection = state["weight"].float().t().contiguous()
+    if projection.shape != expected_shape:
+        raise CheckpointError(f"The enhanced base {path} has a projection of shape {tuple(projection.shape)}, "
+                              f"but this backbone's is {tuple(expected_shape)}: it was made for another backbone")
+    return projection
+
+
+class TaskResHead(nn.Module):
+    """Frozen base classifier plus a zero-initialised residual scaled by ``alpha``."""
+
+    def __init__(self, base_text_features: torch.Tensor, alpha: float, logit_scale: float):
+        super().__init__()
+        self.register_buffer("base_text_features", base_text_features.float().clone())
+        self.text_feature_residuals = nn.Parameter(torch.zeros_like(self.base_text_features))
+        self.alpha = float(alpha)
+        self.logit_scale = float(logit_scale)
+
+    def classifier(self) -> torch.Tensor:
+        return self.base_text_features + self.alpha * self.text_feature_residuals
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        text = F.normalize(self.classifier(), dim=-1)
+        return self.logit_scale * F.normalize(features.float(), dim=-1) @ text.t()
+
+
+@TRAINER_REGISTRY.register()
+class TaskRes(ClipTrainer):
+    """Task Residual tuning; only ``text_feature_residuals`` is trained."""
+
+    CONFIG_NODE = "TaskRes"
+    CHECKPOINT_NAME = "prompt_learner"
+    TRAINABLE = ("text_feature_residuals",)
+
+    def dataset_templates(self):
+        return taskres_templates(self.cfg.DATASET.NAME)
+
+    def build_head(self) -> nn.Module:
+        enhanced = self.method_cfg.ENHANCED_BASE
+        projection = None
+        if enhanced and enhanced.lower() != "none":
+            projection = load_enhanced_projection(enhanced, self.clip.model.text_projection.shape)
+            logger.info("TaskRes*: base classifier from the enhanced text projection in %s", enhanced)
+        base = build_zero_shot_classifier(self.clip, self.classnames, self.templates, text_projection=projection)
+        return TaskResHead(base, self.method_cfg.RESIDUAL_SCALE, self.clip.logit_scale)
+
+    def load_state_for_eval(self, name: str, checkpoint: dict) -> None:
+        state = checkpoint.get("state_dict", {})
+        expected = {"base_text_features", "text_feature_residuals"}
+        if set(state) != expected:
+            raise CheckpointError(f"Not a TaskRes checkpoint: keys {sorted(state)}, expected {sorted(expected)}")
+        if state["base_text_features"].shape != self._models[name].base_text_features.shape:
+            raise CheckpointError(
+                f"The checkpoint's classifier has shape {tuple(state['base_text_features'].shape)} but this "
+                f"dataset/backbone needs {tuple(self._models[name].base_text_features.shape)}")
+        super().load_state_for_eval(name, checkpoint)
+
+
+class ProjectionTunedHead(nn.Module):
+    """Zero-shot classifier whose text projection is trainable (TaskRes* stage 1).
+
+    The text tower runs once: its pooled, pre-projection features per template are fixed buffers,
+    and each step only re-projects and averages them.
+    """
+
+    def __init__(self, pooled: torch.Tensor, text_projection: torch.Tensor, logit_scale: float):
+        super().__init__()
+        self.register_buffer("pooled", pooled.float(), persistent=False)  # [T, C, W]
+        self.text_projection = nn.Parameter(text_projection.detach().float().clone())  # [W, D]
+        self.logit_scale = float(logit_scale)
+
+    def classifier(self) -> torch.Tensor:
+        return (self.pooled @ self.text_projection).mean(dim=0)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        text = F.normalize(self.classifier(), dim=-1)
+        return self.logit_scale * F.normalize(features.float(), dim=-1) @ text.t()
+
+
+@TRAINER_REGISTRY.register()
+class TaskResEnhancedBase(ClipTrainer):
+    """Tunes CLIP's text projection on the few-shot data and writes an enhanced-base file for TaskRes*.
+
+    The file (``OUTPUT_DIR/enhanced_base.pth.tar``) uses the authors' layout,
+    ``{"state_dict": {"weight": projection^T}}``, plus metadata, so ``--enhanced-base`` reads both.
+    """
+
+    CONFIG_NODE = "TaskResEnhancedBase"
+    CHECKPOINT_NAME = "text_projection"
+    TRAINABLE = ("text_projection",)
+
+    def dataset_templates(self):
+        return taskres_templates(self.cfg.DATASET.NAME)
+
+    def build_head(self) -> nn.Module:
+        pooled = pooled_template_features(self.clip, self.classnames, self.templates)
+        return ProjectionTunedHead(pooled, self.clip.model.text_projection, self.clip.logit_scale)
+
+    def after_train(self) -> None:
+        super().after_train()
+        self.write_enhanced_base(os.path.join(self.output_dir, self.method_cfg.OUTPUT_FILE))
+
+    def write_enhanced_base(self, path: str) -> None:
+        from engine import save_checkpoint
+
+        head = self._models[self.CHECKPOINT_NAME]
+        state = {"state_dict": {"weight": head.text_projection.detach().t().contiguous().cpu()},
+                 "epoch": self.max_epoch}
+        state.update({k: v for k, v in self.checkpoint_metadata().items() if k != "config"})
+        save_checkpoint(state, os.path.dirname(path), model_name=os.path.basename(path))
+        logger.info("Enhanced base written to %s (use it with --enhanced-base %s)", path, path)
