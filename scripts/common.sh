@@ -46,6 +46,7 @@ backbone_tag() { basename "$1" | tr '[:upper:]' '[:lower:]' | sed 's#[/:@-]#_#g;
 
 # run_seeds TRAINER DATASET SHOTS TAG [train.py args and KEY VALUE overrides...]
 # Runs one train.py per seed into $OUTPUT/DATASET/TRAINER/TAG/seedS, skipping finished ones.
+# "{seed}" inside an argument is replaced by the seed (e.g. a per-seed enhanced-base file).
 run_seeds() {
   local trainer=$1 dataset=$2 shots=$3 tag=$4; shift 4
   local size; size=${INPUT_SIZE:-$(input_size "$BACKBONE")}
@@ -60,7 +61,7 @@ run_seeds() {
     echo "[run] $trainer $dataset ${shots}-shot seed $seed -> $dir"
     (cd "$REPO_ROOT" && "$PYTHON" train.py --root "$DATA" --seed "$seed" --trainer "$trainer" \
       --dataset-config-file "configs/datasets/$dataset.yaml" --output-dir "$dir" --backbone "$BACKBONE" \
-      --cache-dir "$CACHE_DIR" "$@" DATASET.NUM_SHOTS "$shots" INPUT.SIZE "($size, $size)" ${EXTRA_OPTS:-})
+      --cache-dir "$CACHE_DIR" "${@//\{seed\}/$seed}" DATASET.NUM_SHOTS "$shots" INPUT.SIZE "($size, $size)" ${EXTRA_OPTS:-})
   done
   summarize "${dirs[@]}"
 }

@@ -4,19 +4,19 @@ import os
 import pytest
 
 from tests.fixtures.synthetic_datasets import write_dataset
-from tests.fixtures.tiny_clip import write_tiny_clip
+from trainers.random_clip import write_random_clip
 
 os.environ.setdefault("TASKRES_ENGINE", "builtin")
 
 
 @pytest.fixture(scope="session")
 def tiny_clip(tmp_path_factory) -> str:
-    return write_tiny_clip(str(tmp_path_factory.mktemp("clip") / "tiny-vit.pt"), kind="vit")
+    return write_random_clip(str(tmp_path_factory.mktemp("clip") / "tiny-vit.pt"), kind="vit")
 
 
 @pytest.fixture(scope="session")
 def tiny_clip_rn(tmp_path_factory) -> str:
-    return write_tiny_clip(str(tmp_path_factory.mktemp("clip") / "tiny-rn.pt"), kind="resnet", embed_dim=48,
+    return write_random_clip(str(tmp_path_factory.mktemp("clip") / "tiny-rn.pt"), kind="resnet", embed_dim=48,
                            image_size=64)
 
 
@@ -41,3 +41,29 @@ def train_args(root: str, clip: str, out: str, trainer: str = "TaskRes", dataset
         "DATALOADER.NUM_WORKERS", "0", "DATALOADER.TRAIN_X.BATCH_SIZE", "8", "DATALOADER.TEST.BATCH_SIZE", "16",
         "FEATURE_CACHE.NUM_VIEWS", "2", "TRAIN.PRINT_FREQ", "100",
     ]
+
+
+def make_trainer(argv):
+    """Build (without training) the trainer a ``train.py`` command line would run, seeded like train.py."""
+    import train
+    from engine import build_trainer, set_random_seed
+
+    cfg = train.setup_cfg(train.build_parser().parse_args(argv))
+    if cfg.SEED >= 0:
+        set_random_seed(cfg.SEED)
+    return build_trainer(cfg)
+
+
+def all_logits(trainer, split: str = "test"):
+    """Logits and labels of ``trainer`` over a whole split (features or images, as its loader gives)."""
+    import torch
+
+    loader = trainer.test_loader if split == "test" else trainer.val_loader
+    trainer.set_model_mode("eval")
+    outs, labels = [], []
+    with torch.no_grad():
+        for batch in loader:
+            x, y = trainer.parse_batch_test(batch)
+            outs.append(trainer.model_inference(x))
+            labels.append(y)
+    return torch.cat(outs), torch.cat(labels)

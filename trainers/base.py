@@ -57,6 +57,7 @@ class ClipTrainer(TrainerX):
     CHECKPOINT_NAME = "head"          # folder of the head's checkpoints under the output dir
     TRAINABLE: Optional[Tuple[str, ...]] = ()  # exact names of trainable head parameters; None: not fixed
     TRAINING_FREE = False             # True: ``fit()`` once instead of the epoch loop
+    FEATURE_SPLITS = ("train", "val", "test")  # splits whose features the method reads
 
     # ---- what a method provides -------------------------------------------------------------
     def build_head(self) -> nn.Module:
@@ -138,11 +139,12 @@ class ClipTrainer(TrainerX):
         seed = max(cfg.SEED, 0)
         tfm_train, tfm_test = build_transform(cfg, is_train=True), build_transform(cfg, is_train=False)
         bs = cfg.DATALOADER.TRAIN_X.BATCH_SIZE
-        train = self.cached_features("train", ds.train_x, tfm_train, cfg.FEATURE_CACHE.NUM_VIEWS, seed)
-        self.train_loader_x = FeatureLoader(train["features"], train["labels"], bs, shuffle=True,
-                                            drop_last=len(ds.train_x) >= bs, device=self.device, seed=seed)
+        if "train" in self.FEATURE_SPLITS:
+            train = self.cached_features("train", ds.train_x, tfm_train, cfg.FEATURE_CACHE.NUM_VIEWS, seed)
+            self.train_loader_x = FeatureLoader(train["features"], train["labels"], bs, shuffle=True,
+                                                drop_last=len(ds.train_x) >= bs, device=self.device, seed=seed)
         test_bs = cfg.DATALOADER.TEST.BATCH_SIZE
-        if ds.val:
+        if ds.val and "val" in self.FEATURE_SPLITS:
             val = self.cached_features("val", ds.val, tfm_test, 1, None)
             self.val_loader = FeatureLoader(val["features"], val["labels"], test_bs, False, False, self.device)
         test = self.cached_features("test", ds.test, tfm_test, 1, None)

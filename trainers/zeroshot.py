@@ -35,6 +35,7 @@ class ZeroshotCLIP(ClipTrainer):
     CONFIG_NODE = "ZeroshotCLIP"
     TRAINABLE = ()
     TRAINING_FREE = True
+    FEATURE_SPLITS = ("test",)  # nothing is fitted: encode only what is evaluated
 
     def build_head(self) -> nn.Module:
         weights = build_zero_shot_classifier(self.clip, self.classnames, self.templates)

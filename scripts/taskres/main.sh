@@ -2,7 +2,8 @@
 # TaskRes / TaskRes* with the paper's recipe.
 #   DATA=/path/to/data bash scripts/taskres/main.sh DATASET SHOTS [KEY VALUE ...]
 # e.g. bash scripts/taskres/main.sh imagenet 16
-# Env: SEEDS ("1 2 3"), BACKBONE (RN50), OUTPUT (output), ENHANCED_BASE (file -> TaskRes*), EPOCHS (override).
+# Env: SEEDS ("1 2 3"), BACKBONE (RN50), OUTPUT (output), EPOCHS (override), ENHANCED_BASE (file -> TaskRes*;
+# "{seed}" in it is replaced per seed, e.g. ENHANCED_BASE=output/bases/imagenet_16shots_seed{seed}.pth.tar).
 set -euo pipefail
 source "$(dirname "$0")/../common.sh"
 [ $# -ge 2 ] || die "usage: DATA=/path bash $0 DATASET SHOTS [KEY VALUE ...]"
@@ -23,7 +24,9 @@ TAG="$(backbone_tag "$BACKBONE")_${SHOTS}shots"
 ARGS=(--config-file configs/trainers/TaskRes/rn50.yaml)
 TRAINER_TAG=TaskRes
 if [ -n "${ENHANCED_BASE:-}" ]; then
-  [ -f "$ENHANCED_BASE" ] || die "ENHANCED_BASE=$ENHANCED_BASE does not exist"
+  for seed in $SEEDS; do
+    [ -f "${ENHANCED_BASE//\{seed\}/$seed}" ] || die "ENHANCED_BASE file ${ENHANCED_BASE//\{seed\}/$seed} does not exist"
+  done
   ARGS+=(--enhanced-base "$ENHANCED_BASE"); TAG="${TAG}_enhanced"
 fi
 run_seeds "$TRAINER_TAG" "$DATASET" "$SHOTS" "$TAG" "${ARGS[@]}" \

@@ -1,0 +1,60 @@
+"""The benchmark datasets; ``import datasets`` registers all of them in ``DATASET_REGISTRY``.
+
+Registry contract: a dataset is built as ``cls(cfg)`` from ``DATASET.ROOT``, ``DATASET.NAME``,
+``DATASET.NUM_SHOTS``, ``DATASET.SUBSAMPLE_CLASSES`` and ``SEED`` (the caller seeds the RNGs first),
+and provides ``train_x``, ``val``, ``test``, ``classnames``, ``lab2cname``, ``num_classes`` and
+``label_map_to_train_classes`` (None, or for ImageNet-A/-R the ImageNet label of each of their labels).
+The shared mechanics are in ``datasets/base.py``; the layouts are described in DATASETS.md.
+"""
+from typing import Tuple
+
+from engine import DATASET_REGISTRY
+
+from . import (  # noqa: F401  (importing registers the datasets)
+    caltech101,
+    dtd,
+    eurosat,
+    fgvc_aircraft,
+    food101,
+    imagenet,
+    imagenet_a,
+    imagenet_r,
+    imagenet_sketch,
+    imagenetv2,
+    oxford_flowers,
+    oxford_pets,
+    stanford_cars,
+    sun397,
+    ucf101,
+)
+from .base import BenchmarkDataset, DatasetNotFoundError, MissingImagesError, load_datum_pickle
+from .imagenet import IMAGENET_TEMPLATES_SELECT
+
+BENCHMARK_DATASETS = (
+    "ImageNet", "Caltech101", "OxfordPets", "StanfordCars", "OxfordFlowers", "Food101", "FGVCAircraft",
+    "SUN397", "DescribableTextures", "EuroSAT", "UCF101", "ImageNetV2", "ImageNetSketch", "ImageNetA", "ImageNetR",
+)
+
+__all__ = [
+    "BENCHMARK_DATASETS", "BenchmarkDataset", "DatasetNotFoundError", "IMAGENET_TEMPLATES_SELECT",
+    "MissingImagesError", "add_dataset_config", "dataset_templates", "load_datum_pickle",
+]
+
+
+def add_dataset_config(cfg) -> None:
+    """Add the dataset keys the benchmark reads beyond Dassl's defaults (idempotent)."""
+    if "SUBSAMPLE_CLASSES" not in cfg.DATASET:
+        cfg.DATASET.SUBSAMPLE_CLASSES = "all"  # all, base or new
+
+
+def dataset_templates(dataset_name: str) -> Tuple[str, ...]:
+    """The dataset's own prompt template, as a one-element tuple (ImageNet variants: 'a photo of a {}.').
+
+    ImageNet runs that average templates combine this with ``IMAGENET_TEMPLATES_SELECT``.
+    Looks the class up in the registry; no dataset is read.
+    """
+    cls = DATASET_REGISTRY.get(dataset_name)
+    template = getattr(cls, "template", None)
+    if not isinstance(template, str):
+        raise KeyError(f"Dataset {dataset_name!r} declares no prompt template")
+    return (template,)

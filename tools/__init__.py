@@ -1,0 +1,6 @@
+"""Result tooling: aggregate a tree of runs, build the paper's tables and plots, write a report.
+
+``python -m tools.report OUTPUT_ROOT --out RESULTS.md`` is the one command; the modules below are
+its parts (``aggregate`` -> ``tables`` / ``plots`` -> ``report``), with the published numbers in
+``published.csv`` (read by ``published``).
+"""

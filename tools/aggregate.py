@@ -1,0 +1,189 @@
+"""Collect a tree of runs into rows: method, dataset, backbone, shots, seed, accuracy.
+
+A run is a folder holding ``metrics.json`` (written by ``train.py``). Runs from before
+``metrics.json`` existed, or from Dassl/CoOp's own code, are read from ``log.txt`` instead: the
+accuracy after the last "Evaluate on the *test* set" (or the last ``* accuracy: X%`` line), and the
+run's identity from ``config.yaml`` when present, else from the launcher layout
+``<dataset>/<Trainer>/<backbone>_<K>shots[_enhanced]/seed<S>/``. A ``log.txt`` without a test
+accuracy is an unfinished or failed run: it is listed, not counted.
+
+Evaluations of a trained model on another dataset live in ``<run>/eval_<dataset>/`` (the grid
+driver's ``--eval-variants``); their rows have ``kind == "eval"``.
+"""
+import argparse
+import csv
+import json
+import logging
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+from tools.names import config_name, dataset_name
+
+logger = logging.getLogger(__name__)
+
+SKIP_DIRS = {"feature_cache", ".submitit", "tensorboard", "__pycache__"}
+_ACC_RE = re.compile(r"\*\s*accuracy:\s*([0-9.]+)%")
+_TEST_MARK = "Evaluate on the *test* set"
+_LAYOUT_RE = re.compile(r"^(?P<tag>.+)_(?P<shots>\d+)shots(?P<enhanced>_enhanced)?$")
+_SEED_RE = re.compile(r"^seed(?P<seed>\d+)$")
+
+
+@dataclass
+class RunRow:
+    method: str
+    dataset: str            # DATASET.NAME
+    backbone: str
+    shots: int
+    seed: int
+    accuracy: float
+    macro_f1: Optional[float] = None
+    kind: str = "run"       # "run" (trained/evaluated in its own folder) or "eval" (<run>/eval_<dataset>/)
+    source: str = "metrics.json"
+    path: str = ""
+
+
+@dataclass
+class Collection:
+    rows: List[RunRow] = field(default_factory=list)
+    unfinished: List[str] = field(default_factory=list)   # run folders without a test accuracy
+    duplicates: List[str] = field(default_factory=list)   # folders whose (method, dataset, ...) was seen already
+
+
+def _is_enhanced(run_dir: str, config: dict) -> bool:
+    parts = os.path.normpath(run_dir).split(os.sep)
+    if any(p.endswith("_enhanced") for p in parts[-3:]):
+        return True
+    return bool(config.get("TRAINER", {}).get("TaskRes", {}).get("ENHANCED_BASE"))
+
+
+def _read_config(run_dir: str) -> dict:
+    path = os.path.join(run_dir, "config.yaml")
+    if not os.path.isfile(path):
+        return {}
+    try:
+        import yaml
+
+        with open(path) as f:
+            return yaml.safe_load(f) or {}
+    except Exception as err:  # an unreadable config only loses the fall-back identity
+        logger.warning("Cannot read %s: %s", path, err)
+        return {}
+
+
+def _from_metrics(run_dir: str, kind: str) -> RunRow:
+    with open(os.path.join(run_dir, "metrics.json")) as f:
+        m = json.load(f)
+    method = m["method"]
+    if method == "TaskRes" and _is_enhanced(run_dir, _read_config(run_dir) if kind == "run" else {}):
+        method = "TaskRes*"
+    return RunRow(method=method, dataset=dataset_name(m["dataset"]), backbone=m["backbone"], shots=int(m["shots"]),
+                  seed=int(m["seed"]), accuracy=float(m["accuracy"]), macro_f1=m.get("macro_f1"), kind=kind,
+                  source="metrics.json", path=run_dir)
+
+
+def parse_log_accuracy(path: str) -> Optional[float]:
+    """The test accuracy of a ``log.txt``: the first accuracy after the last test-set marker, else the last one."""
+    with open(path, errors="replace") as f:
+        lines = f.read().splitlines()
+    marks = [i for i, line in enumerate(lines) if _TEST_MARK in line]
+    start = marks[-1] if marks else 0
+    accs = [float(m.group(1)) for line in lines[start:] if (m := _ACC_RE.search(line))]
+    if not accs:
+        return None
+    return accs[0] if marks else accs[-1]
+
+
+def _from_log(run_dir: str, kind: str) -> Optional[RunRow]:
+    acc = parse_log_accuracy(os.path.join(run_dir, "log.txt"))
+    if acc is None:
+        return None
+    cfg = _read_config(run_dir)
+    parts = os.path.normpath(run_dir).split(os.sep)
+    layout = {}
+    if len(parts) >= 4 and _SEED_RE.match(parts[-1]) and _LAYOUT_RE.match(parts[-2]):
+        tag = _LAYOUT_RE.match(parts[-2])
+        layout = dict(dataset=parts[-4], method=parts[-3], shots=int(tag["shots"]), backbone=tag["tag"],
+                      seed=int(_SEED_RE.match(parts[-1])["seed"]))
+    try:
+        method = cfg.get("TRAINER", {}).get("NAME") or layout["method"]
+        dataset = cfg.get("DATASET", {}).get("NAME") or layout["dataset"]
+        backbone = cfg.get("MODEL", {}).get("BACKBONE", {}).get("NAME") or layout["backbone"]
+        shots = int(cfg["DATASET"]["NUM_SHOTS"]) if cfg.get("DATASET", {}).get("NUM_SHOTS") is not None else layout["shots"]
+        seed = int(cfg["SEED"]) if cfg.get("SEED") is not None else layout["seed"]
+    except KeyError:
+        logger.warning("Skipping %s: no metrics.json, and neither config.yaml nor the folder layout names the run",
+                       run_dir)
+        return None
+    if method == "TaskRes" and _is_enhanced(run_dir, cfg):
+        method = "TaskRes*"
+    return RunRow(method=method, dataset=dataset_name(dataset), backbone=backbone, shots=shots, seed=seed,
+                  accuracy=acc, kind=kind, source="log.txt", path=run_dir)
+
+
+def collect(root: str) -> Collection:
+    """Walk ``root`` and read every run below it (sorted, so the result does not depend on the file system)."""
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"Results folder {root} does not exist")
+    out = Collection()
+    seen: Dict[Tuple, str] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
+        kind = "eval" if os.path.basename(dirpath).startswith("eval_") else "run"
+        row = None
+        if "metrics.json" in filenames:
+            try:
+                row = _from_metrics(dirpath, kind)
+            except (OSError, ValueError, KeyError) as err:
+                logger.warning("Unreadable %s: %s", os.path.join(dirpath, "metrics.json"), err)
+        elif "log.txt" in filenames:
+            row = _from_log(dirpath, kind)
+            if row is None:
+                out.unfinished.append(dirpath)
+        if row is None:
+            continue
+        key = (row.method, row.dataset, row.backbone, row.shots, row.seed, row.kind)
+        if key in seen:
+            logger.warning("Duplicate run %s (same as %s); keeping the first", dirpath, seen[key])
+            out.duplicates.append(dirpath)
+            continue
+        seen[key] = dirpath
+        out.rows.append(row)
+    if out.unfinished:
+        logger.info("%d run folder(s) without a test accuracy (unfinished or failed)", len(out.unfinished))
+    return out
+
+
+def write_rows_csv(rows: List[RunRow], path: str) -> None:
+    fields = list(RunRow.__dataclass_fields__)
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(asdict(row))
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description="List every run below a results folder as CSV (one row per run).")
+    p.add_argument("root")
+    p.add_argument("--out", default="-", help="CSV file (default: stdout)")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    rows = collect(args.root).rows
+    if args.out == "-":
+        import sys
+
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(RunRow.__dataclass_fields__), lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(asdict(row))
+    else:
+        write_rows_csv(rows, args.out)
+        logger.info("%d runs written to %s", len(rows), args.out)
+
+
+__all__ = ["RunRow", "Collection", "collect", "parse_log_accuracy", "write_rows_csv", "config_name"]
+
+if __name__ == "__main__":
+    main()

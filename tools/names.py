@@ -1,0 +1,95 @@
+"""One naming scheme for datasets and methods, shared by the grid driver and the result tools.
+
+Datasets have three names: the config name used on the command line and in output folders
+(``caltech101``), the ``DATASET.NAME`` written into ``metrics.json`` (``Caltech101``) and a short
+column label (``Cal``). Methods are named by their trainer (``TRAINER.NAME``); ``TaskRes*`` is
+TaskRes run from an enhanced base.
+"""
+from typing import Dict, Optional, Tuple
+
+# (config name, DATASET.NAME, column label), in the paper's column order.
+FEWSHOT_DATASETS: Tuple[Tuple[str, str, str], ...] = (
+    ("imagenet", "ImageNet", "IN"),
+    ("caltech101", "Caltech101", "Cal"),
+    ("dtd", "DescribableTextures", "DTD"),
+    ("eurosat", "EuroSAT", "ESAT"),
+    ("fgvc_aircraft", "FGVCAircraft", "FGVC"),
+    ("oxford_flowers", "OxfordFlowers", "Flw"),
+    ("food101", "Food101", "Food"),
+    ("oxford_pets", "OxfordPets", "Pets"),
+    ("stanford_cars", "StanfordCars", "Cars"),
+    ("sun397", "SUN397", "SUN"),
+    ("ucf101", "UCF101", "UCF"),
+)
+VARIANT_DATASETS: Tuple[Tuple[str, str, str], ...] = (
+    ("imagenetv2", "ImageNetV2", "-V2"),
+    ("imagenet_sketch", "ImageNetSketch", "-Sketch"),
+    ("imagenet_a", "ImageNetA", "-A"),
+    ("imagenet_r", "ImageNetR", "-R"),
+)
+PAPER_SHOTS: Tuple[int, ...] = (1, 2, 4, 8, 16)
+PAPER_SEEDS: Tuple[int, ...] = (1, 2, 3)
+AVERAGE = "Average"  # the pseudo-dataset of 11-dataset averages
+
+CONFIG_TO_NAME: Dict[str, str] = {c: n for c, n, _ in FEWSHOT_DATASETS + VARIANT_DATASETS}
+NAME_TO_CONFIG: Dict[str, str] = {n: c for c, n in CONFIG_TO_NAME.items()}
+NAME_TO_LABEL: Dict[str, str] = {n: lab for _, n, lab in FEWSHOT_DATASETS + VARIANT_DATASETS}
+FEWSHOT_NAMES: Tuple[str, ...] = tuple(n for _, n, _ in FEWSHOT_DATASETS)
+VARIANT_NAMES: Tuple[str, ...] = tuple(n for _, n, _ in VARIANT_DATASETS)
+
+# Trainer name -> name printed in tables and legends, in the order tables list methods.
+METHOD_LABELS: Dict[str, str] = {
+    "ZeroshotCLIP": "Zero-shot CLIP",
+    "ZeroshotCLIP2": "Zero-shot CLIP (ensemble)",
+    "LinearProbeCLIP": "Linear probe",
+    "CoOp": "CoOp",
+    "CLIP_Adapter": "CLIP-Adapter",
+    "TipAdapter": "Tip-Adapter",
+    "TipAdapterF": "Tip-Adapter-F",
+    "TaskRes": "TaskRes",
+    "TaskRes*": "TaskRes*",
+}
+# Methods whose result does not depend on the number of shots: their published value (stored with
+# shots 0) stands beside ours at every shot count.
+SHOT_FREE_METHODS = frozenset({"ZeroshotCLIP", "ZeroshotCLIP2"})
+
+
+def dataset_name(name: str) -> str:
+    """``DATASET.NAME`` for a config name or a ``DATASET.NAME`` (unknown names pass through)."""
+    return CONFIG_TO_NAME.get(name, name)
+
+
+def dataset_label(name: str) -> str:
+    return NAME_TO_LABEL.get(dataset_name(name), name)
+
+
+def config_name(name: str) -> Optional[str]:
+    """Config name (``caltech101``) for a ``DATASET.NAME`` or a config name; None if unknown."""
+    if name in CONFIG_TO_NAME:
+        return name
+    return NAME_TO_CONFIG.get(name)
+
+
+def method_label(method: str) -> str:
+    return METHOD_LABELS.get(method, method)
+
+
+def method_order(method: str) -> Tuple[int, str]:
+    """Sort key: the paper's order, unknown methods (a user's own) last, alphabetically."""
+    order = list(METHOD_LABELS)
+    return (order.index(method) if method in order else len(order), method)
+
+
+def backbone_tag(backbone: str) -> str:
+    """Folder-safe backbone name used in run folders: ``RN50`` -> ``rn50``, ``ViT-B/16`` -> ``vit_b16``,
+    ``/path/to/my-clip.pt`` -> ``my_clip``, ``ViT-B-16:openai`` -> ``vit_b_16_openai``."""
+    name = backbone
+    if name.endswith((".pt", ".pth")) or "/" in name.rstrip("/").rsplit("/", 1)[0]:
+        name = name.rstrip("/").rsplit("/", 1)[-1]  # a file path: its base name
+        name = name[: -len(".pth")] if name.endswith(".pth") else name[: -len(".pt")] if name.endswith(".pt") else name
+    name = name.lower().replace("/", "")
+    for ch in ":@-":
+        name = name.replace(ch, "_")
+    while "__" in name:
+        name = name.replace("__", "_")
+    return name

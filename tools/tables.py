@@ -1,0 +1,210 @@
+"""Tables from run rows: mean ± std over seeds per (method, dataset, shots), with "paper" beside "ours".
+
+Statistics: the mean and the *sample* standard deviation (n - 1) over seeds, the same as the launch
+scripts' summaries; one seed gives std 0 and the cell says ``n=1``. The 11-dataset average is the
+mean of the 11 per-dataset means, printed only when all 11 are present; otherwise the cell says
+``incomplete (k/11)``. A missing result is ``—``, never 0.
+"""
+import csv
+import statistics
+from dataclasses import dataclass
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+from tools.aggregate import RunRow
+from tools.names import (
+    AVERAGE,
+    FEWSHOT_NAMES,
+    PAPER_SHOTS,
+    VARIANT_NAMES,
+    dataset_label,
+    method_label,
+    method_order,
+)
+from tools.published import Published
+
+MISSING = "—"
+Key = Tuple[str, str, str, int]  # (backbone, method, dataset, shots)
+
+
+@dataclass(frozen=True)
+class Stat:
+    mean: float
+    std: float
+    n: int
+    seeds: Tuple[int, ...]
+    accuracies: Tuple[float, ...]
+
+
+def _stat(pairs: Sequence[Tuple[int, float]]) -> Stat:
+    pairs = sorted(pairs)
+    accs = [a for _, a in pairs]
+    std = statistics.stdev(accs) if len(accs) > 1 else 0.0
+    return Stat(statistics.mean(accs), std, len(accs), tuple(s for s, _ in pairs), tuple(accs))
+
+
+def summarize(rows: Iterable[RunRow]) -> Dict[Key, Stat]:
+    """Mean ± std over seeds for every (backbone, method, dataset, shots).
+
+    Runs in their own folder (``kind == "run"``) give the few-shot results; evaluations on the
+    ImageNet variants (``kind == "eval"``) give the variant columns. An evaluation of a model on the
+    dataset it was trained on is ignored (the run itself already counts).
+    """
+    groups: Dict[Key, List[Tuple[int, float]]] = {}
+    for r in rows:
+        if r.kind == "eval" and r.dataset not in VARIANT_NAMES:
+            continue
+        groups.setdefault((r.backbone, r.method, r.dataset, r.shots), []).append((r.seed, r.accuracy))
+    return {k: _stat(v) for k, v in groups.items()}
+
+
+def dataset_average(summary: Dict[Key, Stat], backbone: str, method: str, shots: int) -> Tuple[Optional[float], int]:
+    """(mean of the 11 per-dataset means or None, number of datasets present)."""
+    present = [summary[(backbone, method, d, shots)].mean for d in FEWSHOT_NAMES
+               if (backbone, method, d, shots) in summary]
+    if len(present) == len(FEWSHOT_NAMES):
+        return statistics.mean(present), len(present)
+    return None, len(present)
+
+
+def published_average(published: Published, method: str, shots: int, backbone: str) -> Optional[float]:
+    """The published 11-dataset average, or the mean of 11 published per-dataset numbers when all exist."""
+    value = published.get(method, AVERAGE, shots, backbone, tables=("average",))
+    if value is not None:
+        return value
+    values = [published.get(method, d, shots, backbone, tables=("fewshot",)) for d in FEWSHOT_NAMES]
+    if all(v is not None for v in values):
+        return statistics.mean(values)
+    return None
+
+
+def fmt(stat: Optional[Stat], full_n: int = 0) -> str:
+    if stat is None:
+        return MISSING
+    text = f"{stat.mean:.2f} ± {stat.std:.2f}"
+    if full_n and stat.n < full_n:
+        text += f" (n={stat.n})"
+    return text
+
+
+def fmt_value(value: Optional[float]) -> str:
+    return MISSING if value is None else f"{value:.2f}"
+
+
+def _markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def backbones(summary: Dict[Key, Stat]) -> List[str]:
+    return sorted({k[0] for k in summary}, key=lambda b: (b != "RN50", b))
+
+
+def methods(summary: Dict[Key, Stat], backbone: str) -> List[str]:
+    return sorted({k[1] for k in summary if k[0] == backbone}, key=method_order)
+
+
+def full_seed_count(summary: Dict[Key, Stat], backbone: str) -> int:
+    return max((s.n for k, s in summary.items() if k[0] == backbone), default=0)
+
+
+def fewshot_table(summary: Dict[Key, Stat], published: Published, backbone: str, shots: int) -> str:
+    """Methods × (11 datasets + average) at one shot count; a "paper" row under each published method."""
+    ours = [m for m in methods(summary, backbone)
+            if any((backbone, m, d, shots) in summary for d in FEWSHOT_NAMES)]
+    paper_only = [m for m in published.methods(backbone=backbone) if m not in ours]
+    full_n = full_seed_count(summary, backbone)
+    header = ["Method"] + [dataset_label(d) for d in FEWSHOT_NAMES] + ["Average"]
+    rows = []
+    for m in sorted(set(ours) | set(paper_only), key=method_order):
+        if m in ours:
+            cells = [fmt(summary.get((backbone, m, d, shots)), full_n) for d in FEWSHOT_NAMES]
+            avg, k = dataset_average(summary, backbone, m, shots)
+            cells.append(fmt_value(avg) if avg is not None else f"incomplete ({k}/{len(FEWSHOT_NAMES)})")
+            rows.append([f"{method_label(m)} (ours)"] + cells)
+        paper = [published.get(m, d, shots, backbone) for d in FEWSHOT_NAMES]
+        paper_avg = published_average(published, m, shots, backbone)
+        if any(v is not None for v in paper) or paper_avg is not None:
+            rows.append([f"{method_label(m)} (paper)"] + [fmt_value(v) for v in paper] + [fmt_value(paper_avg)])
+    return _markdown(header, rows)
+
+
+def imagenet_table(summary: Dict[Key, Stat], published: Published, backbone: str) -> str:
+    """ImageNet accuracy per method and shot count, ours and published."""
+    shot_list = sorted(set(PAPER_SHOTS) | {k[3] for k in summary if k[0] == backbone and k[2] == "ImageNet"})
+    ours = [m for m in methods(summary, backbone) if any((backbone, m, "ImageNet", s) in summary for s in shot_list)]
+    paper_methods = [m for m in published.methods(backbone=backbone)
+                     if any(published.get(m, "ImageNet", s, backbone) is not None for s in shot_list)]
+    full_n = full_seed_count(summary, backbone)
+    rows = []
+    for m in sorted(set(ours) | set(paper_methods), key=method_order):
+        if m in ours:
+            rows.append([f"{method_label(m)} (ours)"] + [fmt(summary.get((backbone, m, "ImageNet", s)), full_n)
+                                                         for s in shot_list])
+        paper = [published.get(m, "ImageNet", s, backbone, tables=("imagenet", "fewshot")) for s in shot_list]
+        if any(v is not None for v in paper):
+            rows.append([f"{method_label(m)} (paper)"] + [fmt_value(v) for v in paper])
+    return _markdown(["Method"] + [f"{s} shots" for s in shot_list], rows)
+
+
+def variant_shots(summary: Dict[Key, Stat], backbone: str) -> List[int]:
+    """Shot counts with at least one ImageNet-variant result (16, the paper's, when there are none)."""
+    found = sorted({k[3] for k in summary if k[0] == backbone and k[2] in VARIANT_NAMES})
+    return found or [16]
+
+
+def variants_table(summary: Dict[Key, Stat], published: Published, backbone: str, shots: int) -> str:
+    """ImageNet (trained at ``shots``) to ImageNet-V2/-Sketch/-A/-R, ours and published."""
+    cols = ("ImageNet",) + VARIANT_NAMES
+    ours = [m for m in methods(summary, backbone) if any((backbone, m, d, shots) in summary for d in VARIANT_NAMES)]
+    paper_methods = [m for m in published.methods("variants", backbone)]
+    full_n = full_seed_count(summary, backbone)
+    rows = []
+    for m in sorted(set(ours) | set(paper_methods), key=method_order):
+        if m in ours:
+            rows.append([f"{method_label(m)} (ours)"] + [fmt(summary.get((backbone, m, d, shots)), full_n) for d in cols])
+        paper = [published.get(m, d, shots, backbone, tables=("variants",)) for d in cols]
+        if any(v is not None for v in paper):
+            rows.append([f"{method_label(m)} (paper)"] + [fmt_value(v) for v in paper])
+    return _markdown(["Method"] + ["ImageNet" if d == "ImageNet" else f"ImageNet{dataset_label(d)}" for d in cols], rows)
+
+
+def backbone_table(summary: Dict[Key, Stat], published: Published, method: str = "TaskRes", shots: int = 16) -> str:
+    """One method on ImageNet at ``shots`` across backbones, ours and published."""
+    paper = {n.backbone: n.accuracy for n in published.select("backbones") if n.method == method and n.shots == shots}
+    ours = {k[0]: s for k, s in summary.items() if k[1] == method and k[2] == "ImageNet" and k[3] == shots}
+    names = list(paper) + sorted(b for b in ours if b not in paper)
+    rows = [[b, fmt(ours.get(b)), fmt_value(paper.get(b))] for b in names]
+    return _markdown(["Backbone", f"{method_label(method)} ours", f"{method_label(method)} paper"], rows)
+
+
+CSV_FIELDS = ["backbone", "method", "dataset", "shots", "n", "seeds", "mean", "std", "paper", "note"]
+
+
+def summary_records(summary: Dict[Key, Stat], published: Published) -> List[dict]:
+    """One record per (backbone, method, dataset, shots) plus the 11-dataset averages, for the CSV."""
+    records = []
+    for (b, m, d, k), s in sorted(summary.items(), key=lambda kv: (kv[0][0], method_order(kv[0][1]), kv[0][2], kv[0][3])):
+        tables = ("variants",) if d in VARIANT_NAMES else ("fewshot", "imagenet")
+        records.append(dict(backbone=b, method=m, dataset=d, shots=k, n=s.n, seeds=" ".join(map(str, s.seeds)),
+                            mean=round(s.mean, 4), std=round(s.std, 4),
+                            paper=published.get(m, d, k, b, tables=tables), note=""))
+    for b in backbones(summary):
+        for m in methods(summary, b):
+            for k in sorted({key[3] for key in summary if key[0] == b and key[1] == m}):
+                avg, n = dataset_average(summary, b, m, k)
+                if n == 0:
+                    continue
+                records.append(dict(backbone=b, method=m, dataset=AVERAGE, shots=k, n="", seeds="",
+                                    mean=None if avg is None else round(avg, 4), std=None,
+                                    paper=published_average(published, m, k, b),
+                                    note="" if avg is not None else f"incomplete ({n}/{len(FEWSHOT_NAMES)})"))
+    return records
+
+
+def write_summary_csv(summary: Dict[Key, Stat], published: Published, path: str) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        for rec in summary_records(summary, published):
+            writer.writerow({k: "" if v is None else v for k, v in rec.items()})
