@@ -127,7 +127,7 @@ def write_metrics(cfg, trainer, wall_s: float, eval_only: bool) -> Optional[str]
         "epochs": int(cfg.OPTIM.MAX_EPOCH),
         "feature_cache": bool(cfg.FEATURE_CACHE.ENABLED),
         "timings": dict(getattr(trainer, "timings", {}), wall_s=wall_s),
-        "config": {"RESIDUAL_SCALE": float(cfg.TRAINER.TaskRes.RESIDUAL_SCALE)} if cfg.TRAINER.NAME.startswith("TaskRes") else {},
+        "extra": trainer.metrics_extra() if hasattr(trainer, "metrics_extra") else {},
     }
     path = os.path.join(cfg.OUTPUT_DIR, "metrics.json")
     write_json(metrics, path)

@@ -41,8 +41,12 @@ input_size() {
   esac
 }
 
-# backbone_tag BACKBONE: a folder-safe name (ViT-B/16 -> vit_b16, a file path -> its base name).
-backbone_tag() { basename "$1" | tr '[:upper:]' '[:lower:]' | sed 's#[/:@-]#_#g; s#\.pt$##; s#_\+#_#g'; }
+# backbone_tag BACKBONE: a folder-safe name (ViT-B/16 -> vit_b16, RN50 -> rn50, /path/RN50.pt -> rn50).
+backbone_tag() {
+  local b=$1
+  if [ -f "$b" ] || [[ "$b" == *.pt || "$b" == *.pth ]]; then b=$(basename "$b"); b=${b%.pth}; b=${b%.pt}; fi
+  echo "$b" | tr '[:upper:]' '[:lower:]' | sed 's#/##g; s#[:@-]#_#g; s#_\+#_#g'
+}
 
 # run_seeds TRAINER DATASET SHOTS TAG [train.py args and KEY VALUE overrides...]
 # Runs one train.py per seed into $OUTPUT/DATASET/TRAINER/TAG/seedS, skipping finished ones.

@@ -98,6 +98,7 @@ def test_two_processes_filling_one_entry_both_finish_with_one_identical_file(dat
         "import sys; sys.path.insert(0, sys.argv[1])\n"
         "from tests.conftest import train_args, make_trainer\n"
         "t = make_trainer(train_args(sys.argv[2], sys.argv[3], sys.argv[4]) + ['FEATURE_CACHE.DIR', sys.argv[5]])\n"
+        "t.use_train_features()\n"
         "print('ACC', t.test())\n"
     )
     cache = str(tmp_path / "shared_cache")

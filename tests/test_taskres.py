@@ -80,6 +80,7 @@ def test_residual_gradient_scales_with_alpha(data_root, tiny_clip, tmp_path):
     grads = {}
     for alpha in ("0.5", "1.0"):
         t = make_trainer(_args(data_root, tiny_clip, tmp_path / alpha, extra=["TRAINER.TaskRes.RESIDUAL_SCALE", alpha]))
+        t.use_train_features()
         t.train_loader_x.set_epoch(0)
         x, y = t.parse_batch_train(next(iter(t.train_loader_x)))
         torch.nn.functional.cross_entropy(t.model(x), y).backward()

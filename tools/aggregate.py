@@ -4,8 +4,11 @@ A run is a folder holding ``metrics.json`` (written by ``train.py``). Runs from 
 ``metrics.json`` existed, or from Dassl/CoOp's own code, are read from ``log.txt`` instead: the
 accuracy after the last "Evaluate on the *test* set" (or the last ``* accuracy: X%`` line), and the
 run's identity from ``config.yaml`` when present, else from the launcher layout
-``<dataset>/<Trainer>/<backbone>_<K>shots[_enhanced]/seed<S>/``. A ``log.txt`` without a test
+``<dataset>/<Trainer>/<backbone>_<K>shots[_enhanced]/seed<S>/`` (``<backbone>_zeroshot`` for
+zero-shot). A ``log.txt`` without a test
 accuracy is an unfinished or failed run: it is listed, not counted.
+
+Shot-free methods (zero-shot CLIP) get ``shots`` 0 whatever data they read.
 
 Evaluations of a trained model on another dataset live in ``<run>/eval_<dataset>/`` (the grid
 driver's ``--eval-variants``); their rows have ``kind == "eval"``.
@@ -19,14 +22,14 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Tuple
 
-from tools.names import config_name, dataset_name
+from tools.names import OPENAI_BACKBONES, SHOT_FREE_METHODS, backbone_tag, dataset_name
 
 logger = logging.getLogger(__name__)
 
 SKIP_DIRS = {"feature_cache", ".submitit", "tensorboard", "__pycache__"}
 _ACC_RE = re.compile(r"\*\s*accuracy:\s*([0-9.]+)%")
 _TEST_MARK = "Evaluate on the *test* set"
-_LAYOUT_RE = re.compile(r"^(?P<tag>.+)_(?P<shots>\d+)shots(?P<enhanced>_enhanced)?$")
+_LAYOUT_RE = re.compile(r"^(?P<tag>.+)_(?:(?P<shots>\d+)shots(?P<enhanced>_enhanced)?|zeroshot)$")
 _SEED_RE = re.compile(r"^seed(?P<seed>\d+)$")
 
 
@@ -49,6 +52,11 @@ class Collection:
     rows: List[RunRow] = field(default_factory=list)
     unfinished: List[str] = field(default_factory=list)   # run folders without a test accuracy
     duplicates: List[str] = field(default_factory=list)   # folders whose (method, dataset, ...) was seen already
+
+
+def _backbone(tag: str) -> str:
+    """An OpenAI backbone name for a folder tag (``rn50`` -> ``RN50``); other tags stay as they are."""
+    return next((b for b in OPENAI_BACKBONES if backbone_tag(b) == tag), tag)
 
 
 def _is_enhanced(run_dir: str, config: dict) -> bool:
@@ -76,9 +84,10 @@ def _from_metrics(run_dir: str, kind: str) -> RunRow:
     with open(os.path.join(run_dir, "metrics.json")) as f:
         m = json.load(f)
     method = m["method"]
-    if method == "TaskRes" and _is_enhanced(run_dir, _read_config(run_dir) if kind == "run" else {}):
+    if method == "TaskRes" and _is_enhanced(run_dir, _read_config(run_dir)):
         method = "TaskRes*"
-    return RunRow(method=method, dataset=dataset_name(m["dataset"]), backbone=m["backbone"], shots=int(m["shots"]),
+    return RunRow(method=method, dataset=dataset_name(m["dataset"]), backbone=m["backbone"],
+                  shots=0 if method in SHOT_FREE_METHODS else int(m["shots"]),
                   seed=int(m["seed"]), accuracy=float(m["accuracy"]), macro_f1=m.get("macro_f1"), kind=kind,
                   source="metrics.json", path=run_dir)
 
@@ -104,7 +113,7 @@ def _from_log(run_dir: str, kind: str) -> Optional[RunRow]:
     layout = {}
     if len(parts) >= 4 and _SEED_RE.match(parts[-1]) and _LAYOUT_RE.match(parts[-2]):
         tag = _LAYOUT_RE.match(parts[-2])
-        layout = dict(dataset=parts[-4], method=parts[-3], shots=int(tag["shots"]), backbone=tag["tag"],
+        layout = dict(dataset=parts[-4], method=parts[-3], shots=int(tag["shots"] or 0), backbone=_backbone(tag["tag"]),
                       seed=int(_SEED_RE.match(parts[-1])["seed"]))
     try:
         method = cfg.get("TRAINER", {}).get("NAME") or layout["method"]
@@ -118,6 +127,8 @@ def _from_log(run_dir: str, kind: str) -> Optional[RunRow]:
         return None
     if method == "TaskRes" and _is_enhanced(run_dir, cfg):
         method = "TaskRes*"
+    if method in SHOT_FREE_METHODS:
+        shots = 0
     return RunRow(method=method, dataset=dataset_name(dataset), backbone=backbone, shots=shots, seed=seed,
                   accuracy=acc, kind=kind, source="log.txt", path=run_dir)
 
@@ -127,7 +138,7 @@ def collect(root: str) -> Collection:
     if not os.path.isdir(root):
         raise FileNotFoundError(f"Results folder {root} does not exist")
     out = Collection()
-    seen: Dict[Tuple, str] = {}
+    rows: List[RunRow] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
         kind = "eval" if os.path.basename(dirpath).startswith("eval_") else "run"
@@ -141,14 +152,20 @@ def collect(root: str) -> Collection:
             row = _from_log(dirpath, kind)
             if row is None:
                 out.unfinished.append(dirpath)
-        if row is None:
-            continue
+        if row is not None:
+            rows.append(row)
+    # A log-only run names its backbone by the folder tag; take the full name from runs with metrics.json.
+    full_names = {backbone_tag(r.backbone): r.backbone for r in rows if r.source == "metrics.json"}
+    seen: Dict[Tuple, str] = {}
+    for row in rows:
+        if row.source == "log.txt":
+            row.backbone = full_names.get(row.backbone, row.backbone)
         key = (row.method, row.dataset, row.backbone, row.shots, row.seed, row.kind)
         if key in seen:
-            logger.warning("Duplicate run %s (same as %s); keeping the first", dirpath, seen[key])
-            out.duplicates.append(dirpath)
+            logger.warning("Duplicate run %s (same as %s); keeping the first", row.path, seen[key])
+            out.duplicates.append(row.path)
             continue
-        seen[key] = dirpath
+        seen[key] = row.path
         out.rows.append(row)
     if out.unfinished:
         logger.info("%d run folder(s) without a test accuracy (unfinished or failed)", len(out.unfinished))
@@ -182,8 +199,6 @@ def main(argv=None) -> None:
         write_rows_csv(rows, args.out)
         logger.info("%d runs written to %s", len(rows), args.out)
 
-
-__all__ = ["RunRow", "Collection", "collect", "parse_log_accuracy", "write_rows_csv", "config_name"]
 
 if __name__ == "__main__":
     main()

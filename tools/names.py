@@ -5,6 +5,7 @@ Datasets have three names: the config name used on the command line and in outpu
 column label (``Cal``). Methods are named by their trainer (``TRAINER.NAME``); ``TaskRes*`` is
 TaskRes run from an enhanced base.
 """
+import os
 from typing import Dict, Optional, Tuple
 
 # (config name, DATASET.NAME, column label), in the paper's column order.
@@ -27,6 +28,8 @@ VARIANT_DATASETS: Tuple[Tuple[str, str, str], ...] = (
     ("imagenet_a", "ImageNetA", "-A"),
     ("imagenet_r", "ImageNetR", "-R"),
 )
+OPENAI_BACKBONES: Tuple[str, ...] = ("RN50", "RN101", "RN50x4", "RN50x16", "RN50x64", "ViT-B/32", "ViT-B/16",
+                                     "ViT-L/14", "ViT-L/14@336px")
 PAPER_SHOTS: Tuple[int, ...] = (1, 2, 4, 8, 16)
 PAPER_SEEDS: Tuple[int, ...] = (1, 2, 3)
 AVERAGE = "Average"  # the pseudo-dataset of 11-dataset averages
@@ -82,11 +85,17 @@ def method_order(method: str) -> Tuple[int, str]:
 
 def backbone_tag(backbone: str) -> str:
     """Folder-safe backbone name used in run folders: ``RN50`` -> ``rn50``, ``ViT-B/16`` -> ``vit_b16``,
-    ``/path/to/my-clip.pt`` -> ``my_clip``, ``ViT-B-16:openai`` -> ``vit_b_16_openai``."""
+    ``/path/to/my-clip.pt`` -> ``my_clip``, ``ViT-B-16:openai`` -> ``vit_b_16_openai``.
+
+    A checkpoint file (an existing file, or a name ending in ``.pt``/``.pth``) is named by its base name.
+    """
     name = backbone
-    if name.endswith((".pt", ".pth")) or "/" in name.rstrip("/").rsplit("/", 1)[0]:
-        name = name.rstrip("/").rsplit("/", 1)[-1]  # a file path: its base name
-        name = name[: -len(".pth")] if name.endswith(".pth") else name[: -len(".pt")] if name.endswith(".pt") else name
+    if os.path.isfile(name) or name.endswith((".pt", ".pth")):
+        name = os.path.basename(name)
+        for ext in (".pth", ".pt"):
+            if name.endswith(ext):
+                name = name[: -len(ext)]
+                break
     name = name.lower().replace("/", "")
     for ch in ":@-":
         name = name.replace(ch, "_")

@@ -1,9 +1,11 @@
 """Tables from run rows: mean ± std over seeds per (method, dataset, shots), with "paper" beside "ours".
 
 Statistics: the mean and the *sample* standard deviation (n - 1) over seeds, the same as the launch
-scripts' summaries; one seed gives std 0 and the cell says ``n=1``. The 11-dataset average is the
+scripts' summaries; a single run prints its accuracy alone (no ± 0.00). A cell with fewer seeds than
+the others says ``(n=k)``; zero-shot, run once per dataset, is not marked. The 11-dataset average is the
 mean of the 11 per-dataset means, printed only when all 11 are present; otherwise the cell says
-``incomplete (k/11)``. A missing result is ``—``, never 0.
+``incomplete (k/11)``. A missing result is ``—``, never 0. "paper" rows come from the published numbers of the same
+backbone, or of ``paper_backbone`` when given (e.g. to put a new backbone beside the RN50 numbers).
 """
 import csv
 import statistics
@@ -15,6 +17,7 @@ from tools.names import (
     AVERAGE,
     FEWSHOT_NAMES,
     PAPER_SHOTS,
+    SHOT_FREE_METHODS,
     VARIANT_NAMES,
     dataset_label,
     method_label,
@@ -57,10 +60,15 @@ def summarize(rows: Iterable[RunRow]) -> Dict[Key, Stat]:
     return {k: _stat(v) for k, v in groups.items()}
 
 
+def lookup(summary: Dict[Key, Stat], backbone: str, method: str, dataset: str, shots: int) -> Optional[Stat]:
+    """Our result at ``shots``; a shot-free method's (stored with 0 shots) stands at every shot count."""
+    return summary.get((backbone, method, dataset, 0 if method in SHOT_FREE_METHODS else shots))
+
+
 def dataset_average(summary: Dict[Key, Stat], backbone: str, method: str, shots: int) -> Tuple[Optional[float], int]:
     """(mean of the 11 per-dataset means or None, number of datasets present)."""
-    present = [summary[(backbone, method, d, shots)].mean for d in FEWSHOT_NAMES
-               if (backbone, method, d, shots) in summary]
+    stats = [lookup(summary, backbone, method, d, shots) for d in FEWSHOT_NAMES]
+    present = [st.mean for st in stats if st is not None]
     if len(present) == len(FEWSHOT_NAMES):
         return statistics.mean(present), len(present)
     return None, len(present)
@@ -80,7 +88,7 @@ def published_average(published: Published, method: str, shots: int, backbone: s
 def fmt(stat: Optional[Stat], full_n: int = 0) -> str:
     if stat is None:
         return MISSING
-    text = f"{stat.mean:.2f} ± {stat.std:.2f}"
+    text = f"{stat.mean:.2f} ± {stat.std:.2f}" if stat.n > 1 else f"{stat.mean:.2f}"
     if full_n and stat.n < full_n:
         text += f" (n={stat.n})"
     return text
@@ -91,6 +99,8 @@ def fmt_value(value: Optional[float]) -> str:
 
 
 def _markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    if not rows:
+        return "(no results, none published)"
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
@@ -105,65 +115,83 @@ def methods(summary: Dict[Key, Stat], backbone: str) -> List[str]:
 
 
 def full_seed_count(summary: Dict[Key, Stat], backbone: str) -> int:
-    return max((s.n for k, s in summary.items() if k[0] == backbone), default=0)
+    """The most seeds any cell has (shot-free methods, run once, aside): fewer is marked ``(n=k)``."""
+    return max((s.n for k, s in summary.items() if k[0] == backbone and k[1] not in SHOT_FREE_METHODS), default=0)
 
 
-def fewshot_table(summary: Dict[Key, Stat], published: Published, backbone: str, shots: int) -> str:
+def table_shots(summary: Dict[Key, Stat], backbone: str) -> List[int]:
+    """Shot counts with few-shot results; ``[0]`` when only shot-free methods ran."""
+    found = {k[3] for k in summary if k[0] == backbone and k[2] in FEWSHOT_NAMES}
+    return sorted(found - {0}) or sorted(found)
+
+
+def _fmt_cell(stat: Optional[Stat], method: str, full_n: int) -> str:
+    return fmt(stat, 0 if method in SHOT_FREE_METHODS else full_n)
+
+
+def fewshot_table(summary: Dict[Key, Stat], published: Published, backbone: str, shots: int,
+                  paper_backbone: Optional[str] = None) -> str:
     """Methods × (11 datasets + average) at one shot count; a "paper" row under each published method."""
+    pb = paper_backbone or backbone
     ours = [m for m in methods(summary, backbone)
-            if any((backbone, m, d, shots) in summary for d in FEWSHOT_NAMES)]
-    paper_only = [m for m in published.methods(backbone=backbone) if m not in ours]
+            if any(lookup(summary, backbone, m, d, shots) for d in FEWSHOT_NAMES)]
+    paper_only = [m for m in published.methods(backbone=pb) if m not in ours]
     full_n = full_seed_count(summary, backbone)
     header = ["Method"] + [dataset_label(d) for d in FEWSHOT_NAMES] + ["Average"]
     rows = []
     for m in sorted(set(ours) | set(paper_only), key=method_order):
         if m in ours:
-            cells = [fmt(summary.get((backbone, m, d, shots)), full_n) for d in FEWSHOT_NAMES]
+            cells = [_fmt_cell(lookup(summary, backbone, m, d, shots), m, full_n) for d in FEWSHOT_NAMES]
             avg, k = dataset_average(summary, backbone, m, shots)
             cells.append(fmt_value(avg) if avg is not None else f"incomplete ({k}/{len(FEWSHOT_NAMES)})")
             rows.append([f"{method_label(m)} (ours)"] + cells)
-        paper = [published.get(m, d, shots, backbone) for d in FEWSHOT_NAMES]
-        paper_avg = published_average(published, m, shots, backbone)
+        paper = [published.get(m, d, shots, pb) for d in FEWSHOT_NAMES]
+        paper_avg = published_average(published, m, shots, pb)
         if any(v is not None for v in paper) or paper_avg is not None:
             rows.append([f"{method_label(m)} (paper)"] + [fmt_value(v) for v in paper] + [fmt_value(paper_avg)])
     return _markdown(header, rows)
 
 
-def imagenet_table(summary: Dict[Key, Stat], published: Published, backbone: str) -> str:
+def imagenet_table(summary: Dict[Key, Stat], published: Published, backbone: str,
+                   paper_backbone: Optional[str] = None) -> str:
     """ImageNet accuracy per method and shot count, ours and published."""
-    shot_list = sorted(set(PAPER_SHOTS) | {k[3] for k in summary if k[0] == backbone and k[2] == "ImageNet"})
-    ours = [m for m in methods(summary, backbone) if any((backbone, m, "ImageNet", s) in summary for s in shot_list)]
-    paper_methods = [m for m in published.methods(backbone=backbone)
-                     if any(published.get(m, "ImageNet", s, backbone) is not None for s in shot_list)]
+    pb = paper_backbone or backbone
+    shot_list = sorted(set(PAPER_SHOTS) | {k[3] for k in summary if k[0] == backbone and k[2] == "ImageNet"} - {0})
+    ours = [m for m in methods(summary, backbone) if any(lookup(summary, backbone, m, "ImageNet", s) for s in shot_list)]
+    paper_methods = [m for m in published.methods(backbone=pb)
+                     if any(published.get(m, "ImageNet", s, pb) is not None for s in shot_list)]
     full_n = full_seed_count(summary, backbone)
     rows = []
     for m in sorted(set(ours) | set(paper_methods), key=method_order):
         if m in ours:
-            rows.append([f"{method_label(m)} (ours)"] + [fmt(summary.get((backbone, m, "ImageNet", s)), full_n)
+            rows.append([f"{method_label(m)} (ours)"] + [_fmt_cell(lookup(summary, backbone, m, "ImageNet", s), m, full_n)
                                                          for s in shot_list])
-        paper = [published.get(m, "ImageNet", s, backbone, tables=("imagenet", "fewshot")) for s in shot_list]
+        paper = [published.get(m, "ImageNet", s, pb, tables=("imagenet", "fewshot")) for s in shot_list]
         if any(v is not None for v in paper):
             rows.append([f"{method_label(m)} (paper)"] + [fmt_value(v) for v in paper])
-    return _markdown(["Method"] + [f"{s} shots" for s in shot_list], rows)
+    return _markdown(["Method"] + [f"{s} shot{'s' if s != 1 else ''}" for s in shot_list], rows)
 
 
 def variant_shots(summary: Dict[Key, Stat], backbone: str) -> List[int]:
-    """Shot counts with at least one ImageNet-variant result (16, the paper's, when there are none)."""
-    found = sorted({k[3] for k in summary if k[0] == backbone and k[2] in VARIANT_NAMES})
+    """Shot counts with a trained model's ImageNet-variant result (16, the paper's, when there are none)."""
+    found = sorted({k[3] for k in summary if k[0] == backbone and k[2] in VARIANT_NAMES} - {0})
     return found or [16]
 
 
-def variants_table(summary: Dict[Key, Stat], published: Published, backbone: str, shots: int) -> str:
+def variants_table(summary: Dict[Key, Stat], published: Published, backbone: str, shots: int,
+                   paper_backbone: Optional[str] = None) -> str:
     """ImageNet (trained at ``shots``) to ImageNet-V2/-Sketch/-A/-R, ours and published."""
+    pb = paper_backbone or backbone
     cols = ("ImageNet",) + VARIANT_NAMES
-    ours = [m for m in methods(summary, backbone) if any((backbone, m, d, shots) in summary for d in VARIANT_NAMES)]
-    paper_methods = [m for m in published.methods("variants", backbone)]
+    ours = [m for m in methods(summary, backbone) if any(lookup(summary, backbone, m, d, shots) for d in VARIANT_NAMES)]
+    paper_methods = [m for m in published.methods("variants", pb)]
     full_n = full_seed_count(summary, backbone)
     rows = []
     for m in sorted(set(ours) | set(paper_methods), key=method_order):
         if m in ours:
-            rows.append([f"{method_label(m)} (ours)"] + [fmt(summary.get((backbone, m, d, shots)), full_n) for d in cols])
-        paper = [published.get(m, d, shots, backbone, tables=("variants",)) for d in cols]
+            rows.append([f"{method_label(m)} (ours)"] + [_fmt_cell(lookup(summary, backbone, m, d, shots), m, full_n)
+                                                         for d in cols])
+        paper = [published.get(m, d, shots, pb, tables=("variants",)) for d in cols]
         if any(v is not None for v in paper):
             rows.append([f"{method_label(m)} (paper)"] + [fmt_value(v) for v in paper])
     return _markdown(["Method"] + ["ImageNet" if d == "ImageNet" else f"ImageNet{dataset_label(d)}" for d in cols], rows)
@@ -181,14 +209,14 @@ def backbone_table(summary: Dict[Key, Stat], published: Published, method: str =
 CSV_FIELDS = ["backbone", "method", "dataset", "shots", "n", "seeds", "mean", "std", "paper", "note"]
 
 
-def summary_records(summary: Dict[Key, Stat], published: Published) -> List[dict]:
+def summary_records(summary: Dict[Key, Stat], published: Published, paper_backbone: Optional[str] = None) -> List[dict]:
     """One record per (backbone, method, dataset, shots) plus the 11-dataset averages, for the CSV."""
     records = []
     for (b, m, d, k), s in sorted(summary.items(), key=lambda kv: (kv[0][0], method_order(kv[0][1]), kv[0][2], kv[0][3])):
         tables = ("variants",) if d in VARIANT_NAMES else ("fewshot", "imagenet")
         records.append(dict(backbone=b, method=m, dataset=d, shots=k, n=s.n, seeds=" ".join(map(str, s.seeds)),
                             mean=round(s.mean, 4), std=round(s.std, 4),
-                            paper=published.get(m, d, k, b, tables=tables), note=""))
+                            paper=published.get(m, d, k, paper_backbone or b, tables=tables), note=""))
     for b in backbones(summary):
         for m in methods(summary, b):
             for k in sorted({key[3] for key in summary if key[0] == b and key[1] == m}):
@@ -197,14 +225,15 @@ def summary_records(summary: Dict[Key, Stat], published: Published) -> List[dict
                     continue
                 records.append(dict(backbone=b, method=m, dataset=AVERAGE, shots=k, n="", seeds="",
                                     mean=None if avg is None else round(avg, 4), std=None,
-                                    paper=published_average(published, m, k, b),
+                                    paper=published_average(published, m, k, paper_backbone or b),
                                     note="" if avg is not None else f"incomplete ({n}/{len(FEWSHOT_NAMES)})"))
     return records
 
 
-def write_summary_csv(summary: Dict[Key, Stat], published: Published, path: str) -> None:
+def write_summary_csv(summary: Dict[Key, Stat], published: Published, path: str,
+                      paper_backbone: Optional[str] = None) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, lineterminator="\n")
         writer.writeheader()
-        for rec in summary_records(summary, published):
+        for rec in summary_records(summary, published, paper_backbone):
             writer.writerow({k: "" if v is None else v for k, v in rec.items()})

@@ -58,6 +58,7 @@ class ClipTrainer(TrainerX):
     TRAINABLE: Optional[Tuple[str, ...]] = ()  # exact names of trainable head parameters; None: not fixed
     TRAINING_FREE = False             # True: ``fit()`` once instead of the epoch loop
     FEATURE_SPLITS = ("train", "val", "test")  # splits whose features the method reads
+    AUGMENTED_TRAIN_VIEWS = True      # False: one un-augmented view per training image (test transform)
 
     # ---- what a method provides -------------------------------------------------------------
     def build_head(self) -> nn.Module:
@@ -65,6 +66,18 @@ class ClipTrainer(TrainerX):
 
     def fit(self) -> None:
         """Training-free methods fit here (e.g. a search on val)."""
+
+    def build_optimization(self, head: nn.Module):
+        """``(optimizer, scheduler)`` for the head's trainable parameters; the engine's by default.
+
+        The scheduler is stepped by ``update_lr`` after each epoch's last batch (Dassl's convention).
+        """
+        optim = build_optimizer(head, self.cfg.OPTIM)
+        return optim, build_lr_scheduler(optim, self.cfg.OPTIM)
+
+    def metrics_extra(self) -> dict:
+        """Method-specific values worth recording in ``metrics.json`` (chosen hyper-parameters, ...)."""
+        return {}
 
     # ---- model ---------------------------------------------------------------------------------
     @property
@@ -89,8 +102,7 @@ class ClipTrainer(TrainerX):
         self.check_trainable(head)
         optim = sched = None
         if any(p.requires_grad for p in head.parameters()):
-            optim = build_optimizer(head, cfg.OPTIM)
-            sched = build_lr_scheduler(optim, cfg.OPTIM)
+            optim, sched = self.build_optimization(head)
         if head.state_dict():  # something to save (training-free zero-shot heads have nothing)
             self.register_model(self.CHECKPOINT_NAME, head, optim, sched)
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "amp" and self.device.type == "cuda" else None
@@ -125,7 +137,8 @@ class ClipTrainer(TrainerX):
 
         def build():
             feats = extract_features(self.clip, items, transform, views, seed or 0, cfg.DATALOADER.TEST.BATCH_SIZE,
-                                     cfg.DATALOADER.NUM_WORKERS, desc=f"Encoding {split} images")
+                                     cfg.DATALOADER.NUM_WORKERS, desc=f"Encoding {split} images",
+                                     root=cfg.DATASET.ROOT)
             return feats, torch.tensor([item.label for item in items], dtype=torch.long)
 
         entry = self.feature_store().get(key, build)
@@ -133,16 +146,14 @@ class ClipTrainer(TrainerX):
         return entry
 
     def use_feature_loaders(self) -> None:
-        """Replace the image loaders by loaders over cached features (same batches, no encoder)."""
+        """Replace the val/test image loaders by loaders over cached features (same batches, no encoder).
+
+        The training loader is replaced when training starts (``use_train_features``), so an
+        evaluation-only run never encodes training views.
+        """
         cfg = self.cfg
         ds = self.dm.dataset
-        seed = max(cfg.SEED, 0)
-        tfm_train, tfm_test = build_transform(cfg, is_train=True), build_transform(cfg, is_train=False)
-        bs = cfg.DATALOADER.TRAIN_X.BATCH_SIZE
-        if "train" in self.FEATURE_SPLITS:
-            train = self.cached_features("train", ds.train_x, tfm_train, cfg.FEATURE_CACHE.NUM_VIEWS, seed)
-            self.train_loader_x = FeatureLoader(train["features"], train["labels"], bs, shuffle=True,
-                                                drop_last=len(ds.train_x) >= bs, device=self.device, seed=seed)
+        tfm_test = build_transform(cfg, is_train=False)
         test_bs = cfg.DATALOADER.TEST.BATCH_SIZE
         if ds.val and "val" in self.FEATURE_SPLITS:
             val = self.cached_features("val", ds.val, tfm_test, 1, None)
@@ -150,10 +161,31 @@ class ClipTrainer(TrainerX):
         test = self.cached_features("test", ds.test, tfm_test, 1, None)
         self.test_loader = FeatureLoader(test["features"], test["labels"], test_bs, False, False, self.device)
 
+    def use_train_features(self) -> None:
+        cfg = self.cfg
+        if not cfg.FEATURE_CACHE.ENABLED or "train" not in self.FEATURE_SPLITS or isinstance(self.train_loader_x, FeatureLoader):
+            return
+        ds = self.dm.dataset
+        seed = max(cfg.SEED, 0)
+        if self.AUGMENTED_TRAIN_VIEWS:
+            train = self.cached_features("train", ds.train_x, build_transform(cfg, is_train=True),
+                                         cfg.FEATURE_CACHE.NUM_VIEWS, seed)
+        else:
+            train = self.cached_features("train", ds.train_x, build_transform(cfg, is_train=False), 1, None)
+        bs = cfg.DATALOADER.TRAIN_X.BATCH_SIZE
+        self.train_loader_x = FeatureLoader(train["features"], train["labels"], bs, shuffle=True,
+                                            drop_last=len(ds.train_x) >= bs, device=self.device, seed=seed)
+
     # ---- training ------------------------------------------------------------------------------
     def before_epoch(self) -> None:
         if hasattr(self.train_loader_x, "set_epoch"):
             self.train_loader_x.set_epoch(self.epoch)
+
+    def run_epoch(self) -> None:
+        start = time.time()
+        super().run_epoch()
+        self.timings["epochs_s"] = self.timings.get("epochs_s", 0.0) + time.time() - start
+        self.timings["epochs_run"] = self.timings.get("epochs_run", 0) + 1
 
     def compute_loss(self, logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits, label)
@@ -178,6 +210,7 @@ class ClipTrainer(TrainerX):
 
     def train(self, *args, **kwargs) -> None:
         start = time.time()
+        self.use_train_features()
         if self.TRAINING_FREE:
             self.fit()
             if self.get_model_names():
@@ -203,8 +236,11 @@ class ClipTrainer(TrainerX):
         self.set_model_mode("eval")
         self.evaluator.reset()
         split = split or self.cfg.TEST.SPLIT
-        loader = self.val_loader if split == "val" and self.val_loader is not None else self.test_loader
-        split = "val" if loader is self.val_loader and split == "val" else "test"
+        if split not in ("val", "test"):
+            raise ValueError(f"Unknown evaluation split {split!r}; use 'val' or 'test'")
+        if split == "val" and self.val_loader is None:
+            raise RuntimeError(f"{self.cfg.DATASET.NAME} has no validation split to evaluate on")
+        loader = self.val_loader if split == "val" else self.test_loader
         logger.info("Evaluate on the *%s* set", split)
         for batch in loader:
             x, label = self.parse_batch_test(batch)

@@ -34,6 +34,7 @@ except ImportError:  # Windows: no lock; atomic renames still keep files whole
 
 
 def view_seed(seed: int, impath: str, view: int) -> int:
+    """Seed of one view; ``impath`` is relative to the datasets root, so moving the root keeps the views."""
     digest = hashlib.sha256(f"{seed}|{impath}|{view}".encode()).digest()
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
@@ -41,11 +42,12 @@ def view_seed(seed: int, impath: str, view: int) -> int:
 class SeededViews(Dataset):
     """Item ``i`` is view ``i // N`` of image ``i % N``, transformed under its own seeded RNG."""
 
-    def __init__(self, items: Sequence, transform, views: int, seed: int):
+    def __init__(self, items: Sequence, transform, views: int, seed: int, root: str = ""):
         self.items = items
         self.transform = transform
         self.views = views
         self.seed = seed
+        self.root = root
 
     def __len__(self) -> int:
         return len(self.items) * self.views
@@ -55,7 +57,8 @@ class SeededViews(Dataset):
         item = self.items[idx]
         img = read_image(item.impath)
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(view_seed(self.seed, item.impath, view))
+            name = os.path.relpath(item.impath, self.root) if self.root else item.impath
+            torch.manual_seed(view_seed(self.seed, name, view))
             return self.transform(img), idx, view
 
 
@@ -72,9 +75,12 @@ def tensor_checksum(tensor: torch.Tensor) -> str:
 
 @torch.no_grad()
 def extract_features(backbone, items: Sequence, transform, views: int, seed: int, batch_size: int,
-                     num_workers: int, desc: str) -> torch.Tensor:
-    """Run the image encoder over ``views`` seeded views of every item; returns ``[V, N, D]`` fp16 on CPU."""
-    loader = DataLoader(SeededViews(items, transform, views, seed), batch_size=batch_size, shuffle=False,
+                     num_workers: int, desc: str, root: str = "") -> torch.Tensor:
+    """Run the image encoder over ``views`` seeded views of every item; returns ``[V, N, D]`` fp16 on CPU.
+
+    ``root``: the datasets root; view seeds use image paths relative to it.
+    """
+    loader = DataLoader(SeededViews(items, transform, views, seed, root), batch_size=batch_size, shuffle=False,
                         num_workers=num_workers, pin_memory=backbone.device.type == "cuda")
     out = torch.empty(views, len(items), backbone.embed_dim, dtype=torch.float16)
     for images, idx, view in tqdm(loader, desc=desc, unit="batch", leave=False):

@@ -168,22 +168,13 @@ class LinearProbeCLIP(ClipTrainer):
     CHECKPOINT_NAME = "linear_probe"
     TRAINABLE = ()
     TRAINING_FREE = True
+    AUGMENTED_TRAIN_VIEWS = False  # the probe fits on plain (test-transform) features
+
+    def metrics_extra(self) -> dict:
+        return {"C": float(self._models[self.CHECKPOINT_NAME].C)}
 
     def build_head(self) -> nn.Module:
         return LinearProbeHead(len(self.classnames), self.clip.embed_dim)
-
-    def use_feature_loaders(self) -> None:
-        """Loaders over un-augmented features: the probe never uses the base's augmented train views."""
-        ds = self.dm.dataset
-        tfm = build_transform(self.cfg, is_train=False)
-        bs = self.cfg.DATALOADER.TEST.BATCH_SIZE
-        train = self.cached_features("train", ds.train_x, tfm, 1, None)
-        self.train_loader_x = FeatureLoader(train["features"], train["labels"], bs, False, False, self.device)
-        if ds.val:
-            val = self.cached_features("val", ds.val, tfm, 1, None)
-            self.val_loader = FeatureLoader(val["features"], val["labels"], bs, False, False, self.device)
-        test = self.cached_features("test", ds.test, tfm, 1, None)
-        self.test_loader = FeatureLoader(test["features"], test["labels"], bs, False, False, self.device)
 
     def _features(self, split: str, items) -> Tuple[np.ndarray, np.ndarray]:
         entry = self.cached_features(split, items, build_transform(self.cfg, is_train=False), 1, None)

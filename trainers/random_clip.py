@@ -17,6 +17,8 @@ def build_random_clip(kind: str = "vit", embed_dim: int = 32, image_size: int = 
     torch.manual_seed(seed)
     if kind == "vit":
         vision = CLIPVisionCfg(layers=2, width=64, patch_size=8, image_size=image_size)
+    elif kind == "vit-small":  # the CPU reference: width 384, 6 layers, patch 8
+        vision = CLIPVisionCfg(layers=6, width=384, patch_size=8, image_size=image_size)
     elif kind == "resnet":
         vision = CLIPVisionCfg(layers=(1, 1, 1, 1), width=8, image_size=image_size)
     elif kind in OPENAI_ARCHITECTURES:

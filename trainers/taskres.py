@@ -105,6 +105,10 @@ class TaskRes(ClipTrainer):
         base = build_zero_shot_classifier(self.clip, self.classnames, self.templates, text_projection=projection)
         return TaskResHead(base, self.method_cfg.RESIDUAL_SCALE, self.clip.logit_scale)
 
+    def metrics_extra(self) -> dict:
+        return {"residual_scale": float(self.method_cfg.RESIDUAL_SCALE),
+                "enhanced_base": self.method_cfg.ENHANCED_BASE or None}
+
     def load_state_for_eval(self, name: str, checkpoint: dict) -> None:
         state = checkpoint.get("state_dict", {})
         expected = {"base_text_features", "text_feature_residuals"}

@@ -27,7 +27,8 @@ def save_checkpoint(state: dict, save_dir: str, is_best: bool = False, remove_mo
     buffer = io.BytesIO()
     torch.save(state, buffer)
     atomic_write(fpath, lambda f: f.write(buffer.getbuffer()))
-    atomic_write(os.path.join(save_dir, "checkpoint"), lambda f: f.write(model_name.encode() + b"\n"))
+    if model_name.startswith("model.pth.tar-"):  # "checkpoint" names the newest epoch, where a resume starts
+        atomic_write(os.path.join(save_dir, "checkpoint"), lambda f: f.write(model_name.encode() + b"\n"))
     logger.info("Checkpoint saved to %s", fpath)
     if is_best:
         shutil.copy(fpath, os.path.join(save_dir, "model-best.pth.tar"))

@@ -18,7 +18,8 @@ SIZE=${INPUT_SIZE:-$(input_size "$BACKBONE")}
 for seed in $SEEDS; do
   run="$OUTPUT/$DATASET/TaskRes/$TAG/seed$seed"
   [ -f "$run/metrics.json" ] || die "no finished run at $run; train it first with scripts/taskres/main.sh $DATASET $SHOTS"
-  epoch=$("$PYTHON" -c "import json,sys; print(json.load(open(sys.argv[1]))['epochs'])" "$run/metrics.json")
+  epoch=$(ls "$run/prompt_learner" | sed -n 's/^model\.pth\.tar-\([0-9]*\)$/\1/p' | sort -n | tail -1)
+  [ -n "$epoch" ] || die "no checkpoint in $run/prompt_learner"
   for target in "${TARGETS[@]}"; do
     out="$run/eval_$target"
     if [ -f "$out/metrics.json" ]; then echo "[skip] $out"; continue; fi

@@ -1,0 +1,559 @@
+"""Run the paper's grid (methods × datasets × shots × seeds), resumably and in parallel.
+
+    python -m scripts.reproduce.grid --data DATA --output output            # the paper's RN50 grid
+    python -m scripts.reproduce.grid --methods TaskRes --datasets caltech101 --shots 1 16 --dry-run
+    python -m scripts.reproduce.grid --data DATA --output output --executor slurm --slurm-partition gpu
+    python -m scripts.reproduce.grid --data DATA --output output --eval-variants   # ImageNet -> V2/Sketch/A/R
+    python -m scripts.reproduce.grid ... -- OPTIM.MAX_EPOCH 2                     # KEY VALUE pairs, applied last
+
+Each cell is one ``train.py`` run whose arguments come from ``recipes.py``, written to the same
+folder the shell launchers use, ``OUTPUT/<dataset>/<Trainer>/<backbone>_<K>shots/seed<S>/``, with
+the same shared feature cache (``OUTPUT/feature_cache``), so the driver and ``scripts/<method>/main.sh``
+skip each other's finished runs. A cell is finished when its ``metrics.json`` exists; any other cell
+(never run, failed, interrupted) runs again. A failed cell does not stop the others; failures are
+listed at the end with their log files, and the exit status is 1.
+
+Executors: ``pool`` (default) runs ``train.py`` subprocesses locally, one worker per visible GPU
+(each worker pinned with ``CUDA_VISIBLE_DEVICES``) or ``--workers N`` on CPU; ``slurm`` submits a
+job array through submitit; submitit's ``local`` and ``debug`` executors run the same jobs on this
+machine (``debug`` in this process, one after the other, for stepping through in a debugger).
+
+``--eval-variants`` evaluates finished ImageNet runs on ImageNet-V2/-Sketch/-A/-R
+(``train.py --eval-only --model-dir <run> --load-epoch <last>``), into ``<run>/eval_<variant>/``.
+"""
+import argparse
+import functools
+import logging
+import os
+import queue
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from scripts.reproduce.recipes import PAPER_METHODS, REPO_ROOT, RecipeError, get_recipe
+
+if REPO_ROOT not in sys.path:
+    sys.path.insert(0, REPO_ROOT)
+
+from tools.names import FEWSHOT_DATASETS, PAPER_SEEDS, PAPER_SHOTS, VARIANT_DATASETS, backbone_tag  # noqa: E402
+
+logger = logging.getLogger("scripts.reproduce.grid")
+
+PAPER_DATASETS = tuple(c for c, _, _ in FEWSHOT_DATASETS)
+VARIANTS = tuple(c for c, _, _ in VARIANT_DATASETS)
+OUTPUT_FILE = "grid.out"  # a cell's captured stdout/stderr (or traceback), next to train.py's log.txt
+EXECUTORS = ("pool", "local", "slurm", "debug")
+
+
+class GridError(Exception):
+    """A grid that cannot be planned (bad dataset name, missing config file, no data root)."""
+
+
+def input_size(backbone: str) -> int:
+    """The image side a backbone was trained at (the launchers' ``input_size``)."""
+    return {"RN50x4": 288, "RN50x16": 384, "RN50x64": 448, "ViT-L/14@336px": 336}.get(backbone, 224)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One ``train.py`` run of the grid."""
+
+    method: str
+    dataset: str            # config name (caltech101); the evaluated dataset for an eval cell
+    shots: int
+    seed: int
+    backbone: str
+    out_dir: str
+    argv: Tuple[str, ...]   # train.py arguments
+    source_dir: str = ""    # eval cells: the trained run they evaluate
+
+    @property
+    def name(self) -> str:
+        shots = f"{self.shots}-shot" if self.shots else "zero-shot"
+        base = f"{self.method} {'imagenet' if self.source_dir else self.dataset} {shots} seed {self.seed}"
+        return f"{base} -> {self.dataset}" if self.source_dir else base
+
+    @property
+    def finished(self) -> bool:
+        return os.path.isfile(os.path.join(self.out_dir, "metrics.json"))
+
+    def command(self, python: str = "python") -> str:
+        return f"{python} train.py " + " ".join('"$DATA"' if a == "$DATA" else shlex.quote(a) for a in self.argv)
+
+
+@dataclass
+class CellResult:
+    cell: Cell
+    ok: bool
+    seconds: float = 0.0
+    accuracy: Optional[float] = None
+    error: str = ""
+
+    @property
+    def logs(self) -> List[str]:
+        paths = [os.path.join(self.cell.out_dir, f) for f in ("log.txt", OUTPUT_FILE)]
+        return [p for p in paths if os.path.isfile(p)]
+
+
+@dataclass
+class GridReport:
+    planned: List[Cell] = field(default_factory=list)
+    skipped: List[Cell] = field(default_factory=list)     # finished before this call
+    ran: List[CellResult] = field(default_factory=list)   # run by this call (ok or failed)
+    blocked: List[str] = field(default_factory=list)      # eval cells whose trained run is missing
+
+    @property
+    def failed(self) -> List[CellResult]:
+        return [r for r in self.ran if not r.ok]
+
+
+# ---- planning -----------------------------------------------------------------------------------
+def _check_datasets(names: Sequence[str]) -> None:
+    folder = os.path.join(REPO_ROOT, "configs", "datasets")
+    unknown = [d for d in names if not os.path.isfile(os.path.join(folder, f"{d}.yaml"))]
+    if unknown:
+        valid = sorted(f[:-5] for f in os.listdir(folder) if f.endswith(".yaml"))
+        raise GridError(f"Unknown dataset(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
+
+
+def _with_epochs(options: List[str], epochs: Optional[int]) -> List[str]:
+    if epochs is None:
+        return options
+    out = list(options)
+    for i in range(0, len(out), 2):
+        if out[i] == "OPTIM.MAX_EPOCH":
+            out[i + 1] = str(epochs)
+    return out
+
+
+def _common_args(method: str, dataset_cfg: str, seed: int, backbone: str, data: str, out_dir: str,
+                 cache_dir: str) -> List[str]:
+    recipe = get_recipe(method)
+    args = ["--root", data, "--seed", str(seed), "--trainer", recipe.trainer,
+            "--dataset-config-file", f"configs/datasets/{dataset_cfg}.yaml", "--output-dir", out_dir,
+            "--backbone", backbone, "--cache-dir", cache_dir]
+    config = recipe.config_path()
+    if config:
+        args += ["--config-file", config]
+    return args
+
+
+def run_dir(output: str, method: str, dataset: str, backbone: str, shots: int, seed: int) -> str:
+    """The launchers' layout: ``OUTPUT/<dataset>/<Trainer>/<backbone tag>_<K>shots/seed<S>``
+    (``<backbone tag>_zeroshot`` for shot-free methods)."""
+    recipe = get_recipe(method)
+    return os.path.join(output, dataset, recipe.trainer, recipe.tag(backbone_tag(backbone), shots), f"seed{seed}")
+
+
+def _cells_of(method: str, shots: Sequence[int], seeds: Sequence[int]) -> List[Tuple[int, int, int]]:
+    """(shots recorded for the cell, DATASET.NUM_SHOTS, seed) for each run of one method on one dataset.
+
+    A shot-free method runs once, with the first seed and 1-shot data reading (as scripts/zeroshot/main.sh);
+    its cell is recorded with 0 shots.
+    """
+    if get_recipe(method).shot_free:
+        return [(0, 1, seeds[0])]
+    return [(k, k, s) for k in shots for s in seeds]
+
+
+def plan_grid(methods: Sequence[str], datasets: Sequence[str], shots: Sequence[int], seeds: Sequence[int],
+              backbone: str, data: str, output: str, cache_dir: str = "", size: Optional[int] = None,
+              epochs: Optional[int] = None, extra: Sequence[str] = ()) -> List[Cell]:
+    """Every cell of methods × datasets × shots × seeds, with its ``train.py`` arguments."""
+    _check_datasets(datasets)
+    output = os.path.abspath(output)
+    data = os.path.abspath(data) if data else "$DATA"
+    cache_dir = os.path.abspath(cache_dir or os.path.join(output, "feature_cache"))
+    size = size or input_size(backbone)
+    errors = []
+    for m in methods:
+        try:
+            get_recipe(m).config_path()
+        except RecipeError as err:
+            errors.append(str(err))
+    if errors:
+        raise GridError("\n".join(errors))
+    cells = []
+    for m in methods:
+        recipe = get_recipe(m)
+        for d in datasets:
+            for k, num_shots, s in _cells_of(m, shots, seeds):
+                out_dir = run_dir(output, m, d, backbone, k, s)
+                argv = _common_args(m, d, s, backbone, data, out_dir, cache_dir)
+                argv += _with_epochs(recipe.options(d, num_shots), epochs)
+                argv += ["DATASET.NUM_SHOTS", str(num_shots), "INPUT.SIZE", f"({size}, {size})", *extra]
+                cells.append(Cell(m, d, k, s, backbone, out_dir, tuple(argv)))
+    return cells
+
+
+def last_checkpoint_epoch(run: str) -> Optional[int]:
+    """The highest ``N`` of ``<run>/<model>/model.pth.tar-N``, None when the run saved no model."""
+    epochs = []
+    for entry in os.listdir(run):
+        sub = os.path.join(run, entry)
+        if os.path.isdir(sub):
+            epochs += [int(m.group(1)) for f in os.listdir(sub) if (m := re.fullmatch(r"model\.pth\.tar-(\d+)", f))]
+    return max(epochs) if epochs else None
+
+
+def plan_variants(methods: Sequence[str], shots: Sequence[int], seeds: Sequence[int], backbone: str, data: str,
+                  output: str, variants: Sequence[str] = VARIANTS, cache_dir: str = "", size: Optional[int] = None,
+                  extra: Sequence[str] = ()) -> Tuple[List[Cell], List[str]]:
+    """Eval cells for finished ImageNet runs on each variant; also the ImageNet runs that are missing."""
+    _check_datasets(variants)
+    output = os.path.abspath(output)
+    data = os.path.abspath(data) if data else "$DATA"
+    cache_dir = os.path.abspath(cache_dir or os.path.join(output, "feature_cache"))
+    size = size or input_size(backbone)
+    cells, missing = [], []
+    for m in methods:
+        recipe = get_recipe(m)
+        for k, num_shots, s in _cells_of(m, shots, seeds):
+            source = run_dir(output, m, "imagenet", backbone, k, s)
+            if not os.path.isfile(os.path.join(source, "metrics.json")):
+                missing.append(source)
+                continue
+            load_epoch = last_checkpoint_epoch(source)
+            for v in variants:
+                out_dir = os.path.join(source, f"eval_{v}")
+                argv = _common_args(m, v, s, backbone, data, out_dir, cache_dir)
+                argv += ["--eval-only", "--model-dir", source]
+                if load_epoch is not None:
+                    argv += ["--load-epoch", str(load_epoch)]
+                # As scripts/taskres/eval.sh (test batch 1000, the paper's variant configs), plus one view of
+                # the few-shot train images, which an evaluation encodes but never uses.
+                argv += recipe.options("imagenet", num_shots)
+                argv += ["DATASET.NUM_SHOTS", str(num_shots), "DATALOADER.TEST.BATCH_SIZE", "1000",
+                         "INPUT.SIZE", f"({size}, {size})", "FEATURE_CACHE.NUM_VIEWS", "1", *extra]
+                cells.append(Cell(m, v, k, s, backbone, out_dir, tuple(argv), source_dir=source))
+    return cells, missing
+
+
+# ---- running one cell ---------------------------------------------------------------------------
+def _read_accuracy(cell: Cell) -> Optional[float]:
+    import json
+
+    try:
+        with open(os.path.join(cell.out_dir, "metrics.json")) as f:
+            return float(json.load(f)["accuracy"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
+
+
+def _run_subprocess(cell: Cell, gpu: Optional[str], python: str) -> Tuple[bool, str]:
+    env = dict(os.environ)
+    if gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = gpu
+    out_path = os.path.join(cell.out_dir, OUTPUT_FILE)
+    with open(out_path, "w") as out:
+        proc = subprocess.run([python, "train.py", *cell.argv], cwd=REPO_ROOT, env=env, stdout=out,
+                              stderr=subprocess.STDOUT)
+    if proc.returncode == 0:
+        return True, ""
+    with open(out_path, errors="replace") as f:
+        return False, f"exit {proc.returncode}: {_last_line(f.read())}"
+
+
+def _run_in_process(cell: Cell) -> Tuple[bool, str]:
+    """``train.main(argv)`` in this process; logging handlers and the working directory are restored."""
+    import train
+
+    root = logging.getLogger()
+    handlers, level, cwd = list(root.handlers), root.level, os.getcwd()
+    # train.py adds its own console handler: mute the driver's for the run, so no line shows twice.
+    consoles = [h for h in handlers if type(h) is logging.StreamHandler]
+    for h in consoles:
+        root.removeHandler(h)
+    os.chdir(REPO_ROOT)
+    try:
+        train.main(list(cell.argv))
+        return True, ""
+    except SystemExit as err:
+        message = str(err.code) if err.code not in (None, 0) else ""
+        if not message:
+            return True, ""
+        _write_output(cell, message + "\n")
+        return False, message
+    except Exception as err:  # a crash in one cell must not stop the grid
+        _write_output(cell, traceback.format_exc())
+        return False, f"{type(err).__name__}: {err}"
+    finally:
+        os.chdir(cwd)
+        for h in list(root.handlers):
+            if h not in handlers:
+                root.removeHandler(h)
+                h.close()
+        for h in consoles:
+            root.addHandler(h)
+        root.setLevel(level)
+
+
+def _write_output(cell: Cell, text: str) -> None:
+    with open(os.path.join(cell.out_dir, OUTPUT_FILE), "w") as f:
+        f.write(text)
+
+
+def run_cell(cell: Cell, in_process: bool = False, gpu: Optional[str] = None,
+             python: str = sys.executable) -> CellResult:
+    """Run one cell and report; never raises for a failed run (it is recorded instead)."""
+    start = time.time()
+    os.makedirs(cell.out_dir, exist_ok=True)
+    try:
+        ok, error = _run_in_process(cell) if in_process else _run_subprocess(cell, gpu, python)
+    except Exception as err:  # e.g. the interpreter cannot be started
+        ok, error = False, f"{type(err).__name__}: {err}"
+    if ok and not cell.finished:
+        ok, error = False, "train.py ended without writing metrics.json"
+    return CellResult(cell, ok, time.time() - start, _read_accuracy(cell) if ok else None, error)
+
+
+# ---- executors ----------------------------------------------------------------------------------
+def visible_gpus() -> List[str]:
+    """GPU ids this process may use: ``CUDA_VISIBLE_DEVICES`` when set, else what ``nvidia-smi`` lists."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [g.strip() for g in env.split(",") if g.strip() and g.strip() != "-1"]
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(i) for i, line in enumerate(line for line in out.splitlines() if line.startswith("GPU "))]
+
+
+class _Progress:
+    def __init__(self, total: int):
+        self.total, self.done, self.lock = total, 0, threading.Lock()
+
+    def __call__(self, result: CellResult) -> None:
+        with self.lock:
+            self.done += 1
+            if result.ok:
+                logger.info("[%d/%d] done   %s: %.2f%% (%.0f s)", self.done, self.total, result.cell.name,
+                            result.accuracy if result.accuracy is not None else float("nan"), result.seconds)
+            else:
+                logger.warning("[%d/%d] FAILED %s: %s", self.done, self.total, result.cell.name, result.error)
+
+
+def run_pool(cells: Sequence[Cell], workers: Optional[int] = None, python: str = sys.executable) -> List[CellResult]:
+    """Local subprocesses: one worker per visible GPU (or ``workers``; several may share a GPU)."""
+    gpus = visible_gpus()
+    workers = workers or max(len(gpus), 1)
+    slots: "queue.Queue[Optional[str]]" = queue.Queue()
+    for i in range(workers):
+        slots.put(gpus[i % len(gpus)] if gpus else None)
+    logger.info("Running %d cell(s) on %d local worker(s)%s", len(cells), workers,
+                f" over GPU(s) {', '.join(gpus)}" if gpus else " (no GPU visible)")
+    progress = _Progress(len(cells))
+
+    def work(cell: Cell) -> CellResult:
+        gpu = slots.get()
+        try:
+            return run_cell(cell, gpu=gpu, python=python)
+        finally:
+            slots.put(gpu)
+
+    results = []
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for fut in as_completed([pool.submit(work, c) for c in cells]):
+            results.append(fut.result())
+            progress(results[-1])
+    return results
+
+
+def make_submitit_executor(kind: str, folder: str, timeout_min: int = 240, partition: Optional[str] = None,
+                           gpus_per_node: int = 1, cpus_per_task: int = 8, mem_gb: Optional[int] = None,
+                           array_parallelism: Optional[int] = None, slurm_params: Optional[Dict[str, str]] = None):
+    import submitit
+
+    if kind == "debug":
+        return submitit.DebugExecutor(folder)
+    if kind == "local":
+        ex = submitit.LocalExecutor(folder)
+        ex.update_parameters(timeout_min=timeout_min, gpus_per_node=min(gpus_per_node, len(visible_gpus())))
+        return ex
+    ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
+    params = dict(timeout_min=timeout_min, gpus_per_node=gpus_per_node, cpus_per_task=cpus_per_task,
+                  name="taskres-grid")
+    if mem_gb:
+        params["mem_gb"] = mem_gb
+    if partition:
+        params["slurm_partition"] = partition
+    if array_parallelism:
+        params["slurm_array_parallelism"] = array_parallelism
+    params.update({f"slurm_{k}": v for k, v in (slurm_params or {}).items()})
+    ex.update_parameters(**params)
+    return ex
+
+
+def run_submitit(cells: Sequence[Cell], executor) -> List[CellResult]:
+    """Submit the cells as one job array; each job runs its ``train.py`` in the job's own process."""
+    from submitit.helpers import as_completed as jobs_as_completed
+
+    # Jobs unpickle ``run_cell`` from this package: the repository must be importable in their environment,
+    # which is this one at submission time.
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (REPO_ROOT, saved) if p)
+    try:
+        jobs = executor.map_array(functools.partial(run_cell, in_process=True), list(cells))
+    finally:
+        if saved is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved
+    logger.info("Submitted %d job(s) with %s (logs in %s)", len(jobs), type(executor).__name__, executor.folder)
+    progress = _Progress(len(cells))
+    cell_of = {id(job): cell for job, cell in zip(jobs, cells)}
+    # The debug executor runs a job when its result is asked for: ask in order. Others: as they finish.
+    ordered = jobs if type(executor).__name__ == "DebugExecutor" else jobs_as_completed(jobs)
+    results = []
+    for job in ordered:
+        cell = cell_of[id(job)]
+        try:
+            result = job.result()
+        except Exception as err:  # the job itself died (timeout, preemption, out of memory, ...)
+            paths = getattr(job, "paths", None)
+            where = f" (job logs: {paths.stdout}, {paths.stderr})" if paths is not None else ""
+            result = CellResult(cell, False, error=f"job {job.job_id} failed: {_last_line(str(err))}{where}")
+        results.append(result)
+        progress(result)
+    return results
+
+
+def run_grid(cells: Sequence[Cell], executor: str = "pool", workers: Optional[int] = None,
+             submitit_folder: str = "", python: str = sys.executable, **submitit_kwargs) -> GridReport:
+    """Run every unfinished cell; return what ran, what was skipped and what failed."""
+    report = GridReport(planned=list(cells))
+    todo = []
+    for c in cells:
+        (report.skipped if c.finished else todo).append(c)
+    logger.info("%d cell(s): %d finished already (skipped), %d to run", len(cells), len(report.skipped), len(todo))
+    if not todo:
+        return report
+    if executor == "pool":
+        ran = run_pool(todo, workers, python)
+    elif executor in ("local", "slurm", "debug"):
+        ran = run_submitit(todo, make_submitit_executor(executor, submitit_folder or ".submitit", **submitit_kwargs))
+    else:
+        raise GridError(f"Unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}")
+    order = {c: i for i, c in enumerate(todo)}
+    report.ran = sorted(ran, key=lambda r: order[r.cell])
+    return report
+
+
+def log_report(report: GridReport) -> None:
+    ok = [r for r in report.ran if r.ok]
+    logger.info("Grid: %d planned, %d skipped (finished before), %d ran now, %d failed", len(report.planned),
+                len(report.skipped), len(ok), len(report.failed))
+    for path in report.blocked:
+        logger.warning("Not evaluated: the ImageNet run %s has not finished (run the grid on imagenet first)", path)
+    for r in report.failed:
+        logger.error("FAILED %s: %s\n    logs: %s", r.cell.name, r.error, ", ".join(r.logs) or r.cell.out_dir)
+    if report.failed:
+        logger.error("%d run(s) failed; rerun the same command to retry only those (finished runs are skipped)",
+                     len(report.failed))
+
+
+# ---- command line -------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m scripts.reproduce.grid", description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="Everything after `--` is passed to every run as KEY VALUE overrides.")
+    p.add_argument("--methods", nargs="+", default=list(PAPER_METHODS), help="trainer names (see recipes.py)")
+    p.add_argument("--datasets", nargs="+", default=list(PAPER_DATASETS), help="dataset config names")
+    p.add_argument("--shots", nargs="+", type=int, default=None,
+                   help=f"default: {' '.join(map(str, PAPER_SHOTS))} (16 with --eval-variants)")
+    p.add_argument("--seeds", nargs="+", type=int, default=list(PAPER_SEEDS))
+    p.add_argument("--backbone", default="RN50", help="RN50, ViT-B/16, name:pretrained or a checkpoint file")
+    p.add_argument("--data", default=os.environ.get("DATA", ""), help="datasets root (default: $DATA)")
+    p.add_argument("--output", default=os.environ.get("OUTPUT", "output"), help="results root (default: $OUTPUT or output)")
+    p.add_argument("--cache-dir", default="", help="feature cache (default: OUTPUT/feature_cache, as the launchers)")
+    p.add_argument("--input-size", type=int, default=None, help="image side (default: the backbone's)")
+    p.add_argument("--epochs", type=int, default=None, help="override every recipe's number of epochs")
+    p.add_argument("--eval-variants", action="store_true",
+                   help="evaluate finished ImageNet runs on the variants instead of training")
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), help="with --eval-variants")
+    p.add_argument("--dry-run", action="store_true", help="print the runs (marking finished ones) and exit")
+    p.add_argument("--executor", choices=EXECUTORS, default="pool",
+                   help="pool: local train.py processes (--workers); slurm: submitit job array; local/debug: submitit's "
+                        "local executors (local starts every job at once: for checking the submitit path, not for "
+                        "a large grid)")
+    p.add_argument("--workers", type=int, default=None, help="pool: workers (default: one per visible GPU, else 1)")
+    p.add_argument("--python", default=sys.executable, help="pool: interpreter for train.py")
+    p.add_argument("--submitit-folder", default="", help="submitit logs (default: OUTPUT/.submitit)")
+    p.add_argument("--timeout-min", type=int, default=240, help="slurm/local: time limit per run")
+    p.add_argument("--slurm-partition", default=None)
+    p.add_argument("--gpus-per-node", type=int, default=1)
+    p.add_argument("--cpus-per-task", type=int, default=8)
+    p.add_argument("--mem-gb", type=int, default=None)
+    p.add_argument("--array-parallelism", type=int, default=None, help="slurm: most array tasks at once")
+    p.add_argument("--slurm-param", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other submitit slurm parameter, e.g. account=abc or qos=high")
+    return p
+
+
+def plan_from_args(args, extra: Sequence[str]) -> Tuple[List[Cell], List[str]]:
+    if args.eval_variants:
+        return plan_variants(args.methods, args.shots or [16], args.seeds, args.backbone, args.data, args.output,
+                             args.variants, args.cache_dir, args.input_size, extra)
+    cells = plan_grid(args.methods, args.datasets, args.shots or list(PAPER_SHOTS), args.seeds, args.backbone,
+                      args.data, args.output, args.cache_dir, args.input_size, args.epochs, extra)
+    return cells, []
+
+
+def main(argv: Optional[Sequence[str]] = None) -> GridReport:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    argv = argv[: argv.index("--")] if "--" in argv else argv
+    args = build_parser().parse_args(argv)
+    if len(extra) % 2:
+        raise SystemExit(f"error: the overrides after -- must be KEY VALUE pairs, got {extra}")
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    if not args.dry_run and (not args.data or not os.path.isdir(args.data)):
+        raise SystemExit(f"error: --data {args.data!r} is not a folder; pass the datasets root (or set DATA)")
+    try:
+        cells, missing = plan_from_args(args, extra)
+    except (GridError, RecipeError) as err:
+        raise SystemExit(f"error: {err}") from None
+    if args.dry_run:
+        for c in cells:
+            print(("[done] " if c.finished else "[run]  ") + c.command())
+        for path in missing:
+            print(f"[missing ImageNet run] {path}")
+        n_done = sum(c.finished for c in cells)
+        print(f"{len(cells)} run(s): {n_done} finished, {len(cells) - n_done} to run")
+        return GridReport(planned=cells, skipped=[c for c in cells if c.finished], blocked=missing)
+    slurm_params = dict(kv.split("=", 1) for kv in args.slurm_param)
+    report = run_grid(cells, args.executor, args.workers, args.submitit_folder
+                      or os.path.join(os.path.abspath(args.output), ".submitit"), args.python,
+                      **({} if args.executor in ("pool", "debug") else dict(
+                          timeout_min=args.timeout_min, partition=args.slurm_partition,
+                          gpus_per_node=args.gpus_per_node, cpus_per_task=args.cpus_per_task, mem_gb=args.mem_gb,
+                          array_parallelism=args.array_parallelism, slurm_params=slurm_params)))
+    report.blocked = missing
+    log_report(report)
+    return report
+
+
+def cli() -> None:
+    report = main()
+    sys.exit(1 if report.failed or report.blocked else 0)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,115 @@
+"""Every method's paper recipe, in one table: config file and per-dataset/per-shot settings.
+
+``RECIPES[method].options(dataset, shots)`` gives the ``KEY VALUE`` overrides a grid cell passes to
+``train.py`` after ``--config-file``. The TaskRes entry is the same recipe as
+``scripts/taskres/main.sh``; the baselines follow the published recipes (see the paper-facts
+sheet): only what varies by dataset or shot count, or what a config file cannot say, is here.
+Config files are checked when a grid is planned (``Recipe.config_path``), not at import, so a
+method whose config is not written yet fails with one message instead of breaking the module.
+Shot-free methods (zero-shot) run once per dataset, like ``scripts/zeroshot/main.sh``.
+"""
+import os
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class RecipeError(Exception):
+    """A recipe cannot be used (unknown method, missing config file)."""
+
+
+def _taskres(dataset: str, shots: int) -> Dict[str, object]:
+    # Paper, Sec. 4.1: lr 2e-3 (ImageNet 2e-4), alpha 0.5 (OxfordFlowers 1.0), 100 epochs up to 4 shots, else 200.
+    return {
+        "OPTIM.LR": 2e-4 if dataset == "imagenet" else 2e-3,
+        "OPTIM.MAX_EPOCH": 100 if shots <= 4 else 200,
+        "TRAINER.TaskRes.RESIDUAL_SCALE": 1.0 if dataset == "oxford_flowers" else 0.5,
+    }
+
+
+def _coop_epochs(dataset: str, shots: int) -> int:
+    # CoOp: 50 epochs for 1 shot and for ImageNet, 100 for 2/4 shots, 200 for 8/16.
+    if dataset == "imagenet" or shots == 1:
+        return 50
+    return 100 if shots <= 4 else 200
+
+
+def _coop(dataset: str, shots: int) -> Dict[str, object]:
+    return {"OPTIM.LR": 0.002, "OPTIM.MAX_EPOCH": _coop_epochs(dataset, shots)}
+
+
+def _clip_adapter(dataset: str, shots: int) -> Dict[str, object]:
+    # "Trained like CoOp": the same optimiser and epoch schedule; the adapter itself is in the config.
+    return _coop(dataset, shots)
+
+
+def _tip_adapter_f(dataset: str, shots: int) -> Dict[str, object]:
+    return {"OPTIM.LR": 1e-3, "OPTIM.MAX_EPOCH": 100 if dataset == "eurosat" else 20}
+
+
+def _nothing(dataset: str, shots: int) -> Dict[str, object]:
+    return {}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    trainer: str                                   # --trainer (TRAINER.NAME)
+    config: Optional[str]                          # --config-file, relative to the repository root
+    settings: Callable[[str, int], Dict[str, object]]
+    shot_free: bool = False                        # result independent of shots and seed: one run per dataset
+
+    def tag(self, backbone_tag: str, shots: int) -> str:
+        """The run folder's middle part, as the launchers name it (``rn50_16shots``, ``rn50_zeroshot``)."""
+        return f"{backbone_tag}_zeroshot" if self.shot_free else f"{backbone_tag}_{shots}shots"
+
+    def config_path(self) -> Optional[str]:
+        """The config file to pass (relative path), None when the method runs without one.
+
+        Raises ``RecipeError`` when a required file is missing.
+        """
+        if self.config is None:
+            return None
+        if os.path.isfile(os.path.join(REPO_ROOT, self.config)):
+            return self.config
+        present = sorted(os.listdir(os.path.join(REPO_ROOT, "configs", "trainers")))
+        raise RecipeError(f"{self.trainer}: config file {self.config} does not exist (method not available "
+                          f"yet?). Trainer configs present: {', '.join(present) or 'none'}")
+
+    def options(self, dataset: str, shots: int) -> List[str]:
+        """The recipe's ``KEY VALUE`` overrides for one dataset (config name) and shot count."""
+        return [str(x) for kv in self.settings(dataset, shots).items() for x in kv]
+
+    def epochs(self, dataset: str, shots: int) -> Optional[int]:
+        value = self.settings(dataset, shots).get("OPTIM.MAX_EPOCH")
+        return None if value is None else int(value)
+
+
+def _cfg(trainer: str) -> str:
+    return f"configs/trainers/{trainer}/rn50.yaml"
+
+
+# The table. Keys are the names users pass to --methods (trainer names).
+RECIPES: Dict[str, Recipe] = {
+    "TaskRes": Recipe("TaskRes", _cfg("TaskRes"), _taskres),
+    # Zero-shot CLIP trains nothing: one run per dataset (first seed, 1-shot data reading), in the folder
+    # and with the config scripts/zeroshot/main.sh uses.
+    "ZeroshotCLIP": Recipe("ZeroshotCLIP", _cfg("TaskRes"), _nothing, shot_free=True),
+    "ZeroshotCLIP2": Recipe("ZeroshotCLIP2", _cfg("TaskRes"), _nothing, shot_free=True),
+    "LinearProbeCLIP": Recipe("LinearProbeCLIP", _cfg("LinearProbeCLIP"), _nothing),
+    "CoOp": Recipe("CoOp", _cfg("CoOp"), _coop),
+    "CLIP_Adapter": Recipe("CLIP_Adapter", _cfg("CLIP_Adapter"), _clip_adapter),
+    "TipAdapter": Recipe("TipAdapter", _cfg("TipAdapter"), _nothing),
+    "TipAdapterF": Recipe("TipAdapterF", _cfg("TipAdapterF"), _tip_adapter_f),
+}
+
+# The paper's comparison, in table order.
+PAPER_METHODS = ("ZeroshotCLIP", "LinearProbeCLIP", "CoOp", "CLIP_Adapter", "TipAdapter", "TipAdapterF", "TaskRes")
+
+
+def get_recipe(method: str) -> Recipe:
+    try:
+        return RECIPES[method]
+    except KeyError:
+        raise RecipeError(f"No recipe for method {method!r}; known: {', '.join(RECIPES)} "
+                          f"(add one to scripts/reproduce/recipes.py)") from None

@@ -1,0 +1,320 @@
+"""Reproduction tooling: the grid driver (scripts/reproduce) and the result tools (tools/) on a small grid.
+
+The grid is ZeroshotCLIP + TaskRes × Caltech101 + DTD × 1/2 shots × seeds 1/2 with the tiny CLIP,
+run through submitit's DebugExecutor; later tests rerun it (nothing runs), break it (a deleted
+result, a dataset missing on disk) through the local worker pool and submitit's LocalExecutor, and
+aggregate it into the report.
+"""
+import csv
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+
+import pytest
+
+from scripts.reproduce import grid
+from scripts.reproduce.recipes import RECIPES, Recipe, RecipeError, get_recipe
+from tests.fixtures.synthetic_datasets import write_dataset
+from tools import names
+from tools.aggregate import collect
+from tools.published import load_published
+from tools.report import build_report
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# What train_args() in conftest uses for the tiny CLIP, plus a learning rate that moves the residual in 2 epochs.
+TINY = ["DATALOADER.NUM_WORKERS", "0", "DATALOADER.TRAIN_X.BATCH_SIZE", "8", "DATALOADER.TEST.BATCH_SIZE", "16",
+        "FEATURE_CACHE.NUM_VIEWS", "2", "TRAIN.PRINT_FREQ", "100", "OPTIM.LR", "0.1"]
+METHODS, DATASETS, SHOTS, SEEDS = ["ZeroshotCLIP", "TaskRes"], ["caltech101", "dtd"], [1, 2], [1, 2]
+
+
+def _grid_argv(data, out, clip, *more, methods=METHODS, datasets=DATASETS, shots=SHOTS, seeds=SEEDS):
+    return ["--methods", *methods, "--datasets", *datasets, "--shots", *map(str, shots), "--seeds", *map(str, seeds),
+            "--backbone", clip, "--data", str(data), "--output", str(out), "--epochs", "2", "--input-size", "32",
+            *more, "--", *TINY]
+
+
+def _metrics_files(out):
+    found = []
+    for dirpath, dirnames, filenames in os.walk(out):
+        dirnames[:] = [d for d in dirnames if d != "feature_cache"]
+        found += [os.path.join(dirpath, f) for f in filenames if f == "metrics.json"]
+    return sorted(found)
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory, tiny_clip):
+    """Synthetic data, and the small grid run once with submitit's DebugExecutor."""
+    data = tmp_path_factory.mktemp("grid-data")
+    write_dataset("Caltech101", str(data), num_classes=4, per_class=10)
+    write_dataset("DescribableTextures", str(data), num_classes=4, per_class=10)
+    out = tmp_path_factory.mktemp("grid-out")
+    report = grid.main(_grid_argv(data, out, tiny_clip, "--executor", "debug"))
+    return {"data": data, "out": out, "clip": tiny_clip, "report": report}
+
+
+def _tag(clip):
+    return names.backbone_tag(clip)  # tiny-vit.pt -> tiny_vit
+
+
+# ---- the driver ---------------------------------------------------------------------------------
+def test_dry_run_prints_every_run_and_runs_nothing(tmp_path, tiny_clip, capsys):
+    out = tmp_path / "out"
+    report = grid.main(_grid_argv(tmp_path, out, tiny_clip, "--dry-run"))
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[run]")]
+    # Zero-shot runs once per dataset; TaskRes once per dataset × shots × seed.
+    assert len(printed) == len(report.planned) == 2 + 2 * 2 * 2
+    assert not out.exists()
+    taskres = [line for line in printed if "--trainer TaskRes" in line and "caltech101.yaml" in line]
+    assert len(taskres) == 4
+    assert all("configs/trainers/TaskRes/rn50.yaml" in line and "TRAINER.TaskRes.RESIDUAL_SCALE 0.5" in line
+               and "OPTIM.MAX_EPOCH 2" in line for line in taskres)
+    assert any(f"caltech101/TaskRes/{_tag(tiny_clip)}_2shots/seed2" in line for line in taskres)
+
+
+def test_grid_runs_every_cell_in_the_launchers_layout(tree):
+    report, out, tag = tree["report"], tree["out"], _tag(tree["clip"])
+    assert len(report.ran) == 10 and not report.failed and not report.skipped
+    for d in DATASETS:
+        assert (out / d / "ZeroshotCLIP" / f"{tag}_zeroshot" / "seed1" / "metrics.json").is_file()
+        for k in SHOTS:
+            for s in SEEDS:
+                run = out / d / "TaskRes" / f"{tag}_{k}shots" / f"seed{s}"
+                metrics = json.loads((run / "metrics.json").read_text())
+                assert (metrics["method"], metrics["shots"], metrics["seed"], metrics["epochs"]) == ("TaskRes", k, s, 2)
+                assert metrics["dataset"] == names.dataset_name(d)
+                # The recipe reached train.py; the trailing overrides came last and won.
+                config = (run / "config.yaml").read_text()
+                assert "RESIDUAL_SCALE: 0.5" in config and "LR: 0.1" in config
+
+
+def test_rerun_skips_finished_cells(tree):
+    before = {p: os.stat(p).st_mtime_ns for p in _metrics_files(tree["out"])}
+    report = grid.main(_grid_argv(tree["data"], tree["out"], tree["clip"], "--executor", "debug"))
+    assert report.ran == [] and len(report.skipped) == 10
+    assert {p: os.stat(p).st_mtime_ns for p in _metrics_files(tree["out"])} == before
+
+
+def test_pool_reruns_a_lost_result_and_reports_a_failure(tree, tiny_clip):
+    """Local worker pool (train.py subprocesses): a deleted metrics.json is run again; a dataset that is not on
+    disk fails its cell without stopping the other, and the failure names its log."""
+    lost = tree["out"] / "caltech101" / "TaskRes" / f"{_tag(tiny_clip)}_1shots" / "seed1" / "metrics.json"
+    lost.unlink()
+    report = grid.main(_grid_argv(tree["data"], tree["out"], tiny_clip, "--workers", "2", methods=["TaskRes"],
+                                  datasets=["caltech101", "eurosat"], shots=[1], seeds=[1]))
+    assert [r.cell.dataset for r in report.ran if r.ok] == ["caltech101"] and lost.is_file()
+    [failed] = report.failed
+    assert failed.cell.dataset == "eurosat" and failed.error.startswith("exit ")
+    output = os.path.join(failed.cell.out_dir, grid.OUTPUT_FILE)
+    assert output in failed.logs and "error" in open(output).read().lower()
+
+
+def test_submitit_local_executor_runs_a_cell(tree, tiny_clip):
+    lost = tree["out"] / "dtd" / "ZeroshotCLIP" / f"{_tag(tiny_clip)}_zeroshot" / "seed1" / "metrics.json"
+    accuracy = json.loads(lost.read_text())["accuracy"]
+    lost.unlink()
+    report = grid.main(_grid_argv(tree["data"], tree["out"], tiny_clip, "--executor", "local", "--timeout-min", "5",
+                                  methods=["ZeroshotCLIP"], datasets=["dtd"]))
+    assert [(r.ok, r.accuracy) for r in report.ran] == [(True, accuracy)]
+
+
+def test_eval_variants_evaluates_finished_imagenet_runs(tmp_path, tiny_clip):
+    data, out = tmp_path / "data", tmp_path / "out"
+    write_dataset("ImageNet", str(data), num_classes=4, per_class=6)
+    write_dataset("ImageNetV2", str(data), num_classes=4, per_class=3)
+    trained = grid.main(_grid_argv(data, out, tiny_clip, "--executor", "debug", methods=["TaskRes"],
+                                   datasets=["imagenet"], shots=[1], seeds=[1]))
+    assert not trained.failed
+    report = grid.main(_grid_argv(data, out, tiny_clip, "--executor", "debug", "--eval-variants", "--variants",
+                                  "imagenetv2", methods=["TaskRes"], shots=[1], seeds=[1, 2]))
+    [result] = report.ran
+    run = out / "imagenet" / "TaskRes" / f"{_tag(tiny_clip)}_1shots" / "seed1"
+    assert result.ok and result.cell.out_dir == str(run / "eval_imagenetv2")
+    argv = list(result.cell.argv)
+    assert argv[argv.index("--load-epoch") + 1] == "2" and argv[argv.index("--model-dir") + 1] == str(run)
+    assert json.loads((run / "eval_imagenetv2" / "metrics.json").read_text())["dataset"] == "ImageNetV2"
+    assert report.blocked == [str(run.parent / "seed2")]  # no trained seed-2 run to evaluate
+    rows = collect(str(out)).rows
+    assert sorted((r.dataset, r.kind) for r in rows) == [("ImageNet", "run"), ("ImageNetV2", "eval")]
+
+
+def test_missing_method_config_is_a_clear_error_when_planning(monkeypatch, tmp_path):
+    monkeypatch.setitem(RECIPES, "NewMethod", Recipe("NewMethod", "configs/trainers/NewMethod/rn50.yaml",
+                                                     lambda d, k: {}))
+    with pytest.raises(SystemExit, match="NewMethod/rn50.yaml does not exist"):
+        grid.main(["--methods", "NewMethod", "--dry-run", "--output", str(tmp_path)])
+    with pytest.raises(RecipeError, match="No recipe for method 'Nope'"):
+        get_recipe("Nope")
+    with pytest.raises(SystemExit, match="Unknown dataset"):
+        grid.main(["--datasets", "cifar10", "--dry-run", "--output", str(tmp_path)])
+
+
+@pytest.mark.parametrize("dataset,shots,lr,epochs,alpha", [
+    ("caltech101", 1, 2e-3, 100, 0.5), ("caltech101", 4, 2e-3, 100, 0.5), ("caltech101", 8, 2e-3, 200, 0.5),
+    ("imagenet", 16, 2e-4, 200, 0.5), ("oxford_flowers", 2, 2e-3, 100, 1.0),
+])
+def test_taskres_recipe_is_the_launchers(dataset, shots, lr, epochs, alpha):
+    recipe = get_recipe("TaskRes")
+    assert recipe.config == "configs/trainers/TaskRes/rn50.yaml"
+    assert recipe.settings(dataset, shots) == {"OPTIM.LR": lr, "OPTIM.MAX_EPOCH": epochs,
+                                               "TRAINER.TaskRes.RESIDUAL_SCALE": alpha}
+
+
+@pytest.mark.parametrize("backbone", ["RN50", "RN101", "RN50x16", "/some/where/tiny-vit.pt", "my_clip.pt",
+                                      "ViT-B-16:openai", "ViT-B/16", "ViT-L/14@336px"])
+def test_backbone_tag_matches_the_launchers(backbone):
+    shell = subprocess.run(["bash", "-c", 'source scripts/common.sh && backbone_tag "$1"', "_", backbone],
+                           cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+    assert names.backbone_tag(backbone) == shell
+
+
+def test_dataset_names_match_the_dataset_configs():
+    for cfg, name, _ in names.FEWSHOT_DATASETS + names.VARIANT_DATASETS:
+        text = open(os.path.join(REPO, "configs", "datasets", f"{cfg}.yaml")).read()
+        assert f'NAME: "{name}"' in text
+    assert len(names.FEWSHOT_DATASETS) == 11
+
+
+# ---- published numbers --------------------------------------------------------------------------
+def test_published_numbers_are_complete_and_consistent():
+    pub = load_published()
+    counts = {t: len(pub.select(t)) for t in ("fewshot", "average", "imagenet", "variants", "backbones")}
+    assert counts == {"fewshot": 110, "average": 15, "imagenet": 26, "variants": 15, "backbones": 4}
+    assert pub.get("TaskRes", "EuroSAT", 16) == 83.25 and pub.get("ZeroshotCLIP", "DescribableTextures", 8) == 42.32
+    assert pub.get("CoOp", "ImageNet", 4) == 59.99 and pub.get("ZeroshotCLIP2", "ImageNet", 16) == 60.33
+    assert pub.get("TipAdapterF", "ImageNetA", 16, tables=("variants",)) == 23.52
+    assert pub.get("CLIP_Adapter", "Caltech101", 4) is None  # not published: missing, not guessed
+    # The published averages are the means of the published per-dataset numbers (a check on the transcription).
+    for method, shots in [("TaskRes", k) for k in names.PAPER_SHOTS] + [("CLIP_Adapter", 1), ("TipAdapterF", 16)]:
+        per_dataset = [pub.get(method, d, shots, tables=("fewshot",)) for d in names.FEWSHOT_NAMES]
+        assert abs(statistics.mean(per_dataset) - pub.get(method, names.AVERAGE, shots)) < 0.011
+
+
+# ---- the report ---------------------------------------------------------------------------------
+def _table_after(markdown, heading):
+    """{row label: [cells]} of the first table after ``heading``."""
+    lines = markdown.split(heading, 1)[1].strip().splitlines()
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    rows = {}
+    for line in lines[2:]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        rows[cells[0]] = dict(zip(header[1:], cells[1:]))
+    return rows
+
+
+def test_report_tables_and_plot(tree, tmp_path):
+    root = tmp_path / "results"
+    shutil.copytree(tree["out"], root, ignore=shutil.ignore_patterns("feature_cache", ".submitit"))
+    tag = _tag(tree["clip"])
+    # A run from before metrics.json existed: only its log.txt is left (read as the fall-back).
+    old = root / "caltech101" / "TaskRes" / f"{tag}_1shots" / "seed3"
+    old.mkdir()
+    (old / "log.txt").write_text("Evaluate on the *val* set\n* accuracy: 99.0%\nEvaluate on the *test* set\n"
+                                 "=> result\n* total: 12\n* accuracy: 41.5%\n* error: 58.5%\n")
+    unfinished = root / "dtd" / "TaskRes" / f"{tag}_2shots" / "seed9"
+    unfinished.mkdir()
+    (unfinished / "log.txt").write_text("epoch [1/2] loss 1.0\n")
+
+    result = build_report(str(root), str(tmp_path / "report" / "RESULTS.md"), paper_backbone="RN50")
+    markdown = open(result["markdown"]).read()
+
+    # Expected statistics, straight from the per-run files.
+    expected = {}
+    for path in _metrics_files(root):
+        m = json.loads(open(path).read())
+        shots = 0 if m["method"] == "ZeroshotCLIP" else m["shots"]
+        expected.setdefault((m["method"], m["dataset"], shots), []).append(m["accuracy"])
+    expected[("TaskRes", "Caltech101", 1)].append(41.5)
+    assert len(expected) == 6  # 2 zero-shot cells, 4 TaskRes cells
+    summary = result["summary"]
+    for (method, dataset, shots), accs in expected.items():
+        stat = summary[(tree["clip"], method, dataset, shots)]
+        std = statistics.stdev(accs) if len(accs) > 1 else 0.0
+        assert (stat.n, stat.mean, stat.std) == (len(accs), pytest.approx(statistics.mean(accs)), pytest.approx(std))
+    assert summary[(tree["clip"], "TaskRes", "Caltech101", 1)].std > 0
+
+    # Markdown: ours beside the paper, missing as "—", the average marked incomplete.
+    for shots in SHOTS:
+        table = _table_after(markdown, f"### {shots} shot{'s' if shots > 1 else ''}")
+        for method, label in (("TaskRes", "TaskRes"), ("ZeroshotCLIP", "Zero-shot CLIP")):
+            ours = table[f"{label} (ours)"]
+            for dataset, column in (("Caltech101", "Cal"), ("DescribableTextures", "DTD")):
+                stat = summary[(tree["clip"], method, dataset, 0 if method == "ZeroshotCLIP" else shots)]
+                expected_text = f"{stat.mean:.2f} ± {stat.std:.2f}" if stat.n > 1 else f"{stat.mean:.2f}"
+                assert ours[column].split(" (n=")[0] == expected_text
+            assert ours["IN"] == ours["UCF"] == "—" and ours["Average"] == "incomplete (2/11)"
+        assert table["TaskRes (paper)"]["Cal"] == {1: "89.49", 2: "89.86"}[shots]
+        assert table["TaskRes (paper)"]["Average"] == {1: "64.55", 2: "66.89"}[shots]
+        assert table["Zero-shot CLIP (paper)"]["DTD"] == "42.32"
+        assert table["Tip-Adapter-F (paper)"]["ESAT"] == ("59.53" if shots == 1 else "—")
+    assert table["TaskRes (ours)"]["Cal"].endswith("(n=2)")  # 2 of the 3 seeds the 1-shot cell has
+    assert str(unfinished) in markdown  # listed as a run without a result
+
+    # CSV: one record per cell and the incomplete averages, with the published number beside ours.
+    with open(result["csv"]) as f:
+        records = {(r["method"], r["dataset"], r["shots"]): r for r in csv.DictReader(f)}
+    rec = records[("TaskRes", "Caltech101", "1")]
+    assert (rec["n"], float(rec["paper"])) == ("3", 89.49)
+    assert float(rec["mean"]) == pytest.approx(statistics.mean(expected[("TaskRes", "Caltech101", 1)]), abs=1e-4)
+    assert records[("TaskRes", "Average", "2")]["mean"] == "" and "incomplete" in records[("TaskRes", "Average", "2")]["note"]
+
+    # The plot: a PNG, one solid line per method in each panel we ran, the published curves dashed.
+    [(png, fig)] = result["figures"].items()
+    assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    axes = {ax.get_title(): ax for ax in fig.axes}
+    for dataset in ("Caltech101", "DescribableTextures"):
+        lines = axes[dataset].get_lines()
+        solid = {line.get_label(): line for line in lines if line.get_linestyle() == "-"}
+        dashed = {line.get_label() for line in lines if line.get_linestyle() == "--"}
+        assert set(solid) == {"TaskRes", "Zero-shot CLIP"}
+        assert dashed == {"TaskRes (paper)", "Zero-shot CLIP (paper)"}
+        xs, ys = solid["TaskRes"].get_data()
+        assert list(xs) == SHOTS
+        assert list(ys) == pytest.approx([summary[(tree["clip"], "TaskRes", dataset, k)].mean for k in SHOTS])
+    assert {line.get_label() for line in axes["EuroSAT"].get_lines() if line.get_linestyle() == "-"} == set()
+
+
+def test_pool_gives_each_worker_one_visible_gpu(monkeypatch, tmp_path):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    cells = grid.plan_grid(["TaskRes"], ["caltech101"], [1, 2], [1, 2, 3], "RN50", str(tmp_path), str(tmp_path))
+    used = []
+
+    def fake_run_cell(cell, gpu=None, **kwargs):
+        used.append(gpu)
+        return grid.CellResult(cell, True)
+
+    monkeypatch.setattr(grid, "run_cell", fake_run_cell)
+    results = grid.run_pool(cells)
+    assert len(results) == 6 and set(used) <= {"3", "5"} and len(used) == 6
+
+
+def test_slurm_executor_parameters(monkeypatch, tmp_path):
+    """submitit accepts every parameter the driver passes (a stub ``srun`` stands in for a cluster)."""
+    srun = tmp_path / "bin" / "srun"
+    srun.parent.mkdir()
+    srun.write_text("#!/bin/sh\nexit 0\n")
+    srun.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{srun.parent}{os.pathsep}{os.environ['PATH']}")
+    ex = grid.make_submitit_executor("slurm", str(tmp_path / "jobs"), timeout_min=90, partition="gpu",
+                                     array_parallelism=16, mem_gb=32, slurm_params={"account": "lab"})
+    params = ex._executor.parameters
+    assert (params["partition"], params["time"], params["gpus_per_node"], params["array_parallelism"]) == ("gpu", 90, 1, 16)
+    assert params["account"] == "lab"
+
+
+def test_driver_skips_what_the_shell_launcher_finished(tree, tmp_path, capsys):
+    """Same layout as scripts/<method>/main.sh: a run the launcher finished is [done] for the driver."""
+    out = tmp_path / "out"
+    env = dict(os.environ, DATA=str(tree["data"]), BACKBONE=tree["clip"], OUTPUT=str(out), PYTHON=sys.executable,
+               INPUT_SIZE="32", EXTRA_OPTS=" ".join(TINY))
+    shell = subprocess.run(["bash", "scripts/zeroshot/main.sh", "caltech101"], cwd=REPO, env=env, capture_output=True,
+                           text=True, timeout=300)
+    assert shell.returncode == 0, shell.stderr[-2000:]
+    report = grid.main(_grid_argv(tree["data"], out, tree["clip"], "--dry-run", methods=["ZeroshotCLIP"]))
+    printed = capsys.readouterr().out
+    assert [c.dataset for c in report.skipped] == ["caltech101"]
+    assert "[done]" in printed and "[run]" in printed  # dtd is still to run

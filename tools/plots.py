@@ -1,0 +1,120 @@
+"""Few-shot curves: accuracy vs shots, one panel per dataset plus the 11-dataset average.
+
+Each method we ran is one solid line (mean over seeds, shaded ± std); its published numbers, where
+there are any, are a dashed line of the same colour (a horizontal one for zero-shot methods). The
+figure is built on matplotlib's object API with the Agg canvas: no pyplot state, no display needed.
+"""
+import os
+from typing import Dict, List, Optional
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from tools.names import (
+    AVERAGE,
+    FEWSHOT_NAMES,
+    PAPER_SHOTS,
+    SHOT_FREE_METHODS,
+    method_label,
+    method_order,
+)
+from tools.published import Published
+from tools.tables import Key, Stat, dataset_average, lookup, methods, published_average
+
+PANELS = FEWSHOT_NAMES + (AVERAGE,)
+
+
+def _colors() -> List[str]:
+    return [f"C{i}" for i in range(10)]
+
+
+def _panel_title(dataset: str) -> str:
+    return "Average over 11 datasets" if dataset == AVERAGE else dataset
+
+
+def fewshot_figure(summary: Dict[Key, Stat], published: Published, backbone: str,
+                   method_list: Optional[List[str]] = None, paper_backbone: Optional[str] = None) -> Figure:
+    """The figure: panels in the paper's dataset order, then the average. Lines carry their method's
+    label (``TaskRes``; ``TaskRes (paper)`` for the dashed published line, from ``paper_backbone``'s
+    published numbers when given, else ``backbone``'s)."""
+    method_list = method_list or methods(summary, backbone)
+    fig = Figure(figsize=(16, 11), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(3, 4).ravel()
+    colors = {m: _colors()[i % 10] for i, m in enumerate(sorted(method_list, key=method_order))}
+    for ax, dataset in zip(axes, PANELS):
+        ax.set_title(_panel_title(dataset), fontsize=11)
+        for m in sorted(method_list, key=method_order):
+            _plot_ours(ax, summary, backbone, m, dataset, colors[m])
+            _plot_paper(ax, published, paper_backbone or backbone, m, dataset, colors[m])
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(list(PAPER_SHOTS), [str(s) for s in PAPER_SHOTS])
+        ax.set_xlabel("shots per class")
+        ax.set_ylabel("accuracy (%)")
+        ax.grid(True, alpha=0.3)
+    handles, labels = [], []
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 6))
+    fig.suptitle(f"Few-shot accuracy, {backbone} (solid: ours, mean ± std over seeds; dashed: published)")
+    return fig
+
+
+def _plot_ours(ax, summary, backbone, method, dataset, color) -> None:
+    if method in SHOT_FREE_METHODS:  # one result for every shot count: a horizontal line
+        if dataset == AVERAGE:
+            value, std = dataset_average(summary, backbone, method, 0)[0], 0.0
+        else:
+            stat = lookup(summary, backbone, method, dataset, 0)
+            value, std = (stat.mean, stat.std) if stat else (None, 0.0)
+        points = [] if value is None else [(PAPER_SHOTS[0], value, std), (PAPER_SHOTS[-1], value, std)]
+    elif dataset == AVERAGE:
+        shots = sorted({k[3] for k in summary if k[0] == backbone and k[1] == method})
+        points = [(s, dataset_average(summary, backbone, method, s)[0]) for s in shots]
+        points = [(s, v, 0.0) for s, v in points if v is not None]
+    else:
+        points = sorted((k[3], st.mean, st.std) for k, st in summary.items()
+                        if k[0] == backbone and k[1] == method and k[2] == dataset)
+    if not points:
+        return
+    xs, ys, sds = zip(*points)
+    ax.plot(xs, ys, "-" if method in SHOT_FREE_METHODS else "-o", color=color, label=method_label(method), markersize=4)
+    if any(sds):
+        ax.fill_between(xs, [y - s for y, s in zip(ys, sds)], [y + s for y, s in zip(ys, sds)], color=color, alpha=0.15)
+
+
+def _plot_paper(ax, published, backbone, method, dataset, color) -> None:
+    if dataset == AVERAGE:
+        points = [(s, published_average(published, method, s, backbone)) for s in PAPER_SHOTS]
+        points = [(s, v) for s, v in points if v is not None]
+    elif method in SHOT_FREE_METHODS:
+        value = published.get(method, dataset, PAPER_SHOTS[0], backbone)
+        points = [] if value is None else [(PAPER_SHOTS[0], value), (PAPER_SHOTS[-1], value)]
+    else:
+        points = [(s, published.get(method, dataset, s, backbone)) for s in PAPER_SHOTS]
+        points = [(s, v) for s, v in points if v is not None]
+    if not points:
+        return
+    xs, ys = zip(*points)
+    sparse = len(xs) < len(PAPER_SHOTS) and method not in SHOT_FREE_METHODS  # e.g. published at 1 and 16 shots only
+    ax.plot(xs, ys, "--", color=color, label=f"{method_label(method)} (paper)", marker="x" if sparse else None)
+
+
+def save_fewshot_plots(summary: Dict[Key, Stat], published: Published, out_prefix: str,
+                       paper_backbone: Optional[str] = None) -> Dict[str, Figure]:
+    """One PNG per backbone, ``<out_prefix>_<backbone tag>.png``; returns {path: figure}."""
+    from tools.names import backbone_tag
+    from tools.tables import backbones
+
+    written = {}
+    for b in backbones(summary):
+        fig = fewshot_figure(summary, published, b, paper_backbone=paper_backbone)
+        path = f"{out_prefix}_{backbone_tag(b)}.png"
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        fig.savefig(path, dpi=100)
+        written[path] = fig
+    return written

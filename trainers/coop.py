@@ -1,0 +1,188 @@
+"""CoOp (Zhou et al., IJCV 2022): learnable prompt context for CLIP's frozen text encoder.
+
+Each class's prompt is ``[SOS] [V]_1 ... [V]_M [CLASS] . [EOS]`` where the ``M = N_CTX`` context vectors
+are learned (shared by all classes, or one set per class with ``CSC``) and the class token sits at the
+end, middle or front (``CLASS_TOKEN_POSITION``). ``CTX_INIT`` ("a photo of a") starts the context from
+those words' token embeddings, which makes the untrained model CLIP's zero-shot classifier for the
+template "a photo of a {}."; otherwise the context is drawn from N(0, 0.02^2). Only the context
+vectors are trained. Keys under ``TRAINER.COOP`` keep CoOp's names.
+
+The text tower is reached through ``TextTower``, so CoOp needs an OpenAI-style tower (token embedding,
+transformer, final norm, projection matrix): OpenAI weights and open_clip models built like them.
+Other towers (e.g. Hugging Face text encoders) fail when the model is built, with a clear message.
+
+How it differs from the public code, and why:
+
+- ``CTX_INIT`` sets ``N_CTX`` to its number of BPE tokens (the public code counts words, which is
+  the same for "a photo of a" but wrong for words that split into several tokens); with ``CSC`` the
+  initial words are copied to every class (the public code ignores ``CSC`` when ``CTX_INIT`` is set);
+- the context is kept in float32 whatever the weights' precision (fp16 weights run the text encoder
+  in fp16, gradients reach the fp32 context), as TaskRes keeps its residual;
+- the prompt is assembled with one gather over precomputed positions instead of a loop over classes;
+- at evaluation the class text features are computed once per ``test()`` call, not once per batch;
+- image features come from the feature cache (the encoder is frozen) unless ``--no-cache`` is given.
+
+Checkpoints live in ``<output>/prompt_learner/`` with CoOp's key ``ctx``. The prompt's fixed token
+embeddings (``token_prefix``/``token_suffix``) are rebuilt from the class names, not saved; CoOp's own
+checkpoints, which hold them, load (those two keys are dropped).
+"""
+import logging
+from typing import List, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine import TRAINER_REGISTRY, CheckpointError
+from trainers.backbone import TextTower
+from trainers.base import ClipTrainer
+from trainers.text_classifier import clean_classname
+
+logger = logging.getLogger(__name__)
+
+POSITIONS = ("end", "middle", "front")
+
+
+def add_coop_config(cfg) -> None:
+    from yacs.config import CfgNode as CN
+
+    if "COOP" not in cfg.TRAINER:
+        cfg.TRAINER.COOP = CN()
+        cfg.TRAINER.COOP.N_CTX = 16                    # number of context vectors (ignored with CTX_INIT)
+        cfg.TRAINER.COOP.CSC = False                   # class-specific context
+        cfg.TRAINER.COOP.CTX_INIT = ""                 # initial context words, e.g. "a photo of a"
+        cfg.TRAINER.COOP.PREC = "fp16"                 # fp16, fp32 or amp
+        cfg.TRAINER.COOP.CLASS_TOKEN_POSITION = "end"  # end, middle or front
+
+
+def _num_tokens(tokens: torch.Tensor) -> List[int]:
+    """Tokens between SOS and EOS of each tokenised text (EOS has the largest id in CLIP's vocabulary)."""
+    return [int(i) - 1 for i in tokens.argmax(dim=-1)]
+
+
+def prompt_order(position: str, n_ctx: int, name_lens: Sequence[int], length: int) -> torch.Tensor:
+    """``[C, length]`` positions into ``[SOS, ctx_1..ctx_M, suffix...]`` that place the class tokens.
+
+    The suffix starts with the class name's tokens, then ".", EOS and padding; the EOS position does not
+    move, so the tokenised prompts still locate it.
+    """
+    if position not in POSITIONS:
+        raise ValueError(f"TRAINER.COOP.CLASS_TOKEN_POSITION must be one of {POSITIONS}, not {position!r}")
+    ctx = list(range(1, 1 + n_ctx))
+    rows = []
+    for name_len in name_lens:
+        name = list(range(1 + n_ctx, 1 + n_ctx + name_len))
+        rest = list(range(1 + n_ctx + name_len, length))
+        if position == "end":
+            order = [0] + ctx + name + rest
+        elif position == "middle":
+            half = n_ctx // 2
+            order = [0] + ctx[:half] + name + ctx[half:] + rest
+        else:
+            order = [0] + name + ctx + rest
+        rows.append(order)
+    return torch.tensor(rows, dtype=torch.long)
+
+
+class PromptLearner(nn.Module):
+    """Learned context + fixed class-name tokens -> class text features -> cosine logits."""
+
+    def __init__(self, tower: TextTower, tokenize, classnames: Sequence[str], n_ctx: int, ctx_init: str,
+                 csc: bool, position: str, logit_scale: float):
+        super().__init__()
+        self.__dict__["tower"] = tower  # frozen, not a submodule: its weights stay out of the state dict
+        names = [clean_classname(c) for c in classnames]
+        num_classes = len(names)
+        width = tower.token_embedding.weight.shape[1]
+        ctx_init = " ".join(ctx_init.replace("_", " ").split())
+        with torch.no_grad():
+            if ctx_init:
+                init_tokens = tokenize([ctx_init])
+                n_ctx = _num_tokens(init_tokens)[0]
+                ctx = tower.embed_tokens(init_tokens)[0, 1:1 + n_ctx].float().clone()
+                if csc:
+                    ctx = ctx.unsqueeze(0).repeat(num_classes, 1, 1)
+                context_text = ctx_init
+                logger.info("CoOp: context initialised from %r (%d tokens)", ctx_init, n_ctx)
+            else:
+                if n_ctx < 1:
+                    raise ValueError("TRAINER.COOP.N_CTX must be at least 1")
+                ctx = torch.empty(num_classes, n_ctx, width) if csc else torch.empty(n_ctx, width)
+                nn.init.normal_(ctx, std=0.02)
+                context_text = " ".join(["X"] * n_ctx)
+                logger.info("CoOp: random %s context of %d vectors", "class-specific" if csc else "unified", n_ctx)
+            tokens = tokenize([f"{context_text} {name}." for name in names])
+            embedded = tower.embed_tokens(tokens).float()
+        self.ctx = nn.Parameter(ctx.to(embedded.device))
+        self.n_ctx = n_ctx
+        self.csc = csc
+        self.logit_scale = float(logit_scale)
+        self.register_buffer("tokens", tokens, persistent=False)
+        self.register_buffer("token_prefix", embedded[:, :1], persistent=False)            # SOS
+        self.register_buffer("token_suffix", embedded[:, 1 + n_ctx:], persistent=False)   # CLASS . EOS pad
+        self.position = position
+        order = None
+        if position != "end":
+            name_lens = _num_tokens(tokenize(names))
+            order = prompt_order(position, n_ctx, name_lens, tokens.shape[1]).to(tokens.device)
+        self.register_buffer("order", order, persistent=False)
+        self._text_cache: Optional[torch.Tensor] = None
+
+    def prompt_embeddings(self) -> torch.Tensor:
+        """``[C, L, width]`` float32 token embeddings of every class's prompt."""
+        ctx = self.ctx if self.csc else self.ctx.unsqueeze(0).expand(self.token_prefix.shape[0], -1, -1)
+        prompts = torch.cat([self.token_prefix, ctx, self.token_suffix], dim=1)
+        if self.order is not None:
+            prompts = prompts.gather(1, self.order.unsqueeze(-1).expand(-1, -1, prompts.shape[-1]))
+        return prompts
+
+    def text_features(self) -> torch.Tensor:
+        return self.tower(self.prompt_embeddings(), self.tokens)
+
+    def train(self, mode: bool = True):
+        self._text_cache = None  # entering or leaving evaluation: the context may have changed
+        return super().train(mode)
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._text_cache = None
+        return super()._load_from_state_dict(*args, **kwargs)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if self.training or torch.is_grad_enabled():
+            text = self.text_features()
+        else:  # evaluation: the context is fixed, encode the prompts once
+            if self._text_cache is None:
+                self._text_cache = self.text_features()
+            text = self._text_cache
+        return self.logit_scale * F.normalize(features.float(), dim=-1) @ F.normalize(text, dim=-1).t()
+
+
+@TRAINER_REGISTRY.register()
+class CoOp(ClipTrainer):
+    """Context Optimization; only ``ctx`` is trained."""
+
+    CONFIG_NODE = "COOP"
+    CHECKPOINT_NAME = "prompt_learner"
+    TRAINABLE = ("ctx",)
+
+    def build_head(self) -> nn.Module:
+        mcfg = self.method_cfg
+        position = mcfg.CLASS_TOKEN_POSITION
+        if position not in POSITIONS:
+            raise ValueError(f"TRAINER.COOP.CLASS_TOKEN_POSITION must be one of {POSITIONS}, not {position!r}")
+        tower = TextTower(self.clip.model)
+        return PromptLearner(tower, self.clip.tokenize, self.classnames, int(mcfg.N_CTX), mcfg.CTX_INIT,
+                             bool(mcfg.CSC), position, self.clip.logit_scale)
+
+    def load_state_for_eval(self, name: str, checkpoint: dict) -> None:
+        state = dict(checkpoint.get("state_dict", {}))
+        for fixed in ("token_prefix", "token_suffix"):  # CoOp saves them; they are rebuilt from the class names
+            state.pop(fixed, None)
+        if set(state) != {"ctx"}:
+            raise CheckpointError(f"Not a CoOp checkpoint: keys {sorted(state)}, expected ['ctx']")
+        own = self._models[name].ctx
+        if state["ctx"].shape != own.shape:
+            raise CheckpointError(
+                f"The checkpoint's context has shape {tuple(state['ctx'].shape)} but this configuration needs "
+                f"{tuple(own.shape)} (check TRAINER.COOP.N_CTX, CTX_INIT, CSC and the class list)")
+        super().load_state_for_eval(name, dict(checkpoint, state_dict=state))

@@ -1,0 +1,288 @@
+"""Tip-Adapter (training-free) and Tip-Adapter-F (cache keys fine-tuned), Zhang et al., ECCV 2022.
+
+A key-value cache built from the few-shot train set: keys are the train images' CLIP features,
+averaged over ``AUGMENT_EPOCH`` augmented views (random resized crop, scale 0.5-1, and flip) and then
+L2-normalised; values are their labels (one-hot). For a normalised image feature ``f``::
+
+    logits = logit_scale * f @ W_text^T + alpha * exp(-beta * (1 - f @ K^T)) @ V
+
+``W_text`` is the normalised zero-shot classifier (the dataset's template; ImageNet: the ensemble of
+its 7 "select" templates, each normalised before averaging). ``alpha`` and ``beta`` are searched on
+val over the public grids (``SEARCH_SCALE`` = [beta max, alpha max], ``SEARCH_STEP`` = [beta steps,
+alpha steps]). Tip-Adapter-F makes ``K`` trainable (AdamW, eps 1e-4, cosine per iteration), trains
+with the initial alpha/beta, keeps the epoch with the best val accuracy, then searches alpha/beta.
+
+How it differs from the public code, and why:
+
+- **No selection on test.** The public Tip-Adapter-F evaluates every epoch on the test set and keeps
+  the best, and on ImageNet it also searches alpha/beta on test. Here the epoch and alpha/beta are
+  chosen on val only; ImageNet, whose val is its test set, uses a held-out part of its train set
+  (``validation_items``). Accuracies can therefore be slightly below the published ones.
+- ``logit_scale`` is the backbone's (100 for OpenAI weights, the public constant), so other open_clip
+  models work.
+- Values are kept as labels (``cache_labels``) and applied with an index-add instead of a one-hot
+  ``[N, C]`` matrix: the same numbers, far smaller checkpoints.
+- Training features come from the feature cache: ``FEATURE_CACHE.NUM_VIEWS`` views per image drawn with
+  the same augmentation (the configs set ``INPUT.RRCROP_SCALE (0.5, 1.0)`` and ``NUM_VIEWS 10``, so the
+  keys' views are reused), instead of a fresh augmentation per epoch.
+- The searched alpha/beta and the keys are saved in the checkpoint (``tip_adapter/``), so
+  ``--eval-only`` reproduces the accuracy: Tip-Adapter ``--load-epoch 1``; Tip-Adapter-F the deployed
+  model ``model-best.pth.tar`` (no ``--load-epoch``), while ``--load-epoch N`` gives epoch N's keys with the
+  initial alpha/beta.
+- The initial alpha/beta default to the paper's (1, 5.5); the public per-dataset files start elsewhere.
+  With the search on (default) they only matter for Tip-Adapter-F's training.
+"""
+import copy
+import logging
+from typing import Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine import TRAINER_REGISTRY, CheckpointError, build_transform
+from trainers.base import ClipTrainer
+from trainers.linear_probe import validation_items
+from trainers.taskres import IMAGENET_FAMILY
+from trainers.text_classifier import build_zero_shot_classifier
+
+logger = logging.getLogger(__name__)
+
+CACHE_CROP_SCALE = (0.5, 1.0)  # the cache's augmentation (random resized crop scale), as published
+
+
+def add_tip_adapter_config(cfg) -> None:
+    from yacs.config import CfgNode as CN
+
+    for node, fine_tuned in (("TIP_ADAPTER", False), ("TIP_ADAPTER_F", True)):
+        if node in cfg.TRAINER:
+            continue
+        n = CN()
+        n.PREC = "fp16"
+        n.AUGMENT_EPOCH = 10          # augmented views averaged into each cache key
+        n.INIT_ALPHA = 1.0            # residual ratio (used when SEARCH_HP is off, and while Tip-F trains)
+        n.INIT_BETA = 5.5             # sharpness
+        n.SEARCH_HP = True            # search alpha/beta on val
+        n.SEARCH_SCALE = [7.0, 3.0]   # [beta max, alpha max]
+        n.SEARCH_STEP = [200, 20]     # [beta steps, alpha steps]
+        if fine_tuned:
+            n.ADAMW_EPS = 1e-4
+        cfg.TRAINER[node] = n
+
+
+def search_grid(scale: float, steps: int) -> np.ndarray:
+    """``steps`` values from 0.1 up to (not including) ``scale``, evenly spaced (the public grid)."""
+    return np.array([0.1 + i * (scale - 0.1) / steps for i in range(steps)], dtype=np.float64)
+
+
+class TipAdapterHead(nn.Module):
+    """Zero-shot logits plus ``alpha`` times the cache's affinity-weighted label votes."""
+
+    def __init__(self, text_weights: torch.Tensor, cache_keys: torch.Tensor, cache_labels: torch.Tensor,
+                 alpha: float, beta: float, logit_scale: float, learnable_keys: bool = False):
+        super().__init__()
+        self.register_buffer("text_weights", F.normalize(text_weights.float(), dim=-1), persistent=False)
+        keys = cache_keys.detach().float().clone()
+        if learnable_keys:
+            self.cache_keys = nn.Parameter(keys)
+        else:
+            self.register_buffer("cache_keys", keys)
+        self.register_buffer("cache_labels", cache_labels.long().clone())
+        self.register_buffer("alpha", torch.tensor(float(alpha)))
+        self.register_buffer("beta", torch.tensor(float(beta)))
+        self.logit_scale = float(logit_scale)
+
+    @property
+    def num_classes(self) -> int:
+        return self.text_weights.shape[0]
+
+    def clip_logits(self, features: torch.Tensor) -> torch.Tensor:
+        return self.logit_scale * F.normalize(features.float(), dim=-1) @ self.text_weights.t()
+
+    def affinity(self, features: torch.Tensor) -> torch.Tensor:
+        return F.normalize(features.float(), dim=-1) @ self.cache_keys.t()
+
+    def cache_logits(self, affinity: torch.Tensor, beta) -> torch.Tensor:
+        kernel = torch.exp(-beta * (1.0 - affinity))
+        out = kernel.new_zeros(kernel.shape[0], self.num_classes)
+        return out.index_add(1, self.cache_labels, kernel)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.clip_logits(features) + self.alpha * self.cache_logits(self.affinity(features), self.beta)
+
+    @torch.no_grad()
+    def search(self, features: torch.Tensor, labels: torch.Tensor, betas: Sequence[float],
+               alphas: Sequence[float]) -> Tuple[float, float, float]:
+        """Grid search of (alpha, beta) by accuracy on the given (val) features; ties keep the first pair
+        in beta-major order, as the public loop does. Returns ``(alpha, beta, accuracy in %)``."""
+        clip = self.clip_logits(features)
+        affinity = self.affinity(features)
+        alphas_t = torch.as_tensor(np.asarray(alphas), dtype=torch.float32, device=clip.device)
+        acc = np.zeros((len(betas), len(alphas)))
+        for i, beta in enumerate(betas):
+            cache = self.cache_logits(affinity, float(beta))
+            logits = clip.unsqueeze(0) + alphas_t.view(-1, 1, 1) * cache.unsqueeze(0)  # [A, N, C]
+            acc[i] = (logits.argmax(dim=-1) == labels.unsqueeze(0)).float().mean(dim=1).cpu().numpy() * 100.0
+        i, j = np.unravel_index(int(np.argmax(acc)), acc.shape)  # first maximum, beta-major
+        return float(alphas[j]), float(betas[i]), float(acc[i, j])
+
+    @torch.no_grad()
+    def set_hyperparameters(self, alpha: float, beta: float) -> None:
+        self.alpha.fill_(alpha)
+        self.beta.fill_(beta)
+
+
+@TRAINER_REGISTRY.register()
+class TipAdapter(ClipTrainer):
+    """Training-free Tip-Adapter: the cache is built once, alpha/beta are searched on val."""
+
+    CONFIG_NODE = "TIP_ADAPTER"
+    CHECKPOINT_NAME = "tip_adapter"
+    TRAINABLE = ()
+    TRAINING_FREE = True
+    LEARNABLE_KEYS = False
+
+    @property
+    def head(self) -> TipAdapterHead:
+        return self._models[self.CHECKPOINT_NAME]
+
+    def dataset_templates(self):
+        from datasets import IMAGENET_TEMPLATES_SELECT
+
+        if self.cfg.DATASET.NAME in IMAGENET_FAMILY:
+            return tuple(IMAGENET_TEMPLATES_SELECT)
+        return super().dataset_templates()
+
+    def load_state_for_eval(self, name: str, checkpoint: dict) -> None:
+        state = checkpoint.get("state_dict", {})
+        own = self._models[name].state_dict()
+        if set(state) != set(own):
+            raise CheckpointError(f"Not a {type(self).__name__} checkpoint: keys {sorted(state)}, expected {sorted(own)}")
+        if state["cache_keys"].shape[1] != own["cache_keys"].shape[1]:
+            raise CheckpointError(f"The checkpoint's cache keys have dimension {state['cache_keys'].shape[1]}, "
+                                  f"this backbone's features {own['cache_keys'].shape[1]}")
+        # The cache size is the checkpoint's (its few-shot train set), whatever this run sampled.
+        head = self._models[name]
+        if isinstance(head.cache_keys, nn.Parameter):
+            head.cache_keys.data = state["cache_keys"].to(head.cache_keys.device, torch.float32).clone()
+        else:
+            head.cache_keys = state["cache_keys"].to(head.cache_keys.device, torch.float32).clone()
+        head.cache_labels = state["cache_labels"].to(head.cache_labels.device).clone()
+        super().load_state_for_eval(name, checkpoint)
+
+    def cache_transform(self):
+        cfg = self.cfg.clone()
+        cfg.defrost()
+        cfg.INPUT.RRCROP_SCALE = CACHE_CROP_SCALE
+        cfg.INPUT.TRANSFORMS = ("random_resized_crop", "random_flip", "normalize")
+        return build_transform(cfg, is_train=True)
+
+    def build_head(self) -> nn.Module:
+        mcfg = self.method_cfg
+        text = build_zero_shot_classifier(self.clip, self.classnames, self.templates, normalize_each=True)
+        views = int(mcfg.AUGMENT_EPOCH)
+        entry = self.cached_features("train", self.dm.dataset.train_x, self.cache_transform(), views,
+                                     max(int(self.cfg.SEED), 0))
+        keys = F.normalize(entry["features"].float().mean(dim=0), dim=-1)  # average the views, then normalise
+        logger.info("Tip-Adapter cache: %d keys from %d augmented views each", keys.shape[0], views)
+        return TipAdapterHead(text, keys, entry["labels"], mcfg.INIT_ALPHA, mcfg.INIT_BETA, self.clip.logit_scale,
+                              learnable_keys=self.LEARNABLE_KEYS)
+
+    def validation_features(self) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Val features (never test) on the trainer's device, computed once per run."""
+        if getattr(self, "_val_features", None) is None:
+            entry = self.cached_features("val", validation_items(self), build_transform(self.cfg, is_train=False),
+                                         1, None)
+            self._val_features = (entry["features"][0].float().to(self.device), entry["labels"].to(self.device))
+        return self._val_features
+
+    def search_hyperparameters(self) -> None:
+        mcfg = self.method_cfg
+        if not mcfg.SEARCH_HP:
+            logger.info("Tip-Adapter: no search; alpha %.3f, beta %.3f", mcfg.INIT_ALPHA, mcfg.INIT_BETA)
+            return
+        betas = search_grid(float(mcfg.SEARCH_SCALE[0]), int(mcfg.SEARCH_STEP[0]))
+        alphas = search_grid(float(mcfg.SEARCH_SCALE[1]), int(mcfg.SEARCH_STEP[1]))
+        features, labels = self.validation_features()
+        alpha, beta, acc = self.head.search(features, labels, betas, alphas)
+        self.head.set_hyperparameters(alpha, beta)
+        logger.info("Tip-Adapter: searched on val -> alpha %.4f, beta %.4f (val accuracy %.2f%%)", alpha, beta, acc)
+
+    def fit(self) -> None:
+        self.search_hyperparameters()
+
+
+    def metrics_extra(self) -> dict:
+        extra = {"alpha": float(self.head.alpha), "beta": float(self.head.beta)}
+        if getattr(self, "best_epoch", None) is not None:
+            extra["best_epoch"] = int(self.best_epoch) + 1
+        return extra
+
+
+@TRAINER_REGISTRY.register()
+class TipAdapterF(TipAdapter):
+    """Tip-Adapter-F: the cache keys are fine-tuned; epoch and alpha/beta chosen on val.
+
+    ``TEST.FINAL_MODEL`` is not consulted: this trainer always deploys its best-val epoch, saved with
+    the searched alpha/beta as ``tip_adapter/model-best.pth.tar``.
+    """
+
+    CONFIG_NODE = "TIP_ADAPTER_F"
+    TRAINABLE = ("cache_keys",)
+    TRAINING_FREE = False
+    LEARNABLE_KEYS = True
+
+    def build_optimization(self, head):
+        """AdamW with the published eps and a cosine schedule over iterations (no warm-up)."""
+        cfg = self.cfg
+        optim = torch.optim.AdamW([head.cache_keys], lr=cfg.OPTIM.LR, eps=self.method_cfg.ADAMW_EPS,
+                                  weight_decay=cfg.OPTIM.WEIGHT_DECAY)
+        total = max(1, int(cfg.OPTIM.MAX_EPOCH) * len(self.train_loader_x))
+        return optim, torch.optim.lr_scheduler.CosineAnnealingLR(optim, T_max=total)
+
+    def build_model(self) -> None:
+        super().build_model()
+        self.best_val = -1.0
+        self.best_epoch = -1
+        self.best_state = None
+
+    def forward_backward(self, batch) -> dict:
+        summary = super().forward_backward(batch)
+        self._scheds[self.CHECKPOINT_NAME].step()
+        return summary
+
+    def update_lr(self, names=None) -> None:
+        """The schedule steps once per iteration, in ``forward_backward``."""
+
+    @torch.no_grad()
+    def val_accuracy(self) -> float:
+        features, labels = self.validation_features()
+        self.head.eval()
+        acc = float((self.head(features).argmax(dim=-1) == labels).float().mean().item() * 100.0)
+        self.head.train()
+        return acc
+
+    def after_epoch(self) -> None:
+        last = (self.epoch + 1) == self.max_epoch
+        freq = self.cfg.TRAIN.CHECKPOINT_FREQ
+        if last or (freq > 0 and (self.epoch + 1) % freq == 0):
+            self.save_model(self.epoch, self.output_dir)
+        acc = self.val_accuracy()
+        logger.info("Epoch %d: val accuracy %.2f%% (alpha %.3f, beta %.3f)", self.epoch + 1, acc,
+                    float(self.head.alpha), float(self.head.beta))
+        if acc > self.best_val:
+            self.best_val, self.best_epoch = acc, self.epoch
+            self.best_state = copy.deepcopy(self.head.state_dict())
+
+    def after_train(self) -> None:
+        logger.info("Finish training")
+        if self.best_state is not None:
+            self.head.load_state_dict(self.best_state)
+            logger.info("Deploy the keys of epoch %d (best val accuracy %.2f%%)", self.best_epoch + 1, self.best_val)
+        self.search_hyperparameters()
+        self.save_model(max(self.best_epoch, 0), self.output_dir, val_result=self.best_val,
+                        model_name="model-best.pth.tar")
+        if not self.cfg.TEST.NO_TEST:
+            self.test()
+        self.close_writer()
