@@ -7,6 +7,9 @@ whole-process wall time, peak memory, cache size on disk, accuracy.
     python benchmarks/feature_cache.py reference            # the issue's CPU reference (digits, ViT w384/L6/p8 @ 64 px,
                                                             # 16 shots, 200 epochs): cache off (1 seed) vs on (3 seeds)
     python benchmarks/feature_cache.py scaling --arch tiny  # cached TaskRes total time vs classes and vs shots
+    python benchmarks/feature_cache.py accuracy             # learnable synthetic data, tiny CLIP: accuracy cache on vs
+                                                            # off over 3 seeds (random CLIP features of real images
+                                                            # carry too little signal for TaskRes to learn from)
     python benchmarks/feature_cache.py methods --epochs 20  # every method, cache off vs on
     python benchmarks/feature_cache.py gpu --arch RN50      # GPU: RN50 @ 224 px, synthetic 1000 classes x 16 shots
 
@@ -91,7 +94,8 @@ def table(rows: List[Dict], title: str) -> str:
         cols.insert(3, "classes")
     if any(r.get("cuda_peak_mb") for r in rows):
         cols.insert(-2, "cuda_peak_mb")
-    fmt = lambda v: f"{v:.3g}" if isinstance(v, float) and abs(v) < 1 else f"{v:.1f}" if isinstance(v, float) else str(v)
+    def fmt(v):
+        return f"{v:.3g}" if isinstance(v, float) and abs(v) < 1 else f"{v:.1f}" if isinstance(v, float) else str(v)
     lines = [f"### {title}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
     return "\n".join(lines)
@@ -130,22 +134,51 @@ def reference(args, workdir: str) -> str:
         + "\n\n" + "\n".join(f"- {s}" for s in summary)
 
 
-def scaling(args, workdir: str) -> str:
+def accuracy(args, workdir: str) -> str:
     from tests.fixtures.synthetic_datasets import write_dataset
 
     clip, size = write_clip(args.arch, workdir), ARCH_SIZES[args.arch]
+    classes = args.classes[0]
+    data = os.path.join(workdir, f"data-{classes}")
+    if not os.path.isdir(data):
+        write_dataset("Caltech101", data, num_classes=classes, per_class=40, image_size=size)
+    extra = ["OPTIM.LR", str(args.lr)]
     rows = []
-    for classes in args.classes:
+    for cache in (os.path.join(workdir, "cache"), None):
+        for s in args.seeds:
+            rows.append(run(data, clip, os.path.join(workdir, f"{'on' if cache else 'off'}-s{s}"), cache, seed=s,
+                            shots=min(args.shots[-1], 16), epochs=args.epochs, size=size, extra=extra))
+    zs = run(data, clip, os.path.join(workdir, "zeroshot"), os.path.join(workdir, "cache"), trainer="ZeroshotCLIP",
+             size=size)
+    on = [r["accuracy"] for r in rows if r["cache"]]
+    off = [r["accuracy"] for r in rows if not r["cache"]]
+    sd = lambda v: statistics.stdev(v) if len(v) > 1 else 0.0
+    return table(rows + [zs], f"Accuracy: TaskRes, synthetic {classes} classes, lr {args.lr}, {args.epochs} epochs, "
+                              f"random {args.arch} CLIP @ {size} px") + (
+        f"\n\n- cache on: {statistics.mean(on):.2f} +- {sd(on):.2f}; cache off: {statistics.mean(off):.2f} +- "
+        f"{sd(off):.2f} (seeds {args.seeds}); zero-shot {zs['accuracy']:.2f}")
+
+
+def scaling(args, workdir: str) -> str:
+    """Cached TaskRes: classes sweep at the largest shot count, shots sweep at the middle class count."""
+    from tests.fixtures.synthetic_datasets import write_dataset
+
+    clip, size = write_clip(args.arch, workdir), ARCH_SIZES[args.arch]
+    shots_at = args.classes[len(args.classes) // 2]
+    cells = [(c, max(args.shots)) for c in args.classes] + [(shots_at, k) for k in args.shots if k != max(args.shots)]
+    rows = []
+    for classes, shots in cells:
         data = os.path.join(workdir, f"data-{classes}")
         if not os.path.isdir(data):
-            write_dataset("Caltech101", data, num_classes=classes, per_class=max(args.shots) + 8, image_size=size)
-        for shots in (args.shots if classes == args.classes[-1] else [max(args.shots)]):
-            cache = os.path.join(workdir, f"cache-{classes}-{shots}")
-            r = run(data, clip, os.path.join(workdir, f"c{classes}-k{shots}"), cache, shots=shots,
-                    epochs=args.epochs, size=size)
-            r["classes"] = classes
-            rows.append(r)
-    return table(rows, f"Scaling: cached TaskRes, {args.epochs} epochs, random {args.arch} CLIP @ {size} px")
+            write_dataset("Caltech101", data, num_classes=classes, per_class=2 * max(args.shots) + 8, image_size=size)
+        cache = os.path.join(workdir, f"cache-{classes}-{shots}")
+        r = run(data, clip, os.path.join(workdir, f"c{classes}-k{shots}"), cache, shots=shots,
+                epochs=args.epochs, size=size)
+        r["classes"] = classes
+        rows.append(r)
+    return table(rows, f"Scaling: cached TaskRes, {args.epochs} epochs, random {args.arch} CLIP @ {size} px "
+                       f"(per class: {max(args.shots) + 4} train, {round(0.2 * (2 * max(args.shots) + 8))} val, "
+                       f"{2 * max(args.shots) + 8 - max(args.shots) - 4 - round(0.2 * (2 * max(args.shots) + 8))} test images)")
 
 
 def methods(args, workdir: str) -> str:
@@ -179,7 +212,8 @@ def gpu(args, workdir: str) -> str:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("mode", choices=["reference", "scaling", "methods", "gpu"])
+    p.add_argument("mode", choices=["reference", "accuracy", "scaling", "methods", "gpu"])
+    p.add_argument("--lr", type=float, default=0.05, help="accuracy mode: learning rate (random CLIPs need a large one)")
     p.add_argument("--arch", default=None, choices=sorted(ARCH_SIZES))
     p.add_argument("--epochs", type=int, default=200)
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])

@@ -26,10 +26,9 @@ import math
 import os
 import pickle
 import random
-import tempfile
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from engine import ENGINE_NAME, DatasetBase, Datum
+from engine import ENGINE_NAME, DatasetBase, Datum, atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -49,31 +48,15 @@ class MissingImagesError(DatasetNotFoundError):
 # ------------------------------------------------------------------------------------------------------------
 # Files: atomic writes and a pickle reader that accepts Dassl's Datum
 # ------------------------------------------------------------------------------------------------------------
-def _atomic_write_bytes(fpath: str, data: bytes) -> None:
-    directory = os.path.dirname(os.path.abspath(fpath))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-" + os.path.basename(fpath) + "-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, fpath)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def write_json_atomic(obj, fpath: str) -> None:
     """Write JSON the way Dassl formats split files (indent 4), through a temporary file and a rename."""
     import json
 
-    _atomic_write_bytes(fpath, json.dumps(obj, indent=4, separators=(",", ": ")).encode())
+    atomic_write_bytes(fpath, json.dumps(obj, indent=4, separators=(",", ": ")).encode())
 
 
 def write_pickle_atomic(obj, fpath: str) -> None:
-    _atomic_write_bytes(fpath, pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+    atomic_write_bytes(fpath, pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 # Modules whose ``Datum`` we accept: Dassl's (CoOp/Dassl pickles), our built-in engine's, and whichever

@@ -8,6 +8,7 @@ import logging
 import os
 
 from engine.errors import CheckpointError, CorruptImageError, EngineUnavailableError
+from engine.fileio import atomic_write, atomic_write_bytes
 from engine.selection import select_engine
 
 logger = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ check_isfile = _api["check_isfile"]
 listdir_nohidden = _api["listdir_nohidden"]
 
 __all__ = [
-    "ENGINE_NAME", "EngineUnavailableError", "CheckpointError", "CorruptImageError", "TRAINER_REGISTRY", "DATASET_REGISTRY", "TrainerX",
+    "ENGINE_NAME", "atomic_write", "atomic_write_bytes", "EngineUnavailableError", "CheckpointError", "CorruptImageError", "TRAINER_REGISTRY", "DATASET_REGISTRY", "TrainerX",
     "SimpleTrainer", "build_trainer", "build_dataset", "Datum", "DatasetBase", "DataManager",
     "DatasetWrapper", "build_transform", "build_data_loader", "build_optimizer", "build_lr_scheduler",
     "get_cfg_default", "setup_logger", "set_random_seed", "collect_env_info", "load_checkpoint",

@@ -53,19 +53,6 @@ def dassl_incompatibility() -> str:
 
 
 def _dassl_api() -> Dict[str, object]:
-    from dassl.config import get_cfg_default
-    from dassl.data import DataManager
-    from dassl.data.data_manager import DatasetWrapper, build_data_loader
-    from dassl.data.datasets import DATASET_REGISTRY, Datum, DatasetBase, build_dataset
-    from dassl.data.transforms import build_transform
-    from dassl.engine import TRAINER_REGISTRY, SimpleTrainer, TrainerX, build_trainer
-    from dassl.evaluation import build_evaluator
-    from dassl.metrics import compute_accuracy
-    from dassl.optim import build_lr_scheduler, build_optimizer
-    from dassl.utils import (
-        check_isfile, collect_env_info, listdir_nohidden, load_checkpoint, load_pretrained_weights,
-        mkdir_if_missing, read_image, read_json, save_checkpoint, set_random_seed, setup_logger, write_json,
-    )
 
     return dict(locals())
 
@@ -92,12 +79,12 @@ def select_engine(requested: str) -> Tuple[str, Dict[str, object]]:
             raise EngineUnavailableError(
                 f"TASKRES_ENGINE=dassl but importing Dassl failed ({type(err).__name__}: {err}). "
                 "Install its requirements or unset TASKRES_ENGINE to use the built-in engine.") from err
-        warnings.warn(f"Dassl is installed but failed to import ({err}); using the built-in engine.")
+        warnings.warn(f"Dassl is installed but failed to import ({err}); using the built-in engine.", stacklevel=2)
         return "builtin", _builtin_api()
     problem = dassl_incompatibility()
     if problem:
         if requested == "dassl":
             raise EngineUnavailableError(f"TASKRES_ENGINE=dassl but {problem}. {DASSL_FIX}")
-        warnings.warn(f"Dassl found but {problem}; using the built-in engine instead. {DASSL_FIX}")
+        warnings.warn(f"Dassl found but {problem}; using the built-in engine instead. {DASSL_FIX}", stacklevel=2)
         return "builtin", _builtin_api()
     return "dassl", api

@@ -8,7 +8,13 @@ import pytest
 import torch
 
 from engine import (
-    DatasetBase, Datum, build_lr_scheduler, build_optimizer, get_cfg_default, load_checkpoint, save_checkpoint,
+    DatasetBase,
+    Datum,
+    build_lr_scheduler,
+    build_optimizer,
+    get_cfg_default,
+    load_checkpoint,
+    save_checkpoint,
     set_random_seed,
 )
 from engine.errors import CheckpointError

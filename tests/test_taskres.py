@@ -1,6 +1,5 @@
 """TaskRes and TaskRes*: equivalence with zero-shot CLIP at init, what trains, alpha, bases, checkpoints."""
 import json
-import os
 
 import pytest
 import torch

@@ -125,3 +125,26 @@ def test_resnet_backbone_and_input_size_are_honoured(data_root, tiny_clip_rn, tm
     t = make_trainer(argv)
     assert t.clip.image_size == 96
     assert t.test() >= 0
+
+
+def _registered_trainers():
+    import trainers  # noqa: F401
+    from engine import TRAINER_REGISTRY
+
+    return sorted(TRAINER_REGISTRY.registered_names())
+
+
+@pytest.mark.parametrize("trainer", _registered_trainers())
+def test_every_trainer_runs_two_epochs_from_the_same_command_line(data_root, tiny_clip, tmp_path, trainer):
+    """Swapping --trainer is all it takes: same data, seed, shots, protocol and output files."""
+    res = train.main(train_args(data_root, tiny_clip, str(tmp_path), trainer=trainer, epochs=2,
+                                extra=["--cache-dir", str(tmp_path.parent / "shared_cache")]))
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["method"] == trainer and metrics["seed"] == 1 and metrics["shots"] == 4
+    assert metrics["dataset"] == "Caltech101" and metrics["split"] == "test"
+    assert 0.0 <= res["accuracy"] <= 100.0
+
+
+def test_all_methods_are_registered():
+    assert set(_registered_trainers()) >= {"ZeroshotCLIP", "ZeroshotCLIP2", "TaskRes", "TaskResEnhancedBase",
+                                           "LinearProbeCLIP", "CoOp", "CLIP_Adapter", "TipAdapter", "TipAdapterF"}

@@ -157,9 +157,11 @@ def _read_checkpoint_file(path: str) -> dict:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             try:
-                return torch.jit.load(path, map_location="cpu").state_dict()
+                state = torch.jit.load(path, map_location="cpu").state_dict()
             except RuntimeError as err:
                 raise BackboneError(f"Cannot read CLIP TorchScript archive {path} ({err})") from err
+        # Derived buffers, not weights (a traced open_clip model stores its causal mask).
+        return {k: v for k, v in state.items() if not k.endswith("attn_mask")}
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:

@@ -15,7 +15,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine import CheckpointError, TrainerX, build_lr_scheduler, build_optimizer, build_transform, compute_accuracy
+from engine import (
+    CheckpointError,
+    TrainerX,
+    build_lr_scheduler,
+    build_optimizer,
+    build_transform,
+    compute_accuracy,
+)
 from trainers.backbone import ClipBackbone, load_backbone, resolve_precision
 from trainers.feature_cache import FeatureLoader, FeatureStore, cache_key, extract_features
 

@@ -188,7 +188,7 @@ class FeatureLoader:
 
     def __init__(self, features: torch.Tensor, labels: torch.Tensor, batch_size: int, shuffle: bool,
                  drop_last: bool, device: torch.device, seed: int = 0):
-        self.features = features.to(device)
+        self.features = features.to(device, torch.float32)  # converted once, not every batch
         self.labels = labels.to(device)
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -217,4 +217,4 @@ class FeatureLoader:
             order = torch.arange(n, device=self.labels.device)
         for b in range(len(self)):
             idx = order[b * self.batch_size:(b + 1) * self.batch_size]
-            yield {"img": feats[idx].float(), "label": self.labels[idx], "index": idx}
+            yield {"img": feats[idx], "label": self.labels[idx], "index": idx}

@@ -30,7 +30,6 @@ from torch import nn
 
 from engine import TRAINER_REGISTRY, build_transform
 from trainers.base import ClipTrainer
-from trainers.feature_cache import FeatureLoader
 
 logger = logging.getLogger(__name__)
 

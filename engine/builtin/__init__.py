@@ -9,8 +9,17 @@ from .registry import DATASET_REGISTRY, TRAINER_REGISTRY, Registry
 from .trainer import SimpleTrainer, TrainerX, build_trainer
 from .transforms import build_transform
 from .utils import (
-    CorruptImageError, atomic_write, check_isfile, collect_env_info, listdir_nohidden, mkdir_if_missing,
-    read_image, read_json, set_random_seed, setup_logger, write_json,
+    CorruptImageError,
+    atomic_write,
+    check_isfile,
+    collect_env_info,
+    listdir_nohidden,
+    mkdir_if_missing,
+    read_image,
+    read_json,
+    set_random_seed,
+    setup_logger,
+    write_json,
 )
 
 __all__ = [

@@ -239,7 +239,8 @@ class SimpleTrainer:
         self.start_epoch = self.start_epoch if start_epoch is None else start_epoch
         self.max_epoch = self.max_epoch if max_epoch is None else max_epoch
         self.before_train()
-        for self.epoch in range(self.start_epoch, self.max_epoch):
+        for epoch in range(self.start_epoch, self.max_epoch):
+            self.epoch = epoch
             self.before_epoch()
             self.run_epoch()
             self.after_epoch()
@@ -349,7 +350,8 @@ class TrainerX(SimpleTrainer):
         if self.num_batches == 0:
             raise RuntimeError("The training loader is empty: no training images")
         end = time.time()
-        for self.batch_idx, batch in enumerate(self.train_loader_x):
+        for batch_idx, batch in enumerate(self.train_loader_x):
+            self.batch_idx = batch_idx
             data_time.update(time.time() - end)
             loss_summary = self.forward_backward(batch)
             batch_time.update(time.time() - end)

@@ -5,7 +5,6 @@ import logging
 import os
 import random
 import sys
-import tempfile
 from typing import Any, List
 
 import numpy as np
@@ -13,6 +12,7 @@ import torch
 from PIL import Image
 
 from engine.errors import CorruptImageError
+from engine.fileio import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -63,27 +63,6 @@ def check_isfile(fpath: str) -> bool:
     if not isfile:
         logger.warning('No file found at "%s"', fpath)
     return isfile
-
-
-def atomic_write(fpath: str, write_fn) -> None:
-    """Write a file via a temporary file in the same folder and ``os.replace``.
-
-    Readers never see a half-written file, and two writers racing on one path both succeed (the last
-    rename wins with a complete file).
-    """
-    directory = os.path.dirname(os.path.abspath(fpath))
-    mkdir_if_missing(directory)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-" + os.path.basename(fpath) + "-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write_fn(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, fpath)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def read_json(fpath: str) -> Any:
