@@ -185,3 +185,24 @@ def test_dassl_incompatibility_is_detected_from_a_fake_dassl(tmp_path):
     if "verbose" in inspect.signature(torch.optim.lr_scheduler.LRScheduler.__init__).parameters:
         pytest.skip("this torch still accepts verbose")
     assert "passes `verbose`" in out.stdout, out.stderr
+
+
+def _lrs(ocfg, epochs):
+    param = torch.nn.Parameter(torch.zeros(1))
+    optim = build_optimizer([param], ocfg)
+    sched = build_lr_scheduler(optim, ocfg)
+    seen = []
+    for _ in range(epochs):
+        seen.append(optim.param_groups[0]["lr"])
+        optim.step()
+        sched.step()
+    return seen
+
+
+def test_linear_warmup_then_single_and_multi_step():
+    linear = _lrs(_optim_cfg(LR_SCHEDULER="single_step", STEPSIZE=(3,), GAMMA=0.1, WARMUP_EPOCH=2,
+                             WARMUP_TYPE="linear", WARMUP_MIN_LR=1e-4), 7)
+    assert linear[:2] == pytest.approx([1e-4, 1e-4 + (2e-3 - 1e-4) / 2])
+    assert linear[2:] == pytest.approx([2e-3, 2e-3, 2e-3, 2e-4, 2e-4])  # steps every 3 epochs after warm-up
+    multi = _lrs(_optim_cfg(LR_SCHEDULER="multi_step", STEPSIZE=(2, 4), GAMMA=0.5, WARMUP_EPOCH=0), 6)
+    assert multi == pytest.approx([2e-3, 2e-3, 1e-3, 1e-3, 5e-4, 5e-4])
