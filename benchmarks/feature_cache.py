@@ -152,7 +152,10 @@ def accuracy(args, workdir: str) -> str:
              size=size)
     on = [r["accuracy"] for r in rows if r["cache"]]
     off = [r["accuracy"] for r in rows if not r["cache"]]
-    sd = lambda v: statistics.stdev(v) if len(v) > 1 else 0.0
+
+    def sd(values):
+        return statistics.stdev(values) if len(values) > 1 else 0.0
+
     return table(rows + [zs], f"Accuracy: TaskRes, synthetic {classes} classes, lr {args.lr}, {args.epochs} epochs, "
                               f"random {args.arch} CLIP @ {size} px") + (
         f"\n\n- cache on: {statistics.mean(on):.2f} +- {sd(on):.2f}; cache off: {statistics.mean(off):.2f} +- "

@@ -20,8 +20,7 @@ How it differs from the public code (CoOp's ``lpclip/``), and why:
 """
 import logging
 import math
-import random
-from typing import Dict, List, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -29,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine import TRAINER_REGISTRY, build_transform
-from trainers.base import ClipTrainer
+from trainers.base import ClipTrainer, validation_items
 
 logger = logging.getLogger(__name__)
 
@@ -46,45 +45,6 @@ def add_linear_probe_config(cfg) -> None:
         cfg.TRAINER.LINEAR_PROBE.SEARCH_STEP = 2.0
         cfg.TRAINER.LINEAR_PROBE.REFINE_STEPS = 7   # halvings of the log-space step around the best C
         cfg.TRAINER.LINEAR_PROBE.MAX_ITER = 1000    # L-BFGS iterations per fit
-
-
-def validation_items(trainer) -> List:
-    """The items a method may select hyper-parameters or epochs on: the few-shot val split, never test.
-
-    Datasets whose val *is* their test set (ImageNet, as in CoOp) get a held-out val instead:
-    ``min(shots, 4)`` images per class from the full train split, outside the few-shot train set, drawn
-    with a RNG seeded by the run's seed (every method of a run sees the same images).
-    """
-    ds = trainer.dm.dataset
-    cfg = trainer.cfg
-    test_paths = {d.impath for d in ds.test}
-    val = list(ds.val or [])
-    if val and not any(d.impath in test_paths for d in val):
-        return val
-    name = cfg.DATASET.NAME
-    subsample = str(cfg.DATASET.get("SUBSAMPLE_CLASSES", "all")).lower()
-    if not hasattr(ds, "load_full_split") or subsample != "all":
-        raise RuntimeError(f"{name}: its val split is its test set, and no held-out val can be drawn here "
-                           "(needs the full train split, all classes); hyper-parameters are never chosen on test")
-    full_train = ds.load_full_split()[0]
-    excluded = {d.impath for d in ds.train_x} | test_paths
-    per_label: Dict[int, List] = {}
-    for item in full_train:
-        if item.impath not in excluded:
-            per_label.setdefault(item.label, []).append(item)
-    shots = int(cfg.DATASET.NUM_SHOTS)
-    k = min(shots, 4) if shots >= 1 else 4
-    rng = random.Random(max(int(cfg.SEED), 0))
-    held_out = []
-    for label in sorted({d.label for d in ds.train_x}):
-        pool = per_label.get(label, [])
-        held_out.extend(rng.sample(pool, min(k, len(pool))))
-    if not held_out:
-        raise RuntimeError(f"{name}: its val split is its test set and every train image is used for training; "
-                           "no held-out val is left to choose hyper-parameters on")
-    logger.info("%s: val is the test set; selecting on %d held-out train images instead (%d per class)",
-                name, len(held_out), k)
-    return held_out
 
 
 def _fit(x: np.ndarray, y: np.ndarray, c: float, max_iter: int):

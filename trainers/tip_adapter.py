@@ -42,8 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine import TRAINER_REGISTRY, CheckpointError, build_transform
-from trainers.base import ClipTrainer
-from trainers.linear_probe import validation_items
+from trainers.base import ClipTrainer, validation_items
 from trainers.taskres import IMAGENET_FAMILY
 from trainers.text_classifier import build_zero_shot_classifier
 
