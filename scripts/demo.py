@@ -88,6 +88,8 @@ def main(argv=None) -> list:
     p.add_argument("--backbone", default="RN50")
     p.add_argument("--shots", type=int, default=16)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--views", type=int, default=2,
+                   help="augmented views per training image (the benchmarks use 10; 2 keeps the demo to minutes)")
     p.add_argument("--methods", nargs="+", help="subset of trainers to run (default: all available)")
     args = p.parse_args(argv)
     import train
@@ -116,6 +118,8 @@ def main(argv=None) -> list:
                 "--dataset-config-file", os.path.join(REPO, "configs/datasets/caltech101.yaml"),
                 "--backbone", backbone, "--cache-dir", os.path.join(output, "feature_cache"),
                 *recipe, "DATASET.NUM_SHOTS", str(args.shots), "INPUT.SIZE", f"({size}, {size})",
+                "FEATURE_CACHE.NUM_VIEWS", str(args.views), "TRAINER.TIP_ADAPTER.AUGMENT_EPOCH", str(args.views),
+                "TRAINER.TIP_ADAPTER_F.AUGMENT_EPOCH", str(args.views),
                 "DATALOADER.NUM_WORKERS", "2", "TRAIN.PRINT_FREQ", "1000",
             ])
             logger.info("%s finished in %.1fs", trainer, time.time() - start)
