@@ -65,12 +65,12 @@ def write_digits_tree(root: str, image_size: int = 64) -> str:
 
 def pick_backbone(name: str, offline: bool, output: str):
     """Real weights when available; else a tiny random CLIP (and a notice). Returns (backbone, input size)."""
-    from trainers.backbone import OPENAI_MODELS, BackboneError, _fetch_openai_weights
+    from trainers.backbone import OPENAI_MODELS, BackboneError, fetch_openai_weights
     from trainers.random_clip import write_random_clip
 
     if not offline and name in OPENAI_MODELS:
         try:
-            _fetch_openai_weights(name, os.path.expanduser(os.environ.get("CLIP_WEIGHTS_DIR", "~/.cache/clip")))
+            fetch_openai_weights(name, os.path.expanduser(os.environ.get("CLIP_WEIGHTS_DIR", "~/.cache/clip")))
             return name, 224
         except BackboneError as err:
             logger.warning("%s\n-> Falling back to a tiny random CLIP (offline mode).", err)

@@ -194,7 +194,7 @@ def openai_weights_path(name: str, weights_dir: str = DEFAULT_WEIGHTS_DIR) -> st
     return os.path.join(weights_dir, os.path.basename(url))
 
 
-def _fetch_openai_weights(name: str, weights_dir: str) -> str:
+def fetch_openai_weights(name: str, weights_dir: str) -> str:
     from open_clip.pretrained import download_pretrained_from_url, get_pretrained_url
 
     url = get_pretrained_url(OPENAI_MODELS[name], "openai")
@@ -235,7 +235,7 @@ def load_backbone(name: str, device: torch.device, precision: str = "fp16", inpu
     device = torch.device(device)
     precision = resolve_precision(precision, device)
     if os.path.isfile(name) or name in OPENAI_MODELS:
-        path = name if os.path.isfile(name) else _fetch_openai_weights(name, weights_dir)
+        path = name if os.path.isfile(name) else fetch_openai_weights(name, weights_dir)
         model = _build_from_state_dict(_read_checkpoint_file(path), precision, input_size)
         tokenizer = _openai_tokenizer(model.context_length)
     elif ":" in name and not name.startswith(("hf-hub:", "local-dir:")):
