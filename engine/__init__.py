@@ -7,6 +7,7 @@ compatible with the installed torch, else the built-in core with a warning. ``EN
 import logging
 import os
 
+from engine.builtin.utils import read_image as _builtin_read_image
 from engine.errors import CheckpointError, CorruptImageError, EngineUnavailableError
 from engine.fileio import atomic_write, atomic_write_bytes
 from engine.selection import select_engine
@@ -41,7 +42,8 @@ build_evaluator = _api["build_evaluator"]
 read_json = _api["read_json"]
 write_json = _api["write_json"]
 mkdir_if_missing = _api["mkdir_if_missing"]
-read_image = _api["read_image"]
+# Always ours: Dassl's read_image retries forever on an undecodable file; ours names it and stops.
+read_image = _builtin_read_image
 check_isfile = _api["check_isfile"]
 listdir_nohidden = _api["listdir_nohidden"]
 
