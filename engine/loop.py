@@ -65,7 +65,7 @@ def add_loop_config(cfg) -> None:
     """Config keys of the loop that neither engine's defaults have."""
     if "RESUME_SAVE_S" not in cfg.TRAIN:
         # Seconds between writes of resume.pth.tar (0: after every epoch; -1: only on SIGINT/SIGTERM).
-        cfg.TRAIN.RESUME_SAVE_S = 60.0
+        cfg.TRAIN.RESUME_SAVE_S = 60
 
 
 @contextlib.contextmanager
