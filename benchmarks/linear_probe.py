@@ -46,6 +46,13 @@ def problem(classes: int, shots: int, dim: int, val_per_class: int, test_per_cla
 
 def agreement(args) -> None:
     (xt, yt), (xv, yv), (xs, ys) = problem(args.classes_small, args.shots, args.dim_small, 4, 20)
+    for c in GRID:
+        a, b = fit_probe(xt, yt, c, 1000, "sklearn"), fit_probe(xt, yt, c, 1000, "torch")
+        la, lb = xs @ a.coef.T + a.intercept, xs @ b.coef.T + b.intercept
+        logger.info("C %-6g iterations sklearn %4d torch %4d | test logits: largest %.3g, largest gap %.3g | "
+                    "same test prediction %.1f%% | test accuracy %.2f%% / %.2f%%", c, a.iterations, b.iterations,
+                    np.abs(la).max(), np.abs(la - lb).max(), (a.predict(xs) == b.predict(xs)).mean() * 100,
+                    (a.predict(xs) == ys).mean() * 100, (b.predict(xs) == ys).mean() * 100)
     results = {}
     for solver in ("sklearn", "torch"):
         start = time.time()
@@ -77,8 +84,9 @@ def timing(args) -> None:
             logger.info("sklearn C %-6g %4d iterations in %6.1f s (%.2f s/iteration)%s", c, probe.iterations, dt,
                         per_iter, f" -> ~{projected:.0f} s at 1000" if capped else "")
         logger.info("sklearn grid (7 fits): ~%.0f s projected; the refinement adds ~15 fits near the best C", total)
+    logging.getLogger("trainers.linear_probe").setLevel(logging.INFO)
     start = time.time()
-    c, acc, history, _ = search_regularization(xt, yt, xv, yv, GRID, 7, 1000, "torch", device)
+    c, acc, history, _ = search_regularization(xt, yt, xv, yv, GRID, 7, args.torch_iters, "torch", device)
     logger.info("torch search: %d fits in %.1f s (C %.4g, val %.2f%%)", len(history), time.time() - start, c, acc)
 
 
@@ -91,9 +99,10 @@ def main(argv=None) -> None:
     p.add_argument("--classes-small", type=int, default=20)
     p.add_argument("--dim-small", type=int, default=64)
     p.add_argument("--sklearn-iters", type=int, default=5, help="iteration cap per sklearn fit (0: skip sklearn)")
+    p.add_argument("--torch-iters", type=int, default=1000, help="L-BFGS iterations per torch fit")
     p.add_argument("--device", default="cpu")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("trainers.linear_probe").setLevel(logging.WARNING)
     (agreement if args.mode == "agreement" else timing)(args)
 
