@@ -16,13 +16,13 @@ from tests.conftest import make_trainer, train_args
 from tests.fixtures.synthetic_datasets import write_dataset
 
 
-def parity_state_dict(seed: int = 0) -> dict:
+def parity_state_dict(seed: int = 0, embed_dim: int = 32) -> dict:
     """The tiny CLIP's OpenAI-format state dict with every tensor drawn from ``RandomState(seed)`` (fp16)."""
     from trainers.random_clip import build_random_clip
 
     rs = np.random.RandomState(seed)
     state = {}
-    for key, value in sorted(build_random_clip("vit").state_dict().items()):
+    for key, value in sorted(build_random_clip("vit", embed_dim=embed_dim).state_dict().items()):
         if not value.is_floating_point():
             state[key] = value
             continue
@@ -41,8 +41,8 @@ def parity_state_dict(seed: int = 0) -> dict:
     return state
 
 
-def write_parity_clip(path: str) -> str:
-    torch.save(parity_state_dict(), path)
+def write_parity_clip(path: str, embed_dim: int = 32) -> str:
+    torch.save(parity_state_dict(embed_dim=embed_dim), path)
     return path
 
 
