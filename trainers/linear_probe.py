@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 # scikit-learn minimises the mean loss with the same ``tol``, a criterion n times looser that stops a
 # 16-shot ImageNet fit after 2-3 iterations; both solvers here apply GTOL / n to the mean loss.
 GTOL = 1e-4
-AUTO_TORCH_SIZE = 2e9  # samples x dims x classes above which ``auto`` uses the torch solver (ImageNet: 1.6e10)
+AUTO_TORCH_SIZE = 5e9  # samples x dims x classes above which ``auto`` uses torch (ImageNet 8/16 shots: 8e9/1.6e10)
 
 
 def add_linear_probe_config(cfg) -> None:
