@@ -60,7 +60,7 @@ def agreement(args) -> None:
         test = float((probe.predict(xs) == ys).mean() * 100)
         results[solver] = (c, acc, test, probe, time.time() - start)
         logger.info("%-8s C %.4g  val %.2f%%  test %.2f%%  %.1f s", solver, c, acc, test, time.time() - start)
-    (c1, _, t1, p1, _), (c2, _, t2, p2, _) = results["sklearn"], results["torch"]
+    (c1, _, t1, _, _), (c2, _, t2, _, _) = results["sklearn"], results["torch"]
     logger.info("same C: %s%s; test accuracy gap %.2f points", c1 == c2,
                 "" if c1 == c2 else " (the two searches reach the same best val accuracy at different C)", abs(t1 - t2))
 
