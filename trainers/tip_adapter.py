@@ -350,6 +350,18 @@ class TipAdapterF(TipAdapter):
             self.best_val, self.best_epoch = acc, self.epoch
             self.best_state = copy.deepcopy(self.head.state_dict())
 
+    def extra_resume_state(self) -> dict:
+        # The best epoch so far survives an interruption: a resumed run deploys the same keys.
+        state = super().extra_resume_state()
+        state["tip_best"] = {"val": self.best_val, "epoch": self.best_epoch, "state": self.best_state}
+        return state
+
+    def load_extra_resume_state(self, state: dict) -> None:
+        super().load_extra_resume_state(state)
+        best = state.get("tip_best")
+        if best:
+            self.best_val, self.best_epoch, self.best_state = best["val"], best["epoch"], best["state"]
+
     def after_train(self) -> None:
         logger.info("Finish training")
         if self.best_state is not None:
