@@ -5,7 +5,6 @@ A method subclasses ``TrainerX`` and provides ``build_model()`` (registering its
 after the last batch of an epoch (``update_lr``), so one trainer file runs on both engines.
 """
 import datetime
-import hashlib
 import logging
 import os
 import time
@@ -16,6 +15,8 @@ import torch
 from torch import nn
 
 from engine.errors import CheckpointError
+# The fingerprint refusing another config's checkpoint lives with the run identity.
+from engine.identity import RESUME_IGNORED_KEYS, config_fingerprint  # noqa: F401
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import DataManager
@@ -24,29 +25,6 @@ from .registry import TRAINER_REGISTRY
 from .utils import mkdir_if_missing
 
 logger = logging.getLogger(__name__)
-
-# Keys that only describe how a run is launched or reported; a checkpoint may be resumed under
-# different values of these without changing what is trained.
-RESUME_IGNORED_KEYS = ("OUTPUT_DIR", "RESUME", "VERBOSE", "DATALOADER.NUM_WORKERS", "TRAIN.PRINT_FREQ",
-                       "TRAIN.CHECKPOINT_FREQ", "TEST", "USE_CUDA", "DATASET.ROOT", "FEATURE_CACHE.DIR")
-
-
-def config_fingerprint(cfg) -> str:
-    """Hash of the config keys that determine training, used to refuse resuming another run's checkpoint."""
-    flat = {}
-
-    def walk(node, prefix):
-        for key, value in node.items():
-            name = f"{prefix}{key}"
-            if any(name == k or name.startswith(k + ".") for k in RESUME_IGNORED_KEYS):
-                continue
-            if hasattr(value, "items"):
-                walk(value, name + ".")
-            else:
-                flat[name] = repr(value)
-
-    walk(cfg, "")
-    return hashlib.sha256(repr(sorted(flat.items())).encode()).hexdigest()[:16]
 
 
 class AverageMeter:
