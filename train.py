@@ -207,12 +207,12 @@ def run(args) -> dict:
         state, why = folder_state(cfg.OUTPUT_DIR, identity)
         if args.reuse and state == "done":
             logger.info("[skip] %s (%s)", cfg.OUTPUT_DIR, why)
-            return _previous_results(cfg.OUTPUT_DIR)
+            return dict(_previous_results(cfg.OUTPUT_DIR), output_dir=cfg.OUTPUT_DIR)
         if args.reuse and state == "conflict":
             raise UserError(why)
         clear_failed(cfg.OUTPUT_DIR)
         try:
-            return _run(cfg, args, identity, start)
+            return dict(_run(cfg, args, identity, start) or {}, output_dir=cfg.OUTPUT_DIR)
         except BaseException as err:
             mark_failed(cfg.OUTPUT_DIR, f"{type(err).__name__}: {err}")
             raise
