@@ -185,7 +185,7 @@ def run_dir(output: str, method: str, dataset: str, backbone: str, shots: int, s
 def _cells_of(method: str, shots: Sequence[int], seeds: Sequence[int]) -> List[Tuple[int, int, int]]:
     """(shots recorded for the cell, DATASET.NUM_SHOTS, seed) for each run of one method on one dataset.
 
-    A shot-free method runs once, with the first seed and 1-shot data reading (as scripts/zeroshot/main.sh);
+    A shot-free method runs once, with the first seed and 1-shot data reading (its result depends on neither);
     its cell is recorded with 0 shots.
     """
     if get_recipe(method).shot_free:
