@@ -287,6 +287,7 @@ def test_report_tables_and_plot(tree, tmp_path):
         solid = {line.get_label(): line for line in lines if line.get_linestyle() == "-"}
         dashed = {line.get_label() for line in lines if line.get_linestyle() == "--"}
         assert set(solid) == {label["TaskRes"], label["ZeroshotCLIP"]}
+        assert dashed <= {"TaskRes (paper)", "Zero-shot CLIP (paper)"}  # published curves are never relabelled
         xs, ys = solid[label["TaskRes"]].get_data()
         assert list(xs) == SHOTS
         assert list(ys) == pytest.approx([summary[(tree["clip"], label["TaskRes"], dataset, k)].mean for k in SHOTS])
