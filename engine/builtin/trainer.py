@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from engine.errors import CheckpointError
+
 # The fingerprint refusing another config's checkpoint lives with the run identity.
 from engine.identity import RESUME_IGNORED_KEYS, config_fingerprint  # noqa: F401
 
