@@ -115,8 +115,9 @@ def check_cfg(cfg) -> None:
 def write_metrics(cfg, trainer, wall_s: float, eval_only: bool, identity=None) -> Optional[str]:
     """Write ``metrics.json``: what ran, its result, and its identity (``fingerprint``, ``recipe``, ``modified``).
 
-    Shot-free methods (zero-shot CLIP) record 0 shots, training-free ones (zero-shot, linear probe,
-    Tip-Adapter) no epochs: the file says what the run used, not what the config happened to hold.
+    Training-free methods (zero-shot, linear probe, Tip-Adapter) record no epochs: the file says what the
+    run did, not what the config happened to hold. ``shots`` is ``DATASET.NUM_SHOTS`` as asked (zero-shot
+    CLIP reads no training image whatever it is; ``tools.report`` files it under 0 shots).
     """
     from engine import write_json
     from tools.names import SHOT_FREE_METHODS
@@ -129,7 +130,7 @@ def write_metrics(cfg, trainer, wall_s: float, eval_only: bool, identity=None) -
         "method": cfg.TRAINER.NAME,
         "dataset": cfg.DATASET.NAME,
         "backbone": cfg.MODEL.BACKBONE.NAME,
-        "shots": 0 if cfg.TRAINER.NAME in SHOT_FREE_METHODS else int(cfg.DATASET.NUM_SHOTS),
+        "shots": int(cfg.DATASET.NUM_SHOTS),
         "seed": int(cfg.SEED),
         "split": results.get("split", "test"),
         "accuracy": float(results["accuracy"]),

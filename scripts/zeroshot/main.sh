@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Zero-shot CLIP on a dataset's test split. Nothing is trained and no training image is used: the result is
-# the same for every SHOTS and seed (taken for the launchers' common loop; metrics.json records 0 shots and
-# no epochs), so one run per seed lands in <backbone>_zeroshot/seedS whatever SHOTS is.
+# the same for every SHOTS (taken for the launchers' common loop), so one run per seed lands in
+# <backbone>_zeroshot/seedS whatever SHOTS is, and another SHOTS reuses it; metrics.json records no epochs.
 #   DATA=/path/to/data bash scripts/zeroshot/main.sh DATASET SHOTS [KEY VALUE ...]
 # Env: TRAINER (ZeroshotCLIP: the dataset's template; ZeroshotCLIP2: + ImageNet's 7 select templates),
 #      SEEDS ("1 2 3"), BACKBONE (RN50), OUTPUT (output).
