@@ -212,6 +212,9 @@ def run(args) -> dict:
         if args.reuse and state == "conflict":
             raise UserError(why)
         clear_failed(cfg.OUTPUT_DIR)
+        stale = os.path.join(cfg.OUTPUT_DIR, "metrics.json")
+        if os.path.isfile(stale):  # rerunning a finished folder: its old result must not outlive a failure
+            os.replace(stale, stale + ".replaced")
         try:
             return dict(_run(cfg, args, identity, start) or {}, output_dir=cfg.OUTPUT_DIR)
         except BaseException as err:
