@@ -386,7 +386,7 @@ class BenchmarkDataset(DatasetBase):
             record = read_fewshot_record(fpath, keys)
         except ValueError as err:
             logger.warning("%s is unusable (%s); it was written by this code, so it is made again "
-                           "(with the same seed, the same draw)", fpath, err)
+                           "from the same seed", fpath, err)
             return None
         if pickle_sha is not None and record.get("coop_pickle_sha256") != pickle_sha:
             logger.info("%s was not made from the CoOp few-shot file beside it; taking the picks from that file",

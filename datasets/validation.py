@@ -5,6 +5,7 @@ by the dataset layer beside the few-shot set (``base.draw_heldout_val``) and kep
 so a method asking for it costs nothing more than reading that file.
 """
 import logging
+from collections import Counter
 from typing import List
 
 from .errors import ValidationSplitError
@@ -30,7 +31,7 @@ def validation_items(dataset, name: str = "") -> List:
     if not held_out:
         raise ValidationSplitError(f"{name}: its val split is its test set and every train image is used for "
                                    "training; no held-out val is left to choose hyper-parameters on")
-    per_class = max(sum(1 for d in held_out if d.label == y) for y in {d.label for d in held_out})
+    per_class = max(Counter(d.label for d in held_out).values())
     logger.info("%s: val is the test set; selecting on %d held-out train images instead (%d per class)",
                 name, len(held_out), per_class)
     return list(held_out)
