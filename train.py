@@ -254,8 +254,8 @@ def _user_facing_errors():
 
     errors = [UserError, CheckpointError, CorruptImageError, EngineUnavailableError, BackboneError, FileNotFoundError]
     try:
-        from datasets.base import DatasetNotFoundError
-        errors.append(DatasetNotFoundError)
+        from datasets.errors import DatasetFileError, DatasetNotFoundError, ValidationSplitError
+        errors.extend([DatasetNotFoundError, DatasetFileError, ValidationSplitError])
     except ImportError:
         pass
     return tuple(errors)
