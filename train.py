@@ -121,7 +121,7 @@ def write_metrics(cfg, trainer, wall_s: float, eval_only: bool, identity=None) -
     run did, not what the config happened to hold. ``shots`` is ``DATASET.NUM_SHOTS`` as asked (zero-shot
     CLIP reads no training image whatever it is; ``tools.report`` files it under 0 shots).
     """
-    from engine import write_json
+    from engine import ENGINE_NAME, write_json
     from tools.names import SHOT_FREE_METHODS
 
     results = getattr(trainer, "last_results", None)
@@ -140,6 +140,10 @@ def write_metrics(cfg, trainer, wall_s: float, eval_only: bool, identity=None) -
         "eval_only": eval_only,
         "epochs": None if (training_free or eval_only) else int(cfg.OPTIM.MAX_EPOCH),
         "feature_cache": bool(cfg.FEATURE_CACHE.ENABLED),
+        "engine": ENGINE_NAME,
+        # False: the dataset's split was built from raw annotations, not the official CoOp split file;
+        # its numbers are not comparable with published ones (DATASETS.md).
+        "official_split": bool(getattr(getattr(getattr(trainer, "dm", None), "dataset", None), "official_split", True)),
         **(identity.as_metrics() if identity is not None else {}),
         "timings": dict(getattr(trainer, "timings", {}), wall_s=wall_s),
         "extra": trainer.metrics_extra() if hasattr(trainer, "metrics_extra") else {},
