@@ -91,10 +91,13 @@ def _from_metrics(run_dir: str, kind: str) -> RunRow:
     method = m["method"]
     if method == "TaskRes" and _is_enhanced(run_dir, _read_config(run_dir)):
         method = "TaskRes*"
+    variant = m.get("variant") or _folder_variant(run_dir, kind)
+    if m.get("official_split") is False:  # a split built from raw annotations: another test set
+        variant = f"{variant}+built-split" if variant else "built-split"
     return RunRow(method=method, dataset=dataset_name(m["dataset"]), backbone=m["backbone"],
                   shots=0 if method in SHOT_FREE_METHODS else int(m["shots"]),
                   seed=int(m["seed"]), accuracy=float(m["accuracy"]), macro_f1=m.get("macro_f1"), kind=kind,
-                  source="metrics.json", path=run_dir, variant=m.get("variant") or _folder_variant(run_dir, kind))
+                  source="metrics.json", path=run_dir, variant=variant)
 
 
 def _folder_variant(run_dir: str, kind: str) -> str:
