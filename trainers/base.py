@@ -6,6 +6,7 @@ backbone, wraps the head so the model accepts images or cached features, checks 
 runs the loss step (with AMP when asked), swaps image loaders for cached-feature loaders, evaluates
 (mapping labels for ImageNet-A/-R) and records timings and results for ``metrics.json``.
 """
+import hashlib
 import logging
 import os
 import random
@@ -250,7 +251,8 @@ class ClipTrainer(TrainerX):
                 return feats, labels
 
             describe = {"dataset": cfg.DATASET.NAME, "split": split, "shots": int(cfg.DATASET.NUM_SHOTS),
-                        "seed": seed, "backbone": cfg.MODEL.BACKBONE.NAME, "input_size": list(cfg.INPUT.SIZE)}
+                        "seed": seed, "backbone": cfg.MODEL.BACKBONE.NAME, "input_size": list(cfg.INPUT.SIZE),
+                        "transform": hashlib.sha256(repr(transform).encode()).hexdigest()[:12]}
             entry = store.get(key, build, views, describe=describe,
                               bytes_per_view=len(items) * self.clip.embed_dim * 2)
             memo[memo_key] = entry

@@ -20,6 +20,10 @@ How it differs from the public code, and why:
   in fp16, gradients reach the fp32 context), as TaskRes keeps its residual;
 - the prompt is assembled with one gather over precomputed positions instead of a loop over classes;
 - at evaluation the class text features are computed once per ``test()`` call, not once per batch;
+- the text transformer runs on the prompts' first ``L`` tokens only, ``L`` = the longest prompt up to its
+  end-of-text token (about 20 of 77 for "X X ... X {class}."): attention is causal and the features are
+  read at the EOT token, so the padding after it never reaches them and the features are the same
+  (``TRAINER.COOP.TRUNCATE_CONTEXT False`` runs all 77 tokens, to check);
 - image features come from the feature cache (the encoder is frozen) unless ``--no-cache`` is given.
 
 Checkpoints live in ``<output>/prompt_learner/`` with CoOp's key ``ctx``. The prompt's fixed token
@@ -53,6 +57,7 @@ def add_coop_config(cfg) -> None:
         cfg.TRAINER.COOP.CTX_INIT = ""                 # initial context words, e.g. "a photo of a"
         cfg.TRAINER.COOP.PREC = "fp16"                 # fp16, fp32 or amp
         cfg.TRAINER.COOP.CLASS_TOKEN_POSITION = "end"  # end, middle or front
+        cfg.TRAINER.COOP.TRUNCATE_CONTEXT = True       # encode prompts up to the longest one's EOT (exact)
 
 
 def _num_tokens(tokens: torch.Tensor) -> List[int]:
@@ -84,11 +89,26 @@ def prompt_order(position: str, n_ctx: int, name_lens: Sequence[int], length: in
     return torch.tensor(rows, dtype=torch.long)
 
 
+def encode_prompts(tower: TextTower, embeddings: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """Projected text features of ``[C, L, width]`` prompt embeddings, for any ``L`` up to the context length.
+
+    The positional embedding and the causal mask are cut to ``L``; with ``L`` past every prompt's EOT
+    token this equals the full-length computation (rows before the EOT attend only to earlier rows).
+    """
+    length = embeddings.shape[1]
+    x = embeddings.to(tower.dtype) + tower.positional_embedding[:length].to(tower.dtype)
+    mask = tower.attn_mask
+    x = tower.transformer(x, attn_mask=None if mask is None else mask[:length, :length])
+    x = tower.ln_final(x)
+    pooled = x[torch.arange(x.shape[0], device=x.device), tokens.argmax(dim=-1)].float()
+    return pooled @ tower.text_projection.float()
+
+
 class PromptLearner(nn.Module):
     """Learned context + fixed class-name tokens -> class text features -> cosine logits."""
 
     def __init__(self, tower: TextTower, tokenize, classnames: Sequence[str], n_ctx: int, ctx_init: str,
-                 csc: bool, position: str, logit_scale: float):
+                 csc: bool, position: str, logit_scale: float, truncate: bool = True):
         super().__init__()
         self.__dict__["tower"] = tower  # frozen, not a submodule: its weights stay out of the state dict
         names = [clean_classname(c) for c in classnames]
@@ -112,6 +132,8 @@ class PromptLearner(nn.Module):
                 context_text = " ".join(["X"] * n_ctx)
                 logger.info("CoOp: random %s context of %d vectors", "class-specific" if csc else "unified", n_ctx)
             tokens = tokenize([f"{context_text} {name}." for name in names])
+            if truncate:  # keep up to the longest prompt's EOT: the causal tower never looks further
+                tokens = tokens[:, :int(tokens.argmax(dim=-1).max()) + 1]
             embedded = tower.embed_tokens(tokens).float()
         self.ctx = nn.Parameter(ctx.to(embedded.device))
         self.n_ctx = n_ctx
@@ -137,7 +159,7 @@ class PromptLearner(nn.Module):
         return prompts
 
     def text_features(self) -> torch.Tensor:
-        return self.tower(self.prompt_embeddings(), self.tokens)
+        return encode_prompts(self.tower, self.prompt_embeddings(), self.tokens)
 
     def train(self, mode: bool = True):
         self._text_cache = None  # entering or leaving evaluation: the context may have changed
@@ -172,7 +194,8 @@ class CoOp(ClipTrainer):
             raise ValueError(f"TRAINER.COOP.CLASS_TOKEN_POSITION must be one of {POSITIONS}, not {position!r}")
         tower = TextTower(self.clip.model)
         return PromptLearner(tower, self.clip.tokenize, self.classnames, int(mcfg.N_CTX), mcfg.CTX_INIT,
-                             bool(mcfg.CSC), position, self.clip.logit_scale)
+                             bool(mcfg.CSC), position, self.clip.logit_scale,
+                             truncate=bool(mcfg.get("TRUNCATE_CONTEXT", True)))
 
     def load_state_for_eval(self, name: str, checkpoint: dict) -> None:
         state = dict(checkpoint.get("state_dict", {}))
