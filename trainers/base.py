@@ -301,13 +301,13 @@ class ClipTrainer(TrainerX):
             return
         if "train" not in self.FEATURE_SPLITS or isinstance(self.train_loader_x, FeatureLoader):
             return
-        if self.TRAINING_FREE:  # fitted in ``fit()`` from the method's own features: no training loader
-            info.update(train_views=None, paper_protocol=True, protocol="training-free")
-            return
         ds = self.dm.dataset
         if self._test_only_dataset():
             raise FeatureCacheError(f"{cfg.DATASET.NAME} is a test-only dataset: train on ImageNet and evaluate here "
                                     "with --eval-only --model-dir RUN_DIR")
+        if self.TRAINING_FREE:  # fitted in ``fit()`` from the method's own features: no training loader
+            info.update(train_views=None, paper_protocol=True, protocol="training-free")
+            return
         seed = max(cfg.SEED, 0)
         epochs = max(1, int(cfg.OPTIM.MAX_EPOCH))
         tfm = build_transform(cfg, is_train=self.AUGMENTED_TRAIN_VIEWS)
