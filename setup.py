@@ -26,6 +26,7 @@ setup(
         "matplotlib>=3.6,<4",
         "tensorboard>=2.12,<3",
         "submitit>=1.5,<2",
+        "flufl.lock>=8,<11",
     ],
     extras_require={"test": ["pytest>=7,<10"], "dev": ["pytest>=7,<10", "ruff>=0.5"]},
 )

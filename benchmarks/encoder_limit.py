@@ -133,7 +133,7 @@ def coop_text(clip, classes: int, steps: int) -> Dict:
                                 truncate=truncate).to(clip.device)
         feats = torch.randn(32, clip.embed_dim, device=clip.device)
         times = []
-        for i in range(steps + 1):
+        for _ in range(steps + 1):
             sync(clip.device)
             start = time.perf_counter()
             learner(feats).logsumexp(1).sum().backward()

@@ -30,6 +30,7 @@ def test_truncated_prompts_give_the_full_length_logits_and_gradients(data_root, 
         short.ctx.normal_(std=0.5)  # a trained-looking context, not the init
         full.ctx.copy_(short.ctx)
     assert short.tokens.shape[1] < 40 and full.tokens.shape[1] == 77
+    assert short.share_prefix == (position == "end" and not csc) and not full.share_prefix
     feats = torch.randn(6, trainer.clip.embed_dim)
     a, b = short(feats), full(feats)
     torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)

@@ -24,6 +24,9 @@ How it differs from the public code, and why:
   end-of-text token (about 20 of 77 for "X X ... X {class}."): attention is causal and the features are
   read at the EOT token, so the padding after it never reaches them and the features are the same
   (``TRAINER.COOP.TRUNCATE_CONTEXT False`` runs all 77 tokens, to check);
+- with a unified context and the class token at the end (CoOp's default), every prompt starts with the
+  same SOS + context tokens, whose states cannot depend on the class (causal attention): they go
+  through the transformer once, and each class's remaining tokens attend to them (exact as well);
 - image features come from the feature cache (the encoder is frozen) unless ``--no-cache`` is given.
 
 Checkpoints live in ``<output>/prompt_learner/`` with CoOp's key ``ctx``. The prompt's fixed token
@@ -104,6 +107,53 @@ def encode_prompts(tower: TextTower, embeddings: torch.Tensor, tokens: torch.Ten
     return pooled @ tower.text_projection.float()
 
 
+def _shareable(tower: TextTower) -> bool:
+    """The shared-prefix path drives open_clip's standard residual attention blocks; others take the plain path."""
+    blocks = getattr(tower.transformer, "resblocks", None)
+    return bool(blocks) and all(
+        all(hasattr(b, a) for a in ("ln_1", "attention", "ls_1", "ln_2", "mlp", "ls_2"))
+        and not hasattr(b, "ln_1_kv") and isinstance(getattr(b, "attn", None), nn.MultiheadAttention)
+        and not getattr(tower.transformer, "grad_checkpointing", False) for b in blocks)
+
+
+def encode_shared_prefix(tower: TextTower, prefix: torch.Tensor, suffix: torch.Tensor,
+                         eot: torch.Tensor) -> torch.Tensor:
+    """Projected text features of prompts ``[prefix, suffix_c]`` whose first ``p`` tokens are common to all classes.
+
+    ``prefix [1, p, width]`` (SOS + a unified context) goes through each layer once; each class's suffix
+    ``[C, s, width]`` attends to the prefix's keys and values and to its own earlier tokens. Attention is
+    causal, so the prefix's states never depend on the class: this is the full computation, without
+    repeating the prefix ``C`` times. ``eot``: each class's EOT position within the suffix.
+    """
+    p, s = prefix.shape[1], suffix.shape[1]
+    dtype = tower.dtype
+    pos = tower.positional_embedding.to(dtype)
+    xp = prefix.to(dtype) + pos[:p]
+    xs = suffix.to(dtype) + pos[p:p + s]
+    full = torch.full((p + s, p + s), float("-inf"), device=xp.device, dtype=dtype).triu_(1)
+    mask_p, mask_s = full[:p, :p], full[p:, :]
+    n = xs.shape[0]
+    for block in tower.transformer.resblocks:
+        first = block.attn.batch_first
+
+        def attend(q, kv, mask, block=block, first=first):
+            if first:
+                return block.attention(q_x=q, k_x=kv, v_x=kv, attn_mask=mask)
+            out = block.attention(q_x=q.transpose(0, 1), k_x=kv.transpose(0, 1), v_x=kv.transpose(0, 1),
+                                  attn_mask=mask)
+            return out.transpose(0, 1)
+
+        hp, hs = block.ln_1(xp), block.ln_1(xs)
+        kv = torch.cat([hp.expand(n, -1, -1), hs], dim=1)
+        xp = xp + block.ls_1(attend(hp, hp, mask_p))
+        xs = xs + block.ls_1(attend(hs, kv, mask_s))
+        xp = xp + block.ls_2(block.mlp(block.ln_2(xp)))
+        xs = xs + block.ls_2(block.mlp(block.ln_2(xs)))
+    xs = tower.ln_final(xs)
+    pooled = xs[torch.arange(n, device=xs.device), eot].float()
+    return pooled @ tower.text_projection.float()
+
+
 class PromptLearner(nn.Module):
     """Learned context + fixed class-name tokens -> class text features -> cosine logits."""
 
@@ -148,6 +198,8 @@ class PromptLearner(nn.Module):
             name_lens = _num_tokens(tokenize(names))
             order = prompt_order(position, n_ctx, name_lens, tokens.shape[1]).to(tokens.device)
         self.register_buffer("order", order, persistent=False)
+        # Unified context with the class at the end: every prompt starts with the same SOS + context tokens.
+        self.share_prefix = bool(truncate and not csc and position == "end" and _shareable(tower))
         self._text_cache: Optional[torch.Tensor] = None
 
     def prompt_embeddings(self) -> torch.Tensor:
@@ -159,6 +211,10 @@ class PromptLearner(nn.Module):
         return prompts
 
     def text_features(self) -> torch.Tensor:
+        if self.share_prefix:
+            prefix = torch.cat([self.token_prefix[:1], self.ctx.unsqueeze(0)], dim=1)
+            eot = self.tokens.argmax(dim=-1) - prefix.shape[1]
+            return encode_shared_prefix(self.tower, prefix, self.token_suffix, eot)
         return encode_prompts(self.tower, self.prompt_embeddings(), self.tokens)
 
     def train(self, mode: bool = True):

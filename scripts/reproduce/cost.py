@@ -14,7 +14,6 @@ set is ``classes x shots`` and a few-shot val set ``classes x min(shots, 4)``.
     python -m scripts.reproduce.cost --throughput 2500          # the paper grid, RN50
     python -m scripts.reproduce.grid --dry-run                  # prints the same summary after the run list
 """
-import argparse
 import hashlib
 import json
 import logging
