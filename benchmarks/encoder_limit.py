@@ -170,6 +170,7 @@ def main(argv=None) -> None:
     p.add_argument("--seconds", type=float, default=8.0, help="time to measure the encoder limit")
     p.add_argument("--coop", action="store_true", help="also time CoOp's text side (full vs truncated context)")
     p.add_argument("--coop-classes", type=int, default=100)
+    p.add_argument("--coop-steps", type=int, default=3)
     p.add_argument("--workdir", default="")
     p.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results", "encoder_limit.json"))
     args = p.parse_args(argv)
@@ -211,7 +212,7 @@ def main(argv=None) -> None:
                     row["grid_cached_h"], f"{grid['original_views']:,}", row["grid_original_h"])
     if args.coop:  # RN50's text tower (width 512, 12 layers), whatever the image archs
         clip = load_random("RN50", workdir, device, "fp16" if cuda else "fp32")
-        c = coop_text(clip, args.coop_classes, steps=5)
+        c = coop_text(clip, args.coop_classes, steps=args.coop_steps)
         c.update(arch="RN50 text tower", device=name, device_type=device.type, precision=clip.precision)
         rows.append({"arch": "coop-text-RN50", "device_type": device.type, "coop_text": c})
         logger.info("CoOp text side (RN50 tower, %s), %d classes, forward+backward of every prompt: %d tokens %.3f s, "

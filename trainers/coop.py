@@ -113,7 +113,35 @@ def _shareable(tower: TextTower) -> bool:
     return bool(blocks) and all(
         all(hasattr(b, a) for a in ("ln_1", "attention", "ls_1", "ln_2", "mlp", "ls_2"))
         and not hasattr(b, "ln_1_kv") and isinstance(getattr(b, "attn", None), nn.MultiheadAttention)
-        and not getattr(tower.transformer, "grad_checkpointing", False) for b in blocks)
+        and b.attn.in_proj_weight is not None and b.attn.bias_k is None and not b.attn.add_zero_attn
+        and b.attn.dropout == 0.0 and not getattr(tower.transformer, "grad_checkpointing", False) for b in blocks)
+
+
+def _heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
+    b, length, width = x.shape
+    return x.view(b, length, n_heads, width // n_heads).transpose(1, 2)
+
+
+def _shared_attention(attn: nn.MultiheadAttention, hp: torch.Tensor, hs: torch.Tensor):
+    """Causal self-attention of ``[prefix, suffix_c]`` for every class ``c``, the prefix projected once.
+
+    ``hp [1, p, W]``, ``hs [C, s, W]`` (normalised inputs). The prefix's queries attend causally within the
+    prefix; each suffix's queries attend to the whole prefix and causally within the suffix.
+    """
+    heads = attn.num_heads
+    qp, kp, vp = (_heads(t, heads) for t in F.linear(hp, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1))
+    qs, ks, vs = (_heads(t, heads) for t in F.linear(hs, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1))
+    n, p, s = hs.shape[0], hp.shape[1], hs.shape[1]
+    out_p = F.scaled_dot_product_attention(qp, kp, vp, is_causal=True)
+    keys = torch.cat([kp.expand(n, -1, -1, -1), ks], dim=2)
+    values = torch.cat([vp.expand(n, -1, -1, -1), vs], dim=2)
+    allowed = torch.ones(s, p + s, dtype=torch.bool, device=hs.device).tril_(p)
+    out_s = F.scaled_dot_product_attention(qs, keys, values, attn_mask=allowed)
+
+    def merge(o):
+        return attn.out_proj(o.transpose(1, 2).reshape(o.shape[0], o.shape[2], -1))
+
+    return merge(out_p), merge(out_s)
 
 
 def encode_shared_prefix(tower: TextTower, prefix: torch.Tensor, suffix: torch.Tensor,
@@ -130,27 +158,14 @@ def encode_shared_prefix(tower: TextTower, prefix: torch.Tensor, suffix: torch.T
     pos = tower.positional_embedding.to(dtype)
     xp = prefix.to(dtype) + pos[:p]
     xs = suffix.to(dtype) + pos[p:p + s]
-    full = torch.full((p + s, p + s), float("-inf"), device=xp.device, dtype=dtype).triu_(1)
-    mask_p, mask_s = full[:p, :p], full[p:, :]
-    n = xs.shape[0]
     for block in tower.transformer.resblocks:
-        first = block.attn.batch_first
-
-        def attend(q, kv, mask, block=block, first=first):
-            if first:
-                return block.attention(q_x=q, k_x=kv, v_x=kv, attn_mask=mask)
-            out = block.attention(q_x=q.transpose(0, 1), k_x=kv.transpose(0, 1), v_x=kv.transpose(0, 1),
-                                  attn_mask=mask)
-            return out.transpose(0, 1)
-
-        hp, hs = block.ln_1(xp), block.ln_1(xs)
-        kv = torch.cat([hp.expand(n, -1, -1), hs], dim=1)
-        xp = xp + block.ls_1(attend(hp, hp, mask_p))
-        xs = xs + block.ls_1(attend(hs, kv, mask_s))
+        ap, as_ = _shared_attention(block.attn, block.ln_1(xp), block.ln_1(xs))
+        xp = xp + block.ls_1(ap)
+        xs = xs + block.ls_1(as_)
         xp = xp + block.ls_2(block.mlp(block.ln_2(xp)))
         xs = xs + block.ls_2(block.mlp(block.ln_2(xs)))
     xs = tower.ln_final(xs)
-    pooled = xs[torch.arange(n, device=xs.device), eot].float()
+    pooled = xs[torch.arange(xs.shape[0], device=xs.device), eot].float()
     return pooled @ tower.text_projection.float()
 
 
