@@ -13,9 +13,12 @@ setup(
     python_requires=">=3.9",
     packages=find_packages(include=["engine", "engine.*"]),
     install_requires=[
-        "torch>=2.0,<3",
-        "torchvision>=0.15,<1",
-        "open_clip_torch>=2.20,<4",
+        # The range CI tests at both ends (.ci/run): torch 2.1.2 + torchvision 0.16.2 + open_clip 2.26.1
+        # (.ci/oldest.txt; torch < 2.3 needs numpy < 2) and torch 2.14.1 + torchvision 0.29.1 + open_clip 3.3.
+        # open_clip >= 2.26: its text tower is batch-first (CoOp's prompt learner relies on that).
+        "torch>=2.1,<2.15",
+        "torchvision>=0.16,<0.30",
+        "open_clip_torch>=2.26,<4",
         "yacs>=0.1.8,<0.2",
         "gdown>=4.7,<7",
         "tqdm>=4.60,<5",

@@ -47,8 +47,10 @@ def setup_cfg(args):
     import datasets
     import trainers
     from engine import get_cfg_default
+    from engine.loop import add_loop_config
 
     cfg = get_cfg_default()
+    add_loop_config(cfg)
     datasets.add_dataset_config(cfg)
     trainers.add_trainer_configs(cfg)
     for label, path in (("dataset config", args.dataset_config_file), ("config", args.config_file)):
@@ -142,14 +144,15 @@ def run(args) -> dict:
     check_cfg(cfg)
     if cfg.SEED >= 0:
         set_random_seed(cfg.SEED)
-    setup_logger(cfg.OUTPUT_DIR)
+    # Under Dassl, its own messages are printed: copy them into log.txt beside ours.
+    setup_logger(cfg.OUTPUT_DIR, tee_prints=ENGINE_NAME == "dassl")
     logger.info("Engine: %s", ENGINE_NAME)
     logger.info("Command: %s", " ".join(sys.argv))
-    logger.info("Environment:\n%s", collect_env_info())
+    logger.info("Environment:\n%s", collect_env_info(), extra={"file_only": True})
     os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
     with open(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), "w") as f:
         f.write(cfg.dump())
-    logger.info("Config:\n%s", cfg.dump())
+    logger.info("Config:\n%s", cfg.dump(), extra={"file_only": True})
     trainer = build_trainer(cfg)
     if args.eval_only:
         if trainer.get_model_names():
@@ -186,8 +189,16 @@ def main(argv: Optional[List[str]] = None) -> dict:
         if type(err).__name__ == "EngineUnavailableError":
             raise SystemExit(f"error: {err}") from None
         raise
+    from engine import RunInterrupted
+    from engine.loop import stop_on_signals
+
     try:
-        return run(args)
+        with stop_on_signals():
+            return run(args)
+    except RunInterrupted as err:
+        logging.getLogger("train").debug("interrupted", exc_info=True)
+        sys.stderr.write(f"interrupted: {err}\n")
+        raise SystemExit(130) from None
     except errors as err:
         logging.getLogger("train").debug("user error", exc_info=True)
         raise SystemExit(f"error: {err}") from None

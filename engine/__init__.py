@@ -1,21 +1,34 @@
-"""The one API trainers and datasets import: Dassl's when it is installed and works, else our built-in core.
+"""The one API trainers and datasets import: the engine's names, plus the project's own loop and I/O.
 
-``TASKRES_ENGINE=dassl`` forces Dassl (and stops with a clear message when it is missing or broken),
-``TASKRES_ENGINE=builtin`` forces the built-in core; unset, Dassl is used when importable and
-compatible with the installed torch, else the built-in core with a warning. ``ENGINE_NAME`` says which.
+Engine names (``engine.selection.API_NAMES``: registries, config defaults, datasets, transforms,
+samplers, loaders, small utilities) come from the real ``dassl`` package when it is installed and
+imports, else from ``engine/builtin`` (our implementation of the same names). ``TASKRES_ENGINE=dassl``
+forces Dassl (and stops with a clear message when it is missing or broken), ``TASKRES_ENGINE=builtin``
+forces the built-in core. ``ENGINE_NAME`` says which one runs.
+
+Everything a result depends on beyond those names is the project's own and identical under both
+engines (``PROJECT_NAMES``): the training loop with its batch parsing, checkpoints and their checks,
+resume and the LR schedule after it (``TrainingLoop``, ``build_lr_scheduler``), evaluation
+(``build_evaluator``), logging (``setup_logger``), image reading (``read_image``, ``ImageDatasetWrapper``:
+Dassl's retries forever on a corrupt file) and atomic JSON writes (``write_json``).
 """
-import logging
 import os
 
-from engine.builtin.utils import read_image as _builtin_read_image
-from engine.errors import CheckpointError, CorruptImageError, EngineUnavailableError
+from engine.builtin.data import DatasetWrapper as ImageDatasetWrapper
+from engine.builtin.utils import write_json
+from engine.checkpoint import load_checkpoint, save_checkpoint
+from engine.errors import CheckpointError, CorruptImageError, EngineUnavailableError, RunInterrupted
+from engine.evaluation import build_evaluator
 from engine.fileio import atomic_write, atomic_write_bytes
-from engine.selection import select_engine
-
-logger = logging.getLogger(__name__)
+from engine.images import read_image
+from engine.logs import setup_logger
+from engine.loop import TrainingLoop
+from engine.schedule import build_lr_scheduler
+from engine.selection import API_NAMES, select_engine
 
 ENGINE_NAME, _api = select_engine(os.environ.get("TASKRES_ENGINE", ""))
 
+# The engine's names, bound explicitly (not through globals()) so linters and readers see them.
 TRAINER_REGISTRY = _api["TRAINER_REGISTRY"]
 DATASET_REGISTRY = _api["DATASET_REGISTRY"]
 TrainerX = _api["TrainerX"]
@@ -29,29 +42,34 @@ DatasetWrapper = _api["DatasetWrapper"]
 build_transform = _api["build_transform"]
 build_data_loader = _api["build_data_loader"]
 build_optimizer = _api["build_optimizer"]
-build_lr_scheduler = _api["build_lr_scheduler"]
 get_cfg_default = _api["get_cfg_default"]
-setup_logger = _api["setup_logger"]
 set_random_seed = _api["set_random_seed"]
 collect_env_info = _api["collect_env_info"]
-load_checkpoint = _api["load_checkpoint"]
-save_checkpoint = _api["save_checkpoint"]
 load_pretrained_weights = _api["load_pretrained_weights"]
 compute_accuracy = _api["compute_accuracy"]
-build_evaluator = _api["build_evaluator"]
 read_json = _api["read_json"]
-write_json = _api["write_json"]
 mkdir_if_missing = _api["mkdir_if_missing"]
-# Always ours: Dassl's read_image retries forever on an undecodable file; ours names it and stops.
-read_image = _builtin_read_image
 check_isfile = _api["check_isfile"]
 listdir_nohidden = _api["listdir_nohidden"]
 
+PROJECT_NAMES = (
+    "TrainingLoop", "build_lr_scheduler", "build_evaluator", "load_checkpoint", "save_checkpoint",
+    "setup_logger", "read_image", "ImageDatasetWrapper", "write_json",
+)
+
+# A literal list, so linters see every re-export as used (an auto-fix once deleted the Dassl imports).
 __all__ = [
-    "ENGINE_NAME", "atomic_write", "atomic_write_bytes", "EngineUnavailableError", "CheckpointError", "CorruptImageError", "TRAINER_REGISTRY", "DATASET_REGISTRY", "TrainerX",
-    "SimpleTrainer", "build_trainer", "build_dataset", "Datum", "DatasetBase", "DataManager",
-    "DatasetWrapper", "build_transform", "build_data_loader", "build_optimizer", "build_lr_scheduler",
-    "get_cfg_default", "setup_logger", "set_random_seed", "collect_env_info", "load_checkpoint",
-    "save_checkpoint", "load_pretrained_weights", "compute_accuracy", "build_evaluator", "read_json",
-    "write_json", "mkdir_if_missing", "read_image", "check_isfile", "listdir_nohidden",
+    "ENGINE_NAME", "PROJECT_NAMES",
+    # engine names (API_NAMES)
+    "TRAINER_REGISTRY", "DATASET_REGISTRY", "TrainerX", "SimpleTrainer", "build_trainer", "build_dataset",
+    "Datum", "DatasetBase", "DataManager", "DatasetWrapper", "build_transform", "build_data_loader",
+    "build_optimizer", "get_cfg_default", "set_random_seed", "collect_env_info", "load_pretrained_weights",
+    "compute_accuracy", "read_json", "mkdir_if_missing", "check_isfile", "listdir_nohidden",
+    # the project's own (PROJECT_NAMES)
+    "TrainingLoop", "build_lr_scheduler", "build_evaluator", "load_checkpoint", "save_checkpoint",
+    "setup_logger", "read_image", "ImageDatasetWrapper", "write_json",
+    # errors and file helpers
+    "atomic_write", "atomic_write_bytes", "CheckpointError", "CorruptImageError", "EngineUnavailableError",
+    "RunInterrupted",
 ]
+assert set(API_NAMES) | set(PROJECT_NAMES) <= set(__all__), "engine.__all__ is missing a name"

@@ -11,3 +11,7 @@ class CheckpointError(RuntimeError):
 
 class CorruptImageError(RuntimeError):
     """An image file exists but cannot be decoded."""
+
+
+class RunInterrupted(RuntimeError):
+    """SIGINT/SIGTERM stopped a training run; its state was saved and the same command continues it."""

@@ -1,6 +1,5 @@
 """Choose between the real ``dassl`` package and the built-in core (see ``engine/__init__.py``)."""
 import importlib.util
-import inspect
 import logging
 import warnings
 from typing import Dict, Tuple
@@ -9,20 +8,17 @@ from engine.errors import EngineUnavailableError
 
 logger = logging.getLogger(__name__)
 
+# What the engine supplies: registries, config defaults, data (datasets, transforms, samplers, loaders)
+# and small utilities. Under Dassl each of these names is Dassl's own object, so our trainers and
+# datasets register into, and run inside, the user's Dassl. Everything a result depends on beyond these
+# (the training loop, checkpoints, resume, the LR schedule, evaluation, logging, image reading) is the
+# project's own and the same under both engines: see ``engine/__init__.py``.
 API_NAMES = (
     "TRAINER_REGISTRY", "DATASET_REGISTRY", "TrainerX", "SimpleTrainer", "build_trainer", "build_dataset",
     "Datum", "DatasetBase", "DataManager", "DatasetWrapper", "build_transform", "build_data_loader",
-    "build_optimizer", "build_lr_scheduler", "get_cfg_default", "setup_logger", "set_random_seed",
-    "collect_env_info", "load_checkpoint", "save_checkpoint", "load_pretrained_weights",
-    "compute_accuracy", "build_evaluator", "read_json", "write_json", "mkdir_if_missing", "read_image",
-    "check_isfile", "listdir_nohidden",
+    "build_optimizer", "get_cfg_default", "set_random_seed", "collect_env_info", "load_pretrained_weights",
+    "compute_accuracy", "read_json", "mkdir_if_missing", "check_isfile", "listdir_nohidden",
 )
-
-DASSL_FIX = (
-    "Either run with the built-in engine (export TASKRES_ENGINE=builtin) or install a Dassl checkout "
-    "patched for torch>=2.2 (remove the `verbose` argument in dassl/optim/lr_scheduler.py)."
-)
-
 
 def _builtin_api() -> Dict[str, object]:
     from engine import builtin
@@ -30,31 +26,41 @@ def _builtin_api() -> Dict[str, object]:
     return {name: getattr(builtin, name) for name in API_NAMES}
 
 
-def dassl_incompatibility() -> str:
-    """Return why the installed Dassl cannot run on this torch, or '' when it can.
-
-    The last Dassl release's warm-up scheduler passes ``verbose`` to ``LRScheduler.__init__``, which
-    torch 2.2+ no longer accepts; the failure would surface as a TypeError at the first epoch.
-    """
-    import torch
-
-    params = inspect.signature(torch.optim.lr_scheduler.LRScheduler.__init__).parameters
-    if "verbose" in params:
-        return ""
-    try:
-        from dassl.optim import lr_scheduler as dassl_sched
-        source = inspect.getsource(dassl_sched._BaseWarmupScheduler.__init__)
-    except (ImportError, AttributeError, OSError, TypeError):
-        return ""
-    if "verbose" in source:
-        return (f"the installed Dassl passes `verbose` to torch's LRScheduler, which torch "
-                f"{torch.__version__} rejects")
-    return ""
-
-
 def _dassl_api() -> Dict[str, object]:
+    """Dassl's objects for every name in ``API_NAMES`` (imports fail here if Dassl is unusable)."""
+    from dassl.config import get_cfg_default
+    from dassl.data import DataManager, DatasetWrapper
+    from dassl.data.data_manager import build_data_loader
+    from dassl.data.datasets import DATASET_REGISTRY, DatasetBase, Datum, build_dataset
+    from dassl.data.transforms import build_transform
+    from dassl.engine import TRAINER_REGISTRY, SimpleTrainer, TrainerX, build_trainer
+    from dassl.metrics import compute_accuracy
+    from dassl.optim import build_optimizer
+    from dassl.utils import (
+        check_isfile,
+        collect_env_info,
+        listdir_nohidden,
+        load_pretrained_weights,
+        mkdir_if_missing,
+        read_json,
+        set_random_seed,
+    )
 
-    return dict(locals())
+    api = {
+        "TRAINER_REGISTRY": TRAINER_REGISTRY, "DATASET_REGISTRY": DATASET_REGISTRY, "TrainerX": TrainerX,
+        "SimpleTrainer": SimpleTrainer, "build_trainer": build_trainer, "build_dataset": build_dataset,
+        "Datum": Datum, "DatasetBase": DatasetBase, "DataManager": DataManager, "DatasetWrapper": DatasetWrapper,
+        "build_transform": build_transform, "build_data_loader": build_data_loader,
+        "build_optimizer": build_optimizer, "get_cfg_default": get_cfg_default,
+        "set_random_seed": set_random_seed, "collect_env_info": collect_env_info,
+        "load_pretrained_weights": load_pretrained_weights, "compute_accuracy": compute_accuracy,
+        "read_json": read_json, "mkdir_if_missing": mkdir_if_missing, "check_isfile": check_isfile,
+        "listdir_nohidden": listdir_nohidden,
+    }
+    missing = set(API_NAMES) - set(api)
+    if missing:  # a guard against this function and API_NAMES drifting apart
+        raise ImportError(f"engine selection maps no Dassl object for {sorted(missing)}")
+    return api
 
 
 def select_engine(requested: str) -> Tuple[str, Dict[str, object]]:
@@ -80,11 +86,5 @@ def select_engine(requested: str) -> Tuple[str, Dict[str, object]]:
                 f"TASKRES_ENGINE=dassl but importing Dassl failed ({type(err).__name__}: {err}). "
                 "Install its requirements or unset TASKRES_ENGINE to use the built-in engine.") from err
         warnings.warn(f"Dassl is installed but failed to import ({err}); using the built-in engine.", stacklevel=2)
-        return "builtin", _builtin_api()
-    problem = dassl_incompatibility()
-    if problem:
-        if requested == "dassl":
-            raise EngineUnavailableError(f"TASKRES_ENGINE=dassl but {problem}. {DASSL_FIX}")
-        warnings.warn(f"Dassl found but {problem}; using the built-in engine instead. {DASSL_FIX}", stacklevel=2)
         return "builtin", _builtin_api()
     return "dassl", api

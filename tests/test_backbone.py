@@ -33,12 +33,15 @@ def test_torchscript_archive_loads_like_the_state_dict(tiny_clip, tmp_path):
     torch.testing.assert_close(from_jit.encode_image(images), load_backbone(tiny_clip, CPU, "fp32").encode_image(images))
 
 
-def test_fp16_request_on_cpu_runs_fp32_with_one_warning(tiny_clip):
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+def test_fp16_request_on_cpu_runs_fp32_with_one_notice_per_process(tiny_clip, caplog, monkeypatch):
+    from trainers import backbone
+
+    monkeypatch.setattr(backbone, "_NOTICES_SHOWN", {})
+    with caplog.at_level("WARNING"):
         clip = load_backbone(tiny_clip, CPU, "fp16")
+        load_backbone(tiny_clip, CPU, "fp16")
     assert clip.precision == "fp32" and clip.dtype == torch.float32
-    assert sum("fp16 needs a CUDA device" in str(w.message) for w in caught) == 1
+    assert sum("fp16 needs a CUDA device" in r.getMessage() for r in caplog.records) == 1
 
 
 def test_openai_name_offline_names_the_file_and_leaves_nothing_behind(tmp_path, monkeypatch):

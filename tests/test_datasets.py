@@ -407,7 +407,7 @@ def test_more_shots_than_images_takes_all_and_logs_once(tmp_path, caplog):
 
 
 def test_corrupt_image_is_named_by_the_loader(tmp_path):
-    from engine.builtin.utils import CorruptImageError
+    from engine.errors import CorruptImageError
 
     write_dataset("Food101", str(tmp_path), per_class=PER_CLASS)
     dm = load(tmp_path, "Food101")

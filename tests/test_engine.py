@@ -166,27 +166,6 @@ def test_forced_dassl_engine_without_dassl_is_one_clear_message():
     assert "Traceback" not in proc.stderr
 
 
-def test_dassl_incompatibility_is_detected_from_a_fake_dassl(tmp_path):
-    """A Dassl whose warm-up scheduler passes `verbose` (the last release) is refused on current torch."""
-    pkg = tmp_path / "dassl" / "optim"
-    pkg.mkdir(parents=True)
-    (tmp_path / "dassl" / "__init__.py").write_text("")
-    (pkg / "__init__.py").write_text("")
-    (pkg / "lr_scheduler.py").write_text(
-        "import torch\n"
-        "class _BaseWarmupScheduler(torch.optim.lr_scheduler._LRScheduler):\n"
-        "    def __init__(self, optimizer, successor, warmup_epoch, last_epoch=-1, verbose=False):\n"
-        "        super().__init__(optimizer, last_epoch, verbose)\n")
-    code = "from engine.selection import dassl_incompatibility as d; print('PROBLEM:', d())"
-    env = dict(os.environ, PYTHONPATH=f"{tmp_path}{os.pathsep}{REPO}")
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True)
-    import inspect
-
-    if "verbose" in inspect.signature(torch.optim.lr_scheduler.LRScheduler.__init__).parameters:
-        pytest.skip("this torch still accepts verbose")
-    assert "passes `verbose`" in out.stdout, out.stderr
-
-
 def _lrs(ocfg, epochs):
     param = torch.nn.Parameter(torch.zeros(1))
     optim = build_optimizer([param], ocfg)

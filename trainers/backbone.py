@@ -4,6 +4,7 @@
 OpenAI weights are the same files the original ``clip`` package uses (``~/.cache/clip/RN50.pt`` ...),
 so users' existing downloads are found; open_clip supplies the architectures.
 """
+import contextlib
 import hashlib
 import logging
 import os
@@ -24,6 +25,14 @@ OPENAI_MODELS = {
 PRECISIONS = ("fp16", "fp32", "amp")
 DEFAULT_WEIGHTS_DIR = os.path.expanduser(os.environ.get("CLIP_WEIGHTS_DIR", "~/.cache/clip"))
 
+
+
+def autocast_context(device: torch.device, enabled: bool):
+    """fp16 autocast when enabled (AMP on CUDA); no context at all otherwise: torch < 2.2 refuses an fp16
+    autocast on the CPU even with ``enabled=False``."""
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.float16)
 
 class BackboneError(RuntimeError):
     """The backbone name, file or weights cannot be used; the message says how to fix it."""
@@ -62,8 +71,7 @@ class ClipBackbone:
         return int(size[0] if isinstance(size, (tuple, list)) else size)
 
     def _autocast(self):
-        enabled = self.precision == "amp" and self.device.type == "cuda"
-        return torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=enabled)
+        return autocast_context(self.device, self.precision == "amp" and self.device.type == "cuda")
 
     @torch.no_grad()
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
@@ -103,12 +111,17 @@ class ClipBackbone:
         return self._fingerprint
 
 
+_NOTICES_SHOWN = {}
+
+
 def resolve_precision(precision: str, device: torch.device) -> str:
     """fp16 needs CUDA; on CPU an fp16 request runs in fp32 with one warning (the original crashes)."""
     if precision not in PRECISIONS:
         raise BackboneError(f"Unknown precision {precision!r}; choose one of {PRECISIONS}")
     if precision == "fp16" and device.type != "cuda":
-        warnings.warn("fp16 needs a CUDA device; running in fp32 on the CPU", stacklevel=2)
+        if not _NOTICES_SHOWN.get("fp16_on_cpu"):  # once per process, not once per trainer built
+            logger.warning("fp16 needs a CUDA device; running in fp32 on the CPU")
+            _NOTICES_SHOWN["fp16_on_cpu"] = True
         return "fp32"
     return precision
 

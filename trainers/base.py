@@ -19,13 +19,16 @@ from torch import nn
 
 from engine import (
     CheckpointError,
+    ImageDatasetWrapper,
     TrainerX,
+    TrainingLoop,
+    build_evaluator,
     build_lr_scheduler,
     build_optimizer,
     build_transform,
     compute_accuracy,
 )
-from trainers.backbone import ClipBackbone, load_backbone, resolve_precision
+from trainers.backbone import ClipBackbone, autocast_context, load_backbone, resolve_precision
 from trainers.feature_cache import (
     FeatureCacheError,
     FeatureLoader,
@@ -122,13 +125,39 @@ class ClipClassifier(nn.Module):
         return self.head(x)
 
 
-class ClipTrainer(TrainerX):
+# The engine's TrainerX supplies the model registry, device and data; the project's TrainingLoop (loop,
+# checkpoints, resume, evaluation) goes first so it is the same code under Dassl and the built-in engine,
+# whose TrainerX already is a TrainingLoop.
+_TRAINER_BASES = (TrainerX,) if issubclass(TrainerX, TrainingLoop) else (TrainingLoop, TrainerX)
+
+
+class ClipTrainer(*_TRAINER_BASES):
     CONFIG_NODE = ""                  # cfg.TRAINER.<CONFIG_NODE> holds the method's keys (PREC at least)
     CHECKPOINT_NAME = "head"          # folder of the head's checkpoints under the output dir
     TRAINABLE: Optional[Tuple[str, ...]] = ()  # exact names of trainable head parameters; None: not fixed
     TRAINING_FREE = False             # True: ``fit()`` once instead of the epoch loop
     FEATURE_SPLITS = ("train", "val", "test")  # splits whose features the method reads
     AUGMENTED_TRAIN_VIEWS = True      # False: one un-augmented view per training image (test transform)
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        # Evaluation is the project's under both engines (Dassl's __init__ builds its own evaluator).
+        self.evaluator = build_evaluator(cfg, lab2cname=self.lab2cname)
+
+    def build_data_loader(self) -> None:
+        """The engine's DataManager, with the project's image reader (a corrupt file stops with its name;
+        Dassl's reader retries forever)."""
+        from engine import DataManager
+
+        dm = DataManager(self.cfg, dataset_wrapper=ImageDatasetWrapper)
+        self.train_loader_x = dm.train_loader_x
+        self.train_loader_u = dm.train_loader_u
+        self.val_loader = dm.val_loader
+        self.test_loader = dm.test_loader
+        self.num_classes = dm.num_classes
+        self.num_source_domains = dm.num_source_domains
+        self.lab2cname = dm.lab2cname
+        self.dm = dm
 
     # ---- what a method provides -------------------------------------------------------------
     def build_head(self) -> nn.Module:
@@ -343,7 +372,7 @@ class ClipTrainer(TrainerX):
 
     def forward_backward(self, batch) -> dict:
         x, label = self.parse_batch_train(batch)
-        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.scaler is not None):
+        with autocast_context(self.device, self.scaler is not None):
             logits = self.model(x)
             loss = self.compute_loss(logits, label)
         if self.scaler is None:
@@ -360,18 +389,19 @@ class ClipTrainer(TrainerX):
         return {"loss": loss.item(), "acc": compute_accuracy(logits, label)[0].item()}
 
     def train(self, *args, **kwargs) -> None:
-        start = time.time()
+        self._train_start = time.time()
+        self._train_s_before = 0.0  # training time spent before a resume (restored from the resume state)
         self.use_train_features()
         if self.TRAINING_FREE:
             self.fit()
             if self.get_model_names():
                 self.save_model(0, self.output_dir)
-            self.timings["train_s"] = time.time() - start
+            self.timings["train_s"] = time.time() - self._train_start
             if not self.cfg.TEST.NO_TEST:
                 self.test()
             return
         super().train(*args, **kwargs)
-        self.timings["train_s"] = time.time() - start
+        self.timings["train_s"] = self._train_s_before + time.time() - self._train_start
 
     # ---- evaluation ----------------------------------------------------------------------------
     def model_inference(self, x: torch.Tensor) -> torch.Tensor:
@@ -380,28 +410,24 @@ class ClipTrainer(TrainerX):
             logits = logits[:, torch.as_tensor(self.eval_label_map, device=logits.device)]
         return logits
 
-    @torch.no_grad()
     def test(self, split: Optional[str] = None) -> float:
-        """Evaluate on ``split`` (default TEST.SPLIT); logs ``* accuracy: X%`` and keeps all metrics."""
         start = time.time()
-        self.set_model_mode("eval")
-        self.evaluator.reset()
-        split = split or self.cfg.TEST.SPLIT
-        if split not in ("val", "test"):
-            raise ValueError(f"Unknown evaluation split {split!r}; use 'val' or 'test'")
-        if split == "val" and self.val_loader is None:
-            raise RuntimeError(f"{self.cfg.DATASET.NAME} has no validation split to evaluate on")
-        loader = self.val_loader if split == "val" else self.test_loader
-        logger.info("Evaluate on the *%s* set", split)
-        for batch in loader:
-            x, label = self.parse_batch_test(batch)
-            self.evaluator.process(self.model_inference(x), label)
-        results = self.evaluator.evaluate()
-        for k, v in results.items():
-            self.write_scalar(f"{split}/{k}", v, self.epoch)
-        self.last_results = dict(results, split=split)
-        self.timings[f"eval_{split}_s"] = time.time() - start
-        return float(results["accuracy"])
+        result = super().test(split)
+        self.timings[f"eval_{self.last_results['split']}_s"] = time.time() - start
+        return result
+
+    # ---- resume --------------------------------------------------------------------------------
+    def extra_resume_state(self) -> dict:
+        elapsed = self._train_s_before + time.time() - self._train_start
+        return {"timings": {"train_s": elapsed, "epochs_s": self.timings.get("epochs_s", 0.0),
+                            "epochs_run": self.timings.get("epochs_run", 0)}}
+
+    def load_extra_resume_state(self, state: dict) -> None:
+        # The time spent before the interruption counts, so metrics.json covers the whole run.
+        timings = state.get("timings") or {}
+        self._train_s_before = float(timings.get("train_s", 0.0))
+        self.timings["epochs_s"] = float(timings.get("epochs_s", 0.0))
+        self.timings["epochs_run"] = int(timings.get("epochs_run", 0))
 
     # ---- checkpoints ---------------------------------------------------------------------------
     def checkpoint_metadata(self) -> dict:

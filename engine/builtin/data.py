@@ -5,10 +5,11 @@ from typing import Optional, Sequence
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler
 
+from engine.images import read_image
+
 from .dataset import Datum
 from .registry import DATASET_REGISTRY
 from .transforms import build_transform
-from .utils import read_image
 
 logger = logging.getLogger(__name__)
 

@@ -1,19 +1,10 @@
-"""Optimizers and learning-rate schedules with Dassl's defaults and semantics.
-
-Schedules are stepped once per epoch, after its last batch. A warm-up wrapper holds the first
-``WARMUP_EPOCH`` epochs at ``WARMUP_CONS_LR`` (constant) or ramps from ``WARMUP_MIN_LR`` (linear),
-then hands over to the main schedule counted from the end of warm-up (``WARMUP_RECOUNT``), so that
-with cosine and one constant warm-up epoch: epoch 0 trains at WARMUP_CONS_LR and epoch e >= 1 at
-``LR * (1 + cos(pi * (e - 1) / MAX_EPOCH)) / 2``.
-"""
-import math
-from typing import Iterable, List, Union
+"""Optimizers with Dassl's defaults and semantics (the schedule is the project's own: engine/schedule.py)."""
+from typing import Iterable, Union
 
 import torch
 from torch import nn
 
 AVAILABLE_OPTIMIZERS = ("adam", "amsgrad", "sgd", "rmsprop", "adamw")
-AVAILABLE_SCHEDULERS = ("single_step", "multi_step", "cosine")
 
 
 def build_optimizer(model: Union[nn.Module, Iterable], optim_cfg, param_groups=None) -> torch.optim.Optimizer:
@@ -51,60 +42,3 @@ def build_optimizer(model: Union[nn.Module, Iterable], optim_cfg, param_groups=N
                                dampening=optim_cfg.SGD_DAMPNING, nesterov=optim_cfg.SGD_NESTEROV)
     return torch.optim.RMSprop(params, lr=lr, momentum=optim_cfg.MOMENTUM, weight_decay=wd,
                                alpha=optim_cfg.RMSPROP_ALPHA)
-
-
-def _main_factor(optim_cfg, epoch: int) -> float:
-    """Multiplier of the base LR for the main schedule at (post-warm-up) epoch ``epoch``."""
-    sched = optim_cfg.LR_SCHEDULER
-    if sched == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * epoch / float(optim_cfg.MAX_EPOCH)))
-    if sched == "single_step":
-        stepsize = optim_cfg.STEPSIZE
-        stepsize = stepsize[0] if isinstance(stepsize, (list, tuple)) else stepsize
-        if stepsize <= 0:
-            stepsize = optim_cfg.MAX_EPOCH
-        return optim_cfg.GAMMA ** (epoch // stepsize)
-    milestones = sorted(optim_cfg.STEPSIZE)
-    return optim_cfg.GAMMA ** sum(1 for m in milestones if epoch >= m)
-
-
-class EpochLRScheduler(torch.optim.lr_scheduler.LRScheduler):
-    """Closed-form per-epoch LR: warm-up (constant or linear) followed by the main schedule.
-
-    ``last_epoch`` counts completed ``step()`` calls, i.e. the index of the epoch about to run.
-    """
-
-    def __init__(self, optimizer: torch.optim.Optimizer, optim_cfg, last_epoch: int = -1):
-        if optim_cfg.LR_SCHEDULER not in AVAILABLE_SCHEDULERS:
-            raise ValueError(f"Unknown LR scheduler {optim_cfg.LR_SCHEDULER!r}; choose one of {AVAILABLE_SCHEDULERS}")
-        if optim_cfg.LR_SCHEDULER == "multi_step" and not isinstance(optim_cfg.STEPSIZE, (list, tuple)):
-            raise ValueError("multi_step needs OPTIM.STEPSIZE to be a list of epochs")
-        if optim_cfg.WARMUP_EPOCH > 0 and optim_cfg.WARMUP_TYPE not in ("constant", "linear"):
-            raise ValueError("OPTIM.WARMUP_TYPE must be 'constant' or 'linear'")
-        self.optim_cfg = optim_cfg
-        super().__init__(optimizer, last_epoch)
-
-    def get_lr(self) -> List[float]:
-        return [self.lr_at(base_lr, self.last_epoch) for base_lr in self.base_lrs]
-
-    def lr_at(self, base_lr: float, epoch: int) -> float:
-        cfg = self.optim_cfg
-        warmup = cfg.WARMUP_EPOCH if cfg.WARMUP_EPOCH > 0 else 0
-        if epoch < warmup:
-            if cfg.WARMUP_TYPE == "constant":
-                return cfg.WARMUP_CONS_LR
-            return cfg.WARMUP_MIN_LR + (base_lr - cfg.WARMUP_MIN_LR) * epoch / warmup
-        main_epoch = epoch - warmup if cfg.WARMUP_RECOUNT else epoch
-        return base_lr * _main_factor(cfg, main_epoch)
-
-    def _get_closed_form_lr(self) -> List[float]:
-        return self.get_lr()
-
-    def state_dict(self) -> dict:
-        """Plain values only (no config object), so checkpoints load with ``weights_only=True``."""
-        return {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "optim_cfg")}
-
-
-def build_lr_scheduler(optimizer: torch.optim.Optimizer, optim_cfg) -> EpochLRScheduler:
-    """The schedule named by ``OPTIM.LR_SCHEDULER`` with the optional warm-up wrapper."""
-    return EpochLRScheduler(optimizer, optim_cfg)

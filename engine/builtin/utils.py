@@ -1,4 +1,4 @@
-"""Small helpers with Dassl's names: seeding, logging, json, files, images, environment info."""
+"""Small helpers with Dassl's names: seeding, json, files, environment info."""
 import errno
 import json
 import logging
@@ -9,10 +9,9 @@ from typing import Any, List
 
 import numpy as np
 import torch
-from PIL import Image
 
-from engine.errors import CorruptImageError
 from engine.fileio import atomic_write
+from engine.images import read_image  # noqa: F401  (re-exported: the built-in engine's name)
 
 logger = logging.getLogger(__name__)
 
@@ -23,31 +22,6 @@ def set_random_seed(seed: int) -> None:
     np.random.seed(seed)
     torch.manual_seed(seed)
     torch.cuda.manual_seed_all(seed)
-
-
-def setup_logger(output=None) -> None:
-    """Log to the console and, when ``output`` is given, to ``output/log.txt`` (or to ``output`` if it is a file).
-
-    Calling it again replaces the file handler, so several runs in one process each get their own log.
-    """
-    root = logging.getLogger()
-    root.setLevel(logging.INFO)
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
-    for handler in list(root.handlers):
-        if getattr(handler, "_taskres", False):
-            root.removeHandler(handler)
-            handler.close()
-    console = logging.StreamHandler(sys.stdout)
-    console.setFormatter(logging.Formatter("%(message)s"))
-    console._taskres = True
-    root.addHandler(console)
-    if output:
-        fpath = output if output.endswith((".txt", ".log")) else os.path.join(output, "log.txt")
-        mkdir_if_missing(os.path.dirname(fpath) or ".")
-        file_handler = logging.FileHandler(fpath, mode="a")
-        file_handler.setFormatter(fmt)
-        file_handler._taskres = True
-        root.addHandler(file_handler)
 
 
 def mkdir_if_missing(dirname: str) -> None:
@@ -74,18 +48,6 @@ def write_json(obj: Any, fpath: str) -> None:
     """Write JSON atomically (temporary file + rename)."""
     data = json.dumps(obj, indent=4, separators=(",", ": ")).encode()
     atomic_write(fpath, lambda f: f.write(data))
-
-
-def read_image(path: str) -> Image.Image:
-    """Open an image as RGB; a missing or undecodable file raises an error that names it."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"Image not found: {path}")
-    try:
-        with Image.open(path) as img:
-            return img.convert("RGB")
-    except (OSError, ValueError, SyntaxError) as err:
-        raise CorruptImageError(
-            f"Cannot read image {path} ({err}). Replace or remove the file (and its split entry).") from err
 
 
 def listdir_nohidden(path: str, sort: bool = False) -> List[str]:

@@ -10,15 +10,14 @@ from collections import OrderedDict
 import torch
 
 from engine.errors import CheckpointError
-
-from .utils import atomic_write, mkdir_if_missing
+from engine.fileio import atomic_write
 
 logger = logging.getLogger(__name__)
 
 
 def save_checkpoint(state: dict, save_dir: str, is_best: bool = False, remove_module_from_keys: bool = True,
-                    model_name: str = "") -> str:
-    mkdir_if_missing(save_dir)
+                    model_name: str = "", quiet: bool = False) -> str:
+    os.makedirs(save_dir, exist_ok=True)
     if remove_module_from_keys:
         state["state_dict"] = OrderedDict(
             (k[7:] if k.startswith("module.") else k, v) for k, v in state["state_dict"].items())
@@ -29,32 +28,43 @@ def save_checkpoint(state: dict, save_dir: str, is_best: bool = False, remove_mo
     atomic_write(fpath, lambda f: f.write(buffer.getbuffer()))
     if model_name.startswith("model.pth.tar-"):  # "checkpoint" names the newest epoch, where a resume starts
         atomic_write(os.path.join(save_dir, "checkpoint"), lambda f: f.write(model_name.encode() + b"\n"))
-    logger.info("Checkpoint saved to %s", fpath)
+    if not quiet:
+        logger.info("Checkpoint saved to %s", fpath)
     if is_best:
         shutil.copy(fpath, os.path.join(save_dir, "model-best.pth.tar"))
     return fpath
+
+
+def _reason(err: Exception) -> str:
+    """A short cause for a message: the first line of the error, without torch's own advice."""
+    first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return f"{type(err).__name__}: {first[:120]}" if first else type(err).__name__
 
 
 def load_checkpoint(fpath: str) -> dict:
     """Load a checkpoint on the CPU.
 
     Our files load with ``weights_only=True``. Files written by Dassl/CoOp/TaskRes pickle scheduler
-    objects and need a full unpickle; that fallback is logged (load only files you trust).
+    objects and need a full unpickle; that fallback is logged (load only files you trust). A missing,
+    truncated or corrupt file raises ``CheckpointError`` naming the file and what to do.
     """
     if not fpath or not os.path.isfile(fpath):
         raise CheckpointError(f"Checkpoint not found: {fpath}. Check --model-dir and --load-epoch.")
+    corrupt = (f"Cannot read checkpoint {fpath}: the file is corrupt or truncated ({{}}). Delete it (a run "
+               "folder's resume.pth.tar or newest epoch file) and rerun, or point to another epoch.")
     try:
         return torch.load(fpath, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as err:
+        if "weights_only" not in str(err) and "Unsupported global" not in str(err):
+            raise CheckpointError(corrupt.format(_reason(err))) from None
         logger.warning("%s holds Python objects beyond tensors (a Dassl-written file); loading it with "
                        "weights_only=False", fpath)
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
-        raise CheckpointError(f"Cannot read checkpoint {fpath} ({err}); the file is corrupt or truncated. "
-                              "Delete it and retrain, or point to another epoch.") from err
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError) as err:
+        raise CheckpointError(corrupt.format(_reason(err))) from None
     try:
         return torch.load(fpath, map_location="cpu", weights_only=False)
     except Exception as err:
-        raise CheckpointError(f"Cannot read checkpoint {fpath} ({err}); the file is corrupt or truncated.") from err
+        raise CheckpointError(corrupt.format(_reason(err))) from None
 
 
 def load_pretrained_weights(model: torch.nn.Module, weight_path: str) -> None:

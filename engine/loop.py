@@ -1,0 +1,429 @@
+"""``TrainingLoop``: the project's epoch loop, evaluation, checkpoints and resume, under both engines.
+
+The engine's ``TrainerX`` (Dassl's or the built-in one) supplies the model registry
+(``register_model``/``get_model_names``), the device and the data loaders; this mixin, placed before it
+in a trainer's bases, owns everything results depend on:
+- batch parsing (``{"img", "label"}``; cached-feature batches have no ``domain``),
+- the loop, with the LR schedule stepped once per epoch after its last batch (Dassl's convention),
+- evaluation (``* accuracy: X%`` lines and ``last_results``),
+- checkpoints in Dassl's layout (``<out>/<model>/model.pth.tar-<epoch>``, ``checkpoint``, ``model-best``),
+  loaded through ``load_state_for_eval`` so trainers check classes/backbone and adapt foreign layouts,
+- resume: a run keeps ``<out>/resume.pth.tar`` (the state at the end of its last finished epoch: weights,
+  optimizer, schedule, RNG, best result, timings) and continues bit-exactly from it when the same command
+  runs again; SIGINT/SIGTERM write it and stop with one line (``RunInterrupted``). A checkpoint made with
+  another training config is refused, never silently resumed.
+"""
+import contextlib
+import copy
+import datetime
+import hashlib
+import logging
+import os
+import random
+import signal
+import threading
+import time
+from collections import defaultdict
+from typing import Dict, Iterator, Optional
+
+import numpy as np
+import torch
+
+from engine.checkpoint import load_checkpoint, save_checkpoint
+from engine.errors import CheckpointError, RunInterrupted
+
+logger = logging.getLogger(__name__)
+
+RESUME_FILE = "resume.pth.tar"
+
+# Keys that only describe how a run is launched or reported; a checkpoint may be resumed under
+# different values of these without changing what is trained.
+RESUME_IGNORED_KEYS = ("OUTPUT_DIR", "RESUME", "VERBOSE", "DATALOADER.NUM_WORKERS", "TRAIN.PRINT_FREQ",
+                       "TRAIN.CHECKPOINT_FREQ", "TRAIN.RESUME_SAVE_S", "TEST", "USE_CUDA", "DATASET.ROOT",
+                       "FEATURE_CACHE.DIR")
+
+
+def config_fingerprint(cfg) -> str:
+    """Hash of the config keys that determine training, used to refuse resuming another run's checkpoint."""
+    flat = {}
+
+    def walk(node, prefix):
+        for key, value in node.items():
+            name = f"{prefix}{key}"
+            if any(name == k or name.startswith(k + ".") for k in RESUME_IGNORED_KEYS):
+                continue
+            if hasattr(value, "items"):
+                walk(value, name + ".")
+            else:
+                flat[name] = repr(value)
+
+    walk(cfg, "")
+    return hashlib.sha256(repr(sorted(flat.items())).encode()).hexdigest()[:16]
+
+
+def add_loop_config(cfg) -> None:
+    """Config keys of the loop that neither engine's defaults have."""
+    if "RESUME_SAVE_S" not in cfg.TRAIN:
+        # Seconds between writes of resume.pth.tar (0: after every epoch; -1: only on SIGINT/SIGTERM).
+        cfg.TRAIN.RESUME_SAVE_S = 60
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Turn SIGINT/SIGTERM into ``RunInterrupted`` (a loop saves its state on it) for the duration."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise RunInterrupted(f"stopped by {signal.Signals(signum).name}")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def rng_state() -> dict:
+    """Every global RNG, as tensors and plain values (so the file loads with ``weights_only=True``)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
+             "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)]}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    random.setstate(tuple(v if not isinstance(v, list) else tuple(v) for v in state["python"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class AverageMeter:
+    def __init__(self):
+        self.val = self.sum = self.avg = 0.0
+        self.count = 0
+
+    def update(self, val: float, n: int = 1) -> None:
+        self.val = float(val)
+        self.sum += float(val) * n
+        self.count += n
+        self.avg = self.sum / self.count
+
+
+class MetricMeter:
+    def __init__(self):
+        self.meters = defaultdict(AverageMeter)
+
+    def update(self, input_dict: Dict[str, float]) -> None:
+        for k, v in input_dict.items():
+            self.meters[k].update(v.item() if isinstance(v, torch.Tensor) else v)
+
+    def __str__(self) -> str:
+        return " ".join(f"{k} {m.val:.4f} ({m.avg:.4f})" for k, m in self.meters.items())
+
+
+class TrainingLoop:
+    """Mixin owning the loop, evaluation, checkpoints and resume (see the module docstring)."""
+
+    _writer = None
+    _snapshot: Optional[dict] = None
+
+    # ---- hooks for trainers ---------------------------------------------------------------
+    def checkpoint_metadata(self) -> dict:
+        """Extra entries saved in every checkpoint; trainers add method/backbone/classnames."""
+        return {"config_fingerprint": config_fingerprint(self.cfg), "config": self.cfg.dump()}
+
+    def load_state_for_eval(self, name: str, checkpoint: dict) -> None:
+        """Load a checkpoint's ``state_dict`` strictly; trainers override to check and adapt layouts."""
+        self._models[name].load_state_dict(checkpoint["state_dict"])
+
+    def extra_resume_state(self) -> dict:
+        """Trainer state beyond weights/optimizer/schedule that a resumed run needs (e.g. a best state)."""
+        return {}
+
+    def load_extra_resume_state(self, state: dict) -> None:
+        pass
+
+    # ---- batches and models ---------------------------------------------------------------
+    def parse_batch_train(self, batch):
+        return batch["img"].to(self.device), batch["label"].to(self.device)
+
+    def parse_batch_test(self, batch):
+        return batch["img"].to(self.device), batch["label"].to(self.device)
+
+    def model_inference(self, x):
+        return self.model(x)
+
+    def set_model_mode(self, mode: str = "train", names=None) -> None:
+        for name in self.get_model_names(names):
+            self._models[name].train(mode == "train")
+
+    def get_current_lr(self, names=None) -> float:
+        name = self.get_model_names(names)[0]
+        return self._optims[name].param_groups[0]["lr"]
+
+    def update_lr(self, names=None) -> None:
+        for name in self.get_model_names(names):
+            if self._scheds[name] is not None:
+                self._scheds[name].step()
+
+    def detect_anomaly(self, loss: torch.Tensor) -> None:
+        if not torch.isfinite(loss).all():
+            raise FloatingPointError(f"Loss is {loss.item()} at epoch {self.epoch + 1}; lower OPTIM.LR")
+
+    def model_zero_grad(self, names=None) -> None:
+        for name in self.get_model_names(names):
+            if self._optims[name] is not None:
+                self._optims[name].zero_grad()
+
+    def model_backward(self, loss: torch.Tensor) -> None:
+        self.detect_anomaly(loss)
+        loss.backward()
+
+    def model_update(self, names=None) -> None:
+        for name in self.get_model_names(names):
+            if self._optims[name] is not None:
+                self._optims[name].step()
+
+    def model_backward_and_update(self, loss: torch.Tensor, names=None) -> None:
+        self.model_zero_grad(names)
+        self.model_backward(loss)
+        self.model_update(names)
+
+    # ---- tensorboard ----------------------------------------------------------------------
+    def init_writer(self, log_dir: str) -> None:
+        if self._writer is None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                logger.warning("tensorboard is not installed; scalars are not written")
+                return
+            self._writer = SummaryWriter(log_dir=log_dir)
+
+    def close_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def write_scalar(self, tag: str, scalar_value: float, global_step: Optional[int] = None) -> None:
+        if self._writer is not None:
+            self._writer.add_scalar(tag, scalar_value, global_step)
+
+    # ---- checkpoints ----------------------------------------------------------------------
+    def save_model(self, epoch: int, directory: str, is_best: bool = False, val_result=None,
+                   model_name: str = "") -> None:
+        for name in self.get_model_names():
+            optim, sched = self._optims[name], self._scheds[name]
+            state = {
+                "state_dict": self._models[name].state_dict(),
+                "epoch": epoch + 1,
+                "optimizer": optim.state_dict() if optim is not None else None,
+                "scheduler": sched.state_dict() if sched is not None else None,
+                "val_result": val_result,
+            }
+            state.update(self.checkpoint_metadata())
+            save_checkpoint(state, os.path.join(directory, name), is_best=is_best, model_name=model_name)
+
+    def load_model(self, directory: str, epoch: Optional[int] = None) -> None:
+        """Load weights for evaluation from ``directory/<model>/model.pth.tar-<epoch>`` (or model-best)."""
+        if not directory:
+            raise CheckpointError("--model-dir is required to load a model (e.g. with --eval-only)")
+        fname = "model-best.pth.tar" if epoch is None else f"model.pth.tar-{epoch}"
+        for name in self.get_model_names():
+            path = os.path.join(directory, name, fname)
+            ckpt = load_checkpoint(path)
+            self.load_state_for_eval(name, ckpt)
+            logger.info("Loaded model weights from %s (epoch %s)", path, ckpt.get("epoch"))
+
+    def _check_fingerprint(self, ckpt: dict, path: str) -> None:
+        theirs = ckpt.get("config_fingerprint")
+        if theirs is not None and theirs != config_fingerprint(self.cfg):
+            raise CheckpointError(f"{path} was written by a run with a different config. Use a new "
+                                  "--output-dir, or delete that folder to start over.")
+
+    def _load_training_state(self, name: str, state: dict) -> None:
+        self._models[name].load_state_dict(state["state_dict"])
+        if self._optims[name] is not None and state.get("optimizer") is not None:
+            self._optims[name].load_state_dict(state["optimizer"])
+        if self._scheds[name] is not None and state.get("scheduler") is not None:
+            self._scheds[name].load_state_dict(state["scheduler"])
+
+    def _snapshot_state(self, next_epoch: int) -> dict:
+        """Everything needed to continue bit-exactly at ``next_epoch`` (copied: training mutates in place)."""
+        models = {}
+        for name in self.get_model_names():
+            optim, sched = self._optims[name], self._scheds[name]
+            models[name] = copy.deepcopy({
+                "state_dict": self._models[name].state_dict(),
+                "optimizer": optim.state_dict() if optim is not None else None,
+                "scheduler": sched.state_dict() if sched is not None else None,
+            })
+        return {"epoch": next_epoch, "models": models, "rng": rng_state(), "best_result": self.best_result,
+                "extra": copy.deepcopy(self.extra_resume_state()),
+                "config_fingerprint": config_fingerprint(self.cfg)}
+
+    def _write_resume_state(self, snapshot: dict) -> str:
+        path = os.path.join(self.output_dir, RESUME_FILE)
+        save_checkpoint(dict(snapshot, state_dict={}), self.output_dir, model_name=RESUME_FILE, quiet=True)
+        self._last_resume_save = time.time()
+        return path
+
+    def resume_model_if_exist(self, directory: str) -> int:
+        """The epoch to start at: from ``resume.pth.tar`` (exact continuation) or, failing that, from the
+        newest Dassl-layout epoch checkpoint of every model (weights, optimizer and schedule only)."""
+        resume_path = os.path.join(directory, RESUME_FILE)
+        if os.path.isfile(resume_path):
+            state = load_checkpoint(resume_path)
+            self._check_fingerprint(state, resume_path)
+            for name in self.get_model_names():
+                self._load_training_state(name, state["models"][name])
+            set_rng_state(state["rng"])
+            self.best_result = state.get("best_result", self.best_result)
+            self.load_extra_resume_state(state.get("extra") or {})
+            logger.info("Resuming from %s at epoch %d", resume_path, state["epoch"] + 1)
+            return int(state["epoch"])
+        names = self.get_model_names()
+        if not names or not all(os.path.isfile(os.path.join(directory, n, "checkpoint")) for n in names):
+            return 0
+        start_epoch = 0
+        for name in names:
+            path = os.path.join(directory, name)
+            with open(os.path.join(path, "checkpoint")) as f:
+                fname = f.readline().strip()
+            ckpt = load_checkpoint(os.path.join(path, fname))
+            self._check_fingerprint(ckpt, os.path.join(path, fname))
+            self._load_training_state(name, ckpt)
+            start_epoch = int(ckpt["epoch"])
+            logger.info("Resuming from %s (epoch %d done)", os.path.join(path, fname), start_epoch)
+        return start_epoch
+
+    # ---- loop -----------------------------------------------------------------------------
+    def train(self, start_epoch: Optional[int] = None, max_epoch: Optional[int] = None) -> None:
+        """Run the remaining epochs, then the final evaluation. ``start_epoch`` is accepted for Dassl's
+        signature; where to start is decided by ``before_train`` (resume), as in Dassl."""
+        if max_epoch is not None:
+            self.max_epoch = max_epoch
+        self.before_train()  # decides the start epoch (resume), as Dassl's loop does
+        self._snapshot = self._snapshot_state(self.start_epoch)
+        try:
+            for epoch in range(self.start_epoch, self.max_epoch):
+                self.epoch = epoch
+                self.before_epoch()
+                self.run_epoch()
+                self.after_epoch()
+                self._snapshot = self._snapshot_state(epoch + 1)
+                self._maybe_save_resume_state(epoch)
+        except RunInterrupted as err:
+            path = self._write_resume_state(self._snapshot)
+            done = self._snapshot["epoch"]
+            raise RunInterrupted(f"{err}: saved the state after epoch {done}/{self.max_epoch} to {path}; "
+                                 "run the same command to continue") from None
+        self.after_train()
+
+    def _maybe_save_resume_state(self, epoch: int) -> None:
+        path = os.path.join(self.output_dir, RESUME_FILE)
+        if epoch + 1 >= self.max_epoch:
+            if os.path.isfile(path):  # the final epoch checkpoint now holds the finished state
+                os.remove(path)
+            return
+        every = float(self.cfg.TRAIN.get("RESUME_SAVE_S", 60.0))
+        if every >= 0 and time.time() - getattr(self, "_last_resume_save", self.time_start) >= every:
+            self._write_resume_state(self._snapshot)
+
+    def before_train(self) -> None:
+        directory = self.cfg.RESUME or self.cfg.OUTPUT_DIR
+        self.start_epoch = self.resume_model_if_exist(directory)
+        writer_dir = os.path.join(self.output_dir, "tensorboard")
+        os.makedirs(writer_dir, exist_ok=True)
+        self.init_writer(writer_dir)
+        self.time_start = time.time()
+
+    def after_train(self) -> None:
+        logger.info("Finish training")
+        if not self.cfg.TEST.NO_TEST:
+            if self.cfg.TEST.FINAL_MODEL == "best_val":
+                logger.info("Deploy the model with the best val performance")
+                self.load_model(self.output_dir)
+            else:
+                logger.info("Deploy the last-epoch model")
+            self.test()
+        elapsed = str(datetime.timedelta(seconds=round(time.time() - self.time_start)))
+        logger.info("Elapsed: %s", elapsed)
+        self.close_writer()
+
+    def before_epoch(self) -> None:
+        pass
+
+    def after_epoch(self) -> None:
+        last_epoch = (self.epoch + 1) == self.max_epoch
+        freq = self.cfg.TRAIN.CHECKPOINT_FREQ
+        meet_checkpoint_freq = freq > 0 and (self.epoch + 1) % freq == 0
+        if not self.cfg.TEST.NO_TEST and self.cfg.TEST.FINAL_MODEL == "best_val":
+            curr_result = self.test(split="val")
+            if curr_result > self.best_result:
+                self.best_result = curr_result
+                self.save_model(self.epoch, self.output_dir, val_result=curr_result,
+                                model_name="model-best.pth.tar")
+        if meet_checkpoint_freq or last_epoch:
+            self.save_model(self.epoch, self.output_dir)
+
+    def run_epoch(self) -> None:
+        self.set_model_mode("train")
+        losses = MetricMeter()
+        batch_time = AverageMeter()
+        data_time = AverageMeter()
+        self.num_batches = len(self.train_loader_x)
+        if self.num_batches == 0:
+            raise RuntimeError("The training loader is empty: no training images")
+        end = time.time()
+        for batch_idx, batch in enumerate(self.train_loader_x):
+            self.batch_idx = batch_idx
+            data_time.update(time.time() - end)
+            loss_summary = self.forward_backward(batch)
+            batch_time.update(time.time() - end)
+            losses.update(loss_summary)
+            meet_freq = (self.batch_idx + 1) % self.cfg.TRAIN.PRINT_FREQ == 0
+            only_few_batches = self.num_batches < self.cfg.TRAIN.PRINT_FREQ
+            if meet_freq or only_few_batches:
+                remaining = (self.num_batches - self.batch_idx - 1
+                             + (self.max_epoch - self.epoch - 1) * self.num_batches)
+                eta = str(datetime.timedelta(seconds=int(batch_time.avg * remaining)))
+                logger.info("epoch [%d/%d] batch [%d/%d] time %.3f (%.3f) data %.3f (%.3f) %s lr %.4e eta %s",
+                            self.epoch + 1, self.max_epoch, self.batch_idx + 1, self.num_batches,
+                            batch_time.val, batch_time.avg, data_time.val, data_time.avg, losses,
+                            self.get_current_lr(), eta)
+            n_iter = self.epoch * self.num_batches + self.batch_idx
+            for name, meter in losses.meters.items():
+                self.write_scalar("train/" + name, meter.avg, n_iter)
+            self.write_scalar("train/lr", self.get_current_lr(), n_iter)
+            end = time.time()
+
+    # ---- evaluation -----------------------------------------------------------------------
+    @torch.no_grad()
+    def test(self, split: Optional[str] = None) -> float:
+        """Evaluate on ``split`` (default TEST.SPLIT); logs ``* accuracy: X%`` and keeps all metrics."""
+        self.set_model_mode("eval")
+        self.evaluator.reset()
+        split = split or self.cfg.TEST.SPLIT
+        if split not in ("val", "test"):
+            raise ValueError(f"Unknown evaluation split {split!r}; use 'val' or 'test'")
+        if split == "val" and self.val_loader is None:
+            raise RuntimeError(f"{self.cfg.DATASET.NAME} has no validation split to evaluate on")
+        loader = self.val_loader if split == "val" else self.test_loader
+        logger.info("Evaluate on the *%s* set", split)
+        for batch in loader:
+            x, label = self.parse_batch_test(batch)
+            self.evaluator.process(self.model_inference(x), label)
+        results = self.evaluator.evaluate()
+        for k, v in results.items():
+            self.write_scalar(f"{split}/{k}", v, self.epoch)
+        self.last_results = dict(results, split=split)
+        return float(results["accuracy"])
+
