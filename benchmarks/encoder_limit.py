@@ -171,6 +171,7 @@ def main(argv=None) -> None:
     p.add_argument("--coop", action="store_true", help="also time CoOp's text side (full vs truncated context)")
     p.add_argument("--coop-classes", type=int, default=100)
     p.add_argument("--coop-steps", type=int, default=3)
+    p.add_argument("--coop-only", action="store_true", help="only the CoOp text-side timing")
     p.add_argument("--workdir", default="")
     p.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results", "encoder_limit.json"))
     args = p.parse_args(argv)
@@ -179,15 +180,16 @@ def main(argv=None) -> None:
 
     device = torch.device(args.device)
     cuda = device.type == "cuda"
-    archs = args.archs or (["RN50", "ViT-B/16"] if cuda else ["vit-small"])
+    archs = [] if args.coop_only else args.archs or (["RN50", "ViT-B/16"] if cuda else ["vit-small"])
+    args.coop = args.coop or args.coop_only
     n_images = args.images or (2000 if cuda else 40)
     views = args.views or (10 if cuda else 16)
     batch = args.batch_size or default_batch_size(device)
     workers = args.workers if args.workers >= 0 else default_workers(device)
     workdir = args.workdir or tempfile.mkdtemp(prefix="encoder-limit-")
-    items = write_images(os.path.join(workdir, "images"), n_images, args.image_side)
+    items = write_images(os.path.join(workdir, "images"), n_images, args.image_side) if archs else []
     name = torch.cuda.get_device_name(0) if cuda else f"CPU ({len(os.sched_getaffinity(0))} cores)"
-    grid = grid_views()
+    grid = grid_views() if archs else {}
     rows = []
     for arch in archs:
         clip = load_random(arch, workdir, device, "fp16" if cuda else "fp32")
@@ -223,7 +225,8 @@ def main(argv=None) -> None:
         if os.path.isfile(args.out):
             with open(args.out) as f:
                 old = json.load(f)
-        keep = [r for r in old if (r["arch"], r["device_type"]) not in {(r2["arch"], r2["device_type"]) for r2 in rows}]
+        new = {(r["arch"], r["device_type"]) for r in rows}
+        keep = [r for r in old if (r["arch"], r["device_type"]) not in new]
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         with open(args.out, "w") as f:
             json.dump(keep + rows, f, indent=1)
