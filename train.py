@@ -39,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--enhanced-base", type=str, default="", help="TaskRes*: enhanced text projection file")
     p.add_argument("--cache-dir", type=str, default="", help="feature cache folder (FEATURE_CACHE.DIR)")
     p.add_argument("--no-cache", action="store_true", help="run the image encoder on every batch (original behaviour)")
+    p.add_argument("--reuse", action="store_true",
+                   help="launcher mode: --output-dir names the recipe's run (.../<tag>/seed<S>); a config that differs "
+                        "from the recipe runs in .../<tag>_<8 hex>/seed<S>; a finished run with the same identity is "
+                        "reused, not rerun; a folder holding another identity stops with one line")
     p.add_argument("opts", default=None, nargs=argparse.REMAINDER, help="modify config options (KEY VALUE pairs)")
     return p
 
@@ -110,12 +114,20 @@ def check_cfg(cfg) -> None:
         raise UserError(f"Datasets root {cfg.DATASET.ROOT!r} is not a folder; pass --root (see DATASETS.md)")
 
 
-def write_metrics(cfg, trainer, wall_s: float, eval_only: bool) -> Optional[str]:
-    from engine import write_json
+def write_metrics(cfg, trainer, wall_s: float, eval_only: bool, identity=None) -> Optional[str]:
+    """Write ``metrics.json``: what ran, its result, and its identity (``fingerprint``, ``recipe``, ``modified``).
+
+    Training-free methods (zero-shot, linear probe, Tip-Adapter) record no epochs: the file says what the
+    run did, not what the config happened to hold. ``shots`` is ``DATASET.NUM_SHOTS`` as asked (zero-shot
+    CLIP reads no training image whatever it is; ``tools.report`` files it under 0 shots).
+    """
+    from engine import ENGINE_NAME, write_json
+    from tools.names import SHOT_FREE_METHODS
 
     results = getattr(trainer, "last_results", None)
     if not results:
         return None
+    training_free = bool(getattr(trainer, "TRAINING_FREE", False)) or cfg.TRAINER.NAME in SHOT_FREE_METHODS
     metrics = {
         "method": cfg.TRAINER.NAME,
         "dataset": cfg.DATASET.NAME,
@@ -126,8 +138,13 @@ def write_metrics(cfg, trainer, wall_s: float, eval_only: bool) -> Optional[str]
         "accuracy": float(results["accuracy"]),
         "macro_f1": float(results["macro_f1"]) if "macro_f1" in results else None,
         "eval_only": eval_only,
-        "epochs": int(cfg.OPTIM.MAX_EPOCH),
+        "epochs": None if (training_free or eval_only) else int(cfg.OPTIM.MAX_EPOCH),
         "feature_cache": bool(cfg.FEATURE_CACHE.ENABLED),
+        "engine": ENGINE_NAME,
+        # False: the dataset's split was built from raw annotations, not the official CoOp split file;
+        # its numbers are not comparable with published ones (DATASETS.md).
+        "official_split": bool(getattr(getattr(getattr(trainer, "dm", None), "dataset", None), "official_split", True)),
+        **(identity.as_metrics() if identity is not None else {}),
         "timings": dict(getattr(trainer, "timings", {}), wall_s=wall_s),
         "extra": trainer.metrics_extra() if hasattr(trainer, "metrics_extra") else {},
     }
@@ -136,23 +153,90 @@ def write_metrics(cfg, trainer, wall_s: float, eval_only: bool) -> Optional[str]
     return path
 
 
+def _available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def _finalize_cfg(cfg, output_dir: str):
+    """The run-time parts of the config: its folder and DataLoader workers capped at the CPUs this process has
+    (configs say 8; more workers than CPUs only slow the loader and make torch warn). Both are launch-only keys."""
+    cfg.defrost()
+    cfg.OUTPUT_DIR = output_dir
+    cfg.DATALOADER.NUM_WORKERS = max(0, min(int(cfg.DATALOADER.NUM_WORKERS), _available_cpus()))
+    cfg.freeze()
+    return cfg
+
+
+def _describe(cfg) -> str:
+    shots = "zero-shot" if cfg.TRAINER.NAME in ("ZeroshotCLIP", "ZeroshotCLIP2") else f"{cfg.DATASET.NUM_SHOTS}-shot"
+    return (f"{cfg.TRAINER.NAME} {cfg.DATASET.NAME} {shots} seed {cfg.SEED}, backbone "
+            f"{os.path.basename(cfg.MODEL.BACKBONE.NAME)}")
+
+
+def _previous_results(folder: str) -> dict:
+    import json
+
+    with open(os.path.join(folder, "metrics.json")) as f:
+        m = json.load(f)
+    return {"accuracy": m["accuracy"], "macro_f1": m.get("macro_f1"), "split": m.get("split", "test"), "reused": True}
+
+
 def run(args) -> dict:
+    """Resolve the run's folder from its identity, hold the folder's lock, then run (or reuse) it."""
     start = time.time()
     cfg = setup_cfg(args)
-    from engine import ENGINE_NAME, build_trainer, collect_env_info, set_random_seed, setup_logger
+    from engine import RunInterrupted, setup_logger
+    from engine.identity import clear_failed, mark_failed, run_lock
+    from scripts.reproduce.runs import eval_of, folder_state, identify, variant_dir
 
     check_cfg(cfg)
+    setup_logger(None)  # the console, until the run's folder is known
+    identity = identify(cfg, eval_of(args))
+    folder = variant_dir(cfg.OUTPUT_DIR, identity.variant) if args.reuse else cfg.OUTPUT_DIR
+    cfg = _finalize_cfg(cfg, os.path.abspath(folder) if folder else folder)
+    with run_lock(cfg.OUTPUT_DIR):
+        state, why = folder_state(cfg.OUTPUT_DIR, identity)
+        if args.reuse and state == "done":
+            logger.info("[skip] %s (%s)", cfg.OUTPUT_DIR, why)
+            return dict(_previous_results(cfg.OUTPUT_DIR), output_dir=cfg.OUTPUT_DIR)
+        if args.reuse and state == "conflict":
+            raise UserError(why)
+        clear_failed(cfg.OUTPUT_DIR)
+        stale = os.path.join(cfg.OUTPUT_DIR, "metrics.json")
+        if os.path.isfile(stale):  # rerunning a finished folder: its old result must not outlive a failure
+            os.replace(stale, stale + ".replaced")
+        try:
+            return dict(_run(cfg, args, identity, start) or {}, output_dir=cfg.OUTPUT_DIR)
+        except RunInterrupted:
+            raise  # not a failure: resume.pth.tar holds the state and the same command continues
+        except BaseException as err:
+            mark_failed(cfg.OUTPUT_DIR, f"{type(err).__name__}: {err}")
+            raise
+
+
+def _run(cfg, args, identity, start: float) -> dict:
+    from engine import ENGINE_NAME, build_trainer, collect_env_info, set_random_seed, setup_logger
+    from engine.identity import describe_deviation
+
     if cfg.SEED >= 0:
         set_random_seed(cfg.SEED)
-    # Under Dassl, its own messages are printed: copy them into log.txt beside ours.
+    # Under Dassl, its own messages are printed: copy them into log.txt beside ours. Records marked
+    # file_only (engine, environment, config) go to log.txt, not the console.
     setup_logger(cfg.OUTPUT_DIR, tee_prints=ENGINE_NAME == "dassl")
-    logger.info("Engine: %s", ENGINE_NAME)
-    logger.info("Command: %s", " ".join(sys.argv))
-    logger.info("Environment:\n%s", collect_env_info(), extra={"file_only": True})
+    logger.info("[run] %s -> %s", _describe(cfg), cfg.OUTPUT_DIR)
+    if identity.deviation:
+        logger.info("      modified run (%s): %s", identity.variant, describe_deviation(identity.deviation))
+    file_only = {"file_only": True}
+    logger.info("Engine: %s", ENGINE_NAME, extra=file_only)
+    logger.info("Command: %s", " ".join(sys.argv), extra=file_only)
+    logger.info("Environment:\n%s", collect_env_info(), extra=file_only)
     os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
     with open(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), "w") as f:
         f.write(cfg.dump())
-    logger.info("Config:\n%s", cfg.dump(), extra={"file_only": True})
+    logger.info("Config (also in config.yaml):\n%s", cfg.dump(), extra=file_only)
     trainer = build_trainer(cfg)
     if args.eval_only:
         if trainer.get_model_names():
@@ -160,10 +244,11 @@ def run(args) -> dict:
         trainer.test()
     elif not args.no_train:
         trainer.train()
-    path = write_metrics(cfg, trainer, time.time() - start, args.eval_only)
+    path = write_metrics(cfg, trainer, time.time() - start, args.eval_only, identity)
+    results = getattr(trainer, "last_results", {})
     if path:
-        logger.info("Metrics written to %s", path)
-    return getattr(trainer, "last_results", {})
+        logger.info("Result: %.2f%% accuracy; metrics in %s", results["accuracy"], path)
+    return results
 
 
 # Errors whose message is enough for the user: printed as one line, no traceback.
@@ -173,8 +258,8 @@ def _user_facing_errors():
 
     errors = [UserError, CheckpointError, CorruptImageError, EngineUnavailableError, BackboneError, FileNotFoundError]
     try:
-        from datasets.base import DatasetNotFoundError
-        errors.append(DatasetNotFoundError)
+        from datasets.errors import DatasetFileError, DatasetNotFoundError, ValidationSplitError
+        errors.extend([DatasetNotFoundError, DatasetFileError, ValidationSplitError])
     except ImportError:
         pass
     return tuple(errors)

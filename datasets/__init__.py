@@ -2,8 +2,11 @@
 
 Registry contract: a dataset is built as ``cls(cfg)`` from ``DATASET.ROOT``, ``DATASET.NAME``,
 ``DATASET.NUM_SHOTS``, ``DATASET.SUBSAMPLE_CLASSES`` and ``SEED`` (the caller seeds the RNGs first),
-and provides ``train_x``, ``val``, ``test``, ``classnames``, ``lab2cname``, ``num_classes`` and
-``label_map_to_train_classes`` (None, or for ImageNet-A/-R the ImageNet label of each of their labels).
+and provides ``train_x``, ``val``, ``test``, ``classnames``, ``lab2cname``, ``num_classes``,
+``label_map_to_train_classes`` (None, or for ImageNet-A/-R the ImageNet label of each of their labels),
+``official_split`` (False when the split was built from raw annotations: results are then not
+comparable with published ones) and ``heldout_val`` (ImageNet: the selection set; else None).
+``validation_items(dataset)`` is the set a method may select hyper-parameters on (never test).
 The shared mechanics are in ``datasets/base.py``; the layouts are described in DATASETS.md.
 """
 from typing import Tuple
@@ -27,8 +30,10 @@ from . import (  # noqa: F401  (importing registers the datasets)
     sun397,
     ucf101,
 )
-from .base import BenchmarkDataset, DatasetNotFoundError, MissingImagesError, load_datum_pickle
+from .base import BenchmarkDataset, draw_heldout_val, load_datum_pickle
+from .errors import DatasetFileError, DatasetNotFoundError, MissingImagesError, ValidationSplitError
 from .imagenet import IMAGENET_TEMPLATES_SELECT
+from .validation import validation_items
 
 BENCHMARK_DATASETS = (
     "ImageNet", "Caltech101", "OxfordPets", "StanfordCars", "OxfordFlowers", "Food101", "FGVCAircraft",
@@ -36,8 +41,9 @@ BENCHMARK_DATASETS = (
 )
 
 __all__ = [
-    "BENCHMARK_DATASETS", "BenchmarkDataset", "DatasetNotFoundError", "IMAGENET_TEMPLATES_SELECT",
-    "MissingImagesError", "add_dataset_config", "dataset_templates", "load_datum_pickle",
+    "BENCHMARK_DATASETS", "BenchmarkDataset", "DatasetFileError", "DatasetNotFoundError", "IMAGENET_TEMPLATES_SELECT",
+    "MissingImagesError", "ValidationSplitError", "add_dataset_config", "dataset_templates", "draw_heldout_val",
+    "load_datum_pickle", "validation_items",
 ]
 
 

@@ -2,172 +2,86 @@
 
 A dataset is read in four steps, all here:
 
-1. the full train/val/test lists: from ``split_zhou_<Name>.json`` when present, else built from the
-   dataset's raw annotations (``read_raw``, which the dataset module implements) and written as that
-   split file, so the next run reads the same split;
+1. the full train/val/test lists: from the official ``split_zhou_<Name>.json`` when present, else
+   from ``split_built_<Name>.json`` (a split this code built from the raw annotations on an earlier
+   run), else built now from the raw annotations (``read_raw``) and saved under that second name.
+   A built split is not the published one: ``official_split`` is False and a warning says so;
 2. a check that every listed image exists (a stale or foreign split file fails here, before any
    training, naming the first missing files and how many there are);
-3. few-shot sampling (``DATASET.NUM_SHOTS`` >= 1), cached in ``split_fewshot/shot_K-seed_S.pkl``;
+3. few-shot sampling (``DATASET.NUM_SHOTS`` >= 1) with Dassl's rule; the picks are kept in our
+   ``split_fewshot/shot_K-seed_S.taskres.json`` (with, for datasets whose val is their test set,
+   the held-out val drawn beside them). CoOp's ``shot_K-seed_S.pkl``, when present, gives the picks;
 4. class subsampling (``DATASET.SUBSAMPLE_CLASSES``: all, base or new).
 
-Compatibility with trees prepared by CoOp/Dassl: their split files and few-shot pickles are read
-unchanged and give the same samples. Their pickles hold Dassl's ``Datum`` class
-(``dassl.data.datasets.base_dataset.Datum``); a restricted unpickler maps it to the engine's ``Datum``,
-so Dassl need not be installed. The image paths in those pickles are absolute; when the datasets root
-has moved since, paths are re-rooted onto the current dataset folder. Files we write (split JSON,
-pickles) go through a temporary file and a rename, so two runs writing the same file at once are safe.
+Compatibility with trees prepared by CoOp/Dassl: their split files and pickles are read unchanged and
+give the same samples, and nothing we write has a name they read (``datasets/files.py``), so a tree
+we used still works with plain CoOp. Files we write go through a temporary file and a rename, so two
+runs writing the same file at once are safe. A corrupt file of ours is rebuilt with a warning; a
+corrupt file of theirs (or the official split) stops the run with one line naming it and the fix.
 
-Every dataset object has ``label_map_to_train_classes``: ``None`` when its labels are the labels a
-model trained on it (or on ImageNet, for the ImageNet variants) predicts, else a list giving, for each
-of its labels, the training label (ImageNet-A/-R: their 200 labels -> ImageNet's 1000).
+The file formats are in ``datasets/files.py``; the list helpers and sampling rules (split builders,
+class subsampling, the held-out val rule) in ``datasets/splits.py``.
+
+Attributes every dataset object has, beyond Dassl's: ``official_split`` (False when the split was
+built from raw annotations, so results are not comparable with published ones), ``heldout_val``
+(the selection set of datasets whose val is their test set, else None) and
+``label_map_to_train_classes`` (``None`` when its labels are the labels a model trained on it, or on
+ImageNet for the ImageNet variants, predicts; else, per label, the training label: ImageNet-A/-R's
+200 labels -> ImageNet's 1000).
 """
 import logging
-import math
 import os
-import pickle
-import random
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
-from engine import ENGINE_NAME, DatasetBase, Datum, atomic_write_bytes
+from engine import ENGINE_NAME, DatasetBase, Datum
+
+from .errors import DatasetFileError, DatasetNotFoundError, MissingImagesError
+from .files import (
+    built_split_name,
+    check_rows,
+    fewshot_pickle_name,
+    fewshot_record_name,
+    load_datum_pickle,
+    pickle_rows,
+    read_fewshot_record,
+    read_json_with_sha,
+    sha256_file,
+    write_fewshot_record,
+    write_json_atomic,
+    written_by_us,
+)
+from .splits import (  # noqa: F401  (re-exported: the dataset modules import them from here)
+    Split,
+    _Path,
+    draw_heldout_val,
+    find_missing,
+    list_dirs,
+    list_files,
+    make_groups,
+    split_by_ratio,
+    split_trainval,
+    subsample_classes,
+)
 
 logger = logging.getLogger(__name__)
 
-Split = Tuple[List[Datum], List[Datum], List[Datum]]
 
 DOCS = "DATASETS.md"
 
+__all__ = [
+    "BenchmarkDataset", "DatasetFileError", "DatasetNotFoundError", "MissingImagesError", "draw_heldout_val",
+    "find_missing", "list_dirs", "list_files", "load_datum_pickle", "make_groups", "split_by_ratio",
+    "split_trainval", "subsample_classes", "write_json_atomic",
+]
 
-class DatasetNotFoundError(FileNotFoundError):
-    """A dataset folder, annotation file or image is missing; the message says what and where to look."""
-
-
-class MissingImagesError(DatasetNotFoundError):
-    """A split or few-shot file lists images that are not on disk."""
-
-
-# ------------------------------------------------------------------------------------------------------------
-# Files: atomic writes and a pickle reader that accepts Dassl's Datum
-# ------------------------------------------------------------------------------------------------------------
-def write_json_atomic(obj, fpath: str) -> None:
-    """Write JSON the way Dassl formats split files (indent 4), through a temporary file and a rename."""
-    import json
-
-    atomic_write_bytes(fpath, json.dumps(obj, indent=4, separators=(",", ": ")).encode())
+_warned = set()
 
 
-def write_pickle_atomic(obj, fpath: str) -> None:
-    atomic_write_bytes(fpath, pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
-
-
-# Modules whose ``Datum`` we accept: Dassl's (CoOp/Dassl pickles), our built-in engine's, and whichever
-# class the engine in use exports (the same as one of those two).
-DATUM_MODULES = frozenset({"dassl.data.datasets.base_dataset", "engine.builtin.dataset", Datum.__module__})
-_SAFE_GLOBALS = frozenset({
-    ("collections", "OrderedDict"), ("builtins", "dict"), ("builtins", "list"), ("builtins", "tuple"),
-    ("builtins", "set"), ("builtins", "int"), ("builtins", "str"),
-    ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-})
-
-
-class _DatumUnpickler(pickle.Unpickler):
-    """Restore few-shot/preprocessed pickles: ``Datum`` from any known module, plain containers, nothing else."""
-
-    def __init__(self, file, fpath: str):
-        super().__init__(file)
-        self._fpath = fpath
-
-    def find_class(self, module: str, name: str):
-        if name == "Datum" and module in DATUM_MODULES:
-            return Datum
-        if (module, name) in _SAFE_GLOBALS:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(
-            f"{self._fpath} holds an unexpected object {module}.{name}; a few-shot or preprocessed file "
-            f"should hold only Datum lists. Delete it to have it rebuilt.")
-
-
-def load_datum_pickle(fpath: str) -> dict:
-    """Load a ``{"train": [Datum, ...], ...}`` pickle written by us, CoOp or Dassl."""
-    with open(fpath, "rb") as f:
-        return _DatumUnpickler(f, fpath).load()
-
-
-# ------------------------------------------------------------------------------------------------------------
-# Sampling helpers shared by the raw-annotation readers (used only when a split file is absent)
-# ------------------------------------------------------------------------------------------------------------
-def split_trainval(trainval: Sequence[Datum], p_val: float = 0.2) -> Tuple[List[Datum], List[Datum]]:
-    """Per label (first-appearance order) shuffle with ``random`` and move ``round(n * p_val)`` items to val."""
-    by_label: Dict[int, List[int]] = {}
-    for idx, item in enumerate(trainval):
-        by_label.setdefault(item.label, []).append(idx)
-    train, val = [], []
-    for idxs in by_label.values():
-        n_val = round(len(idxs) * p_val)
-        random.shuffle(idxs)
-        for n, idx in enumerate(idxs):
-            (val if n < n_val else train).append(trainval[idx])
-    return train, val
-
-
-def split_by_ratio(groups: Iterable[Tuple[int, str, List[str]]], p_train: float = 0.5,
-                   p_val: float = 0.2) -> Split:
-    """Per class: shuffle its image paths with ``random``, then ``round(n * p_train)`` train,
-    ``round(n * p_val)`` val, the rest test. ``groups`` yields (label, classname, image paths)."""
-    train, val, test = [], [], []
-    for label, classname, impaths in groups:
-        impaths = list(impaths)
-        random.shuffle(impaths)
-        n_train, n_val = round(len(impaths) * p_train), round(len(impaths) * p_val)
-        for part, out in ((impaths[:n_train], train), (impaths[n_train:n_train + n_val], val),
-                          (impaths[n_train + n_val:], test)):
-            out.extend(Datum(impath=p, label=label, classname=classname) for p in part)
-    return train, val, test
-
-
-def list_dirs(path: str) -> List[str]:
-    """Sorted names of the non-hidden sub-folders of ``path``."""
-    return sorted(e.name for e in os.scandir(path) if e.is_dir() and not e.name.startswith("."))
-
-
-def list_files(path: str) -> List[str]:
-    """Sorted names of the non-hidden files in ``path`` (sorted: the same order on every file system)."""
-    return sorted(e.name for e in os.scandir(path) if e.is_file() and not e.name.startswith("."))
-
-
-def subsample_classes(*splits: Sequence[Datum], subsample: str = "all") -> List[List[Datum]]:
-    """Keep the first (base) or last (new) half of the train labels and relabel them from 0.
-
-    The labels of the first list, sorted, are split at ``ceil(n / 2)``; every list is filtered and
-    relabelled the same way.
-    """
-    subsample = (subsample or "all").lower()
-    if subsample not in ("all", "base", "new"):
-        raise ValueError(f"DATASET.SUBSAMPLE_CLASSES must be all, base or new, not {subsample!r}")
-    if subsample == "all":
-        return [list(s) for s in splits]
-    labels = sorted({item.label for item in splits[0]})
-    half = math.ceil(len(labels) / 2)
-    selected = labels[:half] if subsample == "base" else labels[half:]
-    relabel = {old: new for new, old in enumerate(selected)}
-    logger.info("Subsampling %s classes: %d of %d", subsample, len(selected), len(labels))
-    return [[Datum(impath=d.impath, label=relabel[d.label], domain=d.domain, classname=d.classname)
-             for d in split if d.label in relabel] for split in splits]
-
-
-def find_missing(paths: Iterable[str]) -> List[str]:
-    """Paths that do not exist, checked with one directory listing per folder (fast on large splits)."""
-    listings: Dict[str, set] = {}
-    missing = []
-    for path in paths:
-        folder, name = os.path.split(path)
-        if folder not in listings:
-            try:
-                listings[folder] = set(os.listdir(folder))
-            except OSError:
-                listings[folder] = set()
-        if name not in listings[folder] and not os.path.exists(path):
-            missing.append(path)
-    return missing
+def warn_once(key, msg: str, *args) -> None:
+    """Log a warning once per process for ``key`` (several datasets of one run share the same warnings)."""
+    if key not in _warned:
+        _warned.add(key)
+        logger.warning(msg, *args)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -183,7 +97,8 @@ class BenchmarkDataset(DatasetBase):
       raw_files     files (relative to ``folder``) that ``read_raw`` needs when there is no split file
       template      the one prompt template of the dataset (``dataset_templates`` returns it)
       doc_anchor    the section of DATASETS.md that explains the layout (error messages point there)
-      fewshot_val   whether few-shot sampling also applies to val (and the pickle holds val)
+      fewshot_val   whether few-shot sampling also applies to val (and the few-shot file holds val)
+      val_is_test   whether val is the test set (ImageNet): a held-out val is drawn for model selection
     """
 
     folder: str = ""
@@ -193,6 +108,9 @@ class BenchmarkDataset(DatasetBase):
     template: str = "a photo of a {}."
     doc_anchor: str = ""
     fewshot_val: bool = True
+    val_is_test: bool = False
+    official_split: bool = True  # False when the split was built from raw annotations (not the published one)
+    heldout_val: Optional[List[Datum]] = None
     label_map_to_train_classes: Optional[List[int]] = None
     train_classnames: Optional[List[str]] = None  # classes a model evaluated here was built for (ImageNet-A/-R)
 
@@ -201,13 +119,20 @@ class BenchmarkDataset(DatasetBase):
         self.dataset_dir = os.path.join(self.root, self.folder)
         self.image_dir = os.path.join(self.dataset_dir, self.image_folder)
         self.split_path = os.path.join(self.dataset_dir, self.split_file) if self.split_file else None
+        self.built_split_path = os.path.join(self.dataset_dir, built_split_name(type(self).__name__))
         self.split_fewshot_dir = os.path.join(self.dataset_dir, "split_fewshot")
+        self.split_sha256: Optional[str] = None  # of the split file read (few-shot files drawn from it record it)
+        self.split_source: Optional[str] = None  # the file or folder the full lists came from
+        self._full: Optional[Split] = None
         self.require(self.dataset_dir, what="dataset folder")
 
-        train, val, test = self.load_full_split()
-        train, val = self.fewshot(train, val, int(cfg.DATASET.NUM_SHOTS), cfg.SEED)
+        train, val, test, heldout = self.build_splits(int(cfg.DATASET.NUM_SHOTS), cfg.SEED)
         subsample = cfg.DATASET.get("SUBSAMPLE_CLASSES", "all")
-        train, val, test = self.subsample(train, val, test, subsample)
+        if heldout is not None:
+            train, val, test, heldout = subsample_classes(train, val, test, heldout, subsample=subsample)
+            self.heldout_val = heldout
+        else:
+            train, val, test = self.subsample(train, val, test, subsample)
         super().__init__(train_x=train, val=val, test=test)
 
     # -- declarations a subclass may override ---------------------------------------------------------------
@@ -215,9 +140,17 @@ class BenchmarkDataset(DatasetBase):
         """Build train/val/test from the raw annotations (the split file is absent)."""
         raise NotImplementedError(f"{type(self).__name__} cannot build its split without {self.split_file}")
 
+    def load_eval_split(self) -> Tuple[List[Datum], List[Datum]]:
+        """(val, test) before few-shot sampling; ImageNet overrides it to avoid reading its full train list."""
+        _, val, test = self.load_full_split()
+        return val, test
+
     # -- errors ---------------------------------------------------------------------------------------------
     def docs_hint(self) -> str:
         return f"See {DOCS}, section '{type(self).__name__}' ({DOCS}#{self.doc_anchor or type(self).__name__.lower()})."
+
+    def download_hint(self) -> str:
+        return f"python -m datasets.download splits --root {self.root} --dataset {type(self).__name__}"
 
     def require(self, *paths: str, what: str = "file", reason: str = "") -> None:
         """Raise ``DatasetNotFoundError`` for the first path that does not exist (relative to the dataset folder)."""
@@ -228,7 +161,7 @@ class BenchmarkDataset(DatasetBase):
                     f"{type(self).__name__}: {what} not found: {full}{reason}. "
                     f"DATASET.ROOT is {self.root}. {self.docs_hint()}")
 
-    def check_images_exist(self, *splits: Sequence[Datum], source: str) -> None:
+    def check_images_exist(self, *splits: Sequence, source: str) -> None:
         paths = list(dict.fromkeys(d.impath for split in splits for d in split))
         missing = find_missing(paths)
         if missing:
@@ -238,24 +171,58 @@ class BenchmarkDataset(DatasetBase):
                 f"disk, for example:\n  {shown}\nThe split/few-shot file does not match the images under "
                 f"{self.image_dir}. {self.docs_hint()}")
 
+    # -- the splits of a run --------------------------------------------------------------------------------
+    def build_splits(self, num_shots: int, seed) -> Tuple[List[Datum], List[Datum], List[Datum], Optional[List[Datum]]]:
+        """train, val, test and (``val_is_test`` datasets) the held-out val, before class subsampling."""
+        if num_shots < 1:
+            train, val, test = self.load_full_split()
+            heldout = draw_heldout_val(train, train, test, num_shots, seed) if self.val_is_test else None
+            return train, val, test, heldout
+        val, test = self.load_eval_split()
+        train, fewshot_val, heldout = self.fewshot_sets(num_shots, seed)
+        return train, (fewshot_val if self.fewshot_val else val), test, heldout
+
     # -- split files ----------------------------------------------------------------------------------------
     def load_full_split(self) -> Split:
-        """train, val, test before few-shot sampling: from the split file, else from raw annotations."""
+        """train, val, test before few-shot sampling (read once per dataset object)."""
+        if self._full is None:
+            self._full = self._load_full_split()
+        return self._full
+
+    def _load_full_split(self) -> Split:
         self.require(self.image_dir, what="image folder")
         if self.split_path is None:
             self.require(*self.raw_files, what="annotation file")
+            self.split_source = self.dataset_dir
             return self._read_raw_checked()
         if os.path.isfile(self.split_path):
             logger.info("Reading split from %s", self.split_path)
             return self.read_split(self.split_path)
+        self.official_split = False
+        if os.path.isfile(self.built_split_path):
+            try:
+                split = self.read_split(self.built_split_path)
+            except DatasetFileError as err:
+                logger.warning("%s; it was built by this code, so it is built again", err)
+            else:
+                self._warn_unofficial()
+                return split
         self.require(*self.raw_files, what="annotation file",
-                     reason=f" (needed to build {self.split_file}, which is also absent; downloading the split "
-                            f"file is the usual way: python -m datasets.download splits --root {self.root})")
+                     reason=f" (needed to build a split because the official {self.split_file} is absent; "
+                            f"downloading it is the usual way: {self.download_hint()})")
         logger.info("%s not found: building the split from the raw annotations", self.split_path)
         train, val, test = self._read_raw_checked()
-        self.write_split(train, val, test, self.split_path)
-        logger.info("Wrote split to %s", self.split_path)
+        self.write_split(train, val, test, self.built_split_path)
+        self.split_sha256, self.split_source = sha256_file(self.built_split_path), self.built_split_path
+        logger.info("Wrote the built split to %s", self.built_split_path)
+        self._warn_unofficial()
         return train, val, test
+
+    def _warn_unofficial(self) -> None:
+        warn_once(("unofficial", self.dataset_dir),
+                  "%s: the official split %s is absent; this run uses %s, built from the raw annotations. Its "
+                  "accuracies are NOT comparable with published numbers. Get the official split with: %s",
+                  type(self).__name__, self.split_path, self.built_split_path, self.download_hint())
 
     def _read_raw_checked(self) -> Split:
         train, val, test = self.read_raw()
@@ -263,18 +230,33 @@ class BenchmarkDataset(DatasetBase):
         return train, val, test
 
     def read_split(self, fpath: str) -> Split:
-        """Read a ``split_zhou_*.json`` file; its paths are relative to the image folder."""
-        import json
+        """Read a split file in CoOp's format; its paths are relative to the image folder.
 
-        with open(fpath) as f:
-            split = json.load(f)
-        entries = {key: [(os.path.join(self.image_dir, rel), int(label), cname) for rel, label, cname in split[key]]
-                   for key in ("train", "val", "test")}
-        # Check before building Datum objects: Dassl's Datum asserts that its file exists.
-        self.check_images_exist(*([_Path(p) for p, _, _ in rows] for rows in entries.values()), source=fpath)
-        train, val, test = ([Datum(impath=p, label=y, classname=c) for p, y, c in entries[key]]
-                            for key in ("train", "val", "test"))
+        Raises ``DatasetFileError`` (one line: the file, what is wrong, the fix) when it is unusable.
+        """
+        try:
+            obj, sha = read_json_with_sha(fpath)
+            rows = check_rows(obj, ("train", "val", "test"))
+        except ValueError as err:
+            official = os.path.basename(fpath) == self.split_file
+            fix = (f"it is the published split and cannot be rebuilt: download it again with "
+                   f"{self.download_hint()} --force" if official else "delete it to have it built again")
+            raise DatasetFileError(f"{type(self).__name__}: split file {fpath} is unusable: {err}; {fix}") from None
+        self.split_sha256, self.split_source = sha, fpath
+        train, val, test = self._datums([rows[key] for key in ("train", "val", "test")], self.image_dir, fpath)
         return train, val, test
+
+    def _datums(self, lists: Sequence[Sequence[Tuple[str, int, str]]], base_dir: str,
+                source: str) -> List[List[Datum]]:
+        """Datum lists for row lists (paths relative to ``base_dir``), after checking that their images exist.
+
+        Checked first: Dassl's ``Datum`` asserts that its file exists, which would fail without saying
+        which file listed it.
+        """
+        items = [[(os.path.join(base_dir, *rel.split("/")), label, cname) for rel, label, cname in rows]
+                 for rows in lists]
+        self.check_images_exist(*([_Path(p) for p, _, _ in part] for part in items), source=source)
+        return [[Datum(impath=p, label=y, classname=c) for p, y, c in part] for part in items]
 
     def write_split(self, train: Sequence[Datum], val: Sequence[Datum], test: Sequence[Datum], fpath: str) -> None:
         def rows(items):
@@ -284,28 +266,90 @@ class BenchmarkDataset(DatasetBase):
         write_json_atomic({"train": rows(train), "val": rows(val), "test": rows(test)}, fpath)
 
     # -- few-shot -------------------------------------------------------------------------------------------
-    def fewshot(self, train: List[Datum], val: List[Datum], num_shots: int, seed) -> Tuple[List[Datum], List[Datum]]:
-        """K items per class for train and min(K, 4) for val, cached per (K, seed); K < 1 keeps everything."""
-        if num_shots < 1:
-            return train, val
-        fpath = os.path.join(self.split_fewshot_dir, f"shot_{num_shots}-seed_{seed}.pkl")
-        if os.path.isfile(fpath):
-            logger.info("Loading few-shot data from %s", fpath)
-            data = load_datum_pickle(fpath)
-            train = self.rebase(data["train"])
+    def fewshot_sets(self, num_shots: int, seed) -> Tuple[List[Datum], Optional[List[Datum]], Optional[List[Datum]]]:
+        """(few-shot train, few-shot val or None, held-out val or None) for (K, seed), from our file when valid.
+
+        Our file is valid when it was drawn from the split file read now (same hash) and, when CoOp's
+        pickle for (K, seed) exists, copied from that very pickle (same hash). Otherwise the picks are
+        taken from CoOp's pickle, or drawn with Dassl's rule, and our file is (re)written.
+        """
+        record_path = os.path.join(self.split_fewshot_dir, fewshot_record_name(num_shots, seed))
+        pickle_path = os.path.join(self.split_fewshot_dir, fewshot_pickle_name(num_shots, seed))
+        theirs = os.path.isfile(pickle_path) and not written_by_us(pickle_path)
+        pickle_sha = sha256_file(pickle_path) if theirs else None
+        keys = ["train"] + (["val"] if self.fewshot_val else []) + (["heldout_val"] if self.val_is_test else [])
+        if os.path.isfile(record_path):
+            record = self._read_record(record_path, keys, pickle_sha)
+            if record is not None:
+                logger.info("Loading few-shot data from %s", record_path)
+                sets = dict(zip(keys, self._datums([record[k] for k in keys], self.dataset_dir, record_path)))
+                return sets["train"], sets.get("val"), sets.get("heldout_val")
+        return self._make_record(record_path, pickle_path, num_shots, seed, pickle_sha)
+
+    def _read_record(self, fpath: str, keys: Sequence[str], pickle_sha: Optional[str]) -> Optional[dict]:
+        """Our few-shot file, or None (with the reason logged) when it must be made again."""
+        try:
+            record = read_fewshot_record(fpath, keys)
+        except ValueError as err:
+            logger.warning("%s is unusable (%s); it was written by this code, so it is made again "
+                           "from the same seed", fpath, err)
+            return None
+        if pickle_sha is not None and record.get("coop_pickle_sha256") != pickle_sha:
+            logger.info("%s was not made from the CoOp few-shot file beside it; taking the picks from that file",
+                        fpath)
+            return None
+        made_from = record.get("split_sha256")
+        if made_from and self.split_sha256 and made_from != self.split_sha256:
+            logger.warning("%s was drawn from another version of the split file; drawing it again", fpath)
+            return None
+        return record
+
+    def _make_record(self, record_path: str, pickle_path: str, num_shots: int, seed,
+                     pickle_sha: Optional[str]) -> Tuple[List[Datum], Optional[List[Datum]], Optional[List[Datum]]]:
+        train = val = None
+        legacy = os.path.isfile(pickle_path) and pickle_sha is None  # a CoOp-named pickle of an earlier version of ours
+        if os.path.isfile(pickle_path):
+            try:
+                train, val = self._read_fewshot_pickle(pickle_path)
+            except DatasetFileError as err:
+                if not legacy:
+                    raise DatasetFileError(
+                        f"{type(self).__name__}: few-shot {err}. It was written by CoOp/Dassl, so it is left as it "
+                        f"is: delete it to have the {num_shots}-shot set drawn again for seed {seed}") from None
+                logger.warning("%s; it was written by an earlier version of this code, so it is drawn again", err)
+        source = pickle_path
+        if train is None:
+            full_train, full_val, _ = self.load_full_split()
+            logger.info("Drawing a %d-shot set (seed %s)", num_shots, seed)
+            self._log_short_classes(full_train, num_shots, "train")
+            train = self.generate_fewshot_dataset(full_train, num_shots=num_shots)
             if self.fewshot_val:
-                val = self.rebase(data["val"])
-            self.check_images_exist(train, val if self.fewshot_val else [], source=fpath)
-            return train, val
-        self._log_short_classes(train, num_shots, "train")
-        train = self.generate_fewshot_dataset(train, num_shots=num_shots)
-        data = {"train": train}
-        if self.fewshot_val:
-            self._log_short_classes(val, min(num_shots, 4), "val")
-            val = self.generate_fewshot_dataset(val, num_shots=min(num_shots, 4))
-            data["val"] = val
-        write_pickle_atomic(data, fpath)
-        logger.info("Saved few-shot data to %s", fpath)
+                self._log_short_classes(full_val, min(num_shots, 4), "val")
+                val = self.generate_fewshot_dataset(full_val, num_shots=min(num_shots, 4))
+            source = self.split_source
+        heldout = None
+        if self.val_is_test:
+            full_train, _, test = self.load_full_split()
+            heldout = draw_heldout_val(full_train, train, test, num_shots, seed)
+        meta = {"dataset": type(self).__name__, "num_shots": num_shots, "seed": seed,
+                "drawn_from": os.path.relpath(source, self.dataset_dir) if source else None,
+                "split_sha256": self.split_sha256, "coop_pickle_sha256": pickle_sha}
+        write_fewshot_record(record_path, meta, self.dataset_dir, train=train,
+                             val=val if self.fewshot_val else None, heldout_val=heldout)
+        logger.info("Saved few-shot data to %s", record_path)
+        if legacy:
+            os.remove(pickle_path)
+            logger.info("Removed %s: an earlier version of this code wrote it in a format CoOp/Dassl cannot read; "
+                        "its picks are kept in %s", pickle_path, record_path)
+        return train, (val if self.fewshot_val else None), heldout
+
+    def _read_fewshot_pickle(self, fpath: str) -> Tuple[List[Datum], Optional[List[Datum]]]:
+        """CoOp's (or a legacy) few-shot pickle: its train (and val) lists, re-rooted and checked on disk."""
+        logger.info("Loading few-shot data from %s", fpath)
+        data = load_datum_pickle(fpath)
+        train = self.rebase(pickle_rows(data, "train", fpath))
+        val = self.rebase(pickle_rows(data, "val", fpath)) if self.fewshot_val else None
+        self.check_images_exist(train, val or [], source=fpath)
         return train, val
 
     def _log_short_classes(self, items: Sequence[Datum], k: int, split: str) -> None:
@@ -343,24 +387,3 @@ class BenchmarkDataset(DatasetBase):
     def subsample(self, train, val, test, subsample: str) -> Split:
         train, val, test = subsample_classes(train, val, test, subsample=subsample)
         return train, val, test
-
-
-class _Path:
-    """A stand-in with an ``impath`` so that ``check_images_exist`` can run before Datum objects exist."""
-
-    __slots__ = ("impath",)
-
-    def __init__(self, impath: str):
-        self.impath = impath
-
-
-def make_groups(image_dir: str, ignored: Sequence[str] = (),
-                rename: Optional[Callable[[str], str]] = None) -> List[Tuple[int, str, List[str]]]:
-    """(label, classname, image paths) for an ``<image_dir>/<class>/<image>`` tree, classes sorted."""
-    classes = [c for c in list_dirs(image_dir) if c not in set(ignored)]
-    groups = []
-    for label, folder in enumerate(classes):
-        class_dir = os.path.join(image_dir, folder)
-        groups.append((label, rename(folder) if rename else folder,
-                       [os.path.join(class_dir, f) for f in list_files(class_dir)]))
-    return groups

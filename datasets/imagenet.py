@@ -2,8 +2,11 @@
 
 Layout: ``imagenet/images/{train,val}/<wnid>/*.JPEG`` and ``imagenet/classnames.txt`` (lines
 ``<wnid> <class name>``). There is no split file: test is the val folder, and val is the test set too
-(as in CoOp); few-shot sampling applies to train only, so ``split_fewshot/shot_K-seed_S.pkl`` holds
-``{"train": [...]}``. The full lists are cached in ``imagenet/preprocessed.pkl``.
+(as in CoOp); few-shot sampling applies to train only. Model selection uses a held-out val drawn from
+the training images outside the few-shot set, kept with the few-shot set in
+``split_fewshot/shot_K-seed_S.taskres.json``. The training list is cached in our
+``imagenet/lists.taskres.json`` and read only to draw a new few-shot set: a run whose few-shot file
+exists lists the val folder and nothing else (CoOp unpickles and lists all 1.33 M images every run).
 
 Labels are the index of the wnid in the sorted list of class folders. Images inside a class folder
 are listed in sorted order too. CoOp/Dassl list them in raw ``os.listdir`` order, which depends on the
@@ -14,17 +17,20 @@ users who hold one keep getting their published samples.
 import logging
 import os
 from collections import OrderedDict
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 from engine import DATASET_REGISTRY, Datum
 
-from .base import (
-    BenchmarkDataset,
-    DatasetNotFoundError,
-    list_dirs,
-    list_files,
+from .base import BenchmarkDataset, list_dirs, list_files
+from .errors import DatasetFileError, DatasetNotFoundError
+from .files import (
+    FORMAT_VERSION,
+    LISTS_FORMAT,
     load_datum_pickle,
-    write_pickle_atomic,
+    pickle_rows,
+    read_json_with_sha,
+    write_json_atomic,
+    written_by_us,
 )
 
 logger = logging.getLogger(__name__)
@@ -56,8 +62,14 @@ def imagenet_label_of(classnames: Dict[str, str]) -> Dict[str, int]:
     return {wnid: i for i, wnid in enumerate(sorted(classnames))}
 
 
+LISTS_FILE = "lists.taskres.json"  # our cache of the training image list (CoOp's is preprocessed.pkl)
+
+
 @DATASET_REGISTRY.register()
 class ImageNet(BenchmarkDataset):
+    """ImageNet-1k. A run whose few-shot file exists reads that file, ``classnames.txt`` and the val
+    folder's listing only: the 1.28 M-image training list is read only to draw a new few-shot set."""
+
     folder = "imagenet"
     image_folder = "images"
     split_file = None
@@ -65,22 +77,87 @@ class ImageNet(BenchmarkDataset):
     template = "a photo of a {}."
     doc_anchor = "imagenet"
     fewshot_val = False
+    val_is_test = True
 
-    def load_full_split(self):
-        cache = os.path.join(self.dataset_dir, "preprocessed.pkl")
-        if os.path.isfile(cache):
-            logger.info("Reading ImageNet lists from %s", cache)
-            data = load_datum_pickle(cache)
-            train, test = self.rebase(data["train"]), self.rebase(data["test"])
-            self.check_images_exist(train, test, source=cache)
-            return train, test, test
-        self.require(*self.raw_files, what="file or folder")
-        classnames = read_classnames(os.path.join(self.dataset_dir, "classnames.txt"))
-        train = self._read_folder("train", classnames)
-        test = self._read_folder("val", classnames)
-        write_pickle_atomic({"train": train, "test": test}, cache)
-        logger.info("Saved ImageNet lists to %s", cache)
-        return train, test, test
+    def load_eval_split(self):
+        """(val, test): both the val folder, listed in sorted order (its listing also proves the files exist)."""
+        if getattr(self, "_eval_items", None) is None:
+            self.require("classnames.txt", "images/val", what="file or folder")
+            self._eval_items = self._read_folder("val", self._wnid_names())
+        return self._eval_items, self._eval_items
+
+    def _load_full_split(self):
+        _, test = self.load_eval_split()
+        self.require("images/train", what="folder")
+        return self._full_train(), test, test
+
+    def _wnid_names(self) -> Dict[str, str]:
+        if getattr(self, "_names", None) is None:
+            self._names = read_classnames(os.path.join(self.dataset_dir, "classnames.txt"))
+        return self._names
+
+    def _full_train(self) -> List[Datum]:
+        """The full training list: CoOp's ``preprocessed.pkl`` (its order gives CoOp's picks), else our list
+        file, else a sorted listing of ``images/train`` (then saved to our list file)."""
+        coop = os.path.join(self.dataset_dir, "preprocessed.pkl")
+        ours = os.path.join(self.dataset_dir, LISTS_FILE)
+        if os.path.isfile(coop):
+            legacy = written_by_us(coop)
+            logger.info("Reading ImageNet lists from %s", coop)
+            try:
+                train = self.rebase(pickle_rows(load_datum_pickle(coop), "train", coop))
+            except DatasetFileError as err:
+                if not legacy:
+                    raise DatasetFileError(f"ImageNet: {err}. It was written by CoOp/Dassl, so it is left as it "
+                                           f"is: delete it to have the image folders listed again") from None
+                logger.warning("%s; it was written by an earlier version of this code, so the folders are listed "
+                               "again", err)
+            else:
+                self.split_source = coop
+                if not legacy:
+                    return train
+                self._write_lists(train, ours)
+                os.remove(coop)
+                logger.info("Removed %s: an earlier version of this code wrote it in a format CoOp/Dassl cannot "
+                            "read; its lists are kept in %s", coop, ours)
+                return train
+        if os.path.isfile(ours):
+            try:
+                train = self._read_lists(ours)
+            except (ValueError, KeyError) as err:
+                logger.warning("%s is unusable (%s); it was written by this code, so the folders are listed again",
+                               ours, err)
+            else:
+                self.split_source = ours
+                return train
+        train = self._read_folder("train", self._wnid_names())
+        self._write_lists(train, ours)
+        self.split_source = os.path.join(self.image_dir, "train")
+        return train
+
+    def _write_lists(self, train: Sequence[Datum], fpath: str) -> None:
+        """Our list file: the image names of each training folder, folders in label order."""
+        folders: "OrderedDict[int, list]" = OrderedDict()
+        for d in train:
+            entry = folders.setdefault(d.label, [os.path.basename(os.path.dirname(d.impath)), []])
+            entry[1].append(os.path.basename(d.impath))
+        write_json_atomic({"format": LISTS_FORMAT, "version": FORMAT_VERSION,
+                           "folders": [[label, wnid, names] for label, (wnid, names) in folders.items()]},
+                          fpath, indent=None)
+        logger.info("Saved ImageNet lists to %s", fpath)
+
+    def _read_lists(self, fpath: str) -> List[Datum]:
+        logger.info("Reading ImageNet lists from %s", fpath)
+        obj, _ = read_json_with_sha(fpath)
+        if not isinstance(obj, dict) or obj.get("format") != LISTS_FORMAT or obj.get("version") != FORMAT_VERSION:
+            raise ValueError(f"not a {LISTS_FORMAT} file of version {FORMAT_VERSION}")
+        names = self._wnid_names()
+        train_dir = os.path.join(self.image_dir, "train")
+        items = []
+        for label, wnid, files in obj["folders"]:
+            class_dir = os.path.join(train_dir, wnid)
+            items.extend(Datum(impath=os.path.join(class_dir, f), label=label, classname=names[wnid]) for f in files)
+        return items
 
     def _read_folder(self, split: str, classnames: Dict[str, str]) -> List[Datum]:
         split_dir = os.path.join(self.image_dir, split)
@@ -116,11 +193,16 @@ class ImageNetVariant(BenchmarkDataset):
                                   "and in imagenet/)")
         return shared
 
-    def load_full_split(self):
+    def _load_full_split(self):
         self.require(self.image_dir, what="image folder")
         classnames = read_classnames(self.classnames_file())
         data = self.read_variant(classnames)
+        self.split_source = self.image_dir
         return data, data, data
+
+    def build_splits(self, num_shots, seed):
+        train, val, test = self.load_full_split()
+        return train, val, test, None
 
     def read_variant(self, classnames: "OrderedDict[str, str]") -> List[Datum]:
         raise NotImplementedError
@@ -140,9 +222,6 @@ class ImageNetVariant(BenchmarkDataset):
                          for name in list_files(class_dir))
         self.wnids = wnids
         return items
-
-    def fewshot(self, train, val, num_shots, seed):
-        return train, val
 
     def subsample(self, train, val, test, subsample):
         if (subsample or "all").lower() != "all":

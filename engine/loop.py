@@ -16,7 +16,6 @@ in a trainer's bases, owns everything results depend on:
 import contextlib
 import copy
 import datetime
-import hashlib
 import logging
 import os
 import random
@@ -31,34 +30,11 @@ import torch
 
 from engine.checkpoint import load_checkpoint, save_checkpoint
 from engine.errors import CheckpointError, RunInterrupted
+from engine.identity import config_fingerprint
 
 logger = logging.getLogger(__name__)
 
 RESUME_FILE = "resume.pth.tar"
-
-# Keys that only describe how a run is launched or reported; a checkpoint may be resumed under
-# different values of these without changing what is trained.
-RESUME_IGNORED_KEYS = ("OUTPUT_DIR", "RESUME", "VERBOSE", "DATALOADER.NUM_WORKERS", "TRAIN.PRINT_FREQ",
-                       "TRAIN.CHECKPOINT_FREQ", "TRAIN.RESUME_SAVE_S", "TEST", "USE_CUDA", "DATASET.ROOT",
-                       "FEATURE_CACHE.DIR")
-
-
-def config_fingerprint(cfg) -> str:
-    """Hash of the config keys that determine training, used to refuse resuming another run's checkpoint."""
-    flat = {}
-
-    def walk(node, prefix):
-        for key, value in node.items():
-            name = f"{prefix}{key}"
-            if any(name == k or name.startswith(k + ".") for k in RESUME_IGNORED_KEYS):
-                continue
-            if hasattr(value, "items"):
-                walk(value, name + ".")
-            else:
-                flat[name] = repr(value)
-
-    walk(cfg, "")
-    return hashlib.sha256(repr(sorted(flat.items())).encode()).hexdigest()[:16]
 
 
 def add_loop_config(cfg) -> None:

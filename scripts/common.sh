@@ -3,13 +3,16 @@
 #   DATA     datasets root (required)            OUTPUT    results root (default: output)
 #   SEEDS    seeds to run (default: "1 2 3")      BACKBONE  CLIP backbone (default: RN50)
 #   CACHE_DIR feature cache (default: $OUTPUT/feature_cache)   PYTHON  interpreter (default: python)
-#   INPUT_SIZE image side (default: the backbone's)   EXTRA_OPTS  KEY VALUE pairs applied last
-# A run whose metrics.json exists is skipped; trailing KEY VALUE pairs override the recipe.
-
+#   INPUT_SIZE image side (default: the backbone's)   EXTRA_OPTS  KEY VALUE pairs (before the trailing ones)
+# The recipe comes from scripts/reproduce/recipes.py; launcher variables, EXTRA_OPTS and then the trailing
+# KEY VALUE pairs override it, in that order (the last word wins). A run whose config differs from the
+# recipe goes to <tag>_<8 hex>/seedS; a finished run with the same config is skipped (see
+# scripts/reproduce/runs.py); train.py holds a lock on each run folder.
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHON=${PYTHON:-python}
 BACKBONE=${BACKBONE:-RN50}
 SEEDS=${SEEDS:-"1 2 3"}
+FLAGS=(); LAUNCH_OPTS=(); RECIPE=()
 
 # Absolute paths first: the launcher runs from the repository root.
 abspath() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
@@ -34,13 +37,6 @@ check_shots() {
   [[ "$1" =~ ^[0-9]+$ ]] && [ "$1" -ge 1 ] || die "SHOTS must be a positive integer (the paper uses 1 2 4 8 16), got '$1'"
 }
 
-# input_size BACKBONE: the image side the backbone was trained at.
-input_size() {
-  case "$1" in
-    RN50x4) echo 288 ;; RN50x16) echo 384 ;; RN50x64) echo 448 ;; ViT-L/14@336px) echo 336 ;; *) echo 224 ;;
-  esac
-}
-
 # backbone_tag BACKBONE: a folder-safe name (ViT-B/16 -> vit_b16, RN50 -> rn50, /path/RN50.pt -> rn50).
 backbone_tag() {
   local b=$1
@@ -48,26 +44,48 @@ backbone_tag() {
   echo "$b" | tr '[:upper:]' '[:lower:]' | sed 's#/##g; s#[:@-]#_#g; s#_\+#_#g'
 }
 
-# run_seeds TRAINER DATASET SHOTS TAG [train.py args and KEY VALUE overrides...]
-# Runs one train.py per seed into $OUTPUT/DATASET/TRAINER/TAG/seedS, skipping finished ones.
-# "{seed}" inside an argument is replaced by the seed (e.g. a per-seed enhanced-base file).
+# load_recipe METHOD DATASET SHOTS: the recipe's train.py arguments (scripts/reproduce/recipes.py) into RECIPE.
+load_recipe() {
+  local out
+  out=$(cd "$REPO_ROOT" && "$PYTHON" -m scripts.reproduce.runs recipe "$1" "$2" "$3" --backbone "$BACKBONE") || exit 2
+  mapfile -t RECIPE <<< "$out"
+}
+
+# launch_argv DATASET TRAINER TAG [KEY VALUE ...]: into ARGV, the train.py command line of every seed
+# ("{seed}" stands for the seed): fixed flags, FLAGS, RECIPE, INPUT_SIZE, LAUNCH_OPTS, EXTRA_OPTS, then the
+# caller's pairs, so the caller's pairs win over every launcher default.
+launch_argv() {
+  local dataset=$1 trainer=$2 tag=$3; shift 3
+  ARGV=(--root "$DATA" --seed "{seed}" --output-dir "$OUTPUT/$dataset/$trainer/$tag/seed{seed}" --cache-dir "$CACHE_DIR"
+        --reuse "${FLAGS[@]}" "${RECIPE[@]}")
+  [ -n "${INPUT_SIZE:-}" ] && ARGV+=(INPUT.SIZE "($INPUT_SIZE, $INPUT_SIZE)")
+  # shellcheck disable=SC2206  # EXTRA_OPTS is a word list by design
+  ARGV+=("${LAUNCH_OPTS[@]}" ${EXTRA_OPTS:-} "$@")
+}
+
+# plan_seeds: for each seed, "STATE<TAB>FOLDER<TAB>NOTE" (STATE: run or done) into PLAN; stops with the planner's
+# one-line reason when a folder holds a finished run with another config.
+plan_seeds() {
+  local out
+  out=$(cd "$REPO_ROOT" && "$PYTHON" -m scripts.reproduce.runs plan --seeds "$SEEDS" -- "${ARGV[@]}") || exit 2
+  mapfile -t PLAN <<< "$out"
+}
+
+# run_seeds DATASET TRAINER TAG [KEY VALUE ...]: one train.py per seed into $OUTPUT/DATASET/TRAINER/TAG[_<hex>]/seedS,
+# skipping finished runs of the same config, then the per-seed and mean accuracy.
 run_seeds() {
-  local trainer=$1 dataset=$2 shots=$3 tag=$4; shift 4
-  local size; size=${INPUT_SIZE:-$(input_size "$BACKBONE")}
-  local dirs=()
-  for seed in $SEEDS; do
-    local dir="$OUTPUT/$dataset/$trainer/$tag/seed$seed"
-    dirs+=("$dir")
-    if [ -f "$dir/metrics.json" ]; then
-      echo "[skip] $dir (finished: metrics.json exists)"
-      continue
-    fi
-    echo "[run] $trainer $dataset ${shots}-shot seed $seed -> $dir"
-    (cd "$REPO_ROOT" && "$PYTHON" train.py --root "$DATA" --seed "$seed" --trainer "$trainer" \
-      --dataset-config-file "configs/datasets/$dataset.yaml" --output-dir "$dir" --backbone "$BACKBONE" \
-      --cache-dir "$CACHE_DIR" "${@//\{seed\}/$seed}" DATASET.NUM_SHOTS "$shots" INPUT.SIZE "($size, $size)" ${EXTRA_OPTS:-})
+  launch_argv "$@"
+  plan_seeds
+  local line state dir note seed
+  RUN_DIRS=()
+  for line in "${PLAN[@]}"; do
+    IFS=$'\t' read -r state dir note <<< "$line"
+    seed=${dir##*/seed}
+    RUN_DIRS+=("$dir")
+    if [ "$state" = done ]; then echo "[skip] $dir (finished, same config)"; continue; fi
+    (cd "$REPO_ROOT" && "$PYTHON" train.py "${ARGV[@]//\{seed\}/$seed}")
   done
-  summarize "${dirs[@]}"
+  summarize "${RUN_DIRS[@]}"
 }
 
 # summarize DIR...: per-seed accuracy and mean from metrics.json.

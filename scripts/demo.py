@@ -3,7 +3,13 @@
 The digits (1,797 real 8x8 scans that ship with scikit-learn) are written as a dataset tree in the
 Caltech101 layout (class folders + ``split_zhou_Caltech101.json``), so the real reader runs. With real
 CLIP weights (cached in ~/.cache/clip or downloadable) the numbers are CLIP's; offline, a tiny random
-CLIP stands in and the accuracies only show that the pipeline runs.
+CLIP stands in and the accuracies only show that the pipeline runs (the notice is printed beside the
+table and written into ``results.md``).
+
+Runs go to ``OUTPUT/runs/<Trainer>/<backbone>_<K>shots_<8 hex>/seed<S>`` through ``train.py --reuse``
+(the launchers' rule, ``scripts/reproduce/runs.py``): a finished run is reused only when its config,
+backbone file included, is the one asked for; other shots, another backbone or other views run anew.
+Writes ``results.md`` (the table) and ``results.png`` (accuracy per method).
 
     bash scripts/demo.sh [--offline] [--output demo_output] [--shots 16] [--backbone RN50]
 """
@@ -76,9 +82,39 @@ def pick_backbone(name: str, offline: bool, output: str):
             logger.warning("%s\n-> Falling back to a tiny random CLIP (offline mode).", err)
     elif not offline:
         return name, 224
-    logger.warning("NOTICE: offline demo with a tiny RANDOM CLIP: accuracies below only show that the "
-                   "pipeline runs; they say nothing about the methods.")
-    return write_random_clip(os.path.join(output, "tiny-random-clip.pt"), kind="vit", image_size=32), 32
+    logger.warning(RANDOM_NOTICE)
+    path = os.path.join(output, "tiny-random-clip.pt")
+    if not os.path.isfile(path):  # the same file for every demo: its runs stay reusable
+        write_random_clip(path, kind="vit", image_size=32)
+    return path, 32
+
+
+RANDOM_NOTICE = ("NOTICE: offline demo with a tiny RANDOM CLIP: these accuracies only show that the pipeline "
+                 "runs; they say nothing about the methods.")
+
+
+def save_plot(rows, title: str, path: str) -> str:
+    """A bar chart of accuracy per method (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(1.2 * max(len(rows), 3) + 1, 3.5))
+    names = [r[0] for r in rows]
+    accs = [r[1] for r in rows]
+    bars = ax.bar(names, accs, color="tab:blue")
+    for bar, acc in zip(bars, accs):
+        ax.annotate(f"{acc:.1f}", (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom",
+                    fontsize=8)
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(0, 105)
+    ax.set_title(title, fontsize=9)
+    ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def main(argv=None) -> list:
@@ -91,6 +127,8 @@ def main(argv=None) -> list:
     p.add_argument("--views", type=int, default=2,
                    help="augmented views per training image (the benchmarks use 10; 2 keeps the demo to minutes)")
     p.add_argument("--methods", nargs="+", help="subset of trainers to run (default: all available)")
+    p.add_argument("--input-size", type=int, default=None,
+                   help="image side (default: 224 for real CLIP weights, 32 for the tiny random CLIP)")
     args = p.parse_args(argv)
     import train
     import trainers  # noqa: F401
@@ -101,6 +139,10 @@ def main(argv=None) -> list:
     output = os.path.abspath(args.output)
     data = write_digits_tree(os.path.join(output, "data"))
     backbone, size = pick_backbone(args.backbone, args.offline, output)
+    size = args.input_size or size
+    random_weights = backbone.endswith("tiny-random-clip.pt")
+    from tools.names import backbone_tag
+
     rows = []
     for trainer, config, recipe in METHODS:
         if args.methods and trainer not in args.methods:
@@ -108,30 +150,35 @@ def main(argv=None) -> list:
         if trainer not in TRAINER_REGISTRY.registered_names() or not os.path.isfile(os.path.join(REPO, config)):
             logger.info("Skipping %s (not available in this checkout)", trainer)
             continue
-        out = os.path.join(output, "runs", trainer)
-        metrics_path = os.path.join(out, "metrics.json")
-        if not os.path.isfile(metrics_path):
-            start = time.time()
-            train.main([
-                "--root", data, "--output-dir", out, "--seed", str(args.seed), "--trainer", trainer,
-                "--config-file", os.path.join(REPO, config),
-                "--dataset-config-file", os.path.join(REPO, "configs/datasets/caltech101.yaml"),
-                "--backbone", backbone, "--cache-dir", os.path.join(output, "feature_cache"),
-                *recipe, "DATASET.NUM_SHOTS", str(args.shots), "INPUT.SIZE", f"({size}, {size})",
-                "FEATURE_CACHE.NUM_VIEWS", str(args.views), "TRAINER.TIP_ADAPTER.AUGMENT_EPOCH", str(args.views),
-                "TRAINER.TIP_ADAPTER_F.AUGMENT_EPOCH", str(args.views),
-                "DATALOADER.NUM_WORKERS", "2", "TRAIN.PRINT_FREQ", "1000",
-            ])
+        out = os.path.join(output, "runs", trainer, f"{backbone_tag(backbone)}_{args.shots}shots", f"seed{args.seed}")
+        start = time.time()
+        result = train.main([
+            "--root", data, "--output-dir", out, "--seed", str(args.seed), "--trainer", trainer,
+            "--config-file", os.path.join(REPO, config),
+            "--dataset-config-file", os.path.join(REPO, "configs/datasets/caltech101.yaml"),
+            "--backbone", backbone, "--cache-dir", os.path.join(output, "feature_cache"), "--reuse",
+            *recipe, "DATASET.NUM_SHOTS", str(args.shots), "INPUT.SIZE", f"({size}, {size})",
+            "FEATURE_CACHE.NUM_VIEWS", str(args.views), "TRAINER.TIP_ADAPTER.AUGMENT_EPOCH", str(args.views),
+            "TRAINER.TIP_ADAPTER_F.AUGMENT_EPOCH", str(args.views), "TRAIN.PRINT_FREQ", "1000",
+        ])
+        if not result.get("reused"):
             logger.info("%s finished in %.1fs", trainer, time.time() - start)
-        with open(metrics_path) as f:
+        with open(os.path.join(result["output_dir"], "metrics.json")) as f:
             m = json.load(f)
         rows.append((trainer, m["accuracy"], m.get("macro_f1") or float("nan"), m["timings"]["wall_s"]))
-    lines = [f"Digits, {args.shots}-shot, backbone {os.path.basename(backbone)}, seed {args.seed}",
-             "| method | accuracy % | macro-F1 % | wall s |", "|---|---|---|---|"]
+    title = f"Digits, {args.shots}-shot, backbone {os.path.basename(backbone)}, seed {args.seed}"
+    notice = [f"**{RANDOM_NOTICE}**", ""] if random_weights else []
+    lines = notice + [title, "", "| method | accuracy % | macro-F1 % | wall s |", "|---|---|---|---|"]
     lines += [f"| {t} | {a:.1f} | {f1:.1f} | {w:.1f} |" for t, a, f1, w in rows]
-    print("\n".join(lines))
+    plot = save_plot(rows, title + (" (RANDOM weights)" if random_weights else ""),
+                     os.path.join(output, "results.png")) if rows else None
+    if plot:
+        lines += ["", "![accuracy per method](results.png)"]
+    table = "\n".join(lines)
+    print(table)
     with open(os.path.join(output, "results.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
+        f.write(table + "\n")
+    logger.info("Table: %s; plot: %s", os.path.join(output, "results.md"), plot)
     return rows
 
 

@@ -110,7 +110,7 @@ def test_tip_adapter_on_an_imagenet_variant_encodes_no_augmented_views(variant_r
     new = [e for e in list_entries(cache) if e["path"] not in before]
     assert [e["key"]["kind"] for e in new] == ["plain"]  # its test set, one view; no augmented views
     assert new[0]["key"]["num_items"] == len(t.dm.dataset.test)
-    assert t.cache_info["splits"]["train"]["views"] == 0
+    assert t.cache_info["splits"].get("train", {"views": 0})["views"] == 0
     with pytest.raises(FeatureCacheError, match="test-only"):
         t.use_train_features()  # training on a test set is refused
 

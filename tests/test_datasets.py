@@ -114,8 +114,9 @@ def test_fewshot_has_k_train_and_min_k_4_val(tmp_path, name):
         else:
             assert per_class(ds.val) == {y: min(shots, 4, sizes["val"]) for y in range(4)}
         assert per_class(ds.test) == {y: sizes["test"] for y in range(4)}
-        cache = tmp_path / DATASET_FOLDERS[name] / "split_fewshot" / f"shot_{shots}-seed_1.pkl"
-        assert set(datasets.load_datum_pickle(str(cache))) == ({"train"} if name == "ImageNet" else {"train", "val"})
+        cache = tmp_path / DATASET_FOLDERS[name] / "split_fewshot" / f"shot_{shots}-seed_1.taskres.json"
+        lists = {k for k, v in json.loads(cache.read_text()).items() if isinstance(v, list)}
+        assert lists == ({"train", "heldout_val"} if name == "ImageNet" else {"train", "val"})
     assert not [f for f in os.listdir(cache.parent) if f.startswith(".tmp")]  # atomic writes leave nothing behind
 
 
@@ -157,6 +158,8 @@ def test_split_built_from_raw_annotations(tmp_path, name):
     assert not split_file.exists()
 
     ds = load(raw, name).dataset
+    assert not split_file.exists() and not ds.official_split  # never written under the official name
+    split_file = raw / DATASET_FOLDERS[name] / f"split_built_{name}.json"
     assert split_file.is_file()
     sizes = expected_split_sizes(name, PER_CLASS)
     assert per_class(ds.train_x) == {y: sizes["train"] for y in range(4)}
@@ -290,7 +293,7 @@ def test_dassl_imagenet_preprocessed_pickle_is_used_as_is(tmp_path):
     root = tmp_path / "data"
     write_dataset("ImageNet", str(root), per_class=6)
     ours = load(root, "ImageNet").dataset
-    (root / "imagenet" / "preprocessed.pkl").unlink()
+    assert not (root / "imagenet" / "preprocessed.pkl").exists()  # CoOp's name: never written by us
     # A CoOp tree listed its images in file-system order; the pickle's order must be kept.
     reversed_train = [[d.impath, d.label, d.classname] for d in reversed(ours.train_x)]
     test = [[d.impath, d.label, d.classname] for d in ours.test]
@@ -307,7 +310,7 @@ def test_unexpected_pickle_content_is_refused(tmp_path):
     cache = tmp_path / "dtd" / "split_fewshot" / "shot_1-seed_1.pkl"
     cache.parent.mkdir()
     cache.write_bytes(pickle.dumps({"train": [os.system]}))
-    with pytest.raises(pickle.UnpicklingError, match="unexpected object"):
+    with pytest.raises(datasets.DatasetFileError, match="unexpected object posix.system"):
         load(tmp_path, "DescribableTextures", shots=1)
 
 
@@ -386,8 +389,13 @@ def test_split_file_listing_missing_images(tmp_path):
 
 
 def test_stale_fewshot_pickle_is_reported(tmp_path):
+    """A CoOp few-shot pickle listing an image that is gone stops the run, naming the pickle."""
     write_dataset("DescribableTextures", str(tmp_path), per_class=PER_CLASS)
-    ds = load(tmp_path, "DescribableTextures", shots=2).dataset
+    ds = load(tmp_path, "DescribableTextures").dataset
+    rows = [[d.impath, d.label, d.classname] for d in ds.train_x[:8]]
+    out = tmp_path / "dtd" / "split_fewshot" / "shot_2-seed_1.pkl"
+    out.parent.mkdir()
+    _write_dassl_pickle(tmp_path, {"train": rows, "val": rows[:4]}, out)
     os.remove(ds.train_x[0].impath)
     with open(tmp_path / "dtd" / "split_zhou_DescribableTextures.json") as f:
         split = json.load(f)

@@ -59,6 +59,13 @@ def _tag(clip):
     return names.backbone_tag(clip)  # tiny-vit.pt -> tiny_vit
 
 
+def _folder(parent, tag):
+    """The one run-group folder ``tag`` or ``tag_<8 hex>`` (a modified run) under ``parent``."""
+    [found] = [p for p in parent.iterdir() if p.name == tag or (p.name.startswith(tag + "_") and
+                                                                  len(p.name) == len(tag) + 9)]
+    return found
+
+
 # ---- the driver ---------------------------------------------------------------------------------
 def test_dry_run_prints_every_run_and_runs_nothing(tmp_path, tiny_clip, capsys):
     out = tmp_path / "out"
@@ -78,12 +85,16 @@ def test_grid_runs_every_cell_in_the_launchers_layout(tree):
     report, out, tag = tree["report"], tree["out"], _tag(tree["clip"])
     assert len(report.ran) == 10 and not report.failed and not report.skipped
     for d in DATASETS:
-        assert (out / d / "ZeroshotCLIP" / f"{tag}_zeroshot" / "seed1" / "metrics.json").is_file()
+        zs = json.loads((_folder(out / d / "ZeroshotCLIP", f"{tag}_zeroshot") / "seed1" / "metrics.json").read_text())
+        assert zs["epochs"] is None  # zero-shot trains nothing
         for k in SHOTS:
             for s in SEEDS:
-                run = out / d / "TaskRes" / f"{tag}_{k}shots" / f"seed{s}"
+                run = _folder(out / d / "TaskRes", f"{tag}_{k}shots") / f"seed{s}"
                 metrics = json.loads((run / "metrics.json").read_text())
                 assert (metrics["method"], metrics["shots"], metrics["seed"], metrics["epochs"]) == ("TaskRes", k, s, 2)
+                # --epochs and the trailing pairs modify the recipe: a suffixed folder, recorded as such.
+                assert metrics["recipe"] is False and run.parent.name.endswith(metrics["variant"])
+                assert metrics["modified"]["OPTIM.MAX_EPOCH"] == ["100", "2"]
                 assert metrics["dataset"] == names.dataset_name(d)
                 # The recipe reached train.py; the trailing overrides came last and won.
                 config = (run / "config.yaml").read_text()
@@ -100,7 +111,7 @@ def test_rerun_skips_finished_cells(tree):
 def test_pool_reruns_a_lost_result_and_reports_a_failure(tree, tiny_clip):
     """Local worker pool (train.py subprocesses): a deleted metrics.json is run again; a dataset that is not on
     disk fails its cell without stopping the other, and the failure names its log."""
-    lost = tree["out"] / "caltech101" / "TaskRes" / f"{_tag(tiny_clip)}_1shots" / "seed1" / "metrics.json"
+    lost = _folder(tree["out"] / "caltech101" / "TaskRes", f"{_tag(tiny_clip)}_1shots") / "seed1" / "metrics.json"
     lost.unlink()
     report = grid.main(_grid_argv(tree["data"], tree["out"], tiny_clip, "--workers", "2", methods=["TaskRes"],
                                   datasets=["caltech101", "eurosat"], shots=[1], seeds=[1]))
@@ -112,7 +123,7 @@ def test_pool_reruns_a_lost_result_and_reports_a_failure(tree, tiny_clip):
 
 
 def test_submitit_local_executor_runs_a_cell(tree, tiny_clip):
-    lost = tree["out"] / "dtd" / "ZeroshotCLIP" / f"{_tag(tiny_clip)}_zeroshot" / "seed1" / "metrics.json"
+    lost = _folder(tree["out"] / "dtd" / "ZeroshotCLIP", f"{_tag(tiny_clip)}_zeroshot") / "seed1" / "metrics.json"
     accuracy = json.loads(lost.read_text())["accuracy"]
     lost.unlink()
     report = grid.main(_grid_argv(tree["data"], tree["out"], tiny_clip, "--executor", "local", "--timeout-min", "5",
@@ -130,7 +141,7 @@ def test_eval_variants_evaluates_finished_imagenet_runs(tmp_path, tiny_clip):
     report = grid.main(_grid_argv(data, out, tiny_clip, "--executor", "debug", "--eval-variants", "--variants",
                                   "imagenetv2", methods=["TaskRes"], shots=[1], seeds=[1, 2]))
     [result] = report.ran
-    run = out / "imagenet" / "TaskRes" / f"{_tag(tiny_clip)}_1shots" / "seed1"
+    run = _folder(out / "imagenet" / "TaskRes", f"{_tag(tiny_clip)}_1shots") / "seed1"
     assert result.ok and result.cell.out_dir == str(run / "eval_imagenetv2")
     argv = list(result.cell.argv)
     assert argv[argv.index("--load-epoch") + 1] == "2" and argv[argv.index("--model-dir") + 1] == str(run)
@@ -211,39 +222,42 @@ def test_report_tables_and_plot(tree, tmp_path):
     shutil.copytree(tree["out"], root, ignore=shutil.ignore_patterns("feature_cache", ".submitit"))
     tag = _tag(tree["clip"])
     # A run from before metrics.json existed: only its log.txt is left (read as the fall-back).
-    old = root / "caltech101" / "TaskRes" / f"{tag}_1shots" / "seed3"
+    # Every run of the small grid is modified (2 epochs, 32 px, ...): the report shows them only when asked, labelled.
+    old = _folder(root / "caltech101" / "TaskRes", f"{tag}_1shots") / "seed3"
     old.mkdir()
     (old / "log.txt").write_text("Evaluate on the *val* set\n* accuracy: 99.0%\nEvaluate on the *test* set\n"
                                  "=> result\n* total: 12\n* accuracy: 41.5%\n* error: 58.5%\n")
-    unfinished = root / "dtd" / "TaskRes" / f"{tag}_2shots" / "seed9"
+    unfinished = _folder(root / "dtd" / "TaskRes", f"{tag}_2shots") / "seed9"
     unfinished.mkdir()
     (unfinished / "log.txt").write_text("epoch [1/2] loss 1.0\n")
 
-    result = build_report(str(root), str(tmp_path / "report" / "RESULTS.md"), paper_backbone="RN50")
+    result = build_report(str(root), str(tmp_path / "report" / "RESULTS.md"), paper_backbone="RN50",
+                          include_modified=True)
     markdown = open(result["markdown"]).read()
 
-    # Expected statistics, straight from the per-run files.
-    expected = {}
+    # Expected statistics, straight from the per-run files; a modified run's rows carry its variant.
+    expected, label = {}, {}
     for path in _metrics_files(root):
         m = json.loads(open(path).read())
         shots = 0 if m["method"] == "ZeroshotCLIP" else m["shots"]
-        expected.setdefault((m["method"], m["dataset"], shots), []).append(m["accuracy"])
-    expected[("TaskRes", "Caltech101", 1)].append(41.5)
+        label[m["method"]] = f"{m['method']} [modified {m['variant']}]"
+        expected.setdefault((label[m["method"]], m["dataset"], shots), []).append(m["accuracy"])
+    expected[(label["TaskRes"], "Caltech101", 1)].append(41.5)
     assert len(expected) == 6  # 2 zero-shot cells, 4 TaskRes cells
     summary = result["summary"]
     for (method, dataset, shots), accs in expected.items():
         stat = summary[(tree["clip"], method, dataset, shots)]
         std = statistics.stdev(accs) if len(accs) > 1 else 0.0
         assert (stat.n, stat.mean, stat.std) == (len(accs), pytest.approx(statistics.mean(accs)), pytest.approx(std))
-    assert summary[(tree["clip"], "TaskRes", "Caltech101", 1)].std > 0
+    assert summary[(tree["clip"], label["TaskRes"], "Caltech101", 1)].std > 0
 
     # Markdown: ours beside the paper, missing as "—", the average marked incomplete.
     for shots in SHOTS:
         table = _table_after(markdown, f"### {shots} shot{'s' if shots > 1 else ''}")
-        for method, label in (("TaskRes", "TaskRes"), ("ZeroshotCLIP", "Zero-shot CLIP")):
-            ours = table[f"{label} (ours)"]
+        for method in ("TaskRes", "ZeroshotCLIP"):
+            ours = table[f"{label[method]} (ours)"]
             for dataset, column in (("Caltech101", "Cal"), ("DescribableTextures", "DTD")):
-                stat = summary[(tree["clip"], method, dataset, 0 if method == "ZeroshotCLIP" else shots)]
+                stat = summary[(tree["clip"], label[method], dataset, 0 if method == "ZeroshotCLIP" else shots)]
                 expected_text = f"{stat.mean:.2f} ± {stat.std:.2f}" if stat.n > 1 else f"{stat.mean:.2f}"
                 assert ours[column].split(" (n=")[0] == expected_text
             assert ours["IN"] == ours["UCF"] == "—" and ours["Average"] == "incomplete (2/11)"
@@ -251,16 +265,18 @@ def test_report_tables_and_plot(tree, tmp_path):
         assert table["TaskRes (paper)"]["Average"] == {1: "64.55", 2: "66.89"}[shots]
         assert table["Zero-shot CLIP (paper)"]["DTD"] == "42.32"
         assert table["Tip-Adapter-F (paper)"]["ESAT"] == ("59.53" if shots == 1 else "—")
-    assert table["TaskRes (ours)"]["Cal"].endswith("(n=2)")  # 2 of the 3 seeds the 1-shot cell has
+    assert f"{label['TaskRes']} (ours)" in table and "TaskRes (ours)" not in table
+    assert table[f"{label['TaskRes']} (ours)"]["Cal"].endswith("(n=2)")  # 2 of the 3 seeds the 1-shot cell has
     assert str(unfinished) in markdown  # listed as a run without a result
 
     # CSV: one record per cell and the incomplete averages, with the published number beside ours.
     with open(result["csv"]) as f:
         records = {(r["method"], r["dataset"], r["shots"]): r for r in csv.DictReader(f)}
-    rec = records[("TaskRes", "Caltech101", "1")]
-    assert (rec["n"], float(rec["paper"])) == ("3", 89.49)
-    assert float(rec["mean"]) == pytest.approx(statistics.mean(expected[("TaskRes", "Caltech101", 1)]), abs=1e-4)
-    assert records[("TaskRes", "Average", "2")]["mean"] == "" and "incomplete" in records[("TaskRes", "Average", "2")]["note"]
+    rec = records[(label["TaskRes"], "Caltech101", "1")]
+    assert rec["n"] == "3"
+    assert float(rec["mean"]) == pytest.approx(statistics.mean(expected[(label["TaskRes"], "Caltech101", 1)]), abs=1e-4)
+    average = records[(label["TaskRes"], "Average", "2")]
+    assert average["mean"] == "" and "incomplete" in average["note"]
 
     # The plot: a PNG, one solid line per method in each panel we ran, the published curves dashed.
     [(png, fig)] = result["figures"].items()
@@ -270,12 +286,22 @@ def test_report_tables_and_plot(tree, tmp_path):
         lines = axes[dataset].get_lines()
         solid = {line.get_label(): line for line in lines if line.get_linestyle() == "-"}
         dashed = {line.get_label() for line in lines if line.get_linestyle() == "--"}
-        assert set(solid) == {"TaskRes", "Zero-shot CLIP"}
-        assert dashed == {"TaskRes (paper)", "Zero-shot CLIP (paper)"}
-        xs, ys = solid["TaskRes"].get_data()
+        assert set(solid) == {label["TaskRes"], label["ZeroshotCLIP"]}
+        assert dashed <= {"TaskRes (paper)", "Zero-shot CLIP (paper)"}  # published curves are never relabelled
+        xs, ys = solid[label["TaskRes"]].get_data()
         assert list(xs) == SHOTS
-        assert list(ys) == pytest.approx([summary[(tree["clip"], "TaskRes", dataset, k)].mean for k in SHOTS])
+        assert list(ys) == pytest.approx([summary[(tree["clip"], label["TaskRes"], dataset, k)].mean for k in SHOTS])
     assert {line.get_label() for line in axes["EuroSAT"].get_lines() if line.get_linestyle() == "-"} == set()
+
+
+def test_report_keeps_modified_runs_out_of_ours_by_default(tree, tmp_path):
+    result = build_report(str(tree["out"]), str(tmp_path / "RESULTS.md"))
+    markdown = open(result["markdown"]).read()
+    assert result["summary"] == {} and len(result["modified"]) == 10
+    assert "## Modified runs (not in the tables)" in markdown and "(ours)" not in markdown
+    assert "TaskRes (paper)" in markdown  # the published rows stay
+    with open(result["runs_csv"]) as f:
+        assert {r["variant"] != "" for r in csv.DictReader(f)} == {True}
 
 
 def test_pool_gives_each_worker_one_visible_gpu(monkeypatch, tmp_path):
@@ -310,8 +336,8 @@ def test_driver_skips_what_the_shell_launcher_finished(tree, tmp_path, capsys):
     """Same layout as scripts/<method>/main.sh: a run the launcher finished is [done] for the driver."""
     out = tmp_path / "out"
     env = dict(os.environ, DATA=str(tree["data"]), BACKBONE=tree["clip"], OUTPUT=str(out), PYTHON=sys.executable,
-               INPUT_SIZE="32", EXTRA_OPTS=" ".join(TINY))
-    shell = subprocess.run(["bash", "scripts/zeroshot/main.sh", "caltech101"], cwd=REPO, env=env, capture_output=True,
+               INPUT_SIZE="32", EXTRA_OPTS=" ".join(TINY), SEEDS="1")
+    shell = subprocess.run(["bash", "scripts/zeroshot/main.sh", "caltech101", "1"], cwd=REPO, env=env, capture_output=True,
                            text=True, timeout=300)
     assert shell.returncode == 0, shell.stderr[-2000:]
     report = grid.main(_grid_argv(tree["data"], out, tree["clip"], "--dry-run", methods=["ZeroshotCLIP"]))

@@ -85,3 +85,34 @@ def test_corrupt_resume_state_is_one_line(data_root, tiny_clip, tmp_path, monkey
     message = str(exc.value.code)
     assert message.startswith("error: Cannot read checkpoint") and path in message
     assert "\n" not in message and "file an issue" not in message
+
+
+def test_tip_adapter_f_keeps_its_best_epoch_across_an_interruption(data_root, tiny_clip, tmp_path, monkeypatch):
+    from trainers.tip_adapter import TipAdapterF
+
+    def args(out):
+        return train_args(data_root, tiny_clip, out, trainer="TipAdapterF", epochs=5,
+                          extra=["--cache-dir", str(tmp_path / "cache")]) + ["OPTIM.LR", "0.01"]
+
+    whole = str(tmp_path / "whole")
+    train.main(args(whole))
+    out = str(tmp_path / "interrupted")
+    original = TipAdapterF.after_epoch
+
+    def after_epoch(self):
+        original(self)
+        if self.epoch == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with monkeypatch.context() as m:
+        m.setattr(TipAdapterF, "after_epoch", after_epoch)
+        with pytest.raises(SystemExit):
+            train.main(args(out))
+    train.main(args(out))
+    expected = json.load(open(os.path.join(whole, "metrics.json")))
+    got = json.load(open(os.path.join(out, "metrics.json")))
+    assert got["extra"].get("best_epoch") == expected["extra"].get("best_epoch")
+    assert got["accuracy"] == expected["accuracy"]
+    a = torch.load(os.path.join(whole, "tip_adapter", "model-best.pth.tar"), weights_only=True)["state_dict"]
+    b = torch.load(os.path.join(out, "tip_adapter", "model-best.pth.tar"), weights_only=True)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from tests.fixtures.synthetic_datasets import write_dataset
+from tools import names
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -30,11 +31,14 @@ def test_taskres_main_runs_every_seed_then_skips_them(data_root, tiny_clip, tmp_
     first = _bash("scripts/taskres/main.sh", [dataset, "2"], env)
     assert first.returncode == 0, first.stderr[-3000:]
     tag = f"{os.path.basename(tiny_clip)[:-3].replace('-', '_')}_2shots"
+    # EPOCHS, INPUT_SIZE and EXTRA_OPTS modify the recipe: the runs share one <tag>_<8 hex> folder.
+    [group] = list((tmp_path / dataset / "TaskRes").glob(f"{tag}_*"))
     for seed in (1, 2):
-        metrics = json.loads((tmp_path / dataset / "TaskRes" / tag / f"seed{seed}" / "metrics.json").read_text())
+        metrics = json.loads((group / f"seed{seed}" / "metrics.json").read_text())
         assert metrics["seed"] == seed and metrics["shots"] == 2 and metrics["epochs"] == 2
+        assert group.name == f"{tag}_{metrics['variant']}" and metrics["recipe"] is False
         lr = 2e-4 if dataset == "imagenet" else 2e-3
-        cfg = (tmp_path / dataset / "TaskRes" / tag / f"seed{seed}" / "config.yaml").read_text()
+        cfg = (group / f"seed{seed}" / "config.yaml").read_text()
         assert f"LR: {lr}" in cfg and "RESIDUAL_SCALE: 0.5" in cfg
     assert "mean accuracy" in first.stdout
     # Both seeds share one feature cache: the test split is encoded once.
@@ -75,7 +79,7 @@ def test_enhanced_base_then_taskres_star_then_eval_on_imagenet_a(tmp_path, tiny_
     env_star = dict(env, ENHANCED_BASE=bases)
     res = _bash("scripts/taskres/main.sh", ["imagenet", "2"], env_star)
     assert res.returncode == 0, res.stderr[-3000:]
-    run = next(out.glob("imagenet/TaskRes/*_2shots_enhanced/seed1"))
+    run = next(out.glob("imagenet/TaskRes/*_2shots_enhanced_*/seed1"))
     assert "ENHANCED_BASE: " + bases.replace("{seed}", "1") in (run / "config.yaml").read_text()
     res = _bash("scripts/taskres/eval.sh", ["imagenet", "2", "imagenet_a"], env_star)
     assert res.returncode == 0, res.stderr[-3000:]
@@ -84,11 +88,20 @@ def test_enhanced_base_then_taskres_star_then_eval_on_imagenet_a(tmp_path, tiny_
     assert "Evaluate on the *test* set" in (run / "eval_imagenet_a" / "log.txt").read_text()
 
 
-def test_zeroshot_main(data_root, tiny_clip, tmp_path):
-    res = _bash("scripts/zeroshot/main.sh", ["caltech101"], _env(data_root, tiny_clip, tmp_path, SEEDS="1"))
+def test_zeroshot_main_takes_shots_like_the_others(data_root, tiny_clip, tmp_path):
+    env = _env(data_root, tiny_clip, tmp_path, SEEDS="1")
+    res = _bash("scripts/zeroshot/main.sh", ["caltech101"], env)
+    assert res.returncode != 0 and "usage:" in res.stderr
+    res = _bash("scripts/zeroshot/main.sh", ["caltech101", "4"], env)
     assert res.returncode == 0, res.stderr[-3000:]
-    metrics = json.loads(next(tmp_path.rglob("metrics.json")).read_text())
-    assert metrics["method"] == "ZeroshotCLIP"
+    [path] = list(tmp_path.rglob("metrics.json"))
+    metrics = json.loads(path.read_text())
+    # Honest: the SHOTS asked for, and no epoch (nothing is trained, whatever the config says).
+    assert (metrics["method"], metrics["shots"], metrics["epochs"]) == ("ZeroshotCLIP", 4, None)
+    assert path.parent.parent.name.startswith(names.backbone_tag(tiny_clip) + "_zeroshot")
     # Zero-shot encodes only the test split.
     from trainers.feature_cache import list_entries
     assert [e["describe"]["split"] for e in list_entries(str(tmp_path / "feature_cache"))] == ["test"]
+    # Another SHOTS is the same zero-shot run (no training image is read): reused, not rerun.
+    res = _bash("scripts/zeroshot/main.sh", ["caltech101", "16"], env)
+    assert res.returncode == 0 and "[skip]" in res.stdout and "[run]" not in res.stdout

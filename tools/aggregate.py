@@ -10,6 +10,10 @@ accuracy is an unfinished or failed run: it is listed, not counted.
 
 Shot-free methods (zero-shot CLIP) get ``shots`` 0 whatever data they read.
 
+A run whose config differs from its method's published recipe (``metrics.json`` ``variant``: 8 hex,
+or a ``<tag>_<8 hex>`` folder for a log-only run) keeps that variant in its row: ``tools.report``
+leaves such rows out of its tables unless asked to show them (labelled).
+
 Evaluations of a trained model on another dataset live in ``<run>/eval_<dataset>/`` (the grid
 driver's ``--eval-variants``); their rows have ``kind == "eval"``.
 """
@@ -29,7 +33,7 @@ logger = logging.getLogger(__name__)
 SKIP_DIRS = {"feature_cache", ".submitit", "tensorboard", "__pycache__"}
 _ACC_RE = re.compile(r"\*\s*accuracy:\s*([0-9.]+)%")
 _TEST_MARK = "Evaluate on the *test* set"
-_LAYOUT_RE = re.compile(r"^(?P<tag>.+)_(?:(?P<shots>\d+)shots(?P<enhanced>_enhanced)?|zeroshot)$")
+_LAYOUT_RE = re.compile(r"^(?P<tag>.+)_(?:(?P<shots>\d+)shots(?P<enhanced>_enhanced)?|zeroshot)(?:_(?P<variant>[0-9a-f]{8}))?$")
 _SEED_RE = re.compile(r"^seed(?P<seed>\d+)$")
 
 
@@ -45,6 +49,7 @@ class RunRow:
     kind: str = "run"       # "run" (trained/evaluated in its own folder) or "eval" (<run>/eval_<dataset>/)
     source: str = "metrics.json"
     path: str = ""
+    variant: str = ""       # "" for the recipe's run; 8 hex naming how a modified run differs from it
 
 
 @dataclass
@@ -89,7 +94,16 @@ def _from_metrics(run_dir: str, kind: str) -> RunRow:
     return RunRow(method=method, dataset=dataset_name(m["dataset"]), backbone=m["backbone"],
                   shots=0 if method in SHOT_FREE_METHODS else int(m["shots"]),
                   seed=int(m["seed"]), accuracy=float(m["accuracy"]), macro_f1=m.get("macro_f1"), kind=kind,
-                  source="metrics.json", path=run_dir)
+                  source="metrics.json", path=run_dir, variant=m.get("variant") or _folder_variant(run_dir, kind))
+
+
+def _folder_variant(run_dir: str, kind: str) -> str:
+    """The ``_<8 hex>`` of a ``<tag>_<8 hex>/seed<S>`` folder (the run's, for an ``eval_<dataset>`` folder)."""
+    parts = os.path.normpath(run_dir).split(os.sep)
+    if kind == "eval":
+        parts = parts[:-1]
+    match = _LAYOUT_RE.match(parts[-2]) if len(parts) >= 2 and _SEED_RE.match(parts[-1]) else None
+    return (match["variant"] or "") if match else ""
 
 
 def parse_log_accuracy(path: str) -> Optional[float]:
@@ -130,7 +144,7 @@ def _from_log(run_dir: str, kind: str) -> Optional[RunRow]:
     if method in SHOT_FREE_METHODS:
         shots = 0
     return RunRow(method=method, dataset=dataset_name(dataset), backbone=backbone, shots=shots, seed=seed,
-                  accuracy=acc, kind=kind, source="log.txt", path=run_dir)
+                  accuracy=acc, kind=kind, source="log.txt", path=run_dir, variant=_folder_variant(run_dir, kind))
 
 
 def collect(root: str) -> Collection:
@@ -160,7 +174,7 @@ def collect(root: str) -> Collection:
     for row in rows:
         if row.source == "log.txt":
             row.backbone = full_names.get(row.backbone, row.backbone)
-        key = (row.method, row.dataset, row.backbone, row.shots, row.seed, row.kind)
+        key = (row.method, row.dataset, row.backbone, row.shots, row.seed, row.kind, row.variant)
         if key in seen:
             logger.warning("Duplicate run %s (same as %s); keeping the first", row.path, seen[key])
             out.duplicates.append(row.path)

@@ -52,9 +52,29 @@ METHOD_LABELS: Dict[str, str] = {
     "TaskRes": "TaskRes",
     "TaskRes*": "TaskRes*",
 }
+_MODIFIED = " [modified "
+
+
+def modified_label(method: str, variant: str) -> str:
+    """The name a modified run (one that differs from its recipe) carries in tables and plots."""
+    return f"{method}{_MODIFIED}{variant}]"
+
+
+def base_method(method: str) -> str:
+    """``TaskRes [modified 1a2b3c4d]`` -> ``TaskRes``."""
+    return method.split(_MODIFIED, 1)[0]
+
+
+class _Methods(frozenset):
+    """A set of trainer names that also holds their modified runs' labels."""
+
+    def __contains__(self, method) -> bool:
+        return frozenset.__contains__(self, base_method(method) if isinstance(method, str) else method)
+
+
 # Methods whose result does not depend on the number of shots: their published value (stored with
 # shots 0) stands beside ours at every shot count.
-SHOT_FREE_METHODS = frozenset({"ZeroshotCLIP", "ZeroshotCLIP2"})
+SHOT_FREE_METHODS = _Methods({"ZeroshotCLIP", "ZeroshotCLIP2"})
 
 
 def dataset_name(name: str) -> str:

@@ -11,6 +11,12 @@ published table a number comes from:
 - ``variants``: ImageNet (16 shots) to ImageNet-V2/-Sketch/-A/-R;
 - ``backbones``: TaskRes at 16 shots on ImageNet by backbone.
 
+Every row names its true source: the per-dataset zero-shot (single template) numbers are CoOp's;
+Tip-Adapter-F and CLIP-Adapter per dataset come from the Tip-Adapter results log (their averages are
+the means of its 11 numbers); the ImageNet-by-shots numbers from the Tip-Adapter paper's table; the
+TaskRes per-dataset numbers from a re-run in a NeurIPS 2024 paper (HC), not from the TaskRes paper,
+which plots them; the variants and backbone tables from the TaskRes paper.
+
 Methods use trainer names (``TipAdapterF``); datasets use ``DATASET.NAME``; zero-shot numbers have
 ``shots`` 0. Two sources disagree slightly on a few ImageNet numbers (Tip-Adapter-F at 1 shot: 61.13
 in the per-dataset table, 61.32 in the ImageNet-by-shots list; at 16 shots 65.51 vs 65.43 in the

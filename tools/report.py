@@ -5,6 +5,11 @@ method/dataset/shots, plus 11-dataset averages), ``RESULTS_runs.csv`` (one row p
 ``RESULTS_fewshot_<backbone>.png`` (few-shot curves). The markdown holds, per backbone, the
 few-shot table at each shot count, ImageNet by shots, ImageNet to its variants, and TaskRes across
 backbones, each with the published numbers beside ours.
+
+Only runs that follow their method's recipe fill the "ours" rows. Modified runs (another number of
+epochs, input size, alpha, ...: ``metrics.json`` ``variant``) are listed under "Modified runs" and kept
+out of the tables; ``--include-modified`` shows them as rows of their own, labelled
+``<method> [modified <8 hex>]``.
 """
 import argparse
 import logging
@@ -13,7 +18,7 @@ from datetime import datetime, timezone
 from typing import List, Optional
 
 from tools.aggregate import collect, write_rows_csv
-from tools.names import FEWSHOT_NAMES, backbone_tag
+from tools.names import FEWSHOT_NAMES, backbone_tag, modified_label
 from tools.plots import save_fewshot_plots
 from tools.published import PUBLISHED_CSV, load_published
 from tools.tables import (
@@ -32,17 +37,25 @@ from tools.tables import (
 logger = logging.getLogger(__name__)
 
 
-def build_report(root: str, out: str, published_csv: str = PUBLISHED_CSV, paper_backbone: Optional[str] = None) -> dict:
+def build_report(root: str, out: str, published_csv: str = PUBLISHED_CSV, paper_backbone: Optional[str] = None,
+                 include_modified: bool = False) -> dict:
     """Write the report files; returns their paths and the objects behind them (for tests and callers)."""
     collection = collect(root)
     published = load_published(published_csv)
+    all_rows = list(collection.rows)
+    modified = [r for r in collection.rows if r.variant]
+    if include_modified:
+        for r in modified:
+            r.method = modified_label(r.method, r.variant)
+    else:
+        collection.rows = [r for r in collection.rows if not r.variant]
     summary = summarize(collection.rows)
     stem = os.path.splitext(out)[0]
     out_dir = os.path.dirname(os.path.abspath(out))
     os.makedirs(out_dir, exist_ok=True)
     csv_path, runs_path = f"{stem}.csv", f"{stem}_runs.csv"
     write_summary_csv(summary, published, csv_path, paper_backbone)
-    write_rows_csv(collection.rows, runs_path)
+    write_rows_csv(all_rows, runs_path)
     figures = save_fewshot_plots(summary, published, f"{stem}_fewshot", paper_backbone)
 
     rel = lambda p: os.path.relpath(p, out_dir)  # noqa: E731
@@ -74,6 +87,15 @@ def build_report(root: str, out: str, published_csv: str = PUBLISHED_CSV, paper_
         if plot:
             lines += ["### Few-shot curves", "", f"![few-shot curves, {b}]({rel(plot[0])})", ""]
     lines += ["## TaskRes across backbones (ImageNet, 16 shots)", "", backbone_table(summary, published), ""]
+    if modified and not include_modified:
+        groups = {}
+        for r in modified:
+            groups.setdefault((r.method, r.dataset, r.variant, os.path.dirname(r.path)), []).append(r.seed)
+        lines += ["## Modified runs (not in the tables)", "",
+                  f"{len(modified)} run(s) differ from their method's published recipe (see `modified` in their "
+                  "`metrics.json`); `--include-modified` shows them as rows of their own.", ""]
+        lines += [f"- {m} on {d}, variant `{v}`, seeds {', '.join(map(str, sorted(seeds)))}: `{folder}`"
+                  for (m, d, v, folder), seeds in sorted(groups.items())] + [""]
     if collection.unfinished:
         lines += ["## Runs without a result", "",
                   "These folders have a `log.txt` but no test accuracy (unfinished or failed); rerun the grid "
@@ -84,7 +106,7 @@ def build_report(root: str, out: str, published_csv: str = PUBLISHED_CSV, paper_
     logger.info("Report: %s (%d runs); tables: %s; runs: %s; plots: %s", out, len(collection.rows), csv_path,
                 runs_path, ", ".join(figures) or "none")
     return {"markdown": out, "csv": csv_path, "runs_csv": runs_path, "figures": figures, "summary": summary,
-            "rows": collection.rows, "unfinished": collection.unfinished}
+            "rows": collection.rows, "unfinished": collection.unfinished, "modified": modified}
 
 
 def main(argv: Optional[List[str]] = None) -> dict:
@@ -94,10 +116,12 @@ def main(argv: Optional[List[str]] = None) -> dict:
     p.add_argument("--published", default=PUBLISHED_CSV, help="published numbers (CSV, see tools/published.py)")
     p.add_argument("--paper-backbone", default=None,
                    help="put this backbone's published numbers beside every backbone (default: the same backbone)")
+    p.add_argument("--include-modified", action="store_true",
+                   help="also show runs that differ from their recipe, as rows labelled '<method> [modified <hex>]'")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        return build_report(args.root, args.out, args.published, args.paper_backbone)
+        return build_report(args.root, args.out, args.published, args.paper_backbone, args.include_modified)
     except FileNotFoundError as err:
         raise SystemExit(f"error: {err}") from None
 

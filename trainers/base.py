@@ -9,9 +9,8 @@ runs the loss step (with AMP when asked), swaps image loaders for cached-feature
 import hashlib
 import logging
 import os
-import random
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -45,40 +44,12 @@ logger = logging.getLogger(__name__)
 def validation_items(trainer) -> List:
     """The items a method may select hyper-parameters or epochs on: the few-shot val split, never test.
 
-    Datasets whose val *is* their test set (ImageNet, as in CoOp) get a held-out val instead:
-    ``min(shots, 4)`` images per class from the full train split, outside the few-shot train set, drawn
-    with a RNG seeded by the run's seed (every method of a run sees the same images).
+    The dataset layer owns the rule (``datasets.validation_items``): datasets whose val *is* their test
+    set (ImageNet, as in CoOp) give the held-out val drawn and stored beside their few-shot set.
     """
-    ds = trainer.dm.dataset
-    cfg = trainer.cfg
-    test_paths = {d.impath for d in ds.test}
-    val = list(ds.val or [])
-    if val and not any(d.impath in test_paths for d in val):
-        return val
-    name = cfg.DATASET.NAME
-    subsample = str(cfg.DATASET.get("SUBSAMPLE_CLASSES", "all")).lower()
-    if not hasattr(ds, "load_full_split") or subsample != "all":
-        raise RuntimeError(f"{name}: its val split is its test set, and no held-out val can be drawn here "
-                           "(needs the full train split, all classes); hyper-parameters are never chosen on test")
-    full_train = ds.load_full_split()[0]
-    excluded = {d.impath for d in ds.train_x} | test_paths
-    per_label: Dict[int, List] = {}
-    for item in full_train:
-        if item.impath not in excluded:
-            per_label.setdefault(item.label, []).append(item)
-    shots = int(cfg.DATASET.NUM_SHOTS)
-    k = min(shots, 4) if shots >= 1 else 4
-    rng = random.Random(max(int(cfg.SEED), 0))
-    held_out = []
-    for label in sorted({d.label for d in ds.train_x}):
-        pool = per_label.get(label, [])
-        held_out.extend(rng.sample(pool, min(k, len(pool))))
-    if not held_out:
-        raise RuntimeError(f"{name}: its val split is its test set and every train image is used for training; "
-                           "no held-out val is left to choose hyper-parameters on")
-    logger.info("%s: val is the test set; selecting on %d held-out train images instead (%d per class)",
-                name, len(held_out), k)
-    return held_out
+    from datasets import validation_items as dataset_validation_items
+
+    return dataset_validation_items(trainer.dm.dataset, trainer.cfg.DATASET.NAME)
 
 
 def add_clip_config(cfg) -> None:

@@ -7,6 +7,13 @@ the classifier computed with a tuned text projection (``--enhanced-base FILE``),
 
 Checkpoints live in ``<output>/prompt_learner/`` with state-dict keys ``base_text_features`` and
 ``text_feature_residuals``, the layout of the original code, so its checkpoints load here.
+
+Class names: like the original code (geekyutao/TaskRes@5195359, ``trainers/taskres.py``,
+``_get_base_text_features``), the base is built from the class names exactly as the dataset gives
+them (``apple_pie``, ``Apply_Eye_Makeup``), not with ``_`` replaced by spaces as zero-shot CLIP does.
+On datasets whose names hold underscores TaskRes at initialisation therefore differs slightly from
+zero-shot CLIP. ``TRAINER.TaskRes.RAW_CLASSNAMES False`` uses zero-shot CLIP's cleaned names instead
+(recorded in ``metrics.json`` as ``raw_classnames``).
 """
 import logging
 import os
@@ -33,10 +40,12 @@ def add_taskres_config(cfg) -> None:
         cfg.TRAINER.TaskRes.PREC = "fp16"
         cfg.TRAINER.TaskRes.RESIDUAL_SCALE = 0.5  # alpha
         cfg.TRAINER.TaskRes.ENHANCED_BASE = ""    # path to a tuned text projection ("" or "none": regular base)
+        cfg.TRAINER.TaskRes.RAW_CLASSNAMES = True  # the original's base: names as given; False: "_" -> " "
     if "TaskResEnhancedBase" not in cfg.TRAINER:
         cfg.TRAINER.TaskResEnhancedBase = CN()
         cfg.TRAINER.TaskResEnhancedBase.PREC = "fp16"
         cfg.TRAINER.TaskResEnhancedBase.OUTPUT_FILE = "enhanced_base.pth.tar"  # written inside OUTPUT_DIR
+        cfg.TRAINER.TaskResEnhancedBase.RAW_CLASSNAMES = True  # the names TaskRes* will build its base from
 
 
 def taskres_templates(dataset_name: str) -> Tuple[str, ...]:
@@ -102,12 +111,14 @@ class TaskRes(ClipTrainer):
         if enhanced and enhanced.lower() != "none":
             projection = load_enhanced_projection(enhanced, self.clip.model.text_projection.shape)
             logger.info("TaskRes*: base classifier from the enhanced text projection in %s", enhanced)
-        base = build_zero_shot_classifier(self.clip, self.classnames, self.templates, text_projection=projection)
+        base = build_zero_shot_classifier(self.clip, self.classnames, self.templates, text_projection=projection,
+                                          clean=not self.method_cfg.RAW_CLASSNAMES)
         return TaskResHead(base, self.method_cfg.RESIDUAL_SCALE, self.clip.logit_scale)
 
     def metrics_extra(self) -> dict:
         return {"residual_scale": float(self.method_cfg.RESIDUAL_SCALE),
-                "enhanced_base": self.method_cfg.ENHANCED_BASE or None}
+                "enhanced_base": self.method_cfg.ENHANCED_BASE or None,
+                "raw_classnames": bool(self.method_cfg.RAW_CLASSNAMES)}
 
     def load_state_for_eval(self, name: str, checkpoint: dict) -> None:
         state = checkpoint.get("state_dict", {})
@@ -158,7 +169,8 @@ class TaskResEnhancedBase(ClipTrainer):
         return taskres_templates(self.cfg.DATASET.NAME)
 
     def build_head(self) -> nn.Module:
-        pooled = pooled_template_features(self.clip, self.classnames, self.templates)
+        pooled = pooled_template_features(self.clip, self.classnames, self.templates,
+                                          clean=not self.method_cfg.RAW_CLASSNAMES)
         return ProjectionTunedHead(pooled, self.clip.model.text_projection, self.clip.logit_scale)
 
     def after_train(self) -> None:

@@ -12,25 +12,35 @@ val over the public grids (``SEARCH_SCALE`` = [beta max, alpha max], ``SEARCH_ST
 alpha steps]). Tip-Adapter-F makes ``K`` trainable (AdamW, eps 1e-4, cosine per iteration), trains
 with the initial alpha/beta, keeps the epoch with the best val accuracy, then searches alpha/beta.
 
+Defaults follow the public code (gaopengcuhk/Tip-Adapter@d0e2d6f, ``configs/<dataset>.yaml``,
+``utils.py:search_hp``): each dataset has its own search range and initial alpha/beta
+(``PUBLIC_CONFIGS``), used whenever ``SEARCH_SCALE``, ``INIT_ALPHA`` or ``INIT_BETA`` is left unset
+(``None``); 200 beta steps x 20 alpha steps; grid value ``i`` is ``0.1 + i * (max - 0.1) / steps``.
+The values used are recorded in ``metrics.json``.
+
 How it differs from the public code, and why:
 
 - **No selection on test.** The public Tip-Adapter-F evaluates every epoch on the test set and keeps
-  the best, and on ImageNet it also searches alpha/beta on test. Here the epoch and alpha/beta are
-  chosen on val only; ImageNet, whose val is its test set, uses a held-out part of its train set
-  (``validation_items``). Accuracies can therefore be slightly below the published ones.
+  the best, and on ImageNet (``main_imagenet.py``) both Tip-Adapter and Tip-Adapter-F search
+  alpha/beta on the test set: the published Tip-Adapter numbers were selected on test. Here the
+  epoch and alpha/beta are chosen on val only; ImageNet, whose val is its test set, uses a held-out
+  part of its train set (``validation_items``). Accuracies can therefore be slightly below the
+  published ones.
 - ``logit_scale`` is the backbone's (100 for OpenAI weights, the public constant), so other open_clip
   models work.
 - Values are kept as labels (``cache_labels``) and applied with an index-add instead of a one-hot
   ``[N, C]`` matrix: the same numbers, far smaller checkpoints.
-- Training features come from the feature cache: ``FEATURE_CACHE.NUM_VIEWS`` views per image drawn with
-  the same augmentation (the configs set ``INPUT.RRCROP_SCALE (0.5, 1.0)`` and ``NUM_VIEWS 10``, so the
-  keys' views are reused), instead of a fresh augmentation per epoch.
+- Keys and training views are independent, as in the public code (its keys come from
+  ``augment_epoch`` passes of one loader, Tip-Adapter-F trains on fresh random crops from another):
+  the keys' views are drawn from their own seed stream (``key_seed``), the training views from the
+  feature cache's per-run stream (``FEATURE_CACHE``), both with the cache's augmentation (random
+  resized crop, scale 0.5-1, and flip; the configs set ``INPUT.RRCROP_SCALE (0.5, 1.0)``).
+- The keys are computed in fp32 from fp16-cached features and trained in fp32 (the public code
+  trains them in fp16 on its GPU).
 - The searched alpha/beta and the keys are saved in the checkpoint (``tip_adapter/``), so
   ``--eval-only`` reproduces the accuracy: Tip-Adapter ``--load-epoch 1``; Tip-Adapter-F the deployed
   model ``model-best.pth.tar`` (no ``--load-epoch``), while ``--load-epoch N`` gives epoch N's keys with the
-  initial alpha/beta.
-- The initial alpha/beta default to the paper's (1, 5.5); the public per-dataset files start elsewhere.
-  With the search on (default) they only matter for Tip-Adapter-F's training.
+  initial alpha/beta. An evaluation-only run encodes no training views (the keys come from the file).
 """
 import copy
 import logging
@@ -49,6 +59,32 @@ from trainers.text_classifier import build_zero_shot_classifier
 logger = logging.getLogger(__name__)
 
 CACHE_CROP_SCALE = (0.5, 1.0)  # the cache's augmentation (random resized crop scale), as published
+KEY_SEED_OFFSET = 1_000_003     # the keys' views: a seed stream apart from the training views' (same run seed)
+
+# The public per-dataset configs (gaopengcuhk/Tip-Adapter@d0e2d6f, configs/*.yaml), by DATASET.NAME:
+# (beta max, alpha max) of the search, and (init beta, init alpha). The ImageNet variants and datasets
+# without a public config use ImageNet's.
+PUBLIC_CONFIGS = {
+    "Caltech101": ((12.0, 5.0), (1.0, 3.0)),
+    "DescribableTextures": ((13.0, 13.0), (1.0, 2.0)),
+    "EuroSAT": ((12.0, 10.0), (1.0, 2.0)),
+    "FGVCAircraft": ((30.0, 30.0), (1.0, 5.0)),
+    "Food101": ((10.0, 10.0), (1.0, 1.17)),
+    "ImageNet": ((7.0, 3.0), (1.0, 1.17)),
+    "OxfordFlowers": ((50.0, 50.0), (1.0, 10.0)),
+    "OxfordPets": ((7.0, 3.0), (1.0, 1.17)),
+    "StanfordCars": ((20.0, 10.0), (1.0, 3.0)),
+    "SUN397": ((12.0, 10.0), (1.0, 1.17)),
+    "UCF101": ((7.0, 3.0), (1.0, 3.0)),
+}
+
+
+def public_config(dataset_name: str):
+    """``((beta max, alpha max), (init beta, init alpha))`` of the public config for a dataset."""
+    if dataset_name not in PUBLIC_CONFIGS:
+        logger.info("Tip-Adapter: no public config for %s; using ImageNet's search range and initial values",
+                    dataset_name)
+    return PUBLIC_CONFIGS.get(dataset_name, PUBLIC_CONFIGS["ImageNet"])
 
 
 def add_tip_adapter_config(cfg) -> None:
@@ -60,10 +96,11 @@ def add_tip_adapter_config(cfg) -> None:
         n = CN()
         n.PREC = "fp16"
         n.AUGMENT_EPOCH = 10          # augmented views averaged into each cache key
-        n.INIT_ALPHA = 1.0            # residual ratio (used when SEARCH_HP is off, and while Tip-F trains)
-        n.INIT_BETA = 5.5             # sharpness
+        # None: the dataset's public value (PUBLIC_CONFIGS); a number overrides it.
+        n.INIT_ALPHA = None           # residual ratio (used when SEARCH_HP is off, and while Tip-F trains)
+        n.INIT_BETA = None            # sharpness
         n.SEARCH_HP = True            # search alpha/beta on val
-        n.SEARCH_SCALE = [7.0, 3.0]   # [beta max, alpha max]
+        n.SEARCH_SCALE = None         # [beta max, alpha max]
         n.SEARCH_STEP = [200, 20]     # [beta steps, alpha steps]
         if fine_tuned:
             n.ADAMW_EPS = 1e-4
@@ -141,6 +178,7 @@ class TipAdapter(ClipTrainer):
     TRAINABLE = ()
     TRAINING_FREE = True
     LEARNABLE_KEYS = False
+    FEATURE_SPLITS = ("val", "test")  # no training views: the keys have their own (``build_cache``)
 
     @property
     def head(self) -> TipAdapterHead:
@@ -177,16 +215,53 @@ class TipAdapter(ClipTrainer):
         cfg.INPUT.TRANSFORMS = ("random_resized_crop", "random_flip", "normalize")
         return build_transform(cfg, is_train=True)
 
-    def build_head(self) -> nn.Module:
+    def hyperparameters(self) -> dict:
+        """The run's search range and initial alpha/beta: the config's, or the dataset's public values."""
         mcfg = self.method_cfg
+        (beta_max, alpha_max), (init_beta, init_alpha) = public_config(self.cfg.DATASET.NAME)
+        scale = mcfg.SEARCH_SCALE
+        if scale is not None and len(scale) != 2:
+            raise ValueError(f"TRAINER.{self.CONFIG_NODE}.SEARCH_SCALE must be [beta max, alpha max], got {list(scale)}")
+        return {
+            "search_scale": [float(x) for x in scale] if scale is not None else [beta_max, alpha_max],
+            "search_step": [int(x) for x in mcfg.SEARCH_STEP],
+            "init_alpha": float(mcfg.INIT_ALPHA) if mcfg.INIT_ALPHA is not None else init_alpha,
+            "init_beta": float(mcfg.INIT_BETA) if mcfg.INIT_BETA is not None else init_beta,
+        }
+
+    def key_seed(self) -> int:
+        return max(int(self.cfg.SEED), 0) + KEY_SEED_OFFSET
+
+    def build_head(self) -> nn.Module:
+        """The head with an empty cache: the keys are encoded when training starts (``build_cache``), so an
+        evaluation-only run, whose keys come from its checkpoint, encodes no training views."""
+        hp = self.hyperparameters()
         text = build_zero_shot_classifier(self.clip, self.classnames, self.templates, normalize_each=True)
-        views = int(mcfg.AUGMENT_EPOCH)
-        entry = self.cached_features("train", self.dm.dataset.train_x, self.cache_transform(), views,
-                                     max(int(self.cfg.SEED), 0))
-        keys = F.normalize(entry["features"].float().mean(dim=0), dim=-1)  # average the views, then normalise
-        logger.info("Tip-Adapter cache: %d keys from %d augmented views each", keys.shape[0], views)
-        return TipAdapterHead(text, keys, entry["labels"], mcfg.INIT_ALPHA, mcfg.INIT_BETA, self.clip.logit_scale,
+        keys = torch.zeros(0, text.shape[1])
+        labels = torch.zeros(0, dtype=torch.long)
+        return TipAdapterHead(text, keys, labels, hp["init_alpha"], hp["init_beta"], self.clip.logit_scale,
                               learnable_keys=self.LEARNABLE_KEYS)
+
+    @torch.no_grad()
+    def build_cache(self) -> None:
+        """Keys: the train images' features averaged over ``AUGMENT_EPOCH`` augmented views, then normalised."""
+        head = self.head
+        if head.cache_keys.shape[0]:
+            return
+        views = int(self.method_cfg.AUGMENT_EPOCH)
+        entry = self.cached_features("train", self.dm.dataset.train_x, self.cache_transform(), views,
+                                     self.key_seed())
+        keys = F.normalize(entry["features"].float().mean(dim=0), dim=-1).to(head.cache_labels.device)
+        if isinstance(head.cache_keys, nn.Parameter):
+            head.cache_keys.data = keys
+        else:
+            head.cache_keys = keys
+        head.cache_labels = entry["labels"].to(head.cache_labels.device).clone()
+        logger.info("Tip-Adapter cache: %d keys from %d augmented views each", keys.shape[0], views)
+
+    def use_train_features(self) -> None:
+        self.build_cache()
+        super().use_train_features()
 
     def validation_features(self) -> Tuple[torch.Tensor, torch.Tensor]:
         """Val features (never test) on the trainer's device, computed once per run."""
@@ -197,12 +272,12 @@ class TipAdapter(ClipTrainer):
         return self._val_features
 
     def search_hyperparameters(self) -> None:
-        mcfg = self.method_cfg
-        if not mcfg.SEARCH_HP:
-            logger.info("Tip-Adapter: no search; alpha %.3f, beta %.3f", mcfg.INIT_ALPHA, mcfg.INIT_BETA)
+        hp = self.hyperparameters()
+        if not self.method_cfg.SEARCH_HP:
+            logger.info("Tip-Adapter: no search; alpha %.3f, beta %.3f", hp["init_alpha"], hp["init_beta"])
             return
-        betas = search_grid(float(mcfg.SEARCH_SCALE[0]), int(mcfg.SEARCH_STEP[0]))
-        alphas = search_grid(float(mcfg.SEARCH_SCALE[1]), int(mcfg.SEARCH_STEP[1]))
+        betas = search_grid(hp["search_scale"][0], hp["search_step"][0])
+        alphas = search_grid(hp["search_scale"][1], hp["search_step"][1])
         features, labels = self.validation_features()
         alpha, beta, acc = self.head.search(features, labels, betas, alphas)
         self.head.set_hyperparameters(alpha, beta)
@@ -211,9 +286,9 @@ class TipAdapter(ClipTrainer):
     def fit(self) -> None:
         self.search_hyperparameters()
 
-
     def metrics_extra(self) -> dict:
-        extra = {"alpha": float(self.head.alpha), "beta": float(self.head.beta)}
+        extra = {"alpha": float(self.head.alpha), "beta": float(self.head.beta), **self.hyperparameters(),
+                 "search_hp": bool(self.method_cfg.SEARCH_HP), "augment_epoch": int(self.method_cfg.AUGMENT_EPOCH)}
         if getattr(self, "best_epoch", None) is not None:
             extra["best_epoch"] = int(self.best_epoch) + 1
         return extra
@@ -231,6 +306,7 @@ class TipAdapterF(TipAdapter):
     TRAINABLE = ("cache_keys",)
     TRAINING_FREE = False
     LEARNABLE_KEYS = True
+    FEATURE_SPLITS = ("train", "val", "test")
 
     def build_optimization(self, head):
         """AdamW with the published eps and a cosine schedule over iterations (no warm-up)."""
@@ -273,6 +349,18 @@ class TipAdapterF(TipAdapter):
         if acc > self.best_val:
             self.best_val, self.best_epoch = acc, self.epoch
             self.best_state = copy.deepcopy(self.head.state_dict())
+
+    def extra_resume_state(self) -> dict:
+        # The best epoch so far survives an interruption: a resumed run deploys the same keys.
+        state = super().extra_resume_state()
+        state["tip_best"] = {"val": self.best_val, "epoch": self.best_epoch, "state": self.best_state}
+        return state
+
+    def load_extra_resume_state(self, state: dict) -> None:
+        super().load_extra_resume_state(state)
+        best = state.get("tip_best")
+        if best:
+            self.best_val, self.best_epoch, self.best_state = best["val"], best["epoch"], best["state"]
 
     def after_train(self) -> None:
         logger.info("Finish training")

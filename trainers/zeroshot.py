@@ -44,14 +44,17 @@ class ZeroshotCLIP(ClipTrainer):
 
 @TRAINER_REGISTRY.register()
 class ZeroshotCLIP2(ZeroshotCLIP):
-    """Prompt ensemble: ImageNet's 7 "select" templates plus the dataset's own, each embedding
-    normalised before averaging (as CoOp's ZeroshotCLIP2)."""
+    """Prompt ensemble, each embedding normalised before averaging, as CoOp's ZeroshotCLIP2
+    (KaiyangZhou/CoOp@ff61507, ``trainers/zsclip.py``): on ImageNet its 7 "select" templates alone;
+    on every other dataset (the ImageNet variants included) those 7 plus the dataset's own template."""
 
     CONFIG_NODE = "ZeroshotCLIP2"
 
     def dataset_templates(self):
         from datasets import IMAGENET_TEMPLATES_SELECT
 
+        if self.cfg.DATASET.NAME == "ImageNet":
+            return tuple(IMAGENET_TEMPLATES_SELECT)
         own = super().dataset_templates()
         return tuple(IMAGENET_TEMPLATES_SELECT) + tuple(t for t in own if t not in IMAGENET_TEMPLATES_SELECT)
 

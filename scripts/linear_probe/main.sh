@@ -9,7 +9,5 @@ source "$(dirname "$0")/../common.sh"
 DATASET=$1; SHOTS=$2; shift 2
 require_data; check_dataset "$DATASET"; check_shots "$SHOTS"
 
-# The recipe: the same for every dataset and shot count (configs/trainers/LinearProbeCLIP/rn50.yaml).
-
-run_seeds LinearProbeCLIP "$DATASET" "$SHOTS" "$(backbone_tag "$BACKBONE")_${SHOTS}shots" \
-  --config-file configs/trainers/LinearProbeCLIP/rn50.yaml "$@"
+load_recipe LinearProbeCLIP "$DATASET" "$SHOTS"
+run_seeds "$DATASET" LinearProbeCLIP "$(backbone_tag "$BACKBONE")_${SHOTS}shots" "$@"

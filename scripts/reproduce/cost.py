@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 from collections import defaultdict
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -75,7 +76,8 @@ def run_needs(cfg, eval_only: bool = False) -> Tuple[List[Tuple[tuple, int, int]
         tip.INPUT.RRCROP_SCALE = (0.5, 1.0)
         tip.INPUT.TRANSFORMS = ("random_resized_crop", "random_flip", "normalize")
         views = int(node.AUGMENT_EPOCH)
-        needs.append((("train", backbone, ds, _sha(repr(build_transform(tip, is_train=True))), shots, seed),
+        key_seed = seed + int(getattr(sys.modules.get(cls.__module__), "KEY_SEED_OFFSET", 0))
+        needs.append((("train", backbone, ds, _sha(repr(build_transform(tip, is_train=True))), shots, key_seed),
                       n_train, views))
         original += views * n_train
     if name == "LinearProbeCLIP":

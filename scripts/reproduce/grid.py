@@ -6,12 +6,15 @@
     python -m scripts.reproduce.grid --data DATA --output output --eval-variants   # ImageNet -> V2/Sketch/A/R
     python -m scripts.reproduce.grid ... -- OPTIM.MAX_EPOCH 2                     # KEY VALUE pairs, applied last
 
-Each cell is one ``train.py`` run whose arguments come from ``recipes.py``, written to the same
-folder the shell launchers use, ``OUTPUT/<dataset>/<Trainer>/<backbone>_<K>shots/seed<S>/``, with
-the same shared feature cache (``OUTPUT/feature_cache``), so the driver and ``scripts/<method>/main.sh``
-skip each other's finished runs. A cell is finished when its ``metrics.json`` exists; any other cell
-(never run, failed, interrupted) runs again. A failed cell does not stop the others; failures are
-listed at the end with their log files, and the exit status is 1.
+Each cell is one ``train.py --reuse`` run whose arguments come from ``recipes.py`` (through
+``runs.recipe_argv``, as the launchers), written to the same folder the shell launchers use,
+``OUTPUT/<dataset>/<Trainer>/<backbone>_<K>shots/seed<S>/`` for the recipe, ``..._<K>shots_<8 hex>/``
+when ``--epochs``, ``--input-size`` or ``--`` overrides change the config (see ``runs.py``), with the same
+shared feature cache (``OUTPUT/feature_cache``), so the driver and ``scripts/<method>/main.sh`` skip each
+other's finished runs. A cell is finished when its folder's ``metrics.json`` carries the cell's identity;
+any other cell (never run, failed, interrupted) runs again; a folder holding a finished run of another
+config stops the planning with one line per such folder. A failed cell does not stop the others;
+failures are listed at the end with their log files, and the exit status is 1.
 
 Executors: ``pool`` (default) runs ``train.py`` subprocesses locally, one worker per visible GPU
 (each worker pinned with ``CUDA_VISIBLE_DEVICES``) or ``--workers N`` on CPU; ``slurm`` submits a
@@ -39,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from scripts.reproduce.recipes import PAPER_METHODS, REPO_ROOT, RecipeError, get_recipe
+from scripts.reproduce.runs import input_size, recipe_argv  # noqa: F401  (input_size: the grid's public name)
 
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
@@ -57,11 +61,6 @@ class GridError(Exception):
     """A grid that cannot be planned (bad dataset name, missing config file, no data root)."""
 
 
-def input_size(backbone: str) -> int:
-    """The image side a backbone was trained at (the launchers' ``input_size``)."""
-    return {"RN50x4": 288, "RN50x16": 384, "RN50x64": 448, "ViT-L/14@336px": 336}.get(backbone, 224)
-
-
 @dataclass(frozen=True)
 class Cell:
     """One ``train.py`` run of the grid."""
@@ -74,6 +73,8 @@ class Cell:
     out_dir: str
     argv: Tuple[str, ...]   # train.py arguments
     source_dir: str = ""    # eval cells: the trained run they evaluate
+    fingerprint: str = ""   # the run's identity (metrics.json "fingerprint"); "" when not resolved
+    note: str = ""          # how the run differs from the recipe, if it does
 
     @property
     def name(self) -> str:
@@ -83,7 +84,16 @@ class Cell:
 
     @property
     def finished(self) -> bool:
-        return os.path.isfile(os.path.join(self.out_dir, "metrics.json"))
+        """``metrics.json`` is there and records this cell's identity (a run from before identities were
+        recorded was checked against its ``config.yaml`` when the cell was planned)."""
+        import json
+
+        try:
+            with open(os.path.join(self.out_dir, "metrics.json")) as f:
+                recorded = json.load(f).get("fingerprint", self.fingerprint)
+        except (OSError, ValueError):
+            return False
+        return not self.fingerprint or recorded == self.fingerprint
 
     def command(self, python: str = "python") -> str:
         return f"{python} train.py " + " ".join('"$DATA"' if a == "$DATA" else shlex.quote(a) for a in self.argv)
@@ -124,26 +134,45 @@ def _check_datasets(names: Sequence[str]) -> None:
         raise GridError(f"Unknown dataset(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
 
 
-def _with_epochs(options: List[str], epochs: Optional[int]) -> List[str]:
-    if epochs is None:
-        return options
-    out = list(options)
-    for i in range(0, len(out), 2):
-        if out[i] == "OPTIM.MAX_EPOCH":
-            out[i + 1] = str(epochs)
-    return out
+def _launch_args(seed: int, data: str, out_dir: str, cache_dir: str) -> List[str]:
+    return ["--root", data, "--seed", str(seed), "--output-dir", out_dir, "--cache-dir", cache_dir, "--reuse"]
 
 
-def _common_args(method: str, dataset_cfg: str, seed: int, backbone: str, data: str, out_dir: str,
-                 cache_dir: str) -> List[str]:
-    recipe = get_recipe(method)
-    args = ["--root", data, "--seed", str(seed), "--trainer", recipe.trainer,
-            "--dataset-config-file", f"configs/datasets/{dataset_cfg}.yaml", "--output-dir", out_dir,
-            "--backbone", backbone, "--cache-dir", cache_dir]
-    config = recipe.config_path()
-    if config:
-        args += ["--config-file", config]
-    return args
+def resolve_cell(cell: Cell) -> Cell:
+    """The cell with its folder and identity as ``train.py --reuse`` will resolve them (runs.py's rule).
+
+    Raises ``GridError`` when the folder holds a finished run with another config.
+    """
+    import dataclasses
+
+    import train
+    from scripts.reproduce.runs import eval_of, folder_state, identify, variant_dir
+
+    argv = [os.path.join(REPO_ROOT, a) if a.startswith("configs/") else a for a in cell.argv]
+    try:
+        args = train.build_parser().parse_args(argv)
+        cfg = train.setup_cfg(args)
+    except train.UserError as err:
+        raise GridError(f"{cell.name}: {err}") from None
+    ident = identify(cfg, eval_of(args))
+    folder = variant_dir(cfg.OUTPUT_DIR, ident.variant)
+    state, why = folder_state(folder, ident)
+    if state == "conflict":
+        raise GridError(why)
+    note = f"modified ({ident.variant})" if ident.deviation else ""
+    return dataclasses.replace(cell, out_dir=folder, fingerprint=ident.fingerprint, note=note)
+
+
+def _resolve_all(cells: List[Cell]) -> List[Cell]:
+    resolved, errors = [], []
+    for c in cells:
+        try:
+            resolved.append(resolve_cell(c))
+        except GridError as err:
+            errors.append(str(err))
+    if errors:
+        raise GridError("\n".join(errors))
+    return resolved
 
 
 def run_dir(output: str, method: str, dataset: str, backbone: str, shots: int, seed: int) -> str:
@@ -156,7 +185,7 @@ def run_dir(output: str, method: str, dataset: str, backbone: str, shots: int, s
 def _cells_of(method: str, shots: Sequence[int], seeds: Sequence[int]) -> List[Tuple[int, int, int]]:
     """(shots recorded for the cell, DATASET.NUM_SHOTS, seed) for each run of one method on one dataset.
 
-    A shot-free method runs once, with the first seed and 1-shot data reading (as scripts/zeroshot/main.sh);
+    A shot-free method runs once, with the first seed and 1-shot data reading (its result depends on neither);
     its cell is recorded with 0 shots.
     """
     if get_recipe(method).shot_free:
@@ -167,12 +196,14 @@ def _cells_of(method: str, shots: Sequence[int], seeds: Sequence[int]) -> List[T
 def plan_grid(methods: Sequence[str], datasets: Sequence[str], shots: Sequence[int], seeds: Sequence[int],
               backbone: str, data: str, output: str, cache_dir: str = "", size: Optional[int] = None,
               epochs: Optional[int] = None, extra: Sequence[str] = ()) -> List[Cell]:
-    """Every cell of methods × datasets × shots × seeds, with its ``train.py`` arguments."""
+    """Every cell of methods × datasets × shots × seeds, with its ``train.py`` arguments and resolved folder.
+
+    ``size`` and ``epochs`` (given) override the recipe, after it, so they make modified runs.
+    """
     _check_datasets(datasets)
     output = os.path.abspath(output)
     data = os.path.abspath(data) if data else "$DATA"
     cache_dir = os.path.abspath(cache_dir or os.path.join(output, "feature_cache"))
-    size = size or input_size(backbone)
     errors = []
     for m in methods:
         try:
@@ -187,11 +218,13 @@ def plan_grid(methods: Sequence[str], datasets: Sequence[str], shots: Sequence[i
         for d in datasets:
             for k, num_shots, s in _cells_of(m, shots, seeds):
                 out_dir = run_dir(output, m, d, backbone, k, s)
-                argv = _common_args(m, d, s, backbone, data, out_dir, cache_dir)
-                argv += _with_epochs(recipe.options(d, num_shots), epochs)
-                argv += ["DATASET.NUM_SHOTS", str(num_shots), "INPUT.SIZE", f"({size}, {size})", *extra]
-                cells.append(Cell(m, d, k, s, backbone, out_dir, tuple(argv)))
-    return cells
+                argv = _launch_args(s, data, out_dir, cache_dir) + recipe_argv(m, d, num_shots, backbone)
+                if epochs is not None and recipe.epochs(d, num_shots) is not None:
+                    argv += ["OPTIM.MAX_EPOCH", str(epochs)]
+                if size is not None:
+                    argv += ["INPUT.SIZE", f"({size}, {size})"]
+                cells.append(Cell(m, d, k, s, backbone, out_dir, tuple(argv + list(extra))))
+    return _resolve_all(cells)
 
 
 def last_checkpoint_epoch(run: str) -> Optional[int]:
@@ -206,35 +239,35 @@ def last_checkpoint_epoch(run: str) -> Optional[int]:
 
 def plan_variants(methods: Sequence[str], shots: Sequence[int], seeds: Sequence[int], backbone: str, data: str,
                   output: str, variants: Sequence[str] = VARIANTS, cache_dir: str = "", size: Optional[int] = None,
-                  extra: Sequence[str] = ()) -> Tuple[List[Cell], List[str]]:
+                  extra: Sequence[str] = (), epochs: Optional[int] = None) -> Tuple[List[Cell], List[str]]:
     """Eval cells for finished ImageNet runs on each variant; also the ImageNet runs that are missing."""
     _check_datasets(variants)
     output = os.path.abspath(output)
     data = os.path.abspath(data) if data else "$DATA"
     cache_dir = os.path.abspath(cache_dir or os.path.join(output, "feature_cache"))
-    size = size or input_size(backbone)
     cells, missing = [], []
-    for m in methods:
-        recipe = get_recipe(m)
-        for k, num_shots, s in _cells_of(m, shots, seeds):
-            source = run_dir(output, m, "imagenet", backbone, k, s)
-            if not os.path.isfile(os.path.join(source, "metrics.json")):
-                missing.append(source)
-                continue
-            load_epoch = last_checkpoint_epoch(source)
-            for v in variants:
-                out_dir = os.path.join(source, f"eval_{v}")
-                argv = _common_args(m, v, s, backbone, data, out_dir, cache_dir)
-                argv += ["--eval-only", "--model-dir", source]
-                if load_epoch is not None:
-                    argv += ["--load-epoch", str(load_epoch)]
-                # As scripts/taskres/eval.sh (test batch 1000, the paper's variant configs), plus one view of
-                # the few-shot train images, which an evaluation encodes but never uses.
-                argv += recipe.options("imagenet", num_shots)
-                argv += ["DATASET.NUM_SHOTS", str(num_shots), "DATALOADER.TEST.BATCH_SIZE", "1000",
-                         "INPUT.SIZE", f"({size}, {size})", "FEATURE_CACHE.NUM_VIEWS", "1", *extra]
-                cells.append(Cell(m, v, k, s, backbone, out_dir, tuple(argv), source_dir=source))
-    return cells, missing
+    trained = plan_grid(methods, ["imagenet"], shots, seeds, backbone, data, output, cache_dir, size, epochs, extra)
+    for t in trained:
+        m, k, s, source = t.method, t.shots, t.seed, t.out_dir
+        num_shots = 1 if get_recipe(m).shot_free else k
+        if not t.finished:
+            missing.append(source)
+            continue
+        load_epoch = last_checkpoint_epoch(source)
+        for v in variants:
+            out_dir = os.path.join(source, f"eval_{v}")
+            argv = _launch_args(s, data, out_dir, cache_dir) + ["--eval-only", "--model-dir", source]
+            if load_epoch is not None:
+                argv += ["--load-epoch", str(load_epoch)]
+            # As scripts/taskres/eval.sh (test batch 1000, the paper's variant configs), plus one view of
+            # the few-shot train images, which an evaluation encodes but never uses.
+            argv += recipe_argv(m, v, num_shots, backbone)
+            argv += ["DATALOADER.TEST.BATCH_SIZE", "1000"]
+            if size is not None:
+                argv += ["INPUT.SIZE", f"({size}, {size})"]
+            argv += ["FEATURE_CACHE.NUM_VIEWS", "1", *extra]
+            cells.append(Cell(m, v, k, s, backbone, out_dir, tuple(argv), source_dir=source))
+    return _resolve_all(cells), missing
 
 
 # ---- running one cell ---------------------------------------------------------------------------
@@ -482,8 +515,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=os.environ.get("DATA", ""), help="datasets root (default: $DATA)")
     p.add_argument("--output", default=os.environ.get("OUTPUT", "output"), help="results root (default: $OUTPUT or output)")
     p.add_argument("--cache-dir", default="", help="feature cache (default: OUTPUT/feature_cache, as the launchers)")
-    p.add_argument("--input-size", type=int, default=None, help="image side (default: the backbone's)")
-    p.add_argument("--epochs", type=int, default=None, help="override every recipe's number of epochs")
+    p.add_argument("--input-size", type=int, default=None,
+                   help="image side (default: the backbone's); another value makes modified runs (own folders)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="override every recipe's number of epochs: modified runs, in their own folders, never "
+                        "counted as the paper grid by tools.report")
     p.add_argument("--eval-variants", action="store_true",
                    help="evaluate finished ImageNet runs on the variants instead of training")
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), help="with --eval-variants")
@@ -509,7 +545,7 @@ def build_parser() -> argparse.ArgumentParser:
 def plan_from_args(args, extra: Sequence[str]) -> Tuple[List[Cell], List[str]]:
     if args.eval_variants:
         return plan_variants(args.methods, args.shots or [16], args.seeds, args.backbone, args.data, args.output,
-                             args.variants, args.cache_dir, args.input_size, extra)
+                             args.variants, args.cache_dir, args.input_size, extra, args.epochs)
     cells = plan_grid(args.methods, args.datasets, args.shots or list(PAPER_SHOTS), args.seeds, args.backbone,
                       args.data, args.output, args.cache_dir, args.input_size, args.epochs, extra)
     return cells, []
@@ -532,7 +568,7 @@ def main(argv: Optional[Sequence[str]] = None) -> GridReport:
         raise SystemExit(f"error: {err}") from None
     if args.dry_run:
         for c in cells:
-            print(("[done] " if c.finished else "[run]  ") + c.command())
+            print(("[done] " if c.finished else "[run]  ") + c.command() + (f"  # {c.note}" if c.note else ""))
         for path in missing:
             print(f"[missing ImageNet run] {path}")
         n_done = sum(c.finished for c in cells)

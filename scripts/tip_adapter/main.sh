@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Tip-Adapter (training-free) with the published recipe: 10 augmented views per cache key, alpha/beta
-# searched on val (never on test).
+# Tip-Adapter (training-free) with the published recipe: augmented views per cache key, alpha/beta searched on
+# val (never on test).
 #   DATA=/path/to/data bash scripts/tip_adapter/main.sh DATASET SHOTS [KEY VALUE ...]
 # e.g. bash scripts/tip_adapter/main.sh imagenet 16
 # Env: SEEDS ("1 2 3"), BACKBONE (RN50), OUTPUT (output).
@@ -10,8 +10,5 @@ source "$(dirname "$0")/../common.sh"
 DATASET=$1; SHOTS=$2; shift 2
 require_data; check_dataset "$DATASET"; check_shots "$SHOTS"
 
-# The recipe: the same for every dataset and shot count (configs/trainers/TipAdapter/rn50.yaml;
-# ImageNet's 7-template text classifier is chosen by the trainer).
-
-run_seeds TipAdapter "$DATASET" "$SHOTS" "$(backbone_tag "$BACKBONE")_${SHOTS}shots" \
-  --config-file configs/trainers/TipAdapter/rn50.yaml "$@"
+load_recipe TipAdapter "$DATASET" "$SHOTS"
+run_seeds "$DATASET" TipAdapter "$(backbone_tag "$BACKBONE")_${SHOTS}shots" "$@"

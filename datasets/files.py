@@ -1,0 +1,200 @@
+"""The files the dataset layer reads and writes in a user's data tree, and their formats.
+
+Rule: we never write a file that CoOp/Dassl read (``split_zhou_<Name>.json``,
+``split_fewshot/shot_K-seed_S.pkl``, ``imagenet/preprocessed.pkl``), so a tree we used still works,
+unchanged, with plain CoOp or the original TaskRes. We read theirs, and write ours under names they
+never open, as JSON (no class of ours inside, nothing that needs this project to be read back):
+
+- ``split_built_<Name>.json``: a split built from raw annotations when the official one is absent
+  (CoOp's split format; never under the official name, since it is not the published split);
+- ``split_fewshot/shot_K-seed_S.taskres.json``: a few-shot set (and, for datasets whose val is their
+  test set, the held-out val drawn beside it), paths relative to the dataset folder;
+- ``imagenet/lists.taskres.json``: ImageNet's training image list (file names per class folder), so a
+  new few-shot draw need not list 1.28 M files again.
+
+Earlier versions of this project wrote pickles of their own ``Datum`` class under CoOp's names, which
+CoOp cannot read; ``written_by_us`` recognises them so they can be converted and removed.
+"""
+import hashlib
+import json
+import os
+import pickle
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+from engine import Datum, atomic_write_bytes
+
+from .errors import DatasetFileError
+
+FEWSHOT_FORMAT = "taskres-fewshot"
+LISTS_FORMAT = "taskres-imagenet-lists"
+FORMAT_VERSION = 1
+# Module of the Datum class in pickles written by earlier versions of this project (CoOp cannot import it).
+OUR_PICKLE_MODULE = "engine.builtin.dataset"
+DASSL_PICKLE_MODULE = "dassl.data.datasets.base_dataset"
+
+Row = Tuple[str, int, str]
+
+
+def fewshot_pickle_name(num_shots: int, seed) -> str:
+    """CoOp/Dassl's few-shot file name (we read it, never write it)."""
+    return f"shot_{num_shots}-seed_{seed}.pkl"
+
+
+def fewshot_record_name(num_shots: int, seed) -> str:
+    """Our few-shot file name: beside CoOp's, under a name CoOp never opens."""
+    return f"shot_{num_shots}-seed_{seed}.taskres.json"
+
+
+def built_split_name(dataset_name: str) -> str:
+    """Where a split built from raw annotations is kept (not ``split_zhou_*``: it is not the published split)."""
+    return f"split_built_{dataset_name}.json"
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Writing
+# ------------------------------------------------------------------------------------------------------------
+def write_json_atomic(obj, fpath: str, indent: Optional[int] = 4) -> None:
+    """Write JSON (Dassl's split-file formatting by default) through a temporary file and a rename."""
+    separators = (",", ": ") if indent is not None else (",", ":")
+    atomic_write_bytes(fpath, json.dumps(obj, indent=indent, separators=separators).encode())
+
+
+def sha256_file(fpath: str) -> str:
+    h = hashlib.sha256()
+    with open(fpath, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Reading JSON with a reason on failure
+# ------------------------------------------------------------------------------------------------------------
+def read_json_with_sha(fpath: str) -> Tuple[object, str]:
+    """(parsed JSON, sha256 of the bytes). ``ValueError`` with a short reason when it is not valid JSON."""
+    with open(fpath, "rb") as f:
+        data = f.read()
+    if not data.strip():
+        raise ValueError("the file is empty")
+    try:
+        obj = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"not valid JSON, truncated? ({err})") from None
+    return obj, hashlib.sha256(data).hexdigest()
+
+
+def check_rows(obj, keys: Sequence[str]) -> Dict[str, List[Row]]:
+    """``{key: [[path, label, classname], ...]}`` for each of ``keys``; ``ValueError`` naming what is wrong."""
+    if not isinstance(obj, dict):
+        raise ValueError(f"expected an object with keys {', '.join(keys)}, found {type(obj).__name__}")
+    out = {}
+    for key in keys:
+        if key not in obj:
+            raise ValueError(f"it has no {key!r} list (keys found: {', '.join(map(str, obj)) or 'none'})")
+        rows = obj[key]
+        if not isinstance(rows, list):
+            raise ValueError(f"{key!r} is not a list")
+        checked = []
+        for i, row in enumerate(rows):
+            if not (isinstance(row, (list, tuple)) and len(row) == 3 and isinstance(row[0], str)
+                    and isinstance(row[1], int) and not isinstance(row[1], bool) and isinstance(row[2], str)):
+                raise ValueError(f"entry {i} of {key!r} is not [path, label, class name]: {str(row)[:80]}")
+            checked.append((row[0], row[1], row[2]))
+        out[key] = checked
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Our few-shot record
+# ------------------------------------------------------------------------------------------------------------
+def to_rows(items: Iterable[Datum], base_dir: str) -> List[list]:
+    return [[os.path.relpath(d.impath, base_dir).replace(os.sep, "/"), int(d.label), d.classname] for d in items]
+
+
+def from_rows(rows: Iterable[Row], base_dir: str) -> List[Datum]:
+    return [Datum(impath=os.path.join(base_dir, *rel.split("/")), label=label, classname=cname)
+            for rel, label, cname in rows]
+
+
+def write_fewshot_record(fpath: str, meta: dict, base_dir: str, **lists: Optional[Sequence[Datum]]) -> None:
+    """Write our few-shot file: ``meta`` plus each non-None list as rows relative to ``base_dir``."""
+    record = {"format": FEWSHOT_FORMAT, "version": FORMAT_VERSION, **meta}
+    record.update({key: to_rows(items, base_dir) for key, items in lists.items() if items is not None})
+    write_json_atomic(record, fpath, indent=None)
+
+
+def read_fewshot_record(fpath: str, keys: Sequence[str]) -> dict:
+    """Our few-shot file with ``keys`` checked (as row lists); ``ValueError`` with the reason when unusable."""
+    obj, _ = read_json_with_sha(fpath)
+    if not isinstance(obj, dict) or obj.get("format") != FEWSHOT_FORMAT:
+        raise ValueError(f"not a {FEWSHOT_FORMAT} file")
+    if obj.get("version") != FORMAT_VERSION:
+        raise ValueError(f"format version {obj.get('version')!r}, this code reads {FORMAT_VERSION}")
+    obj.update(check_rows(obj, keys))
+    return obj
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Pickles written by CoOp/Dassl (or by earlier versions of this project)
+# ------------------------------------------------------------------------------------------------------------
+# Modules whose ``Datum`` we accept: Dassl's (CoOp/Dassl pickles), our built-in engine's (earlier versions
+# of this project), and whichever class the engine in use exports (the same as one of those two).
+DATUM_MODULES = frozenset({DASSL_PICKLE_MODULE, OUR_PICKLE_MODULE, Datum.__module__})
+_SAFE_GLOBALS = frozenset({
+    ("collections", "OrderedDict"), ("builtins", "dict"), ("builtins", "list"), ("builtins", "tuple"),
+    ("builtins", "set"), ("builtins", "int"), ("builtins", "str"),
+    ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+})
+
+
+class _DatumUnpickler(pickle.Unpickler):
+    """Restore few-shot/preprocessed pickles: ``Datum`` from any known module, plain containers, nothing else."""
+
+    def find_class(self, module: str, name: str):
+        if name == "Datum" and module in DATUM_MODULES:
+            return Datum
+        if (module, name) in _SAFE_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"it holds an unexpected object {module}.{name}, not only Datum lists")
+
+
+def load_datum_pickle(fpath: str) -> dict:
+    """Load a ``{"train": [Datum, ...], ...}`` pickle written by CoOp, Dassl or an earlier version of ours.
+
+    Raises ``DatasetFileError`` (naming the file) when it is truncated, not a pickle, or holds anything
+    but ``Datum`` lists.
+    """
+    try:
+        with open(fpath, "rb") as f:
+            data = _DatumUnpickler(f).load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError,
+            IndexError, KeyError, MemoryError) as err:
+        raise DatasetFileError(f"{fpath} cannot be read: {_reason(err)}") from None
+    if not isinstance(data, dict):
+        raise DatasetFileError(f"{fpath} cannot be read: it holds a {type(data).__name__}, not a dict of Datum lists")
+    return data
+
+
+def _reason(err: BaseException) -> str:
+    if isinstance(err, EOFError):
+        return "the file ends early (truncated)"
+    text = str(err).strip() or type(err).__name__
+    return text.splitlines()[0]
+
+
+def written_by_us(fpath: str) -> bool:
+    """Whether a CoOp-named pickle was written by an earlier version of this project (CoOp cannot read it)."""
+    try:
+        with open(fpath, "rb") as f:
+            head = f.read(1 << 16)
+    except OSError:
+        return False
+    return OUR_PICKLE_MODULE.encode() in head and DASSL_PICKLE_MODULE.encode() not in head
+
+
+def pickle_rows(data: dict, key: str, fpath: str) -> List[Datum]:
+    """``data[key]`` as a list of Datum, or ``DatasetFileError`` naming the file and the missing key."""
+    items = data.get(key)
+    if not isinstance(items, list) or not all(isinstance(d, Datum) for d in items):
+        raise DatasetFileError(f"{fpath} has no {key!r} list of Datum items")
+    return items

@@ -1,0 +1,142 @@
+"""Image lists and the sampling rules applied to them: the raw-annotation split builders' helpers, class
+subsampling, the held-out val rule and a fast existence check. Pure functions of their inputs (and of
+``random``'s global state where Dassl's protocol uses it), shared by every dataset module.
+"""
+import logging
+import math
+import os
+import random
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from engine import Datum
+
+logger = logging.getLogger(__name__)
+
+Split = Tuple[List[Datum], List[Datum], List[Datum]]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Sampling helpers shared by the raw-annotation readers (used only when a split file is absent)
+# ------------------------------------------------------------------------------------------------------------
+def split_trainval(trainval: Sequence[Datum], p_val: float = 0.2) -> Tuple[List[Datum], List[Datum]]:
+    """Per label (first-appearance order) shuffle with ``random`` and move ``round(n * p_val)`` items to val."""
+    by_label: Dict[int, List[int]] = {}
+    for idx, item in enumerate(trainval):
+        by_label.setdefault(item.label, []).append(idx)
+    train, val = [], []
+    for idxs in by_label.values():
+        n_val = round(len(idxs) * p_val)
+        random.shuffle(idxs)
+        for n, idx in enumerate(idxs):
+            (val if n < n_val else train).append(trainval[idx])
+    return train, val
+
+
+def split_by_ratio(groups: Iterable[Tuple[int, str, List[str]]], p_train: float = 0.5,
+                   p_val: float = 0.2) -> Split:
+    """Per class: shuffle its image paths with ``random``, then ``round(n * p_train)`` train,
+    ``round(n * p_val)`` val, the rest test. ``groups`` yields (label, classname, image paths)."""
+    train, val, test = [], [], []
+    for label, classname, impaths in groups:
+        impaths = list(impaths)
+        random.shuffle(impaths)
+        n_train, n_val = round(len(impaths) * p_train), round(len(impaths) * p_val)
+        for part, out in ((impaths[:n_train], train), (impaths[n_train:n_train + n_val], val),
+                          (impaths[n_train + n_val:], test)):
+            out.extend(Datum(impath=p, label=label, classname=classname) for p in part)
+    return train, val, test
+
+
+def list_dirs(path: str) -> List[str]:
+    """Sorted names of the non-hidden sub-folders of ``path``."""
+    return sorted(e.name for e in os.scandir(path) if e.is_dir() and not e.name.startswith("."))
+
+
+def list_files(path: str) -> List[str]:
+    """Sorted names of the non-hidden files in ``path`` (sorted: the same order on every file system)."""
+    return sorted(e.name for e in os.scandir(path) if e.is_file() and not e.name.startswith("."))
+
+
+def subsample_classes(*splits: Sequence[Datum], subsample: str = "all") -> List[List[Datum]]:
+    """Keep the first (base) or last (new) half of the train labels and relabel them from 0.
+
+    The labels of the first list, sorted, are split at ``ceil(n / 2)``; every list is filtered and
+    relabelled the same way.
+    """
+    subsample = (subsample or "all").lower()
+    if subsample not in ("all", "base", "new"):
+        raise ValueError(f"DATASET.SUBSAMPLE_CLASSES must be all, base or new, not {subsample!r}")
+    if subsample == "all":
+        return [list(s) for s in splits]
+    labels = sorted({item.label for item in splits[0]})
+    half = math.ceil(len(labels) / 2)
+    selected = labels[:half] if subsample == "base" else labels[half:]
+    relabel = {old: new for new, old in enumerate(selected)}
+    logger.info("Subsampling %s classes: %d of %d", subsample, len(selected), len(labels))
+    return [[Datum(impath=d.impath, label=relabel[d.label], domain=d.domain, classname=d.classname)
+             for d in split if d.label in relabel] for split in splits]
+
+
+def find_missing(paths: Iterable[str]) -> List[str]:
+    """Paths that do not exist.
+
+    A folder holding many of the paths is listed once (fast for a whole split); a folder holding a few
+    is checked path by path, so 16 ImageNet shots do not list the class's 1,300 training images.
+    """
+    by_folder: Dict[str, List[str]] = {}
+    for path in paths:
+        by_folder.setdefault(os.path.dirname(path), []).append(path)
+    missing = []
+    for folder, group in by_folder.items():
+        if len(group) < 32:
+            missing.extend(p for p in group if not os.path.exists(p))
+            continue
+        try:
+            listing = set(os.listdir(folder))
+        except OSError:
+            listing = set()
+        missing.extend(p for p in group if os.path.basename(p) not in listing and not os.path.exists(p))
+    return missing
+
+
+def draw_heldout_val(full_train: Sequence[Datum], fewshot_train: Sequence[Datum], test: Sequence[Datum],
+                     num_shots: int, seed) -> List[Datum]:
+    """The selection set of a dataset whose val is its test set (ImageNet, as in CoOp).
+
+    ``min(K, 4)`` images per class (4 when K < 1) from the full train split, outside the few-shot train
+    set and the test set, drawn per label (sorted) with ``random.Random(max(seed, 0))``: every method of
+    a run selects on the same images, and no test image ever chooses a hyper-parameter.
+    """
+    excluded = {d.impath for d in fewshot_train} | {d.impath for d in test}
+    per_label: Dict[int, List[Datum]] = {}
+    for item in full_train:
+        if item.impath not in excluded:
+            per_label.setdefault(item.label, []).append(item)
+    k = min(num_shots, 4) if num_shots >= 1 else 4
+    rng = random.Random(max(int(seed), 0))
+    held_out = []
+    for label in sorted({d.label for d in fewshot_train}):
+        pool = per_label.get(label, [])
+        held_out.extend(rng.sample(pool, min(k, len(pool))))
+    return held_out
+
+
+class _Path:
+    """A stand-in with an ``impath`` so that ``check_images_exist`` can run before Datum objects exist."""
+
+    __slots__ = ("impath",)
+
+    def __init__(self, impath: str):
+        self.impath = impath
+
+
+def make_groups(image_dir: str, ignored: Sequence[str] = (),
+                rename: Optional[Callable[[str], str]] = None) -> List[Tuple[int, str, List[str]]]:
+    """(label, classname, image paths) for an ``<image_dir>/<class>/<image>`` tree, classes sorted."""
+    classes = [c for c in list_dirs(image_dir) if c not in set(ignored)]
+    groups = []
+    for label, folder in enumerate(classes):
+        class_dir = os.path.join(image_dir, folder)
+        groups.append((label, rename(folder) if rename else folder,
+                       [os.path.join(class_dir, f) for f in list_files(class_dir)]))
+    return groups
