@@ -111,8 +111,10 @@ def test_tip_adapter_on_an_imagenet_variant_encodes_no_augmented_views(variant_r
     assert [e["key"]["kind"] for e in new] == ["plain"]  # its test set, one view; no augmented views
     assert new[0]["key"]["num_items"] == len(t.dm.dataset.test)
     assert t.cache_info["splits"].get("train", {"views": 0})["views"] == 0
+    taskres = make_trainer(train_args(variant_root, tiny_clip, str(tmp_path / "tr"), dataset="imagenetv2",
+                                      extra=["--cache-dir", cache]))
     with pytest.raises(FeatureCacheError, match="test-only"):
-        t.use_train_features()  # training on a test set is refused
+        taskres.use_train_features()  # training on a test set is refused
 
 
 def test_prune_and_du(data_root, tiny_clip, tmp_path):
