@@ -1,11 +1,18 @@
-"""Atomic file writes, shared by both engine sides, the datasets and the caches.
+"""Atomic file writes and a cross-node lock, shared by both engine sides, the datasets and the caches.
 
 Readers never see a half-written file, and two writers racing on one path both succeed (the last
-rename wins, with a complete file).
+rename wins, with a complete file). ``cluster_lock`` serialises writers that may run on different
+machines over a shared file system (NFS, Lustre), where ``fcntl``/``flock`` locks do not hold.
 """
+import contextlib
+import logging
 import os
 import tempfile
-from typing import BinaryIO, Callable
+import time
+from datetime import timedelta
+from typing import BinaryIO, Callable, Iterator
+
+logger = logging.getLogger(__name__)
 
 
 def atomic_write(fpath: str, write_fn: Callable[[BinaryIO], None]) -> None:
@@ -27,3 +34,56 @@ def atomic_write(fpath: str, write_fn: Callable[[BinaryIO], None]) -> None:
 
 def atomic_write_bytes(fpath: str, data: bytes) -> None:
     atomic_write(fpath, lambda f: f.write(data))
+
+
+class _HeldLock:
+    """What ``cluster_lock`` yields: ``refresh()`` keeps a long holder's claim alive."""
+
+    def __init__(self, lock, lifetime: timedelta):
+        self._lock = lock
+        self._lifetime = lifetime
+        self._last = time.monotonic()
+
+    def refresh(self, every_s: float = 30.0) -> None:
+        """Extend the lock's lifetime; cheap to call often (acts at most every ``every_s`` seconds)."""
+        if self._lock is not None and time.monotonic() - self._last >= every_s:
+            self._lock.refresh(self._lifetime)
+            self._last = time.monotonic()
+
+
+@contextlib.contextmanager
+def cluster_lock(path: str, lifetime_s: float = 300.0) -> Iterator[_HeldLock]:
+    """Hold an exclusive lock named by the file ``path`` (created beside the data it protects).
+
+    ``flufl.lock`` builds the lock from hard links, which NFS and Lustre make atomic across nodes. A
+    holder that dies leaves a claim that expires after ``lifetime_s``; a live holder working longer
+    calls ``refresh()`` on the yielded object (the feature extraction does so every batch).
+    Without ``flufl.lock`` installed, a local ``fcntl`` lock is used, with a warning: it only holds
+    between processes of one machine.
+    """
+    lifetime = timedelta(seconds=lifetime_s)
+    try:
+        from flufl.lock import Lock
+    except ImportError:
+        Lock = None
+    if Lock is not None:
+        lock = Lock(path, lifetime=lifetime)
+        lock.lock()
+        try:
+            yield _HeldLock(lock, lifetime)
+        finally:
+            if lock.is_locked:
+                lock.unlock(unconditionally=True)
+        return
+    logger.warning("flufl.lock is not installed (pip install flufl.lock): %s is locked for this machine only", path)
+    try:
+        import fcntl
+    except ImportError:  # Windows: atomic renames still keep files whole
+        yield _HeldLock(None, lifetime)
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield _HeldLock(None, lifetime)
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

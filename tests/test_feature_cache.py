@@ -30,20 +30,21 @@ def _tfm(**input_overrides):
 def test_cache_key_changes_with_everything_that_changes_features(trainer, data_root, tiny_clip_rn, tmp_path):
     items = trainer.dm.dataset.train_x
     clip = trainer.clip
-    base = cache_key(clip, "train", items, _tfm(), views=2, seed=1)
+    base = cache_key(clip, items, _tfm(), seed=1)
     other_clip = make_trainer(train_args(data_root, tiny_clip_rn, str(tmp_path / "rn"))).clip
     variants = [
-        cache_key(other_clip, "train", items, _tfm(), 2, 1),                   # backbone
-        cache_key(clip, "train", items, _tfm(), 2, 2),                         # seed
-        cache_key(clip, "train", items[:-4], _tfm(), 2, 1),                    # shots (other items)
-        cache_key(clip, "train", items, _tfm(RRCROP_SCALE=(0.5, 1.0)), 2, 1),  # transforms
-        cache_key(clip, "train", items, _tfm(SIZE=(40, 40)), 2, 1),            # input size
-        cache_key(clip, "train", items, _tfm(), 3, 1),                         # number of views
+        cache_key(other_clip, items, _tfm(), 1),                   # backbone
+        cache_key(clip, items, _tfm(), 2),                         # seed
+        cache_key(clip, items[:-4], _tfm(), 1),                    # shots (other items)
+        cache_key(clip, items, _tfm(RRCROP_SCALE=(0.5, 1.0)), 1),  # transforms
+        cache_key(clip, items, _tfm(SIZE=(40, 40)), 1),            # input size
     ]
     store = FeatureStore(str(tmp_path / "c"))
-    paths = {store.path(k) for k in [base] + variants}
+    paths = {store.entry_dir(k) for k in [base] + variants}
     assert len(paths) == 1 + len(variants)
-    assert store.path(cache_key(clip, "train", items, _tfm(), 2, 1)) == store.path(base)
+    assert store.entry_dir(cache_key(clip, items, _tfm(), 1)) == store.entry_dir(base)
+    # Neither the split's name nor the number of views is part of the key: a prefix of an entry is valid.
+    assert "views" not in base and "split" not in base
 
 
 def test_same_weights_under_another_file_name_differ_only_by_name(trainer):
@@ -70,25 +71,25 @@ def test_views_are_seeded_per_image_and_view(trainer):
 
 def test_corrupted_or_truncated_cache_file_is_rebuilt(trainer, tmp_path):
     store = FeatureStore(str(tmp_path / "c"))
-    key = {"split": "x", "n": 1}
+    key = {"kind": "views", "n": 1}
     calls = []
 
-    def build():
-        calls.append(1)
-        return torch.randn(1, 5, 4).half(), torch.arange(5)
+    def build(start, stop, heartbeat):
+        calls.append((start, stop))
+        return torch.randn(stop - start, 5, 4).half(), torch.arange(5)
 
-    first = store.get(key, build)
-    path = store.path(key)
+    first = store.get(key, build, views=2)
+    (path,) = [os.path.join(first["path"], f) for f in os.listdir(first["path"]) if f.startswith("views-")]
     data = open(path, "rb").read()
     open(path, "wb").write(data[: len(data) // 2])  # truncated
-    second = store.get(key, build)
-    assert len(calls) == 2 and second["seconds"] > 0
+    second = store.get(key, build, views=2)
+    assert calls == [(0, 2), (0, 2)] and second["seconds"] > 0
     entry = torch.load(path, weights_only=True)
-    entry["features"][0, 0, 0] += 1  # silently corrupted values: checksum mismatch
+    entry["features"][1, 0, 0] += 1  # silently corrupted values: checksum mismatch
     torch.save(entry, path)
-    store.get(key, build)
+    store.get(key, build, views=2)
     assert len(calls) == 3
-    again = store.get(key, build)
+    again = store.get(key, build, views=2)
     assert len(calls) == 3 and again["seconds"] == 0.0  # a valid file is reused
     assert first["features"].shape == again["features"].shape
 
@@ -108,9 +109,12 @@ def test_two_processes_filling_one_entry_both_finish_with_one_identical_file(dat
     assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
     accs = [line for o in outs for line in o[0].splitlines() if line.startswith("ACC")]
     assert len(accs) == 2 and accs[0] == accs[1]
-    files = sorted(f for f in os.listdir(cache) if f.endswith(".pt"))
-    assert [f.split("-")[0] for f in files] == ["test", "train", "val"]
-    assert not [f for f in os.listdir(cache) if f.endswith(".partial")]
+    entries = sorted(d for d in os.listdir(cache) if os.path.isdir(os.path.join(cache, d)))
+    # test (val is never evaluated here, so never encoded) and the train views
+    assert [d.split("-")[0] for d in entries] == ["plain", "views"]
+    chunks = [f for d in entries for f in os.listdir(os.path.join(cache, d)) if f.endswith(".pt")]
+    assert len(chunks) == 2  # each view encoded once: no second chunk from the other process
+    assert not [f for d in entries for f in os.listdir(os.path.join(cache, d)) if f.startswith(".tmp")]
 
 
 def test_cached_evaluation_equals_uncached_evaluation(data_root, tiny_clip, tmp_path):

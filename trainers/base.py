@@ -6,6 +6,7 @@ backbone, wraps the head so the model accepts images or cached features, checks 
 runs the loss step (with AMP when asked), swaps image loaders for cached-feature loaders, evaluates
 (mapping labels for ImageNet-A/-R) and records timings and results for ``metrics.json``.
 """
+import hashlib
 import logging
 import os
 import time
@@ -27,7 +28,15 @@ from engine import (
     compute_accuracy,
 )
 from trainers.backbone import ClipBackbone, autocast_context, load_backbone, resolve_precision
-from trainers.feature_cache import FeatureLoader, FeatureStore, cache_key, extract_features
+from trainers.feature_cache import (
+    FeatureCacheError,
+    FeatureLoader,
+    FeatureStore,
+    LazyFeatureLoader,
+    cache_key,
+    extract_features,
+    is_deterministic,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +53,11 @@ def validation_items(trainer) -> List:
 
 
 def add_clip_config(cfg) -> None:
-    """Config keys shared by every CLIP method (the feature cache)."""
+    """Config keys shared by every CLIP method (the feature cache).
+
+    Only ``ENABLED`` and ``NUM_VIEWS`` change results; ``DIR``, ``BATCH_SIZE``, ``NUM_WORKERS`` and ``MAX_GB``
+    change where and how fast features are made, never their values.
+    """
     from yacs.config import CfgNode as CN
 
     if "FEATURE_CACHE" in cfg:
@@ -52,7 +65,17 @@ def add_clip_config(cfg) -> None:
     cfg.FEATURE_CACHE = CN()
     cfg.FEATURE_CACHE.ENABLED = True
     cfg.FEATURE_CACHE.DIR = ""  # "" -> <OUTPUT_DIR>/feature_cache; the launch scripts share one per output root
-    cfg.FEATURE_CACHE.NUM_VIEWS = 10  # augmented views per training image (see README, "Feature cache")
+    # Augmented views per training image. 0 (default, the paper's protocol): one view per epoch
+    # (V = OPTIM.MAX_EPOCH), so training sees what the original's fresh augmentation shows it.
+    # k > 0: fast mode, epoch e trains on view e % k (recorded in metrics.json, marked in reports).
+    cfg.FEATURE_CACHE.NUM_VIEWS = 0
+    cfg.FEATURE_CACHE.BATCH_SIZE = 0     # views per encoder call when extracting; 0: 512 on CUDA, 64 on a CPU
+    cfg.FEATURE_CACHE.NUM_WORKERS = -1   # extraction loader workers; -1: from the machine's cores
+    cfg.FEATURE_CACHE.MAX_GB = 0.0       # bound on the cache folder's size (0: none; free disk space is always checked)
+
+
+def _same_items(a: Sequence, b: Sequence) -> bool:
+    return len(a) == len(b) and all(x.impath == y.impath for x, y in zip(a, b))
 
 
 class ClipClassifier(nn.Module):
@@ -176,49 +199,130 @@ class ClipTrainer(*_TRAINER_BASES):
 
     # ---- feature cache -------------------------------------------------------------------------
     def feature_store(self) -> FeatureStore:
-        return FeatureStore(self.cfg.FEATURE_CACHE.DIR or os.path.join(self.cfg.OUTPUT_DIR, "feature_cache"))
+        cfg = self.cfg.FEATURE_CACHE
+        return FeatureStore(cfg.DIR or os.path.join(self.cfg.OUTPUT_DIR, "feature_cache"),
+                            max_bytes=int(float(cfg.get("MAX_GB", 0.0)) * 2**30))
+
+    @property
+    def cache_info(self) -> dict:
+        """What the cache did in this run, for ``metrics.json``: per split the entry, views used, views encoded
+        now and views reused; ``train_views``/``paper_protocol`` say how training views were drawn."""
+        if "_cache_info" not in self.__dict__:
+            self.__dict__["_cache_info"] = {"enabled": bool(self.cfg.FEATURE_CACHE.ENABLED), "splits": {},
+                                            "encoded_views": 0, "reused_views": 0}
+        return self.__dict__["_cache_info"]
+
+    def _test_only_dataset(self) -> bool:
+        """A test-only dataset (the ImageNet variants) lists its test images as its train split."""
+        ds = self.dm.dataset
+        if "_test_only" not in self.__dict__:
+            self.__dict__["_test_only"] = _same_items(ds.train_x, ds.test)
+        return self.__dict__["_test_only"]
 
     def cached_features(self, split: str, items: Sequence, transform, views: int, seed: Optional[int]) -> dict:
+        """``views`` views of ``items`` under ``transform`` (``seed`` None: deterministic, one view) from the cache.
+
+        Encodes only the views no earlier run stored. Augmented views of a test-only dataset are never
+        encoded (zeros stand in: a method evaluated there loads its trained state from a checkpoint, and
+        training there is refused by ``use_train_features``).
+        """
         cfg = self.cfg
-        key = cache_key(self.clip, split, items, transform, views, seed)
+        info = self.cache_info
+        labels = torch.tensor([item.label for item in items], dtype=torch.long)
+        if seed is not None and self._test_only_dataset() and _same_items(items, self.dm.dataset.test):
+            logger.info("%s is test-only: its %s images get no augmented views (a trained state comes from "
+                        "--model-dir)", cfg.DATASET.NAME, split)
+            info["splits"][split] = {"entry": None, "views": 0, "encoded_views": 0, "reused_views": 0}
+            return {"features": torch.zeros(1, len(items), self.clip.embed_dim, dtype=torch.float16),
+                    "labels": labels, "seconds": 0.0, "encoded_views": 0, "reused_views": 0, "path": None}
+        key = cache_key(self.clip, items, transform, seed)
+        if key["kind"] == "plain":
+            views = 1  # a deterministic transform gives one view, whatever was asked
+        store = self.feature_store()
+        memo = self.__dict__.setdefault("_feature_memo", {})
+        memo_key = (store.entry_dir(key), views)
+        if memo_key in memo:  # e.g. ImageNet: val and test are the same list
+            entry = dict(memo[memo_key], seconds=0.0, encoded_views=0, reused_views=views)
+        else:
+            def build(start: int, stop: int, heartbeat):
+                feats = extract_features(self.clip, items, transform, stop, seed or 0, int(cfg.FEATURE_CACHE.BATCH_SIZE),
+                                         int(cfg.FEATURE_CACHE.NUM_WORKERS), desc=f"Encoding {split} images",
+                                         root=cfg.DATASET.ROOT, start=start, heartbeat=heartbeat)
+                return feats, labels
 
-        def build():
-            feats = extract_features(self.clip, items, transform, views, seed or 0, cfg.DATALOADER.TEST.BATCH_SIZE,
-                                     cfg.DATALOADER.NUM_WORKERS, desc=f"Encoding {split} images",
-                                     root=cfg.DATASET.ROOT)
-            return feats, torch.tensor([item.label for item in items], dtype=torch.long)
-
-        entry = self.feature_store().get(key, build)
+            describe = {"dataset": cfg.DATASET.NAME, "split": split, "shots": int(cfg.DATASET.NUM_SHOTS),
+                        "seed": seed, "backbone": cfg.MODEL.BACKBONE.NAME, "input_size": list(cfg.INPUT.SIZE),
+                        "transform": hashlib.sha256(repr(transform).encode()).hexdigest()[:12]}
+            entry = store.get(key, build, views, describe=describe,
+                              bytes_per_view=len(items) * self.clip.embed_dim * 2)
+            memo[memo_key] = entry
         self.timings["extract_s"] = self.timings.get("extract_s", 0.0) + entry["seconds"]
+        info["splits"][split] = {"entry": os.path.basename(entry["path"]), "views": views,
+                                 "encoded_views": entry["encoded_views"], "reused_views": entry["reused_views"]}
+        info["encoded_views"] += entry["encoded_views"] * len(items)
+        info["reused_views"] += entry["reused_views"] * len(items)
         return entry
 
     def use_feature_loaders(self) -> None:
         """Replace the val/test image loaders by loaders over cached features (same batches, no encoder).
 
-        The training loader is replaced when training starts (``use_train_features``), so an
-        evaluation-only run never encodes training views.
+        Both are lazy: features are read (or encoded) when a loader is first used, so an evaluation-only
+        run encodes only the split it evaluates. The training loader is replaced when training starts
+        (``use_train_features``).
         """
         cfg = self.cfg
         ds = self.dm.dataset
         tfm_test = build_transform(cfg, is_train=False)
         test_bs = cfg.DATALOADER.TEST.BATCH_SIZE
+
+        def loader(split: str, items):
+            def fetch():
+                entry = self.cached_features(split, items, tfm_test, 1, None)
+                return FeatureLoader(entry["features"], entry["labels"], test_bs, False, False, self.device)
+            return LazyFeatureLoader(fetch)
+
         if ds.val and "val" in self.FEATURE_SPLITS:
-            val = self.cached_features("val", ds.val, tfm_test, 1, None)
-            self.val_loader = FeatureLoader(val["features"], val["labels"], test_bs, False, False, self.device)
-        test = self.cached_features("test", ds.test, tfm_test, 1, None)
-        self.test_loader = FeatureLoader(test["features"], test["labels"], test_bs, False, False, self.device)
+            self.val_loader = loader("val", ds.val)
+        self.test_loader = loader("test", ds.test)
+
+    def train_views(self) -> int:
+        """Views per training image: ``FEATURE_CACHE.NUM_VIEWS`` or, when 0 (paper protocol), one per epoch."""
+        k = int(self.cfg.FEATURE_CACHE.NUM_VIEWS)
+        if k < 0:
+            raise FeatureCacheError(f"FEATURE_CACHE.NUM_VIEWS must be 0 (one view per epoch) or a positive number "
+                                    f"of views, not {k}")
+        return k or max(1, int(self.cfg.OPTIM.MAX_EPOCH))
 
     def use_train_features(self) -> None:
         cfg = self.cfg
-        if not cfg.FEATURE_CACHE.ENABLED or "train" not in self.FEATURE_SPLITS or isinstance(self.train_loader_x, FeatureLoader):
+        info = self.cache_info
+        if not cfg.FEATURE_CACHE.ENABLED:
+            info.update(train_views=None, paper_protocol=True, protocol="fresh augmentation every epoch (no cache)")
+            return
+        if "train" not in self.FEATURE_SPLITS or isinstance(self.train_loader_x, FeatureLoader):
             return
         ds = self.dm.dataset
+        if self._test_only_dataset():
+            raise FeatureCacheError(f"{cfg.DATASET.NAME} is a test-only dataset: train on ImageNet and evaluate here "
+                                    "with --eval-only --model-dir RUN_DIR")
+        if self.TRAINING_FREE:  # fitted in ``fit()`` from the method's own features: no training loader
+            info.update(train_views=None, paper_protocol=True, protocol="training-free")
+            return
         seed = max(cfg.SEED, 0)
+        epochs = max(1, int(cfg.OPTIM.MAX_EPOCH))
+        tfm = build_transform(cfg, is_train=self.AUGMENTED_TRAIN_VIEWS)
         if self.AUGMENTED_TRAIN_VIEWS:
-            train = self.cached_features("train", ds.train_x, build_transform(cfg, is_train=True),
-                                         cfg.FEATURE_CACHE.NUM_VIEWS, seed)
+            train = self.cached_features("train", ds.train_x, tfm, self.train_views(), seed)
         else:
-            train = self.cached_features("train", ds.train_x, build_transform(cfg, is_train=False), 1, None)
+            train = self.cached_features("train", ds.train_x, tfm, 1, None)
+        held = int(train["features"].shape[0])
+        paper = held >= epochs or not self.AUGMENTED_TRAIN_VIEWS or is_deterministic(tfm)
+        info.update(train_views=held, num_views_option=int(cfg.FEATURE_CACHE.NUM_VIEWS), paper_protocol=paper,
+                    protocol=("one view per epoch (paper)" if paper else
+                              f"fast: {held} cached views for {epochs} epochs (FEATURE_CACHE.NUM_VIEWS {held})"))
+        if not paper:
+            logger.warning("Fast mode: %d cached views per image for %d epochs (the paper draws one per epoch); "
+                           "this run is marked as such in metrics.json", held, epochs)
         bs = cfg.DATALOADER.TRAIN_X.BATCH_SIZE
         self.train_loader_x = FeatureLoader(train["features"], train["labels"], bs, shuffle=True,
                                             drop_last=len(ds.train_x) >= bs, device=self.device, seed=seed)

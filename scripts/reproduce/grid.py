@@ -573,6 +573,8 @@ def main(argv: Optional[Sequence[str]] = None) -> GridReport:
             print(f"[missing ImageNet run] {path}")
         n_done = sum(c.finished for c in cells)
         print(f"{len(cells)} run(s): {n_done} finished, {len(cells) - n_done} to run")
+        from scripts.reproduce.cost import grid_summary
+        print(grid_summary(cells, args.cache_dir or os.path.join(os.path.abspath(args.output), "feature_cache")))
         return GridReport(planned=cells, skipped=[c for c in cells if c.finished], blocked=missing)
     slurm_params = dict(kv.split("=", 1) for kv in args.slurm_param)
     report = run_grid(cells, args.executor, args.workers, args.submitit_folder

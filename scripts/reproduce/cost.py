@@ -1,0 +1,215 @@
+"""The grid's image-encoder cost before it runs: views to encode with the cache, and what the original codes run.
+
+For every planned ``train.py`` run this reads the run's merged config (no data, no weights needed) and
+lists the feature-cache entries it reads: the test set (one deterministic view, shared by every run
+and method on that dataset), the few-shot val set (methods that select on val), the training views
+(``FEATURE_CACHE.NUM_VIEWS`` or, by default, one per epoch) and Tip-Adapter's key views. Entries shared
+by several runs count once, at the most views any run asks (a longer entry serves a shorter run); views
+already in the cache folder are subtracted. The original codes instead run the encoder on every
+training image in every epoch, and per run on its test (and val) set.
+
+Image counts come from the published splits (``DATASET_SIZES``: classes, test images); a few-shot train
+set is ``classes x shots`` and a few-shot val set ``classes x min(shots, 4)``.
+
+    python -m scripts.reproduce.cost --throughput 2500          # the paper grid, RN50
+    python -m scripts.reproduce.grid --dry-run                  # prints the same summary after the run list
+"""
+import hashlib
+import json
+import logging
+import os
+import sys
+from collections import defaultdict
+from typing import Dict, List, Optional, Sequence, Tuple
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RESULTS = os.path.join(REPO_ROOT, "benchmarks", "results", "encoder_limit.json")
+
+# DATASET.NAME -> (classes, test images) of the CoOp splits.
+DATASET_SIZES: Dict[str, Tuple[int, int]] = {
+    "ImageNet": (1000, 50000), "Caltech101": (100, 2465), "OxfordPets": (37, 3669), "StanfordCars": (196, 8041),
+    "OxfordFlowers": (102, 2463), "Food101": (101, 30300), "FGVCAircraft": (100, 3333), "SUN397": (397, 19850),
+    "DescribableTextures": (47, 1692), "EuroSAT": (10, 8100), "UCF101": (101, 3783),
+    "ImageNetV2": (1000, 10000), "ImageNetSketch": (1000, 50889), "ImageNetA": (200, 7500), "ImageNetR": (200, 30000),
+}
+EMBED_DIMS = {"RN50": 1024, "RN101": 512, "RN50x4": 640, "RN50x16": 768, "RN50x64": 1024, "ViT-B/32": 512,
+              "ViT-B/16": 512, "ViT-L/14": 768, "ViT-L/14@336px": 768}
+SELECTS_ON_VAL = ("LinearProbeCLIP", "TipAdapter", "TipAdapterF")
+VAL_IS_TEST = ("ImageNet",)  # their val list is their test list; selection uses a held-out train part
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def run_needs(cfg, eval_only: bool = False) -> Tuple[List[Tuple[tuple, int, int]], int]:
+    """``([(entry id, images, views)], original encoder passes)`` of one run's merged config.
+
+    ``eval_only``: a ``--eval-only`` run (e.g. an ImageNet model on a variant) encodes its test set only.
+    """
+    from engine import TRAINER_REGISTRY, build_transform
+
+    name, ds = cfg.TRAINER.NAME, cfg.DATASET.NAME
+    if ds not in DATASET_SIZES:
+        raise ValueError(f"No image counts for dataset {ds}; add it to DATASET_SIZES")
+    classes, n_test = DATASET_SIZES[ds]
+    shots, seed, backbone = int(cfg.DATASET.NUM_SHOTS), max(int(cfg.SEED), 0), cfg.MODEL.BACKBONE.NAME
+    epochs = max(1, int(cfg.OPTIM.MAX_EPOCH))
+    cls = TRAINER_REGISTRY.get(name)
+    n_train = classes * shots
+    n_val = classes * min(shots, 4)
+    test_tfm = _sha(repr(build_transform(cfg, is_train=False)))
+    needs = [(("test", backbone, ds, test_tfm), n_test, 1)]
+    original = n_test
+    if eval_only:
+        return needs, original
+    if name in SELECTS_ON_VAL:
+        items = ("heldout", shots, seed) if ds in VAL_IS_TEST else ("val", shots, seed)
+        needs.append((("val", backbone, ds, test_tfm, items), n_val, 1))
+        original += n_val
+    if hasattr(cls, "cache_transform"):  # Tip-Adapter's keys: AUGMENT_EPOCH views, its own augmentation
+        node = cfg.TRAINER[cls.CONFIG_NODE]
+        tip = cfg.clone()
+        tip.defrost()
+        tip.INPUT.RRCROP_SCALE = (0.5, 1.0)
+        tip.INPUT.TRANSFORMS = ("random_resized_crop", "random_flip", "normalize")
+        views = int(node.AUGMENT_EPOCH)
+        key_seed = seed + int(getattr(sys.modules.get(cls.__module__), "KEY_SEED_OFFSET", 0))
+        needs.append((("train", backbone, ds, _sha(repr(build_transform(tip, is_train=True))), shots, key_seed),
+                      n_train, views))
+        original += views * n_train
+    if name == "LinearProbeCLIP":
+        needs.append((("train", backbone, ds, test_tfm, shots, "plain"), n_train, 1))
+        original += n_train
+    elif not cls.TRAINING_FREE and "train" in cls.FEATURE_SPLITS:
+        if cls.AUGMENTED_TRAIN_VIEWS:
+            k = int(cfg.FEATURE_CACHE.NUM_VIEWS)
+            tfm = _sha(repr(build_transform(cfg, is_train=True)))
+            needs.append((("train", backbone, ds, tfm, shots, seed), n_train, k or epochs))
+        else:
+            needs.append((("train", backbone, ds, test_tfm, shots, "plain"), n_train, 1))
+        original += epochs * n_train  # the original encodes every training image in every epoch
+    return needs, original
+
+
+def cached_views(cache_dir: str) -> Dict[tuple, int]:
+    """Views already held, by the same entry ids as ``run_needs`` (read from each entry's description)."""
+    from trainers.feature_cache import list_entries
+
+    held: Dict[tuple, int] = {}
+    for e in list_entries(cache_dir) if cache_dir and os.path.isdir(cache_dir) else []:
+        d = e["describe"]
+        if not d:
+            continue
+        tfm, ds, bb = d.get("transform"), d.get("dataset"), d.get("backbone")
+        split = d.get("split")
+        if split == "test" or (split == "val" and ds in VAL_IS_TEST and e["key"].get("num_items") ==
+                               DATASET_SIZES.get(ds, (0, -1))[1]):
+            ids = [("test", bb, ds, tfm)]
+        elif split == "val":
+            items = ("heldout" if ds in VAL_IS_TEST else "val", d.get("shots"), d.get("seed"))
+            ids = [("val", bb, ds, tfm, items)]
+        elif e["key"].get("kind") == "plain":
+            ids = [("train", bb, ds, tfm, d.get("shots"), "plain")]
+        else:
+            ids = [("train", bb, ds, tfm, d.get("shots"), d.get("seed"))]
+        for i in ids:
+            held[i] = max(held.get(i, 0), e["views"])
+    return held
+
+
+def grid_cost(cfgs: Sequence, cache_dir: str = "", eval_only: Sequence[bool] = ()) -> Dict:
+    """Encoder passes (image views) of a set of runs: with the cache, still to encode, and the original's."""
+    entries: Dict[tuple, Tuple[int, int]] = {}
+    original = 0
+    per_dataset = defaultdict(int)
+    flags = list(eval_only) or [False] * len(cfgs)
+    for cfg, ev in zip(cfgs, flags):
+        needs, orig = run_needs(cfg, ev)
+        original += orig
+        for eid, n, v in needs:
+            old = entries.get(eid, (n, 0))
+            entries[eid] = (n, max(old[1], v))
+    held = cached_views(cache_dir)
+    total = todo = 0
+    for eid, (n, v) in entries.items():
+        total += n * v
+        missing = n * max(0, v - held.get(eid, 0))
+        todo += missing
+        per_dataset[eid[2]] += missing
+    return {"runs": len(cfgs), "entries": len(entries), "cached_total_views": total, "to_encode_views": todo,
+            "original_views": original, "per_dataset_to_encode": dict(per_dataset)}
+
+
+def measured_throughput(backbone: str, path: str = RESULTS) -> Optional[Tuple[float, str]]:
+    """(views/s, where measured) from ``benchmarks/encoder_limit.py``'s results, best device first."""
+    try:
+        with open(path) as f:
+            results = json.load(f)
+    except (OSError, ValueError):
+        return None
+    rows = [r for r in results if r.get("arch") == backbone] or []
+    rows.sort(key=lambda r: r.get("device_type") != "cuda")
+    if not rows:
+        return None
+    r = rows[0]
+    return float(r["extraction_views_per_s"]), f"{r['arch']} on {r['device']} (benchmarks/encoder_limit.py)"
+
+
+def format_cost(cost: Dict, backbone: str, throughput: Optional[float] = None, source: str = "") -> str:
+    dim = EMBED_DIMS.get(backbone, 1024)
+    lines = [
+        f"Image-encoder cost of {cost['runs']} run(s), {backbone}:",
+        f"  with the cache: {cost['cached_total_views']:,} views in {cost['entries']} entries "
+        f"({cost['cached_total_views'] * dim * 2 / 2**30:.1f} GB fp16); still to encode: {cost['to_encode_views']:,}",
+        f"  the original codes: {cost['original_views']:,} encoder passes "
+        f"({cost['original_views'] / max(cost['cached_total_views'], 1):.1f}x the cache's)",
+    ]
+    if throughput is None:
+        found = measured_throughput(backbone)
+        if found:
+            throughput, source = found
+    if throughput:
+        lines.append(f"  projected at {throughput:,.0f} views/s ({source or 'given'}): to encode "
+                     f"{cost['to_encode_views'] / throughput / 3600:.2f} h; the original's passes "
+                     f"{cost['original_views'] / throughput / 3600:.2f} h (image encoder only)")
+    else:
+        lines.append("  no measured throughput for this backbone: run benchmarks/encoder_limit.py or pass --throughput")
+    return "\n".join(lines)
+
+
+def cell_configs(cells) -> List:
+    """Merged configs of grid cells (``train.setup_cfg`` on each cell's arguments; no data read)."""
+    import train
+
+    parser = train.build_parser()
+    return [train.setup_cfg(parser.parse_args(list(c.argv))) for c in cells]
+
+
+def grid_summary(cells, cache_dir: str, throughput: Optional[float] = None) -> str:
+    if not cells:
+        return "No runs planned."
+    todo = [c for c in cells if not c.finished]
+    backbone = cells[0].backbone
+    if not todo:
+        return "Every planned run is finished: nothing to encode."
+    cost = grid_cost(cell_configs(todo), cache_dir, [bool(c.source_dir) for c in todo])
+    return format_cost(cost, backbone, throughput)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    from scripts.reproduce.grid import build_parser, plan_from_args
+
+    p = build_parser()
+    p.description = "The grid's image-encoder cost (same options as the grid)"
+    p.add_argument("--throughput", type=float, default=None, help="views/s (default: the benchmark's measurement)")
+    args = p.parse_args(argv)
+    cells, _ = plan_from_args(args, [])
+    cache = args.cache_dir or os.path.join(os.path.abspath(args.output), "feature_cache")
+    print(grid_summary(cells, cache, args.throughput))
+
+
+if __name__ == "__main__":
+    main()
