@@ -145,6 +145,8 @@ def write_metrics(cfg, trainer, wall_s: float, eval_only: bool, identity=None) -
         # its numbers are not comparable with published ones (DATASETS.md).
         "official_split": bool(getattr(getattr(getattr(trainer, "dm", None), "dataset", None), "official_split", True)),
         **(identity.as_metrics() if identity is not None else {}),
+        # How training views were made: paper_protocol is False in fast mode (FEATURE_CACHE.NUM_VIEWS k).
+        "feature_cache_info": dict(getattr(trainer, "cache_info", {}) or {}),
         "timings": dict(getattr(trainer, "timings", {}), wall_s=wall_s),
         "extra": trainer.metrics_extra() if hasattr(trainer, "metrics_extra") else {},
     }
@@ -255,8 +257,10 @@ def _run(cfg, args, identity, start: float) -> dict:
 def _user_facing_errors():
     from engine import CheckpointError, CorruptImageError, EngineUnavailableError
     from trainers.backbone import BackboneError
+    from trainers.feature_cache import FeatureCacheError
 
-    errors = [UserError, CheckpointError, CorruptImageError, EngineUnavailableError, BackboneError, FileNotFoundError]
+    errors = [UserError, CheckpointError, CorruptImageError, EngineUnavailableError, BackboneError, FileNotFoundError,
+              FeatureCacheError]
     try:
         from datasets.errors import DatasetFileError, DatasetNotFoundError, ValidationSplitError
         errors.extend([DatasetNotFoundError, DatasetFileError, ValidationSplitError])

@@ -23,13 +23,16 @@ logger = logging.getLogger(__name__)
 LAUNCH_ONLY_KEYS: Tuple[str, ...] = (
     "OUTPUT_DIR", "RESUME", "VERBOSE", "USE_CUDA", "DATASET.ROOT", "FEATURE_CACHE.DIR",
     "DATALOADER.NUM_WORKERS", "DATALOADER.TEST.BATCH_SIZE", "TRAIN.PRINT_FREQ", "TRAIN.CHECKPOINT_FREQ",
-    "TRAIN.RESUME_SAVE_S",
+    "TRAIN.RESUME_SAVE_S", "FEATURE_CACHE.BATCH_SIZE", "FEATURE_CACHE.NUM_WORKERS", "FEATURE_CACHE.MAX_GB",
+    "TRAINER.COOP.TRUNCATE_CONTEXT",  # exact: the same logits (tests/test_coop_truncation.py)
 )
 # Resuming may also change how the model is evaluated (kept as first released, so checkpoints written
 # before this module existed still resume).
 RESUME_IGNORED_KEYS: Tuple[str, ...] = ("OUTPUT_DIR", "RESUME", "VERBOSE", "DATALOADER.NUM_WORKERS",
                                         "TRAIN.PRINT_FREQ", "TRAIN.CHECKPOINT_FREQ", "TEST", "USE_CUDA",
-                                        "DATASET.ROOT", "FEATURE_CACHE.DIR", "TRAIN.RESUME_SAVE_S")
+                                        "DATASET.ROOT", "FEATURE_CACHE.DIR", "TRAIN.RESUME_SAVE_S",
+                                        "FEATURE_CACHE.BATCH_SIZE", "FEATURE_CACHE.NUM_WORKERS", "FEATURE_CACHE.MAX_GB",
+                                        "TRAINER.COOP.TRUNCATE_CONTEXT")
 
 
 def _ignored(name: str, ignore: Iterable[str]) -> bool:

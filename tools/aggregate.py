@@ -92,8 +92,12 @@ def _from_metrics(run_dir: str, kind: str) -> RunRow:
     if method == "TaskRes" and _is_enhanced(run_dir, _read_config(run_dir)):
         method = "TaskRes*"
     variant = m.get("variant") or _folder_variant(run_dir, kind)
+    marks = []
     if m.get("official_split") is False:  # a split built from raw annotations: another test set
-        variant = f"{variant}+built-split" if variant else "built-split"
+        marks.append("built-split")
+    if (m.get("feature_cache_info") or {}).get("paper_protocol") is False:  # fast mode: k cached views
+        marks.append("fast-views")
+    variant = "+".join([variant] * bool(variant) + marks)
     return RunRow(method=method, dataset=dataset_name(m["dataset"]), backbone=m["backbone"],
                   shots=0 if method in SHOT_FREE_METHODS else int(m["shots"]),
                   seed=int(m["seed"]), accuracy=float(m["accuracy"]), macro_f1=m.get("macro_f1"), kind=kind,

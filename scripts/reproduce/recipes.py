@@ -6,7 +6,8 @@
 sheet): only what varies by dataset or shot count, or what a config file cannot say, is here.
 Config files are checked when a grid is planned (``Recipe.config_path``), not at import, so a
 method whose config is not written yet fails with one message instead of breaking the module.
-Shot-free methods (zero-shot) run once per dataset, like ``scripts/zeroshot/main.sh``.
+Shot-free methods (zero-shot) do not depend on shots or seed: the grid runs them once per dataset; the
+launcher ``scripts/zeroshot/main.sh`` takes SHOTS and SEEDS like the others and reuses one run for every SHOTS.
 """
 import os
 from dataclasses import dataclass
