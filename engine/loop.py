@@ -127,6 +127,18 @@ class TrainingLoop:
     def load_extra_resume_state(self, state: dict) -> None:
         pass
 
+    # ---- data -----------------------------------------------------------------------------
+    def use_data_manager(self, dm) -> None:
+        """Take loaders and dataset facts from a DataManager (the attributes Dassl's trainers expose)."""
+        self.train_loader_x = dm.train_loader_x
+        self.train_loader_u = dm.train_loader_u
+        self.val_loader = dm.val_loader
+        self.test_loader = dm.test_loader
+        self.num_classes = dm.num_classes
+        self.num_source_domains = dm.num_source_domains
+        self.lab2cname = dm.lab2cname
+        self.dm = dm
+
     # ---- batches and models ---------------------------------------------------------------
     def parse_batch_train(self, batch):
         return batch["img"].to(self.device), batch["label"].to(self.device)

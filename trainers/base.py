@@ -120,15 +120,7 @@ class ClipTrainer(*_TRAINER_BASES):
         Dassl's reader retries forever)."""
         from engine import DataManager
 
-        dm = DataManager(self.cfg, dataset_wrapper=ImageDatasetWrapper)
-        self.train_loader_x = dm.train_loader_x
-        self.train_loader_u = dm.train_loader_u
-        self.val_loader = dm.val_loader
-        self.test_loader = dm.test_loader
-        self.num_classes = dm.num_classes
-        self.num_source_domains = dm.num_source_domains
-        self.lab2cname = dm.lab2cname
-        self.dm = dm
+        self.use_data_manager(DataManager(self.cfg, dataset_wrapper=ImageDatasetWrapper))
 
     # ---- what a method provides -------------------------------------------------------------
     def build_head(self) -> nn.Module:

@@ -74,15 +74,7 @@ class TrainerX(SimpleTrainer):
     """A trainer over labelled data only (``train_loader_x``)."""
 
     def build_data_loader(self, dataset_wrapper=None) -> None:
-        dm = DataManager(self.cfg, dataset_wrapper=dataset_wrapper)
-        self.train_loader_x = dm.train_loader_x
-        self.train_loader_u = dm.train_loader_u
-        self.val_loader = dm.val_loader
-        self.test_loader = dm.test_loader
-        self.num_classes = dm.num_classes
-        self.num_source_domains = dm.num_source_domains
-        self.lab2cname = dm.lab2cname
-        self.dm = dm
+        self.use_data_manager(DataManager(self.cfg, dataset_wrapper=dataset_wrapper))
 
 
 def build_trainer(cfg):
