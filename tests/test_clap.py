@@ -67,3 +67,17 @@ def test_zslp_and_clap_train_end_to_end_and_clap_stays_closer_to_zero_shot(data_
     d_zslp = (zslp - base).pow(2).sum(-1).mean().item()
     d_clap = (clap - base).pow(2).sum(-1).mean().item()
     assert d_zslp > 0 and d_clap < d_zslp  # the constraint pulls towards the zero-shot prototypes
+
+
+def test_the_published_pool_of_twenty_views_is_the_default_and_counted_by_the_grid(data_root, tiny_clip, tmp_path):
+    from scripts.reproduce.cost import run_needs
+    from tests.conftest import make_trainer
+
+    argv = train_args(data_root, tiny_clip, str(tmp_path / "z"), trainer="ZSLP", epochs=300,
+                      extra=("--config-file", "configs/trainers/CLAP/rn50.yaml"))
+    trainer = make_trainer(argv + ["FEATURE_CACHE.NUM_VIEWS", "0"])
+    assert trainer.train_views() == 20  # not one per epoch (300): the original's 20 augmented views
+    needs, original = run_needs(trainer.cfg)
+    train_need = [n for n in needs if n[0][0] == "train"]
+    assert [views for _, _, views in train_need] == [20] and original >= 20 * train_need[0][1]
+    assert make_trainer(argv).train_views() == 2  # an explicit NUM_VIEWS still wins
