@@ -2,7 +2,8 @@
 
 Parity facts were measured by running jusiro/CLAP@dbdf4095b3d824546474c725539b9f4efff3ca0e
 ``trainers/adapters.py`` ``AdapterMethod.init_lagrangian_multipliers`` and ``zero_shot_constraint``
-(CONSTRAINT ``l2``) on CPU (torch 2.14.1 and 2.1.2 agree) with the fixed inputs below.
+(CONSTRAINT ``l2``) and ``CustomCLIP.forward_lp`` (ZS-LP's logits, logit_scale log(100)) on CPU
+(torch 2.14.1 and 2.1.2 agree) with the fixed inputs below.
 """
 import json
 import os
@@ -32,6 +33,28 @@ def test_class_multipliers_and_penalty_match_the_original():
     mult = class_multipliers(logits, labels, 3)
     assert torch.allclose(mult, torch.tensor(ORIGINAL_MULTIPLIERS), atol=1e-6)
     assert abs(constraint_penalty(protos, base, mult).item() - ORIGINAL_PENALTY) < 1e-7
+
+
+ORIGINAL_LP_LOGITS = [[55.2119, -96.3826, 50.3968], [-25.4988, 84.092, -75.7158]]
+
+
+def test_zslp_logits_match_the_original_forward_lp():
+    from trainers.zslp import PrototypeProbe
+
+    protos = (torch.arange(12, dtype=torch.float32).reshape(3, 4) * 0.5).cos() * 3
+    feats = (torch.arange(8, dtype=torch.float32).reshape(2, 4) * 0.7).sin() * 5
+    head = PrototypeProbe(protos, 100.0)
+    assert torch.allclose(head(feats), torch.tensor(ORIGINAL_LP_LOGITS), atol=1e-3)
+    assert torch.equal(head.prototypes.detach(), protos)  # initialised at the zero-shot prototypes, unnormalised
+
+
+def test_templates_follow_the_original_policy():
+    from datasets import IMAGENET_TEMPLATES_SELECT
+    from trainers.zslp import original_templates
+
+    # adapters.py _get_base_text_features: ImageNet -> the 7 select templates + its own; others -> their own.
+    assert original_templates("ImageNet", ("a photo of a {}.",)) == tuple(IMAGENET_TEMPLATES_SELECT) + ("a photo of a {}.",)
+    assert original_templates("DescribableTextures", ("{} texture.",)) == ("{} texture.",)
 
 
 def test_methods_declare_label_and_recipe_in_their_modules():
