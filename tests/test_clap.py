@@ -78,7 +78,6 @@ def _run(trainer, root, clip, out, cache):
 
 
 def test_zslp_and_clap_train_end_to_end_and_clap_stays_closer_to_zero_shot(data_root, tiny_clip, tmp_path):
-    from engine import build_trainer  # noqa: F401  (engine importable)
     from tests.conftest import make_trainer
 
     cache = str(tmp_path / "cache")
