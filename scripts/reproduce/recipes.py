@@ -11,7 +11,7 @@ launcher ``scripts/zeroshot/main.sh`` takes SHOTS and SEEDS like the others and 
 """
 import os
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterator, List, Mapping, Optional
+from typing import Callable, Dict, Iterator, List, Mapping, MutableMapping, Optional
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -122,9 +122,9 @@ def declared_recipes() -> Dict[str, Recipe]:
             if name not in _BUILTIN and getattr(cls, "RECIPE_CONFIG", None) is not None}
 
 
-class _RecipeTable(Mapping):
+class _RecipeTable(MutableMapping):
     """``_BUILTIN`` plus the declared recipes, which are looked up only when a name is not built in (so the
-    launchers' recipe look-up of a paper method does not import torch)."""
+    launchers' recipe look-up of a paper method does not import torch). Assignment edits the built-in part."""
 
     def __init__(self, builtin: Dict[str, Recipe]):
         self._builtin = builtin
@@ -148,6 +148,12 @@ class _RecipeTable(Mapping):
 
     def __len__(self) -> int:
         return len(self._all())
+
+    def __setitem__(self, method: str, recipe: Recipe) -> None:
+        self._builtin[method] = recipe
+
+    def __delitem__(self, method: str) -> None:
+        del self._builtin[method]
 
 
 RECIPES: Mapping = _RecipeTable(_BUILTIN)
