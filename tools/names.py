@@ -93,14 +93,45 @@ def config_name(name: str) -> Optional[str]:
     return NAME_TO_CONFIG.get(name)
 
 
+_DECLARED_LABELS: Optional[Dict[str, str]] = None
+
+
+def declared_labels() -> Dict[str, str]:
+    """Display names that methods declare in their own modules (``LABEL``), in discovery order.
+
+    Read only when a name is not in ``METHOD_LABELS`` (it imports ``trainers``, hence torch); a broken
+    method module must not stop a report, so a failed import leaves the trainer names as they are.
+    """
+    global _DECLARED_LABELS
+    if _DECLARED_LABELS is None:
+        try:
+            import trainers
+
+            _DECLARED_LABELS = {name: cls.LABEL or name for name, cls in trainers.declared_methods().items()
+                                if name not in METHOD_LABELS}
+        except Exception as err:  # noqa: BLE001  (any import failure: fall back to trainer names)
+            import logging
+
+            logging.getLogger(__name__).warning("Method display names: trainers could not be imported (%s)", err)
+            _DECLARED_LABELS = {}
+    return _DECLARED_LABELS
+
+
 def method_label(method: str) -> str:
-    return METHOD_LABELS.get(method, method)
+    if method in METHOD_LABELS:
+        return METHOD_LABELS[method]
+    return declared_labels().get(method, method)
 
 
 def method_order(method: str) -> Tuple[int, str]:
-    """Sort key: the paper's order, unknown methods (a user's own) last, alphabetically."""
+    """Sort key: the paper's order, then declared methods (discovery order), unknown ones last, alphabetically."""
     order = list(METHOD_LABELS)
-    return (order.index(method) if method in order else len(order), method)
+    if method in order:
+        return (order.index(method), method)
+    declared = list(declared_labels())
+    if method in declared:
+        return (len(order) + declared.index(method), method)
+    return (len(order) + len(declared), method)
 
 
 def backbone_tag(backbone: str) -> str:

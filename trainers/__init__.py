@@ -1,22 +1,77 @@
-"""Every method, registered in ``TRAINER_REGISTRY`` on ``import trainers``.
+"""Every method, discovered and registered in ``TRAINER_REGISTRY`` on ``import trainers``.
 
-Registry contract: a trainer is built as ``cls(cfg)``, provides ``train()``, ``test()`` and
-``load_model(dir, epoch)``, and adds its config keys through a function listed in ``CONFIG_ADDERS``.
+Why discovery: adding a method must not mean editing this file, the recipe table or the name table.
+A *method module* is any module of this package (or one named in ``TASKRES_METHODS``, a comma-separated
+list of importable module paths: a method kept outside the repository) that defines ``add_config(cfg)``
+(its config defaults) — that function is the marker. Importing it registers its trainer classes
+(``@TRAINER_REGISTRY.register()``); each class declares its trainable parameters (``TRAINABLE``), its
+head (``build_head``), its display name (``LABEL``) and its recipe (``RECIPE_CONFIG`` + ``recipe``), read by
+``tools/names.py`` and ``scripts/reproduce/recipes.py`` through ``declared_methods()``.
+
+Registry contract: a trainer is built as ``cls(cfg)`` and provides ``train()``, ``test()`` and
+``load_model(dir, epoch)``.
 """
-from trainers import clip_adapter, coop, linear_probe, taskres, tip_adapter, zeroshot  # noqa: F401  (registration)
-from trainers.base import add_clip_config
-from trainers.clip_adapter import add_clip_adapter_config
-from trainers.coop import add_coop_config
-from trainers.linear_probe import add_linear_probe_config
-from trainers.taskres import add_taskres_config
-from trainers.tip_adapter import add_tip_adapter_config
-from trainers.zeroshot import add_zeroshot_config
+import importlib
+import os
+import pkgutil
+from types import ModuleType
+from typing import Dict, List
 
-CONFIG_ADDERS = [add_clip_config, add_zeroshot_config, add_taskres_config, add_linear_probe_config, add_coop_config,
-                 add_clip_adapter_config, add_tip_adapter_config]
+from trainers.base import add_clip_config
+
+PLUGIN_ENV = "TASKRES_METHODS"
+
+
+class MethodModuleError(ImportError):
+    """A module named in ``TASKRES_METHODS`` cannot be used as a method module."""
+
+
+def _plugin_modules() -> List[ModuleType]:
+    modules = []
+    for name in (n.strip() for n in os.environ.get(PLUGIN_ENV, "").split(",")):
+        if not name:
+            continue
+        try:
+            module = importlib.import_module(name)
+        except ImportError as err:
+            raise MethodModuleError(f"{PLUGIN_ENV} names {name!r}, which cannot be imported ({err}); put its folder "
+                                    "on PYTHONPATH or fix the module path") from err
+        if not callable(getattr(module, "add_config", None)):
+            raise MethodModuleError(f"{PLUGIN_ENV} names {name!r}, which defines no add_config(cfg); a method module "
+                                    "declares its config defaults there (see README, 'Add your method')")
+        modules.append(module)
+    return modules
+
+
+def _discover() -> List[ModuleType]:
+    """This package's method modules (alphabetical), then the plugins, in the order given."""
+    modules = []
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        if callable(getattr(module, "add_config", None)):
+            modules.append(module)
+    return modules + _plugin_modules()
+
+
+METHOD_MODULES: List[ModuleType] = _discover()
+CONFIG_ADDERS = [add_clip_config] + [m.add_config for m in METHOD_MODULES]
 
 
 def add_trainer_configs(cfg) -> None:
     """Add every method's config keys (idempotent)."""
     for add in CONFIG_ADDERS:
         add(cfg)
+
+
+def declared_methods() -> Dict[str, type]:
+    """Trainer name -> class, for every registered trainer class defined in a method module (discovery order)."""
+    from engine import TRAINER_REGISTRY
+
+    registered = set(TRAINER_REGISTRY.registered_names())
+    found: Dict[str, type] = {}
+    for module in METHOD_MODULES:
+        for name, obj in vars(module).items():
+            if (isinstance(obj, type) and obj.__module__ == module.__name__ and name in registered
+                    and TRAINER_REGISTRY.get(name) is obj):
+                found[name] = obj
+    return found

@@ -109,6 +109,16 @@ class ClipTrainer(*_TRAINER_BASES):
     TRAINING_FREE = False             # True: ``fit()`` once instead of the epoch loop
     FEATURE_SPLITS = ("train", "val", "test")  # splits whose features the method reads
     AUGMENTED_TRAIN_VIEWS = True      # False: one un-augmented view per training image (test transform)
+    TRAIN_VIEWS: Optional[int] = None  # the method's published pool of augmented views per image (None: one per epoch)
+    # Declarations read by tools/names.py and scripts/reproduce/recipes.py (a method declares them here, in its
+    # own module, instead of editing those tables).
+    LABEL: Optional[str] = None       # display name in tables and plots (None: the trainer name)
+    RECIPE_CONFIG: Optional[str] = None  # config file of its recipe, relative to the repository root; None: no recipe
+
+    @staticmethod
+    def recipe(dataset: str, shots: int) -> dict:
+        """The recipe's ``KEY VALUE`` settings for a dataset (config name) and shot count (used with ``RECIPE_CONFIG``)."""
+        return {}
 
     def __init__(self, cfg):
         super().__init__(cfg)
@@ -283,7 +293,7 @@ class ClipTrainer(*_TRAINER_BASES):
         if k < 0:
             raise FeatureCacheError(f"FEATURE_CACHE.NUM_VIEWS must be 0 (one view per epoch) or a positive number "
                                     f"of views, not {k}")
-        return k or max(1, int(self.cfg.OPTIM.MAX_EPOCH))
+        return k or self.TRAIN_VIEWS or max(1, int(self.cfg.OPTIM.MAX_EPOCH))
 
     def use_train_features(self) -> None:
         cfg = self.cfg
@@ -308,9 +318,11 @@ class ClipTrainer(*_TRAINER_BASES):
         else:
             train = self.cached_features("train", ds.train_x, tfm, 1, None)
         held = int(train["features"].shape[0])
-        paper = held >= epochs or not self.AUGMENTED_TRAIN_VIEWS or is_deterministic(tfm)
+        paper = held >= (min(epochs, self.TRAIN_VIEWS) if self.TRAIN_VIEWS else epochs)
+        paper = paper or not self.AUGMENTED_TRAIN_VIEWS or is_deterministic(tfm)
+        published = f"{self.TRAIN_VIEWS} views per image, view e % {self.TRAIN_VIEWS} in epoch e (the method's own)"
         info.update(train_views=held, num_views_option=int(cfg.FEATURE_CACHE.NUM_VIEWS), paper_protocol=paper,
-                    protocol=("one view per epoch (paper)" if paper else
+                    protocol=((published if self.TRAIN_VIEWS else "one view per epoch (paper)") if paper else
                               f"fast: {held} cached views for {epochs} epochs (FEATURE_CACHE.NUM_VIEWS {held})"))
         if not paper:
             logger.warning("Fast mode: %d cached views per image for %d epochs (the paper draws one per epoch); "

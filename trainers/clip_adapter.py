@@ -70,3 +70,6 @@ class CLIP_Adapter(ClipTrainer):  # noqa: N801  (the public trainer name)
         logger.info("CLIP-Adapter: feature width %d, bottleneck %d, ratio %.2f", text.shape[1],
                     max(1, text.shape[1] // int(mcfg.REDUCTION)), mcfg.RATIO)
         return ClipAdapterHead(text, mcfg.REDUCTION, mcfg.RATIO, self.clip.logit_scale)
+
+
+add_config = add_clip_adapter_config  # marks a method module (trainers/__init__.py discovers it)

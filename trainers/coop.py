@@ -280,3 +280,6 @@ class CoOp(ClipTrainer):
                 f"The checkpoint's context has shape {tuple(state['ctx'].shape)} but this configuration needs "
                 f"{tuple(own.shape)} (check TRAINER.COOP.N_CTX, CTX_INIT, CSC and the class list)")
         super().load_state_for_eval(name, dict(checkpoint, state_dict=state))
+
+
+add_config = add_coop_config  # marks a method module (trainers/__init__.py discovers it)

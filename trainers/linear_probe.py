@@ -252,3 +252,6 @@ class LinearProbeCLIP(ClipTrainer):
                                                  int(mcfg.MAX_ITER), self.solver, self.device)
         logger.info("Linear probe (%s solver): chosen C = %.4g (val accuracy %.2f%%)", self.solver, c, acc)
         self._models[self.CHECKPOINT_NAME].set_from_probe(probe, c)
+
+
+add_config = add_linear_probe_config  # marks a method module (trainers/__init__.py discovers it)

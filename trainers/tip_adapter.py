@@ -373,3 +373,6 @@ class TipAdapterF(TipAdapter):
         if not self.cfg.TEST.NO_TEST:
             self.test()
         self.close_writer()
+
+
+add_config = add_tip_adapter_config  # marks a method module (trainers/__init__.py discovers it)

@@ -61,3 +61,6 @@ class ZeroshotCLIP2(ZeroshotCLIP):
     def build_head(self) -> nn.Module:
         weights = build_zero_shot_classifier(self.clip, self.classnames, self.templates, normalize_each=True)
         return CosineClassifier(weights, self.clip.logit_scale)
+
+
+add_config = add_zeroshot_config  # marks a method module (trainers/__init__.py discovers it)

@@ -87,10 +87,12 @@ def run_needs(cfg, eval_only: bool = False) -> Tuple[List[Tuple[tuple, int, int]
         if cls.AUGMENTED_TRAIN_VIEWS:
             k = int(cfg.FEATURE_CACHE.NUM_VIEWS)
             tfm = _sha(repr(build_transform(cfg, is_train=True)))
-            needs.append((("train", backbone, ds, tfm, shots, seed), n_train, k or epochs))
+            own = getattr(cls, "TRAIN_VIEWS", None)  # a method's own view pool (ZS-LP/CLAP: 20, encoded once)
+            needs.append((("train", backbone, ds, tfm, shots, seed), n_train, k or own or epochs))
         else:
+            own = None
             needs.append((("train", backbone, ds, test_tfm, shots, "plain"), n_train, 1))
-        original += epochs * n_train  # the original encodes every training image in every epoch
+        original += (own or epochs) * n_train  # the original encodes every training image in every epoch
     return needs, original
 
 

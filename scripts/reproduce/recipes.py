@@ -11,7 +11,7 @@ launcher ``scripts/zeroshot/main.sh`` takes SHOTS and SEEDS like the others and 
 """
 import os
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, Iterator, List, Mapping, MutableMapping, Optional
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -96,8 +96,9 @@ def _cfg(trainer: str) -> str:
     return f"configs/trainers/{trainer}/rn50.yaml"
 
 
-# The table. Keys are the names users pass to --methods (trainer names).
-RECIPES: Dict[str, Recipe] = {
+# The built-in table. Keys are the names users pass to --methods (trainer names). A method declared in its
+# own module (``RECIPE_CONFIG`` and ``recipe`` on its trainer class, see trainers/__init__.py) joins it there.
+_BUILTIN: Dict[str, Recipe] = {
     "TaskRes": Recipe("TaskRes", _cfg("TaskRes"), _taskres),
     # Zero-shot CLIP trains nothing: one run per dataset (first seed, 1-shot data reading), in the folder
     # and with the config scripts/zeroshot/main.sh uses.
@@ -110,6 +111,53 @@ RECIPES: Dict[str, Recipe] = {
     "TipAdapterF": Recipe("TipAdapterF", _cfg("TipAdapterF"), _tip_adapter_f),
 }
 
+
+
+def declared_recipes() -> Dict[str, Recipe]:
+    """Recipes that methods declare in their own modules (imports ``trainers``, hence torch: only when needed)."""
+    import trainers
+
+    return {name: Recipe(name, cls.RECIPE_CONFIG or None, cls.recipe, shot_free=bool(getattr(cls, "SHOT_FREE", False)))
+            for name, cls in trainers.declared_methods().items()
+            if name not in _BUILTIN and getattr(cls, "RECIPE_CONFIG", None) is not None}
+
+
+class _RecipeTable(MutableMapping):
+    """``_BUILTIN`` plus the declared recipes, which are looked up only when a name is not built in (so the
+    launchers' recipe look-up of a paper method does not import torch). Assignment edits the built-in part."""
+
+    def __init__(self, builtin: Dict[str, Recipe]):
+        self._builtin = builtin
+        self._declared: Optional[Dict[str, Recipe]] = None
+
+    def _all(self) -> Dict[str, Recipe]:
+        if self._declared is None:
+            self._declared = declared_recipes()
+        return {**self._builtin, **self._declared}
+
+    def __getitem__(self, method: str) -> Recipe:
+        if method in self._builtin:
+            return self._builtin[method]
+        return self._all()[method]
+
+    def __contains__(self, method) -> bool:
+        return method in self._builtin or method in self._all()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def __setitem__(self, method: str, recipe: Recipe) -> None:
+        self._builtin[method] = recipe
+
+    def __delitem__(self, method: str) -> None:
+        del self._builtin[method]
+
+
+RECIPES: Mapping = _RecipeTable(_BUILTIN)
+
 # The paper's comparison, in table order.
 PAPER_METHODS = ("ZeroshotCLIP", "LinearProbeCLIP", "CoOp", "CLIP_Adapter", "TipAdapter", "TipAdapterF", "TaskRes")
 
@@ -119,4 +167,4 @@ def get_recipe(method: str) -> Recipe:
         return RECIPES[method]
     except KeyError:
         raise RecipeError(f"No recipe for method {method!r}; known: {', '.join(RECIPES)} "
-                          f"(add one to scripts/reproduce/recipes.py)") from None
+                          f"(declare RECIPE_CONFIG and recipe() on its trainer class)") from None

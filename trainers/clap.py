@@ -1,0 +1,83 @@
+"""CLAP (Silva-Rodriguez et al., CVPR 2024): ZS-LP with a class-adaptive constraint to the zero-shot prototypes.
+
+Loss = cross-entropy + ``mean_c(lambda_c * ||w_c - t_c||^2)``, ``t_c`` the zero-shot prototype (unnormalised),
+``w_c`` the trained one. The multiplier of class ``c`` is fixed before training from the support set alone:
+the mean zero-shot softmax probability of class ``c`` over its training views (all 20 augmented views),
+so classes the zero-shot classifier already gets right stay close to it. No validation set, no search
+(jusiro/CLAP@dbdf409 ``trainers/adapters.py``: ``AdapterMethod.init_lagrangian_multipliers`` and
+``zero_shot_constraint`` with CONSTRAINT ``l2``; the published runs use ``l2``, not the ``adaptative``
+augmented-Lagrangian variant, which is not implemented here). Everything else is ZS-LP's (same head,
+recipe and training views), imported from ``trainers.zslp``.
+"""
+import logging
+
+import torch
+import torch.nn.functional as F
+
+from engine import TRAINER_REGISTRY, build_transform
+from trainers.zslp import ZSLP
+
+logger = logging.getLogger(__name__)
+
+
+def add_config(cfg) -> None:
+    from yacs.config import CfgNode as CN
+
+    if "CLAP" not in cfg.TRAINER:
+        cfg.TRAINER.CLAP = CN()
+        cfg.TRAINER.CLAP.PREC = "fp16"
+
+
+def class_multipliers(zero_shot_logits: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Per class, the mean zero-shot softmax probability of that class over its support samples."""
+    probs = F.softmax(zero_shot_logits.float(), dim=-1)
+    onehot = F.one_hot(labels, num_classes).float()
+    return (probs * onehot).sum(0) / onehot.sum(0)
+
+
+def constraint_penalty(prototypes: torch.Tensor, base: torch.Tensor, multipliers: torch.Tensor) -> torch.Tensor:
+    """``mean_c(lambda_c * ||w_c - t_c||^2)``."""
+    return (multipliers * (prototypes - base).pow(2).sum(-1)).mean()
+
+
+@TRAINER_REGISTRY.register()
+class CLAP(ZSLP):
+    """ZS-LP plus the class-adaptive l2 constraint; multipliers come from the training set, never from val."""
+
+    CONFIG_NODE = "CLAP"
+    LABEL = "CLAP"
+
+    def use_train_features(self) -> None:
+        super().use_train_features()
+        head = self.model.head
+        if self.cfg.FEATURE_CACHE.ENABLED:
+            # The same cache entry the training loader reads (memoised: nothing is encoded again).
+            entry = self.cached_features("train", self.dm.dataset.train_x, build_transform(self.cfg, is_train=True),
+                                         self.train_views(), max(self.cfg.SEED, 0))
+            feats, labels = entry["features"], entry["labels"]
+            feats = feats.reshape(-1, feats.shape[-1]).to(self.device)
+            labels = labels.repeat(entry["features"].shape[0]).to(self.device)
+        else:  # one un-augmented view per image
+            feats, labels = self._encode_train_plain()
+        with torch.no_grad():
+            zs = head.logits(feats, head.base)
+        head.register_buffer("multipliers", class_multipliers(zs, labels, head.base.shape[0]), persistent=False)
+        logger.info("CLAP class multipliers: mean %.4f, min %.4f, max %.4f", head.multipliers.mean().item(),
+                    head.multipliers.min().item(), head.multipliers.max().item())
+
+    def _encode_train_plain(self):
+        feats, labels = [], []
+        with torch.no_grad():
+            for batch in self.train_loader_x:
+                x, y = self.parse_batch_train(batch)
+                feats.append(self.clip.encode_image(x).float())
+                labels.append(y)
+        return torch.cat(feats), torch.cat(labels)
+
+    def compute_loss(self, logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        head = self.model.head
+        return F.cross_entropy(logits, label) + constraint_penalty(head.prototypes, head.base, head.multipliers)
+
+    def metrics_extra(self) -> dict:
+        mult = getattr(self.model.head, "multipliers", None)
+        return {} if mult is None else {"class_multipliers_mean": float(mult.mean())}
