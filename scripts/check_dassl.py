@@ -24,7 +24,7 @@ sys.path.insert(0, REPO)
 logger = logging.getLogger("check_dassl")
 
 TRAINERS = ("ZeroshotCLIP", "ZeroshotCLIP2", "LinearProbeCLIP", "TaskRes", "TaskResEnhancedBase", "CoOp",
-            "CLIP_Adapter", "TipAdapter", "TipAdapterF")
+            "CLIP_Adapter", "TipAdapter", "TipAdapterF", "ZSLP", "CLAP")
 ENGINES = ("dassl", "builtin")
 
 
@@ -95,8 +95,8 @@ def same_tensors(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def check_trainers(checks: Checks, root: str, clip: str, scratch: str, epochs: int) -> None:
-    for trainer in TRAINERS:
+def check_trainers(checks: Checks, root: str, clip: str, scratch: str, epochs: int, trainers=TRAINERS) -> None:
+    for trainer in trainers:
         for cache in ("cache", "no-cache"):
             if cache == "no-cache" and trainer not in ("TaskRes", "CoOp", "TipAdapterF"):
                 continue
@@ -191,6 +191,7 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--scratch", default="", help="work folder (default: a new temporary folder)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["trainers", "resume", "launchers"])
+    parser.add_argument("--trainers", nargs="*", default=list(TRAINERS), help="trainers to check (default: all)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     import dassl
@@ -203,7 +204,7 @@ def main() -> int:
     logging.disable(logging.NOTSET)  # importing Dassl (its wilds reader) disabled INFO logging
     checks = Checks()
     if "trainers" not in args.skip:
-        check_trainers(checks, root, clip, scratch, args.epochs)
+        check_trainers(checks, root, clip, scratch, args.epochs, args.trainers)
     if "resume" not in args.skip:
         check_resume(checks, root, clip, scratch, 200)  # long enough to be interrupted mid-run
     if "launchers" not in args.skip:
