@@ -155,19 +155,14 @@ def write_metrics(cfg, trainer, wall_s: float, eval_only: bool, identity=None) -
     return path
 
 
-def _available_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
-
-
 def _finalize_cfg(cfg, output_dir: str):
     """The run-time parts of the config: its folder and DataLoader workers capped at the CPUs this process has
     (configs say 8; more workers than CPUs only slow the loader and make torch warn). Both are launch-only keys."""
+    from engine.fileio import available_cpus
+
     cfg.defrost()
     cfg.OUTPUT_DIR = output_dir
-    cfg.DATALOADER.NUM_WORKERS = max(0, min(int(cfg.DATALOADER.NUM_WORKERS), _available_cpus()))
+    cfg.DATALOADER.NUM_WORKERS = max(0, min(int(cfg.DATALOADER.NUM_WORKERS), available_cpus()))
     cfg.freeze()
     return cfg
 

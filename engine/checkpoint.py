@@ -16,7 +16,7 @@ logger = logging.getLogger(__name__)
 
 
 def save_checkpoint(state: dict, save_dir: str, is_best: bool = False, remove_module_from_keys: bool = True,
-                    model_name: str = "", quiet: bool = False) -> str:
+                    model_name: str = "") -> str:
     os.makedirs(save_dir, exist_ok=True)
     if remove_module_from_keys:
         state["state_dict"] = OrderedDict(
@@ -28,8 +28,7 @@ def save_checkpoint(state: dict, save_dir: str, is_best: bool = False, remove_mo
     atomic_write(fpath, lambda f: f.write(buffer.getbuffer()))
     if model_name.startswith("model.pth.tar-"):  # "checkpoint" names the newest epoch, where a resume starts
         atomic_write(os.path.join(save_dir, "checkpoint"), lambda f: f.write(model_name.encode() + b"\n"))
-    if not quiet:
-        logger.info("Checkpoint saved to %s", fpath)
+    logger.info("Checkpoint saved to %s", fpath)
     if is_best:
         shutil.copy(fpath, os.path.join(save_dir, "model-best.pth.tar"))
     return fpath

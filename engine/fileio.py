@@ -46,7 +46,7 @@ class _HeldLock:
 
     def refresh(self, every_s: float = 30.0) -> None:
         """Extend the lock's lifetime; cheap to call often (acts at most every ``every_s`` seconds)."""
-        if self._lock is not None and time.monotonic() - self._last >= every_s:
+        if time.monotonic() - self._last >= every_s:
             self._lock.refresh(self._lifetime)
             self._last = time.monotonic()
 
@@ -58,32 +58,22 @@ def cluster_lock(path: str, lifetime_s: float = 300.0) -> Iterator[_HeldLock]:
     ``flufl.lock`` builds the lock from hard links, which NFS and Lustre make atomic across nodes. A
     holder that dies leaves a claim that expires after ``lifetime_s``; a live holder working longer
     calls ``refresh()`` on the yielded object (the feature extraction does so every batch).
-    Without ``flufl.lock`` installed, a local ``fcntl`` lock is used, with a warning: it only holds
-    between processes of one machine.
     """
+    from flufl.lock import Lock  # a declared dependency (setup.py)
+
     lifetime = timedelta(seconds=lifetime_s)
+    lock = Lock(path, lifetime=lifetime)
+    lock.lock()
     try:
-        from flufl.lock import Lock
-    except ImportError:
-        Lock = None
-    if Lock is not None:
-        lock = Lock(path, lifetime=lifetime)
-        lock.lock()
-        try:
-            yield _HeldLock(lock, lifetime)
-        finally:
-            if lock.is_locked:
-                lock.unlock(unconditionally=True)
-        return
-    logger.warning("flufl.lock is not installed (pip install flufl.lock): %s is locked for this machine only", path)
+        yield _HeldLock(lock, lifetime)
+    finally:
+        if lock.is_locked:
+            lock.unlock(unconditionally=True)
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, not the machine's total where it can tell)."""
     try:
-        import fcntl
-    except ImportError:  # Windows: atomic renames still keep files whole
-        yield _HeldLock(None, lifetime)
-        return
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield _HeldLock(None, lifetime)
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1

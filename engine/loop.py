@@ -16,6 +16,7 @@ in a trainer's bases, owns everything results depend on:
 import contextlib
 import copy
 import datetime
+import io
 import logging
 import os
 import random
@@ -30,6 +31,7 @@ import torch
 
 from engine.checkpoint import load_checkpoint, save_checkpoint
 from engine.errors import CheckpointError, RunInterrupted
+from engine.fileio import atomic_write
 from engine.identity import config_fingerprint
 
 logger = logging.getLogger(__name__)
@@ -259,7 +261,9 @@ class TrainingLoop:
 
     def _write_resume_state(self, snapshot: dict) -> str:
         path = os.path.join(self.output_dir, RESUME_FILE)
-        save_checkpoint(dict(snapshot, state_dict={}), self.output_dir, model_name=RESUME_FILE, quiet=True)
+        buffer = io.BytesIO()
+        torch.save(snapshot, buffer)
+        atomic_write(path, lambda f: f.write(buffer.getbuffer()))
         self._last_resume_save = time.time()
         return path
 

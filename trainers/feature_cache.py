@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from engine import atomic_write, read_image
-from engine.fileio import cluster_lock
+from engine.fileio import available_cpus, cluster_lock
 
 logger = logging.getLogger(__name__)
 
@@ -156,10 +156,7 @@ def _raise_item_error(info) -> None:
 def default_workers(device: torch.device) -> int:
     """Loader workers from the machine's cores: all of them on CUDA (decoding feeds the GPU), half on a CPU,
     where the encoder itself needs the cores."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
+    cores = available_cpus()
     return max(1, min(16, cores if device.type == "cuda" else cores // 2))
 
 
