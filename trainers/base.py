@@ -18,6 +18,7 @@ from torch import nn
 
 from engine import (
     CheckpointError,
+    DataManager,
     ImageDatasetWrapper,
     TrainerX,
     TrainingLoop,
@@ -128,8 +129,6 @@ class ClipTrainer(*_TRAINER_BASES):
     def build_data_loader(self) -> None:
         """The engine's DataManager, with the project's image reader (a corrupt file stops with its name;
         Dassl's reader retries forever)."""
-        from engine import DataManager
-
         self.use_data_manager(DataManager(self.cfg, dataset_wrapper=ImageDatasetWrapper))
 
     # ---- what a method provides -------------------------------------------------------------
