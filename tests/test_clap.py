@@ -39,7 +39,7 @@ ORIGINAL_LP_LOGITS = [[55.2119, -96.3826, 50.3968], [-25.4988, 84.092, -75.7158]
 
 
 def test_zslp_logits_match_the_original_forward_lp():
-    from trainers.zslp import PrototypeProbe
+    from trainers.probe import PrototypeProbe
 
     protos = (torch.arange(12, dtype=torch.float32).reshape(3, 4) * 0.5).cos() * 3
     feats = (torch.arange(8, dtype=torch.float32).reshape(2, 4) * 0.7).sin() * 5
@@ -49,12 +49,14 @@ def test_zslp_logits_match_the_original_forward_lp():
 
 
 def test_templates_follow_the_original_policy():
-    from datasets import IMAGENET_TEMPLATES_SELECT
-    from trainers.zslp import original_templates
+    from datasets import IMAGENET_TEMPLATES_SELECT, dataset_templates
+    from trainers.probe import original_templates
 
     # adapters.py _get_base_text_features: ImageNet -> the 7 select templates + its own; others -> their own.
-    assert original_templates("ImageNet", ("a photo of a {}.",)) == tuple(IMAGENET_TEMPLATES_SELECT) + ("a photo of a {}.",)
-    assert original_templates("DescribableTextures", ("{} texture.",)) == ("{} texture.",)
+    assert dataset_templates("ImageNet") == ("a photo of a {}.",)
+    assert original_templates("ImageNet") == tuple(IMAGENET_TEMPLATES_SELECT) + ("a photo of a {}.",)
+    assert original_templates("DescribableTextures") == dataset_templates("DescribableTextures")
+    assert original_templates("ImageNetV2") == dataset_templates("ImageNetV2")  # "ImageNet" only, as the original
 
 
 def test_methods_declare_label_and_recipe_in_their_modules():

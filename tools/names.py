@@ -3,7 +3,8 @@
 Datasets have three names: the config name used on the command line and in output folders
 (``caltech101``), the ``DATASET.NAME`` written into ``metrics.json`` (``Caltech101``) and a short
 column label (``Cal``). Methods are named by their trainer (``TRAINER.NAME``); ``TaskRes*`` is
-TaskRes run from an enhanced base.
+TaskRes run from an enhanced base. A method's display name, table position and shot-freeness are declared
+on its trainer class, in its own module (``declared_names``); this module holds no per-method entry.
 """
 import os
 from typing import Dict, Optional, Tuple
@@ -40,18 +41,6 @@ NAME_TO_LABEL: Dict[str, str] = {n: lab for _, n, lab in FEWSHOT_DATASETS + VARI
 FEWSHOT_NAMES: Tuple[str, ...] = tuple(n for _, n, _ in FEWSHOT_DATASETS)
 VARIANT_NAMES: Tuple[str, ...] = tuple(n for _, n, _ in VARIANT_DATASETS)
 
-# Trainer name -> name printed in tables and legends, in the order tables list methods.
-METHOD_LABELS: Dict[str, str] = {
-    "ZeroshotCLIP": "Zero-shot CLIP",
-    "ZeroshotCLIP2": "Zero-shot CLIP (ensemble)",
-    "LinearProbeCLIP": "Linear probe",
-    "CoOp": "CoOp",
-    "CLIP_Adapter": "CLIP-Adapter",
-    "TipAdapter": "Tip-Adapter",
-    "TipAdapterF": "Tip-Adapter-F",
-    "TaskRes": "TaskRes",
-    "TaskRes*": "TaskRes*",
-}
 _MODIFIED = " [modified "
 
 
@@ -65,16 +54,57 @@ def base_method(method: str) -> str:
     return method.split(_MODIFIED, 1)[0]
 
 
-class _Methods(frozenset):
-    """A set of trainer names that also holds their modified runs' labels."""
+_DECLARED: Optional[Dict[str, Tuple[str, bool]]] = None
+
+
+def declared_names() -> Dict[str, Tuple[str, bool]]:
+    """Result name -> (display name, shot-free), in table order, as the methods declare them on their trainer
+    classes (trainers/__init__.py): ``LABEL`` (None: the trainer name), ``EXTRA_LABELS`` (other result names the
+    trainer makes, e.g. ``TaskRes*``, placed right after it), ``SHOT_FREE``; ordered by ``TABLE_ORDER`` (the
+    paper's methods), then the others in discovery order.
+
+    Read once, on first use (it imports ``trainers``, hence torch). A broken method module must not stop a
+    report: a failed import logs a warning and leaves every name as it is.
+    """
+    global _DECLARED
+    if _DECLARED is None:
+        try:
+            import trainers
+
+            classes = list(trainers.declared_methods().items())
+        except Exception as err:  # noqa: BLE001  (any import failure: fall back to trainer names)
+            import logging
+
+            logging.getLogger(__name__).warning("Method display names: trainers could not be imported (%s)", err)
+            classes = []
+        ordered = sorted(enumerate(classes), key=lambda ic: (getattr(ic[1][1], "TABLE_ORDER", None) is None,
+                                                              getattr(ic[1][1], "TABLE_ORDER", None) or 0, ic[0]))
+        _DECLARED = {}
+        for _, (name, cls) in ordered:
+            shot_free = bool(getattr(cls, "SHOT_FREE", False))
+            _DECLARED[name] = (getattr(cls, "LABEL", None) or name, shot_free)
+            for extra, label in getattr(cls, "EXTRA_LABELS", ()):
+                _DECLARED.setdefault(extra, (label, shot_free))
+    return _DECLARED
+
+
+class _ShotFree:
+    """The result names whose value does not depend on the number of shots (``SHOT_FREE`` declared), modified
+    runs' labels included; read lazily so that importing this module does not import torch."""
 
     def __contains__(self, method) -> bool:
-        return frozenset.__contains__(self, base_method(method) if isinstance(method, str) else method)
+        if not isinstance(method, str):
+            return False
+        entry = declared_names().get(base_method(method))
+        return bool(entry and entry[1])
+
+    def __iter__(self):
+        return iter([m for m, (_, free) in declared_names().items() if free])
 
 
 # Methods whose result does not depend on the number of shots: their published value (stored with
 # shots 0) stands beside ours at every shot count.
-SHOT_FREE_METHODS = _Methods({"ZeroshotCLIP", "ZeroshotCLIP2"})
+SHOT_FREE_METHODS = _ShotFree()
 
 
 def dataset_name(name: str) -> str:
@@ -93,45 +123,17 @@ def config_name(name: str) -> Optional[str]:
     return NAME_TO_CONFIG.get(name)
 
 
-_DECLARED_LABELS: Optional[Dict[str, str]] = None
-
-
-def declared_labels() -> Dict[str, str]:
-    """Display names that methods declare in their own modules (``LABEL``), in discovery order.
-
-    Read only when a name is not in ``METHOD_LABELS`` (it imports ``trainers``, hence torch); a broken
-    method module must not stop a report, so a failed import leaves the trainer names as they are.
-    """
-    global _DECLARED_LABELS
-    if _DECLARED_LABELS is None:
-        try:
-            import trainers
-
-            _DECLARED_LABELS = {name: cls.LABEL or name for name, cls in trainers.declared_methods().items()
-                                if name not in METHOD_LABELS}
-        except Exception as err:  # noqa: BLE001  (any import failure: fall back to trainer names)
-            import logging
-
-            logging.getLogger(__name__).warning("Method display names: trainers could not be imported (%s)", err)
-            _DECLARED_LABELS = {}
-    return _DECLARED_LABELS
-
-
 def method_label(method: str) -> str:
-    if method in METHOD_LABELS:
-        return METHOD_LABELS[method]
-    return declared_labels().get(method, method)
+    """The display name a method declares (``LABEL``); unknown names (published-only rows such as ``PLOT++``,
+    modified runs' labels) print as they are."""
+    entry = declared_names().get(method)
+    return entry[0] if entry else method
 
 
 def method_order(method: str) -> Tuple[int, str]:
-    """Sort key: the paper's order, then declared methods (discovery order), unknown ones last, alphabetically."""
-    order = list(METHOD_LABELS)
-    if method in order:
-        return (order.index(method), method)
-    declared = list(declared_labels())
-    if method in declared:
-        return (len(order) + declared.index(method), method)
-    return (len(order) + len(declared), method)
+    """Sort key: declared methods in table order (the paper's first), unknown ones last, alphabetically."""
+    order = list(declared_names())
+    return (order.index(method), method) if method in order else (len(order), method)
 
 
 def backbone_tag(backbone: str) -> str:

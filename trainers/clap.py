@@ -7,7 +7,7 @@ so classes the zero-shot classifier already gets right stay close to it. No vali
 (jusiro/CLAP@dbdf409 ``trainers/adapters.py``: ``AdapterMethod.init_lagrangian_multipliers`` and
 ``zero_shot_constraint`` with CONSTRAINT ``l2``; the published runs use ``l2``, not the ``adaptative``
 augmented-Lagrangian variant, which is not implemented here). Everything else is ZS-LP's (same head,
-recipe and training views), imported from ``trainers.zslp``.
+recipe and training views), from the shared ``trainers.probe``.
 """
 import logging
 
@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from engine import TRAINER_REGISTRY, build_transform
-from trainers.zslp import ZSLP
+from trainers.probe import PrototypeProbeTrainer
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def constraint_penalty(prototypes: torch.Tensor, base: torch.Tensor, multipliers
 
 
 @TRAINER_REGISTRY.register()
-class CLAP(ZSLP):
+class CLAP(PrototypeProbeTrainer):
     """ZS-LP plus the class-adaptive l2 constraint; multipliers come from the training set, never from val."""
 
     CONFIG_NODE = "CLAP"

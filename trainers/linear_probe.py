@@ -222,6 +222,9 @@ class LinearProbeCLIP(ClipTrainer):
     """Logistic regression on frozen CLIP image features; ``C`` chosen on val. Nothing is trained by SGD."""
 
     CONFIG_NODE = "LINEAR_PROBE"
+    LABEL = "Linear probe"
+    TABLE_ORDER = 20
+    RECIPE_CONFIG = "configs/trainers/LinearProbeCLIP/rn50.yaml"  # everything is in the file (C searched on val)
     CHECKPOINT_NAME = "linear_probe"
     TRAINABLE = ()
     TRAINING_FREE = True

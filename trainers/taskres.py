@@ -20,16 +20,15 @@ import os
 from typing import Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from engine import TRAINER_REGISTRY, CheckpointError, load_checkpoint
 from trainers.base import ClipTrainer
+from trainers.heads import check_checkpoint_state, cosine_logits
+from trainers.templates import IMAGENET_FAMILY, OWN, SELECT_OWN, templates_for
 from trainers.text_classifier import build_zero_shot_classifier, pooled_template_features
 
 logger = logging.getLogger(__name__)
-
-IMAGENET_FAMILY = ("ImageNet", "ImageNetV2", "ImageNetSketch", "ImageNetA", "ImageNetR")
 
 
 def add_taskres_config(cfg) -> None:
@@ -50,12 +49,7 @@ def add_taskres_config(cfg) -> None:
 
 def taskres_templates(dataset_name: str) -> Tuple[str, ...]:
     """ImageNet (and its variants): the 7 "select" templates plus "a photo of a {}."; others: their one template."""
-    from datasets import IMAGENET_TEMPLATES_SELECT, dataset_templates
-
-    own = tuple(dataset_templates(dataset_name))
-    if dataset_name in IMAGENET_FAMILY:
-        return tuple(IMAGENET_TEMPLATES_SELECT) + tuple(t for t in own if t not in IMAGENET_TEMPLATES_SELECT)
-    return own
+    return templates_for(dataset_name, imagenet=SELECT_OWN, others=OWN, imagenet_names=IMAGENET_FAMILY)
 
 
 def load_enhanced_projection(path: str, expected_shape: torch.Size) -> torch.Tensor:
@@ -90,8 +84,7 @@ class TaskResHead(nn.Module):
         return self.base_text_features + self.alpha * self.text_feature_residuals
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        text = F.normalize(self.classifier(), dim=-1)
-        return self.logit_scale * F.normalize(features.float(), dim=-1) @ text.t()
+        return cosine_logits(features, self.classifier(), self.logit_scale)
 
 
 @TRAINER_REGISTRY.register()
@@ -101,6 +94,24 @@ class TaskRes(ClipTrainer):
     CONFIG_NODE = "TaskRes"
     CHECKPOINT_NAME = "prompt_learner"
     TRAINABLE = ("text_feature_residuals",)
+    LABEL = "TaskRes"
+    TABLE_ORDER = 70
+    # Result rows this trainer also makes: TaskRes from an enhanced base (``--enhanced-base``, tools/aggregate.py).
+    EXTRA_LABELS = (("TaskRes*", "TaskRes*"),)
+    # Paper, Sec. 4.1 (geekyutao/TaskRes@5195359 configs/trainers/TaskRes/adam_lr2e-{3,4}_B256_ep{100,200}.yaml):
+    # Adam, batch 256, cosine, 1 constant warm-up epoch at 1e-5 (the file); lr 2e-3 (ImageNet 2e-4), alpha 0.5
+    # (OxfordFlowers 1.0), 100 epochs up to 4 shots, else 200. The same for every backbone: the repository's
+    # backbone configs (..._ep200_{RN101,ViT32,ViT16,RN50x16}.yaml, the paper's ImageNet 16-shot table) are the
+    # ImageNet 16-shot recipe with another MODEL.BACKBONE.NAME.
+    RECIPE_CONFIG = "configs/trainers/TaskRes/rn50.yaml"
+
+    @staticmethod
+    def recipe(dataset: str, shots: int) -> dict:
+        return {
+            "OPTIM.LR": 2e-4 if dataset == "imagenet" else 2e-3,
+            "OPTIM.MAX_EPOCH": 100 if shots <= 4 else 200,
+            "TRAINER.TaskRes.RESIDUAL_SCALE": 1.0 if dataset == "oxford_flowers" else 0.5,
+        }
 
     def dataset_templates(self):
         return taskres_templates(self.cfg.DATASET.NAME)
@@ -121,14 +132,8 @@ class TaskRes(ClipTrainer):
                 "raw_classnames": bool(self.method_cfg.RAW_CLASSNAMES)}
 
     def load_state_for_eval(self, name: str, checkpoint: dict) -> None:
-        state = checkpoint.get("state_dict", {})
-        expected = {"base_text_features", "text_feature_residuals"}
-        if set(state) != expected:
-            raise CheckpointError(f"Not a TaskRes checkpoint: keys {sorted(state)}, expected {sorted(expected)}")
-        if state["base_text_features"].shape != self._models[name].base_text_features.shape:
-            raise CheckpointError(
-                f"The checkpoint's classifier has shape {tuple(state['base_text_features'].shape)} but this "
-                f"dataset/backbone needs {tuple(self._models[name].base_text_features.shape)}")
+        check_checkpoint_state(checkpoint.get("state_dict", {}), self._models[name].state_dict(), "TaskRes",
+                               hint="one row per class of the dataset, one column per embedding dimension of the backbone")
         super().load_state_for_eval(name, checkpoint)
 
 
@@ -149,8 +154,7 @@ class ProjectionTunedHead(nn.Module):
         return (self.pooled @ self.text_projection).mean(dim=0)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        text = F.normalize(self.classifier(), dim=-1)
-        return self.logit_scale * F.normalize(features.float(), dim=-1) @ text.t()
+        return cosine_logits(features, self.classifier(), self.logit_scale)
 
 
 @TRAINER_REGISTRY.register()

@@ -1,9 +1,14 @@
-"""Zero-shot CLIP: the dataset's template (``ZeroshotCLIP``) or an ensemble (``ZeroshotCLIP2``)."""
-import torch.nn.functional as F
+"""Zero-shot CLIP: the dataset's template (``ZeroshotCLIP``) or an ensemble (``ZeroshotCLIP2``).
+
+Both are shot-free (``SHOT_FREE``): no training image is used, so the grid runs them once per dataset
+and the launcher ``scripts/zeroshot/main.sh`` reuses one run for every SHOTS (``<backbone>_zeroshot``).
+"""
 from torch import nn
 
 from engine import TRAINER_REGISTRY
 from trainers.base import ClipTrainer
+from trainers.heads import CosineClassifier
+from trainers.templates import IMAGENET_ONLY, SELECT, SELECT_OWN, templates_for
 from trainers.text_classifier import build_zero_shot_classifier
 
 
@@ -16,18 +21,6 @@ def add_zeroshot_config(cfg) -> None:
             cfg.TRAINER[node].PREC = "fp16"
 
 
-class CosineClassifier(nn.Module):
-    """``logit_scale * norm(f) @ norm(W)^T`` for a fixed weight matrix (not saved: it is rebuilt from text)."""
-
-    def __init__(self, weights, logit_scale: float):
-        super().__init__()
-        self.register_buffer("weights", F.normalize(weights, dim=-1), persistent=False)
-        self.logit_scale = logit_scale
-
-    def forward(self, features):
-        return self.logit_scale * F.normalize(features, dim=-1) @ self.weights.t()
-
-
 @TRAINER_REGISTRY.register()
 class ZeroshotCLIP(ClipTrainer):
     """CLIP's zero-shot classifier from the dataset's hand-written template. Nothing is trained."""
@@ -36,6 +29,12 @@ class ZeroshotCLIP(ClipTrainer):
     TRAINABLE = ()
     TRAINING_FREE = True
     FEATURE_SPLITS = ("test",)  # nothing is fitted: encode only what is evaluated
+    LABEL = "Zero-shot CLIP"
+    TABLE_ORDER = 10
+    SHOT_FREE = True
+    # Nothing is trained: the recipe is the data and test settings of TaskRes's config (one run per dataset,
+    # first seed, 1-shot data reading), the folder and config scripts/zeroshot/main.sh uses.
+    RECIPE_CONFIG = "configs/trainers/TaskRes/rn50.yaml"
 
     def build_head(self) -> nn.Module:
         weights = build_zero_shot_classifier(self.clip, self.classnames, self.templates)
@@ -49,14 +48,11 @@ class ZeroshotCLIP2(ZeroshotCLIP):
     on every other dataset (the ImageNet variants included) those 7 plus the dataset's own template."""
 
     CONFIG_NODE = "ZeroshotCLIP2"
+    LABEL = "Zero-shot CLIP (ensemble)"
+    TABLE_ORDER = 11
 
     def dataset_templates(self):
-        from datasets import IMAGENET_TEMPLATES_SELECT
-
-        if self.cfg.DATASET.NAME == "ImageNet":
-            return tuple(IMAGENET_TEMPLATES_SELECT)
-        own = super().dataset_templates()
-        return tuple(IMAGENET_TEMPLATES_SELECT) + tuple(t for t in own if t not in IMAGENET_TEMPLATES_SELECT)
+        return templates_for(self.cfg.DATASET.NAME, imagenet=SELECT, others=SELECT_OWN, imagenet_names=IMAGENET_ONLY)
 
     def build_head(self) -> nn.Module:
         weights = build_zero_shot_classifier(self.clip, self.classnames, self.templates, normalize_each=True)

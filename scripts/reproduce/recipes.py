@@ -1,9 +1,12 @@
-"""Every method's paper recipe, in one table: config file and per-dataset/per-shot settings.
+"""Every method's recipe, in one table read from the methods' own modules: config file and per-dataset/per-shot settings.
 
-``RECIPES[method].options(dataset, shots)`` gives the ``KEY VALUE`` overrides a grid cell passes to
-``train.py`` after ``--config-file``. The TaskRes entry is the same recipe as
-``scripts/taskres/main.sh``; the baselines follow the published recipes (see the paper-facts
-sheet): only what varies by dataset or shot count, or what a config file cannot say, is here.
+A method declares its recipe on its trainer class (``RECIPE_CONFIG``, the config file, and ``recipe(dataset,
+shots)``, the ``KEY VALUE`` settings that vary by dataset or shot count or that a config file cannot say;
+``SHOT_FREE`` for a method whose result does not depend on shots or seed), in its own module; this module
+holds no per-method entry. ``RECIPES[method].options(dataset, shots)`` gives the overrides a grid cell or a
+launcher passes to ``train.py`` after ``--config-file``. A recipe is the same for every backbone: the
+original codes' backbone configs differ from their RN50 ones only in ``MODEL.BACKBONE.NAME`` (see each
+method's declaration for its source).
 Config files are checked when a grid is planned (``Recipe.config_path``), not at import, so a
 method whose config is not written yet fails with one message instead of breaking the module.
 Shot-free methods (zero-shot) do not depend on shots or seed: the grid runs them once per dataset; the
@@ -18,45 +21,6 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 
 class RecipeError(Exception):
     """A recipe cannot be used (unknown method, missing config file)."""
-
-
-def _taskres(dataset: str, shots: int) -> Dict[str, object]:
-    # Paper, Sec. 4.1: lr 2e-3 (ImageNet 2e-4), alpha 0.5 (OxfordFlowers 1.0), 100 epochs up to 4 shots, else 200.
-    return {
-        "OPTIM.LR": 2e-4 if dataset == "imagenet" else 2e-3,
-        "OPTIM.MAX_EPOCH": 100 if shots <= 4 else 200,
-        "TRAINER.TaskRes.RESIDUAL_SCALE": 1.0 if dataset == "oxford_flowers" else 0.5,
-    }
-
-
-def _coop_epochs(dataset: str, shots: int) -> int:
-    # CoOp: 50 epochs for 1 shot and for ImageNet, 100 for 2/4 shots, 200 for 8/16.
-    if dataset == "imagenet" or shots == 1:
-        return 50
-    return 100 if shots <= 4 else 200
-
-
-def _coop(dataset: str, shots: int) -> Dict[str, object]:
-    return {"OPTIM.LR": 0.002, "OPTIM.MAX_EPOCH": _coop_epochs(dataset, shots)}
-
-
-def _clip_adapter(dataset: str, shots: int) -> Dict[str, object]:
-    # The public trainer (gaopengcuhk/CLIP-Adapter@08d07f8, clip_adapter.py) hard-codes the residual ratio
-    # 0.2 and runs under CoOp's Dassl config (SGD lr 0.002, batch 32, cosine, 1 warm-up epoch; its README:
-    # "follow CoOp's command"); the Tip-Adapter paper's efficiency table trains it for 200 epochs (16-shot
-    # ImageNet). 200 epochs for every dataset and shot count; the ratio is in the config. The CLIP-Adapter
-    # paper tunes the ratio per dataset; those values are not in its public code and are not used here.
-    return {"OPTIM.LR": 0.002, "OPTIM.MAX_EPOCH": 200, "TRAINER.CLIP_ADAPTER.RATIO": 0.2}
-
-
-def _tip_adapter_f(dataset: str, shots: int) -> Dict[str, object]:
-    # gaopengcuhk/Tip-Adapter@d0e2d6f configs/*.yaml: lr 1e-3, 20 epochs (EuroSAT 100). The per-dataset
-    # search range and initial alpha/beta are applied by the trainer (trainers/tip_adapter.py, PUBLIC_CONFIGS).
-    return {"OPTIM.LR": 1e-3, "OPTIM.MAX_EPOCH": 100 if dataset == "eurosat" else 20}
-
-
-def _nothing(dataset: str, shots: int) -> Dict[str, object]:
-    return {}
 
 
 @dataclass(frozen=True)
@@ -92,56 +56,28 @@ class Recipe:
         return None if value is None else int(value)
 
 
-def _cfg(trainer: str) -> str:
-    return f"configs/trainers/{trainer}/rn50.yaml"
-
-
-# The built-in table. Keys are the names users pass to --methods (trainer names). A method declared in its
-# own module (``RECIPE_CONFIG`` and ``recipe`` on its trainer class, see trainers/__init__.py) joins it there.
-_BUILTIN: Dict[str, Recipe] = {
-    "TaskRes": Recipe("TaskRes", _cfg("TaskRes"), _taskres),
-    # Zero-shot CLIP trains nothing: one run per dataset (first seed, 1-shot data reading), in the folder
-    # and with the config scripts/zeroshot/main.sh uses.
-    "ZeroshotCLIP": Recipe("ZeroshotCLIP", _cfg("TaskRes"), _nothing, shot_free=True),
-    "ZeroshotCLIP2": Recipe("ZeroshotCLIP2", _cfg("TaskRes"), _nothing, shot_free=True),
-    "LinearProbeCLIP": Recipe("LinearProbeCLIP", _cfg("LinearProbeCLIP"), _nothing),
-    "CoOp": Recipe("CoOp", _cfg("CoOp"), _coop),
-    "CLIP_Adapter": Recipe("CLIP_Adapter", _cfg("CLIP_Adapter"), _clip_adapter),
-    "TipAdapter": Recipe("TipAdapter", _cfg("TipAdapter"), _nothing),
-    "TipAdapterF": Recipe("TipAdapterF", _cfg("TipAdapterF"), _tip_adapter_f),
-}
-
-
-
 def declared_recipes() -> Dict[str, Recipe]:
     """Recipes that methods declare in their own modules (imports ``trainers``, hence torch: only when needed)."""
     import trainers
 
     return {name: Recipe(name, cls.RECIPE_CONFIG or None, cls.recipe, shot_free=bool(getattr(cls, "SHOT_FREE", False)))
             for name, cls in trainers.declared_methods().items()
-            if name not in _BUILTIN and getattr(cls, "RECIPE_CONFIG", None) is not None}
+            if getattr(cls, "RECIPE_CONFIG", None) is not None}
 
 
 class _RecipeTable(MutableMapping):
-    """``_BUILTIN`` plus the declared recipes, which are looked up only when a name is not built in (so the
-    launchers' recipe look-up of a paper method does not import torch). Assignment edits the built-in part."""
+    """The declared recipes, read from the trainer classes at each look-up (a changed declaration takes effect at
+    once); assignment adds or replaces an entry on top of them (tests, callers that try a recipe without writing
+    a module)."""
 
-    def __init__(self, builtin: Dict[str, Recipe]):
-        self._builtin = builtin
-        self._declared: Optional[Dict[str, Recipe]] = None
+    def __init__(self):
+        self._overrides: Dict[str, Recipe] = {}
 
     def _all(self) -> Dict[str, Recipe]:
-        if self._declared is None:
-            self._declared = declared_recipes()
-        return {**self._builtin, **self._declared}
+        return {**declared_recipes(), **self._overrides}
 
     def __getitem__(self, method: str) -> Recipe:
-        if method in self._builtin:
-            return self._builtin[method]
         return self._all()[method]
-
-    def __contains__(self, method) -> bool:
-        return method in self._builtin or method in self._all()
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._all())
@@ -150,13 +86,15 @@ class _RecipeTable(MutableMapping):
         return len(self._all())
 
     def __setitem__(self, method: str, recipe: Recipe) -> None:
-        self._builtin[method] = recipe
+        self._overrides[method] = recipe
 
     def __delitem__(self, method: str) -> None:
-        del self._builtin[method]
+        if method not in self._overrides:
+            raise KeyError(f"{method} is declared in its module; only added entries can be removed")
+        del self._overrides[method]
 
 
-RECIPES: Mapping = _RecipeTable(_BUILTIN)
+RECIPES: Mapping = _RecipeTable()
 
 # The paper's comparison, in table order.
 PAPER_METHODS = ("ZeroshotCLIP", "LinearProbeCLIP", "CoOp", "CLIP_Adapter", "TipAdapter", "TipAdapterF", "TaskRes")
