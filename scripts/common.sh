@@ -4,10 +4,10 @@
 #   SEEDS    seeds to run (default: "1 2 3")      BACKBONE  CLIP backbone (default: RN50)
 #   CACHE_DIR feature cache (default: $OUTPUT/feature_cache)   PYTHON  interpreter (default: python)
 #   INPUT_SIZE image side (default: the backbone's)   EXTRA_OPTS  KEY VALUE pairs (before the trailing ones)
-# The recipe comes from scripts/reproduce/recipes.py; launcher variables, EXTRA_OPTS and then the trailing
-# KEY VALUE pairs override it, in that order (the last word wins). A run whose config differs from the
-# recipe goes to <tag>_<8 hex>/seedS; a finished run with the same config is skipped (see
-# scripts/reproduce/runs.py); train.py holds a lock on each run folder.
+# The recipe is declared on the method's trainer class (RECIPE_CONFIG, recipe(); read by scripts/reproduce/recipes.py);
+# launcher variables, EXTRA_OPTS and then the trailing KEY VALUE pairs override it, in that order (the last word wins).
+# A run whose config differs from the recipe goes to <tag>_<8 hex>/seedS; a finished run with the same config is
+# skipped (see scripts/reproduce/runs.py); train.py holds a lock on each run folder.
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHON=${PYTHON:-python}
 BACKBONE=${BACKBONE:-RN50}
@@ -44,7 +44,7 @@ backbone_tag() {
   echo "$b" | tr '[:upper:]' '[:lower:]' | sed 's#/##g; s#[:@-]#_#g; s#_\+#_#g'
 }
 
-# load_recipe METHOD DATASET SHOTS: the recipe's train.py arguments (scripts/reproduce/recipes.py) into RECIPE.
+# load_recipe METHOD DATASET SHOTS: the recipe's train.py arguments (declared on its trainer class, read by scripts/reproduce/recipes.py) into RECIPE.
 load_recipe() {
   local out
   out=$(cd "$REPO_ROOT" && "$PYTHON" -m scripts.reproduce.runs recipe "$1" "$2" "$3" --backbone "$BACKBONE") || exit 2

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CLIP-Adapter with the published recipe (scripts/reproduce/recipes.py and configs/trainers/CLIP_Adapter/rn50.yaml).
+# CLIP-Adapter with the published recipe (declared on CLIP_Adapter in trainers/clip_adapter.py, with configs/trainers/CLIP_Adapter/rn50.yaml).
 #   DATA=/path/to/data bash scripts/clip_adapter/main.sh DATASET SHOTS [KEY VALUE ...]
 # e.g. bash scripts/clip_adapter/main.sh imagenet 16
 # Env: SEEDS ("1 2 3"), BACKBONE (RN50), OUTPUT (output), EPOCHS (OPTIM.MAX_EPOCH),

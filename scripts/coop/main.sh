@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CoOp with the published recipe (scripts/reproduce/recipes.py: SGD lr 0.002, batch 32, cosine, 1 warm-up epoch,
+# CoOp with the published recipe (declared on CoOp in trainers/coop.py: SGD lr 0.002, batch 32, cosine, 1 warm-up epoch,
 # 16 context tokens at the front, class token at the end, random init; 50 epochs for 1 shot and ImageNet,
 # 100 for 2/4 shots, 200 for 8/16; last-epoch model).
 #   DATA=/path/to/data bash scripts/coop/main.sh DATASET SHOTS [KEY VALUE ...]

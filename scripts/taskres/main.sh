@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# TaskRes / TaskRes* with the paper's recipe (scripts/reproduce/recipes.py: lr 2e-3, ImageNet 2e-4; alpha 0.5,
+# TaskRes / TaskRes* with the paper's recipe (declared on TaskRes in trainers/taskres.py: lr 2e-3, ImageNet 2e-4; alpha 0.5,
 # OxfordFlowers 1.0; 100 epochs for 1/2/4 shots, 200 for 8/16).
 #   DATA=/path/to/data bash scripts/taskres/main.sh DATASET SHOTS [KEY VALUE ...]
 # e.g. bash scripts/taskres/main.sh imagenet 16

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Tip-Adapter-F with the published recipe (scripts/reproduce/recipes.py: AdamW lr 1e-3, eps 1e-4, batch 256,
+# Tip-Adapter-F with the published recipe (declared on TipAdapterF in trainers/tip_adapter.py: AdamW lr 1e-3, eps 1e-4, batch 256,
 # 20 epochs, EuroSAT 100); epoch and alpha/beta chosen on val (the public code chooses on test).
 #   DATA=/path/to/data bash scripts/tip_adapter_f/main.sh DATASET SHOTS [KEY VALUE ...]
 # e.g. bash scripts/tip_adapter_f/main.sh imagenet 16
