@@ -17,6 +17,7 @@ from torch import nn
 
 from engine import TRAINER_REGISTRY
 from trainers.base import ClipTrainer
+from trainers.heads import cosine_logits
 from trainers.text_classifier import build_zero_shot_classifier
 
 
@@ -35,7 +36,7 @@ class BiasHead(nn.Module):
         self.logit_scale = logit_scale
 
     def forward(self, features):
-        return self.logit_scale * F.normalize(features.float(), dim=-1) @ self.text.t() + self.bias
+        return cosine_logits(features, self.text, self.logit_scale, weights_normalized=True) + self.bias
 
 
 @TRAINER_REGISTRY.register()
