@@ -79,6 +79,20 @@ def _same_items(a: Sequence, b: Sequence) -> bool:
     return len(a) == len(b) and all(x.impath == y.impath for x, y in zip(a, b))
 
 
+def check_state_shapes(module: nn.Module, state: dict, method: str) -> None:
+    """One clear line when a saved state does not fit ``module`` (missing or unexpected keys, other shapes)."""
+    own = module.state_dict()
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise CheckpointError(f"Not a {method} checkpoint for this configuration: missing keys {missing}, "
+                              f"unexpected keys {unexpected}")
+    wrong = [f"{k} {tuple(state[k].shape)} (needs {tuple(v.shape)})" for k, v in own.items()
+             if tuple(state[k].shape) != tuple(v.shape)]
+    if wrong:
+        raise CheckpointError(f"The checkpoint's shapes do not fit this {method} configuration: {'; '.join(wrong)} "
+                              "(check the method's config, e.g. context length, and the backbone)")
+
+
 class ClipClassifier(nn.Module):
     """Images or features in, logits out: ``head(encode_image(x))`` for images, ``head(x)`` for features.
 
@@ -111,6 +125,9 @@ class ClipTrainer(*_TRAINER_BASES):
     FEATURE_SPLITS = ("train", "val", "test")  # splits whose features the method reads
     AUGMENTED_TRAIN_VIEWS = True      # False: one un-augmented view per training image (test transform)
     TRAIN_VIEWS: Optional[int] = None  # the method's published pool of augmented views per image (None: one per epoch)
+    # Its saved state does not depend on the class list (prompts, adapters, LoRA): a checkpoint evaluates on other
+    # classes (base-to-novel, cross-dataset); the backbone and the state's shapes are still checked.
+    CLASS_AGNOSTIC: bool = False
     # Declarations read by tools/names.py and scripts/reproduce/recipes.py (a method declares them here, in its
     # own module, instead of editing those tables).
     LABEL: Optional[str] = None       # display name in tables and plots (None: the trainer name)
@@ -414,9 +431,16 @@ class ClipTrainer(*_TRAINER_BASES):
     def load_state_for_eval(self, name: str, checkpoint: dict) -> None:
         theirs = checkpoint.get("classnames")
         if theirs is not None and list(theirs) != list(self.classnames):
-            raise CheckpointError(f"This checkpoint was trained on {len(theirs)} classes of {checkpoint.get('dataset')} "
-                                  f"but the evaluation expects {len(self.classnames)} other classes")
+            if not self.CLASS_AGNOSTIC:
+                raise CheckpointError(f"This checkpoint was trained on {len(theirs)} classes of "
+                                      f"{checkpoint.get('dataset')} but the evaluation expects {len(self.classnames)} "
+                                      "other classes")
+            logger.info("%s's state is class-agnostic: trained on %d classes of %s, evaluated on %d classes of %s",
+                        type(self).__name__, len(theirs), checkpoint.get("dataset"), len(self.classnames),
+                        self.cfg.DATASET.NAME)
         if checkpoint.get("backbone") not in (None, self.cfg.MODEL.BACKBONE.NAME):
             raise CheckpointError(f"This checkpoint was trained with backbone {checkpoint['backbone']}, "
                                   f"not {self.cfg.MODEL.BACKBONE.NAME}; pass --backbone {checkpoint['backbone']}")
+        check_state_shapes(self._models[name], checkpoint["state_dict"], type(self).__name__)
         self._models[name].load_state_dict(checkpoint["state_dict"])
+
