@@ -163,7 +163,7 @@ class CoOp(ClipTrainer):
         theirs = checkpoint.get("classnames")
         if self._models[name].csc and theirs is not None and list(theirs) != list(self.classnames):
             raise CheckpointError(f"This checkpoint's class-specific context (CSC) was trained on {len(theirs)} classes "
-                                  f"of {checkpoint.get('dataset')}, not on the {len(self.classnames)} classes evaluated "
+                                  f"of {checkpoint.get('dataset')}, not on the {len(self.classnames)} other classes evaluated "
                                   "here; only a unified context (CSC False) transfers to other classes")
         own = self._models[name].ctx
         if state["ctx"].shape != own.shape:
