@@ -40,6 +40,8 @@ def test_trains_end_to_end_and_eval_only_reproduces(data_root, tiny_clip, cache,
     result = train.main(_args(data_root, tiny_clip, tmp_path / "run", cache))
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["method"] == "CoCoOp" and metrics["epochs"] == 3
+    assert metrics["extra"]["n_ctx"] == 4 and metrics["extra"]["shared_prefix"] is True
+    assert metrics["extra"]["prompt_tokens"] < 20 and metrics["extra"]["trainable_precision"] == "fp32"
     ckpt = _state(tmp_path / "run", 3)
     from trainers.cocoop import CoCoOp
 
@@ -68,14 +70,10 @@ def test_launcher_runs_the_declared_recipe(data_root, tiny_clip, tmp_path):
     run = subprocess.run(["bash", "scripts/method/main.sh", "CoCoOp", "caltech101", "2"], cwd=REPO, env=env,
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
-    found = [os.path.join(d, "metrics.json") for d, _, files in os.walk(out / "caltech101" / "CoCoOp")
-             if "metrics.json" in files]
-    assert len(found) == 1, found
-    with open(found[0]) as f:
-        metrics = json.load(f)
+    (path,) = (out / "caltech101" / "CoCoOp").glob("*/seed1/metrics.json")  # one run, in the launcher's layout
+    metrics = json.loads(path.read_text())
     assert metrics["method"] == "CoCoOp" and metrics["epochs"] == 10 and metrics["shots"] == 2
-    config = (out / "caltech101" / "CoCoOp" / os.path.basename(os.path.dirname(os.path.dirname(found[0])))
-              / "seed1" / "config.yaml").read_text()
+    config = (path.parent / "config.yaml").read_text()
     assert "CTX_INIT: a photo of a" in config and "N_CTX: 4" in config
 
 

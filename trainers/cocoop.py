@@ -143,6 +143,13 @@ class CoCoOp(ClipTrainer):
                                         int(mcfg.N_CTX), mcfg.CTX_INIT, self.clip.embed_dim, self.clip.logit_scale,
                                         prompts_per_call=int(mcfg.PROMPTS_PER_CALL))
 
+    def metrics_extra(self) -> dict:
+        """The deviations from the public code (none changes the function; see the module docstring)."""
+        head = self.model.head
+        return {"n_ctx": head.n_ctx, "ctx_init": self.method_cfg.CTX_INIT, "prompt_tokens": int(head.tokens.shape[1]),
+                "shared_prefix": head.share_prefix, "prompts_per_call": head.prompts_per_call,
+                "trainable_precision": "fp32"}
+
     def load_state_for_eval(self, name: str, checkpoint: dict) -> None:
         state = {k: v for k, v in checkpoint.get("state_dict", {}).items()
                  if k not in ("token_prefix", "token_suffix")}  # the public code saves them; rebuilt from the names

@@ -29,6 +29,11 @@ How it differs from the public code, and why:
   through the transformer once, and each class's remaining tokens attend to them (exact as well);
 - image features come from the feature cache (the encoder is frozen) unless ``--no-cache`` is given.
 
+Both text-side tricks, the context's initialisation and the prompts' tokenisation live in
+``trainers/prompt_learning.py``, shared with CoCoOp. A unified context does not depend on the class list
+(``CLASS_AGNOSTIC``): a checkpoint evaluates on other classes (base-to-novel, cross-dataset); a class-specific
+one (``CSC``) is refused there.
+
 Checkpoints live in ``<output>/prompt_learner/`` with CoOp's key ``ctx``. The prompt's fixed token
 embeddings (``token_prefix``/``token_suffix``) are rebuilt from the class names, not saved; CoOp's own
 checkpoints, which hold them, load (those two keys are dropped).
