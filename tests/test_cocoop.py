@@ -100,6 +100,17 @@ def test_base_to_new_eval_only_uses_the_class_agnostic_state(data_root, tiny_cli
     assert new["accuracy"] == pytest.approx(100.0 * (logits.argmax(1) == labels).float().mean().item())
 
 
+def test_cross_dataset_imagenet_state_evaluates_on_another_dataset(data_root, tiny_clip, cache, tmp_path):
+    train.main(train_args(data_root, tiny_clip, str(tmp_path / "imagenet"), trainer="CoCoOp", dataset="imagenet",
+                          epochs=1, extra=("--config-file", CONFIG, "--cache-dir", str(cache))))
+    result = train.main(_args(data_root, tiny_clip, tmp_path / "caltech", cache,
+                              flags=("--eval-only", "--model-dir", str(tmp_path / "imagenet"), "--load-epoch", "1")))
+    metrics = json.loads((tmp_path / "caltech" / "metrics.json").read_text())
+    assert metrics["dataset"] == "Caltech101" and metrics["accuracy"] == pytest.approx(result["accuracy"])
+    log = (tmp_path / "caltech" / "log.txt").read_text()
+    assert "class-agnostic: trained on 4 classes of ImageNet, evaluated on 4 classes of Caltech101" in log
+
+
 def test_class_list_is_checked_unless_the_state_is_class_agnostic(data_root, tiny_clip, cache, tmp_path):
     """CoOp's unified context transfers to new classes; its class-specific context and TaskRes's residual do not."""
     coop = "configs/trainers/CoOp/rn50.yaml"
