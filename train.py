@@ -264,6 +264,18 @@ def _user_facing_errors():
     return tuple(errors)
 
 
+def one_line(err: BaseException) -> str:
+    """The user's message of ``err``: a DataLoader worker's error arrives wrapped in a message holding the
+    worker's whole traceback ("Caught X in DataLoader worker process 0. Original Traceback ..."); its last
+    line, without the type name, is the message the worker raised."""
+    text = str(err)
+    if "Original Traceback" not in text:
+        return text
+    last = [line for line in text.strip().splitlines() if line.strip()][-1]
+    prefix = f"{type(err).__name__}: "
+    return last[last.index(prefix) + len(prefix):] if prefix in last else last
+
+
 def main(argv: Optional[List[str]] = None) -> dict:
     """Entry point callable from tests: ``main(["--root", ..., "--trainer", "TaskRes", ...])``."""
     args = build_parser().parse_args(argv)
@@ -285,7 +297,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
         raise SystemExit(130) from None
     except errors as err:
         logging.getLogger("train").debug("user error", exc_info=True)
-        raise SystemExit(f"error: {err}") from None
+        raise SystemExit(f"error: {one_line(err)}") from None
 
 
 if __name__ == "__main__":
