@@ -76,6 +76,20 @@ def add_clip_config(cfg) -> None:
     cfg.FEATURE_CACHE.MAX_GB = 0.0       # bound on the cache folder's size (0: none; free disk space is always checked)
 
 
+def check_state_shapes(module: nn.Module, state: dict, method: str) -> None:
+    """One clear line when a checkpoint's tensors are not this model's (other keys, or other shapes: e.g. a LoRA
+    rank or a class count that differs), instead of torch's multi-line report."""
+    own = module.state_dict()
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise CheckpointError(f"This checkpoint does not fit {method}'s model: missing {missing[:3]}, unexpected "
+                              f"{unexpected[:3]}; check --trainer and the method's settings")
+    shapes = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state.items() if v.shape != own[k].shape]
+    if shapes:
+        raise CheckpointError(f"The checkpoint's tensor shapes differ from this {method} configuration "
+                              f"({'; '.join(shapes[:2])}); use the settings it was trained with")
+
+
 def _same_items(a: Sequence, b: Sequence) -> bool:
     return len(a) == len(b) and all(x.impath == y.impath for x, y in zip(a, b))
 
@@ -474,4 +488,5 @@ class ClipTrainer(*_TRAINER_BASES):
         if checkpoint.get("backbone") not in (None, self.cfg.MODEL.BACKBONE.NAME):
             raise CheckpointError(f"This checkpoint was trained with backbone {checkpoint['backbone']}, "
                                   f"not {self.cfg.MODEL.BACKBONE.NAME}; pass --backbone {checkpoint['backbone']}")
+        check_state_shapes(self._models[name], checkpoint["state_dict"], type(self).__name__)
         self._models[name].load_state_dict(checkpoint["state_dict"])
