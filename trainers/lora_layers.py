@@ -77,9 +77,7 @@ class LoRAAttention(nn.Module):
         self.in_proj_weight = mha.in_proj_weight
         self.in_proj_bias = mha.in_proj_bias
         self.out_proj = mha.out_proj
-        self.num_heads = mha.num_heads
-        self.batch_first = mha.batch_first
-        self.attn_dropout = mha.dropout
+        self.num_heads, self.batch_first, self.attn_dropout = mha.num_heads, mha.batch_first, mha.dropout
         self.__dict__["adapters"] = dict(adapters)  # owned (trained, saved) by the method, not by the backbone
 
     def _project(self, x: torch.Tensor, index: int, name: str) -> torch.Tensor:
