@@ -34,6 +34,7 @@ def autocast_context(device: torch.device, enabled: bool):
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.float16)
 
+
 def _grad_context(grad: bool):
     """No graph for a frozen encoder (the default); the caller's grad mode when the method trains through it."""
     return contextlib.nullcontext() if grad else torch.no_grad()

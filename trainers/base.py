@@ -366,8 +366,8 @@ class ClipTrainer(*_TRAINER_BASES):
         cfg = self.cfg
         info = self.cache_info
         if not cfg.FEATURE_CACHE.ENABLED or self.image_adapted:
-            info.update(train_views=None, paper_protocol=True, protocol="fresh augmentation every epoch (no cache)"
-                        if not self.image_adapted else "fresh augmentation every epoch (image encoder adapted: no cache)")
+            why = "image encoder adapted: no cache" if self.image_adapted else "no cache"
+            info.update(train_views=None, paper_protocol=True, protocol=f"fresh augmentation every epoch ({why})")
             return
         if "train" not in self.FEATURE_SPLITS or isinstance(self.train_loader_x, FeatureLoader):
             return
