@@ -138,7 +138,7 @@ def write_metrics(cfg, trainer, wall_s: float, eval_only: bool, identity=None) -
         "accuracy": float(results["accuracy"]),
         "macro_f1": float(results["macro_f1"]) if "macro_f1" in results else None,
         "eval_only": eval_only,
-        "epochs": None if (training_free or eval_only) else int(cfg.OPTIM.MAX_EPOCH),
+        "epochs": None if (training_free or eval_only) else int(getattr(trainer, "max_epoch", cfg.OPTIM.MAX_EPOCH)),
         "feature_cache": bool(cfg.FEATURE_CACHE.ENABLED),
         "engine": ENGINE_NAME,
         # False: the dataset's split was built from raw annotations, not the official CoOp split file;
