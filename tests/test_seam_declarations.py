@@ -7,7 +7,6 @@ import pytest
 import torch
 
 import trainers
-from engine import CheckpointError
 from scripts.reproduce.recipes import PAPER_METHODS, RECIPES, get_recipe
 from scripts.reproduce.runs import recipe_argv
 from tools.names import SHOT_FREE_METHODS, method_label, method_order, modified_label
@@ -111,13 +110,3 @@ def test_cosine_logits_and_the_heads_that_use_it():
     for head in (CosineClassifier(w, 50.0), PrototypeProbe(w, 50.0), TaskResHead(w, 0.5, 50.0)):
         assert torch.allclose(head(f), expected, atol=1e-5), type(head).__name__
 
-
-def test_checkpoint_shape_check_names_the_mismatch():
-    from trainers.heads import check_checkpoint_state
-
-    own = {"a": torch.zeros(3, 4)}
-    check_checkpoint_state({"a": torch.ones(3, 4)}, own, "X")
-    with pytest.raises(CheckpointError, match=r"Not a X checkpoint: keys \['b'\]"):
-        check_checkpoint_state({"b": torch.ones(3, 4)}, own, "X")
-    with pytest.raises(CheckpointError, match=r"a has shape \(5, 4\) but this configuration needs \(3, 4\) \(classes\)"):
-        check_checkpoint_state({"a": torch.ones(5, 4)}, own, "X", hint="classes")

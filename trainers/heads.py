@@ -1,16 +1,13 @@
-"""Pieces every CLIP head shares: the cosine logits, a fixed cosine classifier, checkpoint checks.
+"""Pieces every CLIP head shares: the cosine logits and a fixed cosine classifier.
 
 Why here: the cosine logits ``logit_scale * norm(f) @ norm(W)^T`` are CLIP's classifier for zero-shot
 CLIP, TaskRes, CLIP-Adapter, ZS-LP/CLAP and the prompt learners; written once, a head cannot drift
-(e.g. forget the fp32 cast of fp16 cached features). Not a method module (no ``add_config``).
+(e.g. forget the fp32 cast of fp16 cached features). Not a method module (no ``add_config``). Checkpoint
+keys and shapes are checked once, for every method, by ``trainers.base.check_state_shapes``.
 """
-from typing import Mapping
-
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from engine import CheckpointError
 
 
 def cosine_logits(features: torch.Tensor, weights: torch.Tensor, logit_scale: float,
@@ -36,17 +33,3 @@ class CosineClassifier(nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return cosine_logits(features, self.weights, self.logit_scale, weights_normalized=True)
 
-
-def check_checkpoint_state(state: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor], method: str,
-                           hint: str = "") -> None:
-    """Refuse, with one line naming the problem, a state whose keys or shapes are not ``own``'s.
-
-    ``load_state_dict`` would also fail, but with a multi-line message that does not say which run or
-    setting made the mismatch; ``hint`` names the settings that decide the shapes.
-    """
-    if set(state) != set(own):
-        raise CheckpointError(f"Not a {method} checkpoint: keys {sorted(state)}, expected {sorted(own)}")
-    for key, value in own.items():
-        if tuple(state[key].shape) != tuple(value.shape):
-            raise CheckpointError(f"The checkpoint's {key} has shape {tuple(state[key].shape)} but this "
-                                  f"configuration needs {tuple(value.shape)}" + (f" ({hint})" if hint else ""))
