@@ -281,9 +281,12 @@ def last_checkpoint_epoch(run: str) -> Optional[int]:
 
 def plan_evals(trained: Sequence[Cell], targets: Sequence[Tuple[str, str, str]], data: str, output: str,
                cache_dir: str = "", size: Optional[int] = None, extra: Sequence[str] = (),
-               track: Optional[str] = None) -> Tuple[List[Cell], List[str]]:
+               track: Optional[str] = None, pending: bool = False) -> Tuple[List[Cell], List[str]]:
     """Eval cells of the finished ``trained`` runs on each target ``(dataset, folder name, classes)``
-    (``<run>/<folder name>/``), and the trained runs that are not finished yet (nothing to evaluate)."""
+    (``<run>/<folder name>/``), and the trained runs that are not finished yet (nothing to evaluate).
+
+    ``pending``: also plan the evaluations of unfinished runs (without ``--load-epoch``), for a dry run's cost.
+    """
     output = os.path.abspath(output)
     data = os.path.abspath(data) if data else "$DATA"
     cache_dir = os.path.abspath(cache_dir or os.path.join(output, "feature_cache"))
@@ -293,8 +296,9 @@ def plan_evals(trained: Sequence[Cell], targets: Sequence[Tuple[str, str, str]],
         num_shots = 1 if get_recipe(m).shot_free else k
         if not t.finished:
             missing.append(source)
-            continue
-        load_epoch = last_checkpoint_epoch(source)
+            if not pending:
+                continue
+        load_epoch = last_checkpoint_epoch(source) if t.finished else None
         for target, folder, classes in targets:
             out_dir = os.path.join(source, folder)
             argv = _launch_args(s, data, out_dir, cache_dir) + ["--eval-only", "--model-dir", source]
@@ -315,13 +319,13 @@ def plan_evals(trained: Sequence[Cell], targets: Sequence[Tuple[str, str, str]],
 def plan_variants(methods: Sequence[str], shots: Sequence[int], seeds: Sequence[int], backbone: str, data: str,
                   output: str, variants: Sequence[str] = VARIANTS, cache_dir: str = "", size: Optional[int] = None,
                   extra: Sequence[str] = (), epochs: Optional[int] = None,
-                  track: Optional[str] = None) -> Tuple[List[Cell], List[str]]:
+                  track: Optional[str] = None, pending: bool = False) -> Tuple[List[Cell], List[str]]:
     """Eval cells for finished ImageNet runs on each variant; also the ImageNet runs that are missing."""
     _check_datasets(variants)
     trained = plan_grid(methods, [SOURCE_DATASET], shots, seeds, backbone, data, output, cache_dir, size, epochs,
                         extra, track)
     return plan_evals(trained, [(v, f"eval_{v}", "all") for v in variants], data, output, cache_dir, size, extra,
-                      track)
+                      track, pending)
 
 
 @dataclass
@@ -329,7 +333,7 @@ class ProtocolPlan:
     """A protocol's training cells, the evaluations of them (planned once they have finished), and notes."""
 
     train: List[Cell]
-    evals: Optional[Callable[[], Tuple[List[Cell], List[str]]]] = None
+    evals: Optional[Callable[..., Tuple[List[Cell], List[str]]]] = None  # (pending=False) -> (cells, missing)
     notes: List[str] = field(default_factory=list)
 
 
@@ -353,7 +357,8 @@ def plan_protocol(protocol: str, methods: Sequence[str], datasets: Sequence[str]
         train = plan_grid(methods, datasets, shots, seeds, classes="base", **common)
         notes = [f"{m}: its trained state is per class, so it is trained and tested on the base classes only; the "
                  "report shows its new-class accuracy and HM as n/a" for m in fixed]
-        return ProtocolPlan(train, lambda: _new_class_evals(train, moving, evaluate), notes)
+        return ProtocolPlan(train, lambda pending=False: _new_class_evals(train, moving, dict(evaluate, pending=pending)),
+                            notes)
     targets = ([(d, f"eval_{d}", "all") for d in datasets if d != SOURCE_DATASET] if protocol == "cross_dataset"
                else [(v, f"eval_{v}", "all") for v in variants])
     _check_datasets([t for t, _, _ in targets])
@@ -363,7 +368,7 @@ def plan_protocol(protocol: str, methods: Sequence[str], datasets: Sequence[str]
         train = plan_grid(moving, [SOURCE_DATASET], shots, seeds, **common) if moving else []
     else:
         notes, train = [], plan_grid(methods, [SOURCE_DATASET], shots, seeds, **common)
-    return ProtocolPlan(train, lambda: plan_evals(train, targets, **evaluate), notes)
+    return ProtocolPlan(train, lambda pending=False: plan_evals(train, targets, pending=pending, **evaluate), notes)
 
 
 def _new_class_evals(train: Sequence[Cell], moving: Sequence[str], evaluate: dict) -> Tuple[List[Cell], List[str]]:
@@ -660,19 +665,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def plan_from_args(args, extra: Sequence[str]) -> ProtocolPlan:
     if args.eval_variants:
-        return ProtocolPlan([], lambda: plan_variants(args.methods, args.shots or [16], args.seeds, args.backbone,
-                                                      args.data, args.output, args.variants, args.cache_dir,
-                                                      args.input_size, extra, args.epochs, args.track))
+        return ProtocolPlan([], lambda pending=False: plan_variants(
+            args.methods, args.shots or [16], args.seeds, args.backbone, args.data, args.output, args.variants,
+            args.cache_dir, args.input_size, extra, args.epochs, args.track, pending))
     shots = args.shots or (list(PAPER_SHOTS) if args.protocol == "fewshot" else [16])
     return plan_protocol(args.protocol, args.methods, args.datasets, shots, args.seeds, args.backbone, args.data,
                          args.output, args.cache_dir, args.input_size, args.epochs, extra, args.track, args.variants)
 
 
 def _print_dry_run(cells: Sequence[Cell], missing: Sequence[str], notes: Sequence[str], cache_dir: str) -> None:
+    waiting = set(missing)
     for c in cells:
-        print(("[done] " if c.finished else "[run]  ") + c.command() + (f"  # {c.note}" if c.note else ""))
-    for path in missing:
-        print(f"[after training] evaluations of {path}")
+        state = "[done] " if c.finished else ("[after training] " if c.source_dir in waiting else "[run]  ")
+        print(state + c.command() + (f"  # {c.note}" if c.note else ""))
     for note in notes:
         print(f"[note] {note}")
     n_done = sum(c.finished for c in cells)
@@ -695,13 +700,14 @@ def main(argv: Optional[Sequence[str]] = None) -> GridReport:
         raise SystemExit(f"error: --data {args.data!r} is not a folder; pass the datasets root (or set DATA)")
     try:
         plan = plan_from_args(args, extra)
-        evals, missing = plan.evals() if plan.evals is not None and args.dry_run else ([], [])
+        evals, missing = plan.evals(pending=True) if plan.evals is not None and args.dry_run else ([], [])
     except (GridError, RecipeError) as err:
         raise SystemExit(f"error: {err}") from None
     for note in plan.notes:
         logger.info("%s", note)
     if args.dry_run:
-        # An evaluation waits for its trained run: those planned now are the ones whose run has finished.
+        # An evaluation waits for its trained run: those of unfinished runs are listed (and costed) without the
+        # checkpoint epoch, which the real run reads once training has finished.
         _print_dry_run(plan.train + evals, missing, plan.notes,
                        args.cache_dir or os.path.join(os.path.abspath(args.output), "feature_cache"))
         cells = plan.train + evals
