@@ -25,7 +25,6 @@ TINY = ["DATALOADER.NUM_WORKERS", "0", "DATALOADER.TRAIN_X.BATCH_SIZE", "8", "DA
 AGNOSTIC = "AgnosticAdapter"
 
 
-@TRAINER_REGISTRY.register()
 class AgnosticAdapter(CLIP_Adapter):
     """CLIP-Adapter declared class-agnostic (its trained state, the visual adapter, names no class): the kind
     of method (prompts, adapters, LoRA) whose trained model the protocols evaluate on unseen classes."""
@@ -36,10 +35,17 @@ class AgnosticAdapter(CLIP_Adapter):
         self._models[name].load_state_dict(checkpoint["state_dict"])
 
 
-@pytest.fixture(autouse=True)
-def agnostic_recipe(monkeypatch):
-    monkeypatch.setitem(RECIPES, AGNOSTIC, Recipe(AGNOSTIC, "configs/trainers/CLIP_Adapter/rn50.yaml",
-                                                  lambda d, k: {"OPTIM.LR": 0.002, "OPTIM.MAX_EPOCH": 200}))
+@pytest.fixture(scope="module", autouse=True)
+def agnostic_method():
+    """Registered (with a recipe) for this module's tests only, so no other test module's list of trainers
+    depends on whether this one was imported."""
+    TRAINER_REGISTRY.register(AgnosticAdapter)
+    mp = pytest.MonkeyPatch()
+    mp.setitem(RECIPES, AGNOSTIC, Recipe(AGNOSTIC, "configs/trainers/CLIP_Adapter/rn50.yaml",
+                                         lambda d, k: {"OPTIM.LR": 0.002, "OPTIM.MAX_EPOCH": 200}))
+    yield
+    mp.undo()
+    TRAINER_REGISTRY._obj_map.pop(AGNOSTIC, None)  # the registries (ours and Dassl's) have no public removal
 
 
 def _grid(data, out, clip, *more, methods, datasets, shots=(2,), seeds=(1,)):
@@ -82,18 +88,12 @@ def _fmt(values):
 
 # ---- base-to-novel ------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def b2n(tmp_path_factory, tiny_clip):
+def b2n(tmp_path_factory, tiny_clip, agnostic_method):
     data, out = tmp_path_factory.mktemp("b2n-data"), tmp_path_factory.mktemp("b2n-out")
     write_dataset("Caltech101", str(data), num_classes=6, per_class=10)
     write_dataset("DescribableTextures", str(data), num_classes=6, per_class=10)
-    mp = pytest.MonkeyPatch()
-    mp.setitem(RECIPES, AGNOSTIC, Recipe(AGNOSTIC, "configs/trainers/CLIP_Adapter/rn50.yaml",
-                                         lambda d, k: {"OPTIM.LR": 0.002, "OPTIM.MAX_EPOCH": 200}))
-    try:
-        report = _grid(data, out, tiny_clip, "--protocol", "base2novel", methods=["ZeroshotCLIP", "TaskRes", AGNOSTIC],
-                       datasets=["caltech101", "dtd"], seeds=(1, 2))
-    finally:
-        mp.undo()
+    report = _grid(data, out, tiny_clip, "--protocol", "base2novel", methods=["ZeroshotCLIP", "TaskRes", AGNOSTIC],
+                   datasets=["caltech101", "dtd"], seeds=(1, 2))
     return {"data": data, "out": out, "report": report}
 
 
