@@ -59,6 +59,8 @@ def run_needs(cfg, eval_only: bool = False) -> Tuple[List[Tuple[tuple, int, int]
     shots, seed, backbone = int(cfg.DATASET.NUM_SHOTS), max(int(cfg.SEED), 0), cfg.MODEL.BACKBONE.NAME
     epochs = max(1, int(cfg.OPTIM.MAX_EPOCH))
     cls = TRAINER_REGISTRY.get(name)
+    if "image" in getattr(cls, "ADAPTED_ENCODERS", ()):  # e.g. CLIP-LoRA: encodes every image at every step, as
+        return [], 0                                      # its original does; neither side of the cache comparison
     subset = str(cfg.DATASET.get("SUBSAMPLE_CLASSES", "all")).lower()
     if subset != "all":  # base-to-novel: the first ceil(n/2) classes, or the rest; test images in proportion
         kept = math.ceil(classes / 2) if subset == "base" else classes - math.ceil(classes / 2)
