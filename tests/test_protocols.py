@@ -238,3 +238,40 @@ def test_cross_dataset_and_dg_evaluate_imagenet_runs(tmp_path, tiny_clip, capsys
     for method, m in v2.items():
         [label] = [k for k in dg_table if k[0].startswith(method + " ")]
         assert dg_table[label][1] == _fmt([m["accuracy"]])  # the columns: ImageNet, then -V2
+
+
+# ---- the launchers ------------------------------------------------------------------------------
+def test_launchers_take_the_track_and_the_class_subset(data_root, tiny_clip, tmp_path):
+    import subprocess
+    import sys
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, DATA=data_root, BACKBONE=tiny_clip, OUTPUT=str(tmp_path), PYTHON=sys.executable, SEEDS="1",
+               INPUT_SIZE="32", TASKRES_ENGINE="builtin", TRACK="valfree", CLASSES="base",
+               EXTRA_OPTS="DATALOADER.NUM_WORKERS 0 DATALOADER.TRAIN_X.BATCH_SIZE 8")
+    for script in ("scripts/tip_adapter/main.sh", "scripts/taskres/main.sh"):
+        res = subprocess.run(["bash", script, "caltech101", "2"], cwd=repo, env=dict(env, EPOCHS="2"),
+                             capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, res.stderr[-3000:]
+    runs = _metrics(tmp_path)
+    [tip] = [(k, m) for k, m in runs.items() if m["method"] == "TipAdapter"]
+    [taskres] = [(k, m) for k, m in runs.items() if m["method"] == "TaskRes"]
+    # Tip-Adapter selects on val: a validation-free run of its own; TaskRes reads none: the track names no folder
+    assert "_base_valfree" in tip[0] and tip[1]["tracks"] == ["valfree"] and tip[1]["classes"] == "base"
+    assert "_base" in taskres[0] and "valfree" not in taskres[0] and taskres[1]["tracks"] == ["fewshot_val", "valfree"]
+
+
+def test_published_base2novel_numbers_are_consistent_and_shown_beside_ours():
+    from tools.published import load_published
+    from tools.tables import base2novel_table
+
+    pub = load_published()
+    methods = pub.methods("b2n_hm", "ViT-B/16")
+    assert {"ZeroshotCLIP", "CoOp", "CoCoOp", "MaPLe", "PromptSRC"} <= set(methods)
+    for m in methods:  # a check on the transcription: each published HM is the HM of its base and new
+        b, n, h = (pub.get(m, "Average", 16, "ViT-B/16", tables=(t,)) for t in ("b2n_base", "b2n_new", "b2n_hm"))
+        assert abs(2 * b * n / (b + n) - h) < 0.011
+        assert all("README.md" in x.source and "@" in x.source for x in pub.numbers if x.method == m
+                   and x.table.startswith("b2n"))
+    table = _rows(base2novel_table([], pub, "ViT-B/16", 16), key_cols=2)
+    assert table[("Average", "CoCoOp (paper)")] == ["80.47", "71.69", "75.83"]
