@@ -79,7 +79,7 @@ def test_step_sizes_and_initialisation_match_the_original():
     torch.testing.assert_close(sums, SHOTS * torch.stack([f[ytrain == c].mean(0) for c in range(K)]))
 
 
-def _run_original_protocol(alpha_grad="accumulated", iterations=300):
+def _run_original_protocol(accumulate=True, iterations=300):
     """Our head through 300 iterations, val-evaluated after each, as the public forward does."""
     from trainers.lpp import LPPHead, train_iteration
 
@@ -91,7 +91,7 @@ def _run_original_protocol(alpha_grad="accumulated", iterations=300):
     optim = torch.optim.SGD([head.weight, head.bias], lr=float(head.lr_w), momentum=0.9)
     logits, vals, best = {}, [], (-1.0, -1, None)
     for it in range(iterations):
-        loss, out = train_iteration(head, optim, train, ytrain, it, 10, alpha_grad == "accumulated")
+        loss, out = train_iteration(head, optim, train, ytrain, it, 10, accumulate)
         logits[it] = out
         with torch.no_grad():
             acc = float((head(val).argmax(-1) == yval).float().mean()) * 100
@@ -117,7 +117,7 @@ def test_three_hundred_iterations_follow_the_original():
 
 def test_alpha_steps_use_the_accumulated_gradient_by_default():
     accumulated, *_ = _run_original_protocol(iterations=20)
-    current, *_ = _run_original_protocol("current", iterations=20)
+    current, *_ = _run_original_protocol(False, iterations=20)
     # Same first step (iteration 9: the sum of 10 gradients vs the 10th alone differ already).
     assert not torch.allclose(accumulated.alpha, current.alpha)
 

@@ -22,7 +22,7 @@ Facts from FereshteShakeri/FewShot-CLIP-Strong-Baseline@f81054f ``methods/linear
 
 Kept from the public code on purpose: ``alpha``'s gradient is never zeroed there (only the optimiser of
 ``W``, ``b`` zeroes its own), so each ``alpha`` step uses the *sum* of every gradient since the first
-iteration (``ALPHA_GRAD accumulated``; ``current``: the gradient of the iteration of the update).
+iteration (``TRAINER.LPP.ACCUMULATE_ALPHA_GRAD True``; False: the gradient of the update's iteration).
 
 Deviations (each recorded in ``metrics.json`` ``extra``):
 - fp32 throughout; the public code trains ``W``, ``b``, ``alpha`` in CLIP's dtype (fp16 on a GPU);
@@ -62,8 +62,12 @@ def add_config(cfg) -> None:
         cfg.TRAINER.LPP.PREC = "fp16"
         cfg.TRAINER.LPP.MOMENTUM = 0.9        # SGD momentum of W and b
         cfg.TRAINER.LPP.ALPHA_EVERY = 10      # iterations between two alpha steps
-        cfg.TRAINER.LPP.ALPHA_GRAD = "accumulated"  # accumulated (public code) | current
-        cfg.TRAINER.LPP.SELECT = "best_val"   # best_val (public code: best val iteration, last on ties) | last
+        # True (public code): alpha steps along the sum of its gradients since the first iteration (never
+        # zeroed there); False: along the gradient of the iteration of the step.
+        cfg.TRAINER.LPP.ACCUMULATE_ALPHA_GRAD = True
+        # True (public code): deploy the iteration with the best val accuracy (the last one among ties);
+        # False: the last iteration (no val set read).
+        cfg.TRAINER.LPP.SELECT_ON_VAL = True
 
 
 # ---- the data-driven quantities (public code: calculate_lr_w, calculate_lr_alpha, calculate_init_alpha) ----
@@ -202,10 +206,6 @@ class LPP(ClipTrainer):
         if not self.cfg.FEATURE_CACHE.ENABLED:
             raise FeatureCacheError("LPP fits on cached support features (full batch): drop --no-cache / "
                                     "set FEATURE_CACHE.ENABLED True")
-        if str(self.method_cfg.ALPHA_GRAD) not in ("accumulated", "current"):
-            raise ValueError(f"TRAINER.LPP.ALPHA_GRAD must be accumulated or current, not {self.method_cfg.ALPHA_GRAD!r}")
-        if str(self.method_cfg.SELECT) not in ("best_val", "last"):
-            raise ValueError(f"TRAINER.LPP.SELECT must be best_val or last, not {self.method_cfg.SELECT!r}")
         super().use_train_features()
         pool = self.train_loader_x
         self.train_loader_x = FeatureLoader(pool.features, pool.labels, pool.labels.shape[0], shuffle=False,
@@ -214,9 +214,9 @@ class LPP(ClipTrainer):
         for group in self._optims[self.CHECKPOINT_NAME].param_groups:
             group["lr"] = float(self.head.lr_w)
         logger.info("LP++: step of W, b %.4g; step of alpha %.4g; initial alpha %.4g", float(self.head.lr_w),
-                    float(self.head.lr_alpha), float(self.head.alpha[0]))
+                    float(self.head.lr_alpha), float(self.head.alpha.detach()[0]))
         self.best_val, self.best_epoch, self.best_state = -1.0, -1, None
-        if self.method_cfg.SELECT == "best_val":
+        if self.method_cfg.SELECT_ON_VAL:
             entry = self.cached_features("val", validation_items(self), build_transform(self.cfg, is_train=False),
                                          1, None)
             self.val_set = (entry["features"][0].float().to(self.device), entry["labels"].to(self.device))
@@ -224,7 +224,7 @@ class LPP(ClipTrainer):
     def forward_backward(self, batch) -> dict:
         x, label = self.parse_batch_train(batch)
         loss, logits = train_iteration(self.head, self._optims[self.CHECKPOINT_NAME], x, label, self.epoch,
-                                       int(self.method_cfg.ALPHA_EVERY), self.method_cfg.ALPHA_GRAD == "accumulated")
+                                       int(self.method_cfg.ALPHA_EVERY), bool(self.method_cfg.ACCUMULATE_ALPHA_GRAD))
         self.detect_anomaly(loss)
         return {"loss": loss.item(), "acc": (logits.argmax(-1) == label).float().mean().item() * 100.0}
 
@@ -232,7 +232,7 @@ class LPP(ClipTrainer):
         freq = self.cfg.TRAIN.CHECKPOINT_FREQ
         if freq > 0 and (self.epoch + 1) % freq == 0 and self.epoch + 1 < self.max_epoch:
             self.save_model(self.epoch, self.output_dir)
-        if self.method_cfg.SELECT != "best_val":
+        if not self.method_cfg.SELECT_ON_VAL:
             return
         features, labels = self.val_set
         with torch.no_grad():
@@ -267,8 +267,9 @@ class LPP(ClipTrainer):
     def metrics_extra(self) -> dict:
         head = self.head
         extra = {"lr_w": float(head.lr_w), "lr_alpha": float(head.lr_alpha), "momentum": float(self.method_cfg.MOMENTUM),
-                 "alpha_every": int(self.method_cfg.ALPHA_EVERY), "alpha_grad": str(self.method_cfg.ALPHA_GRAD),
-                 "select": str(self.method_cfg.SELECT), "alpha_mean": float(head.alpha.mean()),
+                 "alpha_every": int(self.method_cfg.ALPHA_EVERY),
+                 "accumulate_alpha_grad": bool(self.method_cfg.ACCUMULATE_ALPHA_GRAD),
+                 "select_on_val": bool(self.method_cfg.SELECT_ON_VAL), "alpha_mean": float(head.alpha.detach().mean()),
                  "precision": "fp32 (public code: CLIP's dtype, fp16 on a GPU)"}
         if getattr(self, "best_epoch", -1) >= 0:
             extra.update(best_iteration=self.best_epoch + 1, best_val_accuracy=self.best_val)
