@@ -73,20 +73,19 @@ def test_head_starts_from_class_sums_and_one_alpha(data_root, tiny_clip, tmp_pat
 
 
 def test_interrupted_run_resumes_exactly(data_root, tiny_clip, tmp_path, monkeypatch, run):
-    from trainers.lpp import LPP
+    """SIGINT after iteration 15 (between two alpha steps), then the same command: the uninterrupted run's result."""
+    from trainers.lpp import LPPHead
 
-    out = str(tmp_path / "interrupted")
-    original = LPP.after_epoch
+    out, keep = str(tmp_path / "interrupted"), LPPHead.keep_if_best
 
-    def after_epoch(self):
-        original(self)
-        if self.epoch == 14:
+    def keep_then_stop(head, accuracy, iteration):
+        keep(head, accuracy, iteration)
+        if iteration == 14:
             os.kill(os.getpid(), signal.SIGINT)
 
-    with monkeypatch.context() as m:
-        m.setattr(LPP, "after_epoch", after_epoch)
-        with pytest.raises(SystemExit):
-            train.main(_args(data_root, tiny_clip, out, run["cache"]))
+    monkeypatch.setattr(LPPHead, "keep_if_best", keep_then_stop)
+    pytest.raises(SystemExit, train.main, _args(data_root, tiny_clip, out, run["cache"]))
+    monkeypatch.undo()
     assert os.path.isfile(os.path.join(out, "resume.pth.tar"))
     train.main(_args(data_root, tiny_clip, out, run["cache"]))
     a, b = _ckpt(run["out"], "model-best.pth.tar")["state_dict"], _ckpt(out, "model-best.pth.tar")["state_dict"]

@@ -35,7 +35,6 @@ One iteration is one epoch of the project's loop (one full batch), so a run resu
 progress, and saves checkpoints in the usual layout; ``model.pth.tar-<last>`` and ``model-best.pth.tar``
 hold the deployed (best-val) state.
 """
-import copy
 import logging
 import math
 from typing import Tuple
@@ -99,8 +98,8 @@ def initial_alpha(features: torch.Tensor, labels: torch.Tensor, text: torch.Tens
 class LPPHead(nn.Module):
     """``f @ W^T + b + alpha * (f @ T^T)`` on L2-normalised features.
 
-    ``alpha_grad`` (the accumulated gradient of alpha) and the two step sizes are buffers, so a checkpoint
-    says what the run chose and a resumed run continues exactly.
+    ``alpha_grad`` (the accumulated gradient of alpha), the two step sizes and the best-val state so far
+    (``best_*``) are buffers, so a checkpoint says what the run chose and a resumed run continues exactly.
     """
 
     def __init__(self, text: torch.Tensor, bias_seed: int = 0):
@@ -115,6 +114,10 @@ class LPPHead(nn.Module):
         self.register_buffer("alpha_grad", torch.zeros(num_classes))
         self.register_buffer("lr_w", torch.tensor(float("nan")))
         self.register_buffer("lr_alpha", torch.tensor(float("nan")))
+        for name in ("weight", "bias", "alpha"):
+            self.register_buffer(f"best_{name}", torch.zeros_like(getattr(self, name)))
+        self.register_buffer("best_val", torch.tensor(-1.0))
+        self.register_buffer("best_iteration", torch.tensor(-1))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         f = F.normalize(features.float(), dim=-1)
@@ -142,6 +145,25 @@ class LPPHead(nn.Module):
             self.alpha.grad = None
         if (iteration + 1) % every == 0:
             self.alpha -= self.lr_alpha * self.alpha_grad
+
+
+    @torch.no_grad()
+    def keep_if_best(self, val_accuracy: float, iteration: int) -> None:
+        """Remember this state when its val accuracy is the best so far; ties: the later iteration (public ">=")."""
+        if val_accuracy >= float(self.best_val):
+            for name in ("weight", "bias", "alpha"):
+                getattr(self, f"best_{name}").copy_(getattr(self, name))
+            self.best_val.fill_(val_accuracy)
+            self.best_iteration.fill_(iteration)
+
+    @torch.no_grad()
+    def deploy_best(self) -> bool:
+        """Put the remembered best state in place of the current one (False: none was kept)."""
+        if int(self.best_iteration) < 0:
+            return False
+        for name in ("weight", "bias", "alpha"):
+            getattr(self, name).copy_(getattr(self, f"best_{name}"))
+        return True
 
 
 def train_iteration(head: LPPHead, optimizer: torch.optim.Optimizer, features: torch.Tensor, labels: torch.Tensor,
@@ -215,7 +237,6 @@ class LPP(ClipTrainer):
             group["lr"] = float(self.head.lr_w)
         logger.info("LP++: step of W, b %.4g; step of alpha %.4g; initial alpha %.4g", float(self.head.lr_w),
                     float(self.head.lr_alpha), float(self.head.alpha.detach()[0]))
-        self.best_val, self.best_epoch, self.best_state = -1.0, -1, None
         if self.method_cfg.SELECT_ON_VAL:
             entry = self.cached_features("val", validation_items(self), build_transform(self.cfg, is_train=False),
                                          1, None)
@@ -236,30 +257,18 @@ class LPP(ClipTrainer):
             return
         features, labels = self.val_set
         with torch.no_grad():
-            acc = float((self.head(features).argmax(-1) == labels).float().mean()) * 100.0
-        if acc >= self.best_val:  # ties: the later iteration, as the public code's ">="
-            self.best_val, self.best_epoch = acc, self.epoch
-            self.best_state = copy.deepcopy(self.head.state_dict())
-
-    def extra_resume_state(self) -> dict:
-        state = super().extra_resume_state()
-        state["lpp_best"] = {"val": self.best_val, "epoch": self.best_epoch, "state": self.best_state}
-        return state
-
-    def load_extra_resume_state(self, state: dict) -> None:
-        super().load_extra_resume_state(state)
-        best = state.get("lpp_best")
-        if best:
-            self.best_val, self.best_epoch, self.best_state = best["val"], best["epoch"], best["state"]
+            self.head.keep_if_best(float((self.head(features).argmax(-1) == labels).float().mean()) * 100.0,
+                                   self.epoch)
 
     def after_train(self) -> None:
         """Deploy the best-val iteration (or the last), save it as the last epoch's and the best checkpoint, test."""
         logger.info("Finish training")
-        if self.best_state is not None:
-            self.head.load_state_dict(self.best_state)
-            logger.info("Deploy iteration %d (best val accuracy %.2f%%)", self.best_epoch + 1, self.best_val)
+        deployed = self.head.deploy_best()
+        if deployed:
+            logger.info("Deploy iteration %d (best val accuracy %.2f%%)", int(self.head.best_iteration) + 1,
+                        float(self.head.best_val))
         self.save_model(self.max_epoch - 1, self.output_dir, is_best=True,
-                        val_result=self.best_val if self.best_state is not None else None)
+                        val_result=float(self.head.best_val) if deployed else None)
         if not self.cfg.TEST.NO_TEST:
             self.test()
         self.close_writer()
@@ -271,6 +280,6 @@ class LPP(ClipTrainer):
                  "accumulate_alpha_grad": bool(self.method_cfg.ACCUMULATE_ALPHA_GRAD),
                  "select_on_val": bool(self.method_cfg.SELECT_ON_VAL), "alpha_mean": float(head.alpha.detach().mean()),
                  "precision": "fp32 (public code: CLIP's dtype, fp16 on a GPU)"}
-        if getattr(self, "best_epoch", -1) >= 0:
-            extra.update(best_iteration=self.best_epoch + 1, best_val_accuracy=self.best_val)
+        if int(head.best_iteration) >= 0:
+            extra.update(best_iteration=int(head.best_iteration) + 1, best_val_accuracy=float(head.best_val))
         return extra
