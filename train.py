@@ -138,7 +138,7 @@ def write_metrics(cfg, trainer, wall_s: float, eval_only: bool, identity=None) -
         "accuracy": float(results["accuracy"]),
         "macro_f1": float(results["macro_f1"]) if "macro_f1" in results else None,
         "eval_only": eval_only,
-        "epochs": None if (training_free or eval_only) else int(cfg.OPTIM.MAX_EPOCH),
+        "epochs": None if (training_free or eval_only) else int(getattr(trainer, "max_epoch", cfg.OPTIM.MAX_EPOCH)),
         "feature_cache": bool(cfg.FEATURE_CACHE.ENABLED),
         "engine": ENGINE_NAME,
         # False: the dataset's split was built from raw annotations, not the official CoOp split file;
@@ -264,6 +264,18 @@ def _user_facing_errors():
     return tuple(errors)
 
 
+def one_line(err: BaseException) -> str:
+    """The user's message of ``err``: a DataLoader worker's error arrives wrapped in a message holding the
+    worker's whole traceback ("Caught X in DataLoader worker process 0. Original Traceback ..."); its last
+    line, without the type name, is the message the worker raised."""
+    text = str(err)
+    if "Original Traceback" not in text:
+        return text
+    last = [line for line in text.strip().splitlines() if line.strip()][-1]
+    prefix = f"{type(err).__name__}: "
+    return last[last.index(prefix) + len(prefix):] if prefix in last else last
+
+
 def main(argv: Optional[List[str]] = None) -> dict:
     """Entry point callable from tests: ``main(["--root", ..., "--trainer", "TaskRes", ...])``."""
     args = build_parser().parse_args(argv)
@@ -285,7 +297,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
         raise SystemExit(130) from None
     except errors as err:
         logging.getLogger("train").debug("user error", exc_info=True)
-        raise SystemExit(f"error: {err}") from None
+        raise SystemExit(f"error: {one_line(err)}") from None
 
 
 if __name__ == "__main__":

@@ -165,10 +165,11 @@ class BenchmarkDataset(DatasetBase):
         paths = list(dict.fromkeys(d.impath for split in splits for d in split))
         missing = find_missing(paths)
         if missing:
-            shown = "\n  ".join(missing[:5])
+            # One line (train.py prints it as the run's only error line): the first missing files name the problem.
+            more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
             raise MissingImagesError(
                 f"{type(self).__name__}: {len(missing)} of {len(paths)} images listed by {source} are not on "
-                f"disk, for example:\n  {shown}\nThe split/few-shot file does not match the images under "
+                f"disk ({', '.join(missing[:3])}{more}): the split/few-shot file does not match the images under "
                 f"{self.image_dir}. {self.docs_hint()}")
 
     # -- the splits of a run --------------------------------------------------------------------------------

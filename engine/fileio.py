@@ -7,7 +7,9 @@ machines over a shared file system (NFS, Lustre), where ``fcntl``/``flock`` lock
 import contextlib
 import logging
 import os
+import socket
 import tempfile
+import threading
 import time
 from datetime import timedelta
 from typing import BinaryIO, Callable, Iterator
@@ -36,13 +38,19 @@ def atomic_write_bytes(fpath: str, data: bytes) -> None:
     atomic_write(fpath, lambda f: f.write(data))
 
 
-class _HeldLock:
-    """What ``cluster_lock`` yields: ``refresh()`` keeps a long holder's claim alive."""
+class LockBusy(Exception):
+    """Another process holds the lock (raised only when the caller does not wait)."""
 
-    def __init__(self, lock, lifetime: timedelta):
+
+class HeldLock:
+    """What ``cluster_lock`` yields: ``waited`` says whether another holder had to finish first (the caller
+    should check again whether the work is done meanwhile); ``refresh()`` keeps a long holder's claim alive."""
+
+    def __init__(self, lock, lifetime: timedelta, waited: bool):
         self._lock = lock
         self._lifetime = lifetime
         self._last = time.monotonic()
+        self.waited = waited
 
     def refresh(self, every_s: float = 30.0) -> None:
         """Extend the lock's lifetime; cheap to call often (acts at most every ``every_s`` seconds)."""
@@ -51,24 +59,72 @@ class _HeldLock:
             self._last = time.monotonic()
 
 
+def _holder(lock) -> str:
+    try:
+        host, pid, _ = lock.details
+    except Exception:  # released meanwhile, or unreadable
+        return "another process"
+    return f"process {pid} on {host}" + (" (this host)" if host == socket.getfqdn() else "")
+
+
+def _refresh_in_background(lock, lifetime: timedelta, every_s: float):
+    """Start a thread refreshing ``lock`` every ``every_s`` seconds; returns the event that stops it."""
+    stop = threading.Event()
+
+    def refresh() -> None:
+        while not stop.wait(every_s):
+            try:
+                lock.refresh(lifetime)
+            except Exception:  # the lock file is gone (deleted folder): nothing left to protect
+                return
+
+    threading.Thread(target=refresh, name="lock-refresh", daemon=True).start()
+    return stop
+
+
 @contextlib.contextmanager
-def cluster_lock(path: str, lifetime_s: float = 300.0) -> Iterator[_HeldLock]:
+def cluster_lock(path: str, lifetime_s: float = 300.0, wait: bool = True,
+                 refresh_every_s: float = 0.0, what: str = "") -> Iterator[HeldLock]:
     """Hold an exclusive lock named by the file ``path`` (created beside the data it protects).
 
     ``flufl.lock`` builds the lock from hard links, which NFS and Lustre make atomic across nodes. A
-    holder that dies leaves a claim that expires after ``lifetime_s``; a live holder working longer
-    calls ``refresh()`` on the yielded object (the feature extraction does so every batch).
+    claim left by a dead process on this host is broken at once; one from another host expires
+    ``lifetime_s`` after its holder last refreshed it. A live holder working longer either calls
+    ``refresh()`` on the yielded object (the feature extraction does so every batch) or passes
+    ``refresh_every_s`` for a background refresher (a training run). ``wait=False`` raises ``LockBusy``
+    when the lock is held; ``what`` names the protected thing in the log and error lines.
     """
-    from flufl.lock import Lock  # a declared dependency (setup.py)
+    from flufl.lock import Lock, LockState, TimeOutError  # a declared dependency (setup.py)
 
     lifetime = timedelta(seconds=lifetime_s)
     lock = Lock(path, lifetime=lifetime)
-    lock.lock()
+    what = what or path
+    if lock.state == LockState.stale:
+        logger.info("Removing a stale lock on %s (its process is gone)", what)
+        try:
+            os.unlink(lock.lockfile)
+        except FileNotFoundError:
+            pass
+    waited = False
     try:
-        yield _HeldLock(lock, lifetime)
+        lock.lock(timeout=timedelta(seconds=0.5))
+    except TimeOutError:
+        holder = _holder(lock)
+        if not wait:
+            raise LockBusy(f"{what} is being run by {holder}") from None
+        logger.info("[wait] %s is held by %s; waiting for it to finish", what, holder)
+        lock.lock()
+        waited = True
+    stop = _refresh_in_background(lock, lifetime, refresh_every_s) if refresh_every_s > 0 else None
+    try:
+        yield HeldLock(lock, lifetime, waited)
     finally:
-        if lock.is_locked:
+        if stop is not None:
+            stop.set()
+        try:
             lock.unlock(unconditionally=True)
+        except Exception:  # already gone (deleted folder)
+            pass
 
 
 def available_cpus() -> int:

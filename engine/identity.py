@@ -11,11 +11,10 @@ trained): ``config_fingerprint`` is that narrower hash, stored in checkpoints.
 import hashlib
 import logging
 import os
-import socket
-import threading
 from contextlib import contextmanager
-from datetime import timedelta
 from typing import Dict, Iterable, Iterator, Mapping, Optional, Tuple
+
+from engine.fileio import LockBusy, cluster_lock
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +24,7 @@ LAUNCH_ONLY_KEYS: Tuple[str, ...] = (
     "DATALOADER.NUM_WORKERS", "DATALOADER.TEST.BATCH_SIZE", "TRAIN.PRINT_FREQ", "TRAIN.CHECKPOINT_FREQ",
     "TRAIN.RESUME_SAVE_S", "FEATURE_CACHE.BATCH_SIZE", "FEATURE_CACHE.NUM_WORKERS", "FEATURE_CACHE.MAX_GB",
     "TRAINER.COOP.TRUNCATE_CONTEXT",  # exact: the same logits (tests/test_coop_truncation.py)
+    "TRAINER.COCOOP.PROMPTS_PER_CALL",  # a memory bound on one text-encoder call (tests/test_cocoop.py)
 )
 # Resuming may also change how the model is evaluated (kept as first released, so checkpoints written
 # before this module existed still resume).
@@ -32,7 +32,7 @@ RESUME_IGNORED_KEYS: Tuple[str, ...] = ("OUTPUT_DIR", "RESUME", "VERBOSE", "DATA
                                         "TRAIN.PRINT_FREQ", "TRAIN.CHECKPOINT_FREQ", "TEST", "USE_CUDA",
                                         "DATASET.ROOT", "FEATURE_CACHE.DIR", "TRAIN.RESUME_SAVE_S",
                                         "FEATURE_CACHE.BATCH_SIZE", "FEATURE_CACHE.NUM_WORKERS", "FEATURE_CACHE.MAX_GB",
-                                        "TRAINER.COOP.TRUNCATE_CONTEXT")
+                                        "TRAINER.COOP.TRUNCATE_CONTEXT", "TRAINER.COCOOP.PROMPTS_PER_CALL")
 
 
 def _ignored(name: str, ignore: Iterable[str]) -> bool:
@@ -89,67 +89,27 @@ def describe_deviation(dev: Mapping[str, Tuple[Optional[str], Optional[str]]], l
 # ---- the run folder: lock and failure mark ------------------------------------------------------
 LOCK_FILE = ".lock"
 FAILED_FILE = "FAILED"
-_LOCK_LIFETIME = timedelta(minutes=10)   # a lock not refreshed for this long (a dead node) may be broken
+_LOCK_LIFETIME_S = 600.0   # a lock not refreshed for this long (a dead node) may be broken
 _REFRESH_EVERY_S = 60.0
 
 
-class RunLocked(Exception):
-    """Another process holds the run folder's lock (raised only when not waiting)."""
+RunLocked = LockBusy  # another process holds the run folder's lock (raised only when not waiting)
 
 
 @contextmanager
 def run_lock(folder: str, wait: bool = True) -> Iterator[bool]:
-    """Hold ``folder/.lock`` (flufl.lock: safe across processes and NFS-mounted cluster nodes) for a run.
+    """Hold ``folder/.lock`` for a run (``engine.fileio.cluster_lock``: safe across processes and NFS nodes).
 
     Yields True when the lock had to be waited for (another launch of the same run was in progress:
     the caller should check again whether the run has finished meanwhile). A lock left by a dead
     process on this host is broken at once; one from another host expires 10 minutes after its
-    holder stopped refreshing it. With ``wait=False`` a held lock raises ``RunLocked``.
+    holder stopped refreshing it (a background thread refreshes it every minute). With ``wait=False`` a
+    held lock raises ``RunLocked``.
     """
-    from flufl.lock import Lock, LockState, TimeOutError
-
     os.makedirs(folder, exist_ok=True)
-    lock = Lock(os.path.join(folder, LOCK_FILE), lifetime=_LOCK_LIFETIME)
-    waited = False
-    if lock.state == LockState.stale:
-        logger.info("Removing a stale lock in %s (its process is gone)", folder)
-        try:
-            os.unlink(lock.lockfile)
-        except FileNotFoundError:
-            pass
-    try:
-        lock.lock(timeout=timedelta(seconds=0.5))
-    except TimeOutError:
-        try:
-            host, pid, _ = lock.details
-            holder = f"process {pid} on {host}" + (" (this host)" if host == socket.getfqdn() else "")
-        except Exception:  # the holder released it meanwhile, or the file is unreadable
-            holder = "another process"
-        if not wait:
-            raise RunLocked(f"{folder} is being run by {holder}") from None
-        logger.info("[wait] %s is being run by %s; waiting for it to finish", folder, holder)
-        lock.lock()
-        waited = True
-    stop = threading.Event()
-
-    def refresh() -> None:
-        while not stop.wait(_REFRESH_EVERY_S):
-            try:
-                lock.refresh()
-            except Exception:  # lost the lock file (deleted folder): nothing left to protect
-                return
-
-    refresher = threading.Thread(target=refresh, name="run-lock-refresh", daemon=True)
-    refresher.start()
-    try:
-        yield waited
-    finally:
-        stop.set()
-        refresher.join(timeout=5)
-        try:
-            lock.unlock(unconditionally=True)
-        except Exception:
-            pass
+    with cluster_lock(os.path.join(folder, LOCK_FILE), lifetime_s=_LOCK_LIFETIME_S, wait=wait,
+                      refresh_every_s=_REFRESH_EVERY_S, what=folder) as held:
+        yield held.waited
 
 
 def mark_failed(folder: str, message: str) -> None:

@@ -74,6 +74,22 @@ def test_corrupt_image_through_train_py_ends_as_one_line(data_root, tiny_clip, t
     assert last.startswith("error:") and victim in last
 
 
+@pytest.mark.parametrize("fault", ["missing", "corrupt"])
+def test_bad_image_without_the_cache_ends_as_one_line(fault, data_root, tiny_clip, tmp_path):
+    # A missing file is found by the dataset layer up front; a corrupt one only when a DataLoader worker reads
+    # it, and the worker's error arrives wrapped in its traceback: both end as one line naming the file.
+    root, victim = _corrupt_copy(data_root, tmp_path)
+    if fault == "missing":
+        os.remove(victim)
+    argv = ["--no-cache"] + train_args(root, tiny_clip, str(tmp_path / "out"), shots=20) + ["DATALOADER.NUM_WORKERS", "2"]
+    proc = subprocess.run([sys.executable, "train.py", *argv], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0] == proc.stderr.strip().splitlines()[-1] and victim in errors[0]
+    assert ("not on disk" if fault == "missing" else "Cannot read image") in errors[0]
+
+
 def test_cluster_lock_is_held_with_flufl_lock(tmp_path):
     from datetime import timedelta
 

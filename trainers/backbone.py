@@ -34,6 +34,12 @@ def autocast_context(device: torch.device, enabled: bool):
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.float16)
 
+
+def _grad_context(grad: bool):
+    """No graph for a frozen encoder (the default); the caller's grad mode when the method trains through it."""
+    return contextlib.nullcontext() if grad else torch.no_grad()
+
+
 class BackboneError(RuntimeError):
     """The backbone name, file or weights cannot be used; the message says how to fix it."""
 
@@ -73,21 +79,22 @@ class ClipBackbone:
     def _autocast(self):
         return autocast_context(self.device, self.precision == "amp" and self.device.type == "cuda")
 
-    @torch.no_grad()
-    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
-        with self._autocast():
+    def encode_image(self, images: torch.Tensor, grad: bool = False) -> torch.Tensor:
+        """Image features; ``grad=True`` keeps the graph (a method that adapts the image encoder, e.g. LoRA)."""
+        with _grad_context(grad), self._autocast():
             return self.model.encode_image(images.to(self.device, self.dtype)).float()
 
     def tokenize(self, texts: Sequence[str]) -> torch.Tensor:
         return self.tokenizer(list(texts)).to(self.device)
 
-    @torch.no_grad()
+    def encode_tokens(self, tokens: torch.Tensor, grad: bool = False) -> torch.Tensor:
+        """Text features of tokenised prompts; ``grad=True`` keeps the graph (an adapted text encoder)."""
+        with _grad_context(grad), self._autocast():
+            return self.model.encode_text(tokens.to(self.device)).float()
+
     def encode_text(self, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
-        feats = []
-        for start in range(0, len(texts), batch_size):
-            with self._autocast():
-                feats.append(self.model.encode_text(self.tokenize(texts[start:start + batch_size])).float())
-        return torch.cat(feats)
+        return torch.cat([self.encode_tokens(self.tokenize(texts[start:start + batch_size]))
+                          for start in range(0, len(texts), batch_size)])
 
     @torch.no_grad()
     def encode_text_pooled(self, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:

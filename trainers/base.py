@@ -9,6 +9,7 @@ runs the loss step (with AMP when asked), swaps image loaders for cached-feature
 import hashlib
 import logging
 import os
+import re
 import time
 from typing import List, Optional, Sequence, Tuple
 
@@ -75,6 +76,20 @@ def add_clip_config(cfg) -> None:
     cfg.FEATURE_CACHE.MAX_GB = 0.0       # bound on the cache folder's size (0: none; free disk space is always checked)
 
 
+def check_state_shapes(module: nn.Module, state: dict, method: str) -> None:
+    """One clear line when a checkpoint's tensors are not this model's (other keys, or other shapes: e.g. a LoRA
+    rank or a class count that differs), instead of torch's multi-line report."""
+    own = module.state_dict()
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise CheckpointError(f"This checkpoint does not fit {method}'s model: missing {missing[:3]}, unexpected "
+                              f"{unexpected[:3]}; check --trainer and the method's settings")
+    shapes = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state.items() if v.shape != own[k].shape]
+    if shapes:
+        raise CheckpointError(f"The checkpoint's tensor shapes differ from this {method} configuration "
+                              f"({'; '.join(shapes[:2])}); use the settings it was trained with")
+
+
 def _same_items(a: Sequence, b: Sequence) -> bool:
     return len(a) == len(b) and all(x.impath == y.impath for x, y in zip(a, b))
 
@@ -83,17 +98,22 @@ class ClipClassifier(nn.Module):
     """Images or features in, logits out: ``head(encode_image(x))`` for images, ``head(x)`` for features.
 
     The backbone is held as a plain attribute, not a submodule, so its weights stay out of the
-    head's state dict and checkpoints hold only what the method trains.
+    head's state dict and checkpoints hold only what the method trains. ``image_adapted``: the method
+    trains through the image encoder, so images are encoded with the graph kept and features made by
+    the frozen encoder (the cache) are refused.
     """
 
-    def __init__(self, backbone: ClipBackbone, head: nn.Module):
+    def __init__(self, backbone: ClipBackbone, head: nn.Module, image_adapted: bool = False):
         super().__init__()
         self.head = head
         self.__dict__["backbone"] = backbone
+        self.image_adapted = image_adapted
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 4:
-            x = self.backbone.encode_image(x)
+            x = self.backbone.encode_image(x, grad=self.image_adapted)
+        elif self.image_adapted:
+            raise RuntimeError("The image encoder is adapted: precomputed image features cannot be used")
         return self.head(x)
 
 
@@ -107,10 +127,19 @@ class ClipTrainer(*_TRAINER_BASES):
     CONFIG_NODE = ""                  # cfg.TRAINER.<CONFIG_NODE> holds the method's keys (PREC at least)
     CHECKPOINT_NAME = "head"          # folder of the head's checkpoints under the output dir
     TRAINABLE: Optional[Tuple[str, ...]] = ()  # exact names of trainable head parameters; None: not fixed
+    TRAINABLE_PATTERN: Optional[str] = None  # regex every trainable head parameter name matches (names that
+    #                                          depend on the backbone, e.g. one LoRA pair per layer)
+    # Encoders whose computation the method changes with trainable parameters ("image", "text"; e.g. LoRA),
+    # checked at build time. An adapted image encoder is never read from the feature cache.
+    ADAPTED_ENCODERS: Tuple[str, ...] = ()
+    LR_STEP_EVERY_BATCH = False       # True: the LR schedule steps after every batch (iteration-based recipes)
     TRAINING_FREE = False             # True: ``fit()`` once instead of the epoch loop
     FEATURE_SPLITS = ("train", "val", "test")  # splits whose features the method reads
     AUGMENTED_TRAIN_VIEWS = True      # False: one un-augmented view per training image (test transform)
     TRAIN_VIEWS: Optional[int] = None  # the method's published pool of augmented views per image (None: one per epoch)
+    # Its saved state does not depend on the class list (prompts, adapters, LoRA): a checkpoint evaluates on other
+    # classes (base-to-novel, cross-dataset); the backbone and the state's shapes are still checked.
+    CLASS_AGNOSTIC: bool = False
     # Declarations read by tools/names.py and scripts/reproduce/recipes.py (a method declares them here, in its
     # own module, instead of editing those tables).
     LABEL: Optional[str] = None       # display name in tables and plots (None: the trainer name)
@@ -150,6 +179,14 @@ class ClipTrainer(*_TRAINER_BASES):
         """Method-specific values worth recording in ``metrics.json`` (chosen hyper-parameters, ...)."""
         return {}
 
+    def adapted_encoders(self) -> Tuple[str, ...]:
+        """The encoders this run adapts: ``ADAPTED_ENCODERS``, or a subset a method chooses from its config."""
+        return tuple(self.ADAPTED_ENCODERS)
+
+    @property
+    def image_adapted(self) -> bool:
+        return "image" in self.adapted_encoders()
+
     # ---- model ---------------------------------------------------------------------------------
     @property
     def method_cfg(self):
@@ -169,8 +206,10 @@ class ClipTrainer(*_TRAINER_BASES):
         self.classnames = list(getattr(dataset, "train_classnames", None) or dataset.classnames)
         self.templates = self.dataset_templates()
         head = self.build_head()
-        self.model = ClipClassifier(self.clip, head).to(self.device)
+        self.model = ClipClassifier(self.clip, head, image_adapted=self.image_adapted).to(self.device)
         self.check_trainable(head)
+        if self.ADAPTED_ENCODERS:
+            self.check_adapted_encoders()
         optim = sched = None
         if any(p.requires_grad for p in head.parameters()):
             optim, sched = self.build_optimization(head)
@@ -194,9 +233,38 @@ class ClipTrainer(*_TRAINER_BASES):
         if self.TRAINABLE is not None and trainable != sorted(self.TRAINABLE):
             raise RuntimeError(f"{type(self).__name__} must train exactly {sorted(self.TRAINABLE)}, "
                                f"but the trainable parameters are {trainable}")
+        if self.TRAINABLE_PATTERN is not None:
+            odd = [n for n in trainable if not re.fullmatch(self.TRAINABLE_PATTERN, n)]
+            if odd or not trainable:
+                raise RuntimeError(f"{type(self).__name__} must train parameters named like "
+                                   f"{self.TRAINABLE_PATTERN!r}, but the trainable parameters are {odd or 'none'}")
         n_train = sum(p.numel() for p in head.parameters() if p.requires_grad)
         n_total = n_train + sum(p.numel() for p in self.clip.model.parameters())
         logger.info("Trainable parameters: %s / %s total (%s)", f"{n_train:,}", f"{n_total:,}", ", ".join(trainable) or "none")
+
+    def check_adapted_encoders(self) -> None:
+        """Fail loudly unless the encoders whose output depends on a trainable parameter are exactly the
+        declared ones (a wrongly undeclared image encoder would be read, stale, from the feature cache).
+
+        One probe input per encoder, forward only, in eval mode (no dropout draw moves the RNG): an output
+        requires grad iff a trainable parameter took part.
+        """
+        training = self.model.training
+        self.model.eval()
+        with torch.enable_grad():
+            size = self.clip.image_size
+            image = torch.zeros(1, 3, size, size, device=self.device)
+            depends = {"image": self.clip.encode_image(image, grad=True).requires_grad,
+                       "text": self.clip.encode_tokens(self.clip.tokenize(["a photo."]), grad=True).requires_grad}
+        self.model.train(training)
+        found = sorted(name for name, yes in depends.items() if yes)
+        if found != sorted(self.adapted_encoders()):
+            raise RuntimeError(f"{type(self).__name__} declares the adapted encoders {sorted(self.adapted_encoders())}, "
+                               f"but trainable parameters change {found or 'none'}")
+        if self.image_adapted:
+            self.cache_info.update(adapted_encoders=found, images_from_cache=False)
+        else:
+            self.cache_info.update(adapted_encoders=found)
 
     # ---- feature cache -------------------------------------------------------------------------
     def feature_store(self) -> FeatureStore:
@@ -272,6 +340,9 @@ class ClipTrainer(*_TRAINER_BASES):
         (``use_train_features``).
         """
         cfg = self.cfg
+        if self.image_adapted:  # features of the frozen encoder would be wrong: images are encoded every time
+            logger.info("The image encoder is adapted: images are encoded at every step, not read from the cache")
+            return
         ds = self.dm.dataset
         tfm_test = build_transform(cfg, is_train=False)
         test_bs = cfg.DATALOADER.TEST.BATCH_SIZE
@@ -292,13 +363,14 @@ class ClipTrainer(*_TRAINER_BASES):
         if k < 0:
             raise FeatureCacheError(f"FEATURE_CACHE.NUM_VIEWS must be 0 (one view per epoch) or a positive number "
                                     f"of views, not {k}")
-        return k or self.TRAIN_VIEWS or max(1, int(self.cfg.OPTIM.MAX_EPOCH))
+        return k or self.TRAIN_VIEWS or max(1, int(self.max_epoch))
 
     def use_train_features(self) -> None:
         cfg = self.cfg
         info = self.cache_info
-        if not cfg.FEATURE_CACHE.ENABLED:
-            info.update(train_views=None, paper_protocol=True, protocol="fresh augmentation every epoch (no cache)")
+        if not cfg.FEATURE_CACHE.ENABLED or self.image_adapted:
+            why = "image encoder adapted: no cache" if self.image_adapted else "no cache"
+            info.update(train_views=None, paper_protocol=True, protocol=f"fresh augmentation every epoch ({why})")
             return
         if "train" not in self.FEATURE_SPLITS or isinstance(self.train_loader_x, FeatureLoader):
             return
@@ -310,7 +382,7 @@ class ClipTrainer(*_TRAINER_BASES):
             info.update(train_views=None, paper_protocol=True, protocol="training-free")
             return
         seed = max(cfg.SEED, 0)
-        epochs = max(1, int(cfg.OPTIM.MAX_EPOCH))
+        epochs = max(1, int(self.max_epoch))
         tfm = build_transform(cfg, is_train=self.AUGMENTED_TRAIN_VIEWS)
         if self.AUGMENTED_TRAIN_VIEWS:
             train = self.cached_features("train", ds.train_x, tfm, self.train_views(), seed)
@@ -358,7 +430,7 @@ class ClipTrainer(*_TRAINER_BASES):
             for name in self.get_model_names():
                 self.scaler.step(self._optims[name])
             self.scaler.update()
-        if (self.batch_idx + 1) == self.num_batches:
+        if self.LR_STEP_EVERY_BATCH or (self.batch_idx + 1) == self.num_batches:
             self.update_lr()
         return {"loss": loss.item(), "acc": compute_accuracy(logits, label)[0].item()}
 
@@ -414,9 +486,15 @@ class ClipTrainer(*_TRAINER_BASES):
     def load_state_for_eval(self, name: str, checkpoint: dict) -> None:
         theirs = checkpoint.get("classnames")
         if theirs is not None and list(theirs) != list(self.classnames):
-            raise CheckpointError(f"This checkpoint was trained on {len(theirs)} classes of {checkpoint.get('dataset')} "
-                                  f"but the evaluation expects {len(self.classnames)} other classes")
+            if not self.CLASS_AGNOSTIC:
+                raise CheckpointError(f"This checkpoint was trained on {len(theirs)} classes of "
+                                      f"{checkpoint.get('dataset')} but the evaluation expects {len(self.classnames)} "
+                                      "other classes")
+            logger.info("%s's state is class-agnostic: trained on %d classes of %s, evaluated on %d classes of %s",
+                        type(self).__name__, len(theirs), checkpoint.get("dataset"), len(self.classnames),
+                        self.cfg.DATASET.NAME)
         if checkpoint.get("backbone") not in (None, self.cfg.MODEL.BACKBONE.NAME):
             raise CheckpointError(f"This checkpoint was trained with backbone {checkpoint['backbone']}, "
                                   f"not {self.cfg.MODEL.BACKBONE.NAME}; pass --backbone {checkpoint['backbone']}")
+        check_state_shapes(self._models[name], checkpoint["state_dict"], type(self).__name__)
         self._models[name].load_state_dict(checkpoint["state_dict"])

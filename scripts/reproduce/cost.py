@@ -58,6 +58,8 @@ def run_needs(cfg, eval_only: bool = False) -> Tuple[List[Tuple[tuple, int, int]
     shots, seed, backbone = int(cfg.DATASET.NUM_SHOTS), max(int(cfg.SEED), 0), cfg.MODEL.BACKBONE.NAME
     epochs = max(1, int(cfg.OPTIM.MAX_EPOCH))
     cls = TRAINER_REGISTRY.get(name)
+    if "image" in getattr(cls, "ADAPTED_ENCODERS", ()):  # e.g. CLIP-LoRA: encodes every image at every step, as
+        return [], 0                                      # its original does; neither side of the cache comparison
     n_train = classes * shots
     n_val = classes * min(shots, 4)
     test_tfm = _sha(repr(build_transform(cfg, is_train=False)))

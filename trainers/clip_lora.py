@@ -1,0 +1,207 @@
+"""CLIP-LoRA (Zanella & Ben Ayed, CVPRW 2024): rank-2 LoRA on q, k, v of every attention layer of both encoders.
+
+Logits are ``100 * cos(image feature, text feature)``, the text feature of class ``c`` being the (adapted) text
+encoder's embedding of "a photo of a {c}." (one template for every dataset, class names with ``_`` as spaces);
+with the text encoder adapted the prompts are encoded again at every step. Only the LoRA matrices train, and
+one setting serves every dataset and shot count, without validation (MaxZanella/CLIP-LoRA@358f0d7:
+``run_utils.get_arguments`` defaults, ``lora.run_lora``, ``loralib/layers.py``): rank 2, alpha 1 (scaling
+``alpha / sqrt(rank)``), dropout 0.25 on the adapters' input, AdamW (lr 2e-4, weight decay 0.01, betas 0.9,
+0.999), batch 32 (the last partial batch kept), ``500 x shots`` iterations, cosine from 2e-4 to 1e-6 stepped
+every iteration, random resized crop (0.08-1) + flip, mixed precision (fp16 autocast + gradient scaling).
+
+How the iteration count maps onto the epoch loop: ``steps = ITERS_PER_SHOT x shots`` (the original's
+``n_iters * shots``); an epoch is one pass over the shuffled few-shot set (``ceil(N / 32)`` batches); the run
+has ``ceil(steps / batches)`` epochs and its last one stops after the remaining steps, as the original's loop
+breaks mid-epoch. ``metrics.json`` records ``iterations``, ``iterations_per_epoch`` and ``epochs``. The recipe
+config sets ``ITERS_PER_SHOT 500`` and then ``OPTIM.MAX_EPOCH`` is not read; ``ITERS_PER_SHOT 0`` (the code's
+default, like every ``OPTIM`` value outside the recipe file) trains ``OPTIM.MAX_EPOCH`` full epochs.
+
+Deviations, each an option: ``PREC amp`` (default) keeps the frozen weights in fp32 (OpenAI's fp16 values) under
+fp16 autocast, where the original stores them in fp16: the matrix products are the same fp16 ones, the residual
+stream is fp32 here. At evaluation the update is added to the frozen projection's output instead of merged into
+its weight (the same sum, in another order). A ResNet image encoder has no attention layers to adapt: the
+original has no layer table for it and fails; here ``ENCODER both`` on RN50 stops with one line, and
+``TRAINER.CLIP_LORA.ENCODER text`` adapts the text encoder alone (image features then come from the cache).
+"""
+import itertools
+import logging
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine import TRAINER_REGISTRY, build_optimizer
+from trainers.base import ClipTrainer
+from trainers.feature_cache import FeatureLoader
+from trainers.lora_layers import LoRAError, add_lora
+from trainers.text_classifier import prompts_for
+
+logger = logging.getLogger(__name__)
+
+TEMPLATE = "a photo of a {}."  # every dataset (the original's per-dataset templates are commented out)
+ENCODERS = {"both": ("image", "text"), "vision": ("image",), "text": ("text",)}  # the original's --encoder
+ETA_MIN = 1e-6  # the cosine schedule's floor (the original's CosineAnnealingLR eta_min)
+
+
+def add_config(cfg) -> None:
+    from yacs.config import CfgNode as CN
+
+    if "CLIP_LORA" not in cfg.TRAINER:
+        cfg.TRAINER.CLIP_LORA = CN()
+        cfg.TRAINER.CLIP_LORA.PREC = "amp"             # fp16 autocast + gradient scaling on CUDA, as the original
+        cfg.TRAINER.CLIP_LORA.ENCODER = "both"         # both | vision | text
+        cfg.TRAINER.CLIP_LORA.PARAMS = ["q", "k", "v"]  # projections with LoRA (q, k, v, o)
+        cfg.TRAINER.CLIP_LORA.RANK = 2
+        cfg.TRAINER.CLIP_LORA.ALPHA = 1.0
+        cfg.TRAINER.CLIP_LORA.DROPOUT = 0.25
+        # steps = ITERS_PER_SHOT x shots (the recipe config: 500, as the original); 0: OPTIM.MAX_EPOCH epochs, as
+        # every other method counts (the schedule, like OPTIM.*, comes from the recipe's config file)
+        cfg.TRAINER.CLIP_LORA.ITERS_PER_SHOT = 0
+        cfg.TRAINER.CLIP_LORA.LOGIT_SCALE = 100.0      # the original's fixed scale
+
+
+class LoRAClassifier(nn.Module):
+    """Cosine classifier of image features against the text encoder's features of one prompt per class.
+
+    Holds the adapters (``image``/``text``: one ``ModuleDict`` of projection -> LoRA per block), so they are what
+    the method trains and saves; the backbone they live in is a plain attribute.
+    """
+
+    def __init__(self, backbone, tokens: torch.Tensor, adapters: dict, logit_scale: float):
+        super().__init__()
+        self.__dict__["backbone"] = backbone
+        for tower, layers in adapters.items():
+            self.add_module(tower, layers)
+        self.text_adapted = "text" in adapters
+        self.logit_scale = float(logit_scale)
+        self.register_buffer("tokens", tokens, persistent=False)
+        self._text = None if self.text_adapted else backbone.encode_tokens(tokens)  # frozen text encoder: once
+
+    def train(self, mode: bool = True):
+        if self.text_adapted:
+            self._text = None  # entering or leaving evaluation: the adapters may have changed
+        return super().train(mode)
+
+    def text_features(self) -> torch.Tensor:
+        if self.text_adapted and (self.training or torch.is_grad_enabled()):
+            return self.backbone.encode_tokens(self.tokens, grad=True)  # every step, through the adapters
+        if self._text is None:
+            self._text = self.backbone.encode_tokens(self.tokens)
+        return self._text
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        text = F.normalize(self.text_features().float(), dim=-1)
+        return self.logit_scale * F.normalize(features.float(), dim=-1) @ text.t()
+
+
+class _FirstBatches:
+    """The first ``n`` batches of a loader: the last epoch of an iteration-counted run stops mid-epoch."""
+
+    def __init__(self, loader, n: int):
+        self.loader, self.n = loader, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        return itertools.islice(iter(self.loader), self.n)
+
+
+@TRAINER_REGISTRY.register()
+class CLIP_LoRA(ClipTrainer):  # noqa: N801  (the method's name)
+    """CLIP-LoRA; only the LoRA matrices train."""
+
+    CONFIG_NODE = "CLIP_LORA"
+    CHECKPOINT_NAME = "lora"
+    TRAINABLE = None
+    TRAINABLE_PATTERN = r"(image|text)\.\d+\.[qkvo]\.lora_[AB]"
+    ADAPTED_ENCODERS = ("image", "text")
+    LR_STEP_EVERY_BATCH = True
+    CLASS_AGNOSTIC = True  # the LoRA matrices do not depend on the class list
+    LABEL = "CLIP-LoRA"
+    RECIPE_CONFIG = "configs/trainers/CLIP_LoRA/vit_b16.yaml"
+
+    @staticmethod
+    def recipe(dataset: str, shots: int) -> dict:
+        return {}  # one setting for every dataset and shot count (the config file holds it)
+
+    def adapted_encoders(self):
+        encoder = self.method_cfg.ENCODER
+        if encoder not in ENCODERS:
+            raise LoRAError(f"TRAINER.CLIP_LORA.ENCODER must be one of {sorted(ENCODERS)}, not {encoder!r}")
+        return ENCODERS[encoder]
+
+    def dataset_templates(self):
+        return (TEMPLATE,)
+
+    def build_data_loader(self) -> None:
+        super().build_data_loader()
+        loader = self.train_loader_x
+        # The original keeps the last partial batch: ceil(N / batch) steps per epoch.
+        self.train_loader_x = torch.utils.data.DataLoader(
+            loader.dataset, batch_size=loader.batch_size, shuffle=True, num_workers=loader.num_workers,
+            drop_last=False, pin_memory=loader.pin_memory)
+
+    def build_head(self) -> nn.Module:
+        mcfg = self.method_cfg
+        model = self.clip.model
+        encoders = self.adapted_encoders()
+        if "image" in encoders and getattr(model.visual, "transformer", None) is None:
+            raise LoRAError(f"CLIP-LoRA adapts the attention layers of ViT image encoders; {self.cfg.MODEL.BACKBONE.NAME} "
+                            "has none (a ResNet). Pass TRAINER.CLIP_LORA.ENCODER text to adapt its text encoder only")
+        settings = ([str(p) for p in mcfg.PARAMS], int(mcfg.RANK), float(mcfg.ALPHA), float(mcfg.DROPOUT))
+        adapters = {}
+        if "image" in encoders:
+            adapters["image"] = add_lora(model.visual.transformer, *settings)
+        if "text" in encoders:
+            adapters["text"] = add_lora(getattr(model, "transformer", None), *settings)
+        tokens = self.clip.tokenize(prompts_for(self.classnames, TEMPLATE))
+        logger.info("CLIP-LoRA: rank %d, alpha %g, dropout %g on %s of every block of the %s encoder(s)",
+                    *settings[1:], "/".join(settings[0]), " and ".join(encoders))
+        return LoRAClassifier(self.clip, tokens, adapters, float(mcfg.LOGIT_SCALE))
+
+    # ---- iterations -------------------------------------------------------------------------------------
+    def _total_steps(self, batches: int) -> int:
+        per_shot = int(self.method_cfg.ITERS_PER_SHOT)
+        if per_shot <= 0:
+            return batches * max(1, int(self.cfg.OPTIM.MAX_EPOCH))
+        shots = int(self.cfg.DATASET.NUM_SHOTS)
+        if shots < 1:
+            raise LoRAError("CLIP-LoRA counts its iterations per shot (TRAINER.CLIP_LORA.ITERS_PER_SHOT x shots): set "
+                            "DATASET.NUM_SHOTS, or ITERS_PER_SHOT 0 to train OPTIM.MAX_EPOCH epochs")
+        return per_shot * shots
+
+    def build_optimization(self, head: nn.Module):
+        """AdamW from the config, cosine to 1e-6 over all steps (stepped every batch); sets the epoch count."""
+        self.batches_per_epoch = len(self.train_loader_x)
+        self.steps = self._total_steps(self.batches_per_epoch)
+        self.max_epoch = math.ceil(self.steps / self.batches_per_epoch)
+        logger.info("CLIP-LoRA: %d iterations = %d epochs of %d batches%s", self.steps, self.max_epoch,
+                    self.batches_per_epoch, "" if self.steps % self.batches_per_epoch == 0 else " (the last one cut)")
+        optim = build_optimizer(head, self.cfg.OPTIM)
+        return optim, torch.optim.lr_scheduler.CosineAnnealingLR(optim, self.steps, eta_min=ETA_MIN)
+
+    def use_train_features(self) -> None:
+        super().use_train_features()
+        if isinstance(self.train_loader_x, FeatureLoader):  # text-only LoRA on cached features
+            self.train_loader_x.drop_last = False  # the original keeps the last partial batch
+
+    def run_epoch(self) -> None:
+        left = self.steps - self.epoch * self.batches_per_epoch
+        if left >= len(self.train_loader_x):
+            return super().run_epoch()
+        full = self.train_loader_x
+        self.train_loader_x = _FirstBatches(full, left)
+        try:
+            super().run_epoch()
+        finally:
+            self.train_loader_x = full
+
+    def metrics_extra(self) -> dict:
+        mcfg = self.method_cfg
+        head = self.model.head
+        return {"iterations": self.steps, "iterations_per_epoch": self.batches_per_epoch, "epochs": self.max_epoch,
+                "adapted_encoders": list(self.adapted_encoders()), "lora_params": list(mcfg.PARAMS),
+                "rank": int(mcfg.RANK), "alpha": float(mcfg.ALPHA), "dropout": float(mcfg.DROPOUT),
+                "trainable_parameters": sum(p.numel() for p in head.parameters() if p.requires_grad)}
