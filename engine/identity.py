@@ -24,6 +24,7 @@ LAUNCH_ONLY_KEYS: Tuple[str, ...] = (
     "DATALOADER.NUM_WORKERS", "DATALOADER.TEST.BATCH_SIZE", "TRAIN.PRINT_FREQ", "TRAIN.CHECKPOINT_FREQ",
     "TRAIN.RESUME_SAVE_S", "FEATURE_CACHE.BATCH_SIZE", "FEATURE_CACHE.NUM_WORKERS", "FEATURE_CACHE.MAX_GB",
     "TRAINER.COOP.TRUNCATE_CONTEXT",  # exact: the same logits (tests/test_coop_truncation.py)
+    "TRAINER.COCOOP.PROMPTS_PER_CALL",  # a memory bound on one text-encoder call (tests/test_cocoop.py)
 )
 # Resuming may also change how the model is evaluated (kept as first released, so checkpoints written
 # before this module existed still resume).
@@ -31,7 +32,7 @@ RESUME_IGNORED_KEYS: Tuple[str, ...] = ("OUTPUT_DIR", "RESUME", "VERBOSE", "DATA
                                         "TRAIN.PRINT_FREQ", "TRAIN.CHECKPOINT_FREQ", "TEST", "USE_CUDA",
                                         "DATASET.ROOT", "FEATURE_CACHE.DIR", "TRAIN.RESUME_SAVE_S",
                                         "FEATURE_CACHE.BATCH_SIZE", "FEATURE_CACHE.NUM_WORKERS", "FEATURE_CACHE.MAX_GB",
-                                        "TRAINER.COOP.TRUNCATE_CONTEXT")
+                                        "TRAINER.COOP.TRUNCATE_CONTEXT", "TRAINER.COCOOP.PROMPTS_PER_CALL")
 
 
 def _ignored(name: str, ignore: Iterable[str]) -> bool:

@@ -142,6 +142,9 @@ class ClipTrainer(*_TRAINER_BASES):
     FEATURE_SPLITS = ("train", "val", "test")  # splits whose features the method reads
     AUGMENTED_TRAIN_VIEWS = True      # False: one un-augmented view per training image (test transform)
     TRAIN_VIEWS: Optional[int] = None  # the method's published pool of augmented views per image (None: one per epoch)
+    # Its saved state does not depend on the class list (prompts, adapters, LoRA): a checkpoint evaluates on other
+    # classes (base-to-novel, cross-dataset); the backbone and the state's shapes are still checked.
+    CLASS_AGNOSTIC: bool = False
     # Declarations read by tools/names.py and scripts/reproduce/recipes.py (a method declares them here, in its
     # own module, instead of editing those tables).
     LABEL: Optional[str] = None       # display name in tables and plots (None: the trainer name)
@@ -488,8 +491,13 @@ class ClipTrainer(*_TRAINER_BASES):
     def load_state_for_eval(self, name: str, checkpoint: dict) -> None:
         theirs = checkpoint.get("classnames")
         if theirs is not None and list(theirs) != list(self.classnames):
-            raise CheckpointError(f"This checkpoint was trained on {len(theirs)} classes of {checkpoint.get('dataset')} "
-                                  f"but the evaluation expects {len(self.classnames)} other classes")
+            if not self.CLASS_AGNOSTIC:
+                raise CheckpointError(f"This checkpoint was trained on {len(theirs)} classes of "
+                                      f"{checkpoint.get('dataset')} but the evaluation expects {len(self.classnames)} "
+                                      "other classes")
+            logger.info("%s's state is class-agnostic: trained on %d classes of %s, evaluated on %d classes of %s",
+                        type(self).__name__, len(theirs), checkpoint.get("dataset"), len(self.classnames),
+                        self.cfg.DATASET.NAME)
         if checkpoint.get("backbone") not in (None, self.cfg.MODEL.BACKBONE.NAME):
             raise CheckpointError(f"This checkpoint was trained with backbone {checkpoint['backbone']}, "
                                   f"not {self.cfg.MODEL.BACKBONE.NAME}; pass --backbone {checkpoint['backbone']}")

@@ -1,0 +1,156 @@
+"""CoCoOp (Zhou et al., CVPR 2022, "Conditional Prompt Learning"): CoOp's context, shifted per image.
+
+A meta-net ``Linear(d, d/16) - ReLU - Linear(d/16, width)`` maps each L2-normalised image feature to a bias
+added to every context vector, so each image gets its own prompts
+``[SOS] [V_1 + pi(x)] ... [V_M + pi(x)] [CLASS] . [EOS]``, encoded by the frozen text tower for every
+class; logits are ``logit_scale * cos(f(x), g(prompt_c(x)))``. The context (initialised from
+"a photo of a", 4 tokens, in the published config) and the meta-net are the trained parameters; neither
+depends on the class list, so a model trained on base classes is evaluated on new ones (base-to-novel)
+or on other datasets (cross-dataset). Keys under ``TRAINER.COCOOP`` keep the public code's names;
+checkpoints live in ``<output>/prompt_learner/`` with its keys (``ctx``, ``meta_net.linear1.weight``, ...),
+so the public code's checkpoints load (their ``token_prefix``/``token_suffix`` are dropped: rebuilt from
+the class names). Facts from KaiyangZhou/CoOp@ff61507 ``trainers/cocoop.py`` and
+``configs/trainers/CoCoOp/vit_b16_c4_ep10_batch1_ctxv1.yaml``.
+
+How it differs from the public code, and why (none changes the model's function):
+
+- image features come from the feature cache (the image encoder is frozen; one view per epoch, exact);
+- the text tower runs once for many images x all classes (``TRAINER.COCOOP.PROMPTS_PER_CALL`` prompts per
+  call; the public code loops over images), on the prompts' first ``L`` tokens (the longest EOT), and each
+  image's SOS + context prefix goes through the transformer once for all its classes — both exact for the
+  causal tower (``trainers/prompt_learning.py``; a test compares with the per-image 77-token loop);
+- the context and the meta-net are kept in float32 whatever the weights' precision (the public code casts
+  both to fp16 with ``PREC fp16`` and steps SGD on fp16 weights); the text tower still runs in fp16;
+- ``CTX_INIT`` sets ``N_CTX`` to its number of BPE tokens (the public code counts words: the same for
+  "a photo of a").
+"""
+import logging
+from collections import OrderedDict
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine import TRAINER_REGISTRY
+from trainers.backbone import TextTower
+from trainers.base import ClipTrainer
+from trainers.prompt_learning import (
+    class_prompts,
+    encode_prompts,
+    encode_shared_prefix,
+    init_context,
+    shareable,
+)
+
+logger = logging.getLogger(__name__)
+
+RECIPE_CONFIG = "configs/trainers/CoCoOp/vit_b16_c4_ep10_batch1_ctxv1.yaml"
+
+
+def add_config(cfg) -> None:
+    """``TRAINER.COCOOP``, with the public code's defaults (its train.py); the recipe's config sets N_CTX 4 and
+    CTX_INIT "a photo of a"."""
+    from yacs.config import CfgNode as CN
+
+    if "COCOOP" not in cfg.TRAINER:
+        cfg.TRAINER.COCOOP = CN()
+        cfg.TRAINER.COCOOP.N_CTX = 16              # context vectors (ignored with CTX_INIT)
+        cfg.TRAINER.COCOOP.CTX_INIT = ""           # initial context words, e.g. "a photo of a"
+        cfg.TRAINER.COCOOP.PREC = "fp16"           # fp16, fp32 or amp
+        cfg.TRAINER.COCOOP.PROMPTS_PER_CALL = 8192  # (image, class) prompts per text-encoder call (memory bound)
+
+
+def meta_net(vis_dim: int, ctx_dim: int) -> nn.Sequential:
+    """The public code's meta-net: image feature -> a bias for every context vector (bottleneck d/16)."""
+    if vis_dim < 16:
+        raise ValueError(f"CoCoOp's meta-net needs an image feature of at least 16 dimensions, not {vis_dim}")
+    return nn.Sequential(OrderedDict([("linear1", nn.Linear(vis_dim, vis_dim // 16)), ("relu", nn.ReLU(inplace=True)),
+                                      ("linear2", nn.Linear(vis_dim // 16, ctx_dim))]))
+
+
+class ConditionalPromptLearner(nn.Module):
+    """Float image features ``[B, D]`` -> per-image prompts for every class -> cosine logits ``[B, C]``."""
+
+    def __init__(self, tower: TextTower, tokenize, classnames, n_ctx: int, ctx_init: str, vis_dim: int,
+                 logit_scale: float, truncate: bool = True, prompts_per_call: int = 8192):
+        super().__init__()
+        self.__dict__["tower"] = tower  # frozen, not a submodule: its weights stay out of the state dict
+        ctx, context_text, n_ctx = init_context(tower, tokenize, ctx_init, n_ctx, "CoCoOp")
+        tokens, sos, suffix = class_prompts(tower, tokenize, classnames, context_text, n_ctx, truncate)
+        self.ctx = nn.Parameter(ctx.to(sos.device))
+        self.meta_net = meta_net(vis_dim, ctx.shape[-1]).to(sos.device)
+        self.n_ctx = n_ctx
+        self.logit_scale = float(logit_scale)
+        if prompts_per_call < 1:
+            raise ValueError(f"TRAINER.COCOOP.PROMPTS_PER_CALL must be at least 1, not {prompts_per_call}")
+        self.prompts_per_call = int(prompts_per_call)
+        self.register_buffer("tokens", tokens, persistent=False)
+        self.register_buffer("token_prefix", sos[:1], persistent=False)   # SOS (the same for every class)
+        self.register_buffer("token_suffix", suffix, persistent=False)    # CLASS . EOS [pad]
+        self.share_prefix = bool(truncate and shareable(tower))
+
+    def _encode(self, ctx: torch.Tensor, classes: slice) -> torch.Tensor:
+        """``[b, c, D]`` text features of images' contexts ``ctx [b, M, width]`` with the classes ``classes``."""
+        b = ctx.shape[0]
+        prefix = torch.cat([self.token_prefix.expand(b, -1, -1), ctx], dim=1)
+        suffix, tokens = self.token_suffix[classes], self.tokens[classes]
+        if self.share_prefix:
+            return encode_shared_prefix(self.tower, prefix, suffix, tokens.argmax(dim=-1) - prefix.shape[1])
+        c = suffix.shape[0]
+        prompts = torch.cat([prefix.unsqueeze(1).expand(-1, c, -1, -1), suffix.unsqueeze(0).expand(b, -1, -1, -1)], 2)
+        return encode_prompts(self.tower, prompts.flatten(0, 1), tokens.repeat(b, 1)).view(b, c, -1)
+
+    def text_features(self, ctx: torch.Tensor) -> torch.Tensor:
+        """``[B, C, D]``: every image's prompts for every class, ``prompts_per_call`` (image, class) pairs a call."""
+        num_classes = self.tokens.shape[0]
+        class_step = min(num_classes, self.prompts_per_call)
+        image_step = max(1, self.prompts_per_call // num_classes)
+        rows = []
+        for i in range(0, ctx.shape[0], image_step):
+            part = ctx[i:i + image_step]
+            rows.append(torch.cat([self._encode(part, slice(c, c + class_step))
+                                   for c in range(0, num_classes, class_step)], dim=1))
+        return torch.cat(rows, dim=0)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        image = F.normalize(features.float(), dim=-1)
+        ctx = self.ctx.unsqueeze(0) + self.meta_net(image).float().unsqueeze(1)  # [B, M, width]: shifted per image
+        text = F.normalize(self.text_features(ctx), dim=-1)
+        return self.logit_scale * torch.einsum("bd,bcd->bc", image, text)
+
+
+@TRAINER_REGISTRY.register()
+class CoCoOp(ClipTrainer):
+    """Conditional Context Optimization; the context and the meta-net are trained."""
+
+    CONFIG_NODE = "COCOOP"
+    CHECKPOINT_NAME = "prompt_learner"
+    TRAINABLE = ("ctx", "meta_net.linear1.weight", "meta_net.linear1.bias", "meta_net.linear2.weight",
+                 "meta_net.linear2.bias")
+    CLASS_AGNOSTIC = True
+    LABEL = "CoCoOp"
+    RECIPE_CONFIG = RECIPE_CONFIG
+
+    @staticmethod
+    def recipe(dataset: str, shots: int) -> dict:
+        # One setting for every dataset and shot count (the config file holds it): SGD lr 0.002, batch 1,
+        # 10 epochs, cosine with one constant warm-up epoch at 1e-5, 4 context tokens from "a photo of a".
+        return {"OPTIM.LR": 0.002, "OPTIM.MAX_EPOCH": 10}
+
+    def build_head(self) -> nn.Module:
+        mcfg = self.method_cfg
+        return ConditionalPromptLearner(TextTower(self.clip.model), self.clip.tokenize, self.classnames,
+                                        int(mcfg.N_CTX), mcfg.CTX_INIT, self.clip.embed_dim, self.clip.logit_scale,
+                                        prompts_per_call=int(mcfg.PROMPTS_PER_CALL))
+
+    def metrics_extra(self) -> dict:
+        """The deviations from the public code (none changes the function; see the module docstring)."""
+        head = self.model.head
+        return {"n_ctx": head.n_ctx, "ctx_init": self.method_cfg.CTX_INIT, "prompt_tokens": int(head.tokens.shape[1]),
+                "shared_prefix": head.share_prefix, "prompts_per_call": head.prompts_per_call,
+                "trainable_precision": "fp32"}
+
+    def load_state_for_eval(self, name: str, checkpoint: dict) -> None:
+        state = {k: v for k, v in checkpoint.get("state_dict", {}).items()
+                 if k not in ("token_prefix", "token_suffix")}  # the public code saves them; rebuilt from the names
+        super().load_state_for_eval(name, dict(checkpoint, state_dict=state))
