@@ -1,8 +1,8 @@
 """The field's evaluation protocols through the grid (submitit's DebugExecutor, in this process) and the report.
 
-Base-to-novel, cross-dataset and ImageNet-to-variants runs of zero-shot CLIP, TaskRes (per-class state) and a
-class-agnostic method, and the two selection tracks with Tip-Adapter, Tip-Adapter-F and the linear probe (which
-select on val) beside TaskRes (which reads no validation data), on synthetic trees with the tiny CLIP. The
+Base-to-novel, cross-dataset and ImageNet-to-variants runs of zero-shot CLIP, TaskRes (per-class state) and
+CoOp (class-agnostic context), and the two selection tracks with Tip-Adapter, Tip-Adapter-F, the linear probe and LP++
+(which select on val) beside TaskRes (which reads no validation data), on synthetic trees with the tiny CLIP. The
 report's cells are checked against the runs' ``metrics.json``: HM computed from the seed means, a per-class
 method shown with n/a for new classes, and no table mixing tracks.
 """
@@ -12,40 +12,14 @@ import statistics
 
 import pytest
 
-from engine import TRAINER_REGISTRY
 from scripts.reproduce import grid
-from scripts.reproduce.recipes import RECIPES, Recipe
 from tests.fixtures.synthetic_datasets import write_dataset
 from tools.names import dataset_label
 from tools.report import build_report
-from trainers.clip_adapter import CLIP_Adapter
 
 TINY = ["DATALOADER.NUM_WORKERS", "0", "DATALOADER.TRAIN_X.BATCH_SIZE", "8", "DATALOADER.TEST.BATCH_SIZE", "16",
         "FEATURE_CACHE.NUM_VIEWS", "2", "TRAIN.PRINT_FREQ", "100", "OPTIM.LR", "0.1"]
-AGNOSTIC = "AgnosticAdapter"
-
-
-class AgnosticAdapter(CLIP_Adapter):
-    """CLIP-Adapter declared class-agnostic (its trained state, the visual adapter, names no class): the kind
-    of method (prompts, adapters, LoRA) whose trained model the protocols evaluate on unseen classes."""
-
-    CLASS_AGNOSTIC = True
-
-    def load_state_for_eval(self, name, checkpoint):
-        self._models[name].load_state_dict(checkpoint["state_dict"])
-
-
-@pytest.fixture(scope="module", autouse=True)
-def agnostic_method():
-    """Registered (with a recipe) for this module's tests only, so no other test module's list of trainers
-    depends on whether this one was imported."""
-    TRAINER_REGISTRY.register(AgnosticAdapter)
-    mp = pytest.MonkeyPatch()
-    mp.setitem(RECIPES, AGNOSTIC, Recipe(AGNOSTIC, "configs/trainers/CLIP_Adapter/rn50.yaml",
-                                         lambda d, k: {"OPTIM.LR": 0.002, "OPTIM.MAX_EPOCH": 200}))
-    yield
-    mp.undo()
-    TRAINER_REGISTRY._obj_map.pop(AGNOSTIC, None)  # the registries (ours and Dassl's) have no public removal
+AGNOSTIC = "CoOp"  # its unified context names no class (CLASS_AGNOSTIC): it transfers to unseen classes
 
 
 def _grid(data, out, clip, *more, methods, datasets, shots=(2,), seeds=(1,)):
@@ -88,7 +62,7 @@ def _fmt(values):
 
 # ---- base-to-novel ------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def b2n(tmp_path_factory, tiny_clip, agnostic_method):
+def b2n(tmp_path_factory, tiny_clip):
     data, out = tmp_path_factory.mktemp("b2n-data"), tmp_path_factory.mktemp("b2n-out")
     write_dataset("Caltech101", str(data), num_classes=6, per_class=10)
     write_dataset("DescribableTextures", str(data), num_classes=6, per_class=10)
@@ -147,7 +121,7 @@ def test_base2novel_report_cells_and_harmonic_mean(b2n, tmp_path):
 def test_tracks_record_what_was_read_and_are_never_mixed(tmp_path, tiny_clip):
     data, out = tmp_path / "data", tmp_path / "out"
     write_dataset("Caltech101", str(data), num_classes=4, per_class=10)
-    methods = ["TaskRes", "TipAdapter", "TipAdapterF", "LinearProbeCLIP"]
+    methods = ["TaskRes", "TipAdapter", "TipAdapterF", "LinearProbeCLIP", "LPP"]
     _grid(data, out, tiny_clip, methods=methods, datasets=["caltech101"])
     second = _grid(data, out, tiny_clip, "--track", "valfree", methods=methods, datasets=["caltech101"])
     # TaskRes reads no validation data: its one run serves both tracks, the second grid reuses it
@@ -167,6 +141,7 @@ def test_tracks_record_what_was_read_and_are_never_mixed(tmp_path, tiny_clip):
     assert not by[("TipAdapter", "valfree")]["extra"]["search_hp"]
     assert by[("TipAdapterF", "valfree")]["extra"]["best_epoch"] == 2
     assert by[("LinearProbeCLIP", "valfree")]["extra"]["C"] == 1.0
+    assert by[("LPP", "fewshot_val")]["extra"]["select_on_val"] and not by[("LPP", "valfree")]["extra"]["select_on_val"]
 
     markdown = open(build_report(str(out), str(tmp_path / "R.md"), include_modified=True)["markdown"]).read()
     paper_table = _rows(_section(markdown, "### 2 shots"))

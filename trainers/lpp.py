@@ -202,6 +202,11 @@ class LPP(ClipTrainer):
     TRAIN_VIEWS = 1  # one augmented view of each support image, encoded once (public main.py)
     LABEL = "LP++"
     RECIPE_CONFIG = "configs/trainers/LPP/rn50.yaml"
+    SELECTS_ON_VAL = True  # the best-val iteration; the valfree track (DATASET.TRACK) deploys the last one
+
+    @property
+    def select_on_val(self) -> bool:
+        return bool(self.method_cfg.SELECT_ON_VAL) and self.cfg.DATASET.get("TRACK", "fewshot_val") != "valfree"
 
     @staticmethod
     def recipe(dataset: str, shots: int) -> dict:
@@ -237,7 +242,7 @@ class LPP(ClipTrainer):
             group["lr"] = float(self.head.lr_w)
         logger.info("LP++: step of W, b %.4g; step of alpha %.4g; initial alpha %.4g", float(self.head.lr_w),
                     float(self.head.lr_alpha), float(self.head.alpha.detach()[0]))
-        if self.method_cfg.SELECT_ON_VAL:
+        if self.select_on_val:
             entry = self.cached_features("val", validation_items(self), build_transform(self.cfg, is_train=False),
                                          1, None)
             self.val_set = (entry["features"][0].float().to(self.device), entry["labels"].to(self.device))
@@ -253,7 +258,7 @@ class LPP(ClipTrainer):
         freq = self.cfg.TRAIN.CHECKPOINT_FREQ
         if freq > 0 and (self.epoch + 1) % freq == 0 and self.epoch + 1 < self.max_epoch:
             self.save_model(self.epoch, self.output_dir)
-        if not self.method_cfg.SELECT_ON_VAL:
+        if not self.select_on_val:
             return
         features, labels = self.val_set
         with torch.no_grad():
@@ -278,7 +283,7 @@ class LPP(ClipTrainer):
         extra = {"lr_w": float(head.lr_w), "lr_alpha": float(head.lr_alpha), "momentum": float(self.method_cfg.MOMENTUM),
                  "alpha_every": int(self.method_cfg.ALPHA_EVERY),
                  "accumulate_alpha_grad": bool(self.method_cfg.ACCUMULATE_ALPHA_GRAD),
-                 "select_on_val": bool(self.method_cfg.SELECT_ON_VAL), "alpha_mean": float(head.alpha.detach().mean()),
+                 "select_on_val": self.select_on_val, "alpha_mean": float(head.alpha.detach().mean()),
                  "precision": "fp32 (public code: CLIP's dtype, fp16 on a GPU)"}
         if int(head.best_iteration) >= 0:
             extra.update(best_iteration=int(head.best_iteration) + 1, best_val_accuracy=float(head.best_val))
