@@ -112,9 +112,60 @@ def check_cfg(cfg) -> None:
                         f"{', '.join(sorted(DATASET_REGISTRY.registered_names()))}")
     if not cfg.DATASET.ROOT or not os.path.isdir(cfg.DATASET.ROOT):
         raise UserError(f"Datasets root {cfg.DATASET.ROOT!r} is not a folder; pass --root (see DATASETS.md)")
+    check_protocol(cfg)
 
 
-def write_metrics(cfg, trainer, wall_s: float, eval_only: bool, identity=None) -> Optional[str]:
+def check_protocol(cfg) -> None:
+    """The evaluation protocol's keys: a known class subset and selection track, and no val-based choice of
+    the deployed epoch (``TEST.FINAL_MODEL best_val``) in the validation-free track."""
+    from datasets import TRACKS
+
+    track, classes = cfg.DATASET.get("TRACK", "fewshot_val"), str(cfg.DATASET.get("SUBSAMPLE_CLASSES", "all"))
+    if track not in TRACKS:
+        raise UserError(f"DATASET.TRACK must be one of {', '.join(TRACKS)}, not {track!r}")
+    if classes.lower() not in ("all", "base", "new"):
+        raise UserError(f"DATASET.SUBSAMPLE_CLASSES must be all, base or new, not {classes!r}")
+    if track == "valfree" and cfg.TEST.FINAL_MODEL == "best_val":
+        raise UserError("TEST.FINAL_MODEL best_val selects the epoch on val, which the valfree track forbids; "
+                        "use TEST.FINAL_MODEL last_step")
+
+
+def selection_record(cfg, trainer, eval_only: bool, model_dir: str = "") -> dict:
+    """What a run's result may be compared with: its class subset, selection track, whether it read validation
+    data, the tracks whose rules it satisfies, and (an evaluation) the trained run it evaluates.
+
+    A run counts in the track it was configured for; a run of a method that selects nothing on val
+    (``SELECTS_ON_VAL`` false) and read no validation data satisfies both tracks' rules, so one run serves
+    both tables. An evaluation inherits the tracks of the run it evaluates.
+    """
+    import json
+
+    from datasets import TRACKS
+
+    track = cfg.DATASET.get("TRACK", "fewshot_val")
+    read = bool(getattr(trainer, "read_validation", False)) or (not eval_only and cfg.TEST.FINAL_MODEL == "best_val")
+    selects = bool(getattr(type(trainer), "SELECTS_ON_VAL", False))
+    record = {"classes": str(cfg.DATASET.get("SUBSAMPLE_CLASSES", "all")).lower(), "track": track,
+              "read_validation": read, "tracks": [track] if (read or selects) else list(TRACKS),
+              "class_agnostic": bool(getattr(type(trainer), "CLASS_AGNOSTIC", False))}
+    if eval_only and model_dir:
+        try:
+            with open(os.path.join(model_dir, "metrics.json")) as f:
+                source = json.load(f)
+        except (OSError, ValueError):
+            source = {}
+        record["source"] = {k: source.get(k) for k in ("method", "dataset", "shots", "seed", "classes", "track")}
+        record["source"]["path"] = os.path.abspath(model_dir)
+        record["read_validation"] = bool(source.get("read_validation", read))
+        record["tracks"] = source.get("tracks") or [DEFAULT_TRACK_OF_OLD_RUNS]
+    return record
+
+
+# A run written before tracks were recorded followed the paper's protocol (each method's own selection).
+DEFAULT_TRACK_OF_OLD_RUNS = "fewshot_val"
+
+
+def write_metrics(cfg, trainer, wall_s: float, eval_only: bool, identity=None, model_dir: str = "") -> Optional[str]:
     """Write ``metrics.json``: what ran, its result, and its identity (``fingerprint``, ``recipe``, ``modified``).
 
     Training-free methods (zero-shot, linear probe, Tip-Adapter) record no epochs: the file says what the
@@ -145,6 +196,7 @@ def write_metrics(cfg, trainer, wall_s: float, eval_only: bool, identity=None) -
         # its numbers are not comparable with published ones (DATASETS.md).
         "official_split": bool(getattr(getattr(getattr(trainer, "dm", None), "dataset", None), "official_split", True)),
         **(identity.as_metrics() if identity is not None else {}),
+        **selection_record(cfg, trainer, eval_only, model_dir),
         # How training views were made: paper_protocol is False in fast mode (FEATURE_CACHE.NUM_VIEWS k).
         "feature_cache_info": dict(getattr(trainer, "cache_info", {}) or {}),
         "timings": dict(getattr(trainer, "timings", {}), wall_s=wall_s),
@@ -187,12 +239,12 @@ def run(args) -> dict:
     cfg = setup_cfg(args)
     from engine import RunInterrupted, setup_logger
     from engine.identity import clear_failed, mark_failed, run_lock
-    from scripts.reproduce.runs import eval_of, folder_state, identify, variant_dir
+    from scripts.reproduce.runs import eval_of, folder_state, identify, run_folder
 
     check_cfg(cfg)
     setup_logger(None)  # the console, until the run's folder is known
     identity = identify(cfg, eval_of(args))
-    folder = variant_dir(cfg.OUTPUT_DIR, identity.variant) if args.reuse else cfg.OUTPUT_DIR
+    folder = run_folder(cfg, identity, eval_of(args) is not None) if args.reuse else cfg.OUTPUT_DIR
     cfg = _finalize_cfg(cfg, os.path.abspath(folder) if folder else folder)
     with run_lock(cfg.OUTPUT_DIR):
         state, why = folder_state(cfg.OUTPUT_DIR, identity)
@@ -241,7 +293,8 @@ def _run(cfg, args, identity, start: float) -> dict:
         trainer.test()
     elif not args.no_train:
         trainer.train()
-    path = write_metrics(cfg, trainer, time.time() - start, args.eval_only, identity)
+    path = write_metrics(cfg, trainer, time.time() - start, args.eval_only, identity,
+                         args.model_dir if args.eval_only else "")
     results = getattr(trainer, "last_results", {})
     if path:
         logger.info("Result: %.2f%% accuracy; metrics in %s", results["accuracy"], path)

@@ -3,6 +3,14 @@
 Datasets whose val *is* their test set (ImageNet, as in CoOp) provide ``heldout_val`` instead, drawn
 by the dataset layer beside the few-shot set (``base.draw_heldout_val``) and kept in the few-shot file,
 so a method asking for it costs nothing more than reading that file.
+
+Selection tracks (``DATASET.TRACK``): which validation data a run may read at all.
+
+- ``fewshot_val`` (default; the paper's protocol): ``min(K, 4)`` images per class, CoOp's few-shot
+  val (for ImageNet the held-out images above); each method selects as its original does.
+- ``valfree``: no validation data at all; a method that selects (``SELECTS_ON_VAL`` on its trainer)
+  switches to one fixed, documented setting for every dataset and shot count. Asking for validation
+  items in this track is an error, so a method cannot silently select on data the track forbids.
 """
 import logging
 from collections import Counter
@@ -12,14 +20,28 @@ from .errors import ValidationSplitError
 
 logger = logging.getLogger(__name__)
 
+TRACKS = ("fewshot_val", "valfree")
+DEFAULT_TRACK = "fewshot_val"
 
-def validation_items(dataset, name: str = "") -> List:
+
+def check_track(track: str) -> str:
+    """The track name, or ``ValueError`` naming the valid ones."""
+    if track not in TRACKS:
+        raise ValueError(f"DATASET.TRACK must be one of {', '.join(TRACKS)}, not {track!r}")
+    return track
+
+
+def validation_items(dataset, name: str = "", track: str = DEFAULT_TRACK) -> List:
     """``dataset.val`` when it shares no image with test, else the dataset's held-out val.
 
     Raises ``ValidationSplitError`` when neither exists (a test-only dataset, or a full-data run that
-    leaves no training image out): selecting on the test set is never an option.
+    leaves no training image out): selecting on the test set is never an option; and in the ``valfree``
+    track, where no validation data may be read.
     """
     name = name or type(dataset).__name__
+    if check_track(track) == "valfree":
+        raise ValidationSplitError(f"{name}: the valfree track reads no validation data; the method must use its "
+                                   "fixed setting (declare SELECTS_ON_VAL and switch on DATASET.TRACK)")
     test_paths = {d.impath for d in dataset.test}
     val = list(dataset.val or [])
     if val and not any(d.impath in test_paths for d in val):

@@ -4,6 +4,7 @@
 #   SEEDS    seeds to run (default: "1 2 3")      BACKBONE  CLIP backbone (default: RN50)
 #   CACHE_DIR feature cache (default: $OUTPUT/feature_cache)   PYTHON  interpreter (default: python)
 #   INPUT_SIZE image side (default: the backbone's)   EXTRA_OPTS  KEY VALUE pairs (before the trailing ones)
+#   TRACK    selection track: fewshot_val (default, the paper's) or valfree    CLASSES  all (default), base or new
 # The recipe is declared on the method's trainer class (RECIPE_CONFIG, recipe(); read by scripts/reproduce/recipes.py);
 # launcher variables, EXTRA_OPTS and then the trailing KEY VALUE pairs override it, in that order (the last word wins).
 # A run whose config differs from the recipe goes to <tag>_<8 hex>/seedS; a finished run with the same config is
@@ -59,6 +60,9 @@ launch_argv() {
   ARGV=(--root "$DATA" --seed "{seed}" --output-dir "$OUTPUT/$dataset/$trainer/$tag/seed{seed}" --cache-dir "$CACHE_DIR"
         --reuse "${FLAGS[@]}" "${RECIPE[@]}")
   [ -n "${INPUT_SIZE:-}" ] && ARGV+=(INPUT.SIZE "($INPUT_SIZE, $INPUT_SIZE)")
+  # The protocol (scripts/reproduce/grid.py): its runs get their own folders (<tag>_base, <tag>_valfree).
+  [ -n "${TRACK:-}" ] && ARGV+=(DATASET.TRACK "$TRACK")
+  [ -n "${CLASSES:-}" ] && ARGV+=(DATASET.SUBSAMPLE_CLASSES "$CLASSES")
   # shellcheck disable=SC2206  # EXTRA_OPTS is a word list by design
   ARGV+=("${LAUNCH_OPTS[@]}" ${EXTRA_OPTS:-} "$@")
 }

@@ -15,7 +15,13 @@ or a ``<tag>_<8 hex>`` folder for a log-only run) keeps that variant in its row:
 leaves such rows out of its tables unless asked to show them (labelled).
 
 Evaluations of a trained model on another dataset live in ``<run>/eval_<dataset>/`` (the grid
-driver's ``--eval-variants``); their rows have ``kind == "eval"``.
+driver's ``--eval-variants``, ``--protocol cross_dataset|dg``), and on the new classes of base-to-novel in
+``<run>/eval_new/``; their rows have ``kind == "eval"`` and name the dataset the model was trained on
+(``source_dataset``).
+
+Protocol fields (``metrics.json``): ``classes`` (all, base or new), ``tracks`` (the selection tracks whose
+rules the run satisfies, ``+``-joined: ``fewshot_val``, ``valfree`` or both) and ``class_agnostic``. A run
+from before they were recorded, or read from ``log.txt``, followed the paper's protocol: ``fewshot_val``.
 """
 import argparse
 import csv
@@ -33,7 +39,9 @@ logger = logging.getLogger(__name__)
 SKIP_DIRS = {"feature_cache", ".submitit", "tensorboard", "__pycache__"}
 _ACC_RE = re.compile(r"\*\s*accuracy:\s*([0-9.]+)%")
 _TEST_MARK = "Evaluate on the *test* set"
-_LAYOUT_RE = re.compile(r"^(?P<tag>.+)_(?:(?P<shots>\d+)shots(?P<enhanced>_enhanced)?|zeroshot)(?:_(?P<variant>[0-9a-f]{8}))?$")
+_LAYOUT_RE = re.compile(r"^(?P<tag>.+)_(?:(?P<shots>\d+)shots(?P<enhanced>_enhanced)?|zeroshot)"
+                        r"(?:_(?P<classes>base|new))?(?:_(?P<track>valfree))?(?:_(?P<variant>[0-9a-f]{8}))?$")
+PAPER_TRACK = "fewshot_val"  # the track of a run that records none (the paper's protocol)
 _SEED_RE = re.compile(r"^seed(?P<seed>\d+)$")
 
 
@@ -50,6 +58,13 @@ class RunRow:
     source: str = "metrics.json"
     path: str = ""
     variant: str = ""       # "" for the recipe's run; 8 hex naming how a modified run differs from it
+    classes: str = "all"    # DATASET.SUBSAMPLE_CLASSES: all, base or new (base-to-novel)
+    tracks: str = PAPER_TRACK  # selection tracks whose rules the run satisfies, "+"-joined
+    source_dataset: str = ""   # eval rows: the dataset the evaluated model was trained on
+    class_agnostic: bool = False  # the method's trained state transfers to unseen classes
+
+    def in_track(self, track: str) -> bool:
+        return track in self.tracks.split("+")
 
 
 @dataclass
@@ -98,10 +113,16 @@ def _from_metrics(run_dir: str, kind: str) -> RunRow:
     if (m.get("feature_cache_info") or {}).get("paper_protocol") is False:  # fast mode: k cached views
         marks.append("fast-views")
     variant = "+".join([variant] * bool(variant) + marks)
+    source = m.get("source") or {}
+    source_dataset = dataset_name(source.get("dataset") or "") if kind == "eval" else ""
+    if kind == "eval" and not source_dataset:  # an evaluation from before sources were recorded: ImageNet's
+        source_dataset = "ImageNet"
     return RunRow(method=method, dataset=dataset_name(m["dataset"]), backbone=m["backbone"],
                   shots=0 if method in SHOT_FREE_METHODS else int(m["shots"]),
                   seed=int(m["seed"]), accuracy=float(m["accuracy"]), macro_f1=m.get("macro_f1"), kind=kind,
-                  source="metrics.json", path=run_dir, variant=variant)
+                  source="metrics.json", path=run_dir, variant=variant, classes=str(m.get("classes") or "all"),
+                  tracks="+".join(m.get("tracks") or [PAPER_TRACK]), source_dataset=source_dataset,
+                  class_agnostic=bool(m.get("class_agnostic", False)))
 
 
 def _folder_variant(run_dir: str, kind: str) -> str:
@@ -150,8 +171,11 @@ def _from_log(run_dir: str, kind: str) -> Optional[RunRow]:
         method = "TaskRes*"
     if method in SHOT_FREE_METHODS:
         shots = 0
+    data_cfg = cfg.get("DATASET", {}) or {}
     return RunRow(method=method, dataset=dataset_name(dataset), backbone=backbone, shots=shots, seed=seed,
-                  accuracy=acc, kind=kind, source="log.txt", path=run_dir, variant=_folder_variant(run_dir, kind))
+                  accuracy=acc, kind=kind, source="log.txt", path=run_dir, variant=_folder_variant(run_dir, kind),
+                  classes=str(data_cfg.get("SUBSAMPLE_CLASSES") or "all"),
+                  tracks=str(data_cfg.get("TRACK") or PAPER_TRACK), source_dataset="ImageNet" * (kind == "eval"))
 
 
 def collect(root: str) -> Collection:
@@ -181,7 +205,8 @@ def collect(root: str) -> Collection:
     for row in rows:
         if row.source == "log.txt":
             row.backbone = full_names.get(row.backbone, row.backbone)
-        key = (row.method, row.dataset, row.backbone, row.shots, row.seed, row.kind, row.variant)
+        key = (row.method, row.dataset, row.backbone, row.shots, row.seed, row.kind, row.variant, row.classes,
+               row.tracks, row.source_dataset)
         if key in seen:
             logger.warning("Duplicate run %s (same as %s); keeping the first", row.path, seen[key])
             out.duplicates.append(row.path)

@@ -9,13 +9,19 @@ published table a number comes from:
 - ``average``: 11-dataset averages (``dataset`` is ``Average``);
 - ``imagenet``: ImageNet accuracy per method and shot count (zero-shot: the 7-template ensemble);
 - ``variants``: ImageNet (16 shots) to ImageNet-V2/-Sketch/-A/-R;
-- ``backbones``: TaskRes at 16 shots on ImageNet by backbone.
+- ``backbones``: TaskRes at 16 shots on ImageNet by backbone;
+- ``b2n_base``, ``b2n_new``, ``b2n_hm``: base-to-novel (CoCoOp's protocol) accuracy on the base classes, on
+  the new classes, and their harmonic mean (``dataset`` a dataset or ``Average``; 16 shots, zero-shot 0);
+- ``cross_dataset``: 16-shot ImageNet evaluated on another dataset (``dataset`` the target).
 
 Every row names its true source: the per-dataset zero-shot (single template) numbers are CoOp's;
 Tip-Adapter-F and CLIP-Adapter per dataset come from the Tip-Adapter results log (their averages are
 the means of its 11 numbers); the ImageNet-by-shots numbers from the Tip-Adapter paper's table; the
 TaskRes per-dataset numbers from a re-run in a NeurIPS 2024 paper (HC), not from the TaskRes paper,
-which plots them; the variants and backbone tables from the TaskRes paper.
+which plots them; the variants and backbone tables from the TaskRes paper. The base-to-novel rows are the 11-dataset
+averages (ViT-B/16) that MaPLe's and PromptSRC's READMEs print (CLIP, CoOp and CoCoOp there are
+CoCoOp's Table 1 averages); per-dataset base-to-novel and cross-dataset numbers are not in the file:
+no source we could read and cite gives them (a number we cannot cite stays out).
 
 Methods use trainer names (``TipAdapterF``); datasets use ``DATASET.NAME``; zero-shot numbers have
 ``shots`` 0. Two sources disagree slightly on a few ImageNet numbers (Tip-Adapter-F at 1 shot: 61.13
@@ -30,7 +36,8 @@ from typing import Dict, Iterable, List, Optional, Tuple
 from tools.names import SHOT_FREE_METHODS
 
 PUBLISHED_CSV = os.path.join(os.path.dirname(os.path.abspath(__file__)), "published.csv")
-TABLES = ("fewshot", "average", "imagenet", "variants", "backbones")
+TABLES = ("fewshot", "average", "imagenet", "variants", "backbones", "b2n_base", "b2n_new", "b2n_hm", "cross_dataset")
+BASE2NOVEL_TABLES = ("b2n_base", "b2n_new", "b2n_hm")
 
 
 @dataclass(frozen=True)

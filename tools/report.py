@@ -6,6 +6,13 @@ method/dataset/shots, plus 11-dataset averages), ``RESULTS_runs.csv`` (one row p
 few-shot table at each shot count, ImageNet by shots, ImageNet to its variants, and TaskRes across
 backbones, each with the published numbers beside ours.
 
+Protocols and selection tracks (``metrics.json`` ``classes``, ``tracks``; see ``scripts/reproduce/grid.py``):
+the tables under each backbone heading are the few-shot protocol in the few-shot-validation track (the
+paper's); then, each only when it has runs, the validation-free track's few-shot and ImageNet-variant
+tables, base-to-novel (base, new, HM) and cross-dataset tables, one per track. No table mixes tracks: a row
+holds only runs whose ``tracks`` include the table's; a method that reads no validation data satisfies both
+tracks with the same runs and is marked ◇ in the validation-free tables.
+
 Only runs that follow their method's recipe fill the "ours" rows. Modified runs (another number of
 epochs, input size, alpha, ...: ``metrics.json`` ``variant``) are listed under "Modified runs" and kept
 out of the tables; ``--include-modified`` shows them as rows of their own, labelled
@@ -17,14 +24,18 @@ import os
 from datetime import datetime, timezone
 from typing import List, Optional
 
-from tools.aggregate import collect, write_rows_csv
-from tools.names import FEWSHOT_NAMES, backbone_tag, modified_label
+from tools.aggregate import RunRow, collect, write_rows_csv
+from tools.names import FEWSHOT_NAMES, VARIANT_NAMES, backbone_tag, method_label, modified_label
 from tools.plots import save_fewshot_plots
 from tools.published import PUBLISHED_CSV, load_published
 from tools.tables import (
     MISSING,
+    NOT_TRANSFERABLE,
     backbone_table,
     backbones,
+    base2novel_shots,
+    base2novel_table,
+    cross_dataset_table,
     fewshot_table,
     imagenet_table,
     summarize,
@@ -49,7 +60,7 @@ def build_report(root: str, out: str, published_csv: str = PUBLISHED_CSV, paper_
             r.method = modified_label(r.method, r.variant)
     else:
         collection.rows = [r for r in collection.rows if not r.variant]
-    summary = summarize(collection.rows)
+    summary = summarize(fewshot_rows(collection.rows, PAPER_TRACK))
     stem = os.path.splitext(out)[0]
     out_dir = os.path.dirname(os.path.abspath(out))
     os.makedirs(out_dir, exist_ok=True)
@@ -68,7 +79,9 @@ def build_report(root: str, out: str, published_csv: str = PUBLISHED_CSV, paper_
         f"`(n=k)` marks a cell with fewer seeds than the others; {MISSING} is a missing result (never 0). "
         f"The average is over the {len(FEWSHOT_NAMES)} datasets and is given only when all are present. "
         f"\"paper\" rows: `{os.path.relpath(published_csv)}`"
-        + (f", {paper_backbone} numbers beside every backbone." if paper_backbone else ", same backbone."),
+        + (f", {paper_backbone} numbers beside every backbone." if paper_backbone else ", same backbone.")
+        + " The tables under each backbone heading are the few-shot protocol in the few-shot-validation track "
+        "(the paper's protocol: each method selects as its original does, on min(K, 4) val images per class).",
         "",
         f"Tables as CSV: [`{rel(csv_path)}`]({rel(csv_path)}); every run: [`{rel(runs_path)}`]({rel(runs_path)}).",
         "",
@@ -87,6 +100,7 @@ def build_report(root: str, out: str, published_csv: str = PUBLISHED_CSV, paper_
         if plot:
             lines += ["### Few-shot curves", "", f"![few-shot curves, {b}]({rel(plot[0])})", ""]
     lines += ["## TaskRes across backbones (ImageNet, 16 shots)", "", backbone_table(summary, published), ""]
+    lines += protocol_sections(collection.rows, published, paper_backbone)
     if modified and not include_modified:
         groups = {}
         for r in modified:
@@ -107,6 +121,80 @@ def build_report(root: str, out: str, published_csv: str = PUBLISHED_CSV, paper_
                 runs_path, ", ".join(figures) or "none")
     return {"markdown": out, "csv": csv_path, "runs_csv": runs_path, "figures": figures, "summary": summary,
             "rows": collection.rows, "unfinished": collection.unfinished, "modified": modified}
+
+
+PAPER_TRACK = "fewshot_val"
+TRACK_TITLES = {"fewshot_val": "few-shot validation", "valfree": "validation-free"}
+SHARED = "◇"
+
+
+def fewshot_rows(rows: List[RunRow], track: str) -> List[RunRow]:
+    """The few-shot protocol's rows of one track: all classes, own runs and ImageNet-variant evaluations."""
+    return [r for r in rows if r.in_track(track) and r.classes == "all"
+            and (r.kind == "run" or (r.dataset in VARIANT_NAMES and r.source_dataset in ("", "ImageNet")))]
+
+
+def _mark_shared(markdown: str, rows: List[RunRow], track: str) -> str:
+    """Mark (◇) the methods whose runs in this table satisfy every track (they read no validation data)."""
+    shared = {r.method for r in rows if r.in_track(track)}
+    shared -= {r.method for r in rows if r.in_track(track) and "+" not in r.tracks}
+    for m in shared:
+        markdown = markdown.replace(f"| {method_label(m)} (ours) |", f"| {method_label(m)} {SHARED} (ours) |")
+    return markdown
+
+
+def protocol_sections(rows: List[RunRow], published, paper_backbone: Optional[str] = None) -> List[str]:
+    """The validation-free track's few-shot tables, then base-to-novel and cross-dataset tables per track."""
+    lines: List[str] = []
+    shared_note = (f"{SHARED}: the method reads no validation data; the same runs as in the few-shot-validation "
+                   "tables.")
+    valfree = fewshot_rows(rows, "valfree")
+    if valfree:
+        summary = summarize(valfree)
+        lines += ["## Validation-free track", "",
+                  "No run below read validation data: methods that select on val (Tip-Adapter, Tip-Adapter-F, the "
+                  "linear probe) use one fixed setting for every dataset and shot count. " + shared_note, ""]
+        for b in backbones(summary):
+            for k in table_shots(summary, b):
+                title = "zero-shot" if k == 0 else f"{k} shot{'s' if k != 1 else ''}"
+                table = fewshot_table(summary, published, b, k, paper_backbone)
+                lines += [f"### {b}, {title} (validation-free)", "", _mark_shared(table, valfree, "valfree"), ""]
+            if any(key[0] == b and key[2] in VARIANT_NAMES for key in summary):
+                for k in variant_shots(summary, b):
+                    table = variants_table(summary, published, b, k, paper_backbone)
+                    lines += [f"### {b}, ImageNet ({k} shots) to its variants (validation-free)", "",
+                              _mark_shared(table, valfree, "valfree"), ""]
+    for track in TRACK_TITLES:
+        chosen = [r for r in rows if r.in_track(track)]
+        b2n = [r for r in chosen if r.classes in ("base", "new")]
+        if b2n:
+            lines += [f"## Base-to-novel ({TRACK_TITLES[track]})", "",
+                      "Trained on the base half of each dataset's classes, tested on its base and new test classes; "
+                      "HM = 2 base new / (base + new) of the seed means (the average row: HM of the averages). "
+                      f"{NOT_TRANSFERABLE}: the method's trained state is per class (a residual, a probe, a cache) "
+                      "and has no classifier for classes it never saw; deployed on them it falls back to "
+                      "zero-shot CLIP (its own row)." + (" " + shared_note if track == "valfree" else ""), ""]
+            for b in sorted({r.backbone for r in b2n}):
+                for k in base2novel_shots(b2n, b):
+                    table = base2novel_table(b2n, published, b, k, paper_backbone)
+                    if track == "valfree":
+                        table = _mark_shared(table, b2n, track)
+                    lines += [f"### {b}, {k} shots", "", table, ""]
+        cross = [r for r in chosen if r.classes == "all" and r.source_dataset == "ImageNet" and r.kind == "eval"
+                 and r.dataset not in VARIANT_NAMES]
+        if cross:
+            own = [r for r in chosen if r.kind == "run" and r.dataset == "ImageNet" and r.classes == "all"]
+            lines += [f"## Cross-dataset transfer ({TRACK_TITLES[track]})", "",
+                      "Trained on ImageNet, evaluated on each other dataset's test set (methods whose trained state "
+                      "is class-agnostic, and zero-shot CLIP)." + (" " + shared_note if track == "valfree" else ""),
+                      ""]
+            for b in sorted({r.backbone for r in cross}):
+                for k in sorted({r.shots for r in cross if r.backbone == b and r.shots} or {16}):
+                    table = cross_dataset_table(cross + own, published, b, k, paper_backbone=paper_backbone)
+                    if track == "valfree":
+                        table = _mark_shared(table, cross, track)
+                    lines += [f"### {b}, {k} shots", "", table, ""]
+    return lines
 
 
 def main(argv: Optional[List[str]] = None) -> dict:

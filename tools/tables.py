@@ -237,3 +237,110 @@ def write_summary_csv(summary: Dict[Key, Stat], published: Published, path: str,
         writer.writeheader()
         for rec in summary_records(summary, published, paper_backbone):
             writer.writerow({k: "" if v is None else v for k, v in rec.items()})
+
+
+# ---- the protocols beyond the few-shot table ------------------------------------------------------
+NOT_TRANSFERABLE = "n/a ‡"  # a method whose trained state is per class has no new-class classifier
+
+
+def harmonic_mean(base: Optional[float], new: Optional[float]) -> Optional[float]:
+    """CoCoOp's H = 2 b n / (b + n); None when either is missing (0 when both are 0)."""
+    if base is None or new is None:
+        return None
+    return 2 * base * new / (base + new) if base + new else 0.0
+
+
+def base2novel_shots(rows: Iterable[RunRow], backbone: str) -> List[int]:
+    """Shot counts of base-to-novel training runs (16, CoCoOp's, when a zero-shot method alone ran)."""
+    found = sorted({r.shots for r in rows if r.backbone == backbone and r.classes == "base" and r.kind == "run"} - {0})
+    return found or [16]
+
+
+def base2novel_table(rows: Sequence[RunRow], published: Published, backbone: str, shots: int,
+                     paper_backbone: Optional[str] = None) -> str:
+    """Per dataset and on average: accuracy on the base classes, on the new ones, and their harmonic mean.
+
+    Base: the training runs (``classes == "base"``), tested on the base test classes. New: the evaluations
+    of those runs on the new classes (``<run>/eval_new``), or zero-shot runs on them. HM per dataset is the
+    harmonic mean of the seed means (CoCoOp's Table 1); the average row averages base and new over the 11
+    datasets and takes their HM, given only when all 11 are present. A method whose trained state is per
+    class (``class_agnostic`` false) cannot classify new classes: its New and HM cells say so (‡).
+    """
+    pb = paper_backbone or backbone
+    mine = [r for r in rows if r.backbone == backbone]
+    base = summarize(r for r in mine if r.classes == "base" and r.kind == "run")
+    new = summarize_evals(r for r in mine if r.classes == "new")
+    agnostic = {r.method for r in mine if r.classes == "base" and (r.class_agnostic or r.method in SHOT_FREE_METHODS)}
+    present = [m for m in methods(base, backbone)
+               if any(lookup(base, backbone, m, d, shots) for d in FEWSHOT_NAMES)]
+    full_n = full_seed_count(base, backbone)
+    header = ["Dataset", "Method", "Base", "New", "HM"]
+    table: List[List[str]] = []
+    per_method: Dict[str, Tuple[List[float], List[float]]] = {}
+    for d in FEWSHOT_NAMES:
+        for m in present:
+            b, n = lookup(base, backbone, m, d, shots), lookup(new, backbone, m, d, shots)
+            if b is None and n is None:
+                continue
+            if b is not None:
+                per_method.setdefault(m, ([], []))[0].append(b.mean)
+            if n is not None:
+                per_method.setdefault(m, ([], []))[1].append(n.mean)
+            new_cell = _fmt_cell(n, m, full_n) if m in agnostic else NOT_TRANSFERABLE
+            hm = harmonic_mean(b.mean if b else None, n.mean if n else None)
+            hm_cell = fmt_value(hm) if m in agnostic else NOT_TRANSFERABLE
+            table.append([dataset_label(d), f"{method_label(m)} (ours)", _fmt_cell(b, m, full_n), new_cell, hm_cell])
+    count = len(FEWSHOT_NAMES)
+    for m in present:
+        bases, news = per_method.get(m, ([], []))
+        b_avg = statistics.mean(bases) if len(bases) == count else None
+        n_avg = statistics.mean(news) if len(news) == count else None
+        cells = [fmt_value(b_avg) if b_avg is not None else f"incomplete ({len(bases)}/{count})"]
+        if m in agnostic:
+            cells += [fmt_value(n_avg) if n_avg is not None else f"incomplete ({len(news)}/{count})",
+                      fmt_value(harmonic_mean(b_avg, n_avg)) if b_avg is not None and n_avg is not None else MISSING]
+        else:
+            cells += [NOT_TRANSFERABLE, NOT_TRANSFERABLE]
+        table.append([AVERAGE, f"{method_label(m)} (ours)"] + cells)
+    for d in FEWSHOT_NAMES + (AVERAGE,):
+        for m in dict.fromkeys(published.methods("b2n_base", pb) + published.methods("b2n_hm", pb)):
+            values = [published.get(m, d, shots, pb, tables=(t,)) for t in ("b2n_base", "b2n_new", "b2n_hm")]
+            if any(v is not None for v in values):
+                table.append([dataset_label(d) if d != AVERAGE else AVERAGE, f"{method_label(m)} (paper)"]
+                             + [fmt_value(v) for v in values])
+    return _markdown(header, table)
+
+
+def cross_dataset_table(rows: Sequence[RunRow], published: Published, backbone: str, shots: int,
+                        source: str = "ImageNet", paper_backbone: Optional[str] = None) -> str:
+    """A model trained on ``source`` (its own test accuracy first), evaluated on each other dataset; the
+    average is over the targets, given only when all are present."""
+    pb = paper_backbone or backbone
+    mine = [r for r in rows if r.backbone == backbone and r.classes == "all"]
+    targets = tuple(d for d in FEWSHOT_NAMES if d != source)
+    evals = summarize_evals(r for r in mine if r.kind == "eval" and r.source_dataset == source)
+    own = summarize(r for r in mine if r.kind == "run" and r.dataset == source)
+    present = [m for m in methods(evals, backbone) if any(lookup(evals, backbone, m, d, shots) for d in targets)]
+    full_n = full_seed_count(evals, backbone)
+    table = []
+    for m in present:
+        cells = [_fmt_cell(lookup(evals, backbone, m, d, shots), m, full_n) for d in targets]
+        found = [st.mean for st in (lookup(evals, backbone, m, d, shots) for d in targets) if st is not None]
+        avg = fmt_value(statistics.mean(found)) if len(found) == len(targets) else \
+            f"incomplete ({len(found)}/{len(targets)})"
+        table.append([f"{method_label(m)} (ours)", _fmt_cell(lookup(own, backbone, m, source, shots), m, full_n)]
+                     + cells + [avg])
+    for m in published.methods("cross_dataset", pb):
+        values = [published.get(m, d, shots, pb, tables=("cross_dataset",)) for d in (source,) + targets]
+        paper_avg = published.get(m, AVERAGE, shots, pb, tables=("cross_dataset",))
+        table.append([f"{method_label(m)} (paper)"] + [fmt_value(v) for v in values] + [fmt_value(paper_avg)])
+    header = ["Method", f"{dataset_label(source)} (source)"] + [dataset_label(d) for d in targets] + ["Average"]
+    return _markdown(header, table)
+
+
+def summarize_evals(rows: Iterable[RunRow]) -> Dict[Key, Stat]:
+    """Mean ± std over seeds of evaluation rows, by the evaluated dataset (``summarize`` keeps only variants')."""
+    groups: Dict[Key, List[Tuple[int, float]]] = {}
+    for r in rows:
+        groups.setdefault((r.backbone, r.method, r.dataset, r.shots), []).append((r.seed, r.accuracy))
+    return {k: _stat(v) for k, v in groups.items()}

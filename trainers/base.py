@@ -47,11 +47,16 @@ def validation_items(trainer) -> List:
     """The items a method may select hyper-parameters or epochs on: the few-shot val split, never test.
 
     The dataset layer owns the rule (``datasets.validation_items``): datasets whose val *is* their test
-    set (ImageNet, as in CoOp) give the held-out val drawn and stored beside their few-shot set.
+    set (ImageNet, as in CoOp) give the held-out val drawn and stored beside their few-shot set; the
+    ``valfree`` track (``DATASET.TRACK``) gives none and raises. The trainer remembers that it read
+    validation data (``read_validation``), so ``metrics.json`` says which tracks the run satisfies.
     """
     from datasets import validation_items as dataset_validation_items
 
-    return dataset_validation_items(trainer.dm.dataset, trainer.cfg.DATASET.NAME)
+    items = dataset_validation_items(trainer.dm.dataset, trainer.cfg.DATASET.NAME,
+                                     trainer.cfg.DATASET.get("TRACK", "fewshot_val"))
+    trainer.read_validation = True
+    return items
 
 
 def add_clip_config(cfg) -> None:

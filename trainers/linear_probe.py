@@ -43,6 +43,9 @@ logger = logging.getLogger(__name__)
 # scikit-learn minimises the mean loss with the same ``tol``, a criterion n times looser that stops a
 # 16-shot ImageNet fit after 2-3 iterations; both solvers here apply GTOL / n to the mean loss.
 GTOL = 1e-4
+# The valfree track (DATASET.TRACK valfree) reads no validation data: one C for every dataset and shot count,
+# scikit-learn's default (a library default chosen on no data of this benchmark; untuned).
+VALFREE_C = 1.0
 AUTO_TORCH_SIZE = 5e9  # samples x dims x classes above which ``auto`` uses torch (ImageNet 8/16 shots: 8e9/1.6e10)
 
 
@@ -229,6 +232,7 @@ class LinearProbeCLIP(ClipTrainer):
     TRAINABLE = ()
     TRAINING_FREE = True
     AUGMENTED_TRAIN_VIEWS = False  # the probe fits on plain (test-transform) features
+    SELECTS_ON_VAL = True          # C chosen on val; VALFREE_C in the valfree track
 
     def metrics_extra(self) -> dict:
         return {"C": float(self._models[self.CHECKPOINT_NAME].C), "normalize": bool(self.method_cfg.NORMALIZE),
@@ -247,10 +251,15 @@ class LinearProbeCLIP(ClipTrainer):
     def fit(self) -> None:
         mcfg = self.method_cfg
         x_train, y_train = self._features("train", self.dm.dataset.train_x)
+        self.solver = resolve_solver(str(mcfg.SOLVER), x_train.shape[0], x_train.shape[1], len(np.unique(y_train)))
+        if self.cfg.DATASET.get("TRACK", "fewshot_val") == "valfree":
+            probe = fit_probe(x_train, y_train, VALFREE_C, int(mcfg.MAX_ITER), self.solver, self.device)
+            logger.info("Linear probe (%s solver): fixed C = %.4g (valfree track, no search)", self.solver, VALFREE_C)
+            self._models[self.CHECKPOINT_NAME].set_from_probe(probe, VALFREE_C)
+            return
         x_val, y_val = self._features("val", validation_items(self))
         n = int(round((mcfg.SEARCH_MAX - mcfg.SEARCH_MIN) / mcfg.SEARCH_STEP)) + 1
         grid = [10.0 ** (mcfg.SEARCH_MAX - i * mcfg.SEARCH_STEP) for i in range(n)]
-        self.solver = resolve_solver(str(mcfg.SOLVER), x_train.shape[0], x_train.shape[1], len(np.unique(y_train)))
         c, acc, _, probe = search_regularization(x_train, y_train, x_val, y_val, grid, int(mcfg.REFINE_STEPS),
                                                  int(mcfg.MAX_ITER), self.solver, self.device)
         logger.info("Linear probe (%s solver): chosen C = %.4g (val accuracy %.2f%%)", self.solver, c, acc)

@@ -60,6 +60,10 @@ logger = logging.getLogger(__name__)
 
 CACHE_CROP_SCALE = (0.5, 1.0)  # the cache's augmentation (random resized crop scale), as published
 KEY_SEED_OFFSET = 1_000_003     # the keys' views: a seed stream apart from the training views' (same run seed)
+# The valfree track (DATASET.TRACK valfree) reads no validation data: alpha/beta are the Tip-Adapter paper's
+# defaults for every dataset and shot count (unless INIT_ALPHA/INIT_BETA are set), and Tip-Adapter-F deploys
+# its last epoch.
+VALFREE_ALPHA, VALFREE_BETA = 1.0, 5.5
 
 # The public per-dataset configs (gaopengcuhk/Tip-Adapter@d0e2d6f, configs/*.yaml), by DATASET.NAME:
 # (beta max, alpha max) of the search, and (init beta, init alpha). The ImageNet variants and datasets
@@ -182,7 +186,12 @@ class TipAdapter(ClipTrainer):
     TRAINABLE = ()
     TRAINING_FREE = True
     LEARNABLE_KEYS = False
+    SELECTS_ON_VAL = True             # alpha/beta (Tip-F: also the epoch) chosen on val; fixed in the valfree track
     FEATURE_SPLITS = ("val", "test")  # no training views: the keys have their own (``build_cache``)
+
+    @property
+    def valfree(self) -> bool:
+        return self.cfg.DATASET.get("TRACK", "fewshot_val") == "valfree"
 
     @property
     def head(self) -> TipAdapterHead:
@@ -219,6 +228,8 @@ class TipAdapter(ClipTrainer):
         """The run's search range and initial alpha/beta: the config's, or the dataset's public values."""
         mcfg = self.method_cfg
         (beta_max, alpha_max), (init_beta, init_alpha) = public_config(self.cfg.DATASET.NAME)
+        if self.valfree:
+            init_beta, init_alpha = VALFREE_BETA, VALFREE_ALPHA
         scale = mcfg.SEARCH_SCALE
         if scale is not None and len(scale) != 2:
             raise ValueError(f"TRAINER.{self.CONFIG_NODE}.SEARCH_SCALE must be [beta max, alpha max], got {list(scale)}")
@@ -273,8 +284,9 @@ class TipAdapter(ClipTrainer):
 
     def search_hyperparameters(self) -> None:
         hp = self.hyperparameters()
-        if not self.method_cfg.SEARCH_HP:
-            logger.info("Tip-Adapter: no search; alpha %.3f, beta %.3f", hp["init_alpha"], hp["init_beta"])
+        if not self.method_cfg.SEARCH_HP or self.valfree:
+            logger.info("Tip-Adapter: no search%s; alpha %.3f, beta %.3f", " (valfree track)" * self.valfree,
+                        hp["init_alpha"], hp["init_beta"])
             return
         betas = search_grid(hp["search_scale"][0], hp["search_step"][0])
         alphas = search_grid(hp["search_scale"][1], hp["search_step"][1])
@@ -288,7 +300,7 @@ class TipAdapter(ClipTrainer):
 
     def metrics_extra(self) -> dict:
         extra = {"alpha": float(self.head.alpha), "beta": float(self.head.beta), **self.hyperparameters(),
-                 "search_hp": bool(self.method_cfg.SEARCH_HP), "augment_epoch": int(self.method_cfg.AUGMENT_EPOCH)}
+                 "search_hp": bool(self.method_cfg.SEARCH_HP) and not self.valfree, "augment_epoch": int(self.method_cfg.AUGMENT_EPOCH)}
         if getattr(self, "best_epoch", None) is not None:
             extra["best_epoch"] = int(self.best_epoch) + 1
         return extra
@@ -352,6 +364,9 @@ class TipAdapterF(TipAdapter):
         freq = self.cfg.TRAIN.CHECKPOINT_FREQ
         if last or (freq > 0 and (self.epoch + 1) % freq == 0):
             self.save_model(self.epoch, self.output_dir)
+        if self.valfree:  # no validation data: the last epoch is deployed
+            self.best_epoch = self.epoch
+            return
         acc = self.val_accuracy()
         logger.info("Epoch %d: val accuracy %.2f%% (alpha %.3f, beta %.3f)", self.epoch + 1, acc,
                     float(self.head.alpha), float(self.head.beta))

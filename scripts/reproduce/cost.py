@@ -2,7 +2,8 @@
 
 For every planned ``train.py`` run this reads the run's merged config (no data, no weights needed) and
 lists the feature-cache entries it reads: the test set (one deterministic view, shared by every run
-and method on that dataset), the few-shot val set (methods that select on val), the training views
+and method on that dataset; a base-to-novel half of it, in proportion to its classes), the few-shot val
+set (methods that select on val, except in the valfree track), the training views
 (``FEATURE_CACHE.NUM_VIEWS`` or, by default, one per epoch) and Tip-Adapter's key views. Entries shared
 by several runs count once, at the most views any run asks (a longer entry serves a shorter run); views
 already in the cache folder are subtracted. The original codes instead run the encoder on every
@@ -17,6 +18,7 @@ set is ``classes x shots`` and a few-shot val set ``classes x min(shots, 4)``.
 import hashlib
 import json
 import logging
+import math
 import os
 import sys
 from collections import defaultdict
@@ -36,7 +38,6 @@ DATASET_SIZES: Dict[str, Tuple[int, int]] = {
 }
 EMBED_DIMS = {"RN50": 1024, "RN101": 512, "RN50x4": 640, "RN50x16": 768, "RN50x64": 1024, "ViT-B/32": 512,
               "ViT-B/16": 512, "ViT-L/14": 768, "ViT-L/14@336px": 768}
-SELECTS_ON_VAL = ("LinearProbeCLIP", "TipAdapter", "TipAdapterF")
 VAL_IS_TEST = ("ImageNet",)  # their val list is their test list; selection uses a held-out train part
 
 
@@ -60,6 +61,11 @@ def run_needs(cfg, eval_only: bool = False) -> Tuple[List[Tuple[tuple, int, int]
     cls = TRAINER_REGISTRY.get(name)
     if "image" in getattr(cls, "ADAPTED_ENCODERS", ()):  # e.g. CLIP-LoRA: encodes every image at every step, as
         return [], 0                                      # its original does; neither side of the cache comparison
+    subset = str(cfg.DATASET.get("SUBSAMPLE_CLASSES", "all")).lower()
+    if subset != "all":  # base-to-novel: the first ceil(n/2) classes, or the rest; test images in proportion
+        kept = math.ceil(classes / 2) if subset == "base" else classes - math.ceil(classes / 2)
+        classes, n_test = kept, round(n_test * kept / classes)
+        ds = f"{ds} ({subset})"
     n_train = classes * shots
     n_val = classes * min(shots, 4)
     test_tfm = _sha(repr(build_transform(cfg, is_train=False)))
@@ -67,8 +73,8 @@ def run_needs(cfg, eval_only: bool = False) -> Tuple[List[Tuple[tuple, int, int]
     original = n_test
     if eval_only:
         return needs, original
-    if name in SELECTS_ON_VAL:
-        items = ("heldout", shots, seed) if ds in VAL_IS_TEST else ("val", shots, seed)
+    if getattr(cls, "SELECTS_ON_VAL", False) and cfg.DATASET.get("TRACK", "fewshot_val") != "valfree":
+        items = ("heldout", shots, seed) if cfg.DATASET.NAME in VAL_IS_TEST else ("val", shots, seed)
         needs.append((("val", backbone, ds, test_tfm, items), n_val, 1))
         original += n_val
     if hasattr(cls, "cache_transform"):  # Tip-Adapter's keys: AUGMENT_EPOCH views, its own augmentation
@@ -210,7 +216,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     p.description = "The grid's image-encoder cost (same options as the grid)"
     p.add_argument("--throughput", type=float, default=None, help="views/s (default: the benchmark's measurement)")
     args = p.parse_args(argv)
-    cells, _ = plan_from_args(args, [])
+    plan = plan_from_args(args, [])
+    cells = plan.train + (plan.evals(pending=True)[0] if plan.evals is not None else [])
     cache = args.cache_dir or os.path.join(os.path.abspath(args.output), "feature_cache")
     print(grid_summary(cells, cache, args.throughput))
 

@@ -23,6 +23,23 @@ machine (``debug`` in this process, one after the other, for stepping through in
 
 ``--eval-variants`` evaluates finished ImageNet runs on ImageNet-V2/-Sketch/-A/-R
 (``train.py --eval-only --model-dir <run> --load-epoch <last>``), into ``<run>/eval_<variant>/``.
+
+Protocols (``--protocol``; each trains first, then evaluates the finished runs in the same call):
+
+- ``fewshot`` (default): the paper's grid above;
+- ``base2novel`` (CoCoOp): 16 shots of the base half of each dataset's classes
+  (``DATASET.SUBSAMPLE_CLASSES base``, folder ``<tag>_base``), evaluated on the base test classes by the run
+  itself and on the new ones by ``--eval-only`` into ``<run>/eval_new/``, for methods whose trained state
+  transfers to unseen classes (shot-free ones, and ``CLASS_AGNOSTIC`` trainers); a method with per-class
+  state is trained and tested on base only, and the grid says so;
+- ``cross_dataset``: 16-shot ImageNet, evaluated on the other datasets into ``<run>/eval_<dataset>/``
+  (transferring methods only; the others are skipped with the reason);
+- ``dg``: 16-shot ImageNet, evaluated on ImageNet-V2/-Sketch/-A/-R (``--eval-variants`` after training).
+
+Selection tracks (``--track``; default: the paper's protocol, which is ``fewshot_val``): ``valfree`` passes
+``DATASET.TRACK valfree`` to the methods that select on val (``SELECTS_ON_VAL``: Tip-Adapter(-F), the linear
+probe), which then use one fixed setting and run in ``<tag>_valfree`` folders; a method that reads no
+validation data runs once, and its run counts in both tracks (``metrics.json`` ``tracks``).
 """
 import argparse
 import functools
@@ -39,10 +56,16 @@ import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from scripts.reproduce.recipes import PAPER_METHODS, REPO_ROOT, RecipeError, get_recipe
-from scripts.reproduce.runs import input_size, recipe_argv  # noqa: F401  (input_size: the grid's public name)
+from scripts.reproduce.runs import (  # noqa: F401  (input_size: the grid's public name)
+    DEFAULT_TRACK,
+    input_size,
+    recipe_argv,
+    selects_on_val,
+    transfers_to_other_classes,
+)
 
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
@@ -55,6 +78,9 @@ PAPER_DATASETS = tuple(c for c, _, _ in FEWSHOT_DATASETS)
 VARIANTS = tuple(c for c, _, _ in VARIANT_DATASETS)
 OUTPUT_FILE = "grid.out"  # a cell's captured stdout/stderr (or traceback), next to train.py's log.txt
 EXECUTORS = ("pool", "local", "slurm", "debug")
+PROTOCOLS = ("fewshot", "base2novel", "cross_dataset", "dg")
+TRACKS = ("fewshot_val", "valfree")
+SOURCE_DATASET = "imagenet"  # cross-dataset and domain generalisation train here
 
 
 class GridError(Exception):
@@ -75,12 +101,15 @@ class Cell:
     source_dir: str = ""    # eval cells: the trained run they evaluate
     fingerprint: str = ""   # the run's identity (metrics.json "fingerprint"); "" when not resolved
     note: str = ""          # how the run differs from the recipe, if it does
+    source_dataset: str = SOURCE_DATASET  # eval cells: the dataset the evaluated run trained on
+    classes: str = "all"    # DATASET.SUBSAMPLE_CLASSES of the run (base-to-novel: base, or new for an eval)
 
     @property
     def name(self) -> str:
         shots = f"{self.shots}-shot" if self.shots else "zero-shot"
-        base = f"{self.method} {'imagenet' if self.source_dir else self.dataset} {shots} seed {self.seed}"
-        return f"{base} -> {self.dataset}" if self.source_dir else base
+        subset = "" if self.classes == "all" else f" ({self.classes} classes)"
+        base = f"{self.method} {self.source_dataset if self.source_dir else self.dataset} {shots} seed {self.seed}"
+        return (f"{base} -> {self.dataset}{subset}" if self.source_dir else base + subset)
 
     @property
     def finished(self) -> bool:
@@ -119,6 +148,7 @@ class GridReport:
     skipped: List[Cell] = field(default_factory=list)     # finished before this call
     ran: List[CellResult] = field(default_factory=list)   # run by this call (ok or failed)
     blocked: List[str] = field(default_factory=list)      # eval cells whose trained run is missing
+    notes: List[str] = field(default_factory=list)        # methods a protocol skips (in part), and why
 
     @property
     def failed(self) -> List[CellResult]:
@@ -146,7 +176,7 @@ def resolve_cell(cell: Cell) -> Cell:
     import dataclasses
 
     import train
-    from scripts.reproduce.runs import eval_of, folder_state, identify, variant_dir
+    from scripts.reproduce.runs import eval_of, folder_state, identify, run_folder
 
     argv = [os.path.join(REPO_ROOT, a) if a.startswith("configs/") else a for a in cell.argv]
     try:
@@ -155,7 +185,7 @@ def resolve_cell(cell: Cell) -> Cell:
     except train.UserError as err:
         raise GridError(f"{cell.name}: {err}") from None
     ident = identify(cfg, eval_of(args))
-    folder = variant_dir(cfg.OUTPUT_DIR, ident.variant)
+    folder = run_folder(cfg, ident, eval_of(args) is not None)
     state, why = folder_state(folder, ident)
     if state == "conflict":
         raise GridError(why)
@@ -193,12 +223,23 @@ def _cells_of(method: str, shots: Sequence[int], seeds: Sequence[int]) -> List[T
     return [(k, k, s) for k in shots for s in seeds]
 
 
+def protocol_opts(method: str, track: Optional[str] = None, classes: str = "all") -> List[str]:
+    """The ``KEY VALUE`` pairs of a protocol: the class subset, and the track for a method that selects on val
+    (a method that reads no validation data runs the same run in both tracks, so it gets no key)."""
+    opts = ["DATASET.SUBSAMPLE_CLASSES", classes] if classes != "all" else []
+    if track and track != DEFAULT_TRACK and selects_on_val(method):
+        opts += ["DATASET.TRACK", track]
+    return opts
+
+
 def plan_grid(methods: Sequence[str], datasets: Sequence[str], shots: Sequence[int], seeds: Sequence[int],
               backbone: str, data: str, output: str, cache_dir: str = "", size: Optional[int] = None,
-              epochs: Optional[int] = None, extra: Sequence[str] = ()) -> List[Cell]:
+              epochs: Optional[int] = None, extra: Sequence[str] = (), track: Optional[str] = None,
+              classes: str = "all") -> List[Cell]:
     """Every cell of methods × datasets × shots × seeds, with its ``train.py`` arguments and resolved folder.
 
-    ``size`` and ``epochs`` (given) override the recipe, after it, so they make modified runs.
+    ``size`` and ``epochs`` (given) override the recipe, after it, so they make modified runs; ``track`` and
+    ``classes`` select the protocol (the recipe of that protocol, in its own folder: see ``runs.protocol_dir``).
     """
     _check_datasets(datasets)
     output = os.path.abspath(output)
@@ -223,7 +264,8 @@ def plan_grid(methods: Sequence[str], datasets: Sequence[str], shots: Sequence[i
                     argv += ["OPTIM.MAX_EPOCH", str(epochs)]
                 if size is not None:
                     argv += ["INPUT.SIZE", f"({size}, {size})"]
-                cells.append(Cell(m, d, k, s, backbone, out_dir, tuple(argv + list(extra))))
+                argv += protocol_opts(m, track, classes)
+                cells.append(Cell(m, d, k, s, backbone, out_dir, tuple(argv + list(extra)), classes=classes))
     return _resolve_all(cells)
 
 
@@ -237,37 +279,107 @@ def last_checkpoint_epoch(run: str) -> Optional[int]:
     return max(epochs) if epochs else None
 
 
-def plan_variants(methods: Sequence[str], shots: Sequence[int], seeds: Sequence[int], backbone: str, data: str,
-                  output: str, variants: Sequence[str] = VARIANTS, cache_dir: str = "", size: Optional[int] = None,
-                  extra: Sequence[str] = (), epochs: Optional[int] = None) -> Tuple[List[Cell], List[str]]:
-    """Eval cells for finished ImageNet runs on each variant; also the ImageNet runs that are missing."""
-    _check_datasets(variants)
+def plan_evals(trained: Sequence[Cell], targets: Sequence[Tuple[str, str, str]], data: str, output: str,
+               cache_dir: str = "", size: Optional[int] = None, extra: Sequence[str] = (),
+               track: Optional[str] = None, pending: bool = False) -> Tuple[List[Cell], List[str]]:
+    """Eval cells of the finished ``trained`` runs on each target ``(dataset, folder name, classes)``
+    (``<run>/<folder name>/``), and the trained runs that are not finished yet (nothing to evaluate).
+
+    ``pending``: also plan the evaluations of unfinished runs (without ``--load-epoch``), for a dry run's cost.
+    """
     output = os.path.abspath(output)
     data = os.path.abspath(data) if data else "$DATA"
     cache_dir = os.path.abspath(cache_dir or os.path.join(output, "feature_cache"))
     cells, missing = [], []
-    trained = plan_grid(methods, ["imagenet"], shots, seeds, backbone, data, output, cache_dir, size, epochs, extra)
     for t in trained:
         m, k, s, source = t.method, t.shots, t.seed, t.out_dir
         num_shots = 1 if get_recipe(m).shot_free else k
         if not t.finished:
             missing.append(source)
-            continue
-        load_epoch = last_checkpoint_epoch(source)
-        for v in variants:
-            out_dir = os.path.join(source, f"eval_{v}")
+            if not pending:
+                continue
+        load_epoch = last_checkpoint_epoch(source) if t.finished else None
+        for target, folder, classes in targets:
+            out_dir = os.path.join(source, folder)
             argv = _launch_args(s, data, out_dir, cache_dir) + ["--eval-only", "--model-dir", source]
             if load_epoch is not None:
                 argv += ["--load-epoch", str(load_epoch)]
             # As scripts/taskres/eval.sh (test batch 1000, the paper's variant configs), plus one view of
             # the few-shot train images, which an evaluation encodes but never uses.
-            argv += recipe_argv(m, v, num_shots, backbone)
+            argv += recipe_argv(m, target, num_shots, t.backbone)
             argv += ["DATALOADER.TEST.BATCH_SIZE", "1000"]
             if size is not None:
                 argv += ["INPUT.SIZE", f"({size}, {size})"]
-            argv += ["FEATURE_CACHE.NUM_VIEWS", "1", *extra]
-            cells.append(Cell(m, v, k, s, backbone, out_dir, tuple(argv), source_dir=source))
+            argv += ["FEATURE_CACHE.NUM_VIEWS", "1", *protocol_opts(m, track, classes), *extra]
+            cells.append(Cell(m, target, k, s, t.backbone, out_dir, tuple(argv), source_dir=source,
+                              source_dataset=t.dataset, classes=classes))
     return _resolve_all(cells), missing
+
+
+def plan_variants(methods: Sequence[str], shots: Sequence[int], seeds: Sequence[int], backbone: str, data: str,
+                  output: str, variants: Sequence[str] = VARIANTS, cache_dir: str = "", size: Optional[int] = None,
+                  extra: Sequence[str] = (), epochs: Optional[int] = None,
+                  track: Optional[str] = None, pending: bool = False) -> Tuple[List[Cell], List[str]]:
+    """Eval cells for finished ImageNet runs on each variant; also the ImageNet runs that are missing."""
+    _check_datasets(variants)
+    trained = plan_grid(methods, [SOURCE_DATASET], shots, seeds, backbone, data, output, cache_dir, size, epochs,
+                        extra, track)
+    return plan_evals(trained, [(v, f"eval_{v}", "all") for v in variants], data, output, cache_dir, size, extra,
+                      track, pending)
+
+
+@dataclass
+class ProtocolPlan:
+    """A protocol's training cells, the evaluations of them (planned once they have finished), and notes."""
+
+    train: List[Cell]
+    evals: Optional[Callable[..., Tuple[List[Cell], List[str]]]] = None  # (pending=False) -> (cells, missing)
+    notes: List[str] = field(default_factory=list)
+
+
+def plan_protocol(protocol: str, methods: Sequence[str], datasets: Sequence[str], shots: Sequence[int],
+                  seeds: Sequence[int], backbone: str, data: str, output: str, cache_dir: str = "",
+                  size: Optional[int] = None, epochs: Optional[int] = None, extra: Sequence[str] = (),
+                  track: Optional[str] = None, variants: Sequence[str] = VARIANTS) -> ProtocolPlan:
+    """The cells of one protocol (see the module docstring) under one selection track."""
+    if protocol not in PROTOCOLS:
+        raise GridError(f"Unknown protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
+    if track is not None and track not in TRACKS:
+        raise GridError(f"Unknown track {track!r}; valid: {', '.join(TRACKS)}")
+    common = dict(backbone=backbone, data=data, output=output, cache_dir=cache_dir, size=size, epochs=epochs,
+                  extra=extra, track=track)
+    evaluate = dict(data=data, output=output, cache_dir=cache_dir, size=size, extra=extra, track=track)
+    if protocol == "fewshot":
+        return ProtocolPlan(plan_grid(methods, datasets, shots, seeds, **common))
+    moving = [m for m in methods if transfers_to_other_classes(m)]
+    fixed = [m for m in methods if m not in moving]
+    if protocol == "base2novel":
+        train = plan_grid(methods, datasets, shots, seeds, classes="base", **common)
+        notes = [f"{m}: its trained state is per class, so it is trained and tested on the base classes only; the "
+                 "report shows its new-class accuracy and HM as n/a" for m in fixed]
+        return ProtocolPlan(train, lambda pending=False: _new_class_evals(train, moving, dict(evaluate, pending=pending)),
+                            notes)
+    targets = ([(d, f"eval_{d}", "all") for d in datasets if d != SOURCE_DATASET] if protocol == "cross_dataset"
+               else [(v, f"eval_{v}", "all") for v in variants])
+    _check_datasets([t for t, _, _ in targets])
+    if protocol == "cross_dataset":
+        notes = [f"{m}: skipped, its trained state is per class and cannot classify another dataset's classes"
+                 for m in fixed]
+        train = plan_grid(moving, [SOURCE_DATASET], shots, seeds, **common) if moving else []
+    else:
+        notes, train = [], plan_grid(methods, [SOURCE_DATASET], shots, seeds, **common)
+    return ProtocolPlan(train, lambda pending=False: plan_evals(train, targets, pending=pending, **evaluate), notes)
+
+
+def _new_class_evals(train: Sequence[Cell], moving: Sequence[str], evaluate: dict) -> Tuple[List[Cell], List[str]]:
+    """Base-to-novel: each transferring run evaluated on its own dataset's new classes."""
+    cells, missing = [], []
+    for t in train:
+        if t.method in moving:
+            c, m = plan_evals([t], [(t.dataset, "eval_new", "new")], **evaluate)
+            cells += c
+            missing += m
+    return cells, missing
 
 
 # ---- running one cell ---------------------------------------------------------------------------
@@ -493,7 +605,9 @@ def log_report(report: GridReport) -> None:
     logger.info("Grid: %d planned, %d skipped (finished before), %d ran now, %d failed", len(report.planned),
                 len(report.skipped), len(ok), len(report.failed))
     for path in report.blocked:
-        logger.warning("Not evaluated: the ImageNet run %s has not finished (run the grid on imagenet first)", path)
+        logger.warning("Not evaluated: the trained run %s has not finished (rerun the same command)", path)
+    for note in report.notes:
+        logger.info("Note: %s", note)
     for r in report.failed:
         logger.error("FAILED %s: %s\n    logs: %s", r.cell.name, r.error, ", ".join(r.logs) or r.cell.out_dir)
     if report.failed:
@@ -509,7 +623,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", nargs="+", default=list(PAPER_METHODS), help="trainer names (see recipes.py)")
     p.add_argument("--datasets", nargs="+", default=list(PAPER_DATASETS), help="dataset config names")
     p.add_argument("--shots", nargs="+", type=int, default=None,
-                   help=f"default: {' '.join(map(str, PAPER_SHOTS))} (16 with --eval-variants)")
+                   help=f"default: {' '.join(map(str, PAPER_SHOTS))} (16 with --eval-variants and the protocols "
+                        "other than fewshot)")
     p.add_argument("--seeds", nargs="+", type=int, default=list(PAPER_SEEDS))
     p.add_argument("--backbone", default="RN50", help="RN50, ViT-B/16, name:pretrained or a checkpoint file")
     p.add_argument("--data", default=os.environ.get("DATA", ""), help="datasets root (default: $DATA)")
@@ -520,6 +635,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None,
                    help="override every recipe's number of epochs: modified runs, in their own folders, never "
                         "counted as the paper grid by tools.report")
+    p.add_argument("--protocol", choices=PROTOCOLS, default="fewshot",
+                   help="fewshot (the paper's grid), base2novel (CoCoOp: train on base classes, test on base and new), "
+                        "cross_dataset (16-shot ImageNet to the other datasets), dg (ImageNet to its variants)")
+    p.add_argument("--track", choices=TRACKS, default=None,
+                   help="selection track: fewshot_val (min(K, 4) val images per class; the paper's protocol, the "
+                        "default) or valfree (no validation data; fixed settings for methods that select on val)")
     p.add_argument("--eval-variants", action="store_true",
                    help="evaluate finished ImageNet runs on the variants instead of training")
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), help="with --eval-variants")
@@ -542,13 +663,28 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def plan_from_args(args, extra: Sequence[str]) -> Tuple[List[Cell], List[str]]:
+def plan_from_args(args, extra: Sequence[str]) -> ProtocolPlan:
     if args.eval_variants:
-        return plan_variants(args.methods, args.shots or [16], args.seeds, args.backbone, args.data, args.output,
-                             args.variants, args.cache_dir, args.input_size, extra, args.epochs)
-    cells = plan_grid(args.methods, args.datasets, args.shots or list(PAPER_SHOTS), args.seeds, args.backbone,
-                      args.data, args.output, args.cache_dir, args.input_size, args.epochs, extra)
-    return cells, []
+        return ProtocolPlan([], lambda pending=False: plan_variants(
+            args.methods, args.shots or [16], args.seeds, args.backbone, args.data, args.output, args.variants,
+            args.cache_dir, args.input_size, extra, args.epochs, args.track, pending))
+    shots = args.shots or (list(PAPER_SHOTS) if args.protocol == "fewshot" else [16])
+    return plan_protocol(args.protocol, args.methods, args.datasets, shots, args.seeds, args.backbone, args.data,
+                         args.output, args.cache_dir, args.input_size, args.epochs, extra, args.track, args.variants)
+
+
+def _print_dry_run(cells: Sequence[Cell], missing: Sequence[str], notes: Sequence[str], cache_dir: str) -> None:
+    waiting = set(missing)
+    for c in cells:
+        state = "[done] " if c.finished else ("[after training] " if c.source_dir in waiting else "[run]  ")
+        print(state + c.command() + (f"  # {c.note}" if c.note else ""))
+    for note in notes:
+        print(f"[note] {note}")
+    n_done = sum(c.finished for c in cells)
+    print(f"{len(cells)} run(s): {n_done} finished, {len(cells) - n_done} to run"
+          + (f"; evaluations of {len(missing)} trained run(s) are planned once they finish" if missing else ""))
+    from scripts.reproduce.cost import grid_summary
+    print(grid_summary(list(cells), cache_dir))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> GridReport:
@@ -563,27 +699,41 @@ def main(argv: Optional[Sequence[str]] = None) -> GridReport:
     if not args.dry_run and (not args.data or not os.path.isdir(args.data)):
         raise SystemExit(f"error: --data {args.data!r} is not a folder; pass the datasets root (or set DATA)")
     try:
-        cells, missing = plan_from_args(args, extra)
+        plan = plan_from_args(args, extra)
+        evals, missing = plan.evals(pending=True) if plan.evals is not None and args.dry_run else ([], [])
     except (GridError, RecipeError) as err:
         raise SystemExit(f"error: {err}") from None
+    for note in plan.notes:
+        logger.info("%s", note)
     if args.dry_run:
-        for c in cells:
-            print(("[done] " if c.finished else "[run]  ") + c.command() + (f"  # {c.note}" if c.note else ""))
-        for path in missing:
-            print(f"[missing ImageNet run] {path}")
-        n_done = sum(c.finished for c in cells)
-        print(f"{len(cells)} run(s): {n_done} finished, {len(cells) - n_done} to run")
-        from scripts.reproduce.cost import grid_summary
-        print(grid_summary(cells, args.cache_dir or os.path.join(os.path.abspath(args.output), "feature_cache")))
-        return GridReport(planned=cells, skipped=[c for c in cells if c.finished], blocked=missing)
+        # An evaluation waits for its trained run: those of unfinished runs are listed (and costed) without the
+        # checkpoint epoch, which the real run reads once training has finished.
+        _print_dry_run(plan.train + evals, missing, plan.notes,
+                       args.cache_dir or os.path.join(os.path.abspath(args.output), "feature_cache"))
+        cells = plan.train + evals
+        return GridReport(planned=cells, skipped=[c for c in cells if c.finished], blocked=missing, notes=plan.notes)
     slurm_params = dict(kv.split("=", 1) for kv in args.slurm_param)
-    report = run_grid(cells, args.executor, args.workers, args.submitit_folder
-                      or os.path.join(os.path.abspath(args.output), ".submitit"), args.python,
-                      **({} if args.executor in ("pool", "debug") else dict(
-                          timeout_min=args.timeout_min, partition=args.slurm_partition,
-                          gpus_per_node=args.gpus_per_node, cpus_per_task=args.cpus_per_task, mem_gb=args.mem_gb,
-                          array_parallelism=args.array_parallelism, slurm_params=slurm_params)))
-    report.blocked = missing
+    run = functools.partial(run_grid, executor=args.executor, workers=args.workers,
+                            submitit_folder=args.submitit_folder or os.path.join(os.path.abspath(args.output),
+                                                                                 ".submitit"),
+                            python=args.python,
+                            **({} if args.executor in ("pool", "debug") else dict(
+                                timeout_min=args.timeout_min, partition=args.slurm_partition,
+                                gpus_per_node=args.gpus_per_node, cpus_per_task=args.cpus_per_task,
+                                mem_gb=args.mem_gb, array_parallelism=args.array_parallelism,
+                                slurm_params=slurm_params)))
+    report = run(plan.train) if plan.train else GridReport()
+    if plan.evals is not None:
+        try:
+            evals, missing = plan.evals()
+        except (GridError, RecipeError) as err:
+            raise SystemExit(f"error: {err}") from None
+        second = run(evals)
+        report.planned += second.planned
+        report.skipped += second.skipped
+        report.ran += second.ran
+        report.blocked = missing
+    report.notes = plan.notes
     log_report(report)
     return report
 

@@ -38,6 +38,12 @@ LOCAL_RECIPES: Dict[str, Recipe] = {
 }
 # Keys a launcher names in the folder itself (TaskRes*: ``_enhanced``): taken from the run, not compared.
 FOLDER_NAMED_KEYS = ("TRAINER.TaskRes.ENHANCED_BASE",)
+# The evaluation protocol's keys: a run under a protocol follows its recipe *of that protocol* (its reference
+# takes them from the run), and its folder is named for them (``protocol_dir``): ``DATASET.SUBSAMPLE_CLASSES``
+# base/new (base-to-novel) and ``DATASET.TRACK`` valfree (for methods that select on val; the key is no part
+# of the identity of a method that reads no validation data, nor at its default, so those runs are shared).
+PROTOCOL_KEYS = ("DATASET.SUBSAMPLE_CLASSES", "DATASET.TRACK")
+DEFAULT_TRACK = "fewshot_val"
 
 
 def input_size(backbone: str) -> int:
@@ -90,6 +96,69 @@ def _shot_free(method: str) -> bool:
     return bool(recipe.shot_free) if recipe is not None else method in SHOT_FREE_METHODS
 
 
+def selects_on_val(method: str) -> bool:
+    """Whether the method chooses hyper-parameters or epochs on validation data (``SELECTS_ON_VAL``)."""
+    import trainers  # noqa: F401  (registers every method)
+    from engine import TRAINER_REGISTRY
+
+    try:
+        cls = TRAINER_REGISTRY.get(method)
+    except KeyError:
+        return False
+    return bool(getattr(cls, "SELECTS_ON_VAL", False))
+
+
+def transfers_to_other_classes(method: str) -> bool:
+    """Whether a trained model of the method can be evaluated on classes it was not trained on: a shot-free
+    method (nothing trained) or one whose trained state is class-agnostic (``CLASS_AGNOSTIC``: prompts, LoRA).
+    Per-class state (TaskRes's residual, a linear probe, Tip-Adapter's cache) cannot be."""
+    import trainers  # noqa: F401  (registers every method)
+    from engine import TRAINER_REGISTRY
+
+    if _shot_free(method):
+        return True
+    try:
+        cls = TRAINER_REGISTRY.get(method)
+    except KeyError:
+        return False
+    return bool(getattr(cls, "CLASS_AGNOSTIC", False))
+
+
+def _drop_neutral(flat: Dict[str, str], method: str) -> Dict[str, str]:
+    """``flat`` without ``DATASET.TRACK`` where the track cannot change the result: at its default (runs from
+    before the key existed keep their identity) and for methods that read no validation data (one run serves
+    both tracks)."""
+    track = flat.get("DATASET.TRACK")
+    if track is not None and (track == repr(DEFAULT_TRACK) or not selects_on_val(method)):
+        flat = {k: v for k, v in flat.items() if k != "DATASET.TRACK"}
+    return flat
+
+
+def protocol_suffix(classes: str, track: str, method: str) -> str:
+    """``_base``/``_new`` for a class subset, ``_valfree`` for a selecting method's validation-free run."""
+    suffix = f"_{classes}" if classes and classes != "all" else ""
+    if track and track != DEFAULT_TRACK and selects_on_val(method):
+        suffix += f"_{track}"
+    return suffix
+
+
+def protocol_dir(recipe_dir: str, cfg) -> str:
+    """``.../<tag>/seed1`` -> ``.../<tag><protocol suffix>/seed1`` (idempotent; unchanged for the few-shot protocol)."""
+    suffix = protocol_suffix(str(cfg.DATASET.get("SUBSAMPLE_CLASSES", "all")), str(cfg.DATASET.get("TRACK", "")),
+                             cfg.TRAINER.NAME)
+    parent, leaf = os.path.split(os.path.normpath(recipe_dir))
+    if suffix and not parent.endswith(suffix):
+        parent = parent + suffix
+    return os.path.join(parent, leaf)
+
+
+def run_folder(cfg, ident: "RunIdentity", evaluation: bool = False) -> str:
+    """Where ``train.py --reuse`` runs: the recipe folder named for the protocol, then for the deviation."""
+    if evaluation:  # an evaluation's folder is given in full (``<run>/eval_<x>``)
+        return variant_dir(cfg.OUTPUT_DIR, ident.variant)
+    return variant_dir(protocol_dir(cfg.OUTPUT_DIR, cfg), ident.variant)
+
+
 def identity_ignore(method: str) -> Tuple[str, ...]:
     """Keys outside a run's identity: the launch-only ones, and the shot count of a shot-free method."""
     from engine.identity import LAUNCH_ONLY_KEYS
@@ -112,13 +181,18 @@ def _reference_flat(cfg) -> Optional[Dict[str, str]]:
         argv = recipe_argv(method, dataset, int(cfg.DATASET.NUM_SHOTS), cfg.MODEL.BACKBONE.NAME)
     except RecipeError:
         return None
+    for key in PROTOCOL_KEYS:  # the recipe of the run's protocol
+        node, leaf = key.split(".")
+        if leaf in cfg[node]:
+            argv += [key, str(cfg[node][leaf])]
     argv = [os.path.join(REPO_ROOT, a) if a.startswith("configs/") else a for a in argv]
     key = tuple(argv)
     if key not in _REFERENCES:
         import train
 
-        _REFERENCES[key] = flatten_config(train.setup_cfg(train.build_parser().parse_args(argv)),
-                                          identity_ignore(method) + ("SEED",) + FOLDER_NAMED_KEYS)
+        _REFERENCES[key] = _drop_neutral(flatten_config(train.setup_cfg(train.build_parser().parse_args(argv)),
+                                                        identity_ignore(method) + ("SEED",) + FOLDER_NAMED_KEYS),
+                                         method)
     flat = dict(_REFERENCES[key])
     return flat
 
@@ -128,7 +202,7 @@ def identify(cfg, eval_of: Optional[Tuple[str, Optional[int]]] = None) -> RunIde
     from engine.identity import deviation, fingerprint, flatten_config, variant_suffix
 
     method = cfg.TRAINER.NAME
-    flat = flatten_config(cfg, identity_ignore(method))
+    flat = _drop_neutral(flatten_config(cfg, identity_ignore(method)), method)
     if eval_of is not None:
         # An evaluation is the evaluated weights plus how they are evaluated.
         flat["EVAL.MODEL_DIR"] = repr(os.path.abspath(eval_of[0]) if eval_of[0] else "")
@@ -176,7 +250,7 @@ def _stored_flat(folder: str, method: str) -> Optional[Dict[str, str]]:
         trainers.add_trainer_configs(cfg)
         cfg.set_new_allowed(True)
         cfg.merge_from_file(path)
-        return flatten_config(cfg, identity_ignore(method))
+        return _drop_neutral(flatten_config(cfg, identity_ignore(method)), method)
     except Exception:  # a config from another version: unknown keys, bad values
         return None
 
@@ -226,7 +300,7 @@ def plan(train_argv: Sequence[str], seeds: Sequence[str]) -> List[Plan]:
         args = train.build_parser().parse_args(argv)
         cfg = train.setup_cfg(args)
         ident = identify(cfg, eval_of(args))
-        folder = variant_dir(cfg.OUTPUT_DIR, ident.variant) if args.reuse else cfg.OUTPUT_DIR
+        folder = run_folder(cfg, ident, eval_of(args) is not None) if args.reuse else cfg.OUTPUT_DIR
         state, why = folder_state(folder, ident)
         if state == "conflict":
             raise train.UserError(why)
