@@ -20,8 +20,13 @@ the means of its 11 numbers); the ImageNet-by-shots numbers from the Tip-Adapter
 TaskRes per-dataset numbers from a re-run in a NeurIPS 2024 paper (HC), not from the TaskRes paper,
 which plots them; the variants and backbone tables from the TaskRes paper. The base-to-novel rows are the 11-dataset
 averages (ViT-B/16) that MaPLe's and PromptSRC's READMEs print (CLIP, CoOp and CoCoOp there are
-CoCoOp's Table 1 averages); per-dataset base-to-novel and cross-dataset numbers are not in the file:
-no source we could read and cite gives them (a number we cannot cite stays out).
+CoCoOp's Table 1 averages) and, for CLIP-LoRA, KgCoOp, ProGrad and TCP, the CLIP-SVD README's table. The
+ViT-B/16 few-shot rows are 11-dataset averages at 1-16 shots from the CLIP-SVD README (Koleilat et al. 2025), which
+collects them from each method's paper (CLIP-LoRA, LP++, ProKeR, GDA, ...); methods not implemented here (MaPLe,
+ProGrad, KgCoOp, GDA, ProKeR, AdaLoRA, TCP, CLIP-SVD) show as "paper" rows only. Per-dataset ViT-B/16 few-shot,
+per-dataset base-to-novel and cross-dataset numbers are not in the file: no source we could read and cite gives
+them (a number we cannot cite stays out). GDA's base-to-novel row is left out too: its printed HM (78.72) is not the
+harmonic mean of its printed base and new accuracies (78.96).
 
 Methods use trainer names (``TipAdapterF``); datasets use ``DATASET.NAME``; zero-shot numbers have
 ``shots`` 0. Two sources disagree slightly on a few ImageNet numbers (Tip-Adapter-F at 1 shot: 61.13
