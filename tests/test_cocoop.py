@@ -112,11 +112,13 @@ def test_cross_dataset_imagenet_state_evaluates_on_another_dataset(data_root, ti
 
 
 def test_class_list_is_checked_unless_the_state_is_class_agnostic(data_root, tiny_clip, cache, tmp_path):
-    """CoOp's unified context transfers to new classes; its class-specific context and TaskRes's residual do not."""
+    """CoOp's unified context and CLIP-Adapter's adapter transfer to new classes; CoOp's class-specific context and
+    TaskRes's residual do not."""
     coop = "configs/trainers/CoOp/rn50.yaml"
     taskres = "configs/trainers/TaskRes/rn50.yaml"
     cases = [("CoOp", coop, (), None), ("CoOp", coop, ("TRAINER.COOP.CSC", "True"), "class-specific context"),
-             ("TaskRes", taskres, (), "other classes")]
+             ("TaskRes", taskres, (), "other classes"),
+             ("CLIP_Adapter", "configs/trainers/CLIP_Adapter/rn50.yaml", (), None)]
     for trainer, config, opts, error in cases:
         out = tmp_path / f"{trainer}{len(opts)}"
         _base_run(trainer, config, data_root, tiny_clip, cache, out / "base", opts=opts)

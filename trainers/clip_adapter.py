@@ -64,6 +64,9 @@ class CLIP_Adapter(ClipTrainer):  # noqa: N801  (the public trainer name)
     CONFIG_NODE = "CLIP_ADAPTER"
     CHECKPOINT_NAME = "clip_adapter"
     TRAINABLE = ("fc.0.weight", "fc.2.weight")
+    # The saved state is the adapter alone (the text classifier is rebuilt for the classes evaluated): it
+    # evaluates on other classes (base-to-novel, cross-dataset), as CLIP-Adapter's authors do.
+    CLASS_AGNOSTIC = True
     LABEL = "CLIP-Adapter"
     TABLE_ORDER = 40
     # The public trainer (gaopengcuhk/CLIP-Adapter@08d07f8, clip_adapter.py) hard-codes the residual ratio 0.2 and
