@@ -28,12 +28,12 @@ import logging
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from engine import TRAINER_REGISTRY, build_optimizer
 from trainers.base import ClipTrainer
 from trainers.feature_cache import FeatureLoader
+from trainers.heads import cosine_logits
 from trainers.lora_layers import LoRAError, add_lora
 from trainers.text_classifier import prompts_for
 
@@ -91,8 +91,7 @@ class LoRAClassifier(nn.Module):
         return self._text
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        text = F.normalize(self.text_features().float(), dim=-1)
-        return self.logit_scale * F.normalize(features.float(), dim=-1) @ text.t()
+        return cosine_logits(features, self.text_features(), self.logit_scale)
 
 
 class _FirstBatches:

@@ -42,12 +42,12 @@ import logging
 from typing import Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from engine import TRAINER_REGISTRY, CheckpointError
 from trainers.backbone import TextTower
 from trainers.base import ClipTrainer
+from trainers.heads import cosine_logits
 from trainers.prompt_learning import (
     POSITIONS,
     class_prompts,
@@ -136,7 +136,7 @@ class PromptLearner(nn.Module):
             if self._text_cache is None:
                 self._text_cache = self.text_features()
             text = self._text_cache
-        return self.logit_scale * F.normalize(features.float(), dim=-1) @ F.normalize(text, dim=-1).t()
+        return cosine_logits(features, text, self.logit_scale)
 
 
 @TRAINER_REGISTRY.register()

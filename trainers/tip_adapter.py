@@ -53,6 +53,7 @@ from torch import nn
 
 from engine import TRAINER_REGISTRY, CheckpointError, build_transform
 from trainers.base import ClipTrainer, validation_items
+from trainers.heads import cosine_logits
 from trainers.templates import IMAGENET_FAMILY, OWN, SELECT, templates_for
 from trainers.text_classifier import build_zero_shot_classifier
 
@@ -138,7 +139,7 @@ class TipAdapterHead(nn.Module):
         return self.text_weights.shape[0]
 
     def clip_logits(self, features: torch.Tensor) -> torch.Tensor:
-        return self.logit_scale * F.normalize(features.float(), dim=-1) @ self.text_weights.t()
+        return cosine_logits(features, self.text_weights, self.logit_scale, weights_normalized=True)
 
     def affinity(self, features: torch.Tensor) -> torch.Tensor:
         return F.normalize(features.float(), dim=-1) @ self.cache_keys.t()
