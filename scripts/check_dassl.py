@@ -24,7 +24,7 @@ sys.path.insert(0, REPO)
 logger = logging.getLogger("check_dassl")
 
 TRAINERS = ("ZeroshotCLIP", "ZeroshotCLIP2", "LinearProbeCLIP", "TaskRes", "TaskResEnhancedBase", "CoOp",
-            "CLIP_Adapter", "TipAdapter", "TipAdapterF", "ZSLP", "CLAP")
+            "CLIP_Adapter", "TipAdapter", "TipAdapterF", "ZSLP", "CLAP", "LPP", "CoCoOp", "CLIP_LoRA")
 ENGINES = ("dassl", "builtin")
 
 
