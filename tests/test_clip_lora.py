@@ -72,6 +72,19 @@ def test_train_then_eval_only_restores_the_adapted_encoders(data_root, tiny_clip
         torch.testing.assert_close(dict(fresh.model.head.named_parameters())[key].detach(), value, rtol=0, atol=0)
 
 
+def test_evaluation_text_features_follow_a_loaded_state(data_root, tiny_clip, tmp_path):
+    # Evaluation encodes the adapted text tower once; loading another state (no mode switch) must not serve the
+    # features of the previous one (trainers.heads.EvalTextCache).
+    head = make_trainer(_argv(data_root, tiny_clip, tmp_path)).model.head.eval()
+    with torch.no_grad():
+        before = head.text_features().clone()
+        state = {k: (torch.full_like(v, 0.5) if k.endswith("lora_B") else v) for k, v in head.state_dict().items()}
+        head.load_state_dict(state)
+        after = head.text_features()
+        assert not torch.allclose(before, after)
+        assert after is head.text_features()  # then kept for the rest of the evaluation
+
+
 def test_a_checkpoint_of_another_shape_is_one_clear_error(data_root, tiny_clip, tmp_path):
     run = tmp_path / "run"
     train.main(_argv(data_root, tiny_clip, run, opts=["TRAINER.CLIP_LORA.ITERS_PER_SHOT", "1"]))

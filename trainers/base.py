@@ -266,10 +266,9 @@ class ClipTrainer(*_TRAINER_BASES):
         if found != sorted(self.adapted_encoders()):
             raise RuntimeError(f"{type(self).__name__} declares the adapted encoders {sorted(self.adapted_encoders())}, "
                                f"but trainable parameters change {found or 'none'}")
+        self.cache_info["adapted_encoders"] = found
         if self.image_adapted:
-            self.cache_info.update(adapted_encoders=found, images_from_cache=False)
-        else:
-            self.cache_info.update(adapted_encoders=found)
+            self.cache_info["images_from_cache"] = False
 
     # ---- feature cache -------------------------------------------------------------------------
     def feature_store(self) -> FeatureStore:

@@ -33,7 +33,7 @@ from torch import nn
 from engine import TRAINER_REGISTRY, build_optimizer
 from trainers.base import ClipTrainer
 from trainers.feature_cache import FeatureLoader
-from trainers.heads import cosine_logits
+from trainers.heads import EvalTextCache, cosine_logits
 from trainers.lora_layers import LoRAError, add_lora
 from trainers.text_classifier import prompts_for
 
@@ -61,7 +61,7 @@ def add_config(cfg) -> None:
         cfg.TRAINER.CLIP_LORA.LOGIT_SCALE = 100.0      # the original's fixed scale
 
 
-class LoRAClassifier(nn.Module):
+class LoRAClassifier(EvalTextCache):
     """Cosine classifier of image features against the text encoder's features of one prompt per class.
 
     Holds the adapters (``image``/``text``: one ``ModuleDict`` of projection -> LoRA per block), so they are what
@@ -76,19 +76,13 @@ class LoRAClassifier(nn.Module):
         self.text_adapted = "text" in adapters
         self.logit_scale = float(logit_scale)
         self.register_buffer("tokens", tokens, persistent=False)
-        self._text = None if self.text_adapted else backbone.encode_tokens(tokens)  # frozen text encoder: once
-
-    def train(self, mode: bool = True):
-        if self.text_adapted:
-            self._text = None  # entering or leaving evaluation: the adapters may have changed
-        return super().train(mode)
+        self._frozen_text = None if self.text_adapted else backbone.encode_tokens(tokens)  # frozen encoder: once
 
     def text_features(self) -> torch.Tensor:
-        if self.text_adapted and (self.training or torch.is_grad_enabled()):
-            return self.backbone.encode_tokens(self.tokens, grad=True)  # every step, through the adapters
-        if self._text is None:
-            self._text = self.backbone.encode_tokens(self.tokens)
-        return self._text
+        if not self.text_adapted:
+            return self._frozen_text
+        # Through the adapters: every training step; once per evaluation (EvalTextCache).
+        return self.cached_text(lambda: self.backbone.encode_tokens(self.tokens, grad=torch.is_grad_enabled()))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return cosine_logits(features, self.text_features(), self.logit_scale)

@@ -39,7 +39,7 @@ embeddings (``token_prefix``/``token_suffix``) are rebuilt from the class names,
 checkpoints, which hold them, load (those two keys are dropped).
 """
 import logging
-from typing import Optional, Sequence
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -47,7 +47,7 @@ from torch import nn
 from engine import TRAINER_REGISTRY, CheckpointError
 from trainers.backbone import TextTower
 from trainers.base import ClipTrainer
-from trainers.heads import cosine_logits
+from trainers.heads import EvalTextCache, cosine_logits
 from trainers.prompt_learning import (
     POSITIONS,
     class_prompts,
@@ -76,7 +76,7 @@ def add_coop_config(cfg) -> None:
         cfg.TRAINER.COOP.TRUNCATE_CONTEXT = True       # encode prompts up to the longest one's EOT (exact)
 
 
-class PromptLearner(nn.Module):
+class PromptLearner(EvalTextCache):
     """Learned context + fixed class-name tokens -> class text features -> cosine logits."""
 
     def __init__(self, tower: TextTower, tokenize, classnames: Sequence[str], n_ctx: int, ctx_init: str,
@@ -104,7 +104,6 @@ class PromptLearner(nn.Module):
         self.register_buffer("order", order, persistent=False)
         # Unified context with the class at the end: every prompt starts with the same SOS + context tokens.
         self.share_prefix = bool(truncate and not csc and position == "end" and shareable(tower))
-        self._text_cache: Optional[torch.Tensor] = None
 
     def prompt_embeddings(self) -> torch.Tensor:
         """``[C, L, width]`` float32 token embeddings of every class's prompt."""
@@ -121,22 +120,8 @@ class PromptLearner(nn.Module):
             return encode_shared_prefix(self.tower, prefix, self.token_suffix, eot)[0]
         return encode_prompts(self.tower, self.prompt_embeddings(), self.tokens)
 
-    def train(self, mode: bool = True):
-        self._text_cache = None  # entering or leaving evaluation: the context may have changed
-        return super().train(mode)
-
-    def _load_from_state_dict(self, *args, **kwargs):
-        self._text_cache = None
-        return super()._load_from_state_dict(*args, **kwargs)
-
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        if self.training or torch.is_grad_enabled():
-            text = self.text_features()
-        else:  # evaluation: the context is fixed, encode the prompts once
-            if self._text_cache is None:
-                self._text_cache = self.text_features()
-            text = self._text_cache
-        return cosine_logits(features, text, self.logit_scale)
+        return cosine_logits(features, self.cached_text(self.text_features), self.logit_scale)
 
 
 @TRAINER_REGISTRY.register()

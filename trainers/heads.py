@@ -33,3 +33,28 @@ class CosineClassifier(nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return cosine_logits(features, self.weights, self.logit_scale, weights_normalized=True)
 
+
+class EvalTextCache(nn.Module):
+    """Text features made by trainable parameters (prompts, LoRA), computed once per evaluation, not per batch.
+
+    During training, or whenever gradients are on, ``cached_text(compute)`` calls ``compute()`` (the parameters move);
+    in evaluation it keeps the first result. Switching mode or loading a state dict forgets it, so a loaded or
+    further-trained state is never served stale features.
+    """
+
+    _text_cache = None
+
+    def cached_text(self, compute) -> torch.Tensor:
+        if self.training or torch.is_grad_enabled():
+            return compute()
+        if self._text_cache is None:
+            self._text_cache = compute()
+        return self._text_cache
+
+    def train(self, mode: bool = True):
+        self._text_cache = None
+        return super().train(mode)
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._text_cache = None
+        return super()._load_from_state_dict(*args, **kwargs)
