@@ -118,12 +118,14 @@ def check_cfg(cfg) -> None:
 def check_protocol(cfg) -> None:
     """The evaluation protocol's keys: a known class subset and selection track, and no val-based choice of
     the deployed epoch (``TEST.FINAL_MODEL best_val``) in the validation-free track."""
-    from datasets import TRACKS
+    from datasets import check_track
 
-    track, classes = cfg.DATASET.get("TRACK", "fewshot_val"), str(cfg.DATASET.get("SUBSAMPLE_CLASSES", "all"))
-    if track not in TRACKS:
-        raise UserError(f"DATASET.TRACK must be one of {', '.join(TRACKS)}, not {track!r}")
-    if classes.lower() not in ("all", "base", "new"):
+    track, classes = cfg.DATASET.TRACK, str(cfg.DATASET.SUBSAMPLE_CLASSES)
+    try:
+        check_track(track)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    if classes not in ("all", "base", "new"):  # exactly CoOp's values: the run folder and identity use them as given
         raise UserError(f"DATASET.SUBSAMPLE_CLASSES must be all, base or new, not {classes!r}")
     if track == "valfree" and cfg.TEST.FINAL_MODEL == "best_val":
         raise UserError("TEST.FINAL_MODEL best_val selects the epoch on val, which the valfree track forbids; "
@@ -140,13 +142,13 @@ def selection_record(cfg, trainer, eval_only: bool, model_dir: str = "") -> dict
     """
     import json
 
-    from datasets import TRACKS
+    from datasets import satisfied_tracks
 
-    track = cfg.DATASET.get("TRACK", "fewshot_val")
+    track = cfg.DATASET.TRACK
     read = bool(getattr(trainer, "read_validation", False)) or (not eval_only and cfg.TEST.FINAL_MODEL == "best_val")
     selects = bool(getattr(type(trainer), "SELECTS_ON_VAL", False))
     record = {"classes": str(cfg.DATASET.get("SUBSAMPLE_CLASSES", "all")).lower(), "track": track,
-              "read_validation": read, "tracks": [track] if (read or selects) else list(TRACKS),
+              "read_validation": read, "tracks": satisfied_tracks(track, read, selects),
               "class_agnostic": bool(getattr(type(trainer), "CLASS_AGNOSTIC", False))}
     if eval_only and model_dir:
         try:
@@ -157,12 +159,10 @@ def selection_record(cfg, trainer, eval_only: bool, model_dir: str = "") -> dict
         record["source"] = {k: source.get(k) for k in ("method", "dataset", "shots", "seed", "classes", "track")}
         record["source"]["path"] = os.path.abspath(model_dir)
         record["read_validation"] = bool(source.get("read_validation", read))
-        record["tracks"] = source.get("tracks") or [DEFAULT_TRACK_OF_OLD_RUNS]
+        # A source written before tracks were recorded: the paper's track, judged by the same rule.
+        record["tracks"] = source.get("tracks") or satisfied_tracks(str(source.get("track") or "fewshot_val"),
+                                                                    record["read_validation"], selects)
     return record
-
-
-# A run written before tracks were recorded followed the paper's protocol (each method's own selection).
-DEFAULT_TRACK_OF_OLD_RUNS = "fewshot_val"
 
 
 def write_metrics(cfg, trainer, wall_s: float, eval_only: bool, identity=None, model_dir: str = "") -> Optional[str]:

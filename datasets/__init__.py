@@ -33,7 +33,7 @@ from . import (  # noqa: F401  (importing registers the datasets)
 from .base import BenchmarkDataset, draw_heldout_val, load_datum_pickle
 from .errors import DatasetFileError, DatasetNotFoundError, MissingImagesError, ValidationSplitError
 from .imagenet import IMAGENET_TEMPLATES_SELECT
-from .validation import DEFAULT_TRACK, TRACKS, check_track, validation_items
+from .validation import DEFAULT_TRACK, TRACKS, check_track, satisfied_tracks, validation_items
 
 BENCHMARK_DATASETS = (
     "ImageNet", "Caltech101", "OxfordPets", "StanfordCars", "OxfordFlowers", "Food101", "FGVCAircraft",
@@ -43,7 +43,7 @@ BENCHMARK_DATASETS = (
 __all__ = [
     "BENCHMARK_DATASETS", "BenchmarkDataset", "DatasetFileError", "DatasetNotFoundError", "IMAGENET_TEMPLATES_SELECT",
     "MissingImagesError", "ValidationSplitError", "add_dataset_config", "dataset_templates", "draw_heldout_val",
-    "load_datum_pickle", "validation_items", "TRACKS", "DEFAULT_TRACK", "check_track",
+    "load_datum_pickle", "validation_items", "TRACKS", "DEFAULT_TRACK", "check_track", "satisfied_tracks",
 ]
 
 

@@ -31,6 +31,13 @@ def check_track(track: str) -> str:
     return track
 
 
+def satisfied_tracks(track: str, read_validation: bool, selects_on_val: bool) -> List[str]:
+    """The tracks whose rules a run satisfies: a run of a method that never selects on validation data and read
+    none satisfies both (one run serves both tables); any other run only the track it ran in. Runs written before
+    tracks were recorded are judged by the same rule (their ``track`` the paper's, ``fewshot_val``)."""
+    return [track] if (read_validation or selects_on_val) else list(TRACKS)
+
+
 def validation_items(dataset, name: str = "", track: str = DEFAULT_TRACK) -> List:
     """``dataset.val`` when it shares no image with test, else the dataset's held-out val.
 

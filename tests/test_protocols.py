@@ -14,6 +14,7 @@ import pytest
 
 from scripts.reproduce import grid
 from tests.fixtures.synthetic_datasets import write_dataset
+from tools.aggregate import collect
 from tools.names import dataset_label
 from tools.report import build_report
 
@@ -155,6 +156,20 @@ def test_tracks_record_what_was_read_and_are_never_mixed(tmp_path, tiny_clip):
         assert free_table[free_label][cal] == _fmt([expected])
         assert ("◇" in free_label[0]) == (method == "TaskRes")  # shared runs are marked, never silently doubled
 
+    # Runs written before tracks were recorded are judged by the same rule: TaskRes's still serves both tables
+    # (the valfree grid above reused it), a selecting method's stays in the paper's track.
+    for method in ("TaskRes", "TipAdapter"):
+        path = out / folders[(method, "fewshot_val")] / "metrics.json"
+        old = {k: v for k, v in by[(method, "fewshot_val")].items() if k not in ("track", "tracks", "read_validation")}
+        path.write_text(json.dumps(old))
+    tracks = {(r.method, r.path): r.tracks for r in collect(str(out)).rows}
+    assert tracks[("TaskRes", str(out / folders[("TaskRes", "fewshot_val")]))] == "fewshot_val+valfree"
+    assert tracks[("TipAdapter", str(out / folders[("TipAdapter", "fewshot_val")]))] == "fewshot_val"
+    markdown = open(build_report(str(out), str(tmp_path / "R2.md"), include_modified=True)["markdown"]).read()
+    free_table = _rows(_section(markdown, f"### {tiny_clip}, 2 shots (validation-free)"))
+    [taskres] = [k for k in free_table if k[0].startswith("TaskRes ")]
+    assert free_table[taskres][cal] == _fmt([by[("TaskRes", "fewshot_val")]["accuracy"]])
+
 
 def test_valfree_refuses_validation_data_and_best_val(tmp_path, tiny_clip, data_root):
     import train
@@ -171,6 +186,8 @@ def test_valfree_refuses_validation_data_and_best_val(tmp_path, tiny_clip, data_
                    + ["DATASET.TRACK", "valfree", "TEST.FINAL_MODEL", "best_val"])
     with pytest.raises(SystemExit, match="DATASET.TRACK must be one of fewshot_val, valfree"):
         train.main(train_args(data_root, tiny_clip, str(tmp_path / "r3")) + ["DATASET.TRACK", "nope"])
+    with pytest.raises(SystemExit, match="DATASET.SUBSAMPLE_CLASSES must be all, base or new, not 'Base'"):
+        train.main(train_args(data_root, tiny_clip, str(tmp_path / "r4")) + ["DATASET.SUBSAMPLE_CLASSES", "Base"])
 
 
 # ---- cross-dataset and domain generalisation ----------------------------------------------------

@@ -21,7 +21,9 @@ driver's ``--eval-variants``, ``--protocol cross_dataset|dg``), and on the new c
 
 Protocol fields (``metrics.json``): ``classes`` (all, base or new), ``tracks`` (the selection tracks whose
 rules the run satisfies, ``+``-joined: ``fewshot_val``, ``valfree`` or both) and ``class_agnostic``. A run
-from before they were recorded, or read from ``log.txt``, followed the paper's protocol: ``fewshot_val``.
+from before they were recorded, or read from ``log.txt``, ran in the paper's track (``fewshot_val``) and is judged
+by the rule new runs record (``datasets.satisfied_tracks``): a method that never selects on validation data
+satisfies both tracks.
 """
 import argparse
 import csv
@@ -32,7 +34,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Tuple
 
-from tools.names import OPENAI_BACKBONES, SHOT_FREE_METHODS, backbone_tag, dataset_name
+from tools.names import OPENAI_BACKBONES, SHOT_FREE_METHODS, backbone_tag, dataset_name, selects_on_val
 
 logger = logging.getLogger(__name__)
 
@@ -121,8 +123,18 @@ def _from_metrics(run_dir: str, kind: str) -> RunRow:
                   shots=0 if method in SHOT_FREE_METHODS else int(m["shots"]),
                   seed=int(m["seed"]), accuracy=float(m["accuracy"]), macro_f1=m.get("macro_f1"), kind=kind,
                   source="metrics.json", path=run_dir, variant=variant, classes=str(m.get("classes") or "all"),
-                  tracks="+".join(m.get("tracks") or [PAPER_TRACK]), source_dataset=source_dataset,
+                  tracks="+".join(m.get("tracks") or _old_run_tracks(method, str(m.get("track") or PAPER_TRACK),
+                                                                    bool(m.get("read_validation", False)))),
+                  source_dataset=source_dataset,
                   class_agnostic=bool(m.get("class_agnostic", False)))
+
+
+def _old_run_tracks(method: str, track: str, read_validation: bool) -> List[str]:
+    """The tracks of a run that recorded none (written before tracks existed), by the rule new runs record
+    (``datasets.satisfied_tracks``): a method that never selects on validation data satisfies both."""
+    from datasets import satisfied_tracks
+
+    return satisfied_tracks(track, read_validation, selects_on_val(method))
 
 
 def _folder_variant(run_dir: str, kind: str) -> str:
@@ -175,7 +187,8 @@ def _from_log(run_dir: str, kind: str) -> Optional[RunRow]:
     return RunRow(method=method, dataset=dataset_name(dataset), backbone=backbone, shots=shots, seed=seed,
                   accuracy=acc, kind=kind, source="log.txt", path=run_dir, variant=_folder_variant(run_dir, kind),
                   classes=str(data_cfg.get("SUBSAMPLE_CLASSES") or "all"),
-                  tracks=str(data_cfg.get("TRACK") or PAPER_TRACK), source_dataset="ImageNet" * (kind == "eval"))
+                  tracks="+".join(_old_run_tracks(method, str(data_cfg.get("TRACK") or PAPER_TRACK), False)),
+                  source_dataset="ImageNet" * (kind == "eval"))
 
 
 def collect(root: str) -> Collection:

@@ -88,6 +88,15 @@ def declared_names() -> Dict[str, Tuple[str, bool]]:
     return _DECLARED
 
 
+def selects_on_val(method: str) -> bool:
+    """Whether the method chooses hyper-parameters or epochs on validation data (``SELECTS_ON_VAL`` declared on
+    its trainer class); unknown names (``TaskRes*``, published-only methods) do not."""
+    import trainers
+
+    cls = trainers.declared_methods().get(base_method(method))
+    return bool(getattr(cls, "SELECTS_ON_VAL", False))
+
+
 class _ShotFree:
     """The result names whose value does not depend on the number of shots (``SHOT_FREE`` declared), modified
     runs' labels included; read lazily so that importing this module does not import torch."""

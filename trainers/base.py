@@ -53,8 +53,7 @@ def validation_items(trainer) -> List:
     """
     from datasets import validation_items as dataset_validation_items
 
-    items = dataset_validation_items(trainer.dm.dataset, trainer.cfg.DATASET.NAME,
-                                     trainer.cfg.DATASET.get("TRACK", "fewshot_val"))
+    items = dataset_validation_items(trainer.dm.dataset, trainer.cfg.DATASET.NAME, trainer.cfg.DATASET.TRACK)
     trainer.read_validation = True
     return items
 
@@ -187,6 +186,12 @@ class ClipTrainer(*_TRAINER_BASES):
     def adapted_encoders(self) -> Tuple[str, ...]:
         """The encoders this run adapts: ``ADAPTED_ENCODERS``, or a subset a method chooses from its config."""
         return tuple(self.ADAPTED_ENCODERS)
+
+    @property
+    def valfree(self) -> bool:
+        """The validation-free track (``DATASET.TRACK valfree``): a method that selects on val uses its fixed
+        setting instead (``SELECTS_ON_VAL``)."""
+        return self.cfg.DATASET.TRACK == "valfree"
 
     @property
     def image_adapted(self) -> bool:

@@ -252,7 +252,7 @@ class LinearProbeCLIP(ClipTrainer):
         mcfg = self.method_cfg
         x_train, y_train = self._features("train", self.dm.dataset.train_x)
         self.solver = resolve_solver(str(mcfg.SOLVER), x_train.shape[0], x_train.shape[1], len(np.unique(y_train)))
-        if self.cfg.DATASET.get("TRACK", "fewshot_val") == "valfree":
+        if self.valfree:
             probe = fit_probe(x_train, y_train, VALFREE_C, int(mcfg.MAX_ITER), self.solver, self.device)
             logger.info("Linear probe (%s solver): fixed C = %.4g (valfree track, no search)", self.solver, VALFREE_C)
             self._models[self.CHECKPOINT_NAME].set_from_probe(probe, VALFREE_C)

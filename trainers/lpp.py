@@ -196,7 +196,7 @@ class LPP(ClipTrainer):
 
     @property
     def select_on_val(self) -> bool:
-        return bool(self.method_cfg.SELECT_ON_VAL) and self.cfg.DATASET.get("TRACK", "fewshot_val") != "valfree"
+        return bool(self.method_cfg.SELECT_ON_VAL) and not self.valfree
 
     @staticmethod
     def recipe(dataset: str, shots: int) -> dict:

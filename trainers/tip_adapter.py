@@ -191,10 +191,6 @@ class TipAdapter(ClipTrainer):
     FEATURE_SPLITS = ("val", "test")  # no training views: the keys have their own (``build_cache``)
 
     @property
-    def valfree(self) -> bool:
-        return self.cfg.DATASET.get("TRACK", "fewshot_val") == "valfree"
-
-    @property
     def head(self) -> TipAdapterHead:
         return self._models[self.CHECKPOINT_NAME]
 

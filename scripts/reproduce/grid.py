@@ -63,14 +63,20 @@ from scripts.reproduce.runs import (  # noqa: F401  (input_size: the grid's publ
     DEFAULT_TRACK,
     input_size,
     recipe_argv,
-    selects_on_val,
     transfers_to_other_classes,
 )
 
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
-from tools.names import FEWSHOT_DATASETS, PAPER_SEEDS, PAPER_SHOTS, VARIANT_DATASETS, backbone_tag  # noqa: E402
+from tools.names import (  # noqa: E402
+    FEWSHOT_DATASETS,
+    PAPER_SEEDS,
+    PAPER_SHOTS,
+    VARIANT_DATASETS,
+    backbone_tag,
+    selects_on_val,
+)
 
 logger = logging.getLogger("scripts.reproduce.grid")
 

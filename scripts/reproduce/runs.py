@@ -96,16 +96,6 @@ def _shot_free(method: str) -> bool:
     return bool(recipe.shot_free) if recipe is not None else method in SHOT_FREE_METHODS
 
 
-def selects_on_val(method: str) -> bool:
-    """Whether the method chooses hyper-parameters or epochs on validation data (``SELECTS_ON_VAL``)."""
-    import trainers  # noqa: F401  (registers every method)
-    from engine import TRAINER_REGISTRY
-
-    try:
-        cls = TRAINER_REGISTRY.get(method)
-    except KeyError:
-        return False
-    return bool(getattr(cls, "SELECTS_ON_VAL", False))
 
 
 def transfers_to_other_classes(method: str) -> bool:
@@ -128,6 +118,8 @@ def _drop_neutral(flat: Dict[str, str], method: str) -> Dict[str, str]:
     """``flat`` without ``DATASET.TRACK`` where the track cannot change the result: at its default (runs from
     before the key existed keep their identity) and for methods that read no validation data (one run serves
     both tracks)."""
+    from tools.names import selects_on_val
+
     track = flat.get("DATASET.TRACK")
     if track is not None and (track == repr(DEFAULT_TRACK) or not selects_on_val(method)):
         flat = {k: v for k, v in flat.items() if k != "DATASET.TRACK"}
@@ -136,6 +128,8 @@ def _drop_neutral(flat: Dict[str, str], method: str) -> Dict[str, str]:
 
 def protocol_suffix(classes: str, track: str, method: str) -> str:
     """``_base``/``_new`` for a class subset, ``_valfree`` for a selecting method's validation-free run."""
+    from tools.names import selects_on_val
+
     suffix = f"_{classes}" if classes and classes != "all" else ""
     if track and track != DEFAULT_TRACK and selects_on_val(method):
         suffix += f"_{track}"
