@@ -54,6 +54,7 @@ def test_train_then_eval_only_restores_the_adapted_encoders(data_root, tiny_clip
     extra = metrics["extra"]
     assert (extra["iterations"], extra["iterations_per_epoch"], extra["epochs"]) == (20, 2, 10)
     assert extra["adapted_encoders"] == ["image", "text"] and extra["trainable_parameters"] == 2304
+    assert extra["precision"].startswith("fp32 ")  # PREC amp is fp32 on a CPU (no autocast); recorded with the deviation
     # The checkpoint holds the LoRA matrices and nothing of the backbone.
     state = torch.load(run / "lora" / "model.pth.tar-10", weights_only=True)["state_dict"]
     assert state and all(re.fullmatch(PATTERN, k) for k in state)

@@ -275,7 +275,8 @@ class LPP(ClipTrainer):
                  "alpha_every": int(self.method_cfg.ALPHA_EVERY),
                  "accumulate_alpha_grad": bool(self.method_cfg.ACCUMULATE_ALPHA_GRAD),
                  "select_on_val": self.select_on_val, "alpha_mean": float(head.alpha.detach().mean()),
-                 "precision": "fp32 (public code: CLIP's dtype, fp16 on a GPU)"}
+                 "precision": "fp32 (public code: CLIP's dtype, fp16 on a GPU)",
+                 "bias_init": "nn.Linear's uniform bound, seeded by SEED (public code: the global RNG)"}
         if int(head.best_iteration) >= 0:
             extra.update(best_iteration=int(head.best_iteration) + 1, best_val_accuracy=float(head.best_val))
         return extra
