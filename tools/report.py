@@ -147,7 +147,8 @@ def protocol_sections(rows: List[RunRow], published, paper_backbone: Optional[st
     """The validation-free track's few-shot tables, then base-to-novel and cross-dataset tables per track."""
     lines: List[str] = []
     shared_note = (f"{SHARED}: the method reads no validation data; the same runs as in the few-shot-validation "
-                   "tables.")
+                   "tables. The \"paper\" rows are each paper's own numbers, chosen as that paper chose them (e.g. "
+                   "Tip-Adapter's search on validation or test data): a reference, not a validation-free result.")
     valfree = fewshot_rows(rows, "valfree")
     if valfree:
         summary = summarize(valfree)
