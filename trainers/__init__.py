@@ -18,6 +18,7 @@ from types import ModuleType
 from typing import Dict, List
 
 from trainers.base import add_clip_config
+from trainers.spec import MethodSpec, ResultVariant, declare
 
 PLUGIN_ENV = "TASKRES_METHODS"
 
@@ -75,3 +76,38 @@ def declared_methods() -> Dict[str, type]:
                     and TRAINER_REGISTRY.get(name) is obj):
                 found[name] = obj
     return found
+
+
+class UnknownMethodError(KeyError):
+    """No registered method has this name; the message lists the known ones."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def method_spec(name: str) -> MethodSpec:
+    """The declaration of the method registered as ``name`` (one line listing the known methods if none is)."""
+    cls = declared_methods().get(name)
+    if cls is None:
+        raise UnknownMethodError(f"Unknown method {name!r}; known: {', '.join(declared_methods())}")
+    return spec_of(cls)
+
+
+def spec_of(cls: type) -> MethodSpec:
+    """A trainer class's ``SPEC``.
+
+    Interim, until every method declares ``SPEC = declare(...)``: a class without one is described from its
+    legacy class attributes (``CONFIG_NODE``, ``LABEL``, ...). This adapter goes when the last method moves.
+    """
+    own = cls.__dict__.get("SPEC")
+    if isinstance(own, MethodSpec):
+        return own
+    return declare(
+        config_node=cls.CONFIG_NODE, checkpoint_name=cls.CHECKPOINT_NAME, trainable=cls.TRAINABLE,
+        trainable_pattern=cls.TRAINABLE_PATTERN, adapted_encoders=tuple(cls.ADAPTED_ENCODERS),
+        training_free=bool(cls.TRAINING_FREE), lr_step_every_batch=bool(cls.LR_STEP_EVERY_BATCH),
+        selects_on_val=bool(getattr(cls, "SELECTS_ON_VAL", False)), class_agnostic=bool(cls.CLASS_AGNOSTIC),
+        shot_free=bool(getattr(cls, "SHOT_FREE", False)), recipe_config=cls.RECIPE_CONFIG,
+        recipe=cls.recipe if cls.RECIPE_CONFIG is not None else None,
+        published_recipe=bool(getattr(cls, "PUBLISHED_RECIPE", True)), label=cls.LABEL or cls.__name__,
+        table_order=getattr(cls, "TABLE_ORDER", None), variants=tuple(getattr(cls, "VARIANTS", ())))

@@ -25,6 +25,7 @@ from torch import nn
 from engine import TRAINER_REGISTRY, CheckpointError, load_checkpoint
 from trainers.base import ClipTrainer
 from trainers.heads import cosine_logits
+from trainers.spec import ResultVariant
 from trainers.templates import IMAGENET_FAMILY, OWN, SELECT_OWN, templates_for
 from trainers.text_classifier import build_zero_shot_classifier, pooled_template_features
 
@@ -98,6 +99,9 @@ class TaskRes(ClipTrainer):
     TABLE_ORDER = 70
     # Result rows this trainer also makes: TaskRes from an enhanced base (``--enhanced-base``, tools/aggregate.py).
     EXTRA_LABELS = (("TaskRes*", "TaskRes*"),)
+    VARIANTS = (ResultVariant(key="TRAINER.TaskRes.ENHANCED_BASE", name="TaskRes*", label="TaskRes*",
+                              flag="--enhanced-base", folder_suffix="_enhanced",
+                              help="TaskRes*: the base classifier from this enhanced text projection file"),)
     # Paper, Sec. 4.1 (geekyutao/TaskRes@5195359 configs/trainers/TaskRes/adam_lr2e-{3,4}_B256_ep{100,200}.yaml):
     # Adam, batch 256, cosine, 1 constant warm-up epoch at 1e-5 (the file); lr 2e-3 (ImageNet 2e-4), alpha 0.5
     # (OxfordFlowers 1.0), 100 epochs up to 4 shots, else 200. The same for every backbone: the repository's
@@ -163,6 +167,14 @@ class TaskResEnhancedBase(ClipTrainer):
     CONFIG_NODE = "TaskResEnhancedBase"
     CHECKPOINT_NAME = "text_projection"
     TRAINABLE = ("text_projection",)
+    # TaskRes* stage 1 (scripts/taskres/enhanced_base.sh): the authors never released theirs, so this recipe is
+    # ours (lr 2e-5, cosine, 50 epochs, TaskRes's templates), never marked as the paper's.
+    RECIPE_CONFIG = "configs/trainers/TaskRes/rn50.yaml"
+    PUBLISHED_RECIPE = False
+
+    @staticmethod
+    def recipe(dataset: str, shots: int) -> dict:
+        return {"OPTIM.LR": 2e-5, "OPTIM.MAX_EPOCH": 50}
 
     def dataset_templates(self):
         return taskres_templates(self.cfg.DATASET.NAME)

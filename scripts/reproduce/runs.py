@@ -29,13 +29,6 @@ logger = logging.getLogger(__name__)
 # The backbones the paper (and its configs) report; a run on another backbone is never "recipe".
 PAPER_BACKBONES = ("RN50", "RN101", "ViT-B/32", "ViT-B/16", "RN50x16")
 
-# Launcher methods outside the paper's comparison: their defaults name the plain folder, but they are
-# our recipes, not published ones (``recipe`` stays false).
-LOCAL_RECIPES: Dict[str, Recipe] = {
-    # TaskRes* stage 1 (scripts/taskres/enhanced_base.sh): the authors never released theirs.
-    "TaskResEnhancedBase": Recipe("TaskResEnhancedBase", "configs/trainers/TaskRes/rn50.yaml",
-                                  lambda d, k: {"OPTIM.LR": 2e-5, "OPTIM.MAX_EPOCH": 50}),
-}
 # Keys a launcher names in the folder itself (TaskRes*: ``_enhanced``): taken from the run, not compared.
 FOLDER_NAMED_KEYS = ("TRAINER.TaskRes.ENHANCED_BASE",)
 # The evaluation protocol's keys: a run under a protocol follows its recipe *of that protocol* (its reference
@@ -52,7 +45,7 @@ def input_size(backbone: str) -> int:
 
 
 def find_recipe(method: str) -> Optional[Recipe]:
-    return RECIPES.get(method) or LOCAL_RECIPES.get(method)
+    return RECIPES.get(method)
 
 
 def recipe_argv(method: str, dataset: str, shots: int, backbone: str) -> List[str]:
@@ -63,7 +56,7 @@ def recipe_argv(method: str, dataset: str, shots: int, backbone: str) -> List[st
     """
     recipe = find_recipe(method)
     if recipe is None:
-        raise RecipeError(f"No recipe for method {method!r}; known: {', '.join(list(RECIPES) + list(LOCAL_RECIPES))}")
+        raise RecipeError(f"No recipe for method {method!r}; known: {', '.join(RECIPES)}")
     argv = ["--trainer", recipe.trainer, "--dataset-config-file", f"configs/datasets/{dataset}.yaml",
             "--backbone", backbone]
     config = recipe.config_path()
@@ -208,7 +201,10 @@ def identify(cfg, eval_of: Optional[Tuple[str, Optional[int]]] = None) -> RunIde
         return RunIdentity(fingerprint(flat), flat)
     compared = {k: v for k, v in flat.items() if k != "SEED" and k not in FOLDER_NAMED_KEYS}
     dev = deviation(compared, reference)
-    recipe = not dev and method in RECIPES and cfg.MODEL.BACKBONE.NAME in PAPER_BACKBONES
+    import trainers
+
+    recipe = (not dev and trainers.method_spec(method).published_recipe
+              and cfg.MODEL.BACKBONE.NAME in PAPER_BACKBONES)
     return RunIdentity(fingerprint(flat), flat, dev, variant_suffix(dev), recipe, True)
 
 

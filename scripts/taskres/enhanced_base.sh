@@ -4,7 +4,7 @@
 # Writes $OUTPUT/DATASET/TaskResEnhancedBase/<backbone>_<SHOTS>shots/seedS/enhanced_base.pth.tar (one per seed:
 # the few-shot data differ by seed; a modified config gets a <tag>_<8 hex> folder), then prints the TaskRes*
 # command that uses them. The original authors never released how their bases were made; this recipe (Adam,
-# lr 2e-5, cosine, 50 epochs, the TaskRes templates; scripts/reproduce/runs.py LOCAL_RECIPES) is ours.
+# lr 2e-5, cosine, 50 epochs, the TaskRes templates; declared on TaskResEnhancedBase in trainers/taskres.py) is ours.
 # Env as main.sh; LR (OPTIM.LR) and EPOCHS (OPTIM.MAX_EPOCH) override the learning rate and epochs.
 set -euo pipefail
 source "$(dirname "$0")/../common.sh"
