@@ -107,7 +107,10 @@ def spec_of(cls: type) -> MethodSpec:
         trainable_pattern=cls.TRAINABLE_PATTERN, adapted_encoders=tuple(cls.ADAPTED_ENCODERS),
         training_free=bool(cls.TRAINING_FREE), lr_step_every_batch=bool(cls.LR_STEP_EVERY_BATCH),
         selects_on_val=bool(getattr(cls, "SELECTS_ON_VAL", False)), class_agnostic=bool(cls.CLASS_AGNOSTIC),
-        shot_free=bool(getattr(cls, "SHOT_FREE", False)), recipe_config=cls.RECIPE_CONFIG,
+        shot_free=bool(getattr(cls, "SHOT_FREE", False)),
+        launch_only_keys={"CoOp": ("TRAINER.COOP.TRUNCATE_CONTEXT",),
+                          "CoCoOp": ("TRAINER.COCOOP.PROMPTS_PER_CALL",)}.get(cls.__name__, ()),
+        recipe_config=cls.RECIPE_CONFIG,
         recipe=cls.recipe if cls.RECIPE_CONFIG is not None else None,
         published_recipe=bool(getattr(cls, "PUBLISHED_RECIPE", True)), label=cls.LABEL or cls.__name__,
         table_order=getattr(cls, "TABLE_ORDER", None), variants=tuple(getattr(cls, "VARIANTS", ())))

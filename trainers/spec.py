@@ -44,7 +44,7 @@ class MethodSpec:
 
     Behaviour: ``config_node`` (``cfg.TRAINER.<node>``), ``trainable`` (exact head parameter names; None: see
     ``trainable_pattern``), ``adapted_encoders``, ``training_free``, ``lr_step_every_batch``, ``selects_on_val``,
-    ``class_agnostic``, ``shot_free``, ``cache`` (what it reads from the feature cache), ``recipe_config`` and
+    ``class_agnostic``, ``shot_free``, ``launch_only_keys`` (full key names), ``cache`` (what it reads from the feature cache), ``recipe_config`` and
     ``recipe(dataset, shots) -> {KEY: VALUE}``; ``published_recipe`` False for a recipe of ours (not the
     paper's). Presentation: ``label``, ``table_order`` (the paper's methods first), ``variants``.
     """
@@ -59,6 +59,7 @@ class MethodSpec:
     selects_on_val: bool = False
     class_agnostic: bool = False
     shot_free: bool = False
+    launch_only_keys: Tuple[str, ...] = ()  # keys of its node that never change a result (memory bounds, exact speed-ups)
     cache: object = None  # trainers.spec.CacheRequest once declared by the cache seam; None: the default reads
     recipe_config: Optional[str] = None
     recipe: Optional[Callable[[str, int], Mapping[str, object]]] = None
