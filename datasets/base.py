@@ -54,6 +54,7 @@ from .splits import (  # noqa: F401  (re-exported: the dataset modules import th
     Split,
     _Path,
     draw_heldout_val,
+    fewshot_val_per_class,
     find_missing,
     list_dirs,
     list_files,
@@ -325,8 +326,8 @@ class BenchmarkDataset(DatasetBase):
             self._log_short_classes(full_train, num_shots, "train")
             train = self.generate_fewshot_dataset(full_train, num_shots=num_shots)
             if self.fewshot_val:
-                self._log_short_classes(full_val, min(num_shots, 4), "val")
-                val = self.generate_fewshot_dataset(full_val, num_shots=min(num_shots, 4))
+                self._log_short_classes(full_val, fewshot_val_per_class(num_shots), "val")
+                val = self.generate_fewshot_dataset(full_val, num_shots=fewshot_val_per_class(num_shots))
             source = self.split_source
         heldout = None
         if self.val_is_test:

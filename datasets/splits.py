@@ -99,6 +99,11 @@ def find_missing(paths: Iterable[str]) -> List[str]:
     return missing
 
 
+def fewshot_val_per_class(num_shots: int) -> int:
+    """Val images per class of a ``num_shots``-shot run (CoOp's rule): ``min(K, 4)``, and 4 when K < 1."""
+    return min(num_shots, 4) if num_shots >= 1 else 4
+
+
 def draw_heldout_val(full_train: Sequence[Datum], fewshot_train: Sequence[Datum], test: Sequence[Datum],
                      num_shots: int, seed) -> List[Datum]:
     """The selection set of a dataset whose val is its test set (ImageNet, as in CoOp).
@@ -112,7 +117,7 @@ def draw_heldout_val(full_train: Sequence[Datum], fewshot_train: Sequence[Datum]
     for item in full_train:
         if item.impath not in excluded:
             per_label.setdefault(item.label, []).append(item)
-    k = min(num_shots, 4) if num_shots >= 1 else 4
+    k = fewshot_val_per_class(num_shots)
     rng = random.Random(max(int(seed), 0))
     held_out = []
     for label in sorted({d.label for d in fewshot_train}):

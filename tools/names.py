@@ -58,43 +58,38 @@ _DECLARED: Optional[Dict[str, Tuple[str, bool]]] = None
 
 
 def declared_names() -> Dict[str, Tuple[str, bool]]:
-    """Result name -> (display name, shot-free), in table order, as the methods declare them on their trainer
-    classes (trainers/__init__.py): ``LABEL`` (None: the trainer name), ``EXTRA_LABELS`` (other result names the
-    trainer makes, e.g. ``TaskRes*``, placed right after it), ``SHOT_FREE``; ordered by ``TABLE_ORDER`` (the
-    paper's methods), then the others in discovery order.
+    """Result name -> (display name, shot-free), in table order, as the methods declare them (``SPEC``, read with
+    ``trainers.method_spec``): ``label``, ``variants`` (other result names the trainer makes, e.g. ``TaskRes*``,
+    placed right after it), ``shot_free``; ordered by ``table_order`` (the paper's methods), then the others in
+    discovery order.
 
-    Read once, on first use (it imports ``trainers``, hence torch). A broken method module must not stop a
-    report: a failed import logs a warning and leaves every name as it is.
+    Read once, on first use (it imports ``trainers``, hence torch). A broken method module stops here with its
+    one-line error: a report never silently names methods otherwise.
     """
     global _DECLARED
     if _DECLARED is None:
-        try:
-            import trainers
+        import trainers
 
-            classes = list(trainers.declared_methods().items())
-        except Exception as err:  # noqa: BLE001  (any import failure: fall back to trainer names)
-            import logging
-
-            logging.getLogger(__name__).warning("Method display names: trainers could not be imported (%s)", err)
-            classes = []
-        ordered = sorted(enumerate(classes), key=lambda ic: (getattr(ic[1][1], "TABLE_ORDER", None) is None,
-                                                              getattr(ic[1][1], "TABLE_ORDER", None) or 0, ic[0]))
+        specs = [(name, trainers.method_spec(name)) for name in trainers.declared_methods()]
+        ordered = sorted(enumerate(specs), key=lambda ns: (ns[1][1].table_order is None, ns[1][1].table_order or 0,
+                                                           ns[0]))
         _DECLARED = {}
-        for _, (name, cls) in ordered:
-            shot_free = bool(getattr(cls, "SHOT_FREE", False))
-            _DECLARED[name] = (getattr(cls, "LABEL", None) or name, shot_free)
-            for extra, label in getattr(cls, "EXTRA_LABELS", ()):
-                _DECLARED.setdefault(extra, (label, shot_free))
+        for _, (name, spec) in ordered:
+            _DECLARED[name] = (spec.label or name, spec.shot_free)
+            for variant in spec.variants:
+                _DECLARED.setdefault(variant.name, (variant.label, spec.shot_free))
     return _DECLARED
 
 
 def selects_on_val(method: str) -> bool:
-    """Whether the method chooses hyper-parameters or epochs on validation data (``SELECTS_ON_VAL`` declared on
-    its trainer class); unknown names (``TaskRes*``, published-only methods) do not."""
+    """Whether the method chooses hyper-parameters or epochs on validation data (its declared ``selects_on_val``);
+    unknown names (``TaskRes*``, published-only methods) do not."""
     import trainers
 
-    cls = trainers.declared_methods().get(base_method(method))
-    return bool(getattr(cls, "SELECTS_ON_VAL", False))
+    try:
+        return trainers.method_spec(base_method(method)).selects_on_val
+    except trainers.UnknownMethodError:
+        return False
 
 
 class _ShotFree:

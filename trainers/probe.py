@@ -14,7 +14,7 @@ validation set is used (jusiro/CLAP@dbdf409 ``trainers/adapters.py``: ``AdapterM
 
 Training views: the original encodes 20 augmented views of each training image once and, each epoch,
 draws ``len(train loader)`` batches from the shuffled pool of all views; here the 20 views are cached and
-epoch ``e`` trains on view ``e % 20`` of every image (``TRAIN_VIEWS``), the project's feature-cache
+epoch ``e`` trains on view ``e % 20`` of every image (a pool of 20: ``PROBE``'s cache request), the project's feature-cache
 protocol. Same views and number of steps per epoch, a different mixing of views within an epoch.
 """
 from typing import Tuple
@@ -24,6 +24,7 @@ from torch import nn
 
 from trainers.base import ClipTrainer
 from trainers.heads import cosine_logits
+from trainers.spec import CacheRequest
 from trainers.templates import IMAGENET_ONLY, OWN, SELECT_OWN, templates_for
 from trainers.text_classifier import build_zero_shot_classifier
 
@@ -51,20 +52,20 @@ def original_templates(dataset: str) -> Tuple[str, ...]:
     return templates_for(dataset, imagenet=SELECT_OWN, others=OWN, imagenet_names=IMAGENET_ONLY)
 
 
+def probe_recipe(dataset: str, shots: int) -> dict:
+    """The published setting, the same for ZS-LP and CLAP, every dataset and shot count (the file holds SGD,
+    batch 256 and the cosine schedule)."""
+    return {"OPTIM.LR": 0.1, "OPTIM.MAX_EPOCH": 300}
+
+
+# What ZS-LP and CLAP declare alike (each adds its config node and label: ``declare(**PROBE, ...)``).
+PROBE = dict(checkpoint_name="prototypes", trainable=("prototypes",), cache=CacheRequest(train_views="pool", pool=20),
+             recipe_config="configs/trainers/CLAP/rn50.yaml", recipe=probe_recipe)
+
+
 class PrototypeProbeTrainer(ClipTrainer):
     """Zero-shot-initialised linear probe; the prototypes are the only trained parameters. Not registered:
-    ZS-LP and CLAP subclass it, each with its config node and display name."""
-
-    CHECKPOINT_NAME = "prototypes"
-    TRAINABLE = ("prototypes",)
-    TRAIN_VIEWS = 20
-    # The published setting, the same for ZS-LP and CLAP, every dataset and shot count (the file holds SGD,
-    # batch 256 and the cosine schedule).
-    RECIPE_CONFIG = "configs/trainers/CLAP/rn50.yaml"
-
-    @staticmethod
-    def recipe(dataset: str, shots: int) -> dict:
-        return {"OPTIM.LR": 0.1, "OPTIM.MAX_EPOCH": 300}
+    ZS-LP and CLAP subclass it, each declaring ``SPEC = declare(**PROBE, config_node=..., label=...)``."""
 
     def dataset_templates(self):
         return original_templates(self.cfg.DATASET.NAME)

@@ -60,9 +60,9 @@ def declared_recipes() -> Dict[str, Recipe]:
     """Recipes that methods declare in their own modules (imports ``trainers``, hence torch: only when needed)."""
     import trainers
 
-    return {name: Recipe(name, cls.RECIPE_CONFIG or None, cls.recipe, shot_free=bool(getattr(cls, "SHOT_FREE", False)))
-            for name, cls in trainers.declared_methods().items()
-            if getattr(cls, "RECIPE_CONFIG", None) is not None}
+    specs = {name: trainers.method_spec(name) for name in trainers.declared_methods()}
+    return {name: Recipe(name, spec.recipe_config or None, spec.settings, shot_free=spec.shot_free)
+            for name, spec in specs.items() if spec.recipe_config is not None}
 
 
 class _RecipeTable(MutableMapping):
