@@ -8,7 +8,7 @@ Selection tracks (``DATASET.TRACK``): which validation data a run may read at al
 
 - ``fewshot_val`` (default; the paper's protocol): ``min(K, 4)`` images per class, CoOp's few-shot
   val (for ImageNet the held-out images above); each method selects as its original does.
-- ``valfree``: no validation data at all; a method that selects (``SELECTS_ON_VAL`` on its trainer)
+- ``valfree``: no validation data at all; a method that selects (``selects_on_val`` in its SPEC)
   switches to one fixed, documented setting for every dataset and shot count. Asking for validation
   items in this track is an error, so a method cannot silently select on data the track forbids.
 """
@@ -48,7 +48,7 @@ def validation_items(dataset, name: str = "", track: str = DEFAULT_TRACK) -> Lis
     name = name or type(dataset).__name__
     if check_track(track) == "valfree":
         raise ValidationSplitError(f"{name}: the valfree track reads no validation data; the method must use its "
-                                   "fixed setting (declare SELECTS_ON_VAL and switch on DATASET.TRACK)")
+                                   "fixed setting (declare selects_on_val=True and switch on DATASET.TRACK)")
     test_paths = {d.impath for d in dataset.test}
     val = list(dataset.val or [])
     if val and not any(d.impath in test_paths for d in val):

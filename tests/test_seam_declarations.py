@@ -8,11 +8,11 @@ import pytest
 import torch
 
 import trainers
-from trainers.base import ClipTrainer
-from trainers.spec import CacheRequest, KeyViews, SpecError, declare
 from scripts.reproduce.recipes import PAPER_METHODS, RECIPES, get_recipe
 from scripts.reproduce.runs import recipe_argv
 from tools.names import SHOT_FREE_METHODS, method_label, method_order, modified_label
+from trainers.base import ClipTrainer
+from trainers.spec import CacheRequest, KeyViews, SpecError, declare
 
 PAPER_LABELS = {"ZeroshotCLIP": "Zero-shot CLIP", "ZeroshotCLIP2": "Zero-shot CLIP (ensemble)",
                 "LinearProbeCLIP": "Linear probe", "CoOp": "CoOp", "CLIP_Adapter": "CLIP-Adapter",

@@ -93,7 +93,7 @@ def selects_on_val(method: str) -> bool:
 
 
 class _ShotFree:
-    """The result names whose value does not depend on the number of shots (``SHOT_FREE`` declared), modified
+    """The result names whose value does not depend on the number of shots (``shot_free`` declared), modified
     runs' labels included; read lazily so that importing this module does not import torch."""
 
     def __contains__(self, method) -> bool:

@@ -105,4 +105,4 @@ def get_recipe(method: str) -> Recipe:
         return RECIPES[method]
     except KeyError:
         raise RecipeError(f"No recipe for method {method!r}; known: {', '.join(RECIPES)} "
-                          f"(declare RECIPE_CONFIG and recipe() on its trainer class)") from None
+                          f"(declare recipe_config and recipe in its SPEC)") from None
