@@ -22,10 +22,17 @@ from typing import Optional, Sequence
 
 from scripts.reproduce.cost import format_cost
 from scripts.reproduce.execution import EXECUTORS, GridReport, log_report, run_grid
-from scripts.reproduce.planning import PLANNING_ERRORS, TRACKS, Cell, GridError, GridRequest, ProtocolPlan
+from scripts.reproduce.planning import (
+    PAPER_METHODS,
+    PLANNING_ERRORS,
+    TRACKS,
+    Cell,
+    GridError,
+    GridRequest,
+    ProtocolPlan,
+)
 from scripts.reproduce.preflight import Preflight, check_grid, encoder_cost
 from scripts.reproduce.protocols import EVAL_VARIANTS, PROTOCOLS
-from scripts.reproduce.recipes import PAPER_METHODS
 from tools.names import FEWSHOT_DATASETS, PAPER_SEEDS, PAPER_SHOTS, VARIANT_DATASETS
 
 logger = logging.getLogger("scripts.reproduce.grid")

@@ -15,11 +15,11 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import datasets
 import train
 import trainers
-from tools.names import backbone_tag
 
 # The run bookkeeping (identity, folders, recipe arguments): imported here only, so it is repointed in one place.
-from scripts.reproduce.recipes import REPO_ROOT, RecipeError
+from scripts.reproduce.recipes import PAPER_METHODS, REPO_ROOT, RecipeError  # noqa: F401  (PAPER_METHODS: the CLI)
 from scripts.reproduce.runs import eval_of, folder_state, identify, recipe_argv, run_folder
+from tools.names import backbone_tag
 
 SOURCE_DATASET = "imagenet"  # cross-dataset and domain generalisation train here
 TRACKS, DEFAULT_TRACK = datasets.TRACKS, datasets.DEFAULT_TRACK
