@@ -25,6 +25,7 @@ is 1 when any step failed or was skipped for lack of time.
 """
 import argparse
 import contextlib
+import gc
 import glob
 import json
 import logging
@@ -298,8 +299,10 @@ def _run_config(out: str, method: str) -> dict:
 
 def train_method(row: dict, argv: List[str], out: str, device: torch.device) -> None:
     cuda = device.type == "cuda"
-    if cuda:
+    if cuda:  # the run's own peak: what earlier runs left is freed first
+        gc.collect()
         torch.cuda.synchronize()
+        torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     start = time.time()
     results = train.main(argv)

@@ -144,16 +144,17 @@ def interrupt_once_saved(cmd: list, out: str, env: dict, timeout: float = 600) -
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     resume_file = os.path.join(out, "resume.pth.tar")
     deadline = time.time() + timeout
-    while proc.poll() is None and not os.path.isfile(resume_file) and time.time() < deadline:
-        time.sleep(0.05)
-    interrupted = proc.poll() is None
-    if interrupted:
-        proc.send_signal(signal.SIGINT)
     try:
+        while proc.poll() is None and not os.path.isfile(resume_file) and time.time() < deadline:
+            time.sleep(0.05)
+        interrupted = proc.poll() is None
+        if interrupted:
+            proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=max(10.0, deadline - time.time()))
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        _, err = proc.communicate()
+    finally:  # out of time, or the caller's own budget expired: never leave the run behind
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     ok = interrupted and proc.returncode == 130 and "run the same command to continue" in err
     return ok, f"exit {proc.returncode}: {err.strip().splitlines()[-1] if err.strip() else ''}"
 
