@@ -29,6 +29,7 @@ import gc
 import glob
 import json
 import logging
+import multiprocessing
 import os
 import re
 import signal
@@ -37,7 +38,9 @@ import tempfile
 import time
 from typing import List, Optional
 
+import numpy as np
 import torch
+import yaml
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -45,6 +48,7 @@ sys.path.insert(0, REPO)
 import train  # noqa: E402  (the repo root must be on sys.path first)
 import trainers  # noqa: E402
 from benchmarks.encoder_limit import PAPER_IMAGENET_VIEWS, encoder_limit, extraction  # noqa: E402
+from engine import Datum  # noqa: E402
 from scripts.check_dassl import (  # noqa: E402
     ONE_EPOCH,
     VAL_SELECTED_FINAL,
@@ -53,6 +57,10 @@ from scripts.check_dassl import (  # noqa: E402
     same_tensors,
     trained_tensors,
 )
+from tests.fixtures.synthetic_datasets import _save_image, write_dataset  # noqa: E402
+from trainers.backbone import load_backbone  # noqa: E402
+from trainers.feature_cache import default_batch_size, default_workers  # noqa: E402
+from trainers.random_clip import write_random_clip  # noqa: E402
 
 logger = logging.getLogger("gpu_check")
 
@@ -217,13 +225,6 @@ def write_data(root: str, sizes: Sizes) -> List:
 
     The fixture writes the layout with small images, then every file is rewritten at ``image_side`` px by a
     pool of processes (one process takes minutes for 3,000 photo-sized JPEG files)."""
-    import multiprocessing
-
-    import numpy as np
-
-    from engine import Datum
-    from tests.fixtures.synthetic_datasets import _save_image, write_dataset
-
     images = os.path.join(root, "imagenet", "images")
     done = os.path.join(root, "imagenet", "written")
     if not os.path.isfile(done):
@@ -243,8 +244,6 @@ def write_data(root: str, sizes: Sizes) -> List:
 
 def write_backbone(arch: str, kind: str, workdir: str, sizes: Sizes) -> str:
     """A random-weight checkpoint of ``arch`` in OpenAI's format (loaded by the project's own loader)."""
-    from trainers.random_clip import write_random_clip
-
     path = os.path.join(workdir, f"random-{arch.replace('/', '-')}.pt")
     if not os.path.isfile(path):
         write_random_clip(path, kind=kind, image_size=sizes.input_px)
@@ -252,9 +251,6 @@ def write_backbone(arch: str, kind: str, workdir: str, sizes: Sizes) -> str:
 
 
 def measure_encoder(arch: str, ckpt: str, items: List, device: torch.device, sizes: Sizes) -> dict:
-    from trainers.backbone import load_backbone
-    from trainers.feature_cache import default_batch_size, default_workers
-
     clip = load_backbone(ckpt, device, "fp16", input_size=sizes.input_px)
     batch, workers = default_batch_size(device), default_workers(device)
     limit = encoder_limit(clip, batch, sizes.encoder_seconds)
@@ -289,8 +285,6 @@ def train_argv(method: str, root: str, ckpt: str, out: str, cache: str, sizes: S
 
 def _run_config(out: str, method: str) -> dict:
     """The precision and batch size the run used (its config.yaml)."""
-    import yaml
-
     with open(os.path.join(out, "config.yaml")) as f:
         cfg = yaml.safe_load(f)
     node = cfg.get("TRAINER", {}).get(trainers.method_spec(method).config_node, {}) or {}
