@@ -157,10 +157,19 @@ def fewshot_rows(rows: List[RunRow], track: str) -> List[RunRow]:
             and (r.kind == "run" or (r.dataset in VARIANT_NAMES and r.source_dataset in ("", "ImageNet")))]
 
 
+def _serves_every_track(row: RunRow) -> bool:
+    return set(TRACK_NAMES) <= set(row.tracks.split("+"))
+
+
 def serving_every_track(rows: List[RunRow]) -> Set[str]:
     """The methods whose rows all serve every track (they read no validation data): marked ◇ beyond the first."""
-    every = set(TRACK_NAMES)
-    return {r.method for r in rows} - {r.method for r in rows if not every <= set(r.tracks.split("+"))}
+    return {r.method for r in rows} - {r.method for r in rows if not _serves_every_track(r)}
+
+
+def _shown(rows: List[RunRow], track: str) -> bool:
+    """A table of ``track`` is shown when it has rows, and beyond the first track only with runs of its own (a
+    table of shared runs alone would repeat the first track's)."""
+    return bool(rows) and (track == FIRST_TRACK or not all(_serves_every_track(r) for r in rows))
 
 
 def protocol_sections(rows: List[RunRow], published, paper_backbone: Optional[str] = None) -> List[str]:
@@ -173,10 +182,10 @@ def protocol_sections(rows: List[RunRow], published, paper_backbone: Optional[st
                    "result of this track.")
     for track in TRACK_NAMES[1:]:
         chosen = fewshot_rows(rows, track)
-        shared = serving_every_track(chosen)
-        if not chosen or {r.method for r in chosen} <= shared:
+        if not _shown(chosen, track):
             continue
-        summary, title, note = summarize(chosen), TRACK_TITLES[track], track_note(track)
+        shared, summary = serving_every_track(chosen), summarize(chosen)
+        title, note = TRACK_TITLES[track], track_note(track)
         lines += [f"## {title[0].upper() + title[1:]} track", "", shared_note, ""]
         for b in backbones(summary):
             for k in table_shots(summary, b):
@@ -191,7 +200,7 @@ def protocol_sections(rows: List[RunRow], published, paper_backbone: Optional[st
         chosen = [r for r in rows if r.in_track(track)]
         later, note = track != FIRST_TRACK, track_note(track)
         b2n = [r for r in chosen if r.classes in ("base", "new")]
-        if b2n:
+        if _shown(b2n, track):
             shared = serving_every_track(b2n) if later else set()
             lines += [f"## Base-to-novel ({TRACK_TITLES[track]})", "",
                       "Trained on the base half of each dataset's classes, tested on its base and new test classes; "
@@ -205,7 +214,7 @@ def protocol_sections(rows: List[RunRow], published, paper_backbone: Optional[st
                               base2novel_table(b2n, published, b, k, paper_backbone, shared), "", note, ""]
         cross = [r for r in chosen if r.classes == "all" and r.source_dataset == "ImageNet" and r.kind == "eval"
                  and r.dataset not in VARIANT_NAMES]
-        if cross:
+        if _shown(cross, track):
             shared = serving_every_track(cross) if later else set()
             own = [r for r in chosen if r.kind == "run" and r.dataset == "ImageNet" and r.classes == "all"]
             lines += [f"## Cross-dataset transfer ({TRACK_TITLES[track]})", "",

@@ -75,7 +75,6 @@ from tools.names import (  # noqa: E402
     PAPER_SHOTS,
     VARIANT_DATASETS,
     backbone_tag,
-    selects_on_val,
 )
 
 logger = logging.getLogger("scripts.reproduce.grid")
@@ -232,8 +231,10 @@ def _cells_of(method: str, shots: Sequence[int], seeds: Sequence[int]) -> List[T
 def protocol_opts(method: str, track: Optional[str] = None, classes: str = "all") -> List[str]:
     """The ``KEY VALUE`` pairs of a protocol: the class subset, and the track for a method that selects on val
     (a method that reads no validation data runs the same run in both tracks, so it gets no key)."""
+    import trainers  # local, as in scripts/reproduce/runs.py (the methods are imported only when planning needs them)
+
     opts = ["DATASET.SUBSAMPLE_CLASSES", classes] if classes != "all" else []
-    if track and track != DEFAULT_TRACK and selects_on_val(method):
+    if track and track != DEFAULT_TRACK and trainers.method_spec(method).selects_on_val:
         opts += ["DATASET.TRACK", track]
     return opts
 
