@@ -31,6 +31,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["DATALOADER.NUM_WORKERS", "0", "DATALOADER.TRAIN_X.BATCH_SIZE", "8", "DATALOADER.TEST.BATCH_SIZE", "16",
         "FEATURE_CACHE.NUM_VIEWS", "2", "TRAIN.PRINT_FREQ", "100", "OPTIM.LR", "0.1"]
 METHODS, DATASETS, SHOTS, SEEDS = ["ZeroshotCLIP", "TaskRes"], ["caltech101", "dtd"], [1, 2], [1, 2]
+LABELS = {"ZeroshotCLIP": "Zero-shot CLIP", "TaskRes": "TaskRes"}
 
 
 def _grid_argv(data, out, clip, *more, methods=METHODS, datasets=DATASETS, shots=SHOTS, seeds=SEEDS):
@@ -263,7 +264,8 @@ def test_report_tables_and_plot(tree, tmp_path):
     for path in _metrics_files(root):
         m = json.loads(open(path).read())
         shots = 0 if m["method"] == "ZeroshotCLIP" else m["shots"]
-        label[m["method"]] = f"{m['method']} [modified {m['variant']}]"
+        # modified runs are labelled by their method's display name, never its trainer id
+        label[m["method"]] = f"{LABELS[m['method']]} [modified {m['variant']}]"
         expected.setdefault((label[m["method"]], m["dataset"], shots), []).append(m["accuracy"])
     expected[(label["TaskRes"], "Caltech101", 1)].append(41.5)
     assert len(expected) == 6  # 2 zero-shot cells, 4 TaskRes cells
