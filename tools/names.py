@@ -2,9 +2,9 @@
 
 Datasets have three names: the config name used on the command line and in output folders
 (``caltech101``), the ``DATASET.NAME`` written into ``metrics.json`` (``Caltech101``) and a short
-column label (``Cal``). Methods are named by their trainer (``TRAINER.NAME``); ``TaskRes*`` is
-TaskRes run from an enhanced base. A method's display name, table position and shot-freeness are declared
-on its trainer class, in its own module (``declared_names``); this module holds no per-method entry.
+column label (``Cal``). Methods name themselves: each run's ``metrics.json`` carries its method's display name
+and table position (``tools.methods``); this module holds no per-method entry. Pure data and string functions:
+importing it imports neither torch nor any part of the training code.
 """
 import os
 from typing import Dict, Optional, Tuple
@@ -41,74 +41,24 @@ NAME_TO_LABEL: Dict[str, str] = {n: lab for _, n, lab in FEWSHOT_DATASETS + VARI
 FEWSHOT_NAMES: Tuple[str, ...] = tuple(n for _, n, _ in FEWSHOT_DATASETS)
 VARIANT_NAMES: Tuple[str, ...] = tuple(n for _, n, _ in VARIANT_DATASETS)
 
-_MODIFIED = " [modified "
+# The selection tracks (``DATASET.TRACK``; their names reach tools through ``metrics.json``), in report order:
+# (name, title, what the track allows). A test checks that this covers ``datasets.TRACKS``.
+TRACKS: Tuple[Tuple[str, str, str], ...] = (
+    ("paper", "paper protocol",
+     "each method selects on exactly what its original selected on (validation data), never on the test set"),
+    ("fewshot_val", "few-shot validation",
+     "a method that selects reads min(K, 4) validation images per class, nothing more"),
+    ("valfree", "validation-free",
+     "no run reads validation data; a method that selects uses one fixed setting for every dataset and shot count"),
+)
+TRACK_NAMES: Tuple[str, ...] = tuple(t for t, _, _ in TRACKS)
+TRACK_TITLES: Dict[str, str] = {t: title for t, title, _ in TRACKS}
+TRACK_RULES: Dict[str, str] = {t: rule for t, _, rule in TRACKS}
 
 
-def modified_label(method: str, variant: str) -> str:
+def modified_label(label: str, variant: str) -> str:
     """The name a modified run (one that differs from its recipe) carries in tables and plots."""
-    return f"{method}{_MODIFIED}{variant}]"
-
-
-def base_method(method: str) -> str:
-    """``TaskRes [modified 1a2b3c4d]`` -> ``TaskRes``."""
-    return method.split(_MODIFIED, 1)[0]
-
-
-_DECLARED: Optional[Dict[str, Tuple[str, bool]]] = None
-
-
-def declared_names() -> Dict[str, Tuple[str, bool]]:
-    """Result name -> (display name, shot-free), in table order, as the methods declare them (``SPEC``, read with
-    ``trainers.method_spec``): ``label``, ``variants`` (other result names the trainer makes, e.g. ``TaskRes*``,
-    placed right after it), ``shot_free``; ordered by ``table_order`` (the paper's methods), then the others in
-    discovery order.
-
-    Read once, on first use (it imports ``trainers``, hence torch). A broken method module stops here with its
-    one-line error: a report never silently names methods otherwise.
-    """
-    global _DECLARED
-    if _DECLARED is None:
-        import trainers
-
-        specs = [(name, trainers.method_spec(name)) for name in trainers.declared_methods()]
-        ordered = sorted(enumerate(specs), key=lambda ns: (ns[1][1].table_order is None, ns[1][1].table_order or 0,
-                                                           ns[0]))
-        _DECLARED = {}
-        for _, (name, spec) in ordered:
-            _DECLARED[name] = (spec.label or name, spec.shot_free)
-            for variant in spec.variants:
-                _DECLARED.setdefault(variant.name, (variant.label, spec.shot_free))
-    return _DECLARED
-
-
-def selects_on_val(method: str) -> bool:
-    """Whether the method chooses hyper-parameters or epochs on validation data (its declared ``selects_on_val``);
-    unknown names (``TaskRes*``, published-only methods) do not."""
-    import trainers
-
-    try:
-        return trainers.method_spec(base_method(method)).selects_on_val
-    except trainers.UnknownMethodError:
-        return False
-
-
-class _ShotFree:
-    """The result names whose value does not depend on the number of shots (``shot_free`` declared), modified
-    runs' labels included; read lazily so that importing this module does not import torch."""
-
-    def __contains__(self, method) -> bool:
-        if not isinstance(method, str):
-            return False
-        entry = declared_names().get(base_method(method))
-        return bool(entry and entry[1])
-
-    def __iter__(self):
-        return iter([m for m, (_, free) in declared_names().items() if free])
-
-
-# Methods whose result does not depend on the number of shots: their published value (stored with
-# shots 0) stands beside ours at every shot count.
-SHOT_FREE_METHODS = _ShotFree()
+    return f"{label} [modified {variant}]"
 
 
 def dataset_name(name: str) -> str:
@@ -125,19 +75,6 @@ def config_name(name: str) -> Optional[str]:
     if name in CONFIG_TO_NAME:
         return name
     return NAME_TO_CONFIG.get(name)
-
-
-def method_label(method: str) -> str:
-    """The display name a method declares (``LABEL``); unknown names (published-only rows such as ``PLOT++``,
-    modified runs' labels) print as they are."""
-    entry = declared_names().get(method)
-    return entry[0] if entry else method
-
-
-def method_order(method: str) -> Tuple[int, str]:
-    """Sort key: declared methods in table order (the paper's first), unknown ones last, alphabetically."""
-    order = list(declared_names())
-    return (order.index(method), method) if method in order else (len(order), method)
 
 
 def backbone_tag(backbone: str) -> str:
