@@ -9,8 +9,9 @@ views (any prefix of an entry is valid: ``features.extraction``).
 
 Writers serialise on a ``flufl.lock`` lock (holds across cluster nodes on NFS/Lustre) and write every file
 atomically (temporary file + rename); a truncated or corrupted file fails to load or fails its CRC and is
-encoded again. While a chunk is being encoded, the images finished so far are committed about every
-``COMMIT_EVERY_S`` seconds, and when the extraction stops (Ctrl-C, SIGTERM, a bad image), as *part* files
+encoded again. While a chunk is being encoded, the images finished so far are committed every
+``COMMIT_EVERY_S`` seconds (less often when writing them would take over 5% of the time), and when the
+extraction stops (Ctrl-C, SIGTERM, a bad image), as *part* files
 ``part-<start>-<stop>-<first>-<end>.pt`` (views ``start..stop-1`` of images ``first..end-1``, a CRC per
 view); the next extraction of the same views starts after them. The finished chunk replaces its parts.
 """
@@ -36,6 +37,7 @@ CACHE_FORMAT_VERSION = 2
 CHUNK_RE = re.compile(r"^views-(\d{6})-(\d{6})\.pt$")
 PART_RE = re.compile(r"^part-(\d{6})-(\d{6})-(\d{9})-(\d{9})\.pt$")
 COMMIT_EVERY_S = 60.0
+COMMIT_SHARE = 0.05  # at most this share of the extraction's time goes to committing parts
 PRUNE_HINT = "python -m features prune {root} --older-than-days 30"
 
 # build(start, stop, first) -> (i, features [stop - start, b, D]) for images first.., in order
@@ -233,7 +235,7 @@ class FeatureStore:
             logger.info("Resuming the extraction of %s: %d of %d images already encoded (%d of %d views) in %s",
                         desc, first, n_items, first * n_views, n_items * n_views, directory)
         done = committed = first
-        last_commit = time.monotonic()
+        last_commit, commit_s = time.monotonic(), 0.0
         bar = progress_bar(n_items * n_views, first * n_views, desc)
         batches = encode(start, stop, first)
         try:
@@ -244,9 +246,11 @@ class FeatureStore:
                 done = i + feats.shape[1]
                 bar.update(feats.shape[0] * feats.shape[1])
                 lock.refresh()
-                if time.monotonic() - last_commit >= COMMIT_EVERY_S:
+                if time.monotonic() - last_commit >= max(COMMIT_EVERY_S, commit_s / COMMIT_SHARE):
+                    commit_start = time.monotonic()
                     self._commit_part(directory, key, start, stop, committed, out[:, committed:done])
                     committed, last_commit = done, time.monotonic()
+                    commit_s = last_commit - commit_start
         except BaseException as err:
             bar.close()
             if done > committed:

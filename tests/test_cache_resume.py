@@ -83,6 +83,7 @@ def test_a_bad_image_keeps_the_committed_parts(trainer, tmp_path, monkeypatch):
     """Parts are committed as the extraction goes (here after every batch); a missing image stops it with its
     name, and once the file is back the extraction continues from the last part."""
     monkeypatch.setattr(features.store, "COMMIT_EVERY_S", 0.0)
+    monkeypatch.setattr(features.store, "COMMIT_SHARE", float("inf"))
     copies = []
     for i, item in enumerate(trainer.dm.dataset.train_x):
         path = str(tmp_path / "img" / f"{i}.jpg")
