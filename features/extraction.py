@@ -115,9 +115,9 @@ def _collate(samples):
 
 
 def _ignore_interrupts(_worker_id: int) -> None:
-    """Loader workers leave SIGINT/SIGTERM to the main process, which keeps what was encoded and stops them."""
+    """Loader workers leave Ctrl-C to the main process, which keeps what was encoded and stops them (a forked
+    worker would otherwise run the main process's handler and report the interruption as a bad image)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _raise_item_error(info) -> None:

@@ -26,14 +26,15 @@ def trainer(data_root, tiny_clip, tmp_path):
     return make_trainer(train_args(data_root, tiny_clip, str(tmp_path / "t"), shots=8))
 
 
-def _encoder(trainer, items, calls=None, stop_after=None):
+def _encoder(trainer, items, calls=None, stop_after=None, workers=0):
     """The real encoder loop; ``stop_after`` batches: then a real SIGINT is sent to this process."""
     tfm = build_transform(trainer.cfg, is_train=True)
 
     def encode(start, stop, first):
         if calls is not None:
             calls.append((start, stop, first))
-        for n, batch in enumerate(encode_batches(trainer.clip, items, tfm, start, stop, 5, BATCH, 0, first=first)):
+        batches = encode_batches(trainer.clip, items, tfm, start, stop, 5, BATCH, workers, first=first)
+        for n, batch in enumerate(batches):
             yield batch
             if stop_after is not None and n + 1 == stop_after:
                 os.kill(os.getpid(), signal.SIGINT)
@@ -54,7 +55,7 @@ def test_interrupted_extraction_resumes_to_identical_features(trainer, tmp_path,
 
     store = FeatureStore(str(tmp_path / "cache"))
     stop_after = random.Random(case).randint(1, batches - 1)  # a random point, through the real signal path
-    encode, key = _encoder(trainer, items, stop_after=stop_after)
+    encode, key = _encoder(trainer, items, stop_after=stop_after, workers=2 if case == 1 else 0)
     if case == 2:  # no handler installed (a script, a notebook): Ctrl-C is a KeyboardInterrupt, kept the same
         with pytest.raises(KeyboardInterrupt):
             _get(store, encode, key, items)
