@@ -15,6 +15,8 @@ from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms as T
+from torchvision.transforms.functional import pil_to_tensor
 from tqdm import tqdm
 
 from engine import CorruptImageError, read_image
@@ -49,8 +51,6 @@ def split_transform(transform) -> Optional[Tuple[Callable, torch.Tensor, torch.T
     run on the device, with the same float32 operations, so the pixels are bit-identical. ``None`` when
     the transform has another shape (then the whole transform runs in the workers, in float32).
     """
-    from torchvision import transforms as T  # torchvision is heavy to import; only extraction needs it
-
     steps = _steps(transform)
     names = [type(s).__name__ for s in steps]
     if "ToTensor" not in names:
@@ -76,8 +76,6 @@ class SeededViews(Dataset):
     """
 
     def __init__(self, items: Sequence, transform, start: int, stop: int, seed: int, root: str = ""):
-        from torchvision.transforms.functional import pil_to_tensor
-
         self.items = items
         self.start, self.stop = start, stop
         self.seed = seed
