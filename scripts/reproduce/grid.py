@@ -36,7 +36,8 @@ Protocols (``--protocol``; each trains first, then evaluates the finished runs i
   (transferring methods only; the others are skipped with the reason);
 - ``dg``: 16-shot ImageNet, evaluated on ImageNet-V2/-Sketch/-A/-R (``--eval-variants`` after training).
 
-Selection tracks (``--track``; default: the paper's protocol, which is ``fewshot_val``): ``valfree`` passes
+Selection tracks (``--track``; default ``paper``, each original's own selection data; ``fewshot_val``: min(K, 4)
+val images per class for every method, in ``<tag>_fewshot_val`` folders): ``valfree`` passes
 ``DATASET.TRACK valfree`` to the methods that select on val (``SELECTS_ON_VAL``: Tip-Adapter(-F), the linear
 probe), which then use one fixed setting and run in ``<tag>_valfree`` folders; a method that reads no
 validation data runs once, and its run counts in both tracks (``metrics.json`` ``tracks``).
@@ -85,7 +86,7 @@ VARIANTS = tuple(c for c, _, _ in VARIANT_DATASETS)
 OUTPUT_FILE = "grid.out"  # a cell's captured stdout/stderr (or traceback), next to train.py's log.txt
 EXECUTORS = ("pool", "local", "slurm", "debug")
 PROTOCOLS = ("fewshot", "base2novel", "cross_dataset", "dg")
-TRACKS = ("fewshot_val", "valfree")
+TRACKS = ("paper", "fewshot_val", "valfree")  # datasets.TRACKS (a test checks)
 SOURCE_DATASET = "imagenet"  # cross-dataset and domain generalisation train here
 
 
@@ -645,8 +646,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fewshot (the paper's grid), base2novel (CoCoOp: train on base classes, test on base and new), "
                         "cross_dataset (16-shot ImageNet to the other datasets), dg (ImageNet to its variants)")
     p.add_argument("--track", choices=TRACKS, default=None,
-                   help="selection track: fewshot_val (min(K, 4) val images per class; the paper's protocol, the "
-                        "default) or valfree (no validation data; fixed settings for methods that select on val)")
+                   help="selection track: paper (the default: each method selects on its original's data, never "
+                        "test), fewshot_val (min(K, 4) val images per class for every method) or valfree (no "
+                        "validation data; fixed settings for methods that select on val)")
     p.add_argument("--eval-variants", action="store_true",
                    help="evaluate finished ImageNet runs on the variants instead of training")
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), help="with --eval-variants")

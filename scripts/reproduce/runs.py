@@ -36,7 +36,7 @@ FOLDER_NAMED_KEYS = ("TRAINER.TaskRes.ENHANCED_BASE",)
 # base/new (base-to-novel) and ``DATASET.TRACK`` valfree (for methods that select on val; the key is no part
 # of the identity of a method that reads no validation data, nor at its default, so those runs are shared).
 PROTOCOL_KEYS = ("DATASET.SUBSAMPLE_CLASSES", "DATASET.TRACK")
-DEFAULT_TRACK = "fewshot_val"
+DEFAULT_TRACK = "paper"  # datasets.DEFAULT_TRACK (not imported: planning stays torch-free; a test checks)
 
 
 def input_size(backbone: str) -> int:
@@ -120,7 +120,7 @@ def _drop_neutral(flat: Dict[str, str], method: str) -> Dict[str, str]:
 
 
 def protocol_suffix(classes: str, track: str, method: str) -> str:
-    """``_base``/``_new`` for a class subset, ``_valfree`` for a selecting method's validation-free run."""
+    """``_base``/``_new`` for a class subset, ``_fewshot_val``/``_valfree`` for a selecting method's fair-track run."""
     from tools.names import selects_on_val
 
     suffix = f"_{classes}" if classes and classes != "all" else ""
