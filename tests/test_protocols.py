@@ -12,7 +12,8 @@ import statistics
 
 import pytest
 
-from scripts.reproduce import grid
+from datasets import DEFAULT_TRACK, TRACKS
+from scripts.reproduce import grid, runs
 from tests.fixtures.synthetic_datasets import write_dataset
 from tools.aggregate import collect
 from tools.names import dataset_label
@@ -129,20 +130,21 @@ def test_tracks_record_what_was_read_and_are_never_mixed(tmp_path, tiny_clip):
     assert [c.method for c in second.skipped] == ["TaskRes"]
     runs = _metrics(out)
     by = {(m["method"], m["track"]): m for m in runs.values()}
-    assert by[("TaskRes", "fewshot_val")]["tracks"] == ["fewshot_val", "valfree"]
-    assert not by[("TaskRes", "fewshot_val")]["read_validation"]
+    assert by[("TaskRes", "paper")]["tracks"] == list(TRACKS) and TRACKS == ("paper", "fewshot_val", "valfree")
+    assert not by[("TaskRes", "paper")]["read_validation"] and by[("TaskRes", "paper")]["selection_data"] is None
     for method in methods[1:]:
-        paper, free = by[(method, "fewshot_val")], by[(method, "valfree")]
-        assert paper["tracks"] == ["fewshot_val"] and paper["read_validation"]
+        paper, free = by[(method, "paper")], by[(method, "valfree")]
+        assert paper["tracks"] == ["paper"] and paper["read_validation"]
+        assert paper["selection_data"]["track"] == "paper" and paper["selection_data"]["images"] > 0
         assert free["tracks"] == ["valfree"] and not free["read_validation"]
     folders = {(m["method"], m["track"]): k for k, m in runs.items()}
-    assert "_valfree" in folders[("TipAdapter", "valfree")] and "_valfree" not in folders[("TipAdapter", "fewshot_val")]
+    assert "_valfree" in folders[("TipAdapter", "valfree")] and "_valfree" not in folders[("TipAdapter", "paper")]
     # the fixed settings of the valfree track: Tip-Adapter's paper defaults, no search; the last epoch; C = 1
     assert by[("TipAdapter", "valfree")]["extra"]["alpha"] == 1.0 and by[("TipAdapter", "valfree")]["extra"]["beta"] == 5.5
     assert not by[("TipAdapter", "valfree")]["extra"]["search_hp"]
     assert by[("TipAdapterF", "valfree")]["extra"]["best_epoch"] == 2
     assert by[("LinearProbeCLIP", "valfree")]["extra"]["C"] == 1.0
-    assert by[("LPP", "fewshot_val")]["extra"]["select_on_val"] and not by[("LPP", "valfree")]["extra"]["select_on_val"]
+    assert by[("LPP", "paper")]["extra"]["select_on_val"] and not by[("LPP", "valfree")]["extra"]["select_on_val"]
 
     markdown = open(build_report(str(out), str(tmp_path / "R.md"), include_modified=True)["markdown"]).read()
     paper_table = _rows(_section(markdown, "### 2 shots"))
@@ -151,24 +153,31 @@ def test_tracks_record_what_was_read_and_are_never_mixed(tmp_path, tiny_clip):
     for method in methods:
         [paper_label] = [k for k in paper_table if k[0].startswith(method + " ")]
         [free_label] = [k for k in free_table if k[0].startswith(method + " ")]
-        assert paper_table[paper_label][cal] == _fmt([by[(method, "fewshot_val")]["accuracy"]])
-        expected = by[(method, "fewshot_val" if method == "TaskRes" else "valfree")]["accuracy"]
+        assert paper_table[paper_label][cal] == _fmt([by[(method, "paper")]["accuracy"]])
+        expected = by[(method, "paper" if method == "TaskRes" else "valfree")]["accuracy"]
         assert free_table[free_label][cal] == _fmt([expected])
         assert ("◇" in free_label[0]) == (method == "TaskRes")  # shared runs are marked, never silently doubled
 
     # Runs written before tracks were recorded are judged by the same rule: TaskRes's still serves both tables
     # (the valfree grid above reused it), a selecting method's stays in the paper's track.
+    # Such runs selected on CoOp's few-shot val: their track is fewshot_val.
     for method in ("TaskRes", "TipAdapter"):
-        path = out / folders[(method, "fewshot_val")] / "metrics.json"
-        old = {k: v for k, v in by[(method, "fewshot_val")].items() if k not in ("track", "tracks", "read_validation")}
+        path = out / folders[(method, "paper")] / "metrics.json"
+        old = {k: v for k, v in by[(method, "paper")].items()
+               if k not in ("track", "tracks", "read_validation", "selection_data")}
         path.write_text(json.dumps(old))
     tracks = {(r.method, r.path): r.tracks for r in collect(str(out)).rows}
-    assert tracks[("TaskRes", str(out / folders[("TaskRes", "fewshot_val")]))] == "fewshot_val+valfree"
-    assert tracks[("TipAdapter", str(out / folders[("TipAdapter", "fewshot_val")]))] == "fewshot_val"
+    assert tracks[("TaskRes", str(out / folders[("TaskRes", "paper")]))] == "+".join(TRACKS)
+    assert tracks[("TipAdapter", str(out / folders[("TipAdapter", "paper")]))] == "fewshot_val"
     markdown = open(build_report(str(out), str(tmp_path / "R2.md"), include_modified=True)["markdown"]).read()
     free_table = _rows(_section(markdown, f"### {tiny_clip}, 2 shots (validation-free)"))
     [taskres] = [k for k in free_table if k[0].startswith("TaskRes ")]
-    assert free_table[taskres][cal] == _fmt([by[("TaskRes", "fewshot_val")]["accuracy"]])
+    assert free_table[taskres][cal] == _fmt([by[("TaskRes", "paper")]["accuracy"]])
+
+
+def test_track_names_are_defined_once():
+    """The planners spell the tracks as datasets/validation.py defines them (they stay torch-free, so they copy)."""
+    assert grid.TRACKS == TRACKS and runs.DEFAULT_TRACK == DEFAULT_TRACK == "paper"
 
 
 def test_valfree_refuses_validation_data_and_best_val(tmp_path, tiny_clip, data_root):
@@ -184,7 +193,7 @@ def test_valfree_refuses_validation_data_and_best_val(tmp_path, tiny_clip, data_
     with pytest.raises(SystemExit, match="TEST.FINAL_MODEL best_val selects the epoch on val"):
         train.main(train_args(data_root, tiny_clip, str(tmp_path / "r2"), extra=[])
                    + ["DATASET.TRACK", "valfree", "TEST.FINAL_MODEL", "best_val"])
-    with pytest.raises(SystemExit, match="DATASET.TRACK must be one of fewshot_val, valfree"):
+    with pytest.raises(SystemExit, match="DATASET.TRACK must be one of paper, fewshot_val, valfree"):
         train.main(train_args(data_root, tiny_clip, str(tmp_path / "r3")) + ["DATASET.TRACK", "nope"])
     with pytest.raises(SystemExit, match="DATASET.SUBSAMPLE_CLASSES must be all, base or new, not 'Base'"):
         train.main(train_args(data_root, tiny_clip, str(tmp_path / "r4")) + ["DATASET.SUBSAMPLE_CLASSES", "Base"])
@@ -250,7 +259,7 @@ def test_launchers_take_the_track_and_the_class_subset(data_root, tiny_clip, tmp
     [taskres] = [(k, m) for k, m in runs.items() if m["method"] == "TaskRes"]
     # Tip-Adapter selects on val: a validation-free run of its own; TaskRes reads none: the track names no folder
     assert "_base_valfree" in tip[0] and tip[1]["tracks"] == ["valfree"] and tip[1]["classes"] == "base"
-    assert "_base" in taskres[0] and "valfree" not in taskres[0] and taskres[1]["tracks"] == ["fewshot_val", "valfree"]
+    assert "_base" in taskres[0] and "valfree" not in taskres[0] and taskres[1]["tracks"] == list(TRACKS)
 
 
 def test_published_base2novel_numbers_are_consistent_and_shown_beside_ours():
