@@ -115,12 +115,12 @@ def test_imagenet_selects_on_held_out_train_images(data_root, tiny_clip, cache_d
                     flags=("--dataset-config-file", "configs/datasets/imagenet.yaml"))
     ds = trainer.dm.dataset
     assert {d.impath for d in ds.val} == {d.impath for d in ds.test}  # the reason for the held-out set
-    held_out = validation_items(trainer)
+    held_out = validation_items(trainer, paper="fewshot_val")  # what the linear probe asks for (lpclip's min(K, 4))
     paths = {d.impath for d in held_out}
-    assert len(held_out) == 4 * 4
+    assert len(held_out) == 4 * 4 and trainer.selection["source"] == "heldout_val"
     assert not paths & {d.impath for d in ds.test}
     assert not paths & {d.impath for d in ds.train_x}
-    assert [d.impath for d in validation_items(trainer)] == [d.impath for d in held_out]  # seeded
+    assert [d.impath for d in validation_items(trainer, paper="fewshot_val")] == [d.impath for d in held_out]  # seeded
 
 
 # ------------------------------------------------------------------------------------------------------
