@@ -33,7 +33,7 @@ ImageNet for the ImageNet variants, predicts; else, per label, the training labe
 import json
 import logging
 import os
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from engine import DatasetBase, Datum, generate_fewshot
 
