@@ -304,6 +304,8 @@ class TipAdapter(ClipTrainer):
                  "search_hp": bool(self.method_cfg.SEARCH_HP) and not self.valfree, "augment_epoch": int(self.method_cfg.AUGMENT_EPOCH)}
         if getattr(self, "best_epoch", None) is not None:
             extra["best_epoch"] = int(self.best_epoch) + 1
+            # The public code picks the epoch on the test set; here on the selection set (metrics' selection_data).
+            extra["epoch_selected_on"] = "none (last epoch)" if self.valfree else "validation (public code: test)"
         return extra
 
 
