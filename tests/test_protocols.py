@@ -273,7 +273,7 @@ def test_launchers_take_the_track_and_the_class_subset(data_root, tiny_clip, tmp
     [taskres] = [(k, m) for k, m in runs.items() if m["method"] == "TaskRes"]
     # Tip-Adapter selects on val: a validation-free run of its own; TaskRes reads none: the track names no folder
     assert "_base_valfree" in tip[0] and tip[1]["tracks"] == ["valfree"] and tip[1]["classes"] == "base"
-    assert "_base" in taskres[0] and "valfree" not in taskres[0] and taskres[1]["tracks"] == ["fewshot_val", "valfree"]
+    assert "_base" in taskres[0] and "valfree" not in taskres[0] and taskres[1]["tracks"] == list(TRACKS)
 
 
 def test_published_base2novel_numbers_are_consistent_and_shown_beside_ours():
