@@ -22,8 +22,8 @@ from typing import Tuple
 import torch
 from torch import nn
 
+from features import FeatureLoader
 from trainers.base import ClipTrainer
-from trainers.feature_cache import FeatureLoader
 from trainers.heads import cosine_logits
 from trainers.templates import IMAGENET_ONLY, OWN, SELECT_OWN, templates_for
 from trainers.text_classifier import build_zero_shot_classifier

@@ -53,8 +53,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine import TRAINER_REGISTRY, CheckpointError, build_transform
+from features import FeatureLoader
 from trainers.base import ClipTrainer, validation_items
-from trainers.feature_cache import FeatureLoader
 from trainers.heads import cosine_logits
 from trainers.templates import IMAGENET_FAMILY, OWN, SELECT, templates_for
 from trainers.text_classifier import build_zero_shot_classifier
