@@ -15,6 +15,7 @@ import train
 from engine import build_trainer, load_checkpoint, set_random_seed
 from tests.conftest import train_args
 from tests.fixtures.synthetic_datasets import write_dataset
+from trainers.tip_adapter import search_grid
 
 CHANCE = 25.0
 
@@ -148,11 +149,27 @@ def test_selection_ignores_test_labels(trainer, selection_runs):
             assert value == theirs[key], key
 
 
-def test_tip_adapter_search_is_not_trivial(runs):
-    """The searched pair differs from the initial one, so the selection test above compares real choices."""
+def test_tip_adapter_deploys_the_best_pair_of_its_val_grid(runs, data_root, tiny_clip, cache_dir, tmp_path):
+    """The deployed (alpha, beta) is the first pair of the public grid (beta-major, as the public loop) with
+    the best val accuracy, recomputed here pair by pair through the head's forward on the saved cache. Some
+    pairs of the grid do worse, so the choice is real and the selection test above compares real choices."""
     out, _ = runs("TipAdapter")
     chosen = _selection("TipAdapter", out)
-    assert (chosen["alpha"], chosen["beta"]) != (1.0, 5.5)
+    tip = build("TipAdapter", data_root, tiny_clip, str(tmp_path), cache_dir)
+    tip.load_model(out, epoch=1)
+    head, (features, labels), hp = tip.head, tip.validation_features(), tip.hyperparameters()
+
+    def val_accuracy(alpha, beta):
+        head.set_hyperparameters(alpha, beta)
+        with torch.no_grad():
+            return (head(features).argmax(dim=-1) == labels).float().mean().item()
+
+    grid = [(float(a), float(b)) for b in search_grid(hp["search_scale"][0], hp["search_step"][0])
+            for a in search_grid(hp["search_scale"][1], hp["search_step"][1])]
+    accuracies = [val_accuracy(a, b) for a, b in grid]
+    best = max(accuracies)
+    assert (chosen["alpha"], chosen["beta"]) == pytest.approx(grid[accuracies.index(best)], rel=1e-6)
+    assert min(accuracies) < best
 
 
 def test_imagenet_selects_on_held_out_train_images(data_root, tiny_clip, cache_dir, tmp_path):
