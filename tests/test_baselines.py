@@ -110,6 +110,7 @@ EVAL_CHECKPOINT = {"LinearProbeCLIP": 1, "TipAdapter": 1, "CoOp": 20, "CLIP_Adap
                    "TipAdapterF": None}  # Tip-Adapter-F deploys model-best.pth.tar (best val epoch + searched alpha/beta)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("trainer", sorted(SETUPS))
 def test_trains_above_chance_and_eval_only_reproduces(trainer, runs, data_root, tiny_clip, cache_dir, tmp_path):
     out, results = runs(trainer)
@@ -135,6 +136,7 @@ def _selection(trainer, out):
             "epoch": ckpt["epoch"], "keys": ckpt["state_dict"]["cache_keys"]}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("trainer", SELECTING)
 def test_selection_ignores_test_labels(trainer, selection_runs):
     """All test labels wrong: the chosen C / alpha, beta / epoch (and keys) are exactly the same."""
@@ -149,6 +151,7 @@ def test_selection_ignores_test_labels(trainer, selection_runs):
             assert value == theirs[key], key
 
 
+@pytest.mark.slow
 def test_tip_adapter_deploys_the_best_pair_of_its_val_grid(runs, data_root, tiny_clip, cache_dir, tmp_path):
     """The deployed (alpha, beta) is the first pair of the public grid (beta-major, as the public loop) with
     the best val accuracy, recomputed here pair by pair through the head's forward on the saved cache. Some
@@ -205,6 +208,7 @@ def test_tip_adapter_alpha_zero_is_zero_shot(data_root, tiny_clip, cache_dir, tm
                                torch.zeros(features.shape[0], 4))
 
 
+@pytest.mark.slow
 def test_tip_adapter_f_trains_only_the_keys(runs):
     out, _ = runs("TipAdapterF")
     initial = checkpoint(out, "TipAdapterF", "model.pth.tar-5")["state_dict"]  # last epoch, initial alpha/beta
@@ -268,6 +272,7 @@ def test_coop_loads_coop_checkpoint_layout(data_root, tiny_clip, cache_dir, tmp_
 # ------------------------------------------------------------------------------------------------------
 # CLIP-Adapter
 # ------------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["vit", "resnet"])
 def test_clip_adapter_backbones_and_only_adapter_changes(kind, data_root, tiny_clip, tiny_clip_rn, cache_dir,
                                                          tmp_path):

@@ -31,6 +31,7 @@ def test_view_k_is_the_same_whatever_the_number_of_views(data_root, tiny_clip, t
     torch.testing.assert_close(torch.cat([three, rest]), five)
 
 
+@pytest.mark.slow
 def test_paper_protocol_by_default_and_reuse_across_alpha_method_and_shorter_runs(data_root, tiny_clip, tmp_path):
     cache = str(tmp_path / "cache")
     first = _trainer(data_root, tiny_clip, str(tmp_path / "a"), cache, epochs=3)
@@ -55,6 +56,7 @@ def test_paper_protocol_by_default_and_reuse_across_alpha_method_and_shorter_run
     assert entry["views"] == 5
 
 
+@pytest.mark.slow
 def test_fast_mode_is_recorded(data_root, tiny_clip, tmp_path):
     t = _trainer(data_root, tiny_clip, str(tmp_path / "a"), str(tmp_path / "c"), epochs=3, views=2)
     t.train()
@@ -93,6 +95,7 @@ def variant_root(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_tip_adapter_on_an_imagenet_variant_encodes_no_augmented_views(variant_root, tiny_clip, tmp_path):
     import train
 

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # The README's "Add your method" example, with a test-sized recipe.
@@ -57,6 +59,7 @@ class MyProbe(ClipTrainer):
 '''
 
 
+@pytest.mark.slow
 def test_a_method_from_one_file_runs_through_launcher_train_and_report(data_root, tiny_clip, tmp_path):
     plugin = tmp_path / "plugin"
     plugin.mkdir()

@@ -106,6 +106,7 @@ def test_zero_shot_clip_cleans_names_and_taskres_option_matches_it(food_root, pa
     assert (raw - zs).abs().max() > 0.1
 
 
+@pytest.mark.slow
 def test_raw_classnames_recorded_in_metrics(food_root, parity_clip, tmp_path):
     import json
 
