@@ -4,7 +4,7 @@ import os
 import pytest
 
 from scripts.reproduce.cost import DATASET_SIZES, cell_configs, grid_cost
-from scripts.reproduce.grid import plan_grid
+from scripts.reproduce.planning import GridRequest, plan_runs
 
 pytestmark = pytest.mark.slow  # every test here trains end to end
 
@@ -16,8 +16,8 @@ def test_cost_counts_views_once_and_subtracts_the_cache(data_root, tiny_clip, tm
     import train
 
     out, cache = str(tmp_path / "out"), str(tmp_path / "cache")
-    cells = plan_grid(["TaskRes", "CLIP_Adapter"], ["caltech101"], [1], [1], tiny_clip, data_root, out, cache,
-                      size=32, epochs=2, extra=SMALL)
+    cells = plan_runs(GridRequest(("TaskRes", "CLIP_Adapter"), ("caltech101",), (1,), (1,), tiny_clip, data_root, out,
+                                  cache, size=32, epochs=2, extra=SMALL))
     classes, n_test = DATASET_SIZES["Caltech101"]
     before = grid_cost(cell_configs(cells), cache)
     # Both methods share the 2-view training entry and the test entry: each view counted once.
