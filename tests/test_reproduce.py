@@ -134,6 +134,7 @@ def test_pool_reruns_a_lost_result_and_reports_a_failure(tree, tiny_clip):
     assert output in failed.logs and "images" in open(output).read().lower()
 
 
+@pytest.mark.slow
 def test_preflight_stops_a_grid_before_any_run(tree, tiny_clip, tmp_path, caplog):
     """A dataset folder that is not there: the grid lists the problem, with the fix, and runs nothing."""
     out = tmp_path / "out"
