@@ -106,6 +106,7 @@ def test_a_bad_image_keeps_the_committed_parts(trainer, tmp_path, monkeypatch):
     assert calls == [(0, VIEWS, 6)]
 
 
+@pytest.mark.slow
 def test_train_py_interrupted_in_extraction_continues_with_the_same_command(data_root, tiny_clip, tmp_path,
                                                                             monkeypatch, capsys):
     import train
