@@ -150,7 +150,7 @@ def coop_text(clip, classes: int, steps: int) -> Dict:
 def grid_views(backbone: str = "RN50") -> Dict:
     from scripts.reproduce.cost import cell_configs, grid_cost
     from scripts.reproduce.grid import plan_grid
-    from scripts.reproduce.recipes import PAPER_METHODS
+    from bookkeeping.recipes import PAPER_METHODS
 
     datasets = sorted(f[:-5] for f in os.listdir(os.path.join(REPO, "configs", "datasets"))
                       if f.endswith(".yaml") and not f.startswith("imagenet_") and f != "imagenetv2.yaml")

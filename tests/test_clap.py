@@ -60,7 +60,7 @@ def test_templates_follow_the_original_policy():
 
 
 def test_methods_declare_label_and_recipe_in_their_modules():
-    from scripts.reproduce.runs import recipe_argv
+    from bookkeeping.recipes import recipe_argv
     from tools.names import method_label, method_order
 
     assert method_label("ZSLP") == "ZS-LP" and method_label("CLAP") == "CLAP"

@@ -55,7 +55,7 @@ def test_trains_end_to_end_and_eval_only_reproduces(data_root, tiny_clip, cache,
 
 
 def test_launcher_runs_the_declared_recipe(data_root, tiny_clip, tmp_path):
-    from scripts.reproduce.runs import recipe_argv
+    from bookkeeping.recipes import recipe_argv
     from tools.names import method_label
 
     assert method_label("CoCoOp") == "CoCoOp"

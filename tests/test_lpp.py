@@ -111,7 +111,7 @@ def test_last_iteration_option_reads_no_val(data_root, tiny_clip, tmp_path, run)
 
 def test_label_recipe_and_grid_dry_run(tmp_path, tiny_clip, capsys):
     from scripts.reproduce import grid
-    from scripts.reproduce.runs import recipe_argv
+    from bookkeeping.recipes import recipe_argv
     from tools.names import method_label
 
     assert method_label("LPP") == "LP++"

@@ -16,7 +16,7 @@ import sys
 import pytest
 
 from scripts.reproduce import grid
-from scripts.reproduce.recipes import RECIPES, Recipe, RecipeError, get_recipe
+from bookkeeping.recipes import RECIPES, Recipe, RecipeError, get_recipe
 from tests.fixtures.synthetic_datasets import write_dataset
 from tools import names
 from tools.aggregate import collect

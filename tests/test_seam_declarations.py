@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import trainers
-from scripts.reproduce.recipes import PAPER_METHODS, RECIPES, get_recipe
-from scripts.reproduce.runs import recipe_argv
+from bookkeeping.recipes import PAPER_METHODS, RECIPES, get_recipe
+from bookkeeping.recipes import recipe_argv
 from tools.names import SHOT_FREE_METHODS, method_label, method_order, modified_label
 
 PAPER_LABELS = {"ZeroshotCLIP": "Zero-shot CLIP", "ZeroshotCLIP2": "Zero-shot CLIP (ensemble)",
