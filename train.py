@@ -156,7 +156,14 @@ def _previous_results(folder: str) -> dict:
 def run(args) -> dict:
     """Resolve the run's folder from its identity, hold the folder's lock, then run (or reuse) it."""
     from bookkeeping.config import UserError, eval_of, setup_cfg
-    from bookkeeping.folders import clear_failed, folder_state, mark_failed, read_metrics, run_folder, run_lock
+    from bookkeeping.folders import (
+        clear_failed,
+        folder_state,
+        mark_failed,
+        read_metrics,
+        run_folder,
+        run_lock,
+    )
     from bookkeeping.identity import identify
     from engine import ENGINE_NAME, RunInterrupted, setup_logger
 

@@ -54,7 +54,7 @@ class Recipe:
 
 def declared_recipes() -> Dict[str, Recipe]:
     specs = {name: trainers.method_spec(name) for name in trainers.declared_methods()}
-    return {name: Recipe(name, s.recipe_config, s.settings, s.shot_free)
+    return {name: Recipe(name, s.recipe_config, s.recipe or s.settings, s.shot_free)
             for name, s in specs.items() if s.recipe_config is not None}
 
 
