@@ -31,9 +31,9 @@ ImageNet for the ImageNet variants, predicts; else, per label, the training labe
 """
 import logging
 import os
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
-from engine import ENGINE_NAME, DatasetBase, Datum
+from engine import DatasetBase, Datum, generate_fewshot
 
 from .errors import DatasetFileError, DatasetNotFoundError, MissingImagesError
 from .files import (
@@ -322,11 +322,9 @@ class BenchmarkDataset(DatasetBase):
         if train is None:
             full_train, full_val, _ = self.load_full_split()
             logger.info("Drawing a %d-shot set (seed %s)", num_shots, seed)
-            self._log_short_classes(full_train, num_shots, "train")
-            train = self.generate_fewshot_dataset(full_train, num_shots=num_shots)
+            train = generate_fewshot(self, full_train, num_shots, "train")
             if self.fewshot_val:
-                self._log_short_classes(full_val, min(num_shots, 4), "val")
-                val = self.generate_fewshot_dataset(full_val, num_shots=min(num_shots, 4))
+                val = generate_fewshot(self, full_val, min(num_shots, 4), "val")
             source = self.split_source
         heldout = None
         if self.val_is_test:
@@ -352,17 +350,6 @@ class BenchmarkDataset(DatasetBase):
         val = self.rebase(pickle_rows(data, "val", fpath)) if self.fewshot_val else None
         self.check_images_exist(train, val or [], source=fpath)
         return train, val
-
-    def _log_short_classes(self, items: Sequence[Datum], k: int, split: str) -> None:
-        # The built-in engine's generate_fewshot_dataset already logs this once per call; Dassl's does not.
-        if ENGINE_NAME == "builtin":
-            return
-        counts: Dict[int, int] = {}
-        for d in items:
-            counts[d.label] = counts.get(d.label, 0) + 1
-        short = sum(1 for n in counts.values() if n < k)
-        if short:
-            logger.warning("%d class(es) have fewer than %d %s images; all their images are used", short, k, split)
 
     def rebase(self, items: Sequence[Datum]) -> List[Datum]:
         """Re-root absolute paths written on another machine (or before the root moved) onto ``dataset_dir``.

@@ -21,16 +21,13 @@ import os
 import pickle
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from engine import Datum, atomic_write_bytes
+from engine import PICKLED_DATUM_MODULES, Datum, atomic_write_bytes, datum_pickle_engine
 
 from .errors import DatasetFileError
 
 FEWSHOT_FORMAT = "taskres-fewshot"
 LISTS_FORMAT = "taskres-imagenet-lists"
 FORMAT_VERSION = 1
-# Module of the Datum class in pickles written by earlier versions of this project (CoOp cannot import it).
-OUR_PICKLE_MODULE = "engine.builtin.dataset"
-DASSL_PICKLE_MODULE = "dassl.data.datasets.base_dataset"
 
 Row = Tuple[str, int, str]
 
@@ -137,9 +134,8 @@ def read_fewshot_record(fpath: str, keys: Sequence[str]) -> dict:
 # ------------------------------------------------------------------------------------------------------------
 # Pickles written by CoOp/Dassl (or by earlier versions of this project)
 # ------------------------------------------------------------------------------------------------------------
-# Modules whose ``Datum`` we accept: Dassl's (CoOp/Dassl pickles), our built-in engine's (earlier versions
-# of this project), and whichever class the engine in use exports (the same as one of those two).
-DATUM_MODULES = frozenset({DASSL_PICKLE_MODULE, OUR_PICKLE_MODULE, Datum.__module__})
+# ``Datum`` is accepted from the modules the engine lists (Dassl's for CoOp/Dassl pickles, the built-in
+# engine's for earlier versions of this project).
 _SAFE_GLOBALS = frozenset({
     ("collections", "OrderedDict"), ("builtins", "dict"), ("builtins", "list"), ("builtins", "tuple"),
     ("builtins", "set"), ("builtins", "int"), ("builtins", "str"),
@@ -151,7 +147,7 @@ class _DatumUnpickler(pickle.Unpickler):
     """Restore few-shot/preprocessed pickles: ``Datum`` from any known module, plain containers, nothing else."""
 
     def find_class(self, module: str, name: str):
-        if name == "Datum" and module in DATUM_MODULES:
+        if name == "Datum" and module in PICKLED_DATUM_MODULES:
             return Datum
         if (module, name) in _SAFE_GLOBALS:
             return super().find_class(module, name)
@@ -189,7 +185,7 @@ def written_by_us(fpath: str) -> bool:
             head = f.read(1 << 16)
     except OSError:
         return False
-    return OUR_PICKLE_MODULE.encode() in head and DASSL_PICKLE_MODULE.encode() not in head
+    return datum_pickle_engine(head) == "builtin"  # earlier versions pickled the built-in engine's Datum
 
 
 def pickle_rows(data: dict, key: str, fpath: str) -> List[Datum]:

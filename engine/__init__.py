@@ -12,6 +12,7 @@ resume and the LR schedule after it (``TrainingLoop``, ``build_lr_scheduler``), 
 (``build_evaluator``), logging (``setup_logger``), image reading (``read_image``, ``ImageDatasetWrapper``:
 Dassl's retries forever on a corrupt file) and atomic JSON writes (``write_json``).
 """
+import logging
 import os
 
 from engine.builtin.data import DatasetWrapper as ImageDatasetWrapper
@@ -24,7 +25,7 @@ from engine.images import read_image
 from engine.logs import setup_logger
 from engine.loop import TrainingLoop
 from engine.schedule import build_lr_scheduler
-from engine.selection import API_NAMES, select_engine
+from engine.selection import API_NAMES, DATUM_MODULES, datum_pickle_engine, select_engine
 
 ENGINE_NAME, _api = select_engine(os.environ.get("TASKRES_ENGINE", ""))
 
@@ -52,6 +53,25 @@ mkdir_if_missing = _api["mkdir_if_missing"]
 check_isfile = _api["check_isfile"]
 listdir_nohidden = _api["listdir_nohidden"]
 
+# Modules a pickled ``Datum`` may come from (either engine's, and the one in use): for the dataset layer's
+# unpickler, which must not name engine modules itself.
+PICKLED_DATUM_MODULES = frozenset({*DATUM_MODULES.values(), Datum.__module__})
+
+
+def generate_fewshot(dataset, items, num_shots: int, split: str = "train"):
+    """``dataset.generate_fewshot_dataset(items, num_shots=K)``, warning once when a class has fewer than K
+    items under either engine (the built-in draw logs that itself; Dassl's stays silent)."""
+    if ENGINE_NAME != "builtin":
+        counts = {}
+        for d in items:
+            counts[d.label] = counts.get(d.label, 0) + 1
+        short = sum(1 for n in counts.values() if n < num_shots)
+        if short:
+            logging.getLogger(__name__).warning(
+                "%d class(es) have fewer than %d %s images; all their images are used", short, num_shots, split)
+    return dataset.generate_fewshot_dataset(items, num_shots=num_shots)
+
+
 PROJECT_NAMES = (
     "TrainingLoop", "build_lr_scheduler", "build_evaluator", "load_checkpoint", "save_checkpoint",
     "setup_logger", "read_image", "ImageDatasetWrapper", "write_json",
@@ -59,7 +79,7 @@ PROJECT_NAMES = (
 
 # A literal list, so linters see every re-export as used (an auto-fix once deleted the Dassl imports).
 __all__ = [
-    "ENGINE_NAME", "PROJECT_NAMES",
+    "ENGINE_NAME", "PROJECT_NAMES", "PICKLED_DATUM_MODULES", "datum_pickle_engine", "generate_fewshot",
     # engine names (API_NAMES)
     "TRAINER_REGISTRY", "DATASET_REGISTRY", "TrainerX", "SimpleTrainer", "build_trainer", "build_dataset",
     "Datum", "DatasetBase", "DataManager", "DatasetWrapper", "build_transform", "build_data_loader",

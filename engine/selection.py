@@ -20,6 +20,19 @@ API_NAMES = (
     "compute_accuracy", "read_json", "mkdir_if_missing", "check_isfile", "listdir_nohidden",
 )
 
+# Module of each engine's ``Datum`` class, as pickled Datum lists name it: CoOp/Dassl's few-shot pickles
+# hold Dassl's; earlier versions of this project wrote the built-in's under CoOp's names (CoOp cannot read those).
+DATUM_MODULES = {"dassl": "dassl.data.datasets.base_dataset", "builtin": "engine.builtin.dataset"}
+
+
+def datum_pickle_engine(head: bytes):
+    """The engine whose ``Datum`` a pickle's first bytes name ("dassl", "builtin"), or None."""
+    for name in ("dassl", "builtin"):  # Dassl first: a pickle naming both is Dassl's
+        if DATUM_MODULES[name].encode() in head:
+            return name
+    return None
+
+
 def _builtin_api() -> Dict[str, object]:
     from engine import builtin
 

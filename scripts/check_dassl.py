@@ -26,6 +26,8 @@ logger = logging.getLogger("check_dassl")
 TRAINERS = ("ZeroshotCLIP", "ZeroshotCLIP2", "LinearProbeCLIP", "TaskRes", "TaskResEnhancedBase", "CoOp",
             "CLIP_Adapter", "TipAdapter", "TipAdapterF", "ZSLP", "CLAP", "LPP", "CoCoOp", "CLIP_LoRA")
 ENGINES = ("dassl", "builtin")
+ONE_EPOCH = ("LinearProbeCLIP", "TipAdapter")  # save their model as epoch 1 whatever OPTIM.MAX_EPOCH
+VAL_SELECTED_FINAL = ("TipAdapterF", "LinearProbeCLIP", "TipAdapter")  # final model: the val-selected one, not epoch N
 
 
 def make_fixtures(root: str) -> str:
@@ -118,7 +120,7 @@ def check_trainers(checks: Checks, root: str, clip: str, scratch: str, epochs: i
 
 
 def check_eval_only(checks: Checks, root: str, clip: str, outs: dict, trainer: str, epochs: int) -> None:
-    final_epoch = 1 if trainer in ("LinearProbeCLIP", "TipAdapter") else epochs
+    final_epoch = 1 if trainer in ONE_EPOCH else epochs
     for engine, model_dir in outs.items():
         out = model_dir + f"-eval-{engine}"
         try:
@@ -128,12 +130,33 @@ def check_eval_only(checks: Checks, root: str, clip: str, outs: dict, trainer: s
         except (RuntimeError, OSError) as err:
             checks.expect(False, f"{trainer}: --eval-only under Dassl on the {engine} run: {err}")
             continue
-        if trainer in ("TipAdapterF", "LinearProbeCLIP", "TipAdapter"):
-            ok = 0.0 <= acc <= 100.0  # their final model is the val-selected one, not epoch N
+        if trainer in VAL_SELECTED_FINAL:
+            ok = 0.0 <= acc <= 100.0
         else:
             ok = acc == accuracy(model_dir)
         checks.expect(ok, f"{trainer}: --eval-only under Dassl on the {engine} run gives {acc} "
                           f"(trained: {accuracy(model_dir)})")
+
+
+def interrupt_once_saved(cmd: list, out: str, env: dict, timeout: float = 600) -> tuple:
+    """Run ``cmd`` (a train.py command writing to ``out``) and SIGINT it once its resume state exists, as a
+    user's Ctrl-C. Returns (it stopped as it should: exit 130 with the one-line hint, "exit N: <last line>")."""
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    resume_file = os.path.join(out, "resume.pth.tar")
+    deadline = time.time() + timeout
+    try:
+        while proc.poll() is None and not os.path.isfile(resume_file) and time.time() < deadline:
+            time.sleep(0.05)
+        interrupted = proc.poll() is None
+        if interrupted:
+            proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=max(10.0, deadline - time.time()))
+    finally:  # out of time, or the caller's own budget expired: never leave the run behind
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    ok = interrupted and proc.returncode == 130 and "run the same command to continue" in err
+    return ok, f"exit {proc.returncode}: {err.strip().splitlines()[-1] if err.strip() else ''}"
 
 
 def check_resume(checks: Checks, root: str, clip: str, scratch: str, epochs: int) -> None:
@@ -145,19 +168,8 @@ def check_resume(checks: Checks, root: str, clip: str, scratch: str, epochs: int
         run(train_cmd(root, clip, whole, "TaskRes", epochs, extra, ["OPTIM.LR", "0.05"]), "dassl")
         out = os.path.join(scratch, "resume", f"interrupted-{tag}")
         cmd = train_cmd(root, clip, out, "TaskRes", epochs, extra, ["OPTIM.LR", "0.05", "TRAIN.RESUME_SAVE_S", "0"])
-        proc = subprocess.Popen(cmd, cwd=REPO, env=dict(os.environ, TASKRES_ENGINE="dassl"),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        resume_file = os.path.join(out, "resume.pth.tar")
-        deadline = time.time() + 600
-        while proc.poll() is None and not os.path.isfile(resume_file) and time.time() < deadline:
-            time.sleep(0.05)
-        interrupted = proc.poll() is None
-        if interrupted:
-            proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate()
-        checks.expect(interrupted and proc.returncode == 130 and "run the same command to continue" in err,
-                      f"resume ({tag}): SIGINT under Dassl stops with one line (exit {proc.returncode}: "
-                      f"{err.strip().splitlines()[-1] if err.strip() else ''})")
+        ok, line = interrupt_once_saved(cmd, out, dict(os.environ, TASKRES_ENGINE="dassl"))
+        checks.expect(ok, f"resume ({tag}): SIGINT under Dassl stops with one line ({line})")
         run(cmd, "dassl")
         checks.expect(same_tensors(trained_tensors(whole), trained_tensors(out)) and accuracy(whole) == accuracy(out),
                       f"resume ({tag}): interrupted + resumed run equals the uninterrupted one "

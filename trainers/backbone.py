@@ -26,6 +26,11 @@ PRECISIONS = ("fp16", "fp32", "amp")
 DEFAULT_WEIGHTS_DIR = os.path.expanduser(os.environ.get("CLIP_WEIGHTS_DIR", "~/.cache/clip"))
 
 
+def uses_amp(precision: str, device: torch.device) -> bool:
+    """Whether ``precision`` autocasts to fp16 and scales gradients on ``device``: AMP on CUDA only. Elsewhere
+    "amp" runs in fp32 (as "fp16" does, see ``resolve_precision``), so CPU results stay the fp32 ones."""
+    return precision == "amp" and device.type == "cuda"
+
 
 def autocast_context(device: torch.device, enabled: bool):
     """fp16 autocast when enabled (AMP on CUDA); no context at all otherwise: torch < 2.2 refuses an fp16
@@ -77,7 +82,7 @@ class ClipBackbone:
         return int(size[0] if isinstance(size, (tuple, list)) else size)
 
     def _autocast(self):
-        return autocast_context(self.device, self.precision == "amp" and self.device.type == "cuda")
+        return autocast_context(self.device, uses_amp(self.precision, self.device))
 
     def encode_image(self, images: torch.Tensor, grad: bool = False) -> torch.Tensor:
         """Image features; ``grad=True`` keeps the graph (a method that adapts the image encoder, e.g. LoRA)."""
