@@ -261,8 +261,8 @@ def _run(cfg, args, identity, start: float) -> dict:
 def _user_facing_errors():
     from bookkeeping.config import UserError
     from engine import CheckpointError, CorruptImageError, EngineUnavailableError
+    from features import FeatureCacheError
     from trainers.backbone import BackboneError
-    from trainers.feature_cache import FeatureCacheError
 
     errors = [UserError, CheckpointError, CorruptImageError, EngineUnavailableError, BackboneError, FileNotFoundError,
               FeatureCacheError]
