@@ -199,9 +199,9 @@ def test_taskres_recipe_is_the_launchers(dataset, shots, lr, epochs, alpha):
 @pytest.mark.parametrize("backbone", ["RN50", "RN101", "RN50x16", "/some/where/tiny-vit.pt", "my_clip.pt",
                                       "ViT-B-16:openai", "ViT-B/16", "ViT-L/14@336px"])
 def test_backbone_tag_matches_the_launchers(backbone):
-    shell = subprocess.run(["bash", "-c", 'source scripts/common.sh && backbone_tag "$1"', "_", backbone],
-                           cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
-    assert names.backbone_tag(backbone) == shell
+    from bookkeeping.folders import backbone_tag  # the launchers' folder names (python -m bookkeeping recipe --argv)
+
+    assert names.backbone_tag(backbone) == backbone_tag(backbone)
 
 
 def test_dataset_names_match_the_dataset_configs():

@@ -17,7 +17,7 @@ import trainers
 
 # The run bookkeeping (identity, folders, recipe arguments): imported here only, so it is repointed in one place.
 from bookkeeping.config import UserError, eval_of, parse
-from bookkeeping.folders import backbone_tag, folder_state, read_metrics, run_folder
+from bookkeeping.folders import backbone_tag, folder_state, run_folder
 from bookkeeping.identity import identify
 from bookkeeping.recipes import PAPER_METHODS, REPO_ROOT, RecipeError, recipe_argv  # noqa: F401  (PAPER_METHODS: the CLI)
 from engine import ENGINE_NAME
