@@ -353,9 +353,7 @@ class TrainingLoop:
             else:
                 logger.info("Deploy the last-epoch model")
             self.test()
-        elapsed = str(datetime.timedelta(seconds=round(time.time() - self.time_start)))
-        logger.info("Elapsed: %s", elapsed)
-        self.close_writer()
+        self.close_writer()  # the run's wall time, by phase, is train.py's closing line
 
     def before_epoch(self) -> None:
         pass

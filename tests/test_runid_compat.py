@@ -102,3 +102,18 @@ def test_a_finished_launcher_run_is_reused_after_a_method_is_added(data_root, ti
                            capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "[skip]" in again.stdout and "holds a finished run" not in again.stderr
+
+
+def test_the_closing_line_splits_the_whole_wall_time_as_metrics_json_does(data_root, tiny_clip, tmp_path):
+    import train
+    from tests.conftest import train_args
+
+    out = tmp_path / "run"
+    train.main(train_args(data_root, tiny_clip, str(out), shots=1))
+    metrics = json.loads((out / "metrics.json").read_text())
+    phases, wall = metrics["timings"]["phases"], metrics["timings"]["wall_s"]
+    assert set(phases) == {"backbone_s", "extraction_s", "training_s", "evaluation_s", "other_s"}
+    assert phases["extraction_s"] > 0 and sum(phases.values()) == pytest.approx(wall, abs=0.01)
+    last = (out / "log.txt").read_text().strip().splitlines()[-1]
+    assert f"({wall:.1f}s)" in last and f"extraction {phases['extraction_s']:.1f}s" in last
+    assert (metrics["schema"], metrics["result_name"], metrics["label"]) == (2, "TaskRes", "TaskRes")
