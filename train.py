@@ -67,7 +67,8 @@ def selection_record(cfg, trainer, eval_only: bool, model_dir: str = "") -> dict
     selects = spec.selects_on_val
     record = {"classes": str(cfg.DATASET.get("SUBSAMPLE_CLASSES", "all")).lower(), "track": track,
               "read_validation": read, "tracks": satisfied_tracks(track, read, selects),
-              "class_agnostic": spec.class_agnostic}
+              "class_agnostic": spec.class_agnostic,
+              "selection_data": getattr(trainer, "selection", None)}  # datasets.select_validation's record
     if eval_only and model_dir:
         try:
             with open(os.path.join(model_dir, "metrics.json")) as f:

@@ -2,7 +2,7 @@
 # scripts/taskres/*.sh. Variables (every launcher):
 #   DATA datasets root (required)   OUTPUT results root (output)   SEEDS ("1 2 3")   BACKBONE (RN50)
 #   CACHE_DIR ($OUTPUT/feature_cache)   PYTHON (python)   INPUT_SIZE (the backbone's)   EPOCHS (the recipe's)
-#   TRACK selection track   CLASSES all, base or new   EXTRA_OPTS KEY VALUE pairs
+#   TRACK paper (default), fewshot_val or valfree   CLASSES all, base or new   EXTRA_OPTS KEY VALUE pairs
 # Later words win: the recipe (python -m bookkeeping recipe METHOD DATASET SHOTS), these variables, EXTRA_OPTS,
 # then the trailing KEY VALUE pairs. python -m bookkeeping plan names each run's folder and skips finished ones.
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
