@@ -11,6 +11,7 @@ from bookkeeping.config import UserError, parse
 from bookkeeping.folders import folder_state
 from bookkeeping.identity import identify
 from bookkeeping.recipes import recipe_argv
+from datasets import DEFAULT_TRACK
 from engine.checkpoint import fingerprint, flatten_config
 from tests.test_method_plugin import METHOD_FILE
 
@@ -62,12 +63,21 @@ def test_an_old_run_is_reused_under_its_engine_only(tmp_path):
 def test_an_old_selecting_run_from_before_tracks_is_recognised(tmp_path):
     folder = tmp_path / "caltech101/TipAdapterF/rn50_4shots/seed1"
     write_old_run(folder, _argv(folder, "TipAdapterF"), drop_track=True)
-    [p] = plan(_argv(folder, "TipAdapterF"), ["1"])
-    assert p.state == "done"
-    # A request of another track that lands on that folder gets one line saying what the folder holds.
-    valfree = identify(parse(_argv(folder, "TipAdapterF", "DATASET.TRACK", "valfree"))[1], "builtin")
-    state, why = folder_state(str(folder), valfree)
-    assert state == "conflict" and "fewshot_val-track run of TipAdapterF" in why and "_fewshot_val" in why
+    # It is a fewshot_val run: reused by a fewshot_val request for that folder ...
+    ident = identify(parse(_argv(folder, "TipAdapterF", "DATASET.TRACK", "fewshot_val"))[1], "builtin")
+    assert folder_state(str(folder), ident)[0] == "done"
+    # ... and a request of another track (the default one, now that fewshot_val runs have their own folder)
+    # that lands on it gets one line saying what the folder holds and where it goes.
+    for pairs in ([], ["DATASET.TRACK", "valfree"]):
+        if not pairs and DEFAULT_TRACK == "fewshot_val":
+            continue
+        ident = identify(parse(_argv(folder, "TipAdapterF", *pairs))[1], "builtin")
+        state, why = folder_state(str(folder), ident)
+        assert state == "conflict" and "fewshot_val-track run of TipAdapterF" in why
+        assert str(folder).replace("rn50_4shots", "rn50_4shots_fewshot_val") in why
+    # A launcher's fewshot_val request goes to the suffixed folder itself.
+    [p] = plan(_argv(folder, "TipAdapterF", "DATASET.TRACK", "fewshot_val"), ["1"])
+    assert p.folder == str(folder).replace("rn50_4shots", "rn50_4shots_fewshot_val") and p.state == "run"
 
 
 def _plugin_env(tmp_path):
