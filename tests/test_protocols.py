@@ -191,10 +191,12 @@ def test_tracks_record_what_was_read_and_are_never_mixed(tmp_path, tiny_clip):
 
 
 def test_track_names_are_defined_once():
-    """The torch-free launcher planner spells the default track as datasets/validation.py defines it."""
-    from scripts.reproduce import runs as launcher_runs
+    """The tracks and their default are defined in datasets/validation.py alone; the run folders follow them."""
+    from bookkeeping.folders import protocol_suffix
 
-    assert launcher_runs.DEFAULT_TRACK == DEFAULT_TRACK == "paper" and TRACKS == ("paper", "fewshot_val", "valfree")
+    assert DEFAULT_TRACK == "paper" and TRACKS == ("paper", "fewshot_val", "valfree")
+    assert [protocol_suffix("all", t, True) for t in TRACKS] == ["", "_fewshot_val", "_valfree"]
+    assert [protocol_suffix("all", t, False) for t in TRACKS] == ["", "", ""]  # one run serves every track
 
 
 def test_valfree_refuses_validation_data_and_best_val(tmp_path, tiny_clip, data_root):

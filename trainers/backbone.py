@@ -32,6 +32,16 @@ def uses_amp(precision: str, device: torch.device) -> bool:
     return precision == "amp" and device.type == "cuda"
 
 
+def grad_scaler(precision: str, device: torch.device):
+    """The gradient scaler of an AMP run (None otherwise). ``torch.amp.GradScaler`` exists from torch 2.3 on; the
+    oldest torch declared (2.1) has only ``torch.cuda.amp.GradScaler``, the same class for CUDA."""
+    if not uses_amp(precision, device):
+        return None
+    if hasattr(torch.amp, "GradScaler"):
+        return torch.amp.GradScaler(device.type)
+    return torch.cuda.amp.GradScaler()
+
+
 def autocast_context(device: torch.device, enabled: bool):
     """fp16 autocast when enabled (AMP on CUDA); no context at all otherwise: torch < 2.2 refuses an fp16
     autocast on the CPU even with ``enabled=False``."""

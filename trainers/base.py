@@ -32,7 +32,7 @@ from engine import (
     compute_accuracy,
 )
 from features import FeatureLoader, FeatureSource
-from trainers.backbone import ClipBackbone, autocast_context, load_backbone, resolve_precision
+from trainers.backbone import ClipBackbone, autocast_context, grad_scaler, load_backbone, resolve_precision
 from trainers.spec import SPEC_FIELDS, MethodSpec, SpecError
 
 logger = logging.getLogger(__name__)
@@ -227,7 +227,7 @@ class ClipTrainer(*_TRAINER_BASES):
             optim, sched = self.build_optimization(head)
         if head.state_dict():  # something to save (training-free zero-shot heads have nothing)
             self.register_model(self.spec.checkpoint_name, head, optim, sched)
-        self.scaler = torch.amp.GradScaler("cuda") if self.precision == "amp" and self.device.type == "cuda" else None
+        self.scaler = grad_scaler(self.precision, self.device)
         if cfg.FEATURE_CACHE.ENABLED:
             self.use_feature_loaders()
 
