@@ -34,10 +34,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine import TRAINER_REGISTRY, build_transform
+from trainers.base import ClipTrainer, validation_items
 from trainers.heads import cosine_logits
+from trainers.templates import IMAGENET_FAMILY, OWN, SELECT, templates_for
+from trainers.text_classifier import build_zero_shot_classifier
 
 logger = logging.getLogger(__name__)
 
+CROP_SCALE, IMAGENET_CROP_SCALE = (0.5, 1.0), (0.08, 1.0)  # the views: train_tranform / datasets/imagenet.py
+# The valfree track reads no validation data: this alpha for every dataset and shot count, the value the original's
+# search chose most often in its own published runs (logs/fewshots.log: 46 of 165 RN50 runs), not tuned here.
+VALFREE_ALPHA = 1.0
 ALPHA_GRID = (0.0001, 0.001, 0.01, 0.1, 1.0, 10.0, 100.0)  # main_few_shots.py run(): the search over alpha
 FALLBACK_ALPHA = 0.1  # run(): best_alpha's initial value, kept when no alpha beats 0% val accuracy
 
@@ -114,7 +122,7 @@ class GDAHead(nn.Module):
         self.register_buffer("text_weights", F.normalize(text_weights.float(), dim=-1), persistent=False)
         self.register_buffer("weight", torch.zeros(classes, dim))
         self.register_buffer("bias", torch.zeros(classes))
-        self.register_buffer("alpha", torch.tensor(float(alpha)))
+        self.register_buffer("alpha", torch.tensor(float(alpha), dtype=torch.float64))  # exactly the grid value
         self.logit_scale = float(logit_scale)
 
     def zero_shot_logits(self, features: torch.Tensor) -> torch.Tensor:
@@ -139,3 +147,97 @@ class GDAHead(nn.Module):
         alpha, acc, accs = search_alpha(self.zero_shot_logits(features), self.gda_logits(features), labels, grid)
         self.alpha.fill_(alpha)
         return alpha, acc, accs
+
+
+def add_gda_config(cfg) -> None:
+    from yacs.config import CfgNode as CN
+
+    if "GDA" in cfg.TRAINER:
+        return
+    n = CN()
+    n.PREC = "fp16"
+    n.AUGMENT_EPOCH = 10     # augmented views of each training image, every one a sample of its class
+    n.CROP_SCALE = None      # random resized crop scale of the views; None: the original's, (0.5, 1) (ImageNet (0.08, 1))
+    n.SEARCH_ALPHA = True    # search alpha on val over ALPHA_GRID (not in the valfree track)
+    n.ALPHA = None           # alpha when not searching; None: VALFREE_ALPHA
+    cfg.TRAINER.GDA = n
+
+
+@TRAINER_REGISTRY.register()
+class GDA(ClipTrainer):
+    """GDA: the classifier is fitted once from the training views; alpha chosen on val (or fixed)."""
+
+    CONFIG_NODE = "GDA"
+    CHECKPOINT_NAME = "gda"
+    LABEL = "GDA"
+    TABLE_ORDER = 100
+    RECIPE_CONFIG = "configs/trainers/GDA/rn50.yaml"
+    TRAINABLE = ()
+    TRAINING_FREE = True
+    SELECTS_ON_VAL = True
+    FEATURE_SPLITS = ("val", "test")  # its training views are its own (``fit``)
+
+    @staticmethod
+    def recipe(dataset: str, shots: int) -> dict:
+        return {}  # one setting for every dataset and shot count (the config file; the ImageNet crop in the trainer)
+
+    @property
+    def head(self) -> GDAHead:
+        return self._models[self.CHECKPOINT_NAME]
+
+    def dataset_templates(self):
+        return templates_for(self.cfg.DATASET.NAME, imagenet=SELECT, others=OWN, imagenet_names=IMAGENET_FAMILY)
+
+    def crop_scale(self) -> Tuple[float, float]:
+        scale = self.method_cfg.CROP_SCALE
+        if scale is None:
+            return IMAGENET_CROP_SCALE if self.cfg.DATASET.NAME == "ImageNet" else CROP_SCALE
+        if len(scale) != 2 or not 0 < float(scale[0]) <= float(scale[1]) <= 1:
+            raise ValueError(f"TRAINER.GDA.CROP_SCALE must be (min, max) with 0 < min <= max <= 1, got {list(scale)}")
+        return float(scale[0]), float(scale[1])
+
+    def view_transform(self):
+        cfg = self.cfg.clone()
+        cfg.defrost()
+        cfg.INPUT.RRCROP_SCALE = self.crop_scale()
+        cfg.INPUT.TRANSFORMS = ("random_resized_crop", "random_flip", "normalize")
+        return build_transform(cfg, is_train=True)
+
+    def fixed_alpha(self) -> float:
+        alpha = self.method_cfg.ALPHA
+        return VALFREE_ALPHA if alpha is None else float(alpha)
+
+    def searches(self) -> bool:
+        return bool(self.method_cfg.SEARCH_ALPHA) and not self.valfree
+
+    def build_head(self) -> nn.Module:
+        text = build_zero_shot_classifier(self.clip, self.classnames, self.templates, normalize_each=True)
+        return GDAHead(text, self.clip.logit_scale, self.fixed_alpha())
+
+    def fit(self) -> None:
+        views = int(self.method_cfg.AUGMENT_EPOCH)
+        if views < 1:
+            raise ValueError(f"TRAINER.GDA.AUGMENT_EPOCH must be at least 1, not {views}")
+        entry = self.cached_features("train", self.dm.dataset.train_x, self.view_transform(), views,
+                                     max(int(self.cfg.SEED), 0))
+        self.head.fit(entry["features"][:views].to(self.device), entry["labels"].to(self.device))
+        logger.info("GDA: fitted on %d views of %d images (%d classes)", views, entry["labels"].shape[0],
+                    self.head.weight.shape[0])
+        self.val_accuracies = None
+        if not self.searches():
+            logger.info("GDA: no search%s; alpha %g", " (valfree track)" * self.valfree, float(self.head.alpha))
+            return
+        val = self.cached_features("val", validation_items(self), build_transform(self.cfg, is_train=False), 1, None)
+        alpha, acc, self.val_accuracies = self.head.search(val["features"][0].float().to(self.device),
+                                                           val["labels"].to(self.device))
+        logger.info("GDA: alpha %g chosen on val (accuracy %.2f%%)", alpha, acc)
+
+    def metrics_extra(self) -> dict:
+        extra = {"alpha": float(self.head.alpha), "search_alpha": self.searches(), "augment_epoch":
+                 int(self.method_cfg.AUGMENT_EPOCH), "crop_scale": list(self.crop_scale())}
+        if getattr(self, "val_accuracies", None) is not None:
+            extra["val_accuracy_by_alpha"] = dict(zip((str(a) for a in ALPHA_GRID), self.val_accuracies))
+        return extra
+
+
+add_config = add_gda_config  # marks a method module (trainers/__init__.py discovers it)
