@@ -26,6 +26,11 @@ As the public code computes it (mrflogs/ICLR24@560fe211700964c915442ff98dbe47dd0
   dataset's whole val split (ImageNet: its test set); the code's fallback when no value beats 0% is 0.1;
 - precision: fp32 throughout (its first ``clip_classifier`` call turns the model to fp32 before any training
   view is encoded); torch's ``cov`` and ``linalg.pinv``; uniform priors ``1 / K``.
+
+Here (docs/methods/gda.md): alpha is never chosen on test (ImageNet: held-out train images in the ``paper``
+track); the ``valfree`` track uses ``VALFREE_ALPHA``; the views come from the feature cache (fp16, seeded by the
+run); ``logit_scale`` is the backbone's (100 for OpenAI weights); ``W``, ``b`` and alpha are saved
+(``gda/model.pth.tar-1``), so ``--eval-only`` reproduces a run without encoding a training view.
 """
 import logging
 from typing import Sequence, Tuple
