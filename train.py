@@ -172,13 +172,13 @@ def write_metrics(cfg, trainer, wall_s: float, eval_only: bool, identity=None, m
     run did, not what the config happened to hold. ``shots`` is ``DATASET.NUM_SHOTS`` as asked (zero-shot
     CLIP reads no training image whatever it is; ``tools.report`` files it under 0 shots).
     """
+    import trainers
     from engine import ENGINE_NAME, write_json
-    from tools.names import SHOT_FREE_METHODS
 
     results = getattr(trainer, "last_results", None)
     if not results:
         return None
-    training_free = bool(getattr(trainer, "TRAINING_FREE", False)) or cfg.TRAINER.NAME in SHOT_FREE_METHODS
+    training_free = bool(getattr(trainer, "TRAINING_FREE", False)) or trainers.method_spec(cfg.TRAINER.NAME).shot_free
     metrics = {
         "method": cfg.TRAINER.NAME,
         "dataset": cfg.DATASET.NAME,

@@ -149,12 +149,12 @@ def coop_text(clip, classes: int, steps: int) -> Dict:
 
 def grid_views(backbone: str = "RN50") -> Dict:
     from scripts.reproduce.cost import cell_configs, grid_cost
-    from scripts.reproduce.grid import plan_grid
+    from scripts.reproduce.planning import GridRequest, plan_runs
     from scripts.reproduce.recipes import PAPER_METHODS
 
     datasets = sorted(f[:-5] for f in os.listdir(os.path.join(REPO, "configs", "datasets"))
                       if f.endswith(".yaml") and not f.startswith("imagenet_") and f != "imagenetv2.yaml")
-    cells = plan_grid(PAPER_METHODS, datasets, [1, 2, 4, 8, 16], [1, 2, 3], backbone, "", tempfile.mkdtemp())
+    cells = plan_runs(GridRequest(PAPER_METHODS, datasets, (1, 2, 4, 8, 16), (1, 2, 3), backbone, "", tempfile.mkdtemp()))
     return grid_cost(cell_configs(cells))
 
 

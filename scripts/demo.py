@@ -131,7 +131,7 @@ def main(argv=None) -> list:
                    help="image side (default: 224 for real CLIP weights, 32 for the tiny random CLIP)")
     args = p.parse_args(argv)
     import train
-    import trainers  # noqa: F401
+    import trainers
     from engine import TRAINER_REGISTRY, setup_logger
 
     setup_logger(None)
@@ -165,7 +165,7 @@ def main(argv=None) -> list:
             logger.info("%s finished in %.1fs", trainer, time.time() - start)
         with open(os.path.join(result["output_dir"], "metrics.json")) as f:
             m = json.load(f)
-        rows.append((trainer, m["accuracy"], m.get("macro_f1") or float("nan"), m["timings"]["wall_s"]))
+        rows.append((trainers.method_spec(trainer).label, m["accuracy"], m.get("macro_f1") or float("nan"), m["timings"]["wall_s"]))
     title = f"Digits, {args.shots}-shot, backbone {os.path.basename(backbone)}, seed {args.seed}"
     notice = [f"**{RANDOM_NOTICE}**", ""] if random_weights else []
     lines = notice + [title, "", "| method | accuracy % | macro-F1 % | wall s |", "|---|---|---|---|"]

@@ -2,7 +2,7 @@
 import os
 
 from scripts.reproduce.cost import DATASET_SIZES, cell_configs, grid_cost
-from scripts.reproduce.grid import plan_grid
+from scripts.reproduce.planning import GridRequest, plan_runs
 
 SMALL = ["DATALOADER.NUM_WORKERS", "0", "DATALOADER.TRAIN_X.BATCH_SIZE", "8", "TRAINER.TaskRes.PREC", "fp32",
          "TRAIN.PRINT_FREQ", "100"]
@@ -12,8 +12,8 @@ def test_cost_counts_views_once_and_subtracts_the_cache(data_root, tiny_clip, tm
     import train
 
     out, cache = str(tmp_path / "out"), str(tmp_path / "cache")
-    cells = plan_grid(["TaskRes", "CLIP_Adapter"], ["caltech101"], [1], [1], tiny_clip, data_root, out, cache,
-                      size=32, epochs=2, extra=SMALL)
+    cells = plan_runs(GridRequest(("TaskRes", "CLIP_Adapter"), ("caltech101",), (1,), (1,), tiny_clip, data_root, out,
+                                  cache, size=32, epochs=2, extra=SMALL))
     classes, n_test = DATASET_SIZES["Caltech101"]
     before = grid_cost(cell_configs(cells), cache)
     # Both methods share the 2-view training entry and the test entry: each view counted once.

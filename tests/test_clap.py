@@ -60,11 +60,11 @@ def test_templates_follow_the_original_policy():
 
 
 def test_methods_declare_label_and_recipe_in_their_modules():
+    import trainers
     from scripts.reproduce.runs import recipe_argv
-    from tools.names import method_label, method_order
 
-    assert method_label("ZSLP") == "ZS-LP" and method_label("CLAP") == "CLAP"
-    assert method_order("TaskRes") < method_order("ZSLP") < method_order("NotAMethod")
+    assert trainers.method_spec("ZSLP").label == "ZS-LP" and trainers.method_spec("CLAP").label == "CLAP"
+    assert trainers.method_spec("TaskRes").table_order == 70 and trainers.method_spec("ZSLP").table_order is None
     argv = recipe_argv("CLAP", "imagenet", 1, "ViT-B/16")
     assert argv[argv.index("--config-file") + 1] == "configs/trainers/CLAP/rn50.yaml"
     assert argv[argv.index("OPTIM.LR") + 1] == "0.1" and argv[argv.index("OPTIM.MAX_EPOCH") + 1] == "300"

@@ -55,10 +55,10 @@ def test_trains_end_to_end_and_eval_only_reproduces(data_root, tiny_clip, cache,
 
 
 def test_launcher_runs_the_declared_recipe(data_root, tiny_clip, tmp_path):
+    import trainers
     from scripts.reproduce.runs import recipe_argv
-    from tools.names import method_label
 
-    assert method_label("CoCoOp") == "CoCoOp"
+    assert trainers.method_spec("CoCoOp").label == "CoCoOp"
     argv = recipe_argv("CoCoOp", "imagenet", 16, "ViT-B/16")
     assert argv[argv.index("--config-file") + 1] == CONFIG
     assert argv[argv.index("OPTIM.LR") + 1] == "0.002" and argv[argv.index("OPTIM.MAX_EPOCH") + 1] == "10"

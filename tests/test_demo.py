@@ -28,7 +28,7 @@ def test_offline_demo_table_plot_notice_and_never_a_stale_run(tmp_path, tiny_cli
     assert table.startswith(f"**NOTICE: offline demo with a {NOTICE}")
     table_on_console = stdout[stdout.index("Digits, 2-shot"):]
     assert NOTICE in stdout[stdout.index("Digits, 2-shot") - 300:stdout.index("Digits, 2-shot")]
-    assert "| ZeroshotCLIP |" in table_on_console and "| TaskRes |" in table
+    assert "| Zero-shot CLIP |" in table_on_console and "| TaskRes |" in table
     assert (tmp_path / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "results.png" in table
     split = json.loads((tmp_path / "data" / "caltech-101" / "split_zhou_Caltech101.json").read_text())
     assert len(split["train"]) + len(split["val"]) + len(split["test"]) == 1797  # every scikit-learn digit

@@ -110,11 +110,11 @@ def test_last_iteration_option_reads_no_val(data_root, tiny_clip, tmp_path, run)
 
 
 def test_label_recipe_and_grid_dry_run(tmp_path, tiny_clip, capsys):
+    import trainers
     from scripts.reproduce import grid
     from scripts.reproduce.runs import recipe_argv
-    from tools.names import method_label
 
-    assert method_label("LPP") == "LP++"
+    assert trainers.method_spec("LPP").label == "LP++"
     argv = recipe_argv("LPP", "imagenet", 16, "ViT-B/16")
     assert argv[argv.index("--config-file") + 1] == CONFIG and argv[argv.index("OPTIM.MAX_EPOCH") + 1] == "300"
     report = grid.main(["--methods", "LPP", "--datasets", "caltech101", "dtd", "--shots", "1", "16", "--seeds", "1",

@@ -12,15 +12,23 @@ import statistics
 
 import pytest
 
+from datasets import DEFAULT_TRACK, TRACKS
 from scripts.reproduce import grid
 from tests.fixtures.synthetic_datasets import write_dataset
 from tools.aggregate import collect
-from tools.names import dataset_label
+from tools.names import TRACK_NAMES, TRACK_TITLES, dataset_label
 from tools.report import build_report
 
 TINY = ["DATALOADER.NUM_WORKERS", "0", "DATALOADER.TRAIN_X.BATCH_SIZE", "8", "DATALOADER.TEST.BATCH_SIZE", "16",
         "FEATURE_CACHE.NUM_VIEWS", "2", "TRAIN.PRINT_FREQ", "100", "OPTIM.LR", "0.1"]
 AGNOSTIC = "CoOp"  # its unified context names no class (CLASS_AGNOSTIC): it transfers to unseen classes
+# The report names methods by their display names (the runs here are all modified: "<label> [modified <hex>]").
+LABELS = {"ZeroshotCLIP": "Zero-shot CLIP", "TaskRes": "TaskRes", "CoOp": "CoOp", "TipAdapter": "Tip-Adapter",
+          "TipAdapterF": "Tip-Adapter-F", "LinearProbeCLIP": "Linear probe", "LPP": "LP++"}
+FIRST = TRACK_TITLES[TRACK_NAMES[0]]  # the track of the tables under each backbone heading
+# Fields a run written before the naming and track fields (schema 1) lacks.
+NEWER_FIELDS = ("track", "tracks", "read_validation", "schema", "result_name", "label", "table_order", "shot_free",
+                "selects_on_val")
 
 
 def _grid(data, out, clip, *more, methods, datasets, shots=(2,), seeds=(1,)):
@@ -90,7 +98,7 @@ def test_base2novel_trains_on_base_and_evaluates_transferable_methods_on_new(b2n
 def test_base2novel_report_cells_and_harmonic_mean(b2n, tmp_path):
     runs = _metrics(b2n["out"])
     markdown = open(build_report(str(b2n["out"]), str(tmp_path / "R.md"), include_modified=True)["markdown"]).read()
-    section = _section(markdown, "## Base-to-novel (few-shot validation)")
+    section = _section(markdown, f"## Base-to-novel ({FIRST})")
     table = _rows(section, key_cols=2)
     for d in ("Caltech101", "DescribableTextures"):
         for method in ("ZeroshotCLIP", "TaskRes", AGNOSTIC):
@@ -98,7 +106,7 @@ def test_base2novel_report_cells_and_harmonic_mean(b2n, tmp_path):
                     and m["classes"] == "base"]
             new = [m["accuracy"] for m in runs.values() if m["method"] == method and m["dataset"] == d
                    and m["classes"] == "new"]
-            [label] = [k for k in table if k[0] == dataset_label(d) and k[1].startswith(method + " ")]
+            [label] = [k for k in table if k[0] == dataset_label(d) and k[1].startswith(LABELS[method] + " [")]
             cells = table[label]
             assert cells[0] == _fmt(base)
             if method == "TaskRes":  # per-class residual: shown, with its new-class cells marked n/a
@@ -109,10 +117,9 @@ def test_base2novel_report_cells_and_harmonic_mean(b2n, tmp_path):
     # two of the 11 datasets: the average row says so instead of averaging what is there
     averages = {k[1]: v for k, v in table.items() if k[0] == "Average"}
     assert all(v[0] == "incomplete (2/11)" for v in averages.values())
-    # these methods read no validation data: the same runs fill the validation-free table, marked
-    valfree = _rows(_section(markdown, "## Base-to-novel (validation-free)"), key_cols=2)
-    assert {k[1] for k in valfree if k[0] != "Average"} == {f"{k[1].replace(' (ours)', '')} ◇ (ours)"
-                                                             for k in table if k[0] != "Average"}
+    # these methods read no validation data: their runs serve every track, so no other track repeats the table
+    assert all(set(m["tracks"]) == set(TRACKS) for m in runs.values())
+    assert "## Base-to-novel (validation-free)" not in markdown and "## Base-to-novel (few-shot validation)" not in markdown
     # base-trained runs never fill the few-shot tables
     fewshot = _section(markdown, "### 2 shots") if "### 2 shots\n" in markdown else ""
     assert "(ours)" not in fewshot
@@ -129,46 +136,54 @@ def test_tracks_record_what_was_read_and_are_never_mixed(tmp_path, tiny_clip):
     assert [c.method for c in second.skipped] == ["TaskRes"]
     runs = _metrics(out)
     by = {(m["method"], m["track"]): m for m in runs.values()}
-    assert by[("TaskRes", "fewshot_val")]["tracks"] == ["fewshot_val", "valfree"]
-    assert not by[("TaskRes", "fewshot_val")]["read_validation"]
+    assert by[("TaskRes", DEFAULT_TRACK)]["tracks"] == list(TRACKS)
+    assert not by[("TaskRes", DEFAULT_TRACK)]["read_validation"]
     for method in methods[1:]:
-        paper, free = by[(method, "fewshot_val")], by[(method, "valfree")]
-        assert paper["tracks"] == ["fewshot_val"] and paper["read_validation"]
+        paper, free = by[(method, DEFAULT_TRACK)], by[(method, "valfree")]
+        assert paper["tracks"] == [DEFAULT_TRACK] and paper["read_validation"]
         assert free["tracks"] == ["valfree"] and not free["read_validation"]
     folders = {(m["method"], m["track"]): k for k, m in runs.items()}
-    assert "_valfree" in folders[("TipAdapter", "valfree")] and "_valfree" not in folders[("TipAdapter", "fewshot_val")]
+    assert "_valfree" in folders[("TipAdapter", "valfree")] and "_valfree" not in folders[("TipAdapter", DEFAULT_TRACK)]
     # the fixed settings of the valfree track: Tip-Adapter's paper defaults, no search; the last epoch; C = 1
     assert by[("TipAdapter", "valfree")]["extra"]["alpha"] == 1.0 and by[("TipAdapter", "valfree")]["extra"]["beta"] == 5.5
     assert not by[("TipAdapter", "valfree")]["extra"]["search_hp"]
     assert by[("TipAdapterF", "valfree")]["extra"]["best_epoch"] == 2
     assert by[("LinearProbeCLIP", "valfree")]["extra"]["C"] == 1.0
-    assert by[("LPP", "fewshot_val")]["extra"]["select_on_val"] and not by[("LPP", "valfree")]["extra"]["select_on_val"]
+    assert by[("LPP", DEFAULT_TRACK)]["extra"]["select_on_val"] and not by[("LPP", "valfree")]["extra"]["select_on_val"]
 
+    # The default track's table: under the backbone heading when it is the first track, else in its own section.
+    default_heading = ("### 2 shots" if DEFAULT_TRACK == TRACK_NAMES[0]
+                       else f"### {tiny_clip}, 2 shots ({TRACK_TITLES[DEFAULT_TRACK]})")
     markdown = open(build_report(str(out), str(tmp_path / "R.md"), include_modified=True)["markdown"]).read()
-    paper_table = _rows(_section(markdown, "### 2 shots"))
-    free_table = _rows(_section(markdown, f"### {tiny_clip}, 2 shots (validation-free)"))
+    default_table = _rows(_section(markdown, default_heading))
+    free_section = _section(markdown, f"### {tiny_clip}, 2 shots (validation-free)")
+    free_table = _rows(free_section)
+    assert "*Track `valfree` (validation-free): no run reads validation data" in free_section
     cal = 1  # the Caltech101 column (ImageNet's comes first)
     for method in methods:
-        [paper_label] = [k for k in paper_table if k[0].startswith(method + " ")]
-        [free_label] = [k for k in free_table if k[0].startswith(method + " ")]
-        assert paper_table[paper_label][cal] == _fmt([by[(method, "fewshot_val")]["accuracy"]])
-        expected = by[(method, "fewshot_val" if method == "TaskRes" else "valfree")]["accuracy"]
+        [default_label] = [k for k in default_table if k[0].startswith(LABELS[method] + " ")]
+        [free_label] = [k for k in free_table if k[0].startswith(LABELS[method] + " ")]
+        assert default_table[default_label][cal] == _fmt([by[(method, DEFAULT_TRACK)]["accuracy"]])
+        expected = by[(method, DEFAULT_TRACK if method == "TaskRes" else "valfree")]["accuracy"]
         assert free_table[free_label][cal] == _fmt([expected])
         assert ("◇" in free_label[0]) == (method == "TaskRes")  # shared runs are marked, never silently doubled
 
-    # Runs written before tracks were recorded are judged by the same rule: TaskRes's still serves both tables
-    # (the valfree grid above reused it), a selecting method's stays in the paper's track.
+    # Runs written before the track and naming fields (schema 1) are judged by the rule of then: TaskRes's serves
+    # every table (the valfree grid above reused it), a selecting method's stays in the track it ran in,
+    # few-shot validation (the paper's protocol before the paper track existed).
     for method in ("TaskRes", "TipAdapter"):
-        path = out / folders[(method, "fewshot_val")] / "metrics.json"
-        old = {k: v for k, v in by[(method, "fewshot_val")].items() if k not in ("track", "tracks", "read_validation")}
-        path.write_text(json.dumps(old))
+        path = out / folders[(method, DEFAULT_TRACK)] / "metrics.json"
+        path.write_text(json.dumps({k: v for k, v in by[(method, DEFAULT_TRACK)].items() if k not in NEWER_FIELDS}))
     tracks = {(r.method, r.path): r.tracks for r in collect(str(out)).rows}
-    assert tracks[("TaskRes", str(out / folders[("TaskRes", "fewshot_val")]))] == "fewshot_val+valfree"
-    assert tracks[("TipAdapter", str(out / folders[("TipAdapter", "fewshot_val")]))] == "fewshot_val"
+    assert tracks[("TaskRes", str(out / folders[("TaskRes", DEFAULT_TRACK)]))] == "+".join(TRACK_NAMES)
+    assert tracks[("TipAdapter", str(out / folders[("TipAdapter", DEFAULT_TRACK)]))] == "fewshot_val"
     markdown = open(build_report(str(out), str(tmp_path / "R2.md"), include_modified=True)["markdown"]).read()
     free_table = _rows(_section(markdown, f"### {tiny_clip}, 2 shots (validation-free)"))
     [taskres] = [k for k in free_table if k[0].startswith("TaskRes ")]
-    assert free_table[taskres][cal] == _fmt([by[("TaskRes", "fewshot_val")]["accuracy"]])
+    assert free_table[taskres][cal] == _fmt([by[("TaskRes", DEFAULT_TRACK)]["accuracy"]])
+    old_table = _rows(_section(markdown, f"### {tiny_clip}, 2 shots (few-shot validation)"))
+    [tip] = [k for k in old_table if k[0].startswith("Tip-Adapter [")]
+    assert old_table[tip][cal] == _fmt([by[("TipAdapter", DEFAULT_TRACK)]["accuracy"]])
 
 
 def test_valfree_refuses_validation_data_and_best_val(tmp_path, tiny_clip, data_root):
@@ -214,10 +229,10 @@ def test_cross_dataset_and_dg_evaluate_imagenet_runs(tmp_path, tiny_clip, capsys
     assert {c.method for c in dg.skipped} == {AGNOSTIC, "ZeroshotCLIP"}  # their ImageNet runs are reused
     runs = _metrics(out)
     markdown = open(build_report(str(out), str(tmp_path / "R.md"), include_modified=True)["markdown"]).read()
-    table = _rows(_section(markdown, "## Cross-dataset transfer (few-shot validation)"))
+    table = _rows(_section(markdown, f"## Cross-dataset transfer ({FIRST})"))
     assert not [k for k in table if k[0].startswith("TaskRes")]
     for method in ("ZeroshotCLIP", AGNOSTIC):
-        [label] = [k for k in table if k[0].startswith(method + " ")]
+        [label] = [k for k in table if k[0].startswith(LABELS[method] + " [")]
         own = [m for m in runs.values() if m["method"] == method and m["dataset"] == "ImageNet" and not m["eval_only"]]
         assert table[label][0] == _fmt([own[0]["accuracy"]])
         for col, d in ((1, "Caltech101"), (2, "DescribableTextures")):
@@ -228,7 +243,7 @@ def test_cross_dataset_and_dg_evaluate_imagenet_runs(tmp_path, tiny_clip, capsys
     assert set(v2) == set(methods) and all(m["source"]["dataset"] == "ImageNet" for m in v2.values())
     dg_table = _rows(_section(markdown, "### ImageNet (2 shots) to ImageNet-V2 / -Sketch / -A / -R"))
     for method, m in v2.items():
-        [label] = [k for k in dg_table if k[0].startswith(method + " ")]
+        [label] = [k for k in dg_table if k[0].startswith(LABELS[method] + " [")]
         assert dg_table[label][1] == _fmt([m["accuracy"]])  # the columns: ImageNet, then -V2
 
 

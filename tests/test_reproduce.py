@@ -6,6 +6,7 @@ result, a dataset missing on disk) through the local worker pool and submitit's 
 aggregate it into the report.
 """
 import csv
+import dataclasses
 import json
 import os
 import shutil
@@ -15,8 +16,10 @@ import sys
 
 import pytest
 
+import trainers
 from scripts.reproduce import grid
-from scripts.reproduce.recipes import RECIPES, Recipe, RecipeError, get_recipe
+from scripts.reproduce.execution import OUTPUT_FILE, make_submitit_executor, pool_slots
+from scripts.reproduce.recipes import RecipeError, get_recipe
 from tests.fixtures.synthetic_datasets import write_dataset
 from tools import names
 from tools.aggregate import collect
@@ -28,6 +31,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["DATALOADER.NUM_WORKERS", "0", "DATALOADER.TRAIN_X.BATCH_SIZE", "8", "DATALOADER.TEST.BATCH_SIZE", "16",
         "FEATURE_CACHE.NUM_VIEWS", "2", "TRAIN.PRINT_FREQ", "100", "OPTIM.LR", "0.1"]
 METHODS, DATASETS, SHOTS, SEEDS = ["ZeroshotCLIP", "TaskRes"], ["caltech101", "dtd"], [1, 2], [1, 2]
+LABELS = {"ZeroshotCLIP": "Zero-shot CLIP", "TaskRes": "TaskRes"}
 
 
 def _grid_argv(data, out, clip, *more, methods=METHODS, datasets=DATASETS, shots=SHOTS, seeds=SEEDS):
@@ -109,8 +113,13 @@ def test_rerun_skips_finished_cells(tree):
 
 
 def test_pool_reruns_a_lost_result_and_reports_a_failure(tree, tiny_clip):
-    """Local worker pool (train.py subprocesses): a deleted metrics.json is run again; a dataset that is not on
-    disk fails its cell without stopping the other, and the failure names its log."""
+    """Local worker pool (train.py subprocesses): a deleted metrics.json is run again; a dataset whose images are
+    gone (its folders and split file are there, so the pre-flight passes) fails its cell without stopping the
+    other, and the failure names its log."""
+    write_dataset("EuroSAT", str(tree["data"]), num_classes=4, per_class=10)
+    for dirpath, _, files in os.walk(tree["data"] / "eurosat" / "2750"):
+        for f in files:
+            os.remove(os.path.join(dirpath, f))
     lost = _folder(tree["out"] / "caltech101" / "TaskRes", f"{_tag(tiny_clip)}_1shots") / "seed1" / "metrics.json"
     lost.unlink()
     report = grid.main(_grid_argv(tree["data"], tree["out"], tiny_clip, "--workers", "2", methods=["TaskRes"],
@@ -118,8 +127,18 @@ def test_pool_reruns_a_lost_result_and_reports_a_failure(tree, tiny_clip):
     assert [r.cell.dataset for r in report.ran if r.ok] == ["caltech101"] and lost.is_file()
     [failed] = report.failed
     assert failed.cell.dataset == "eurosat" and failed.error.startswith("exit ")
-    output = os.path.join(failed.cell.out_dir, grid.OUTPUT_FILE)
-    assert output in failed.logs and "error" in open(output).read().lower()
+    output = os.path.join(failed.cell.out_dir, OUTPUT_FILE)
+    assert output in failed.logs and "images" in open(output).read().lower()
+
+
+def test_preflight_stops_a_grid_before_any_run(tree, tiny_clip, tmp_path, caplog):
+    """A dataset folder that is not there: the grid lists the problem, with the fix, and runs nothing."""
+    out = tmp_path / "out"
+    with caplog.at_level("INFO"), pytest.raises(SystemExit) as stop:
+        grid.main(_grid_argv(tree["data"], out, tiny_clip, methods=["ZeroshotCLIP"], datasets=["caltech101", "ucf101"]))
+    assert stop.value.code == 1 and not (out / "caltech101").exists()
+    [line] = [r.getMessage() for r in caplog.records if "ucf101" in r.getMessage()]
+    assert f"dataset folder {tree['data'] / 'ucf101'} is missing" in line and "leave ucf101 out of --datasets" in line
 
 
 def test_submitit_local_executor_runs_a_cell(tree, tiny_clip):
@@ -152,10 +171,14 @@ def test_eval_variants_evaluates_finished_imagenet_runs(tmp_path, tiny_clip):
 
 
 def test_missing_method_config_is_a_clear_error_when_planning(monkeypatch, tmp_path):
-    monkeypatch.setitem(RECIPES, "NewMethod", Recipe("NewMethod", "configs/trainers/NewMethod/rn50.yaml",
-                                                     lambda d, k: {}))
-    with pytest.raises(SystemExit, match="NewMethod/rn50.yaml does not exist"):
-        grid.main(["--methods", "NewMethod", "--dry-run", "--output", str(tmp_path)])
+    cls = trainers.declared_methods()["TaskRes"]
+    monkeypatch.setattr(cls, "SPEC", dataclasses.replace(trainers.method_spec("TaskRes"),
+                                                         recipe_config="configs/trainers/TaskRes/nope.yaml"),
+                        raising=False)
+    with pytest.raises(SystemExit, match="TaskRes/nope.yaml does not exist"):
+        grid.main(["--methods", "TaskRes", "--dry-run", "--output", str(tmp_path)])
+    with pytest.raises(SystemExit, match="Unknown method 'Nope'"):
+        grid.main(["--methods", "Nope", "--dry-run", "--output", str(tmp_path)])
     with pytest.raises(RecipeError, match="No recipe for method 'Nope'"):
         get_recipe("Nope")
     with pytest.raises(SystemExit, match="Unknown dataset"):
@@ -242,7 +265,8 @@ def test_report_tables_and_plot(tree, tmp_path):
     for path in _metrics_files(root):
         m = json.loads(open(path).read())
         shots = 0 if m["method"] == "ZeroshotCLIP" else m["shots"]
-        label[m["method"]] = f"{m['method']} [modified {m['variant']}]"
+        # modified runs are labelled by their method's display name, never its trainer id
+        label[m["method"]] = f"{LABELS[m['method']]} [modified {m['variant']}]"
         expected.setdefault((label[m["method"]], m["dataset"], shots), []).append(m["accuracy"])
     expected[(label["TaskRes"], "Caltech101", 1)].append(41.5)
     assert len(expected) == 6  # 2 zero-shot cells, 4 TaskRes cells
@@ -306,32 +330,30 @@ def test_report_keeps_modified_runs_out_of_ours_by_default(tree, tmp_path):
         assert {r["variant"] != "" for r in csv.DictReader(f)} == {True}
 
 
-def test_pool_gives_each_worker_one_visible_gpu(monkeypatch, tmp_path):
+def test_pool_gives_each_worker_one_visible_gpu(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
-    cells = grid.plan_grid(["TaskRes"], ["caltech101"], [1, 2], [1, 2, 3], "RN50", str(tmp_path), str(tmp_path))
-    used = []
-
-    def fake_run_cell(cell, gpu=None, **kwargs):
-        used.append(gpu)
-        return grid.CellResult(cell, True)
-
-    monkeypatch.setattr(grid, "run_cell", fake_run_cell)
-    results = grid.run_pool(cells)
-    assert len(results) == 6 and set(used) <= {"3", "5"} and len(used) == 6
+    assert pool_slots() == ["3", "5"]  # one worker per visible GPU
+    assert pool_slots(3) == ["3", "5", "3"]  # more workers share the GPUs in turn
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert pool_slots() == [None] and pool_slots(2) == [None, None]  # CPU: one worker unless told
 
 
-def test_slurm_executor_parameters(monkeypatch, tmp_path):
-    """submitit accepts every parameter the driver passes (a stub ``srun`` stands in for a cluster)."""
-    srun = tmp_path / "bin" / "srun"
-    srun.parent.mkdir()
-    srun.write_text("#!/bin/sh\nexit 0\n")
-    srun.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{srun.parent}{os.pathsep}{os.environ['PATH']}")
-    ex = grid.make_submitit_executor("slurm", str(tmp_path / "jobs"), timeout_min=90, partition="gpu",
-                                     array_parallelism=16, mem_gb=32, slurm_params={"account": "lab"})
-    params = ex._executor.parameters
-    assert (params["partition"], params["time"], params["gpus_per_node"], params["array_parallelism"]) == ("gpu", 90, 1, 16)
-    assert params["account"] == "lab"
+def test_slurm_executor_writes_the_asked_parameters(monkeypatch, tmp_path):
+    """The sbatch script submitit writes for the grid's executor (stub ``sbatch``/``srun`` stand in for a cluster)."""
+    for tool in ("sbatch", "srun"):
+        path = tmp_path / "bin" / tool
+        path.parent.mkdir(exist_ok=True)
+        path.write_text("#!/bin/sh\necho 'Submitted batch job 42'\n")
+        path.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    ex = make_submitit_executor("slurm", str(tmp_path / "jobs"), timeout_min=90, partition="gpu",
+                                array_parallelism=2, mem_gb=32, slurm_params={"account": "lab"})
+    jobs = ex.map_array(int, ["1", "2", "3"])
+    assert [j.job_id for j in jobs] == ["42_0", "42_1", "42_2"] and str(ex.folder) == str(tmp_path / "jobs")
+    script = set(jobs[0].paths.submission_file.read_text().splitlines())
+    assert {"#SBATCH --partition=gpu", "#SBATCH --time=90", "#SBATCH --array=0-2%2", "#SBATCH --mem=32GB",
+            "#SBATCH --account=lab", "#SBATCH --gpus-per-node=1", "#SBATCH --cpus-per-task=8",
+            "#SBATCH --job-name=taskres-grid"} <= script
 
 
 def test_driver_skips_what_the_shell_launcher_finished(tree, tmp_path, capsys):

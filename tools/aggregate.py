@@ -20,10 +20,14 @@ driver's ``--eval-variants``, ``--protocol cross_dataset|dg``), and on the new c
 (``source_dataset``).
 
 Protocol fields (``metrics.json``): ``classes`` (all, base or new), ``tracks`` (the selection tracks whose
-rules the run satisfies, ``+``-joined: ``fewshot_val``, ``valfree`` or both) and ``class_agnostic``. A run
-from before they were recorded, or read from ``log.txt``, ran in the paper's track (``fewshot_val``) and is judged
-by the rule new runs record (``datasets.satisfied_tracks``): a method that never selects on validation data
-satisfies both tracks.
+rules the run satisfies: ``paper``, ``fewshot_val``, ``valfree``) and ``class_agnostic``.
+
+Names (``docs/reports.md``): a schema-2 ``metrics.json`` (``"schema": 2``) names its row (``result_name``: ``TaskRes*``
+for an enhanced run, else the trainer) and carries the method's ``label``, ``table_order``, ``shot_free`` and
+``selects_on_val``; a schema-1 one (no ``schema``), or a run read from ``log.txt``, takes them from the frozen
+table of ``tools.legacy`` (``TaskRes*`` from an ``_enhanced`` folder or the config), and its tracks by the rule of
+then: a method that never selects on validation data, in a run that read none, serves every track; any other
+run only the track it ran in (``fewshot_val`` when none is recorded). Nothing here imports the training code.
 """
 import argparse
 import csv
@@ -34,7 +38,10 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Tuple
 
-from tools.names import OPENAI_BACKBONES, SHOT_FREE_METHODS, backbone_tag, dataset_name, selects_on_val
+import yaml
+
+from tools.legacy import MethodNames, names_of, schema1_tracks
+from tools.names import OPENAI_BACKBONES, TRACK_NAMES, backbone_tag, dataset_name
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +49,9 @@ SKIP_DIRS = {"feature_cache", ".submitit", "tensorboard", "__pycache__"}
 _ACC_RE = re.compile(r"\*\s*accuracy:\s*([0-9.]+)%")
 _TEST_MARK = "Evaluate on the *test* set"
 _LAYOUT_RE = re.compile(r"^(?P<tag>.+)_(?:(?P<shots>\d+)shots(?P<enhanced>_enhanced)?|zeroshot)"
-                        r"(?:_(?P<classes>base|new))?(?:_(?P<track>valfree))?(?:_(?P<variant>[0-9a-f]{8}))?$")
-PAPER_TRACK = "fewshot_val"  # the track of a run that records none (the paper's protocol)
+                        r"(?:_(?P<classes>base|new))?(?:_(?P<track>" + "|".join(TRACK_NAMES) + r"))?"
+                        r"(?:_(?P<variant>[0-9a-f]{8}))?$")
+SCHEMA = 2  # the newest metrics.json schema this module reads
 _SEED_RE = re.compile(r"^seed(?P<seed>\d+)$")
 
 
@@ -61,9 +69,17 @@ class RunRow:
     path: str = ""
     variant: str = ""       # "" for the recipe's run; 8 hex naming how a modified run differs from it
     classes: str = "all"    # DATASET.SUBSAMPLE_CLASSES: all, base or new (base-to-novel)
-    tracks: str = PAPER_TRACK  # selection tracks whose rules the run satisfies, "+"-joined
+    tracks: str = "+".join(TRACK_NAMES)  # selection tracks whose rules the run satisfies, "+"-joined
     source_dataset: str = ""   # eval rows: the dataset the evaluated model was trained on
     class_agnostic: bool = False  # the method's trained state transfers to unseen classes
+    label: str = ""            # the method's display name ("" : the method's name)
+    table_order: Optional[int] = None
+    shot_free: bool = False
+    selects_on_val: bool = False
+    schema: int = 1            # the metrics.json schema the row was read from (1: also log.txt)
+
+    def __post_init__(self):
+        self.label = self.label or self.method
 
     def in_track(self, track: str) -> bool:
         return track in self.tracks.split("+")
@@ -73,6 +89,7 @@ class RunRow:
 class Collection:
     rows: List[RunRow] = field(default_factory=list)
     unfinished: List[str] = field(default_factory=list)   # run folders without a test accuracy
+    unreadable: List[str] = field(default_factory=list)   # "<file>: <why>" for files that name no run
     duplicates: List[str] = field(default_factory=list)   # folders whose (method, dataset, ...) was seen already
 
 
@@ -93,11 +110,9 @@ def _read_config(run_dir: str) -> dict:
     if not os.path.isfile(path):
         return {}
     try:
-        import yaml
-
         with open(path) as f:
             return yaml.safe_load(f) or {}
-    except Exception as err:  # an unreadable config only loses the fall-back identity
+    except (OSError, yaml.YAMLError) as err:  # an unreadable config only loses the fall-back identity
         logger.warning("Cannot read %s: %s", path, err)
         return {}
 
@@ -105,9 +120,19 @@ def _read_config(run_dir: str) -> dict:
 def _from_metrics(run_dir: str, kind: str) -> RunRow:
     with open(os.path.join(run_dir, "metrics.json")) as f:
         m = json.load(f)
-    method = m["method"]
-    if method == "TaskRes" and _is_enhanced(run_dir, _read_config(run_dir)):
-        method = "TaskRes*"
+    schema = int(m.get("schema") or 1)
+    if schema > SCHEMA:
+        raise ValueError(f"schema {schema} is newer than this report reads ({SCHEMA}); update the repository")
+    if schema >= 2:
+        method = m["result_name"]
+        names = MethodNames(m["label"], m["table_order"], bool(m["shot_free"]), bool(m["selects_on_val"]))
+        tracks = list(m["tracks"])
+    else:
+        method = m["method"]
+        if method == "TaskRes" and _is_enhanced(run_dir, _read_config(run_dir)):
+            method = "TaskRes*"
+        names = names_of(method)
+        tracks = schema1_tracks(method, m.get("track"), bool(m.get("read_validation", False)), TRACK_NAMES)
     variant = m.get("variant") or _folder_variant(run_dir, kind)
     marks = []
     if m.get("official_split") is False:  # a split built from raw annotations: another test set
@@ -120,21 +145,13 @@ def _from_metrics(run_dir: str, kind: str) -> RunRow:
     if kind == "eval" and not source_dataset:  # an evaluation from before sources were recorded: ImageNet's
         source_dataset = "ImageNet"
     return RunRow(method=method, dataset=dataset_name(m["dataset"]), backbone=m["backbone"],
-                  shots=0 if method in SHOT_FREE_METHODS else int(m["shots"]),
+                  shots=0 if names.shot_free else int(m["shots"]),
                   seed=int(m["seed"]), accuracy=float(m["accuracy"]), macro_f1=m.get("macro_f1"), kind=kind,
                   source="metrics.json", path=run_dir, variant=variant, classes=str(m.get("classes") or "all"),
-                  tracks="+".join(m.get("tracks") or _old_run_tracks(method, str(m.get("track") or PAPER_TRACK),
-                                                                    bool(m.get("read_validation", False)))),
-                  source_dataset=source_dataset,
-                  class_agnostic=bool(m.get("class_agnostic", False)))
-
-
-def _old_run_tracks(method: str, track: str, read_validation: bool) -> List[str]:
-    """The tracks of a run that recorded none (written before tracks existed), by the rule new runs record
-    (``datasets.satisfied_tracks``): a method that never selects on validation data satisfies both."""
-    from datasets import satisfied_tracks
-
-    return satisfied_tracks(track, read_validation, selects_on_val(method))
+                  tracks="+".join(tracks), source_dataset=source_dataset,
+                  class_agnostic=bool(m.get("class_agnostic", False)), label=names.label,
+                  table_order=names.table_order, shot_free=names.shot_free, selects_on_val=names.selects_on_val,
+                  schema=schema)
 
 
 def _folder_variant(run_dir: str, kind: str) -> str:
@@ -164,7 +181,7 @@ def _from_log(run_dir: str, kind: str) -> Optional[RunRow]:
         return None
     cfg = _read_config(run_dir)
     parts = os.path.normpath(run_dir).split(os.sep)
-    layout = {}
+    layout, tag = {}, None
     if len(parts) >= 4 and _SEED_RE.match(parts[-1]) and _LAYOUT_RE.match(parts[-2]):
         tag = _LAYOUT_RE.match(parts[-2])
         layout = dict(dataset=parts[-4], method=parts[-3], shots=int(tag["shots"] or 0), backbone=_backbone(tag["tag"]),
@@ -176,19 +193,18 @@ def _from_log(run_dir: str, kind: str) -> Optional[RunRow]:
         shots = int(cfg["DATASET"]["NUM_SHOTS"]) if cfg.get("DATASET", {}).get("NUM_SHOTS") is not None else layout["shots"]
         seed = int(cfg["SEED"]) if cfg.get("SEED") is not None else layout["seed"]
     except KeyError:
-        logger.warning("Skipping %s: no metrics.json, and neither config.yaml nor the folder layout names the run",
-                       run_dir)
-        return None
+        raise ValueError("no metrics.json, and neither config.yaml nor the folder layout names the run") from None
     if method == "TaskRes" and _is_enhanced(run_dir, cfg):
         method = "TaskRes*"
-    if method in SHOT_FREE_METHODS:
-        shots = 0
+    names = names_of(method)
     data_cfg = cfg.get("DATASET", {}) or {}
-    return RunRow(method=method, dataset=dataset_name(dataset), backbone=backbone, shots=shots, seed=seed,
-                  accuracy=acc, kind=kind, source="log.txt", path=run_dir, variant=_folder_variant(run_dir, kind),
-                  classes=str(data_cfg.get("SUBSAMPLE_CLASSES") or "all"),
-                  tracks="+".join(_old_run_tracks(method, str(data_cfg.get("TRACK") or PAPER_TRACK), False)),
-                  source_dataset="ImageNet" * (kind == "eval"))
+    track = data_cfg.get("TRACK") or (tag["track"] if tag else None)
+    return RunRow(method=method, dataset=dataset_name(dataset), backbone=backbone, shots=0 if names.shot_free else shots,
+                  seed=seed, accuracy=acc, kind=kind, source="log.txt", path=run_dir,
+                  variant=_folder_variant(run_dir, kind), classes=str(data_cfg.get("SUBSAMPLE_CLASSES") or "all"),
+                  tracks="+".join(schema1_tracks(method, track, False, TRACK_NAMES)),
+                  source_dataset="ImageNet" * (kind == "eval"), label=names.label, table_order=names.table_order,
+                  shot_free=names.shot_free, selects_on_val=names.selects_on_val)
 
 
 def collect(root: str) -> Collection:
@@ -201,15 +217,19 @@ def collect(root: str) -> Collection:
         dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
         kind = "eval" if os.path.basename(dirpath).startswith("eval_") else "run"
         row = None
-        if "metrics.json" in filenames:
-            try:
+        name = "metrics.json" if "metrics.json" in filenames else "log.txt" if "log.txt" in filenames else ""
+        try:
+            if name == "metrics.json":
                 row = _from_metrics(dirpath, kind)
-            except (OSError, ValueError, KeyError) as err:
-                logger.warning("Unreadable %s: %s", os.path.join(dirpath, "metrics.json"), err)
-        elif "log.txt" in filenames:
-            row = _from_log(dirpath, kind)
-            if row is None:
-                out.unfinished.append(dirpath)
+            elif name == "log.txt":
+                row = _from_log(dirpath, kind)
+                if row is None:
+                    logger.warning("No test accuracy (unfinished or failed run): %s", dirpath)
+                    out.unfinished.append(dirpath)
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            why = f"no {err.args[0]!r} field" if isinstance(err, KeyError) else str(err)
+            out.unreadable.append(f"{os.path.join(dirpath, name)}: {why}")
+            logger.warning("Unreadable %s", out.unreadable[-1])
         if row is not None:
             rows.append(row)
     # A log-only run names its backbone by the folder tag; take the full name from runs with metrics.json.
@@ -226,8 +246,6 @@ def collect(root: str) -> Collection:
             continue
         seen[key] = row.path
         out.rows.append(row)
-    if out.unfinished:
-        logger.info("%d run folder(s) without a test accuracy (unfinished or failed)", len(out.unfinished))
     return out
 
 

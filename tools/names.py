@@ -2,9 +2,9 @@
 
 Datasets have three names: the config name used on the command line and in output folders
 (``caltech101``), the ``DATASET.NAME`` written into ``metrics.json`` (``Caltech101``) and a short
-column label (``Cal``). Methods are named by their trainer (``TRAINER.NAME``); ``TaskRes*`` is
-TaskRes run from an enhanced base. A method's display name, table position and shot-freeness are declared
-on its trainer class, in its own module (``declared_names``); this module holds no per-method entry.
+column label (``Cal``). Methods name themselves: each run's ``metrics.json`` carries its method's display name
+and table position (``tools.methods``); this module holds no per-method entry. Pure data and string functions:
+importing it imports neither torch nor any part of the training code.
 """
 import os
 from typing import Dict, Optional, Tuple
@@ -41,79 +41,24 @@ NAME_TO_LABEL: Dict[str, str] = {n: lab for _, n, lab in FEWSHOT_DATASETS + VARI
 FEWSHOT_NAMES: Tuple[str, ...] = tuple(n for _, n, _ in FEWSHOT_DATASETS)
 VARIANT_NAMES: Tuple[str, ...] = tuple(n for _, n, _ in VARIANT_DATASETS)
 
-_MODIFIED = " [modified "
+# The selection tracks (``DATASET.TRACK``; their names reach tools through ``metrics.json``), in report order:
+# (name, title, what the track allows). A test checks that this covers ``datasets.TRACKS``.
+TRACKS: Tuple[Tuple[str, str, str], ...] = (
+    ("paper", "paper protocol",
+     "each method selects on exactly what its original selected on (validation data), never on the test set"),
+    ("fewshot_val", "few-shot validation",
+     "a method that selects reads min(K, 4) validation images per class, nothing more"),
+    ("valfree", "validation-free",
+     "no run reads validation data; a method that selects uses one fixed setting for every dataset and shot count"),
+)
+TRACK_NAMES: Tuple[str, ...] = tuple(t for t, _, _ in TRACKS)
+TRACK_TITLES: Dict[str, str] = {t: title for t, title, _ in TRACKS}
+TRACK_RULES: Dict[str, str] = {t: rule for t, _, rule in TRACKS}
 
 
-def modified_label(method: str, variant: str) -> str:
+def modified_label(label: str, variant: str) -> str:
     """The name a modified run (one that differs from its recipe) carries in tables and plots."""
-    return f"{method}{_MODIFIED}{variant}]"
-
-
-def base_method(method: str) -> str:
-    """``TaskRes [modified 1a2b3c4d]`` -> ``TaskRes``."""
-    return method.split(_MODIFIED, 1)[0]
-
-
-_DECLARED: Optional[Dict[str, Tuple[str, bool]]] = None
-
-
-def declared_names() -> Dict[str, Tuple[str, bool]]:
-    """Result name -> (display name, shot-free), in table order, as the methods declare them on their trainer
-    classes (trainers/__init__.py): ``LABEL`` (None: the trainer name), ``EXTRA_LABELS`` (other result names the
-    trainer makes, e.g. ``TaskRes*``, placed right after it), ``SHOT_FREE``; ordered by ``TABLE_ORDER`` (the
-    paper's methods), then the others in discovery order.
-
-    Read once, on first use (it imports ``trainers``, hence torch). A broken method module must not stop a
-    report: a failed import logs a warning and leaves every name as it is.
-    """
-    global _DECLARED
-    if _DECLARED is None:
-        try:
-            import trainers
-
-            classes = list(trainers.declared_methods().items())
-        except Exception as err:  # noqa: BLE001  (any import failure: fall back to trainer names)
-            import logging
-
-            logging.getLogger(__name__).warning("Method display names: trainers could not be imported (%s)", err)
-            classes = []
-        ordered = sorted(enumerate(classes), key=lambda ic: (getattr(ic[1][1], "TABLE_ORDER", None) is None,
-                                                              getattr(ic[1][1], "TABLE_ORDER", None) or 0, ic[0]))
-        _DECLARED = {}
-        for _, (name, cls) in ordered:
-            shot_free = bool(getattr(cls, "SHOT_FREE", False))
-            _DECLARED[name] = (getattr(cls, "LABEL", None) or name, shot_free)
-            for extra, label in getattr(cls, "EXTRA_LABELS", ()):
-                _DECLARED.setdefault(extra, (label, shot_free))
-    return _DECLARED
-
-
-def selects_on_val(method: str) -> bool:
-    """Whether the method chooses hyper-parameters or epochs on validation data (``SELECTS_ON_VAL`` declared on
-    its trainer class); unknown names (``TaskRes*``, published-only methods) do not."""
-    import trainers
-
-    cls = trainers.declared_methods().get(base_method(method))
-    return bool(getattr(cls, "SELECTS_ON_VAL", False))
-
-
-class _ShotFree:
-    """The result names whose value does not depend on the number of shots (``SHOT_FREE`` declared), modified
-    runs' labels included; read lazily so that importing this module does not import torch."""
-
-    def __contains__(self, method) -> bool:
-        if not isinstance(method, str):
-            return False
-        entry = declared_names().get(base_method(method))
-        return bool(entry and entry[1])
-
-    def __iter__(self):
-        return iter([m for m, (_, free) in declared_names().items() if free])
-
-
-# Methods whose result does not depend on the number of shots: their published value (stored with
-# shots 0) stands beside ours at every shot count.
-SHOT_FREE_METHODS = _ShotFree()
+    return f"{label} [modified {variant}]"
 
 
 def dataset_name(name: str) -> str:
@@ -130,19 +75,6 @@ def config_name(name: str) -> Optional[str]:
     if name in CONFIG_TO_NAME:
         return name
     return NAME_TO_CONFIG.get(name)
-
-
-def method_label(method: str) -> str:
-    """The display name a method declares (``LABEL``); unknown names (published-only rows such as ``PLOT++``,
-    modified runs' labels) print as they are."""
-    entry = declared_names().get(method)
-    return entry[0] if entry else method
-
-
-def method_order(method: str) -> Tuple[int, str]:
-    """Sort key: declared methods in table order (the paper's first), unknown ones last, alphabetically."""
-    order = list(declared_names())
-    return (order.index(method), method) if method in order else (len(order), method)
 
 
 def backbone_tag(backbone: str) -> str:

@@ -10,16 +10,9 @@ from typing import Dict, List, Optional
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from tools.names import (
-    AVERAGE,
-    FEWSHOT_NAMES,
-    PAPER_SHOTS,
-    SHOT_FREE_METHODS,
-    method_label,
-    method_order,
-)
+from tools.names import AVERAGE, FEWSHOT_NAMES, PAPER_SHOTS, backbone_tag
 from tools.published import Published
-from tools.tables import Key, Stat, dataset_average, lookup, methods, published_average
+from tools.tables import Summary, backbones, dataset_average, lookup, methods, published_average
 
 PANELS = FEWSHOT_NAMES + (AVERAGE,)
 
@@ -32,7 +25,7 @@ def _panel_title(dataset: str) -> str:
     return "Average over 11 datasets" if dataset == AVERAGE else dataset
 
 
-def fewshot_figure(summary: Dict[Key, Stat], published: Published, backbone: str,
+def fewshot_figure(summary: Summary, published: Published, backbone: str,
                    method_list: Optional[List[str]] = None, paper_backbone: Optional[str] = None) -> Figure:
     """The figure: panels in the paper's dataset order, then the average. Lines carry their method's
     label (``TaskRes``; ``TaskRes (paper)`` for the dashed published line, from ``paper_backbone``'s
@@ -41,12 +34,13 @@ def fewshot_figure(summary: Dict[Key, Stat], published: Published, backbone: str
     fig = Figure(figsize=(16, 11), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(3, 4).ravel()
-    colors = {m: _colors()[i % 10] for i, m in enumerate(sorted(method_list, key=method_order))}
+    method_list = sorted(method_list, key=summary.names.sort_key)
+    colors = {m: _colors()[i % 10] for i, m in enumerate(method_list)}
     for ax, dataset in zip(axes, PANELS):
         ax.set_title(_panel_title(dataset), fontsize=11)
-        for m in sorted(method_list, key=method_order):
+        for m in method_list:
             _plot_ours(ax, summary, backbone, m, dataset, colors[m])
-            _plot_paper(ax, published, paper_backbone or backbone, m, dataset, colors[m])
+            _plot_paper(ax, published, summary.names, paper_backbone or backbone, m, dataset, colors[m])
         ax.set_xscale("log", base=2)
         ax.set_xticks(list(PAPER_SHOTS), [str(s) for s in PAPER_SHOTS])
         ax.set_xlabel("shots per class")
@@ -65,7 +59,8 @@ def fewshot_figure(summary: Dict[Key, Stat], published: Published, backbone: str
 
 
 def _plot_ours(ax, summary, backbone, method, dataset, color) -> None:
-    if method in SHOT_FREE_METHODS:  # one result for every shot count: a horizontal line
+    shot_free = summary.names.shot_free(method)
+    if shot_free:  # one result for every shot count: a horizontal line
         if dataset == AVERAGE:
             value, std = dataset_average(summary, backbone, method, 0)[0], 0.0
         else:
@@ -82,16 +77,17 @@ def _plot_ours(ax, summary, backbone, method, dataset, color) -> None:
     if not points:
         return
     xs, ys, sds = zip(*points)
-    ax.plot(xs, ys, "-" if method in SHOT_FREE_METHODS else "-o", color=color, label=method_label(method), markersize=4)
+    ax.plot(xs, ys, "-" if shot_free else "-o", color=color, label=summary.names.label(method), markersize=4)
     if any(sds):
         ax.fill_between(xs, [y - s for y, s in zip(ys, sds)], [y + s for y, s in zip(ys, sds)], color=color, alpha=0.15)
 
 
-def _plot_paper(ax, published, backbone, method, dataset, color) -> None:
+def _plot_paper(ax, published, names, backbone, method, dataset, color) -> None:
+    shot_free = names.shot_free(method)
     if dataset == AVERAGE:
         points = [(s, published_average(published, method, s, backbone)) for s in PAPER_SHOTS]
         points = [(s, v) for s, v in points if v is not None]
-    elif method in SHOT_FREE_METHODS:
+    elif shot_free:
         value = published.get(method, dataset, PAPER_SHOTS[0], backbone)
         points = [] if value is None else [(PAPER_SHOTS[0], value), (PAPER_SHOTS[-1], value)]
     else:
@@ -100,16 +96,13 @@ def _plot_paper(ax, published, backbone, method, dataset, color) -> None:
     if not points:
         return
     xs, ys = zip(*points)
-    sparse = len(xs) < len(PAPER_SHOTS) and method not in SHOT_FREE_METHODS  # e.g. published at 1 and 16 shots only
-    ax.plot(xs, ys, "--", color=color, label=f"{method_label(method)} (paper)", marker="x" if sparse else None)
+    sparse = len(xs) < len(PAPER_SHOTS) and not shot_free  # e.g. published at 1 and 16 shots only
+    ax.plot(xs, ys, "--", color=color, label=names.paper(method), marker="x" if sparse else None)
 
 
-def save_fewshot_plots(summary: Dict[Key, Stat], published: Published, out_prefix: str,
+def save_fewshot_plots(summary: Summary, published: Published, out_prefix: str,
                        paper_backbone: Optional[str] = None) -> Dict[str, Figure]:
     """One PNG per backbone, ``<out_prefix>_<backbone tag>.png``; returns {path: figure}."""
-    from tools.names import backbone_tag
-    from tools.tables import backbones
-
     written = {}
     for b in backbones(summary):
         fig = fewshot_figure(summary, published, b, paper_backbone=paper_backbone)

@@ -28,7 +28,7 @@ per-dataset base-to-novel and cross-dataset numbers are not in the file: no sour
 them (a number we cannot cite stays out). GDA's base-to-novel row is left out too: its printed HM (78.72) is not the
 harmonic mean of its printed base and new accuracies (78.96).
 
-Methods use trainer names (``TipAdapterF``); datasets use ``DATASET.NAME``; zero-shot numbers have
+Methods use result names (``TipAdapterF``; the tables print their labels, see ``tools.methods``); datasets use ``DATASET.NAME``; zero-shot numbers have
 ``shots`` 0. Two sources disagree slightly on a few ImageNet numbers (Tip-Adapter-F at 1 shot: 61.13
 in the per-dataset table, 61.32 in the ImageNet-by-shots list; at 16 shots 65.51 vs 65.43 in the
 variants table): every number is kept with its table, and each of our tables reads its own.
@@ -37,8 +37,6 @@ import csv
 import os
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Tuple
-
-from tools.names import SHOT_FREE_METHODS
 
 PUBLISHED_CSV = os.path.join(os.path.dirname(os.path.abspath(__file__)), "published.csv")
 TABLES = ("fewshot", "average", "imagenet", "variants", "backbones", "b2n_base", "b2n_new", "b2n_hm", "cross_dataset")
@@ -69,11 +67,11 @@ class Published:
             tables: Tuple[str, ...] = ("fewshot", "average", "imagenet")) -> Optional[float]:
         """The published accuracy, looked up in ``tables`` in order; None when not published.
 
-        Shot-free methods (zero-shot) match their shots-0 number at any shot count.
+        A number stored with shots 0 (a zero-shot method's: only shot-free methods have one) stands at every shot
+        count.
         """
-        shot_keys = (shots, 0) if method in SHOT_FREE_METHODS else (shots,)
         for table in tables:
-            for k in shot_keys:
+            for k in (shots, 0):
                 n = self._index.get((table, method, backbone, dataset, k))
                 if n is not None:
                     return n.accuracy

@@ -6,26 +6,36 @@ method/dataset/shots, plus 11-dataset averages), ``RESULTS_runs.csv`` (one row p
 few-shot table at each shot count, ImageNet by shots, ImageNet to its variants, and TaskRes across
 backbones, each with the published numbers beside ours.
 
-Protocols and selection tracks (``metrics.json`` ``classes``, ``tracks``; see ``scripts/reproduce/grid.py``):
-the tables under each backbone heading are the few-shot protocol in the few-shot-validation track (the
-paper's); then, each only when it has runs, the validation-free track's few-shot and ImageNet-variant
-tables, base-to-novel (base, new, HM) and cross-dataset tables, one per track. No table mixes tracks: a row
-holds only runs whose ``tracks`` include the table's; a method that reads no validation data satisfies both
-tracks with the same runs and is marked ◇ in the validation-free tables.
+Selection tracks (``metrics.json`` ``tracks``; ``tools.names.TRACKS``, ``docs/reports.md``): the tables under each
+backbone heading are the few-shot protocol in the ``paper`` track (each method selects as its original did,
+never on test); then, for each other track that has runs of its own, its few-shot and ImageNet-variant tables;
+then base-to-novel (base, new, HM) and cross-dataset tables, one per track. A line under each table says what
+its track allows. No table mixes tracks: a row holds only runs whose ``tracks`` include the table's; a method
+that reads no validation data serves every track with the same runs and is marked ◇ beyond the first.
 
 Only runs that follow their method's recipe fill the "ours" rows. Modified runs (another number of
 epochs, input size, alpha, ...: ``metrics.json`` ``variant``) are listed under "Modified runs" and kept
 out of the tables; ``--include-modified`` shows them as rows of their own, labelled
-``<method> [modified <8 hex>]``.
+``<label> [modified <8 hex>]``. Methods are named by the labels their runs record (``tools.methods``); nothing
+here imports the training code or torch.
 """
 import argparse
 import logging
 import os
 from datetime import datetime, timezone
-from typing import List, Optional
+from typing import List, Optional, Set
 
 from tools.aggregate import RunRow, collect, write_rows_csv
-from tools.names import FEWSHOT_NAMES, VARIANT_NAMES, backbone_tag, method_label, modified_label
+from tools.methods import SHARED
+from tools.names import (
+    FEWSHOT_NAMES,
+    TRACK_NAMES,
+    TRACK_RULES,
+    TRACK_TITLES,
+    VARIANT_NAMES,
+    backbone_tag,
+    modified_label,
+)
 from tools.plots import save_fewshot_plots
 from tools.published import PUBLISHED_CSV, load_published
 from tools.tables import (
@@ -57,10 +67,10 @@ def build_report(root: str, out: str, published_csv: str = PUBLISHED_CSV, paper_
     modified = [r for r in collection.rows if r.variant]
     if include_modified:
         for r in modified:
-            r.method = modified_label(r.method, r.variant)
+            r.method = r.label = modified_label(r.label, r.variant)
     else:
         collection.rows = [r for r in collection.rows if not r.variant]
-    summary = summarize(fewshot_rows(collection.rows, PAPER_TRACK))
+    summary = summarize(fewshot_rows(collection.rows, FIRST_TRACK))
     stem = os.path.splitext(out)[0]
     out_dir = os.path.dirname(os.path.abspath(out))
     os.makedirs(out_dir, exist_ok=True)
@@ -80,52 +90,65 @@ def build_report(root: str, out: str, published_csv: str = PUBLISHED_CSV, paper_
         f"The average is over the {len(FEWSHOT_NAMES)} datasets and is given only when all are present. "
         f"\"paper\" rows: `{os.path.relpath(published_csv)}`"
         + (f", {paper_backbone} numbers beside every backbone." if paper_backbone else ", same backbone.")
-        + " The tables under each backbone heading are the few-shot protocol in the few-shot-validation track "
-        "(the paper's protocol: each method selects as its original does, on min(K, 4) val images per class).",
+        + f" The tables under each backbone heading are the few-shot protocol in the {TRACK_TITLES[FIRST_TRACK]} "
+        f"track (`{FIRST_TRACK}`); the other tracks follow, each with runs of its own. A line under each table says "
+        "what its track allows.",
         "",
         f"Tables as CSV: [`{rel(csv_path)}`]({rel(csv_path)}); every run: [`{rel(runs_path)}`]({rel(runs_path)}).",
         "",
     ]
     all_backbones = backbones(summary) or ["RN50"]
+    note = track_note(FIRST_TRACK)
     for b in all_backbones:
         lines += [f"## {b}", ""]
         for k in table_shots(summary, b):
             title = "Zero-shot" if k == 0 else f"{k} shot{'s' if k != 1 else ''}"
-            lines += [f"### {title}", "", fewshot_table(summary, published, b, k, paper_backbone), ""]
-        lines += ["### ImageNet by number of shots", "", imagenet_table(summary, published, b, paper_backbone), ""]
+            lines += [f"### {title}", "", fewshot_table(summary, published, b, k, paper_backbone), "", note,
+                      ""]
+        lines += ["### ImageNet by number of shots", "", imagenet_table(summary, published, b, paper_backbone), "",
+                  note, ""]
         for k in variant_shots(summary, b):
             lines += [f"### ImageNet ({k} shots) to ImageNet-V2 / -Sketch / -A / -R", "",
-                      variants_table(summary, published, b, k, paper_backbone), ""]
+                      variants_table(summary, published, b, k, paper_backbone), "", note, ""]
         plot = [p for p in figures if p.endswith(f"_{backbone_tag(b)}.png")]
         if plot:
             lines += ["### Few-shot curves", "", f"![few-shot curves, {b}]({rel(plot[0])})", ""]
-    lines += ["## TaskRes across backbones (ImageNet, 16 shots)", "", backbone_table(summary, published), ""]
+    lines += ["## TaskRes across backbones (ImageNet, 16 shots)", "", backbone_table(summary, published), "", note,
+              ""]
     lines += protocol_sections(collection.rows, published, paper_backbone)
     if modified and not include_modified:
         groups = {}
         for r in modified:
-            groups.setdefault((r.method, r.dataset, r.variant, os.path.dirname(r.path)), []).append(r.seed)
+            groups.setdefault((r.label, r.dataset, r.variant, os.path.dirname(r.path)), []).append(r.seed)
         lines += ["## Modified runs (not in the tables)", "",
                   f"{len(modified)} run(s) differ from their method's published recipe (see `modified` in their "
                   "`metrics.json`); `--include-modified` shows them as rows of their own.", ""]
         lines += [f"- {m} on {d}, variant `{v}`, seeds {', '.join(map(str, sorted(seeds)))}: `{folder}`"
                   for (m, d, v, folder), seeds in sorted(groups.items())] + [""]
+    if collection.unfinished or collection.unreadable:
+        lines += ["## Runs without a result", ""]
     if collection.unfinished:
-        lines += ["## Runs without a result", "",
-                  "These folders have a `log.txt` but no test accuracy (unfinished or failed); rerun the grid "
+        lines += ["These folders have a `log.txt` but no test accuracy (unfinished or failed); rerun the grid "
                   "to retry them.", ""]
         lines += [f"- `{p}`" for p in collection.unfinished] + [""]
+    if collection.unreadable:
+        lines += ["These files could not be read as a run (each with the reason); their runs are in no table.", ""]
+        lines += [f"- `{p}`" for p in collection.unreadable] + [""]
     with open(out, "w") as f:
         f.write("\n".join(lines))
     logger.info("Report: %s (%d runs); tables: %s; runs: %s; plots: %s", out, len(collection.rows), csv_path,
                 runs_path, ", ".join(figures) or "none")
     return {"markdown": out, "csv": csv_path, "runs_csv": runs_path, "figures": figures, "summary": summary,
-            "rows": collection.rows, "unfinished": collection.unfinished, "modified": modified}
+            "rows": collection.rows, "unfinished": collection.unfinished, "unreadable": collection.unreadable,
+            "modified": modified}
 
 
-PAPER_TRACK = "fewshot_val"
-TRACK_TITLES = {"fewshot_val": "few-shot validation", "valfree": "validation-free"}
-SHARED = "◇"
+FIRST_TRACK = TRACK_NAMES[0]  # the paper's protocol: the tables under each backbone heading
+
+
+def track_note(track: str) -> str:
+    """The line under each table: what its track allows."""
+    return f"*Track `{track}` ({TRACK_TITLES[track]}): {TRACK_RULES[track]}.*"
 
 
 def fewshot_rows(rows: List[RunRow], track: str) -> List[RunRow]:
@@ -134,67 +157,74 @@ def fewshot_rows(rows: List[RunRow], track: str) -> List[RunRow]:
             and (r.kind == "run" or (r.dataset in VARIANT_NAMES and r.source_dataset in ("", "ImageNet")))]
 
 
-def _mark_shared(markdown: str, rows: List[RunRow], track: str) -> str:
-    """Mark (◇) the methods whose runs in this table satisfy every track (they read no validation data)."""
-    shared = {r.method for r in rows if r.in_track(track)}
-    shared -= {r.method for r in rows if r.in_track(track) and "+" not in r.tracks}
-    for m in shared:
-        markdown = markdown.replace(f"| {method_label(m)} (ours) |", f"| {method_label(m)} {SHARED} (ours) |")
-    return markdown
+def _serves_every_track(row: RunRow) -> bool:
+    return set(TRACK_NAMES) <= set(row.tracks.split("+"))
+
+
+def serving_every_track(rows: List[RunRow]) -> Set[str]:
+    """The methods whose rows all serve every track (they read no validation data): marked ◇ beyond the first."""
+    return {r.method for r in rows} - {r.method for r in rows if not _serves_every_track(r)}
+
+
+def _shown(rows: List[RunRow], track: str) -> bool:
+    """A table of ``track`` is shown when it has rows, and beyond the first track only with runs of its own (a
+    table of shared runs alone would repeat the first track's)."""
+    return bool(rows) and (track == FIRST_TRACK or not all(_serves_every_track(r) for r in rows))
 
 
 def protocol_sections(rows: List[RunRow], published, paper_backbone: Optional[str] = None) -> List[str]:
-    """The validation-free track's few-shot tables, then base-to-novel and cross-dataset tables per track."""
+    """Each later track's few-shot tables (when it has runs of its own), then base-to-novel and cross-dataset
+    tables per track."""
     lines: List[str] = []
-    shared_note = (f"{SHARED}: the method reads no validation data; the same runs as in the few-shot-validation "
-                   "tables. The \"paper\" rows are each paper's own numbers, chosen as that paper chose them (e.g. "
-                   "Tip-Adapter's search on validation or test data): a reference, not a validation-free result.")
-    valfree = fewshot_rows(rows, "valfree")
-    if valfree:
-        summary = summarize(valfree)
-        lines += ["## Validation-free track", "",
-                  "No run below read validation data: methods that select on val (Tip-Adapter, Tip-Adapter-F, the "
-                  "linear probe) use one fixed setting for every dataset and shot count. " + shared_note, ""]
+    shared_note = (f"{SHARED}: the method reads no validation data; the same runs as in the "
+                   f"{TRACK_TITLES[FIRST_TRACK]} tables. The \"paper\" rows are each paper's own numbers, chosen as "
+                   "that paper chose them (e.g. Tip-Adapter's search on validation or test data): a reference, not a "
+                   "result of this track.")
+    for track in TRACK_NAMES[1:]:
+        chosen = fewshot_rows(rows, track)
+        if not _shown(chosen, track):
+            continue
+        shared, summary = serving_every_track(chosen), summarize(chosen)
+        title, note = TRACK_TITLES[track], track_note(track)
+        lines += [f"## {title[0].upper() + title[1:]} track", "", shared_note, ""]
         for b in backbones(summary):
             for k in table_shots(summary, b):
-                title = "zero-shot" if k == 0 else f"{k} shot{'s' if k != 1 else ''}"
-                table = fewshot_table(summary, published, b, k, paper_backbone)
-                lines += [f"### {b}, {title} (validation-free)", "", _mark_shared(table, valfree, "valfree"), ""]
+                shots = "zero-shot" if k == 0 else f"{k} shot{'s' if k != 1 else ''}"
+                lines += [f"### {b}, {shots} ({title})", "",
+                          fewshot_table(summary, published, b, k, paper_backbone, shared), "", note, ""]
             if any(key[0] == b and key[2] in VARIANT_NAMES for key in summary):
                 for k in variant_shots(summary, b):
-                    table = variants_table(summary, published, b, k, paper_backbone)
-                    lines += [f"### {b}, ImageNet ({k} shots) to its variants (validation-free)", "",
-                              _mark_shared(table, valfree, "valfree"), ""]
-    for track in TRACK_TITLES:
+                    lines += [f"### {b}, ImageNet ({k} shots) to its variants ({title})", "",
+                              variants_table(summary, published, b, k, paper_backbone, shared), "", note, ""]
+    for track in TRACK_NAMES:
         chosen = [r for r in rows if r.in_track(track)]
+        later, note = track != FIRST_TRACK, track_note(track)
         b2n = [r for r in chosen if r.classes in ("base", "new")]
-        if b2n:
+        if _shown(b2n, track):
+            shared = serving_every_track(b2n) if later else set()
             lines += [f"## Base-to-novel ({TRACK_TITLES[track]})", "",
                       "Trained on the base half of each dataset's classes, tested on its base and new test classes; "
                       "HM = 2 base new / (base + new) of the seed means (the average row: HM of the averages). "
                       f"{NOT_TRANSFERABLE}: the method's trained state is per class (a residual, a probe, a cache) "
                       "and has no classifier for classes it never saw; deployed on them it falls back to "
-                      "zero-shot CLIP (its own row)." + (" " + shared_note if track == "valfree" else ""), ""]
+                      "zero-shot CLIP (its own row)." + (" " + shared_note if later else ""), ""]
             for b in sorted({r.backbone for r in b2n}):
                 for k in base2novel_shots(b2n, b):
-                    table = base2novel_table(b2n, published, b, k, paper_backbone)
-                    if track == "valfree":
-                        table = _mark_shared(table, b2n, track)
-                    lines += [f"### {b}, {k} shots", "", table, ""]
+                    lines += [f"### {b}, {k} shots", "",
+                              base2novel_table(b2n, published, b, k, paper_backbone, shared), "", note, ""]
         cross = [r for r in chosen if r.classes == "all" and r.source_dataset == "ImageNet" and r.kind == "eval"
                  and r.dataset not in VARIANT_NAMES]
-        if cross:
+        if _shown(cross, track):
+            shared = serving_every_track(cross) if later else set()
             own = [r for r in chosen if r.kind == "run" and r.dataset == "ImageNet" and r.classes == "all"]
             lines += [f"## Cross-dataset transfer ({TRACK_TITLES[track]})", "",
                       "Trained on ImageNet, evaluated on each other dataset's test set (methods whose trained state "
-                      "is class-agnostic, and zero-shot CLIP)." + (" " + shared_note if track == "valfree" else ""),
-                      ""]
+                      "is class-agnostic, and zero-shot CLIP)." + (" " + shared_note if later else ""), ""]
             for b in sorted({r.backbone for r in cross}):
                 for k in sorted({r.shots for r in cross if r.backbone == b and r.shots} or {16}):
-                    table = cross_dataset_table(cross + own, published, b, k, paper_backbone=paper_backbone)
-                    if track == "valfree":
-                        table = _mark_shared(table, cross, track)
-                    lines += [f"### {b}, {k} shots", "", table, ""]
+                    table = cross_dataset_table(cross + own, published, b, k, paper_backbone=paper_backbone,
+                                                shared=shared)
+                    lines += [f"### {b}, {k} shots", "", table, "", note, ""]
     return lines
 
 

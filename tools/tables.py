@@ -13,16 +13,8 @@ from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from tools.aggregate import RunRow
-from tools.names import (
-    AVERAGE,
-    FEWSHOT_NAMES,
-    PAPER_SHOTS,
-    SHOT_FREE_METHODS,
-    VARIANT_NAMES,
-    dataset_label,
-    method_label,
-    method_order,
-)
+from tools.methods import Catalog
+from tools.names import AVERAGE, FEWSHOT_NAMES, PAPER_SHOTS, VARIANT_NAMES, dataset_label
 from tools.published import Published
 
 MISSING = "—"
@@ -45,27 +37,30 @@ def _stat(pairs: Sequence[Tuple[int, float]]) -> Stat:
     return Stat(statistics.mean(accs), std, len(accs), tuple(s for s, _ in pairs), tuple(accs))
 
 
-def summarize(rows: Iterable[RunRow]) -> Dict[Key, Stat]:
-    """Mean ± std over seeds for every (backbone, method, dataset, shots).
+class Summary(Dict[Key, Stat]):
+    """Mean ± std over seeds per (backbone, method, dataset, shots), and the names of its methods (``names``)."""
 
-    Runs in their own folder (``kind == "run"``) give the few-shot results; evaluations on the
-    ImageNet variants (``kind == "eval"``) give the variant columns. An evaluation of a model on the
-    dataset it was trained on is ignored (the run itself already counts).
-    """
+    def __init__(self, stats: Dict[Key, Stat], names: Catalog):
+        super().__init__(stats)
+        self.names = names
+
+
+def summarize(rows: Iterable[RunRow]) -> Summary:
+    """Mean ± std over seeds of the given rows (runs or evaluations: the caller chooses which) for every
+    (backbone, method, dataset, shots); evaluations are keyed by the dataset they evaluated."""
+    rows = list(rows)
     groups: Dict[Key, List[Tuple[int, float]]] = {}
     for r in rows:
-        if r.kind == "eval" and r.dataset not in VARIANT_NAMES:
-            continue
         groups.setdefault((r.backbone, r.method, r.dataset, r.shots), []).append((r.seed, r.accuracy))
-    return {k: _stat(v) for k, v in groups.items()}
+    return Summary({k: _stat(v) for k, v in groups.items()}, Catalog.from_rows(rows))
 
 
-def lookup(summary: Dict[Key, Stat], backbone: str, method: str, dataset: str, shots: int) -> Optional[Stat]:
+def lookup(summary: Summary, backbone: str, method: str, dataset: str, shots: int) -> Optional[Stat]:
     """Our result at ``shots``; a shot-free method's (stored with 0 shots) stands at every shot count."""
-    return summary.get((backbone, method, dataset, 0 if method in SHOT_FREE_METHODS else shots))
+    return summary.get((backbone, method, dataset, 0 if summary.names.shot_free(method) else shots))
 
 
-def dataset_average(summary: Dict[Key, Stat], backbone: str, method: str, shots: int) -> Tuple[Optional[float], int]:
+def dataset_average(summary: Summary, backbone: str, method: str, shots: int) -> Tuple[Optional[float], int]:
     """(mean of the 11 per-dataset means or None, number of datasets present)."""
     stats = [lookup(summary, backbone, method, d, shots) for d in FEWSHOT_NAMES]
     present = [st.mean for st in stats if st is not None]
@@ -106,115 +101,119 @@ def _markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def backbones(summary: Dict[Key, Stat]) -> List[str]:
+def backbones(summary: Summary) -> List[str]:
     return sorted({k[0] for k in summary}, key=lambda b: (b != "RN50", b))
 
 
-def methods(summary: Dict[Key, Stat], backbone: str) -> List[str]:
-    return sorted({k[1] for k in summary if k[0] == backbone}, key=method_order)
+def methods(summary: Summary, backbone: str) -> List[str]:
+    return sorted({k[1] for k in summary if k[0] == backbone}, key=summary.names.sort_key)
 
 
-def full_seed_count(summary: Dict[Key, Stat], backbone: str) -> int:
+def full_seed_count(summary: Summary, backbone: str) -> int:
     """The most seeds any cell has (shot-free methods, run once, aside): fewer is marked ``(n=k)``."""
-    return max((s.n for k, s in summary.items() if k[0] == backbone and k[1] not in SHOT_FREE_METHODS), default=0)
+    return max((s.n for k, s in summary.items() if k[0] == backbone and not summary.names.shot_free(k[1])),
+               default=0)
 
 
-def table_shots(summary: Dict[Key, Stat], backbone: str) -> List[int]:
+def table_shots(summary: Summary, backbone: str) -> List[int]:
     """Shot counts with few-shot results; ``[0]`` when only shot-free methods ran."""
     found = {k[3] for k in summary if k[0] == backbone and k[2] in FEWSHOT_NAMES}
     return sorted(found - {0}) or sorted(found)
 
 
-def _fmt_cell(stat: Optional[Stat], method: str, full_n: int) -> str:
-    return fmt(stat, 0 if method in SHOT_FREE_METHODS else full_n)
+def _cell(summary: Summary, backbone: str, method: str, dataset: str, shots: int, full_n: int) -> str:
+    """Our formatted result (a shot-free method's, run once, never marked ``(n=k)``)."""
+    return fmt(lookup(summary, backbone, method, dataset, shots), 0 if summary.names.shot_free(method) else full_n)
 
 
-def fewshot_table(summary: Dict[Key, Stat], published: Published, backbone: str, shots: int,
-                  paper_backbone: Optional[str] = None) -> str:
-    """Methods × (11 datasets + average) at one shot count; a "paper" row under each published method."""
-    pb = paper_backbone or backbone
+def fewshot_table(summary: Summary, published: Published, backbone: str, shots: int,
+                  paper_backbone: Optional[str] = None, shared: Iterable[str] = ()) -> str:
+    """Methods × (11 datasets + average) at one shot count; a "paper" row under each published method.
+    ``shared``: methods whose "ours" row is marked as serving every track."""
+    pb, names = paper_backbone or backbone, summary.names.marked(shared)
     ours = [m for m in methods(summary, backbone)
             if any(lookup(summary, backbone, m, d, shots) for d in FEWSHOT_NAMES)]
     paper_only = [m for m in published.methods(backbone=pb) if m not in ours]
     full_n = full_seed_count(summary, backbone)
     header = ["Method"] + [dataset_label(d) for d in FEWSHOT_NAMES] + ["Average"]
     rows = []
-    for m in sorted(set(ours) | set(paper_only), key=method_order):
+    for m in sorted(set(ours) | set(paper_only), key=names.sort_key):
         if m in ours:
-            cells = [_fmt_cell(lookup(summary, backbone, m, d, shots), m, full_n) for d in FEWSHOT_NAMES]
+            cells = [_cell(summary, backbone, m, d, shots, full_n) for d in FEWSHOT_NAMES]
             avg, k = dataset_average(summary, backbone, m, shots)
             cells.append(fmt_value(avg) if avg is not None else f"incomplete ({k}/{len(FEWSHOT_NAMES)})")
-            rows.append([f"{method_label(m)} (ours)"] + cells)
+            rows.append([names.ours(m)] + cells)
         paper = [published.get(m, d, shots, pb) for d in FEWSHOT_NAMES]
         paper_avg = published_average(published, m, shots, pb)
         if any(v is not None for v in paper) or paper_avg is not None:
-            rows.append([f"{method_label(m)} (paper)"] + [fmt_value(v) for v in paper] + [fmt_value(paper_avg)])
+            rows.append([names.paper(m)] + [fmt_value(v) for v in paper] + [fmt_value(paper_avg)])
     return _markdown(header, rows)
 
 
-def imagenet_table(summary: Dict[Key, Stat], published: Published, backbone: str,
+def imagenet_table(summary: Summary, published: Published, backbone: str,
                    paper_backbone: Optional[str] = None) -> str:
     """ImageNet accuracy per method and shot count, ours and published."""
-    pb = paper_backbone or backbone
+    pb, names = paper_backbone or backbone, summary.names
     shot_list = sorted(set(PAPER_SHOTS) | {k[3] for k in summary if k[0] == backbone and k[2] == "ImageNet"} - {0})
     ours = [m for m in methods(summary, backbone) if any(lookup(summary, backbone, m, "ImageNet", s) for s in shot_list)]
     paper_methods = [m for m in published.methods(backbone=pb)
                      if any(published.get(m, "ImageNet", s, pb) is not None for s in shot_list)]
     full_n = full_seed_count(summary, backbone)
     rows = []
-    for m in sorted(set(ours) | set(paper_methods), key=method_order):
+    for m in sorted(set(ours) | set(paper_methods), key=names.sort_key):
         if m in ours:
-            rows.append([f"{method_label(m)} (ours)"] + [_fmt_cell(lookup(summary, backbone, m, "ImageNet", s), m, full_n)
-                                                         for s in shot_list])
+            rows.append([names.ours(m)] + [_cell(summary, backbone, m, "ImageNet", s, full_n) for s in shot_list])
         paper = [published.get(m, "ImageNet", s, pb, tables=("imagenet", "fewshot")) for s in shot_list]
         if any(v is not None for v in paper):
-            rows.append([f"{method_label(m)} (paper)"] + [fmt_value(v) for v in paper])
+            rows.append([names.paper(m)] + [fmt_value(v) for v in paper])
     return _markdown(["Method"] + [f"{s} shot{'s' if s != 1 else ''}" for s in shot_list], rows)
 
 
-def variant_shots(summary: Dict[Key, Stat], backbone: str) -> List[int]:
+def variant_shots(summary: Summary, backbone: str) -> List[int]:
     """Shot counts with a trained model's ImageNet-variant result (16, the paper's, when there are none)."""
     found = sorted({k[3] for k in summary if k[0] == backbone and k[2] in VARIANT_NAMES} - {0})
     return found or [16]
 
 
-def variants_table(summary: Dict[Key, Stat], published: Published, backbone: str, shots: int,
-                   paper_backbone: Optional[str] = None) -> str:
+def variants_table(summary: Summary, published: Published, backbone: str, shots: int,
+                   paper_backbone: Optional[str] = None, shared: Iterable[str] = ()) -> str:
     """ImageNet (trained at ``shots``) to ImageNet-V2/-Sketch/-A/-R, ours and published."""
-    pb = paper_backbone or backbone
+    pb, names = paper_backbone or backbone, summary.names.marked(shared)
     cols = ("ImageNet",) + VARIANT_NAMES
     ours = [m for m in methods(summary, backbone) if any(lookup(summary, backbone, m, d, shots) for d in VARIANT_NAMES)]
     paper_methods = [m for m in published.methods("variants", pb)]
     full_n = full_seed_count(summary, backbone)
     rows = []
-    for m in sorted(set(ours) | set(paper_methods), key=method_order):
+    for m in sorted(set(ours) | set(paper_methods), key=names.sort_key):
         if m in ours:
-            rows.append([f"{method_label(m)} (ours)"] + [_fmt_cell(lookup(summary, backbone, m, d, shots), m, full_n)
-                                                         for d in cols])
+            rows.append([names.ours(m)] + [_cell(summary, backbone, m, d, shots, full_n) for d in cols])
         paper = [published.get(m, d, shots, pb, tables=("variants",)) for d in cols]
         if any(v is not None for v in paper):
-            rows.append([f"{method_label(m)} (paper)"] + [fmt_value(v) for v in paper])
+            rows.append([names.paper(m)] + [fmt_value(v) for v in paper])
     return _markdown(["Method"] + ["ImageNet" if d == "ImageNet" else f"ImageNet{dataset_label(d)}" for d in cols], rows)
 
 
-def backbone_table(summary: Dict[Key, Stat], published: Published, method: str = "TaskRes", shots: int = 16) -> str:
+def backbone_table(summary: Summary, published: Published, method: str = "TaskRes", shots: int = 16) -> str:
     """One method on ImageNet at ``shots`` across backbones, ours and published."""
     paper = {n.backbone: n.accuracy for n in published.select("backbones") if n.method == method and n.shots == shots}
     ours = {k[0]: s for k, s in summary.items() if k[1] == method and k[2] == "ImageNet" and k[3] == shots}
     names = list(paper) + sorted(b for b in ours if b not in paper)
     rows = [[b, fmt(ours.get(b)), fmt_value(paper.get(b))] for b in names]
-    return _markdown(["Backbone", f"{method_label(method)} ours", f"{method_label(method)} paper"], rows)
+    label = summary.names.label(method)
+    return _markdown(["Backbone", f"{label} ours", f"{label} paper"], rows)
 
 
-CSV_FIELDS = ["backbone", "method", "dataset", "shots", "n", "seeds", "mean", "std", "paper", "note"]
+CSV_FIELDS = ["backbone", "method", "label", "dataset", "shots", "n", "seeds", "mean", "std", "paper", "note"]
 
 
-def summary_records(summary: Dict[Key, Stat], published: Published, paper_backbone: Optional[str] = None) -> List[dict]:
+def summary_records(summary: Summary, published: Published, paper_backbone: Optional[str] = None) -> List[dict]:
     """One record per (backbone, method, dataset, shots) plus the 11-dataset averages, for the CSV."""
-    records = []
-    for (b, m, d, k), s in sorted(summary.items(), key=lambda kv: (kv[0][0], method_order(kv[0][1]), kv[0][2], kv[0][3])):
+    records, names = [], summary.names
+    for (b, m, d, k), s in sorted(summary.items(), key=lambda kv: (kv[0][0], names.sort_key(kv[0][1]), kv[0][2],
+                                                                   kv[0][3])):
         tables = ("variants",) if d in VARIANT_NAMES else ("fewshot", "imagenet")
-        records.append(dict(backbone=b, method=m, dataset=d, shots=k, n=s.n, seeds=" ".join(map(str, s.seeds)),
+        records.append(dict(backbone=b, method=m, label=names.label(m), dataset=d, shots=k, n=s.n,
+                            seeds=" ".join(map(str, s.seeds)),
                             mean=round(s.mean, 4), std=round(s.std, 4),
                             paper=published.get(m, d, k, paper_backbone or b, tables=tables), note=""))
     for b in backbones(summary):
@@ -223,14 +222,15 @@ def summary_records(summary: Dict[Key, Stat], published: Published, paper_backbo
                 avg, n = dataset_average(summary, b, m, k)
                 if n == 0:
                     continue
-                records.append(dict(backbone=b, method=m, dataset=AVERAGE, shots=k, n="", seeds="",
+                records.append(dict(backbone=b, method=m, label=names.label(m), dataset=AVERAGE, shots=k, n="",
+                                    seeds="",
                                     mean=None if avg is None else round(avg, 4), std=None,
                                     paper=published_average(published, m, k, paper_backbone or b),
                                     note="" if avg is not None else f"incomplete ({n}/{len(FEWSHOT_NAMES)})"))
     return records
 
 
-def write_summary_csv(summary: Dict[Key, Stat], published: Published, path: str,
+def write_summary_csv(summary: Summary, published: Published, path: str,
                       paper_backbone: Optional[str] = None) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, lineterminator="\n")
@@ -257,7 +257,7 @@ def base2novel_shots(rows: Iterable[RunRow], backbone: str) -> List[int]:
 
 
 def base2novel_table(rows: Sequence[RunRow], published: Published, backbone: str, shots: int,
-                     paper_backbone: Optional[str] = None) -> str:
+                     paper_backbone: Optional[str] = None, shared: Iterable[str] = ()) -> str:
     """Per dataset and on average: accuracy on the base classes, on the new ones, and their harmonic mean.
 
     Base: the training runs (``classes == "base"``), tested on the base test classes. New: the evaluations
@@ -269,8 +269,9 @@ def base2novel_table(rows: Sequence[RunRow], published: Published, backbone: str
     pb = paper_backbone or backbone
     mine = [r for r in rows if r.backbone == backbone]
     base = summarize(r for r in mine if r.classes == "base" and r.kind == "run")
-    new = summarize_evals(r for r in mine if r.classes == "new")
-    agnostic = {r.method for r in mine if r.classes == "base" and (r.class_agnostic or r.method in SHOT_FREE_METHODS)}
+    new = summarize(r for r in mine if r.classes == "new")
+    names = base.names.marked(shared)
+    agnostic = {r.method for r in mine if r.classes == "base" and (r.class_agnostic or r.shot_free)}
     present = [m for m in methods(base, backbone)
                if any(lookup(base, backbone, m, d, shots) for d in FEWSHOT_NAMES)]
     full_n = full_seed_count(base, backbone)
@@ -286,10 +287,11 @@ def base2novel_table(rows: Sequence[RunRow], published: Published, backbone: str
                 per_method.setdefault(m, ([], []))[0].append(b.mean)
             if n is not None:
                 per_method.setdefault(m, ([], []))[1].append(n.mean)
-            new_cell = _fmt_cell(n, m, full_n) if m in agnostic else NOT_TRANSFERABLE
+            new_cell = _cell(new, backbone, m, d, shots, full_n) if m in agnostic else NOT_TRANSFERABLE
             hm = harmonic_mean(b.mean if b else None, n.mean if n else None)
             hm_cell = fmt_value(hm) if m in agnostic else NOT_TRANSFERABLE
-            table.append([dataset_label(d), f"{method_label(m)} (ours)", _fmt_cell(b, m, full_n), new_cell, hm_cell])
+            table.append([dataset_label(d), names.ours(m), _cell(base, backbone, m, d, shots, full_n), new_cell,
+                          hm_cell])
     count = len(FEWSHOT_NAMES)
     for m in present:
         bases, news = per_method.get(m, ([], []))
@@ -301,46 +303,40 @@ def base2novel_table(rows: Sequence[RunRow], published: Published, backbone: str
                       fmt_value(harmonic_mean(b_avg, n_avg)) if b_avg is not None and n_avg is not None else MISSING]
         else:
             cells += [NOT_TRANSFERABLE, NOT_TRANSFERABLE]
-        table.append([AVERAGE, f"{method_label(m)} (ours)"] + cells)
+        table.append([AVERAGE, names.ours(m)] + cells)
     for d in FEWSHOT_NAMES + (AVERAGE,):
         for m in dict.fromkeys(published.methods("b2n_base", pb) + published.methods("b2n_hm", pb)):
             values = [published.get(m, d, shots, pb, tables=(t,)) for t in ("b2n_base", "b2n_new", "b2n_hm")]
             if any(v is not None for v in values):
-                table.append([dataset_label(d) if d != AVERAGE else AVERAGE, f"{method_label(m)} (paper)"]
+                table.append([dataset_label(d) if d != AVERAGE else AVERAGE, names.paper(m)]
                              + [fmt_value(v) for v in values])
     return _markdown(header, table)
 
 
 def cross_dataset_table(rows: Sequence[RunRow], published: Published, backbone: str, shots: int,
-                        source: str = "ImageNet", paper_backbone: Optional[str] = None) -> str:
+                        source: str = "ImageNet", paper_backbone: Optional[str] = None,
+                        shared: Iterable[str] = ()) -> str:
     """A model trained on ``source`` (its own test accuracy first), evaluated on each other dataset; the
     average is over the targets, given only when all are present."""
     pb = paper_backbone or backbone
     mine = [r for r in rows if r.backbone == backbone and r.classes == "all"]
     targets = tuple(d for d in FEWSHOT_NAMES if d != source)
-    evals = summarize_evals(r for r in mine if r.kind == "eval" and r.source_dataset == source)
+    evals = summarize(r for r in mine if r.kind == "eval" and r.source_dataset == source)
     own = summarize(r for r in mine if r.kind == "run" and r.dataset == source)
+    names = evals.names.marked(shared)
     present = [m for m in methods(evals, backbone) if any(lookup(evals, backbone, m, d, shots) for d in targets)]
     full_n = full_seed_count(evals, backbone)
     table = []
     for m in present:
-        cells = [_fmt_cell(lookup(evals, backbone, m, d, shots), m, full_n) for d in targets]
+        cells = [_cell(evals, backbone, m, d, shots, full_n) for d in targets]
         found = [st.mean for st in (lookup(evals, backbone, m, d, shots) for d in targets) if st is not None]
         avg = fmt_value(statistics.mean(found)) if len(found) == len(targets) else \
             f"incomplete ({len(found)}/{len(targets)})"
-        table.append([f"{method_label(m)} (ours)", _fmt_cell(lookup(own, backbone, m, source, shots), m, full_n)]
-                     + cells + [avg])
+        table.append([names.ours(m), _cell(own, backbone, m, source, shots, full_n)] + cells + [avg])
     for m in published.methods("cross_dataset", pb):
         values = [published.get(m, d, shots, pb, tables=("cross_dataset",)) for d in (source,) + targets]
         paper_avg = published.get(m, AVERAGE, shots, pb, tables=("cross_dataset",))
-        table.append([f"{method_label(m)} (paper)"] + [fmt_value(v) for v in values] + [fmt_value(paper_avg)])
+        table.append([names.paper(m)] + [fmt_value(v) for v in values] + [fmt_value(paper_avg)])
     header = ["Method", f"{dataset_label(source)} (source)"] + [dataset_label(d) for d in targets] + ["Average"]
     return _markdown(header, table)
 
-
-def summarize_evals(rows: Iterable[RunRow]) -> Dict[Key, Stat]:
-    """Mean ± std over seeds of evaluation rows, by the evaluated dataset (``summarize`` keeps only variants')."""
-    groups: Dict[Key, List[Tuple[int, float]]] = {}
-    for r in rows:
-        groups.setdefault((r.backbone, r.method, r.dataset, r.shots), []).append((r.seed, r.accuracy))
-    return {k: _stat(v) for k, v in groups.items()}

@@ -83,10 +83,10 @@ class RunIdentity:
 
 
 def _shot_free(method: str) -> bool:
-    from tools.names import SHOT_FREE_METHODS
+    import trainers
 
     recipe = find_recipe(method)
-    return bool(recipe.shot_free) if recipe is not None else method in SHOT_FREE_METHODS
+    return bool(recipe.shot_free) if recipe is not None else trainers.method_spec(method).shot_free
 
 
 
@@ -111,20 +111,20 @@ def _drop_neutral(flat: Dict[str, str], method: str) -> Dict[str, str]:
     """``flat`` without ``DATASET.TRACK`` where the track cannot change the result: at its default (runs from
     before the key existed keep their identity) and for methods that read no validation data (one run serves
     both tracks)."""
-    from tools.names import selects_on_val
+    import trainers
 
     track = flat.get("DATASET.TRACK")
-    if track is not None and (track == repr(DEFAULT_TRACK) or not selects_on_val(method)):
+    if track is not None and (track == repr(DEFAULT_TRACK) or not trainers.method_spec(method).selects_on_val):
         flat = {k: v for k, v in flat.items() if k != "DATASET.TRACK"}
     return flat
 
 
 def protocol_suffix(classes: str, track: str, method: str) -> str:
     """``_base``/``_new`` for a class subset, ``_valfree`` for a selecting method's validation-free run."""
-    from tools.names import selects_on_val
+    import trainers
 
     suffix = f"_{classes}" if classes and classes != "all" else ""
-    if track and track != DEFAULT_TRACK and selects_on_val(method):
+    if track and track != DEFAULT_TRACK and trainers.method_spec(method).selects_on_val:
         suffix += f"_{track}"
     return suffix
 

@@ -1,0 +1,288 @@
+"""Planning a grid: the cells (one ``train.py --reuse`` run each), their arguments and their resolved folders.
+
+A cell's arguments come from the method's recipe (``recipe_argv``, as the launchers), so the grid and
+``scripts/<method>/main.sh`` write the same folders and skip each other's finished runs. Method facts
+(shot-free, class-agnostic, selects on val, recipe) are read from ``trainers.method_spec`` only.
+"""
+import dataclasses
+import json
+import os
+import re
+import shlex
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import datasets
+import train
+import trainers
+
+# The run bookkeeping (identity, folders, recipe arguments): imported here only, so it is repointed in one place.
+from scripts.reproduce.recipes import PAPER_METHODS, REPO_ROOT, RecipeError  # noqa: F401  (PAPER_METHODS: the CLI)
+from scripts.reproduce.runs import eval_of, folder_state, identify, recipe_argv, run_folder
+from tools.names import backbone_tag
+
+SOURCE_DATASET = "imagenet"  # cross-dataset and domain generalisation train here
+TRACKS, DEFAULT_TRACK = datasets.TRACKS, datasets.DEFAULT_TRACK
+PLANNING_ERRORS = (RecipeError, trainers.UnknownMethodError)  # besides GridError: what a bad request raises
+
+
+class GridError(Exception):
+    """A grid that cannot be planned (bad dataset or method name, missing config file, conflicting folder)."""
+
+
+@dataclass(frozen=True)
+class GridRequest:
+    """What the user asked for: the runs (methods x datasets x shots x seeds) and what they share.
+
+    ``size``/``epochs``/``extra`` override the recipe after it (modified runs, own folders); ``track``
+    selects the validation track; ``variants`` are the ImageNet variants a protocol evaluates on.
+    Paths are absolute (``data`` is ``$DATA`` when not given: a dry run prints it as such).
+    """
+
+    methods: Tuple[str, ...]
+    datasets: Tuple[str, ...]
+    shots: Tuple[int, ...]
+    seeds: Tuple[int, ...]
+    backbone: str = "RN50"
+    data: str = "$DATA"
+    output: str = "output"
+    cache_dir: str = ""
+    size: Optional[int] = None
+    epochs: Optional[int] = None
+    extra: Tuple[str, ...] = ()
+    track: Optional[str] = None
+    variants: Tuple[str, ...] = ()
+
+    def __post_init__(self):
+        output = os.path.abspath(self.output)
+        set_ = object.__setattr__  # frozen: normalise once, here
+        for name in ("methods", "datasets", "shots", "seeds", "extra", "variants"):
+            set_(self, name, tuple(getattr(self, name)))
+        set_(self, "output", output)
+        set_(self, "data", os.path.abspath(self.data) if self.data and self.data != "$DATA" else "$DATA")
+        set_(self, "cache_dir", os.path.abspath(self.cache_dir or os.path.join(output, "feature_cache")))
+        if self.track is not None and self.track not in TRACKS:
+            raise GridError(f"Unknown track {self.track!r}; valid: {', '.join(TRACKS)}")
+
+    def but(self, **changes) -> "GridRequest":
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One ``train.py`` run of the grid."""
+
+    method: str
+    dataset: str            # config name (caltech101); the evaluated dataset for an eval cell
+    shots: int
+    seed: int
+    backbone: str
+    out_dir: str
+    argv: Tuple[str, ...]   # train.py arguments
+    source_dir: str = ""    # eval cells: the trained run they evaluate
+    fingerprint: str = ""   # the run's identity (metrics.json "fingerprint"); "" when not resolved
+    note: str = ""          # how the run differs from the recipe, if it does
+    source_dataset: str = SOURCE_DATASET  # eval cells: the dataset the evaluated run trained on
+    classes: str = "all"    # DATASET.SUBSAMPLE_CLASSES of the run (base-to-novel: base, or new for an eval)
+
+    @property
+    def name(self) -> str:
+        shots = f"{self.shots}-shot" if self.shots else "zero-shot"
+        subset = "" if self.classes == "all" else f" ({self.classes} classes)"
+        base = f"{self.method} {self.source_dataset if self.source_dir else self.dataset} {shots} seed {self.seed}"
+        return (f"{base} -> {self.dataset}{subset}" if self.source_dir else base + subset)
+
+    @property
+    def finished(self) -> bool:
+        """``metrics.json`` is there and records this cell's identity (a run from before identities were
+        recorded was checked against its ``config.yaml`` when the cell was planned)."""
+        metrics = read_metrics(self.out_dir)
+        return bool(metrics) and (not self.fingerprint or metrics.get("fingerprint", self.fingerprint) == self.fingerprint)
+
+    def command(self, python: str = "python") -> str:
+        return f"{python} train.py " + " ".join('"$DATA"' if a == "$DATA" else shlex.quote(a) for a in self.argv)
+
+
+def read_metrics(folder: str) -> dict:
+    """A run's ``metrics.json`` ({} when absent or unreadable: the run has not finished)."""
+    try:
+        with open(os.path.join(folder, "metrics.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+@dataclass
+class ProtocolPlan:
+    """A protocol's training cells, the evaluations of them (planned once they have finished), and notes."""
+
+    train: List[Cell]
+    evals: Optional[Callable[..., Tuple[List[Cell], List[str]]]] = None  # (pending=False) -> (cells, missing)
+    notes: List[str] = field(default_factory=list)
+
+
+# ---- method facts -------------------------------------------------------------------------------
+def spec(method: str):
+    try:
+        return trainers.method_spec(method)
+    except trainers.UnknownMethodError as err:
+        raise GridError(str(err)) from None
+
+
+def transfers_to_other_classes(method: str) -> bool:
+    """Whether a trained model can be evaluated on classes it was not trained on: nothing is trained
+    (shot-free) or the trained state names no class (class-agnostic: prompts, LoRA). Per-class state
+    (TaskRes's residual, a linear probe, Tip-Adapter's cache) cannot."""
+    s = spec(method)
+    return s.shot_free or s.class_agnostic
+
+
+def check_recipes(methods: Sequence[str]) -> None:
+    """Every method has a recipe whose config file exists (one line per method that has not)."""
+    errors = []
+    for m in methods:
+        s = spec(m)
+        if s.recipe_config is None:
+            errors.append(f"{m}: declares no recipe (recipe_config and recipe() in its SPEC); the grid runs recipes")
+        elif s.recipe_config and not os.path.isfile(os.path.join(REPO_ROOT, s.recipe_config)):
+            errors.append(f"{m}: config file {s.recipe_config} does not exist (method not available yet?)")
+    if errors:
+        raise GridError("\n".join(errors))
+
+
+def check_datasets(names: Sequence[str]) -> None:
+    folder = os.path.join(REPO_ROOT, "configs", "datasets")
+    unknown = [d for d in names if not os.path.isfile(os.path.join(folder, f"{d}.yaml"))]
+    if unknown:
+        valid = sorted(f[:-5] for f in os.listdir(folder) if f.endswith(".yaml"))
+        raise GridError(f"Unknown dataset(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
+
+
+# ---- cells --------------------------------------------------------------------------------------
+def _launch_args(req: GridRequest, seed: int, out_dir: str) -> List[str]:
+    return ["--root", req.data, "--seed", str(seed), "--output-dir", out_dir, "--cache-dir", req.cache_dir, "--reuse"]
+
+
+def protocol_opts(method: str, track: Optional[str] = None, classes: str = "all") -> List[str]:
+    """The ``KEY VALUE`` pairs of a protocol: the class subset, and the track for a method that selects on val
+    (a method that reads no validation data runs the same run in both tracks, so it gets no key)."""
+    opts = ["DATASET.SUBSAMPLE_CLASSES", classes] if classes != "all" else []
+    if track and track != DEFAULT_TRACK and spec(method).selects_on_val:
+        opts += ["DATASET.TRACK", track]
+    return opts
+
+
+def run_dir(output: str, method: str, dataset: str, backbone: str, shots: int, seed: int) -> str:
+    """The launchers' layout: ``OUTPUT/<dataset>/<Trainer>/<backbone tag>_<K>shots/seed<S>``
+    (``<backbone tag>_zeroshot`` for shot-free methods)."""
+    tag = f"{backbone_tag(backbone)}_{'zeroshot' if spec(method).shot_free else f'{shots}shots'}"
+    return os.path.join(output, dataset, method, tag, f"seed{seed}")
+
+
+def _runs_of(method: str, shots: Sequence[int], seeds: Sequence[int]) -> List[Tuple[int, int, int]]:
+    """(shots recorded for the cell, DATASET.NUM_SHOTS, seed) for each run of one method on one dataset.
+
+    A shot-free method runs once, with the first seed and 1-shot data reading (its result depends on neither);
+    its cell is recorded with 0 shots.
+    """
+    if spec(method).shot_free:
+        return [(0, 1, seeds[0])]
+    return [(k, k, s) for k in shots for s in seeds]
+
+
+def plan_runs(req: GridRequest, classes: str = "all") -> List[Cell]:
+    """Every training cell of ``req`` (methods x datasets x shots x seeds), with arguments and resolved folder."""
+    check_datasets(req.datasets)
+    check_recipes(req.methods)
+    cells = []
+    for m in req.methods:
+        for d in req.datasets:
+            for k, num_shots, s in _runs_of(m, req.shots, req.seeds):
+                out_dir = run_dir(req.output, m, d, req.backbone, k, s)
+                argv = _launch_args(req, s, out_dir) + recipe_argv(m, d, num_shots, req.backbone)
+                if req.epochs is not None and spec(m).settings(d, num_shots).get("OPTIM.MAX_EPOCH") is not None:
+                    argv += ["OPTIM.MAX_EPOCH", str(req.epochs)]
+                if req.size is not None:
+                    argv += ["INPUT.SIZE", f"({req.size}, {req.size})"]
+                argv += protocol_opts(m, req.track, classes) + list(req.extra)
+                cells.append(Cell(m, d, k, s, req.backbone, out_dir, tuple(argv), classes=classes))
+    return resolve_all(cells)
+
+
+def last_checkpoint_epoch(run: str) -> Optional[int]:
+    """The highest ``N`` of ``<run>/<model>/model.pth.tar-N``, None when the run saved no model."""
+    epochs = []
+    for entry in os.listdir(run):
+        sub = os.path.join(run, entry)
+        if os.path.isdir(sub):
+            epochs += [int(m.group(1)) for f in os.listdir(sub) if (m := re.fullmatch(r"model\.pth\.tar-(\d+)", f))]
+    return max(epochs) if epochs else None
+
+
+def plan_evals(req: GridRequest, trained: Sequence[Cell], targets: Callable[[Cell], Sequence[Tuple[str, str, str]]],
+               pending: bool = False) -> Tuple[List[Cell], List[str]]:
+    """Eval cells of the finished ``trained`` runs on each of their ``targets(run)`` ``(dataset, folder name,
+    classes)`` (into ``<run>/<folder name>/``), and the trained runs that are not finished yet.
+
+    ``pending``: also plan the evaluations of unfinished runs (without ``--load-epoch``), for a dry run's cost.
+    """
+    cells, missing = [], []
+    for t in trained:
+        aims = targets(t)
+        if not aims:
+            continue
+        check_datasets([d for d, _, _ in aims])
+        num_shots = 1 if spec(t.method).shot_free else t.shots
+        if not t.finished:
+            missing.append(t.out_dir)
+            if not pending:
+                continue
+        load_epoch = last_checkpoint_epoch(t.out_dir) if t.finished else None
+        for target, folder, classes in aims:
+            out_dir = os.path.join(t.out_dir, folder)
+            argv = _launch_args(req, t.seed, out_dir) + ["--eval-only", "--model-dir", t.out_dir]
+            if load_epoch is not None:
+                argv += ["--load-epoch", str(load_epoch)]
+            # As scripts/taskres/eval.sh (test batch 1000, the paper's variant configs), plus one view of
+            # the few-shot train images, which an evaluation encodes but never uses.
+            argv += recipe_argv(t.method, target, num_shots, t.backbone)
+            argv += ["DATALOADER.TEST.BATCH_SIZE", "1000"]
+            if req.size is not None:
+                argv += ["INPUT.SIZE", f"({req.size}, {req.size})"]
+            argv += ["FEATURE_CACHE.NUM_VIEWS", "1", *protocol_opts(t.method, req.track, classes), *req.extra]
+            cells.append(Cell(t.method, target, t.shots, t.seed, t.backbone, out_dir, tuple(argv), source_dir=t.out_dir,
+                              source_dataset=t.dataset, classes=classes))
+    return resolve_all(cells), missing
+
+
+# ---- folders and identities ---------------------------------------------------------------------
+def resolve_cell(cell: Cell) -> Cell:
+    """The cell with its folder and identity as ``train.py --reuse`` will resolve them (the bookkeeping's rule).
+
+    Raises ``GridError`` when the folder holds a finished run with another config.
+    """
+    argv = [os.path.join(REPO_ROOT, a) if a.startswith("configs/") else a for a in cell.argv]
+    try:
+        args = train.build_parser().parse_args(argv)
+        cfg = train.setup_cfg(args)
+    except train.UserError as err:
+        raise GridError(f"{cell.name}: {err}") from None
+    ident = identify(cfg, eval_of(args))
+    folder = run_folder(cfg, ident, eval_of(args) is not None)
+    state, why = folder_state(folder, ident)
+    if state == "conflict":
+        raise GridError(why)
+    note = f"modified ({ident.variant})" if ident.deviation else ""
+    return dataclasses.replace(cell, out_dir=folder, fingerprint=ident.fingerprint, note=note)
+
+
+def resolve_all(cells: Sequence[Cell]) -> List[Cell]:
+    resolved, errors = [], []
+    for c in cells:
+        try:
+            resolved.append(resolve_cell(c))
+        except GridError as err:
+            errors.append(str(err))
+    if errors:
+        raise GridError("\n".join(errors))
+    return resolved

@@ -1,0 +1,117 @@
+"""The evaluation protocols: one object each, saying which runs it trains and how it evaluates them.
+
+Every protocol trains first, then evaluates the finished runs in the same grid call:
+
+- ``fewshot`` (default): the paper's grid, methods x datasets x shots x seeds; no extra evaluation;
+- ``base2novel`` (CoCoOp): 16 shots of the base half of each dataset's classes (``DATASET.SUBSAMPLE_CLASSES
+  base``, folder ``<tag>_base``), tested on the base classes by the run itself and on the new ones by
+  ``--eval-only`` into ``<run>/eval_new/``, for methods whose trained state transfers to unseen classes
+  (shot-free or class-agnostic); a method with per-class state is trained and tested on base only;
+- ``cross_dataset``: 16-shot ImageNet, evaluated on the other datasets into ``<run>/eval_<dataset>/``
+  (transferring methods only; the others are skipped, with the reason);
+- ``dg``: 16-shot ImageNet, evaluated on ImageNet-V2/-Sketch/-A/-R into ``<run>/eval_<variant>/``.
+
+``variants`` (``--eval-variants``) is ``dg`` without training: it evaluates the ImageNet runs already there.
+A new protocol is one subclass here, added to ``PROTOCOLS``.
+"""
+from typing import Dict, List, Sequence, Tuple
+
+from scripts.reproduce.planning import (
+    SOURCE_DATASET,
+    Cell,
+    GridRequest,
+    ProtocolPlan,
+    check_datasets,
+    plan_evals,
+    plan_runs,
+    transfers_to_other_classes,
+)
+from tools.names import PAPER_SHOTS
+
+Target = Tuple[str, str, str]  # (evaluated dataset, folder under the run, DATASET.SUBSAMPLE_CLASSES)
+
+
+class Protocol:
+    """Few-shot by default; a subclass changes which runs are trained and what each is evaluated on."""
+
+    name = "fewshot"
+    help = "the paper's grid"
+    default_shots: Tuple[int, ...] = PAPER_SHOTS
+    classes = "all"      # DATASET.SUBSAMPLE_CLASSES of the trained runs
+    trains = True        # False: only evaluate runs trained before (planned, never run)
+
+    def training(self, req: GridRequest) -> Tuple[GridRequest, List[str]]:
+        """The request of the runs to train, and notes on the methods left out (in part), with why."""
+        return req, []
+
+    def targets(self, req: GridRequest, run: Cell) -> Sequence[Target]:
+        """What a finished run is evaluated on besides its own test set (nothing for few-shot)."""
+        return ()
+
+    def plan(self, req: GridRequest) -> ProtocolPlan:
+        trained, notes = self.training(req)
+        train = plan_runs(trained, self.classes) if trained.methods else []
+        check_datasets(sorted({d for run in train for d, _, _ in self.targets(req, run)}))  # before any training
+        evals = None
+        if type(self).targets is not Protocol.targets:
+            def evals(pending: bool = False):
+                return plan_evals(req, train, lambda run: self.targets(req, run), pending)
+        return ProtocolPlan(train if self.trains else [], evals, notes)
+
+
+def _split(methods: Sequence[str]) -> Tuple[List[str], List[str]]:
+    moving = [m for m in methods if transfers_to_other_classes(m)]
+    return moving, [m for m in methods if m not in moving]
+
+
+class BaseToNovel(Protocol):
+    name = "base2novel"
+    help = "CoCoOp: train on base classes, test on base and new"
+    default_shots = (16,)
+    classes = "base"
+
+    def training(self, req):
+        _, fixed = _split(req.methods)
+        return req, [f"{m}: its trained state is per class, so it is trained and tested on the base classes only; "
+                     "the report shows its new-class accuracy and HM as n/a" for m in fixed]
+
+    def targets(self, req, run):
+        return [(run.dataset, "eval_new", "new")] if transfers_to_other_classes(run.method) else ()
+
+
+class CrossDataset(Protocol):
+    name = "cross_dataset"
+    help = "16-shot ImageNet to the other datasets"
+    default_shots = (16,)
+
+    def training(self, req):
+        moving, fixed = _split(req.methods)
+        return (req.but(methods=moving, datasets=(SOURCE_DATASET,)),
+                [f"{m}: skipped, its trained state is per class and cannot classify another dataset's classes"
+                 for m in fixed])
+
+    def targets(self, req, run):
+        return [(d, f"eval_{d}", "all") for d in req.datasets if d != SOURCE_DATASET]
+
+
+class DomainGeneralisation(Protocol):
+    name = "dg"
+    help = "ImageNet to its variants"
+    default_shots = (16,)
+
+    def training(self, req):
+        return req.but(datasets=(SOURCE_DATASET,)), []
+
+    def targets(self, req, run):
+        return [(v, f"eval_{v}", "all") for v in req.variants]
+
+
+class EvalVariants(DomainGeneralisation):
+    name = "variants"
+    help = "evaluate finished ImageNet runs on the variants (--eval-variants)"
+    trains = False
+
+
+PROTOCOLS: Dict[str, Protocol] = {p.name: p for p in (Protocol(), BaseToNovel(), CrossDataset(),
+                                                      DomainGeneralisation())}
+EVAL_VARIANTS = EvalVariants()
