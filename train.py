@@ -149,7 +149,8 @@ def selection_record(cfg, trainer, eval_only: bool, model_dir: str = "") -> dict
     selects = bool(getattr(type(trainer), "SELECTS_ON_VAL", False))
     record = {"classes": str(cfg.DATASET.get("SUBSAMPLE_CLASSES", "all")).lower(), "track": track,
               "read_validation": read, "tracks": satisfied_tracks(track, read, selects),
-              "class_agnostic": bool(getattr(type(trainer), "CLASS_AGNOSTIC", False))}
+              "class_agnostic": bool(getattr(type(trainer), "CLASS_AGNOSTIC", False)),
+              "selection_data": getattr(trainer, "selection", None)}  # datasets.select_validation's record
     if eval_only and model_dir:
         try:
             with open(os.path.join(model_dir, "metrics.json")) as f:

@@ -141,6 +141,7 @@ def test_tracks_record_what_was_read_and_are_never_mixed(tmp_path, tiny_clip):
     for method in methods[1:]:
         paper, free = by[(method, DEFAULT_TRACK)], by[(method, "valfree")]
         assert paper["tracks"] == [DEFAULT_TRACK] and paper["read_validation"]
+        assert paper["selection_data"]["track"] == DEFAULT_TRACK and paper["selection_data"]["images"] > 0
         assert free["tracks"] == ["valfree"] and not free["read_validation"]
     folders = {(m["method"], m["track"]): k for k, m in runs.items()}
     assert "_valfree" in folders[("TipAdapter", "valfree")] and "_valfree" not in folders[("TipAdapter", DEFAULT_TRACK)]
@@ -186,6 +187,13 @@ def test_tracks_record_what_was_read_and_are_never_mixed(tmp_path, tiny_clip):
     assert old_table[tip][cal] == _fmt([by[("TipAdapter", DEFAULT_TRACK)]["accuracy"]])
 
 
+def test_track_names_are_defined_once():
+    """The torch-free launcher planner spells the default track as datasets/validation.py defines it."""
+    from scripts.reproduce import runs as launcher_runs
+
+    assert launcher_runs.DEFAULT_TRACK == DEFAULT_TRACK == "paper" and TRACKS == ("paper", "fewshot_val", "valfree")
+
+
 def test_valfree_refuses_validation_data_and_best_val(tmp_path, tiny_clip, data_root):
     import train
     from datasets import ValidationSplitError, validation_items
@@ -199,7 +207,7 @@ def test_valfree_refuses_validation_data_and_best_val(tmp_path, tiny_clip, data_
     with pytest.raises(SystemExit, match="TEST.FINAL_MODEL best_val selects the epoch on val"):
         train.main(train_args(data_root, tiny_clip, str(tmp_path / "r2"), extra=[])
                    + ["DATASET.TRACK", "valfree", "TEST.FINAL_MODEL", "best_val"])
-    with pytest.raises(SystemExit, match="DATASET.TRACK must be one of fewshot_val, valfree"):
+    with pytest.raises(SystemExit, match="DATASET.TRACK must be one of paper, fewshot_val, valfree"):
         train.main(train_args(data_root, tiny_clip, str(tmp_path / "r3")) + ["DATASET.TRACK", "nope"])
     with pytest.raises(SystemExit, match="DATASET.SUBSAMPLE_CLASSES must be all, base or new, not 'Base'"):
         train.main(train_args(data_root, tiny_clip, str(tmp_path / "r4")) + ["DATASET.SUBSAMPLE_CLASSES", "Base"])
@@ -265,7 +273,7 @@ def test_launchers_take_the_track_and_the_class_subset(data_root, tiny_clip, tmp
     [taskres] = [(k, m) for k, m in runs.items() if m["method"] == "TaskRes"]
     # Tip-Adapter selects on val: a validation-free run of its own; TaskRes reads none: the track names no folder
     assert "_base_valfree" in tip[0] and tip[1]["tracks"] == ["valfree"] and tip[1]["classes"] == "base"
-    assert "_base" in taskres[0] and "valfree" not in taskres[0] and taskres[1]["tracks"] == ["fewshot_val", "valfree"]
+    assert "_base" in taskres[0] and "valfree" not in taskres[0] and taskres[1]["tracks"] == list(TRACKS)
 
 
 def test_published_base2novel_numbers_are_consistent_and_shown_beside_ours():

@@ -15,15 +15,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from datasets import select_validation
 from engine import (
     CheckpointError,
     DataManager,
     ImageDatasetWrapper,
     TrainerX,
     TrainingLoop,
+    build_data_loader,
     build_evaluator,
     build_lr_scheduler,
     build_optimizer,
+    build_transform,
     compute_accuracy,
 )
 from features import FeatureLoader, FeatureSource
@@ -32,18 +35,19 @@ from trainers.backbone import ClipBackbone, autocast_context, load_backbone, res
 logger = logging.getLogger(__name__)
 
 
-def validation_items(trainer) -> List:
-    """The items a method may select hyper-parameters or epochs on: the few-shot val split, never test.
+def validation_items(trainer, paper: str = "dassl_val") -> List:
+    """The items a method may select hyper-parameters or epochs on, never test: the only way a trainer gets them.
 
-    The dataset layer owns the rule (``datasets.validation_items``): datasets whose val *is* their test
-    set (ImageNet, as in CoOp) give the held-out val drawn and stored beside their few-shot set; the
-    ``valfree`` track (``DATASET.TRACK``) gives none and raises. The trainer remembers that it read
-    validation data (``read_validation``), so ``metrics.json`` says which tracks the run satisfies.
+    The dataset layer owns the rule (``datasets.select_validation``): ``paper`` names what the method's original
+    selected on (``datasets.PAPER_SOURCES``), which the ``paper`` track honours with the test set replaced by
+    held-out train images; ``fewshot_val`` gives min(K, 4) per class; ``valfree`` raises. The trainer remembers
+    that it read validation data and what (``read_validation``, ``selection``) for ``metrics.json``.
     """
-    from datasets import validation_items as dataset_validation_items
-
-    items = dataset_validation_items(trainer.dm.dataset, trainer.cfg.DATASET.NAME, trainer.cfg.DATASET.TRACK)
+    cfg = trainer.cfg
+    items, record = select_validation(trainer.dm.dataset, cfg.DATASET.NAME, cfg.DATASET.TRACK, paper,
+                                      int(cfg.DATASET.NUM_SHOTS), int(cfg.SEED))
     trainer.read_validation = True
+    trainer.selection = record
     return items
 
 
@@ -146,8 +150,15 @@ class ClipTrainer(*_TRAINER_BASES):
 
     def build_data_loader(self) -> None:
         """The engine's DataManager, with the project's image reader (a corrupt file stops with its name;
-        Dassl's reader retries forever)."""
+        Dassl's reader retries forever). The val loader comes from ``validation_items`` only, and only for
+        ``TEST.FINAL_MODEL best_val`` (which fails in one line where no clean val exists): the engine's is
+        ``dataset.val``, for ImageNet the test list."""
         self.use_data_manager(DataManager(self.cfg, dataset_wrapper=ImageDatasetWrapper))
+        self.val_items = validation_items(self) if self.cfg.TEST.FINAL_MODEL == "best_val" else None
+        self.val_loader = None if self.val_items is None else build_data_loader(
+            self.cfg, sampler_type=self.cfg.DATALOADER.TEST.SAMPLER, data_source=self.val_items,
+            batch_size=self.cfg.DATALOADER.TEST.BATCH_SIZE, tfm=build_transform(self.cfg, is_train=False),
+            is_train=False, dataset_wrapper=ImageDatasetWrapper)
 
     # ---- what a method provides -------------------------------------------------------------
     def build_head(self) -> nn.Module:
@@ -285,8 +296,8 @@ class ClipTrainer(*_TRAINER_BASES):
             logger.info("The image encoder is adapted: images are encoded at every step, not read from the cache")
             return
         ds, bs = self.dm.dataset, self.cfg.DATALOADER.TEST.BATCH_SIZE
-        if ds.val and "val" in self.cache_request()["splits"]:
-            self.val_loader = self.feature_source.eval_loader("val", ds.val, bs, self.device)
+        if self.val_items and "val" in self.cache_request()["splits"]:  # only from validation_items, never ds.val
+            self.val_loader = self.feature_source.eval_loader("val", self.val_items, bs, self.device)
         self.test_loader = self.feature_source.eval_loader("test", ds.test, bs, self.device)
 
     def train_views(self) -> int:

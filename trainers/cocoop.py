@@ -148,7 +148,9 @@ class CoCoOp(ClipTrainer):
         head = self.model.head
         return {"n_ctx": head.n_ctx, "ctx_init": self.method_cfg.CTX_INIT, "prompt_tokens": int(head.tokens.shape[1]),
                 "shared_prefix": head.share_prefix, "prompts_per_call": head.prompts_per_call,
-                "trainable_precision": "fp32"}
+                "trainable_precision": "fp32",
+                # The public config and numbers are ViT-B/16 only (docs/fidelity.md); another backbone is our setting.
+                "published_backbone": "ViT-B/16"}
 
     def load_state_for_eval(self, name: str, checkpoint: dict) -> None:
         state = {k: v for k, v in checkpoint.get("state_dict", {}).items()

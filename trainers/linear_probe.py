@@ -20,8 +20,10 @@ How it differs from the public code (CoOp's ``lpclip/``), and why:
   refined value beats it), while the public binary search (8 steps, starting at a tenth and ten times
   the peak) deploys the last step's winner even when an earlier ``C`` scored higher on val; both
   settle within a fraction of a decade of the best grid value, and the grid stage is identical;
-- ImageNet's "val" is its test set (as in CoOp); here the search runs on a held-out val drawn from
-  ImageNet's train images instead (``validation_items``), so no test image ever picks ``C``.
+- the val images: lpclip draws min(K, 4) per class from the val split with numpy's RNG; here CoOp's few-shot
+  val (the same size, Dassl's draw). ImageNet's "val" is its test set (as in CoOp), so lpclip picks ``C`` on
+  4,000 test images; here on min(K, 4) held-out train images per class (``validation_items``), so no test
+  image ever picks ``C``.
 """
 import logging
 import math
@@ -257,7 +259,9 @@ class LinearProbeCLIP(ClipTrainer):
             logger.info("Linear probe (%s solver): fixed C = %.4g (valfree track, no search)", self.solver, VALFREE_C)
             self._models[self.CHECKPOINT_NAME].set_from_probe(probe, VALFREE_C)
             return
-        x_val, y_val = self._features("val", validation_items(self))
+        # CoOp's lpclip searches on min(K, 4) val images per class (on ImageNet: of the test set; the paper
+        # track's held-out train images instead).
+        x_val, y_val = self._features("val", validation_items(self, paper="fewshot_val"))
         n = int(round((mcfg.SEARCH_MAX - mcfg.SEARCH_MIN) / mcfg.SEARCH_STEP)) + 1
         grid = [10.0 ** (mcfg.SEARCH_MAX - i * mcfg.SEARCH_STEP) for i in range(n)]
         c, acc, _, probe = search_regularization(x_train, y_train, x_val, y_val, grid, int(mcfg.REFINE_STEPS),

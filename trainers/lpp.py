@@ -26,8 +26,8 @@ iteration (``TRAINER.LPP.ACCUMULATE_ALPHA_GRAD True``; False: the gradient of th
 
 Deviations (each recorded in ``metrics.json`` ``extra``):
 - fp32 throughout; the public code trains ``W``, ``b``, ``alpha`` in CLIP's dtype (fp16 on a GPU);
-- the val set is the project's (``validation_items``: the few-shot val, min(K, 4) per class; ImageNet a
-  held-out part of its train images); the public code draws K per class (ImageNet: K more train images);
+- the val set: the paper track (default) takes K per class as the public code does (drawn from the val split
+  with a seeded ``random``, ImageNet K held-out train images per class), the ``fewshot_val`` track min(K, 4);
 - ``b``'s random start comes from a generator seeded by ``SEED`` (the public code: the global RNG);
 - 3 seeds of the CoOp few-shot splits (the public code: 10 tasks of its own sampling).
 
@@ -234,8 +234,9 @@ class LPP(ClipTrainer):
         logger.info("LP++: step of W, b %.4g; step of alpha %.4g; initial alpha %.4g", float(self.head.lr_w),
                     float(self.head.lr_alpha), float(self.head.alpha.detach()[0]))
         if self.select_on_val:
-            entry = self.cached_features("val", validation_items(self), build_transform(self.cfg, is_train=False),
-                                         1, None)
+            # The public code selects on K val images per class (ImageNet: K extra train images per class).
+            entry = self.cached_features("val", validation_items(self, paper="kshot_val"),
+                                         build_transform(self.cfg, is_train=False), 1, None)
             self.val_set = (entry["features"][0].float().to(self.device), entry["labels"].to(self.device))
 
     def forward_backward(self, batch) -> dict:

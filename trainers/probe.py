@@ -12,16 +12,17 @@ The published setting is one for every task — SGD lr 0.1, batch 256, 300 epoch
 validation set is used (jusiro/CLAP@dbdf409 ``trainers/adapters.py``: ``AdapterMethod`` with INIT ``ZS``,
 ``CustomCLIP.forward_lp``; ``configs/trainers/SGD_lr1e-1_B256_ep300.yaml``).
 
-Training views: the original encodes 20 augmented views of each training image once and, each epoch,
-draws ``len(train loader)`` batches from the shuffled pool of all views; here the 20 views are cached and
-epoch ``e`` trains on view ``e % 20`` of every image (``TRAIN_VIEWS``), the project's feature-cache
-protocol. Same views and number of steps per epoch, a different mixing of views within an epoch.
+Training views, as the original (``adapters.py``, ``run_epoch``): 20 augmented views of each training image are
+encoded once (cached here, ``TRAIN_VIEWS``); each epoch shuffles the pool of all 20 N (view, image) pairs and
+trains on ``len(train loader)`` batches from its start (``ViewPoolLoader``), so an epoch mixes views and may see
+an image twice or not at all. The shuffle is seeded by (seed, epoch) instead of numpy's global RNG.
 """
 from typing import Tuple
 
 import torch
 from torch import nn
 
+from features import FeatureLoader
 from trainers.base import ClipTrainer
 from trainers.heads import cosine_logits
 from trainers.templates import IMAGENET_ONLY, OWN, SELECT_OWN, templates_for
@@ -43,6 +44,32 @@ class PrototypeProbe(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.logits(features, self.prototypes)
+
+
+class ViewPoolLoader:
+    """Each epoch, ``num_batches`` batches from the start of a seeded permutation of all (view, image) pairs of
+    ``features`` ``[V, N, D]``; batches shaped like ``FeatureLoader``'s."""
+
+    def __init__(self, features: torch.Tensor, labels: torch.Tensor, batch_size: int, num_batches: int,
+                 device: torch.device, seed: int):
+        self.features, self.labels = features, labels.to(device)
+        self.batch_size, self.num_batches, self.device, self.seed, self.epoch = batch_size, num_batches, device, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def __iter__(self):
+        views, n = self.features.shape[0], self.features.shape[1]
+        gen = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+        order = torch.randperm(views * n, generator=gen)
+        for b in range(self.num_batches):
+            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+            image = idx % n
+            yield {"img": self.features[idx // n, image].to(self.device, torch.float32),
+                   "label": self.labels[image.to(self.labels.device)], "index": image}
 
 
 def original_templates(dataset: str) -> Tuple[str, ...]:
@@ -68,6 +95,16 @@ class PrototypeProbeTrainer(ClipTrainer):
 
     def dataset_templates(self):
         return original_templates(self.cfg.DATASET.NAME)
+
+    def use_train_features(self) -> None:
+        """The cached views as the original feeds them: each epoch, batches from a shuffled pool of all views."""
+        super().use_train_features()
+        loader = self.train_loader_x
+        if isinstance(loader, FeatureLoader):
+            self.train_loader_x = ViewPoolLoader(loader.features, loader.labels, loader.batch_size, len(loader),
+                                                 self.device, max(int(self.cfg.SEED), 0))
+            self.cache_info["protocol"] = (f"{loader.num_views} views per image; each epoch {len(loader)} batches "
+                                           "from a shuffled pool of all views (the original's)")
 
     def build_head(self) -> nn.Module:
         text = build_zero_shot_classifier(self.clip, self.classnames, self.templates, clean=False)

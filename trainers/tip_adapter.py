@@ -20,12 +20,12 @@ The values used are recorded in ``metrics.json``.
 
 How it differs from the public code, and why:
 
-- **No selection on test.** The public Tip-Adapter-F evaluates every epoch on the test set and keeps
-  the best, and on ImageNet (``main_imagenet.py``) both Tip-Adapter and Tip-Adapter-F search
-  alpha/beta on the test set: the published Tip-Adapter numbers were selected on test. Here the
-  epoch and alpha/beta are chosen on val only; ImageNet, whose val is its test set, uses a held-out
-  part of its train set (``validation_items``). Accuracies can therefore be slightly below the
-  published ones.
+- **No selection on test.** The public code searches alpha/beta on the dataset's whole val split
+  (``main.py``: ``search_hp(cfg, ..., val_features, ...)``), and so does the ``paper`` track here; but it
+  picks Tip-Adapter-F's epoch on the test set, and on ImageNet (``main_imagenet.py``) searches alpha/beta
+  on the test set too. Here the epoch is chosen on the whole val split, and ImageNet uses held-out train
+  images, as many per class as its test set has (``validation_items``). Accuracies can therefore be
+  slightly below the published ones. The ``fewshot_val`` track uses min(K, 4) images per class instead.
 - ``logit_scale`` is the backbone's (100 for OpenAI weights, the public constant), so other open_clip
   models work.
 - Values are kept as labels (``cache_labels``) and applied with an index-add instead of a one-hot
@@ -44,6 +44,7 @@ How it differs from the public code, and why:
 """
 import copy
 import logging
+import math
 from typing import Sequence, Tuple
 
 import numpy as np
@@ -52,6 +53,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine import TRAINER_REGISTRY, CheckpointError, build_transform
+from features import FeatureLoader
 from trainers.base import ClipTrainer, validation_items
 from trainers.heads import cosine_logits
 from trainers.templates import IMAGENET_FAMILY, OWN, SELECT, templates_for
@@ -274,8 +276,10 @@ class TipAdapter(ClipTrainer):
     def validation_features(self) -> Tuple[torch.Tensor, torch.Tensor]:
         """Val features (never test) on the trainer's device, computed once per run."""
         if getattr(self, "_val_features", None) is None:
-            entry = self.cached_features("val", validation_items(self), build_transform(self.cfg, is_train=False),
-                                         1, None)
+            # search_hp runs on the dataset's whole val split (ImageNet: its test set; here held-out train
+            # images of the same size); Tip-F's epoch too (the public code picks it on test).
+            entry = self.cached_features("val", validation_items(self, paper="val_split"),
+                                         build_transform(self.cfg, is_train=False), 1, None)
             self._val_features = (entry["features"][0].float().to(self.device), entry["labels"].to(self.device))
         return self._val_features
 
@@ -300,6 +304,8 @@ class TipAdapter(ClipTrainer):
                  "search_hp": bool(self.method_cfg.SEARCH_HP) and not self.valfree, "augment_epoch": int(self.method_cfg.AUGMENT_EPOCH)}
         if getattr(self, "best_epoch", None) is not None:
             extra["best_epoch"] = int(self.best_epoch) + 1
+            # The public code picks the epoch on the test set; here on the selection set (metrics' selection_data).
+            extra["epoch_selected_on"] = "none (last epoch)" if self.valfree else "validation (public code: test)"
         return extra
 
 
@@ -331,8 +337,16 @@ class TipAdapterF(TipAdapter):
         cfg = self.cfg
         optim = torch.optim.AdamW([head.cache_keys], lr=cfg.OPTIM.LR, eps=self.method_cfg.ADAMW_EPS,
                                   weight_decay=cfg.OPTIM.WEIGHT_DECAY)
-        total = max(1, int(cfg.OPTIM.MAX_EPOCH) * len(self.train_loader_x))
-        return optim, torch.optim.lr_scheduler.CosineAnnealingLR(optim, T_max=total)
+        # The public loader keeps the last partial batch (drop_last=False): ceil(N / B) steps per epoch.
+        per_epoch = math.ceil(len(self.dm.dataset.train_x) / int(cfg.DATALOADER.TRAIN_X.BATCH_SIZE))
+        return optim, torch.optim.lr_scheduler.CosineAnnealingLR(optim, T_max=max(1, int(cfg.OPTIM.MAX_EPOCH) * per_epoch))
+
+    def use_train_features(self) -> None:
+        super().use_train_features()
+        loader = self.train_loader_x
+        if isinstance(loader, FeatureLoader) and loader.drop_last:  # the public loader keeps the last partial batch
+            self.train_loader_x = FeatureLoader(loader.features, loader.labels, loader.batch_size, shuffle=True,
+                                                drop_last=False, device=self.device, seed=max(int(self.cfg.SEED), 0))
 
     def build_model(self) -> None:
         super().build_model()

@@ -36,7 +36,7 @@ FOLDER_NAMED_KEYS = ("TRAINER.TaskRes.ENHANCED_BASE",)
 # base/new (base-to-novel) and ``DATASET.TRACK`` valfree (for methods that select on val; the key is no part
 # of the identity of a method that reads no validation data, nor at its default, so those runs are shared).
 PROTOCOL_KEYS = ("DATASET.SUBSAMPLE_CLASSES", "DATASET.TRACK")
-DEFAULT_TRACK = "fewshot_val"
+DEFAULT_TRACK = "paper"  # datasets.DEFAULT_TRACK (not imported: runs.py stays torch-free at import; a test checks)
 
 
 def input_size(backbone: str) -> int:
