@@ -67,6 +67,17 @@ def test_run_records_alpha_and_eval_only_reproduces_it(data_root, tiny_clip, tmp
     assert _metrics(again)["extra"]["alpha"] == extra["alpha"]
 
 
+@pytest.mark.parametrize("dataset, track, source", [("caltech101", "paper", "val_split"),
+                                                    ("imagenet", "paper", "heldout_paper"),
+                                                    ("caltech101", "fewshot_val", "fewshot_val")])
+def test_alpha_is_chosen_on_what_the_original_used_never_test(data_root, tiny_clip, tmp_path, dataset, track, source):
+    """The original searches the whole val split (ImageNet: its test set, replaced by held-out train images)."""
+    out = tmp_path / "sel"
+    train.main(_args(data_root, tiny_clip, out, tmp_path / "cache", dataset=dataset, extra=("DATASET.TRACK", track)))
+    metrics = _metrics(out)
+    assert metrics["read_validation"] and metrics["selection_data"]["source"] == source
+
+
 def test_valfree_track_reads_no_val_and_uses_the_fixed_alpha(data_root, tiny_clip, tmp_path):
     out = tmp_path / "vf"
     train.main(_args(data_root, tiny_clip, out, tmp_path / "cache", extra=("DATASET.TRACK", "valfree")))
