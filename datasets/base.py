@@ -57,6 +57,7 @@ from .splits import (  # noqa: F401  (re-exported: the dataset modules import th
     Split,
     _Path,
     draw_heldout_val,
+    fewshot_val_per_class,
     find_missing,
     list_dirs,
     list_files,
@@ -355,7 +356,7 @@ class BenchmarkDataset(DatasetBase):
             logger.info("Drawing a %d-shot set (seed %s)", num_shots, seed)
             train = generate_fewshot(self, full_train, num_shots, "train")
             if self.fewshot_val:
-                val = generate_fewshot(self, full_val, min(num_shots, 4), "val")
+                val = generate_fewshot(self, full_val, fewshot_val_per_class(num_shots), "val")
             source = self.split_source
         held = {}
         if self.val_is_test:

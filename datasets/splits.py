@@ -100,6 +100,11 @@ def find_missing(paths: Iterable[str]) -> List[str]:
     return missing
 
 
+def fewshot_val_per_class(num_shots: int) -> int:
+    """Val images per class of a ``num_shots``-shot run (CoOp's rule): ``min(K, 4)``, and 4 when K < 1."""
+    return min(num_shots, 4) if num_shots >= 1 else 4
+
+
 def draw_heldout_val(full_train: Sequence[Datum], fewshot_train: Sequence[Datum], test: Sequence[Datum],
                      num_shots: int, seed, like_test: bool = False) -> List[Datum]:
     """A selection set of a dataset whose val is its test set (ImageNet, as in CoOp), from its train split.
@@ -121,7 +126,7 @@ def draw_heldout_val(full_train: Sequence[Datum], fewshot_train: Sequence[Datum]
             counts[d.label] = counts.get(d.label, 0) + 1
         rng = random.Random(max(int(seed), 0) + LIKE_TEST_SEED_OFFSET)
     else:
-        k = min(num_shots, 4) if num_shots >= 1 else 4
+        k = fewshot_val_per_class(num_shots)
         counts = {label: k for label in per_label}
         rng = random.Random(max(int(seed), 0))
     held_out = []

@@ -79,7 +79,7 @@ def _resolve(dataset, name: str, track: str, paper: str, num_shots: int, seed: i
     """(items, source key, description) before the test-overlap check."""
     if check_track(track) == "valfree":
         raise ValidationSplitError(f"{name}: the valfree track reads no validation data; the method must use its "
-                                   "fixed setting (declare SELECTS_ON_VAL and switch on DATASET.TRACK)")
+                                   "fixed setting (declare selects_on_val=True and switch on DATASET.TRACK)")
     if paper not in PAPER_SOURCES:
         raise ValueError(f"unknown selection source {paper!r}; one of {', '.join(PAPER_SOURCES)}")
     if track == "fewshot_val":

@@ -45,8 +45,8 @@ def test_trains_end_to_end_and_eval_only_reproduces(data_root, tiny_clip, cache,
     ckpt = _state(tmp_path / "run", 3)
     from trainers.cocoop import CoCoOp
 
-    assert set(ckpt["state_dict"]) == set(CoCoOp.TRAINABLE)  # context and meta-net only, no fixed embeddings
-    for key in CoCoOp.TRAINABLE:  # every trained tensor moved
+    assert set(ckpt["state_dict"]) == set(CoCoOp.SPEC.trainable)  # context and meta-net only, no fixed embeddings
+    for key in CoCoOp.SPEC.trainable:  # every trained tensor moved
         assert not torch.equal(ckpt["state_dict"][key].float(), init[key].float()), key
     again = train.main(_args(data_root, tiny_clip, tmp_path / "eval", cache,
                              flags=("--eval-only", "--model-dir", str(tmp_path / "run"), "--load-epoch", "3")))

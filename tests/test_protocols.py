@@ -21,7 +21,7 @@ from tools.report import build_report
 
 TINY = ["DATALOADER.NUM_WORKERS", "0", "DATALOADER.TRAIN_X.BATCH_SIZE", "8", "DATALOADER.TEST.BATCH_SIZE", "16",
         "FEATURE_CACHE.NUM_VIEWS", "2", "TRAIN.PRINT_FREQ", "100", "OPTIM.LR", "0.1"]
-AGNOSTIC = "CoOp"  # its unified context names no class (CLASS_AGNOSTIC): it transfers to unseen classes
+AGNOSTIC = "CoOp"  # its unified context names no class (class_agnostic): it transfers to unseen classes
 # The report names methods by their display names (the runs here are all modified: "<label> [modified <hex>]").
 LABELS = {"ZeroshotCLIP": "Zero-shot CLIP", "TaskRes": "TaskRes", "CoOp": "CoOp", "TipAdapter": "Tip-Adapter",
           "TipAdapterF": "Tip-Adapter-F", "LinearProbeCLIP": "Linear probe", "LPP": "LP++"}

@@ -37,6 +37,7 @@ from torch import nn
 
 from engine import TRAINER_REGISTRY, build_transform
 from trainers.base import ClipTrainer, validation_items
+from trainers.spec import CacheRequest, declare
 
 logger = logging.getLogger(__name__)
 
@@ -226,18 +227,15 @@ class LinearProbeHead(nn.Module):
 class LinearProbeCLIP(ClipTrainer):
     """Logistic regression on frozen CLIP image features; ``C`` chosen on val. Nothing is trained by SGD."""
 
-    CONFIG_NODE = "LINEAR_PROBE"
-    LABEL = "Linear probe"
-    TABLE_ORDER = 20
-    RECIPE_CONFIG = "configs/trainers/LinearProbeCLIP/rn50.yaml"  # everything is in the file (C searched on val)
-    CHECKPOINT_NAME = "linear_probe"
-    TRAINABLE = ()
-    TRAINING_FREE = True
-    AUGMENTED_TRAIN_VIEWS = False  # the probe fits on plain (test-transform) features
-    SELECTS_ON_VAL = True          # C chosen on val; VALFREE_C in the valfree track
+    SPEC = declare(
+        config_node="LINEAR_PROBE", checkpoint_name="linear_probe", training_free=True,
+        selects_on_val=True,  # C chosen on val; VALFREE_C in the valfree track
+        cache=CacheRequest(train_views="plain"),  # the probe fits on plain (test-transform) features
+        label="Linear probe", table_order=20,
+        recipe_config="configs/trainers/LinearProbeCLIP/rn50.yaml")  # everything is in the file (C searched on val)
 
     def metrics_extra(self) -> dict:
-        return {"C": float(self._models[self.CHECKPOINT_NAME].C), "normalize": bool(self.method_cfg.NORMALIZE),
+        return {"C": float(self._models[self.spec.checkpoint_name].C), "normalize": bool(self.method_cfg.NORMALIZE),
                 "solver": getattr(self, "solver", None)}
 
     def build_head(self) -> nn.Module:
@@ -257,7 +255,7 @@ class LinearProbeCLIP(ClipTrainer):
         if self.valfree:
             probe = fit_probe(x_train, y_train, VALFREE_C, int(mcfg.MAX_ITER), self.solver, self.device)
             logger.info("Linear probe (%s solver): fixed C = %.4g (valfree track, no search)", self.solver, VALFREE_C)
-            self._models[self.CHECKPOINT_NAME].set_from_probe(probe, VALFREE_C)
+            self._models[self.spec.checkpoint_name].set_from_probe(probe, VALFREE_C)
             return
         # CoOp's lpclip searches on min(K, 4) val images per class (on ImageNet: of the test set; the paper
         # track's held-out train images instead).
@@ -267,7 +265,7 @@ class LinearProbeCLIP(ClipTrainer):
         c, acc, _, probe = search_regularization(x_train, y_train, x_val, y_val, grid, int(mcfg.REFINE_STEPS),
                                                  int(mcfg.MAX_ITER), self.solver, self.device)
         logger.info("Linear probe (%s solver): chosen C = %.4g (val accuracy %.2f%%)", self.solver, c, acc)
-        self._models[self.CHECKPOINT_NAME].set_from_probe(probe, c)
+        self._models[self.spec.checkpoint_name].set_from_probe(probe, c)
 
 
 add_config = add_linear_probe_config  # marks a method module (trainers/__init__.py discovers it)

@@ -13,7 +13,7 @@ validation set is used (jusiro/CLAP@dbdf409 ``trainers/adapters.py``: ``AdapterM
 ``CustomCLIP.forward_lp``; ``configs/trainers/SGD_lr1e-1_B256_ep300.yaml``).
 
 Training views, as the original (``adapters.py``, ``run_epoch``): 20 augmented views of each training image are
-encoded once (cached here, ``TRAIN_VIEWS``); each epoch shuffles the pool of all 20 N (view, image) pairs and
+encoded once (cached here: a pool of 20, ``PROBE``'s cache request); each epoch shuffles the pool of all 20 N (view, image) pairs and
 trains on ``len(train loader)`` batches from its start (``ViewPoolLoader``), so an epoch mixes views and may see
 an image twice or not at all. The shuffle is seeded by (seed, epoch) instead of numpy's global RNG.
 """
@@ -25,6 +25,7 @@ from torch import nn
 from features import FeatureLoader
 from trainers.base import ClipTrainer
 from trainers.heads import cosine_logits
+from trainers.spec import CacheRequest
 from trainers.templates import IMAGENET_ONLY, OWN, SELECT_OWN, templates_for
 from trainers.text_classifier import build_zero_shot_classifier
 
@@ -78,20 +79,20 @@ def original_templates(dataset: str) -> Tuple[str, ...]:
     return templates_for(dataset, imagenet=SELECT_OWN, others=OWN, imagenet_names=IMAGENET_ONLY)
 
 
+def probe_recipe(dataset: str, shots: int) -> dict:
+    """The published setting, the same for ZS-LP and CLAP, every dataset and shot count (the file holds SGD,
+    batch 256 and the cosine schedule)."""
+    return {"OPTIM.LR": 0.1, "OPTIM.MAX_EPOCH": 300}
+
+
+# What ZS-LP and CLAP declare alike (each adds its config node and label: ``declare(**PROBE, ...)``).
+PROBE = dict(checkpoint_name="prototypes", trainable=("prototypes",), cache=CacheRequest(train_views="pool", pool=20),
+             recipe_config="configs/trainers/CLAP/rn50.yaml", recipe=probe_recipe)
+
+
 class PrototypeProbeTrainer(ClipTrainer):
     """Zero-shot-initialised linear probe; the prototypes are the only trained parameters. Not registered:
-    ZS-LP and CLAP subclass it, each with its config node and display name."""
-
-    CHECKPOINT_NAME = "prototypes"
-    TRAINABLE = ("prototypes",)
-    TRAIN_VIEWS = 20
-    # The published setting, the same for ZS-LP and CLAP, every dataset and shot count (the file holds SGD,
-    # batch 256 and the cosine schedule).
-    RECIPE_CONFIG = "configs/trainers/CLAP/rn50.yaml"
-
-    @staticmethod
-    def recipe(dataset: str, shots: int) -> dict:
-        return {"OPTIM.LR": 0.1, "OPTIM.MAX_EPOCH": 300}
+    ZS-LP and CLAP subclass it, each declaring ``SPEC = declare(**PROBE, config_node=..., label=...)``."""
 
     def dataset_templates(self):
         return original_templates(self.cfg.DATASET.NAME)
