@@ -30,7 +30,8 @@ def test_fit_uses_every_view_and_alpha_changes_only_the_mix(data_root, tiny_clip
     assert trainer.view_transform() is not None and trainer.crop_scale() == (0.5, 1.0)
     trainer.fit()
     views = trainer.cached_features("train", trainer.dm.dataset.train_x, trainer.view_transform(), 3,
-                                    max(int(trainer.cfg.SEED), 0))
+                                    trainer.spec.cache.keys.seed(trainer.cfg.SEED))
+    assert views["encoded_views"] == 0  # the views the fit read
     assert views["features"].shape[0] == 3  # three views of each image, each a sample (not averaged)
     head = trainer.head
     assert head.weight.abs().sum() > 0 and float(head.alpha) in ALPHA_GRID
@@ -59,7 +60,7 @@ def test_run_records_alpha_and_eval_only_reproduces_it(data_root, tiny_clip, tmp
     extra = metrics["extra"]
     assert metrics["method"] == "GDA" and extra["search_alpha"] is True and extra["alpha"] in ALPHA_GRID
     assert list(extra["val_accuracy_by_alpha"]) == [str(a) for a in ALPHA_GRID]
-    # SELECTS_ON_VAL_CHECK
+    assert metrics["tracks"] == ["paper"]  # it read val: its result counts in its own track only
     again = tmp_path / "eval"
     train.main(_args(data_root, tiny_clip, again, tmp_path / "cache",
                      flags=("--eval-only", "--model-dir", str(out), "--load-epoch", "1")))
@@ -100,6 +101,25 @@ def test_launcher_runs_the_recipe(data_root, tiny_clip, tmp_path):
     metrics = json.loads(open(path).read())
     assert metrics["method"] == "GDA" and metrics["shots"] == 16 and metrics["extra"]["alpha"] in ALPHA_GRID
     assert "_16shots" in os.path.basename(os.path.dirname(os.path.dirname(path)))  # (+ the modified run's hash)
+
+
+def test_declaration():
+    from trainers import method_spec
+
+    spec = method_spec("GDA")
+    assert spec.training_free and spec.selects_on_val and spec.label == "GDA" and spec.table_order == 100
+    assert spec.cache.train_views == "none" and spec.cache.keys.count_key == "AUGMENT_EPOCH" and spec.trainable == ()
+
+
+def test_a_test_only_dataset_is_refused(tmp_path, tiny_clip):
+    from features import FeatureCacheError
+    from tests.fixtures.synthetic_datasets import write_dataset
+
+    root = str(tmp_path / "data")
+    write_dataset("ImageNetV2", root, num_classes=3, per_class=4, image_size=32)
+    trainer = make_trainer(_args(root, tiny_clip, tmp_path / "v2", tmp_path / "cache", dataset="imagenetv2"))
+    with pytest.raises(FeatureCacheError, match="test-only"):
+        trainer.fit()
 
 
 def test_grid_dry_run_plans_gda(tmp_path, capsys):

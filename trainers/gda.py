@@ -33,6 +33,7 @@ run); ``logit_scale`` is the backbone's (100 for OpenAI weights); ``W``, ``b`` a
 (``gda/model.pth.tar-1``), so ``--eval-only`` reproduces a run without encoding a training view.
 """
 import logging
+from dataclasses import replace
 from typing import Sequence, Tuple
 
 import torch
@@ -40,8 +41,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine import TRAINER_REGISTRY, build_transform
+from features import FeatureCacheError
 from trainers.base import ClipTrainer, validation_items
 from trainers.heads import cosine_logits
+from trainers.spec import CacheRequest, KeyViews, declare
 from trainers.templates import IMAGENET_FAMILY, OWN, SELECT, templates_for
 from trainers.text_classifier import build_zero_shot_classifier
 
@@ -168,27 +171,27 @@ def add_gda_config(cfg) -> None:
     cfg.TRAINER.GDA = n
 
 
+# The views: AUGMENT_EPOCH per training image, random resized crop and flip. The same crop (ImageNet aside), count and
+# seed stream as Tip-Adapter's keys, so a grid running both encodes them once. ``view_transform`` applies the
+# dataset's crop scale (``crop_scale``); the cost model reads only the count.
+VIEWS = KeyViews(crop_scale=CROP_SCALE, count_key="AUGMENT_EPOCH", seed_offset=1_000_003)
+
+
 @TRAINER_REGISTRY.register()
 class GDA(ClipTrainer):
     """GDA: the classifier is fitted once from the training views; alpha chosen on val (or fixed)."""
 
-    CONFIG_NODE = "GDA"
-    CHECKPOINT_NAME = "gda"
-    LABEL = "GDA"
-    TABLE_ORDER = 100
-    RECIPE_CONFIG = "configs/trainers/GDA/rn50.yaml"
-    TRAINABLE = ()
-    TRAINING_FREE = True
-    SELECTS_ON_VAL = True
-    FEATURE_SPLITS = ("val", "test")  # its training views are its own (``fit``)
-
-    @staticmethod
-    def recipe(dataset: str, shots: int) -> dict:
-        return {}  # one setting for every dataset and shot count (the config file; the ImageNet crop in the trainer)
+    SPEC = declare(
+        config_node="GDA", checkpoint_name="gda", training_free=True,
+        selects_on_val=True,  # alpha searched on val; VALFREE_ALPHA in the valfree track
+        cache=CacheRequest(train_views="none", keys=VIEWS),  # its views are its own (``fit``)
+        label="GDA", table_order=100,
+        # One setting for every dataset and shot count (configs/few_shots/*.yaml); the ImageNet crop by the trainer.
+        recipe_config="configs/trainers/GDA/rn50.yaml")
 
     @property
     def head(self) -> GDAHead:
-        return self._models[self.CHECKPOINT_NAME]
+        return self._models[self.spec.checkpoint_name]
 
     def dataset_templates(self):
         return templates_for(self.cfg.DATASET.NAME, imagenet=SELECT, others=OWN, imagenet_names=IMAGENET_FAMILY)
@@ -202,11 +205,8 @@ class GDA(ClipTrainer):
         return float(scale[0]), float(scale[1])
 
     def view_transform(self):
-        cfg = self.cfg.clone()
-        cfg.defrost()
-        cfg.INPUT.RRCROP_SCALE = self.crop_scale()
-        cfg.INPUT.TRANSFORMS = ("random_resized_crop", "random_flip", "normalize")
-        return build_transform(cfg, is_train=True)
+        return build_transform(replace(self.spec.cache.keys, crop_scale=self.crop_scale()).input_config(self.cfg),
+                               is_train=True)
 
     def fixed_alpha(self) -> float:
         alpha = self.method_cfg.ALPHA
@@ -220,11 +220,15 @@ class GDA(ClipTrainer):
         return GDAHead(text, self.clip.logit_scale, self.fixed_alpha())
 
     def fit(self) -> None:
-        views = int(self.method_cfg.AUGMENT_EPOCH)
+        keys = self.spec.cache.keys
+        views = keys.views(self.method_cfg)
         if views < 1:
             raise ValueError(f"TRAINER.GDA.AUGMENT_EPOCH must be at least 1, not {views}")
+        if self.feature_source.test_only:
+            raise FeatureCacheError(f"{self.cfg.DATASET.NAME} is a test-only dataset: fit GDA on ImageNet and evaluate "
+                                    "here with --eval-only --model-dir RUN_DIR")
         entry = self.cached_features("train", self.dm.dataset.train_x, self.view_transform(), views,
-                                     max(int(self.cfg.SEED), 0))
+                                     keys.seed(self.cfg.SEED))
         self.head.fit(entry["features"][:views].to(self.device), entry["labels"].to(self.device))
         logger.info("GDA: fitted on %d views of %d images (%d classes)", views, entry["labels"].shape[0],
                     self.head.weight.shape[0])
