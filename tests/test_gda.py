@@ -42,6 +42,17 @@ def test_fit_uses_every_view_and_alpha_changes_only_the_mix(data_root, tiny_clip
     assert not torch.allclose(logits, zero_shot)
 
 
+def test_views_are_tip_adapters_keys_views(data_root, tiny_clip, tmp_path):
+    """Same crop, count and seed stream as Tip-Adapter's keys: a grid running both encodes the views once."""
+    cache = tmp_path / "cache"
+    make_trainer(_args(data_root, tiny_clip, tmp_path / "g", cache)).fit()
+    tip = make_trainer(train_args(data_root, tiny_clip, str(tmp_path / "t"), trainer="TipAdapter", shots=2, extra=(
+        "--config-file", "configs/trainers/TipAdapter/rn50.yaml", "--cache-dir", str(cache),
+        "TRAINER.TIP_ADAPTER.AUGMENT_EPOCH", "3")))
+    tip.build_cache()
+    assert tip.cache_info["splits"]["train"]["encoded_views"] == 0 and tip.cache_info["splits"]["train"]["views"] == 3
+
+
 def test_imagenet_views_use_its_own_crop_and_templates(data_root, tiny_clip, tmp_path):
     from trainers.templates import imagenet_select
 
