@@ -8,6 +8,7 @@ Parity facts were measured by running jusiro/CLAP@dbdf4095b3d824546474c725539b9f
 import json
 import os
 
+import pytest
 import torch
 
 import train
@@ -61,7 +62,7 @@ def test_templates_follow_the_original_policy():
 
 def test_methods_declare_label_and_recipe_in_their_modules():
     import trainers
-    from scripts.reproduce.runs import recipe_argv
+    from bookkeeping.recipes import recipe_argv
 
     assert trainers.method_spec("ZSLP").label == "ZS-LP" and trainers.method_spec("CLAP").label == "CLAP"
     assert trainers.method_spec("TaskRes").table_order == 70 and trainers.method_spec("ZSLP").table_order is None
@@ -79,6 +80,7 @@ def _run(trainer, root, clip, out, cache):
         return result, state["state_dict"]["prototypes"], json.load(f)
 
 
+@pytest.mark.slow
 def test_zslp_and_clap_train_end_to_end_and_clap_stays_closer_to_zero_shot(data_root, tiny_clip, tmp_path):
     from tests.conftest import make_trainer
 

@@ -80,6 +80,7 @@ def b2n(tmp_path_factory, tiny_clip):
     return {"data": data, "out": out, "report": report}
 
 
+@pytest.mark.slow
 def test_base2novel_trains_on_base_and_evaluates_transferable_methods_on_new(b2n):
     runs = _metrics(b2n["out"])
     trained = {k: m for k, m in runs.items() if not m["eval_only"]}
@@ -95,6 +96,7 @@ def test_base2novel_trains_on_base_and_evaluates_transferable_methods_on_new(b2n
     assert any("TaskRes: its trained state is per class" in n for n in b2n["report"].notes)
 
 
+@pytest.mark.slow
 def test_base2novel_report_cells_and_harmonic_mean(b2n, tmp_path):
     runs = _metrics(b2n["out"])
     markdown = open(build_report(str(b2n["out"]), str(tmp_path / "R.md"), include_modified=True)["markdown"]).read()
@@ -126,6 +128,7 @@ def test_base2novel_report_cells_and_harmonic_mean(b2n, tmp_path):
 
 
 # ---- selection tracks ---------------------------------------------------------------------------
+@pytest.mark.slow
 def test_tracks_record_what_was_read_and_are_never_mixed(tmp_path, tiny_clip):
     data, out = tmp_path / "data", tmp_path / "out"
     write_dataset("Caltech101", str(data), num_classes=4, per_class=10)
@@ -214,6 +217,7 @@ def test_valfree_refuses_validation_data_and_best_val(tmp_path, tiny_clip, data_
 
 
 # ---- cross-dataset and domain generalisation ----------------------------------------------------
+@pytest.mark.slow
 def test_cross_dataset_and_dg_evaluate_imagenet_runs(tmp_path, tiny_clip, capsys):
     data, out = tmp_path / "data", tmp_path / "out"
     write_dataset("ImageNet", str(data), num_classes=4, per_class=6)
@@ -256,6 +260,7 @@ def test_cross_dataset_and_dg_evaluate_imagenet_runs(tmp_path, tiny_clip, capsys
 
 
 # ---- the launchers ------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_launchers_take_the_track_and_the_class_subset(data_root, tiny_clip, tmp_path):
     import subprocess
     import sys

@@ -176,6 +176,9 @@ class CLIP_LoRA(ClipTrainer):  # noqa: N801  (the method's name)
         if isinstance(self.train_loader_x, FeatureLoader):  # text-only LoRA on cached features
             self.train_loader_x.drop_last = False  # the original keeps the last partial batch
 
+    def progress_iterations(self) -> int:
+        return self.steps  # the bar counts iterations, the unit of the recipe
+
     def run_epoch(self) -> None:
         left = self.steps - self.epoch * self.batches_per_epoch
         if left >= len(self.train_loader_x):
