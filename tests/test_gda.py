@@ -122,15 +122,23 @@ def test_declaration():
     assert spec.cache.train_views == "none" and spec.cache.keys.count_key == "AUGMENT_EPOCH" and spec.trainable == ()
 
 
-def test_a_test_only_dataset_is_refused(tmp_path, tiny_clip):
+def test_an_imagenet_fit_evaluates_on_a_variant_which_it_cannot_fit_on(tmp_path, tiny_clip):
     from features import FeatureCacheError
     from tests.fixtures.synthetic_datasets import write_dataset
 
     root = str(tmp_path / "data")
+    write_dataset("ImageNet", root, num_classes=3, per_class=8, image_size=32)
     write_dataset("ImageNetV2", root, num_classes=3, per_class=4, image_size=32)
     trainer = make_trainer(_args(root, tiny_clip, tmp_path / "v2", tmp_path / "cache", dataset="imagenetv2"))
     with pytest.raises(FeatureCacheError, match="test-only"):
         trainer.fit()
+    out = tmp_path / "in"
+    train.main(_args(root, tiny_clip, out, tmp_path / "cache", dataset="imagenet"))
+    variant = tmp_path / "eval-v2"
+    train.main(_args(root, tiny_clip, variant, tmp_path / "cache", dataset="imagenetv2",
+                     flags=("--eval-only", "--model-dir", str(out), "--load-epoch", "1")))
+    assert _metrics(variant)["extra"]["alpha"] == _metrics(out)["extra"]["alpha"]
+    assert _metrics(variant)["feature_cache_info"]["splits"].keys() == {"test"}  # no view, no val read
 
 
 def test_grid_dry_run_plans_gda(tmp_path, capsys):
