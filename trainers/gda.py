@@ -188,6 +188,7 @@ class GDA(ClipTrainer):
         label="GDA", table_order=100,
         # One setting for every dataset and shot count (configs/few_shots/*.yaml); the ImageNet crop by the trainer.
         recipe_config="configs/trainers/GDA/rn50.yaml")
+    val_accuracies = None  # val accuracy per ALPHA_GRID value, once searched
 
     @property
     def head(self) -> GDAHead:
@@ -232,7 +233,6 @@ class GDA(ClipTrainer):
         self.head.fit(entry["features"][:views].to(self.device), entry["labels"].to(self.device))
         logger.info("GDA: fitted on %d views of %d images (%d classes)", views, entry["labels"].shape[0],
                     self.head.weight.shape[0])
-        self.val_accuracies = None
         if not self.searches():
             logger.info("GDA: no search%s; alpha %g", " (valfree track)" * self.valfree, float(self.head.alpha))
             return
@@ -246,7 +246,7 @@ class GDA(ClipTrainer):
     def metrics_extra(self) -> dict:
         extra = {"alpha": float(self.head.alpha), "search_alpha": self.searches(), "augment_epoch":
                  int(self.method_cfg.AUGMENT_EPOCH), "crop_scale": list(self.crop_scale())}
-        if getattr(self, "val_accuracies", None) is not None:
+        if self.val_accuracies is not None:
             extra["val_accuracy_by_alpha"] = dict(zip((str(a) for a in ALPHA_GRID), self.val_accuracies))
         return extra
 
