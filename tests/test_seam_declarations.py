@@ -90,7 +90,7 @@ def test_the_cache_requests_of_the_methods():
     assert (req["ZSLP"].pool, req["CLAP"].pool, req["LPP"].pool) == (20, 20, 1)
     assert req["TipAdapter"].train_views == "none" and req["TipAdapterF"].train_views == "epoch"
     assert req["TipAdapter"].keys is req["TipAdapterF"].keys and req["TipAdapter"].keys.crop_scale == (0.5, 1.0)
-    assert {n for n, r in req.items() if r.keys is not None} == {"TipAdapter", "TipAdapterF"}
+    assert {n for n, r in req.items() if r.keys is not None} == {"TipAdapter", "TipAdapterF", "GDA"}
     assert all(r == CacheRequest() for n, r in req.items()
                if n in ("TaskRes", "CoOp", "CoCoOp", "CLIP_Adapter", "CLIP_LoRA", "TaskResEnhancedBase"))
 
@@ -120,7 +120,7 @@ def test_table_order_and_shot_free_methods_are_declared():
     order = {n: trainers.method_spec(n).table_order for n in trainers.declared_methods()}
     ordered = sorted((n for n, o in order.items() if o is not None), key=order.get)
     assert ordered == ["ZeroshotCLIP", "ZeroshotCLIP2", "LinearProbeCLIP", "CoOp", "CLIP_Adapter", "TipAdapter",
-                       "TipAdapterF", "TaskRes"]
+                       "TipAdapterF", "TaskRes", "GDA"]
     shot_free = {n for n in trainers.declared_methods() if trainers.method_spec(n).shot_free}
     assert shot_free == {"ZeroshotCLIP", "ZeroshotCLIP2"}
     assert get_recipe("ZeroshotCLIP").tag("vit_b16", 4) == "vit_b16_zeroshot"

@@ -23,9 +23,10 @@ averages (ViT-B/16) that MaPLe's and PromptSRC's READMEs print (CLIP, CoOp and C
 CoCoOp's Table 1 averages) and, for CLIP-LoRA, KgCoOp, ProGrad and TCP, the CLIP-SVD README's table. The
 ViT-B/16 few-shot rows are 11-dataset averages at 1-16 shots from the CLIP-SVD README (Koleilat et al. 2025), which
 collects them from each method's paper (CLIP-LoRA, LP++, ProKeR, GDA, ...); methods not implemented here (MaPLe,
-ProGrad, KgCoOp, GDA, ProKeR, AdaLoRA, TCP, CLIP-SVD) show as "paper" rows only. Per-dataset ViT-B/16 few-shot,
-per-dataset base-to-novel and cross-dataset numbers are not in the file: no source we could read and cite gives
-them (a number we cannot cite stays out). GDA's base-to-novel row is left out too: its printed HM (78.72) is not the
+ProGrad, KgCoOp, ProKeR, AdaLoRA, TCP, CLIP-SVD) show as "paper" rows only. GDA's own per-dataset numbers come
+from its repository's logs (RN50 at 1-16 shots; RN101, ViT-B/32 and ViT-B/16 at 16 shots). Other per-dataset
+ViT-B/16 few-shot, per-dataset base-to-novel and cross-dataset numbers are not in the file: no source we could
+read and cite gives them (a number we cannot cite stays out). GDA's base-to-novel row is left out too: its printed HM (78.72) is not the
 harmonic mean of its printed base and new accuracies (78.96).
 
 Methods use result names (``TipAdapterF``; the tables print their labels, see ``tools.methods``); datasets use ``DATASET.NAME``; zero-shot numbers have
