@@ -174,6 +174,29 @@ def _image_projection_removed(visual: nn.Module):
                             "ViT proj); pre-projection features need an OpenAI-style CLIP image tower")
 
 
+class PreProjectionEncoder:
+    """A backbone whose ``encode_image`` gives the features before the image projection (and ``embed_dim`` their
+    width), for the feature cache: same weights, other features, so its own ``name`` and ``fingerprint`` keep
+    the cache's entries apart. Everything else is the backbone's."""
+
+    def __init__(self, backbone: ClipBackbone):
+        self.backbone = backbone
+        self.name = f"{backbone.name} (pre-projection)"
+
+    def __getattr__(self, attr):
+        return getattr(self.backbone, attr)
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.backbone.image_projection()[0].shape[1])
+
+    def fingerprint(self) -> str:
+        return self.backbone.fingerprint() + "-pre"
+
+    def encode_image(self, images: torch.Tensor, grad: bool = False) -> torch.Tensor:
+        return self.backbone.encode_image_pre_projection(images, grad)
+
+
 _NOTICES_SHOWN = {}
 
 
