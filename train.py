@@ -304,8 +304,8 @@ def _run(cfg, args, identity, start: float) -> dict:
 # Errors whose message is enough for the user: printed as one line, no traceback.
 def _user_facing_errors():
     from engine import CheckpointError, CorruptImageError, EngineUnavailableError
+    from features import FeatureCacheError
     from trainers.backbone import BackboneError
-    from trainers.feature_cache import FeatureCacheError
 
     errors = [UserError, CheckpointError, CorruptImageError, EngineUnavailableError, BackboneError, FileNotFoundError,
               FeatureCacheError]

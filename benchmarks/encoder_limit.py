@@ -2,7 +2,7 @@
 
 In one run, per architecture: (1) the encoder's throughput on ready, normalised tensors already on
 the device (the limit: nothing can extract faster); (2) the extraction's throughput on real JPEG files
-(``trainers.feature_cache.extract_features``: decode once per image, seeded views, uint8 to the device,
+(``features.extract_features``: decode once per image, seeded views, uint8 to the device,
 normalised there), and their ratio; (3) projections at the measured extraction speed: 16-shot ImageNet
 at paper protocol (16,000 images x 200 views + 50,000 test) and the whole RN50 grid
 (``scripts.reproduce.cost``). Random weights: they do not change timings.
@@ -96,7 +96,7 @@ def encoder_limit(clip, batch: int, seconds: float) -> float:
 def extraction(clip, items, views: int, batch: int, workers: int, size: int) -> float:
     """Views/s of the real extraction over ``items`` x ``views`` (train transform: random resized crop + flip)."""
     from engine import build_transform, get_cfg_default
-    from trainers.feature_cache import extract_features
+    from features import extract_features
 
     cfg = get_cfg_default()
     cfg.INPUT.SIZE = (size, size)
@@ -178,7 +178,7 @@ def main(argv=None) -> None:
     p.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results", "encoder_limit.json"))
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from trainers.feature_cache import default_batch_size, default_workers
+    from features import default_batch_size, default_workers
 
     device = torch.device(args.device)
     cuda = device.type == "cuda"

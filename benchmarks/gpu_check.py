@@ -49,6 +49,7 @@ import train  # noqa: E402  (the repo root must be on sys.path first)
 import trainers  # noqa: E402
 from benchmarks.encoder_limit import PAPER_IMAGENET_VIEWS, encoder_limit, extraction  # noqa: E402
 from engine import Datum  # noqa: E402
+from features import default_batch_size, default_workers  # noqa: E402
 from scripts.check_dassl import (  # noqa: E402
     ONE_EPOCH,
     VAL_SELECTED_FINAL,
@@ -59,7 +60,6 @@ from scripts.check_dassl import (  # noqa: E402
 )
 from tests.fixtures.synthetic_datasets import _save_image, write_dataset  # noqa: E402
 from trainers.backbone import load_backbone  # noqa: E402
-from trainers.feature_cache import default_batch_size, default_workers  # noqa: E402
 from trainers.random_clip import write_random_clip  # noqa: E402
 
 logger = logging.getLogger("gpu_check")

@@ -10,8 +10,8 @@ import torch
 
 from engine import CorruptImageError, build_transform
 from engine.fileio import cluster_lock
+from features.extraction import Normalizer, SeededViews, extract_features, split_transform, view_seed
 from tests.conftest import make_trainer, train_args
-from trainers.feature_cache import SeededViews, _Normalizer, extract_features, split_transform, view_seed
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -29,7 +29,7 @@ def test_uint8_views_normalised_on_the_device_equal_the_pil_transform(trainer, d
     assert split_transform(tfm) is not None
     items = trainer.dm.dataset.train_x[:3]
     ds = SeededViews(items, tfm, 0, 3, seed=7, root=data_root)
-    norm = _Normalizer(trainer.clip, *split_transform(tfm)[1:])
+    norm = Normalizer(trainer.clip, *split_transform(tfm)[1:])
     for i, item in enumerate(items):
         views, idx = ds[i]
         assert views.dtype == torch.uint8 and idx == i

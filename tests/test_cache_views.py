@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from engine import build_transform
+from features import FeatureCacheError, extract_features, list_entries
 from tests.conftest import make_trainer, train_args
 from tests.fixtures.synthetic_datasets import write_dataset
-from trainers.feature_cache import FeatureCacheError, extract_features, list_entries
 
 
 def _views_entries(cache):
@@ -118,7 +118,8 @@ def test_tip_adapter_on_an_imagenet_variant_encodes_no_augmented_views(variant_r
 
 
 def test_prune_and_du(data_root, tiny_clip, tmp_path):
-    from trainers.feature_cache import main, prune
+    from features import prune
+    from features.__main__ import main
 
     cache = str(tmp_path / "cache")
     t = _trainer(data_root, tiny_clip, str(tmp_path / "a"), cache)

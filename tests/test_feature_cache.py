@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from engine import Datum, build_transform, get_cfg_default
+from features import FeatureStore, cache_key, extract_features
 from tests.conftest import all_logits, make_trainer, train_args
-from trainers.feature_cache import FeatureStore, cache_key, extract_features
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -74,22 +74,22 @@ def test_corrupted_or_truncated_cache_file_is_rebuilt(trainer, tmp_path):
     key = {"kind": "views", "n": 1}
     calls = []
 
-    def build(start, stop, heartbeat):
+    def build(start, stop, first):
         calls.append((start, stop))
-        return torch.randn(stop - start, 5, 4).half(), torch.arange(5)
+        yield 0, torch.randn(stop - start, 5, 4).half()
 
-    first = store.get(key, build, views=2)
+    first = store.get(key, build, 2, torch.arange(5))
     (path,) = [os.path.join(first["path"], f) for f in os.listdir(first["path"]) if f.startswith("views-")]
     data = open(path, "rb").read()
     open(path, "wb").write(data[: len(data) // 2])  # truncated
-    second = store.get(key, build, views=2)
+    second = store.get(key, build, 2, torch.arange(5))
     assert calls == [(0, 2), (0, 2)] and second["seconds"] > 0
     entry = torch.load(path, weights_only=True)
     entry["features"][1, 0, 0] += 1  # silently corrupted values: checksum mismatch
     torch.save(entry, path)
-    store.get(key, build, views=2)
+    store.get(key, build, 2, torch.arange(5))
     assert len(calls) == 3
-    again = store.get(key, build, views=2)
+    again = store.get(key, build, 2, torch.arange(5))
     assert len(calls) == 3 and again["seconds"] == 0.0  # a valid file is reused
     assert first["features"].shape == again["features"].shape
 

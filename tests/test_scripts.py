@@ -42,7 +42,7 @@ def test_taskres_main_runs_every_seed_then_skips_them(data_root, tiny_clip, tmp_
         assert f"LR: {lr}" in cfg and "RESIDUAL_SCALE: 0.5" in cfg
     assert "mean accuracy" in first.stdout
     # Both seeds share one feature cache: the test split is encoded once.
-    from trainers.feature_cache import list_entries
+    from features import list_entries
     assert len([e for e in list_entries(str(tmp_path / "feature_cache")) if e["describe"]["split"] == "test"]) == 1
     second = _bash("scripts/taskres/main.sh", [dataset, "2"], env)
     assert second.returncode == 0
@@ -100,7 +100,7 @@ def test_zeroshot_main_takes_shots_like_the_others(data_root, tiny_clip, tmp_pat
     assert (metrics["method"], metrics["shots"], metrics["epochs"]) == ("ZeroshotCLIP", 4, None)
     assert path.parent.parent.name.startswith(names.backbone_tag(tiny_clip) + "_zeroshot")
     # Zero-shot encodes only the test split.
-    from trainers.feature_cache import list_entries
+    from features import list_entries
     assert [e["describe"]["split"] for e in list_entries(str(tmp_path / "feature_cache"))] == ["test"]
     # Another SHOTS is the same zero-shot run (no training image is read): reused, not rerun.
     res = _bash("scripts/zeroshot/main.sh", ["caltech101", "16"], env)

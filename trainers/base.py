@@ -6,9 +6,7 @@ backbone, wraps the head so the model accepts images or cached features, checks 
 runs the loss step (with AMP when asked), swaps image loaders for cached-feature loaders, evaluates
 (mapping labels for ImageNet-A/-R) and records timings and results for ``metrics.json``.
 """
-import hashlib
 import logging
-import os
 import re
 import time
 from typing import List, Optional, Sequence, Tuple
@@ -26,19 +24,10 @@ from engine import (
     build_evaluator,
     build_lr_scheduler,
     build_optimizer,
-    build_transform,
     compute_accuracy,
 )
+from features import FeatureLoader, FeatureSource
 from trainers.backbone import ClipBackbone, autocast_context, load_backbone, resolve_precision
-from trainers.feature_cache import (
-    FeatureCacheError,
-    FeatureLoader,
-    FeatureStore,
-    LazyFeatureLoader,
-    cache_key,
-    extract_features,
-    is_deterministic,
-)
 
 logger = logging.getLogger(__name__)
 
@@ -92,10 +81,6 @@ def check_state_shapes(module: nn.Module, state: dict, method: str) -> None:
     if shapes:
         raise CheckpointError(f"The checkpoint's tensor shapes differ from this {method} configuration "
                               f"({'; '.join(shapes[:2])}); use the settings it was trained with")
-
-
-def _same_items(a: Sequence, b: Sequence) -> bool:
-    return len(a) == len(b) and all(x.impath == y.impath for x, y in zip(a, b))
 
 
 class ClipClassifier(nn.Module):
@@ -210,6 +195,7 @@ class ClipTrainer(*_TRAINER_BASES):
         self.clip = load_backbone(cfg.MODEL.BACKBONE.NAME, self.device, self.precision, input_size=cfg.INPUT.SIZE[0])
         self.timings["load_backbone_s"] = time.time() - start
         dataset = self.dm.dataset
+        self.feature_source = FeatureSource(cfg, self.clip, dataset, self.timings)
         # Variants covering a subset of the training classes (ImageNet-A/-R) evaluate a model built for
         # the full class list and keep the logits of their classes.
         self.eval_label_map = getattr(dataset, "label_map_to_train_classes", None)
@@ -275,141 +261,50 @@ class ClipTrainer(*_TRAINER_BASES):
         if self.image_adapted:
             self.cache_info["images_from_cache"] = False
 
-    # ---- feature cache -------------------------------------------------------------------------
-    def feature_store(self) -> FeatureStore:
-        cfg = self.cfg.FEATURE_CACHE
-        return FeatureStore(cfg.DIR or os.path.join(self.cfg.OUTPUT_DIR, "feature_cache"),
-                            max_bytes=int(float(cfg.get("MAX_GB", 0.0)) * 2**30))
-
+    # ---- feature cache (features.FeatureSource) ----------------------------------------------
     @property
     def cache_info(self) -> dict:
-        """What the cache did in this run, for ``metrics.json``: per split the entry, views used, views encoded
-        now and views reused; ``train_views``/``paper_protocol`` say how training views were drawn."""
-        if "_cache_info" not in self.__dict__:
-            self.__dict__["_cache_info"] = {"enabled": bool(self.cfg.FEATURE_CACHE.ENABLED), "splits": {},
-                                            "encoded_views": 0, "reused_views": 0}
-        return self.__dict__["_cache_info"]
-
-    def _test_only_dataset(self) -> bool:
-        """A test-only dataset (the ImageNet variants) lists its test images as its train split."""
-        ds = self.dm.dataset
-        if "_test_only" not in self.__dict__:
-            self.__dict__["_test_only"] = _same_items(ds.train_x, ds.test)
-        return self.__dict__["_test_only"]
+        """What the cache did in this run, for ``metrics.json`` (``FeatureSource.info``)."""
+        return self.feature_source.info
 
     def cached_features(self, split: str, items: Sequence, transform, views: int, seed: Optional[int]) -> dict:
-        """``views`` views of ``items`` under ``transform`` (``seed`` None: deterministic, one view) from the cache.
+        """``views`` views of ``items`` under ``transform`` (``seed`` None: deterministic, one view) from the cache."""
+        return self.feature_source.get(split, items, transform, views, seed)
 
-        Encodes only the views no earlier run stored. Augmented views of a test-only dataset are never
-        encoded (zeros stand in: a method evaluated there loads its trained state from a checkpoint, and
-        training there is refused by ``use_train_features``).
-        """
-        cfg = self.cfg
-        info = self.cache_info
-        labels = torch.tensor([item.label for item in items], dtype=torch.long)
-        if seed is not None and self._test_only_dataset() and _same_items(items, self.dm.dataset.test):
-            logger.info("%s is test-only: its %s images get no augmented views (a trained state comes from "
-                        "--model-dir)", cfg.DATASET.NAME, split)
-            info["splits"][split] = {"entry": None, "views": 0, "encoded_views": 0, "reused_views": 0}
-            return {"features": torch.zeros(1, len(items), self.clip.embed_dim, dtype=torch.float16),
-                    "labels": labels, "seconds": 0.0, "encoded_views": 0, "reused_views": 0, "path": None}
-        key = cache_key(self.clip, items, transform, seed)
-        if key["kind"] == "plain":
-            views = 1  # a deterministic transform gives one view, whatever was asked
-        store = self.feature_store()
-        memo = self.__dict__.setdefault("_feature_memo", {})
-        memo_key = (store.entry_dir(key), views)
-        if memo_key in memo:  # e.g. ImageNet: val and test are the same list
-            entry = dict(memo[memo_key], seconds=0.0, encoded_views=0, reused_views=views)
-        else:
-            def build(start: int, stop: int, heartbeat):
-                feats = extract_features(self.clip, items, transform, stop, seed or 0, int(cfg.FEATURE_CACHE.BATCH_SIZE),
-                                         int(cfg.FEATURE_CACHE.NUM_WORKERS), desc=f"Encoding {split} images",
-                                         root=cfg.DATASET.ROOT, start=start, heartbeat=heartbeat)
-                return feats, labels
-
-            describe = {"dataset": cfg.DATASET.NAME, "split": split, "shots": int(cfg.DATASET.NUM_SHOTS),
-                        "seed": seed, "backbone": cfg.MODEL.BACKBONE.NAME, "input_size": list(cfg.INPUT.SIZE),
-                        "transform": hashlib.sha256(repr(transform).encode()).hexdigest()[:12]}
-            entry = store.get(key, build, views, describe=describe,
-                              bytes_per_view=len(items) * self.clip.embed_dim * 2)
-            memo[memo_key] = entry
-        self.timings["extract_s"] = self.timings.get("extract_s", 0.0) + entry["seconds"]
-        info["splits"][split] = {"entry": os.path.basename(entry["path"]), "views": views,
-                                 "encoded_views": entry["encoded_views"], "reused_views": entry["reused_views"]}
-        info["encoded_views"] += entry["encoded_views"] * len(items)
-        info["reused_views"] += entry["reused_views"] * len(items)
-        return entry
+    def cache_request(self) -> dict:
+        """What this method reads from the cache: its splits, augmented or plain training views, its own pool of
+        views (None: one per epoch) and whether it fits without a training loader."""
+        return {"splits": self.FEATURE_SPLITS, "augmented": self.AUGMENTED_TRAIN_VIEWS,
+                "own_views": self.TRAIN_VIEWS, "training_free": self.TRAINING_FREE}
 
     def use_feature_loaders(self) -> None:
-        """Replace the val/test image loaders by loaders over cached features (same batches, no encoder).
-
-        Both are lazy: features are read (or encoded) when a loader is first used, so an evaluation-only
-        run encodes only the split it evaluates. The training loader is replaced when training starts
-        (``use_train_features``).
-        """
-        cfg = self.cfg
+        """Replace the val/test image loaders by lazy loaders over cached features (same batches, no encoder):
+        an evaluation-only run encodes only the split it evaluates. The training loader is replaced when
+        training starts (``use_train_features``)."""
         if self.image_adapted:  # features of the frozen encoder would be wrong: images are encoded every time
             logger.info("The image encoder is adapted: images are encoded at every step, not read from the cache")
             return
-        ds = self.dm.dataset
-        tfm_test = build_transform(cfg, is_train=False)
-        test_bs = cfg.DATALOADER.TEST.BATCH_SIZE
-
-        def loader(split: str, items):
-            def fetch():
-                entry = self.cached_features(split, items, tfm_test, 1, None)
-                return FeatureLoader(entry["features"], entry["labels"], test_bs, False, False, self.device)
-            return LazyFeatureLoader(fetch)
-
-        if ds.val and "val" in self.FEATURE_SPLITS:
-            self.val_loader = loader("val", ds.val)
-        self.test_loader = loader("test", ds.test)
+        ds, bs = self.dm.dataset, self.cfg.DATALOADER.TEST.BATCH_SIZE
+        if ds.val and "val" in self.cache_request()["splits"]:
+            self.val_loader = self.feature_source.eval_loader("val", ds.val, bs, self.device)
+        self.test_loader = self.feature_source.eval_loader("test", ds.test, bs, self.device)
 
     def train_views(self) -> int:
-        """Views per training image: ``FEATURE_CACHE.NUM_VIEWS`` or, when 0 (paper protocol), one per epoch."""
-        k = int(self.cfg.FEATURE_CACHE.NUM_VIEWS)
-        if k < 0:
-            raise FeatureCacheError(f"FEATURE_CACHE.NUM_VIEWS must be 0 (one view per epoch) or a positive number "
-                                    f"of views, not {k}")
-        return k or self.TRAIN_VIEWS or max(1, int(self.max_epoch))
+        """Views per training image: ``FEATURE_CACHE.NUM_VIEWS`` or, when 0, the method's pool or one per epoch."""
+        return self.feature_source.train_views(self.cache_request()["own_views"], self.max_epoch)
 
     def use_train_features(self) -> None:
-        cfg = self.cfg
-        info = self.cache_info
-        if not cfg.FEATURE_CACHE.ENABLED or self.image_adapted:
+        if not self.cfg.FEATURE_CACHE.ENABLED or self.image_adapted:
             why = "image encoder adapted: no cache" if self.image_adapted else "no cache"
-            info.update(train_views=None, paper_protocol=True, protocol=f"fresh augmentation every epoch ({why})")
+            self.feature_source.record_protocol(f"fresh augmentation every epoch ({why})")
             return
-        if "train" not in self.FEATURE_SPLITS or isinstance(self.train_loader_x, FeatureLoader):
+        request = self.cache_request()
+        if "train" not in request["splits"] or isinstance(self.train_loader_x, FeatureLoader):
             return
-        ds = self.dm.dataset
-        if self._test_only_dataset():
-            raise FeatureCacheError(f"{cfg.DATASET.NAME} is a test-only dataset: train on ImageNet and evaluate here "
-                                    "with --eval-only --model-dir RUN_DIR")
-        if self.TRAINING_FREE:  # fitted in ``fit()`` from the method's own features: no training loader
-            info.update(train_views=None, paper_protocol=True, protocol="training-free")
-            return
-        seed = max(cfg.SEED, 0)
-        epochs = max(1, int(self.max_epoch))
-        tfm = build_transform(cfg, is_train=self.AUGMENTED_TRAIN_VIEWS)
-        if self.AUGMENTED_TRAIN_VIEWS:
-            train = self.cached_features("train", ds.train_x, tfm, self.train_views(), seed)
-        else:
-            train = self.cached_features("train", ds.train_x, tfm, 1, None)
-        held = int(train["features"].shape[0])
-        paper = held >= (min(epochs, self.TRAIN_VIEWS) if self.TRAIN_VIEWS else epochs)
-        paper = paper or not self.AUGMENTED_TRAIN_VIEWS or is_deterministic(tfm)
-        published = f"{self.TRAIN_VIEWS} views per image, view e % {self.TRAIN_VIEWS} in epoch e (the method's own)"
-        info.update(train_views=held, num_views_option=int(cfg.FEATURE_CACHE.NUM_VIEWS), paper_protocol=paper,
-                    protocol=((published if self.TRAIN_VIEWS else "one view per epoch (paper)") if paper else
-                              f"fast: {held} cached views for {epochs} epochs (FEATURE_CACHE.NUM_VIEWS {held})"))
-        if not paper:
-            logger.warning("Fast mode: %d cached views per image for %d epochs (the paper draws one per epoch); "
-                           "this run is marked as such in metrics.json", held, epochs)
-        bs = cfg.DATALOADER.TRAIN_X.BATCH_SIZE
-        self.train_loader_x = FeatureLoader(train["features"], train["labels"], bs, shuffle=True,
-                                            drop_last=len(ds.train_x) >= bs, device=self.device, seed=seed)
+        loader = self.feature_source.train_loader(request["augmented"], request["own_views"], request["training_free"],
+                                                  self.max_epoch, self.cfg.DATALOADER.TRAIN_X.BATCH_SIZE, self.device)
+        if loader is not None:
+            self.train_loader_x = loader
 
     # ---- training ------------------------------------------------------------------------------
     def before_epoch(self) -> None:

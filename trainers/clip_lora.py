@@ -31,8 +31,8 @@ import torch
 from torch import nn
 
 from engine import TRAINER_REGISTRY, build_optimizer
+from features import FeatureLoader
 from trainers.base import ClipTrainer
-from trainers.feature_cache import FeatureLoader
 from trainers.heads import EvalTextCache, cosine_logits
 from trainers.lora_layers import LoRAError, add_lora
 from trainers.text_classifier import prompts_for

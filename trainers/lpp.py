@@ -44,8 +44,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine import TRAINER_REGISTRY, build_transform
+from features import FeatureCacheError, FeatureLoader
 from trainers.base import ClipTrainer, validation_items
-from trainers.feature_cache import FeatureCacheError, FeatureLoader
 from trainers.templates import IMAGENET_FAMILY, OWN, SELECT, templates_for
 from trainers.text_classifier import build_zero_shot_classifier
 

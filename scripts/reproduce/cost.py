@@ -106,7 +106,7 @@ def run_needs(cfg, eval_only: bool = False) -> Tuple[List[Tuple[tuple, int, int]
 
 def cached_views(cache_dir: str) -> Dict[tuple, int]:
     """Views already held, by the same entry ids as ``run_needs`` (read from each entry's description)."""
-    from trainers.feature_cache import list_entries
+    from features import list_entries
 
     held: Dict[tuple, int] = {}
     for e in list_entries(cache_dir) if cache_dir and os.path.isdir(cache_dir) else []:
