@@ -9,11 +9,19 @@ The published validation-free setting uses ``lambda = 1/N`` (N shots) and one le
 Everything below the projection is frozen, so the pre-projection features of each augmented view are cached
 (``CacheRequest`` with pre-projection features) and an epoch is a few matrix products.
 """
+import logging
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine import TRAINER_REGISTRY
+from trainers.base import ClipTrainer
 from trainers.heads import cosine_logits
+from trainers.templates import IMAGENET_FAMILY, OWN, SELECT, templates_for
+from trainers.text_classifier import build_zero_shot_classifier
+
+logger = logging.getLogger(__name__)
 
 LAMBDA_RULES = ("1/N", "1/N2", "const")
 # The original multiplies the cosines by a fixed 100 (CLIP's fp16 logit_scale gives exp(4.6055) = 100.03).
@@ -72,3 +80,65 @@ def build_optimization(params, lr: float, epochs: int, eps: float = 1e-4):
     steps, stepped once per epoch, no warm-up."""
     optim = torch.optim.Adam(params, lr=lr, eps=eps)
     return optim, torch.optim.lr_scheduler.CosineAnnealingLR(optim, int(epochs))
+
+
+def add_prolip_config(cfg) -> None:
+    from yacs.config import CfgNode as CN
+
+    if "PROLIP" not in cfg.TRAINER:
+        cfg.TRAINER.PROLIP = CN()
+        cfg.TRAINER.PROLIP.PREC = "fp16"
+        cfg.TRAINER.PROLIP.LAMBDA_RULE = "1/N"  # "1/N" (published), "1/N2", or "const" (then LAMBDA)
+        cfg.TRAINER.PROLIP.LAMBDA = 0.0
+        cfg.TRAINER.PROLIP.ADAM_EPS = 1e-4      # the original's Adam epsilon
+
+
+def prolip_recipe(dataset: str, shots: int) -> dict:
+    """The validation-free setting, the same for every dataset and shot count (lambda = 1/N follows the shots)."""
+    return {"OPTIM.LR": 1e-5, "OPTIM.MAX_EPOCH": 300, "TRAINER.PROLIP.LAMBDA_RULE": "1/N"}
+
+
+@TRAINER_REGISTRY.register()
+class ProLIP(ClipTrainer):
+    """ProLIP: the image projection ``weight`` alone is trained, from cached pre-projection features."""
+
+    CONFIG_NODE = "PROLIP"
+    CHECKPOINT_NAME = "prolip"
+    TRAINABLE = ("weight",)
+    SELECTS_ON_VAL = False
+    CLASS_AGNOSTIC = True
+    FEATURE_SPLITS = ("train", "test")
+    PRE_PROJECTION = True
+    LABEL = "ProLIP"
+    RECIPE_CONFIG = "configs/trainers/ProLIP/rn50.yaml"
+    recipe = staticmethod(prolip_recipe)
+
+    def dataset_templates(self):
+        # The original's text classifier: each dataset's own template; ImageNet (and its variants) the 7 "select".
+        return templates_for(self.cfg.DATASET.NAME, imagenet=SELECT, others=OWN, imagenet_names=IMAGENET_FAMILY)
+
+    def build_head(self) -> nn.Module:
+        mcfg = self.method_cfg
+        shots = int(self.cfg.DATASET.NUM_SHOTS)
+        if shots <= 0 and mcfg.LAMBDA_RULE != "const":
+            raise ValueError(f"ProLIP's lambda = {mcfg.LAMBDA_RULE} needs DATASET.NUM_SHOTS > 0 (got {shots}); "
+                             "set TRAINER.PROLIP.LAMBDA_RULE const and TRAINER.PROLIP.LAMBDA")
+        lam = regularization_weight(shots, mcfg.LAMBDA_RULE, mcfg.LAMBDA)
+        text = build_zero_shot_classifier(self.clip, self.classnames, self.templates, normalize_each=True)
+        weight0, bias = self.clip.image_projection()
+        logger.info("ProLIP: projection %s, bias %s, lambda %.4g (%s)", tuple(weight0.shape), bias is not None, lam,
+                    mcfg.LAMBDA_RULE)
+        return ProjectionHead(weight0, bias, text, LOGIT_SCALE, lam)
+
+    def build_optimization(self, head: nn.Module):
+        return build_optimization([head.weight], self.cfg.OPTIM.LR, self.cfg.OPTIM.MAX_EPOCH,
+                                  float(self.method_cfg.ADAM_EPS))
+
+    def compute_loss(self, logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        return self.model.head.loss(logits, label)
+
+    def metrics_extra(self) -> dict:
+        return {"lambda": self.model.head.lam}
+
+
+add_config = add_prolip_config  # marks a method module (trainers/__init__.py discovers it)
