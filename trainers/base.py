@@ -27,7 +27,13 @@ from engine import (
     compute_accuracy,
 )
 from features import FeatureLoader, FeatureSource
-from trainers.backbone import ClipBackbone, PreProjectionEncoder, autocast_context, load_backbone, resolve_precision
+from trainers.backbone import (
+    ClipBackbone,
+    PreProjectionEncoder,
+    autocast_context,
+    load_backbone,
+    resolve_precision,
+)
 
 logger = logging.getLogger(__name__)
 
