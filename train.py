@@ -137,7 +137,7 @@ def selection_record(cfg, trainer, eval_only: bool, model_dir: str = "") -> dict
     data, the tracks whose rules it satisfies, and (an evaluation) the trained run it evaluates.
 
     A run counts in the track it was configured for; a run of a method that selects nothing on val
-    (``SELECTS_ON_VAL`` false) and read no validation data satisfies both tracks' rules, so one run serves
+    (``selects_on_val`` false) and read no validation data satisfies both tracks' rules, so one run serves
     both tables. An evaluation inherits the tracks of the run it evaluates.
     """
     import json
@@ -146,10 +146,11 @@ def selection_record(cfg, trainer, eval_only: bool, model_dir: str = "") -> dict
 
     track = cfg.DATASET.TRACK
     read = bool(getattr(trainer, "read_validation", False)) or (not eval_only and cfg.TEST.FINAL_MODEL == "best_val")
-    selects = bool(getattr(type(trainer), "SELECTS_ON_VAL", False))
+    selects = trainer.spec.selects_on_val
     record = {"classes": str(cfg.DATASET.get("SUBSAMPLE_CLASSES", "all")).lower(), "track": track,
               "read_validation": read, "tracks": satisfied_tracks(track, read, selects),
-              "class_agnostic": bool(getattr(type(trainer), "CLASS_AGNOSTIC", False))}
+              "class_agnostic": trainer.spec.class_agnostic,
+              "selection_data": getattr(trainer, "selection", None)}  # datasets.select_validation's record
     if eval_only and model_dir:
         try:
             with open(os.path.join(model_dir, "metrics.json")) as f:
@@ -178,7 +179,7 @@ def write_metrics(cfg, trainer, wall_s: float, eval_only: bool, identity=None, m
     results = getattr(trainer, "last_results", None)
     if not results:
         return None
-    training_free = bool(getattr(trainer, "TRAINING_FREE", False)) or trainers.method_spec(cfg.TRAINER.NAME).shot_free
+    training_free = trainer.spec.training_free or trainers.method_spec(cfg.TRAINER.NAME).shot_free
     metrics = {
         "method": cfg.TRAINER.NAME,
         "dataset": cfg.DATASET.NAME,
@@ -335,7 +336,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     try:
         errors = _user_facing_errors()
     except Exception as err:  # e.g. TASKRES_ENGINE=dassl without Dassl fails at `import engine`
-        if type(err).__name__ == "EngineUnavailableError":
+        if type(err).__name__ in ("EngineUnavailableError", "MethodModuleError"):  # one line naming the problem
             raise SystemExit(f"error: {err}") from None
         raise
     from engine import RunInterrupted

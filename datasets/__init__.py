@@ -5,8 +5,8 @@ Registry contract: a dataset is built as ``cls(cfg)`` from ``DATASET.ROOT``, ``D
 and provides ``train_x``, ``val``, ``test``, ``classnames``, ``lab2cname``, ``num_classes``,
 ``label_map_to_train_classes`` (None, or for ImageNet-A/-R the ImageNet label of each of their labels),
 ``official_split`` (False when the split was built from raw annotations: results are then not
-comparable with published ones) and ``heldout_val`` (ImageNet: the selection set; else None).
-``validation_items(dataset)`` is the set a method may select hyper-parameters on (never test).
+comparable with published ones) and the selection sets (``val_split``; ImageNet ``heldout_val``, ``heldout_paper``).
+``select_validation(dataset, ...)`` is the only door to the set a method may select on (never test).
 The shared mechanics are in ``datasets/base.py``; the layouts are described in DATASETS.md.
 """
 from typing import Tuple
@@ -33,7 +33,15 @@ from . import (  # noqa: F401  (importing registers the datasets)
 from .base import BenchmarkDataset, draw_heldout_val, load_datum_pickle
 from .errors import DatasetFileError, DatasetNotFoundError, MissingImagesError, ValidationSplitError
 from .imagenet import IMAGENET_TEMPLATES_SELECT
-from .validation import DEFAULT_TRACK, TRACKS, check_track, satisfied_tracks, validation_items
+from .validation import (
+    DEFAULT_TRACK,
+    PAPER_SOURCES,
+    TRACKS,
+    check_track,
+    satisfied_tracks,
+    select_validation,
+    validation_items,
+)
 
 BENCHMARK_DATASETS = (
     "ImageNet", "Caltech101", "OxfordPets", "StanfordCars", "OxfordFlowers", "Food101", "FGVCAircraft",
@@ -43,7 +51,8 @@ BENCHMARK_DATASETS = (
 __all__ = [
     "BENCHMARK_DATASETS", "BenchmarkDataset", "DatasetFileError", "DatasetNotFoundError", "IMAGENET_TEMPLATES_SELECT",
     "MissingImagesError", "ValidationSplitError", "add_dataset_config", "dataset_templates", "draw_heldout_val",
-    "load_datum_pickle", "validation_items", "TRACKS", "DEFAULT_TRACK", "check_track", "satisfied_tracks",
+    "load_datum_pickle", "validation_items", "select_validation", "PAPER_SOURCES", "TRACKS", "DEFAULT_TRACK",
+    "check_track", "satisfied_tracks",
 ]
 
 
@@ -52,7 +61,7 @@ def add_dataset_config(cfg) -> None:
     if "SUBSAMPLE_CLASSES" not in cfg.DATASET:
         cfg.DATASET.SUBSAMPLE_CLASSES = "all"  # all, base or new
     if "TRACK" not in cfg.DATASET:
-        # Selection track (datasets/validation.py): fewshot_val (the paper's protocol) or valfree.
+        # Selection track (datasets/validation.py): paper (each original's own selection data), fewshot_val or valfree.
         cfg.DATASET.TRACK = DEFAULT_TRACK
 
 

@@ -10,7 +10,7 @@ A dataset is read in four steps, all here:
    training, naming the first missing files and how many there are);
 3. few-shot sampling (``DATASET.NUM_SHOTS`` >= 1) with Dassl's rule; the picks are kept in our
    ``split_fewshot/shot_K-seed_S.taskres.json`` (with, for datasets whose val is their test set,
-   the held-out val drawn beside them). CoOp's ``shot_K-seed_S.pkl``, when present, gives the picks;
+   the held-out selection sets drawn beside them: ``heldout_val`` and the test-sized ``heldout_paper``). CoOp's ``shot_K-seed_S.pkl``, when present, gives the picks;
 4. class subsampling (``DATASET.SUBSAMPLE_CLASSES``: all, base or new).
 
 Compatibility with trees prepared by CoOp/Dassl: their split files and pickles are read unchanged and
@@ -23,15 +23,17 @@ The file formats are in ``datasets/files.py``; the list helpers and sampling rul
 class subsampling, the held-out val rule) in ``datasets/splits.py``.
 
 Attributes every dataset object has, beyond Dassl's: ``official_split`` (False when the split was
-built from raw annotations, so results are not comparable with published ones), ``heldout_val``
-(the selection set of datasets whose val is their test set, else None) and
+built from raw annotations, so results are not comparable with published ones), the selection sets
+that ``datasets/validation.py`` chooses from (``val_split``: the whole val split; for datasets whose val is
+their test set ``heldout_val`` and ``heldout_paper``, held-out train images, and ``heldout_file``) and
 ``label_map_to_train_classes`` (``None`` when its labels are the labels a model trained on it, or on
 ImageNet for the ImageNet variants, predicts; else, per label, the training label: ImageNet-A/-R's
 200 labels -> ImageNet's 1000).
 """
+import json
 import logging
 import os
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from engine import DatasetBase, Datum, generate_fewshot
 
@@ -46,6 +48,7 @@ from .files import (
     read_fewshot_record,
     read_json_with_sha,
     sha256_file,
+    to_rows,
     write_fewshot_record,
     write_json_atomic,
     written_by_us,
@@ -54,6 +57,7 @@ from .splits import (  # noqa: F401  (re-exported: the dataset modules import th
     Split,
     _Path,
     draw_heldout_val,
+    fewshot_val_per_class,
     find_missing,
     list_dirs,
     list_files,
@@ -111,6 +115,9 @@ class BenchmarkDataset(DatasetBase):
     val_is_test: bool = False
     official_split: bool = True  # False when the split was built from raw annotations (not the published one)
     heldout_val: Optional[List[Datum]] = None
+    heldout_paper: Optional[List[Datum]] = None  # val_is_test: held-out train images, per class as many as test
+    heldout_file: Optional[str] = None  # the file listing the held-out sets (relative to the dataset folder)
+    val_split: Optional[List[Datum]] = None  # the whole val split (few-shot runs sample ``val`` from it)
     label_map_to_train_classes: Optional[List[int]] = None
     train_classnames: Optional[List[str]] = None  # classes a model evaluated here was built for (ImageNet-A/-R)
 
@@ -126,11 +133,14 @@ class BenchmarkDataset(DatasetBase):
         self._full: Optional[Split] = None
         self.require(self.dataset_dir, what="dataset folder")
 
-        train, val, test, heldout = self.build_splits(int(cfg.DATASET.NUM_SHOTS), cfg.SEED)
+        train, val, test, extra = self.build_splits(int(cfg.DATASET.NUM_SHOTS), cfg.SEED)
         subsample = cfg.DATASET.get("SUBSAMPLE_CLASSES", "all")
-        if heldout is not None:
-            train, val, test, heldout = subsample_classes(train, val, test, heldout, subsample=subsample)
-            self.heldout_val = heldout
+        if extra:
+            names = sorted(extra)
+            train, val, test, *lists = subsample_classes(train, val, test, *(extra[k] for k in names),
+                                                         subsample=subsample)
+            for key, items in zip(names, lists):
+                setattr(self, key, items)  # val_split, heldout_val, heldout_paper (datasets/validation.py)
         else:
             train, val, test = self.subsample(train, val, test, subsample)
         super().__init__(train_x=train, val=val, test=test)
@@ -173,15 +183,18 @@ class BenchmarkDataset(DatasetBase):
                 f"{self.image_dir}. {self.docs_hint()}")
 
     # -- the splits of a run --------------------------------------------------------------------------------
-    def build_splits(self, num_shots: int, seed) -> Tuple[List[Datum], List[Datum], List[Datum], Optional[List[Datum]]]:
-        """train, val, test and (``val_is_test`` datasets) the held-out val, before class subsampling."""
+    def build_splits(self, num_shots: int, seed) -> Tuple[List[Datum], List[Datum], List[Datum], Dict[str, List[Datum]]]:
+        """train, val, test, and the selection sets beside them before class subsampling: ``val_split`` (the
+        whole val split) or, for ``val_is_test`` datasets, the held-out ``heldout_val`` and ``heldout_paper``."""
         if num_shots < 1:
             train, val, test = self.load_full_split()
-            heldout = draw_heldout_val(train, train, test, num_shots, seed) if self.val_is_test else None
-            return train, val, test, heldout
+            if not self.val_is_test:
+                return train, val, test, {"val_split": val}
+            return train, val, test, {"heldout_val": draw_heldout_val(train, train, test, num_shots, seed),
+                                      "heldout_paper": draw_heldout_val(train, train, test, num_shots, seed, True)}
         val, test = self.load_eval_split()
-        train, fewshot_val, heldout = self.fewshot_sets(num_shots, seed)
-        return train, (fewshot_val if self.fewshot_val else val), test, heldout
+        train, fewshot_val, held = self.fewshot_sets(num_shots, seed)
+        return train, (fewshot_val if self.fewshot_val else val), test, (held if self.val_is_test else {"val_split": val})
 
     # -- split files ----------------------------------------------------------------------------------------
     def load_full_split(self) -> Split:
@@ -267,8 +280,8 @@ class BenchmarkDataset(DatasetBase):
         write_json_atomic({"train": rows(train), "val": rows(val), "test": rows(test)}, fpath)
 
     # -- few-shot -------------------------------------------------------------------------------------------
-    def fewshot_sets(self, num_shots: int, seed) -> Tuple[List[Datum], Optional[List[Datum]], Optional[List[Datum]]]:
-        """(few-shot train, few-shot val or None, held-out val or None) for (K, seed), from our file when valid.
+    def fewshot_sets(self, num_shots: int, seed) -> Tuple[List[Datum], Optional[List[Datum]], Dict[str, List[Datum]]]:
+        """(few-shot train, few-shot val or None, held-out sets by name) for (K, seed), from our file when valid.
 
         Our file is valid when it was drawn from the split file read now (same hash) and, when CoOp's
         pickle for (K, seed) exists, copied from that very pickle (same hash). Otherwise the picks are
@@ -279,13 +292,32 @@ class BenchmarkDataset(DatasetBase):
         theirs = os.path.isfile(pickle_path) and not written_by_us(pickle_path)
         pickle_sha = sha256_file(pickle_path) if theirs else None
         keys = ["train"] + (["val"] if self.fewshot_val else []) + (["heldout_val"] if self.val_is_test else [])
+        self.heldout_file = os.path.relpath(record_path, self.dataset_dir) if self.val_is_test else None
         if os.path.isfile(record_path):
             record = self._read_record(record_path, keys, pickle_sha)
             if record is not None:
                 logger.info("Loading few-shot data from %s", record_path)
                 sets = dict(zip(keys, self._datums([record[k] for k in keys], self.dataset_dir, record_path)))
-                return sets["train"], sets.get("val"), sets.get("heldout_val")
+                held = {}
+                if self.val_is_test:
+                    held = {"heldout_val": sets["heldout_val"], "heldout_paper": self._heldout_paper(
+                        record, record_path, sets["train"], num_shots, seed)}
+                return sets["train"], sets.get("val"), held
         return self._make_record(record_path, pickle_path, num_shots, seed, pickle_sha)
+
+    def _heldout_paper(self, record: dict, record_path: str, train: List[Datum], num_shots: int, seed) -> List[Datum]:
+        """The test-sized held-out set from the few-shot file; a file written before it existed gains it once."""
+        if "heldout_paper" in record:
+            return self._datums([check_rows(record, ["heldout_paper"])["heldout_paper"]], self.dataset_dir,
+                                record_path)[0]
+        full_train, _, test = self.load_full_split()
+        held = draw_heldout_val(full_train, train, test, num_shots, seed, like_test=True)
+        with open(record_path) as f:  # the file as it is, plus the new list (the picks stay exactly as written)
+            rows = json.load(f)
+        rows["heldout_paper"] = to_rows(held, self.dataset_dir)
+        write_json_atomic(rows, record_path, indent=None)
+        logger.info("Added the test-sized held-out set (%d images) to %s", len(held), record_path)
+        return held
 
     def _read_record(self, fpath: str, keys: Sequence[str], pickle_sha: Optional[str]) -> Optional[dict]:
         """Our few-shot file, or None (with the reason logged) when it must be made again."""
@@ -306,7 +338,7 @@ class BenchmarkDataset(DatasetBase):
         return record
 
     def _make_record(self, record_path: str, pickle_path: str, num_shots: int, seed,
-                     pickle_sha: Optional[str]) -> Tuple[List[Datum], Optional[List[Datum]], Optional[List[Datum]]]:
+                     pickle_sha: Optional[str]) -> Tuple[List[Datum], Optional[List[Datum]], Dict[str, List[Datum]]]:
         train = val = None
         legacy = os.path.isfile(pickle_path) and pickle_sha is None  # a CoOp-named pickle of an earlier version of ours
         if os.path.isfile(pickle_path):
@@ -324,23 +356,24 @@ class BenchmarkDataset(DatasetBase):
             logger.info("Drawing a %d-shot set (seed %s)", num_shots, seed)
             train = generate_fewshot(self, full_train, num_shots, "train")
             if self.fewshot_val:
-                val = generate_fewshot(self, full_val, min(num_shots, 4), "val")
+                val = generate_fewshot(self, full_val, fewshot_val_per_class(num_shots), "val")
             source = self.split_source
-        heldout = None
+        held = {}
         if self.val_is_test:
             full_train, _, test = self.load_full_split()
-            heldout = draw_heldout_val(full_train, train, test, num_shots, seed)
+            held = {"heldout_val": draw_heldout_val(full_train, train, test, num_shots, seed),
+                    "heldout_paper": draw_heldout_val(full_train, train, test, num_shots, seed, like_test=True)}
         meta = {"dataset": type(self).__name__, "num_shots": num_shots, "seed": seed,
                 "drawn_from": os.path.relpath(source, self.dataset_dir) if source else None,
                 "split_sha256": self.split_sha256, "coop_pickle_sha256": pickle_sha}
         write_fewshot_record(record_path, meta, self.dataset_dir, train=train,
-                             val=val if self.fewshot_val else None, heldout_val=heldout)
+                             val=val if self.fewshot_val else None, **held)
         logger.info("Saved few-shot data to %s", record_path)
         if legacy:
             os.remove(pickle_path)
             logger.info("Removed %s: an earlier version of this code wrote it in a format CoOp/Dassl cannot read; "
                         "its picks are kept in %s", pickle_path, record_path)
-        return train, (val if self.fewshot_val else None), heldout
+        return train, (val if self.fewshot_val else None), held
 
     def _read_fewshot_pickle(self, fpath: str) -> Tuple[List[Datum], Optional[List[Datum]]]:
         """CoOp's (or a legacy) few-shot pickle: its train (and val) lists, re-rooted and checked on disk."""

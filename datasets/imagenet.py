@@ -202,7 +202,7 @@ class ImageNetVariant(BenchmarkDataset):
 
     def build_splits(self, num_shots, seed):
         train, val, test = self.load_full_split()
-        return train, val, test, None
+        return train, val, test, {}
 
     def read_variant(self, classnames: "OrderedDict[str, str]") -> List[Datum]:
         raise NotImplementedError

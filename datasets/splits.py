@@ -13,6 +13,7 @@ from engine import Datum
 logger = logging.getLogger(__name__)
 
 Split = Tuple[List[Datum], List[Datum], List[Datum]]
+LIKE_TEST_SEED_OFFSET = 104_729  # the test-sized held-out set: a seed stream apart from the min(K, 4) one
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -99,25 +100,39 @@ def find_missing(paths: Iterable[str]) -> List[str]:
     return missing
 
 
-def draw_heldout_val(full_train: Sequence[Datum], fewshot_train: Sequence[Datum], test: Sequence[Datum],
-                     num_shots: int, seed) -> List[Datum]:
-    """The selection set of a dataset whose val is its test set (ImageNet, as in CoOp).
+def fewshot_val_per_class(num_shots: int) -> int:
+    """Val images per class of a ``num_shots``-shot run (CoOp's rule): ``min(K, 4)``, and 4 when K < 1."""
+    return min(num_shots, 4) if num_shots >= 1 else 4
 
-    ``min(K, 4)`` images per class (4 when K < 1) from the full train split, outside the few-shot train
-    set and the test set, drawn per label (sorted) with ``random.Random(max(seed, 0))``: every method of
-    a run selects on the same images, and no test image ever chooses a hyper-parameter.
+
+def draw_heldout_val(full_train: Sequence[Datum], fewshot_train: Sequence[Datum], test: Sequence[Datum],
+                     num_shots: int, seed, like_test: bool = False) -> List[Datum]:
+    """A selection set of a dataset whose val is its test set (ImageNet, as in CoOp), from its train split.
+
+    Per label (sorted), images of the full train split outside the few-shot train set and the test set,
+    drawn with ``random.Random``: ``min(K, 4)`` per class (4 when K < 1; CoOp's few-shot val size), seeded
+    ``max(seed, 0)``; or, ``like_test``, as many per class as test has (the set an original that selected on
+    test would have used), from a seed stream of its own. Every method of a run selects on the same images,
+    and no test image ever chooses a hyper-parameter.
     """
     excluded = {d.impath for d in fewshot_train} | {d.impath for d in test}
     per_label: Dict[int, List[Datum]] = {}
     for item in full_train:
         if item.impath not in excluded:
             per_label.setdefault(item.label, []).append(item)
-    k = min(num_shots, 4) if num_shots >= 1 else 4
-    rng = random.Random(max(int(seed), 0))
+    if like_test:
+        counts: Dict[int, int] = {}
+        for d in test:
+            counts[d.label] = counts.get(d.label, 0) + 1
+        rng = random.Random(max(int(seed), 0) + LIKE_TEST_SEED_OFFSET)
+    else:
+        k = fewshot_val_per_class(num_shots)
+        counts = {label: k for label in per_label}
+        rng = random.Random(max(int(seed), 0))
     held_out = []
     for label in sorted({d.label for d in fewshot_train}):
         pool = per_label.get(label, [])
-        held_out.extend(rng.sample(pool, min(k, len(pool))))
+        held_out.extend(rng.sample(pool, min(counts.get(label, 0), len(pool))))
     return held_out
 
 

@@ -1,27 +1,45 @@
-"""The set a method may select hyper-parameters or epochs on: the val split, never the test set.
+"""The set a method may select hyper-parameters or epochs on: never the test set, by construction.
 
-Datasets whose val *is* their test set (ImageNet, as in CoOp) provide ``heldout_val`` instead, drawn
-by the dataset layer beside the few-shot set (``base.draw_heldout_val``) and kept in the few-shot file,
-so a method asking for it costs nothing more than reading that file.
+This module is the only door to validation data: it knows the track, and it refuses any set that shares
+an image with test. Datasets whose val *is* their test set (ImageNet, as in CoOp) provide held-out parts
+of their training split instead, drawn by the dataset layer beside the few-shot set and kept in the
+few-shot file (``base.BenchmarkDataset.fewshot_sets``).
 
 Selection tracks (``DATASET.TRACK``): which validation data a run may read at all.
 
-- ``fewshot_val`` (default; the paper's protocol): ``min(K, 4)`` images per class, CoOp's few-shot
-  val (for ImageNet the held-out images above); each method selects as its original does.
-- ``valfree``: no validation data at all; a method that selects (``SELECTS_ON_VAL`` on its trainer)
-  switches to one fixed, documented setting for every dataset and shot count. Asking for validation
-  items in this track is an error, so a method cannot silently select on data the track forbids.
+- ``paper`` (default): each method selects on exactly the data its original selected on (the method
+  names it, ``PAPER_SOURCES``), except the test set: where the original used the dataset's val split,
+  the whole val split; where it used the test set (ImageNet), a held-out part of the training split of
+  the same size (per class as many images as test has), disjoint from the few-shot picks.
+- ``fewshot_val`` (fair): ``min(K, 4)`` images per class for every method, CoOp's few-shot val (ImageNet:
+  ``min(K, 4)`` held-out train images per class).
+- ``valfree`` (fair): no validation data at all; a method that selects switches to one fixed, documented
+  setting. Asking for validation items in this track is an error.
+
+What a run selected on (track, source, how many images, a hash of which) is returned with the items
+(``select_validation``), so ``metrics.json`` can record it.
 """
+import hashlib
 import logging
+import os
+import random
 from collections import Counter
-from typing import List
+from typing import Dict, List, Tuple
 
 from .errors import ValidationSplitError
 
 logger = logging.getLogger(__name__)
 
-TRACKS = ("fewshot_val", "valfree")
-DEFAULT_TRACK = "fewshot_val"
+TRACKS = ("paper", "fewshot_val", "valfree")
+DEFAULT_TRACK = "paper"
+
+# What an original selected on (a method passes one of these; the ``paper`` track honours it):
+#   fewshot_val  CoOp's few-shot val, min(K, 4) per class (CoOp's lpclip); ImageNet: min(K, 4) of test per class
+#   dassl_val    Dassl's ``dataset.val`` (TEST.FINAL_MODEL best_val): the few-shot val; ImageNet: the whole test set
+#   val_split    the dataset's whole val split (Tip-Adapter's search_hp); ImageNet: the whole test set
+#   kshot_val    K per class of the val split (LP++); ImageNet: K per class of extra train images
+PAPER_SOURCES = ("fewshot_val", "dassl_val", "val_split", "kshot_val")
+KSHOT_SEED_OFFSET = 7_919  # K-per-class draws from the val split: a seed stream of their own
 
 
 def check_track(track: str) -> str:
@@ -33,34 +51,94 @@ def check_track(track: str) -> str:
 
 def satisfied_tracks(track: str, read_validation: bool, selects_on_val: bool) -> List[str]:
     """The tracks whose rules a run satisfies: a run of a method that never selects on validation data and read
-    none satisfies both (one run serves both tables); any other run only the track it ran in. Runs written before
-    tracks were recorded are judged by the same rule (their ``track`` the paper's, ``fewshot_val``)."""
+    none satisfies all of them (one run serves every table); any other run only the track it ran in. Runs written
+    before tracks were recorded are judged by the same rule."""
     return [track] if (read_validation or selects_on_val) else list(TRACKS)
 
 
-def validation_items(dataset, name: str = "", track: str = DEFAULT_TRACK) -> List:
-    """``dataset.val`` when it shares no image with test, else the dataset's held-out val.
+def _per_class(items: List, k: int, seed: int) -> List:
+    """``k`` items per label (all when fewer), drawn per sorted label with ``random.Random(seed)``."""
+    by_label: Dict[int, List] = {}
+    for d in items:
+        by_label.setdefault(d.label, []).append(d)
+    rng = random.Random(seed)
+    return [d for label in sorted(by_label) for d in rng.sample(by_label[label], min(k, len(by_label[label])))]
 
-    Raises ``ValidationSplitError`` when neither exists (a test-only dataset, or a full-data run that
-    leaves no training image out): selecting on the test set is never an option; and in the ``valfree``
-    track, where no validation data may be read.
-    """
-    name = name or type(dataset).__name__
+
+def _first_per_class(items: List, k: int) -> List:
+    seen: Counter = Counter()
+    out = []
+    for d in items:
+        if seen[d.label] < k:
+            seen[d.label] += 1
+            out.append(d)
+    return out
+
+
+def _resolve(dataset, name: str, track: str, paper: str, num_shots: int, seed: int) -> Tuple[List, str, str]:
+    """(items, source key, description) before the test-overlap check."""
     if check_track(track) == "valfree":
         raise ValidationSplitError(f"{name}: the valfree track reads no validation data; the method must use its "
-                                   "fixed setting (declare SELECTS_ON_VAL and switch on DATASET.TRACK)")
-    test_paths = {d.impath for d in dataset.test}
-    val = list(dataset.val or [])
-    if val and not any(d.impath in test_paths for d in val):
-        return val
-    held_out = getattr(dataset, "heldout_val", None)
-    if held_out is None:
+                                   "fixed setting (declare selects_on_val=True and switch on DATASET.TRACK)")
+    if paper not in PAPER_SOURCES:
+        raise ValueError(f"unknown selection source {paper!r}; one of {', '.join(PAPER_SOURCES)}")
+    if track == "fewshot_val":
+        paper = "fewshot_val"
+    if not getattr(dataset, "val_is_test", False):
+        if paper in ("fewshot_val", "dassl_val"):
+            return list(dataset.val or []), "fewshot_val", "few-shot val (min(K, 4) per class)"
+        whole = getattr(dataset, "val_split", None)
+        whole = list(dataset.val or []) if whole is None else list(whole)
+        if paper == "val_split":
+            return whole, "val_split", "the whole val split"
+        k = num_shots if num_shots >= 1 else 4
+        return (_per_class(whole, k, max(seed, 0) + KSHOT_SEED_OFFSET), "kshot_val",
+                f"{k} per class of the val split")
+    if paper == "fewshot_val":
+        held = getattr(dataset, "heldout_val", None)
+        return held, "heldout_val", "held-out train images, min(K, 4) per class (the original: test images)"
+    held = getattr(dataset, "heldout_paper", None)
+    if held is not None and paper == "kshot_val":
+        k = num_shots if num_shots >= 1 else 4
+        return _first_per_class(held, k), "heldout_kshot", f"held-out train images, {k} per class"
+    return held, "heldout_paper", "held-out train images, as many per class as test (the original: the test set)"
+
+
+def select_validation(dataset, name: str = "", track: str = DEFAULT_TRACK, paper: str = "fewshot_val",
+                      num_shots: int = 0, seed: int = 1) -> Tuple[List, dict]:
+    """The items a method may select on, and the record of what they are (for ``metrics.json``).
+
+    Raises ``ValidationSplitError`` (one line) when no clean set exists: the ``valfree`` track, a test-only
+    dataset, a full-data run that leaves no training image out, or a set sharing an image with test.
+    """
+    name = name or type(dataset).__name__
+    items, source, what = _resolve(dataset, name, track, paper, int(num_shots), int(seed))
+    if items is None:
         raise ValidationSplitError(f"{name}: its val split is its test set, and it provides no held-out val "
                                    "(test-only dataset); hyper-parameters are never chosen on test")
-    if not held_out:
+    if not items and source.startswith("heldout"):
         raise ValidationSplitError(f"{name}: its val split is its test set and every train image is used for "
                                    "training; no held-out val is left to choose hyper-parameters on")
-    per_class = max(Counter(d.label for d in held_out).values())
-    logger.info("%s: val is the test set; selecting on %d held-out train images instead (%d per class)",
-                name, len(held_out), per_class)
-    return list(held_out)
+    if not items:
+        raise ValidationSplitError(f"{name}: its split has no validation images ({what}); hyper-parameters are "
+                                   "never chosen on test")
+    test_paths = {d.impath for d in dataset.test}
+    if any(d.impath in test_paths for d in items):
+        raise ValidationSplitError(f"{name}: its validation set ({what}) shares images with its test set (a "
+                                   "test-only dataset?) and it provides no held-out val; hyper-parameters are "
+                                   "never chosen on test")
+    root = getattr(dataset, "dataset_dir", "") or ""
+    rels = sorted(os.path.relpath(d.impath, root) if root else d.impath for d in items)
+    record = {"track": track, "source": source, "data": what, "images": len(items),
+              "per_class": max(Counter(d.label for d in items).values()),
+              "images_sha256": hashlib.sha256("\n".join(rels).encode()).hexdigest()}
+    if source.startswith("heldout"):
+        record["listed_in"] = getattr(dataset, "heldout_file", None)
+    logger.info("%s: selecting on %s: %d images (%d per class at most)", name, what, len(items), record["per_class"])
+    return list(items), record
+
+
+def validation_items(dataset, name: str = "", track: str = DEFAULT_TRACK, paper: str = "fewshot_val",
+                     num_shots: int = 0, seed: int = 1) -> List:
+    """The items of ``select_validation`` without their record."""
+    return select_validation(dataset, name, track, paper, num_shots, seed)[0]

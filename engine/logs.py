@@ -1,8 +1,16 @@
-"""``setup_logger``: the project's logging, identical under both engines.
+"""``setup_logger`` and ``progress_bar``: the project's console and log file, identical under both engines.
 
-Every module logs through ``logging``; one call sends records to the console and to
-``<output>/log.txt``. A record logged with ``extra={"file_only": True}`` (the merged config, the
-environment) goes to ``log.txt`` only, so the console stays readable.
+Every module logs through ``logging``; one call sends records to ``<output>/log.txt`` (all of them) and
+to the console (a few). The console is for the person running a command: a run's header, a progress bar,
+its result and every warning. So it shows INFO records of the entry points (train.py, scripts, tools,
+benchmarks) and WARNING and above from anywhere; INFO records of the library layers (engine, datasets,
+features, trainers, bookkeeping: per-batch lines, evaluations, cache notes) go to ``log.txt`` only, unless
+``TASKRES_VERBOSE=1`` (then the console shows them too) or the record carries ``extra={"console": True}``.
+A record logged with ``extra={"file_only": True}`` (the merged config, the environment) is never shown.
+
+Progress bars go to stderr, only when stderr is a terminal (``TASKRES_PROGRESS=0`` turns them off, ``=1``
+on even without a terminal). The console handler writes through ``tqdm.write``, which lifts the bars
+while a record is printed, so the two never garble each other. docs/console.md describes the switches.
 
 Dassl's own code reports through ``print``; under the Dassl engine its setup redirected only stdout,
 and every ``logging`` line of ours was lost. Here ``print`` output is also copied into ``log.txt``
@@ -13,12 +21,65 @@ import os
 import sys
 from typing import Optional
 
+from tqdm import tqdm
+
 _MARK = "_taskres_handler"
+VERBOSE_ENV = "TASKRES_VERBOSE"
+PROGRESS_ENV = "TASKRES_PROGRESS"
+# Packages whose INFO records are details for log.txt (the layers below train.py).
+LIBRARY_PACKAGES = ("engine", "datasets", "features", "trainers", "bookkeeping")
+
+
+def _env_flag(name: str) -> Optional[bool]:
+    """``name`` read as a switch: "1"/"0" (also true/false, yes/no, on/off); None when unset or empty."""
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return None
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name}={os.environ[name]!r} is not a switch; set it to 1 or 0")
 
 
 class _ConsoleFilter(logging.Filter):
+    def __init__(self, verbose: bool):
+        super().__init__()
+        self.verbose = verbose
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return not getattr(record, "file_only", False)
+        if getattr(record, "file_only", False):
+            return False
+        if self.verbose or record.levelno >= logging.WARNING or getattr(record, "console", False):
+            return True
+        return record.name.split(".", 1)[0] not in LIBRARY_PACKAGES
+
+
+class _ConsoleHandler(logging.StreamHandler):
+    """Writes through ``tqdm.write``: an open progress bar is cleared, the record printed, the bar redrawn."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=self.stream)
+            self.flush()
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+
+
+def progress_enabled() -> bool:
+    """Bars are drawn on a terminal's stderr only, so logs, pipes and CI stay free of them."""
+    forced = _env_flag(PROGRESS_ENV)
+    if forced is not None:
+        return forced
+    return bool(getattr(sys.stderr, "isatty", lambda: False)())
+
+
+def progress_bar(total: Optional[int], desc: str, unit: str = "it", leave: bool = False, **kwargs) -> tqdm:
+    """A tqdm bar on stderr, or a disabled one (every method still callable) when bars are off."""
+    return tqdm(total=total, desc=desc, unit=unit, leave=leave, file=sys.stderr, disable=not progress_enabled(),
+                dynamic_ncols=True, **kwargs)
 
 
 class _PrintTee:
@@ -50,8 +111,8 @@ def _console_stream():
 
 
 def setup_logger(output: Optional[str] = None, tee_prints: bool = False) -> Optional[str]:
-    """Log to the console and, when ``output`` is given, append to ``output/log.txt`` (or ``output``
-    itself if it ends in .txt/.log). Calling it again replaces our handlers (one log per run in a
+    """Log to the console (filtered, see the module docstring) and, when ``output`` is given, append every
+    record to ``output/log.txt`` (or ``output`` itself if it ends in .txt/.log). Calling it again replaces our handlers (one log per run in a
     process). Returns the log file's path.
     """
     root = logging.getLogger()
@@ -65,9 +126,9 @@ def setup_logger(output: Optional[str] = None, tee_prints: bool = False) -> Opti
             handler.close()
     console_stream = _console_stream()
     sys.stdout = console_stream
-    console = logging.StreamHandler(console_stream)
+    console = _ConsoleHandler(console_stream)
     console.setFormatter(logging.Formatter("%(message)s"))
-    console.addFilter(_ConsoleFilter())
+    console.addFilter(_ConsoleFilter(verbose=bool(_env_flag(VERBOSE_ENV))))
     setattr(console, _MARK, True)
     root.addHandler(console)
     if not output:

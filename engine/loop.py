@@ -6,6 +6,8 @@ in a trainer's bases, owns everything results depend on:
 - batch parsing (``{"img", "label"}``; cached-feature batches have no ``domain``),
 - the loop, with the LR schedule stepped once per epoch after its last batch (Dassl's convention),
 - evaluation (``* accuracy: X%`` lines and ``last_results``),
+- the console: one progress bar over the run (epochs, or iterations where ``progress_iterations`` says so)
+  with the running loss and accuracy; the per-batch lines go to log.txt (see engine/logs.py),
 - checkpoints in Dassl's layout (``<out>/<model>/model.pth.tar-<epoch>``, ``checkpoint``, ``model-best``),
   loaded through ``load_state_for_eval`` so trainers check classes/backbone and adapt foreign layouts,
 - resume: a run keeps ``<out>/resume.pth.tar`` (the state at the end of its last finished epoch: weights,
@@ -33,6 +35,7 @@ from engine.checkpoint import load_checkpoint, save_checkpoint
 from engine.errors import CheckpointError, RunInterrupted
 from engine.fileio import atomic_write
 from engine.identity import config_fingerprint
+from engine.logs import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +115,7 @@ class TrainingLoop:
 
     _writer = None
     _snapshot: Optional[dict] = None
+    _bar = None  # the training progress bar while ``train`` runs
 
     # ---- hooks for trainers ---------------------------------------------------------------
     def checkpoint_metadata(self) -> dict:
@@ -128,6 +132,11 @@ class TrainingLoop:
 
     def load_extra_resume_state(self, state: dict) -> None:
         pass
+
+    def progress_iterations(self) -> Optional[int]:
+        """The run's length in iterations for a method counted in iterations (its bar counts batches);
+        None (the default) counts epochs."""
+        return None
 
     # ---- data -----------------------------------------------------------------------------
     def use_data_manager(self, dm) -> None:
@@ -279,7 +288,7 @@ class TrainingLoop:
             set_rng_state(state["rng"])
             self.best_result = state.get("best_result", self.best_result)
             self.load_extra_resume_state(state.get("extra") or {})
-            logger.info("Resuming from %s at epoch %d", resume_path, state["epoch"] + 1)
+            logger.info("Resuming from %s at epoch %d", resume_path, state["epoch"] + 1, extra={"console": True})
             return int(state["epoch"])
         names = self.get_model_names()
         if not names or not all(os.path.isfile(os.path.join(directory, n, "checkpoint")) for n in names):
@@ -293,7 +302,8 @@ class TrainingLoop:
             self._check_fingerprint(ckpt, os.path.join(path, fname))
             self._load_training_state(name, ckpt)
             start_epoch = int(ckpt["epoch"])
-            logger.info("Resuming from %s (epoch %d done)", os.path.join(path, fname), start_epoch)
+            logger.info("Resuming from %s (epoch %d done)", os.path.join(path, fname), start_epoch,
+                        extra={"console": True})
         return start_epoch
 
     # ---- loop -----------------------------------------------------------------------------
@@ -304,6 +314,13 @@ class TrainingLoop:
             self.max_epoch = max_epoch
         self.before_train()  # decides the start epoch (resume), as Dassl's loop does
         self._snapshot = self._snapshot_state(self.start_epoch)
+        iterations = self.progress_iterations()
+        if iterations is None:
+            self._bar = progress_bar(self.max_epoch, self.cfg.TRAINER.NAME, unit="epoch", leave=True,
+                                     initial=self.start_epoch)
+        else:
+            done = min(iterations, self.start_epoch * len(self.train_loader_x))
+            self._bar = progress_bar(iterations, self.cfg.TRAINER.NAME, unit="it", leave=True, initial=done)
         try:
             for epoch in range(self.start_epoch, self.max_epoch):
                 self.epoch = epoch
@@ -312,11 +329,16 @@ class TrainingLoop:
                 self.after_epoch()
                 self._snapshot = self._snapshot_state(epoch + 1)
                 self._maybe_save_resume_state(epoch)
+                if iterations is None:
+                    self._bar.update(1)
         except RunInterrupted as err:
             path = self._write_resume_state(self._snapshot)
             done = self._snapshot["epoch"]
             raise RunInterrupted(f"{err}: saved the state after epoch {done}/{self.max_epoch} to {path}; "
                                  "run the same command to continue") from None
+        finally:
+            self._bar.close()
+            self._bar = None
         self.after_train()
 
     def _maybe_save_resume_state(self, epoch: int) -> None:
@@ -391,6 +413,11 @@ class TrainingLoop:
                             self.epoch + 1, self.max_epoch, self.batch_idx + 1, self.num_batches,
                             batch_time.val, batch_time.avg, data_time.val, data_time.avg, losses,
                             self.get_current_lr(), eta)
+            if self._bar is not None:
+                self._bar.set_postfix_str(" ".join(f"{k} {m.avg:.4g}" for k, m in losses.meters.items()),
+                                          refresh=False)
+                if self.progress_iterations() is not None:
+                    self._bar.update(1)
             n_iter = self.epoch * self.num_batches + self.batch_idx
             for name, meter in losses.meters.items():
                 self.write_scalar("train/" + name, meter.avg, n_iter)

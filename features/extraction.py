@@ -10,17 +10,16 @@ CUDA the encoder runs channels-last.
 import hashlib
 import os
 import signal
-import sys
 from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 from torchvision.transforms.functional import pil_to_tensor
-from tqdm import tqdm
 
 from engine import CorruptImageError, read_image
 from engine.fileio import available_cpus
+from engine.logs import progress_bar
 
 DETERMINISTIC_STEPS = ("Resize", "CenterCrop", "ToTensor", "PILToTensor", "Normalize", "ConvertImageDtype",
                        "Compose")
@@ -139,13 +138,6 @@ def default_batch_size(device: torch.device) -> int:
     return 512 if device.type == "cuda" else 64
 
 
-def progress_bar(total: int, initial: int, desc: str) -> tqdm:
-    """Views done / total, rate and ETA on stderr; off when stderr is no terminal or ``TASKRES_PROGRESS=0``."""
-    off = os.environ.get("TASKRES_PROGRESS", "1") == "0" or not sys.stderr.isatty()
-    return tqdm(total=total, initial=initial, desc=desc, unit="view", unit_scale=True, leave=False,
-                disable=off, file=sys.stderr, dynamic_ncols=True)
-
-
 class Normalizer:
     """uint8 (or float) views on the host -> normalised model input on the device."""
 
@@ -234,7 +226,7 @@ def extract_features(backbone, items: Sequence, transform, views: int, seed: int
     """Views ``start..views-1`` of every item as ``[views - start, N, D]`` fp16 on the CPU (no cache)."""
     out = None
     n_views = views - start
-    with progress_bar(n_views * len(items), 0, desc) as bar:
+    with progress_bar(n_views * len(items), desc, unit="view", unit_scale=True) as bar:
         batches = encode_batches(backbone, items, transform, start, views, seed, batch_size, num_workers, root)
         try:
             for i, feats in batches:

@@ -29,7 +29,8 @@ import torch
 
 from engine import RunInterrupted, atomic_write
 from engine.fileio import cluster_lock
-from features.extraction import is_deterministic, progress_bar
+from engine.logs import progress_bar
+from features.extraction import is_deterministic
 
 logger = logging.getLogger(__name__)
 
@@ -236,7 +237,7 @@ class FeatureStore:
                         desc, first, n_items, first * n_views, n_items * n_views, directory)
         done = committed = first
         last_commit, commit_s = time.monotonic(), 0.0
-        bar = progress_bar(n_items * n_views, first * n_views, desc)
+        bar = progress_bar(n_items * n_views, desc, unit="view", unit_scale=True, initial=first * n_views)
         batches = encode(start, stop, first)
         try:
             for i, feats in batches:

@@ -4,8 +4,8 @@
 #   SEEDS    seeds to run (default: "1 2 3")      BACKBONE  CLIP backbone (default: RN50)
 #   CACHE_DIR feature cache (default: $OUTPUT/feature_cache)   PYTHON  interpreter (default: python)
 #   INPUT_SIZE image side (default: the backbone's)   EXTRA_OPTS  KEY VALUE pairs (before the trailing ones)
-#   TRACK    selection track: fewshot_val (default, the paper's) or valfree    CLASSES  all (default), base or new
-# The recipe is declared on the method's trainer class (RECIPE_CONFIG, recipe(); read by scripts/reproduce/recipes.py);
+#   TRACK    selection track: paper (default), fewshot_val or valfree    CLASSES  all (default), base or new
+# The recipe is declared on the method's trainer class (SPEC: recipe_config, recipe; read by scripts/reproduce/recipes.py);
 # launcher variables, EXTRA_OPTS and then the trailing KEY VALUE pairs override it, in that order (the last word wins).
 # A run whose config differs from the recipe goes to <tag>_<8 hex>/seedS; a finished run with the same config is
 # skipped (see scripts/reproduce/runs.py); train.py holds a lock on each run folder.

@@ -1,8 +1,12 @@
 """The grid's encoder cost (``scripts.reproduce.cost``): views needed with the cache, minus what is cached."""
 import os
 
+import pytest
+
 from scripts.reproduce.cost import DATASET_SIZES, cell_configs, grid_cost
 from scripts.reproduce.planning import GridRequest, plan_runs
+
+pytestmark = pytest.mark.slow  # every test here trains end to end
 
 SMALL = ["DATALOADER.NUM_WORKERS", "0", "DATALOADER.TRAIN_X.BATCH_SIZE", "8", "TRAINER.TaskRes.PREC", "fp32",
          "TRAIN.PRINT_FREQ", "100"]

@@ -63,6 +63,7 @@ def test_corrupt_image_during_extraction_is_one_line_naming_the_file(trainer, da
     assert victim in str(err.value) and len(str(err.value).splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_corrupt_image_through_train_py_ends_as_one_line(data_root, tiny_clip, tmp_path):
     root, victim = _corrupt_copy(data_root, tmp_path)
     argv = train_args(root, tiny_clip, str(tmp_path / "out"), shots=20) + ["DATALOADER.NUM_WORKERS", "2",
@@ -74,6 +75,7 @@ def test_corrupt_image_through_train_py_ends_as_one_line(data_root, tiny_clip, t
     assert last.startswith("error:") and victim in last
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", ["missing", "corrupt"])
 def test_bad_image_without_the_cache_ends_as_one_line(fault, data_root, tiny_clip, tmp_path):
     # A missing file is found by the dataset layer up front; a corrupt one only when a DataLoader worker reads

@@ -15,7 +15,7 @@ import features.store
 from engine import Datum, RunInterrupted, build_transform
 from engine.loop import stop_on_signals
 from features import FeatureStore, cache_key, list_entries
-from features.extraction import encode_batches, progress_bar
+from features.extraction import encode_batches
 from tests.conftest import make_trainer, train_args
 
 VIEWS, BATCH = 3, 6  # two images (six views) per encoder batch
@@ -106,6 +106,7 @@ def test_a_bad_image_keeps_the_committed_parts(trainer, tmp_path, monkeypatch):
     assert calls == [(0, VIEWS, 6)]
 
 
+@pytest.mark.slow
 def test_train_py_interrupted_in_extraction_continues_with_the_same_command(data_root, tiny_clip, tmp_path,
                                                                             monkeypatch, capsys):
     import train
@@ -141,20 +142,3 @@ def test_train_py_interrupted_in_extraction_continues_with_the_same_command(data
         chunks = [[torch.load(os.path.join(e["path"], f), weights_only=True)["features"]
                    for f in sorted(os.listdir(e["path"])) if f.startswith("views-")] for e in (a, b)]
         assert all(torch.equal(x, y) for x, y in zip(*chunks)), a["path"]
-
-
-def test_progress_bar_only_on_a_terminal_and_not_when_turned_off(monkeypatch):
-    class Terminal:
-        def isatty(self):
-            return True
-
-        def write(self, text):
-            return len(text)
-
-        def flush(self):
-            pass
-
-    monkeypatch.setattr("sys.stderr", Terminal())
-    assert not progress_bar(10, 0, "x").disable
-    monkeypatch.setenv("TASKRES_PROGRESS", "0")
-    assert progress_bar(10, 0, "x").disable

@@ -31,6 +31,7 @@ def test_view_k_is_the_same_whatever_the_number_of_views(data_root, tiny_clip, t
     torch.testing.assert_close(torch.cat([three, rest]), five)
 
 
+@pytest.mark.slow
 def test_paper_protocol_by_default_and_reuse_across_alpha_method_and_shorter_runs(data_root, tiny_clip, tmp_path):
     cache = str(tmp_path / "cache")
     first = _trainer(data_root, tiny_clip, str(tmp_path / "a"), cache, epochs=3)
@@ -55,6 +56,7 @@ def test_paper_protocol_by_default_and_reuse_across_alpha_method_and_shorter_run
     assert entry["views"] == 5
 
 
+@pytest.mark.slow
 def test_fast_mode_is_recorded(data_root, tiny_clip, tmp_path):
     t = _trainer(data_root, tiny_clip, str(tmp_path / "a"), str(tmp_path / "c"), epochs=3, views=2)
     t.train()
@@ -72,16 +74,19 @@ def test_eval_only_run_encodes_only_the_split_it_evaluates(data_root, tiny_clip,
     assert entry["views"] == 1 and entry["key"]["num_items"] == len(t.dm.dataset.test)
 
 
-def test_imagenet_val_and_test_lists_are_encoded_once(data_root, tiny_clip, tmp_path):
+def test_imagenet_test_list_is_never_a_val_loader_and_is_encoded_once(data_root, tiny_clip, tmp_path):
+    """ImageNet's val list *is* its test list: no val loader is built from it (the test set selects nothing),
+    and its test features are encoded once and shared by every seed."""
     cache = str(tmp_path / "cache")
     t = _trainer(data_root, tiny_clip, str(tmp_path / "a"), cache, dataset="imagenet")
     assert [d.impath for d in t.dm.dataset.val] == [d.impath for d in t.dm.dataset.test]
-    acc_test, acc_val = t.test("test"), t.test("val")
-    assert acc_test == acc_val
-    assert t.cache_info["encoded_views"] == len(t.dm.dataset.test)  # once, not twice
+    with pytest.raises(RuntimeError, match="no validation split"):
+        t.test("val")
+    t.test("test")
+    assert t.cache_info["encoded_views"] == len(t.dm.dataset.test)
     assert len(list_entries(cache)) == 1
     other = _trainer(data_root, tiny_clip, str(tmp_path / "b"), cache, dataset="imagenet", seed=2)
-    other.test("val")
+    other.test("test")
     assert other.cache_info["encoded_views"] == 0  # another seed, the same list: shared
 
 
@@ -93,6 +98,7 @@ def variant_root(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_tip_adapter_on_an_imagenet_variant_encodes_no_augmented_views(variant_root, tiny_clip, tmp_path):
     import train
 

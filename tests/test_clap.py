@@ -8,6 +8,7 @@ Parity facts were measured by running jusiro/CLAP@dbdf4095b3d824546474c725539b9f
 import json
 import os
 
+import pytest
 import torch
 
 import train
@@ -79,6 +80,7 @@ def _run(trainer, root, clip, out, cache):
         return result, state["state_dict"]["prototypes"], json.load(f)
 
 
+@pytest.mark.slow
 def test_zslp_and_clap_train_end_to_end_and_clap_stays_closer_to_zero_shot(data_root, tiny_clip, tmp_path):
     from tests.conftest import make_trainer
 

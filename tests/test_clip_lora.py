@@ -29,6 +29,7 @@ def _files_under(folder):
     return [os.path.join(d, f) for d, _, files in os.walk(folder) for f in files] if os.path.isdir(folder) else []
 
 
+@pytest.mark.slow
 def test_only_the_lora_matrices_train_and_the_frozen_weights_are_untouched(data_root, tiny_clip, tmp_path):
     trainer = make_trainer(_argv(data_root, tiny_clip, tmp_path))
     head = trainer.model.head
@@ -46,6 +47,7 @@ def test_only_the_lora_matrices_train_and_the_frozen_weights_are_untouched(data_
     assert all(torch.all(before[k] == 0) for k in before if k.endswith("lora_B"))
 
 
+@pytest.mark.slow
 def test_train_then_eval_only_restores_the_adapted_encoders(data_root, tiny_clip, tmp_path):
     run, cache = tmp_path / "run", tmp_path / "cache"
     res = train.main(_argv(data_root, tiny_clip, run, extra=["--cache-dir", str(cache)]))
@@ -86,6 +88,7 @@ def test_evaluation_text_features_follow_a_loaded_state(data_root, tiny_clip, tm
         assert after is head.text_features()  # then kept for the rest of the evaluation
 
 
+@pytest.mark.slow
 def test_a_checkpoint_of_another_shape_is_one_clear_error(data_root, tiny_clip, tmp_path):
     run = tmp_path / "run"
     train.main(_argv(data_root, tiny_clip, run, opts=["TRAINER.CLIP_LORA.ITERS_PER_SHOT", "1"]))
@@ -111,6 +114,7 @@ def test_a_wrong_declaration_of_adapted_encoders_fails_loudly(data_root, tiny_cl
         trainer.check_adapted_encoders()
 
 
+@pytest.mark.slow
 def test_text_only_lora_on_a_resnet_reads_image_features_from_the_shared_cache(data_root, tiny_clip_rn, tmp_path):
     cache = str(tmp_path / "cache")
     rn = ["INPUT.SIZE", "(64, 64)"]
@@ -136,6 +140,7 @@ def test_image_lora_on_a_resnet_is_one_clear_error(data_root, tiny_clip_rn, tmp_
     assert "ViT image encoders" in message and "TRAINER.CLIP_LORA.ENCODER text" in message and "\n" not in message
 
 
+@pytest.mark.slow
 def test_launcher_runs_clip_lora(data_root, tiny_clip, tmp_path):
     out = tmp_path / "output"
     env = dict(os.environ, DATA=data_root, BACKBONE=tiny_clip, OUTPUT=str(out), PYTHON=sys.executable, SEEDS="1",

@@ -35,6 +35,7 @@ def cache(tmp_path_factory):
     return tmp_path_factory.mktemp("cocoop_cache")
 
 
+@pytest.mark.slow
 def test_trains_end_to_end_and_eval_only_reproduces(data_root, tiny_clip, cache, tmp_path):
     init = make_trainer(_args(data_root, tiny_clip, tmp_path / "init", cache)).model.head.state_dict()
     result = train.main(_args(data_root, tiny_clip, tmp_path / "run", cache))
@@ -45,8 +46,8 @@ def test_trains_end_to_end_and_eval_only_reproduces(data_root, tiny_clip, cache,
     ckpt = _state(tmp_path / "run", 3)
     from trainers.cocoop import CoCoOp
 
-    assert set(ckpt["state_dict"]) == set(CoCoOp.TRAINABLE)  # context and meta-net only, no fixed embeddings
-    for key in CoCoOp.TRAINABLE:  # every trained tensor moved
+    assert set(ckpt["state_dict"]) == set(CoCoOp.SPEC.trainable)  # context and meta-net only, no fixed embeddings
+    for key in CoCoOp.SPEC.trainable:  # every trained tensor moved
         assert not torch.equal(ckpt["state_dict"][key].float(), init[key].float()), key
     again = train.main(_args(data_root, tiny_clip, tmp_path / "eval", cache,
                              flags=("--eval-only", "--model-dir", str(tmp_path / "run"), "--load-epoch", "3")))
@@ -54,6 +55,7 @@ def test_trains_end_to_end_and_eval_only_reproduces(data_root, tiny_clip, cache,
     assert again["macro_f1"] == pytest.approx(result["macro_f1"])
 
 
+@pytest.mark.slow
 def test_launcher_runs_the_declared_recipe(data_root, tiny_clip, tmp_path):
     import trainers
     from scripts.reproduce.runs import recipe_argv
@@ -82,6 +84,7 @@ def _base_run(trainer, config, data_root, tiny_clip, cache, out, opts=()):
                      opts=("DATASET.SUBSAMPLE_CLASSES", "base", *opts)))
 
 
+@pytest.mark.slow
 def test_base_to_new_eval_only_uses_the_class_agnostic_state(data_root, tiny_clip, cache, tmp_path):
     _base_run("CoCoOp", CONFIG, data_root, tiny_clip, cache, tmp_path / "base")
     ckpt = _state(tmp_path / "base", 2)
@@ -100,6 +103,7 @@ def test_base_to_new_eval_only_uses_the_class_agnostic_state(data_root, tiny_cli
     assert new["accuracy"] == pytest.approx(100.0 * (logits.argmax(1) == labels).float().mean().item())
 
 
+@pytest.mark.slow
 def test_cross_dataset_imagenet_state_evaluates_on_another_dataset(data_root, tiny_clip, cache, tmp_path):
     train.main(train_args(data_root, tiny_clip, str(tmp_path / "imagenet"), trainer="CoCoOp", dataset="imagenet",
                           epochs=1, extra=("--config-file", CONFIG, "--cache-dir", str(cache))))
@@ -111,6 +115,7 @@ def test_cross_dataset_imagenet_state_evaluates_on_another_dataset(data_root, ti
     assert "class-agnostic: trained on 4 classes of ImageNet, evaluated on 4 classes of Caltech101" in log
 
 
+@pytest.mark.slow
 def test_class_list_is_checked_unless_the_state_is_class_agnostic(data_root, tiny_clip, cache, tmp_path):
     """CoOp's unified context and CLIP-Adapter's adapter transfer to new classes; CoOp's class-specific context and
     TaskRes's residual do not."""
@@ -133,6 +138,7 @@ def test_class_list_is_checked_unless_the_state_is_class_agnostic(data_root, tin
             assert "\n" not in str(err.value.code)
 
 
+@pytest.mark.slow
 def test_a_state_of_other_shapes_is_one_clear_line(data_root, tiny_clip, cache, tmp_path):
     train.main(_args(data_root, tiny_clip, tmp_path / "run", cache, epochs=1))
     trainer = make_trainer(_args(data_root, tiny_clip, tmp_path / "other", cache,

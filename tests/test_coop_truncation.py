@@ -39,6 +39,7 @@ def test_truncated_prompts_give_the_full_length_logits_and_gradients(data_root, 
     torch.testing.assert_close(short.ctx.grad, full.ctx.grad, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_truncation_can_be_turned_off_and_training_matches(data_root, tiny_clip, tmp_path):
     """Two epochs from the same seed with and without truncation end at the same context."""
     runs = []

@@ -53,7 +53,7 @@ def test_run_with_fewshot_file_never_reads_the_training_list(imagenet):
     first = load(imagenet, "ImageNet", shots=2, seed=1).dataset
     ddir = imagenet / "imagenet"
     (ddir / "lists.taskres.json").unlink()
-    keep = {d.impath for d in first.train_x} | {d.impath for d in first.heldout_val}
+    keep = {d.impath for d in first.train_x + first.heldout_val + first.heldout_paper}
     removed = [p for p in (ddir / "images" / "train").rglob("*.JPEG") if str(p) not in keep]
     for p in removed:
         p.unlink()
@@ -62,6 +62,7 @@ def test_run_with_fewshot_file_never_reads_the_training_list(imagenet):
     second = load(imagenet, "ImageNet", shots=2, seed=1).dataset
     assert rel(second, second.train_x) == rel(first, first.train_x)
     assert rel(second, second.heldout_val) == rel(first, first.heldout_val)
+    assert rel(second, second.heldout_paper) == rel(first, first.heldout_paper)
     assert rel(second, second.test) == rel(first, first.test)
     assert not (ddir / "lists.taskres.json").exists()  # the training folders were not listed
 
@@ -93,3 +94,27 @@ def test_fewshot_record_paths_are_relative(imagenet):
     rows = record["train"] + record["heldout_val"]
     assert rows and all(not os.path.isabs(r[0]) and r[0].startswith("images/train/") for r in rows)
     assert record["num_shots"] == 2 and record["seed"] == 1 and record["dataset"] == "ImageNet"
+
+
+def test_paper_heldout_is_test_sized_disjoint_kept_and_added_to_old_files(imagenet):
+    """The paper track's ImageNet set: per class as many train images as test has, outside the few-shot picks
+    and test, kept in the few-shot file; a file written before it existed gains it, picks unchanged."""
+    from collections import Counter
+
+    ds = load(imagenet, "ImageNet", shots=2, seed=1).dataset
+    assert Counter(d.label for d in ds.heldout_paper) == Counter(d.label for d in ds.test)
+    taken = {d.impath for d in ds.train_x} | {d.impath for d in ds.test}
+    assert not taken & {d.impath for d in ds.heldout_paper}
+    path = imagenet / "imagenet" / "split_fewshot" / "shot_2-seed_1.taskres.json"
+    record = json.loads(path.read_text())
+    assert [tuple(r) for r in record["heldout_paper"]] == rel(ds, ds.heldout_paper)
+    del record["heldout_paper"]
+    path.write_text(json.dumps(record))
+    again = load(imagenet, "ImageNet", shots=2, seed=1).dataset
+    assert rel(again, again.train_x) == rel(ds, ds.train_x) and rel(again, again.heldout_val) == rel(ds, ds.heldout_val)
+    assert rel(again, again.heldout_paper) == rel(ds, ds.heldout_paper)
+    assert "heldout_paper" in json.loads(path.read_text())
+    items, rec = datasets.select_validation(again, track="paper", paper="val_split", num_shots=2, seed=1)
+    assert items == again.heldout_paper and rec["source"] == "heldout_paper" and rec["images"] == len(again.test)
+    assert rec["listed_in"] == "split_fewshot/shot_2-seed_1.taskres.json"
+    assert datasets.validation_items(again, track="fewshot_val", paper="val_split") == again.heldout_val

@@ -116,7 +116,7 @@ def test_fewshot_has_k_train_and_min_k_4_val(tmp_path, name):
         assert per_class(ds.test) == {y: sizes["test"] for y in range(4)}
         cache = tmp_path / DATASET_FOLDERS[name] / "split_fewshot" / f"shot_{shots}-seed_1.taskres.json"
         lists = {k for k, v in json.loads(cache.read_text()).items() if isinstance(v, list)}
-        assert lists == ({"train", "heldout_val"} if name == "ImageNet" else {"train", "val"})
+        assert lists == ({"train", "heldout_val", "heldout_paper"} if name == "ImageNet" else {"train", "val"})
     assert not [f for f in os.listdir(cache.parent) if f.startswith(".tmp")]  # atomic writes leave nothing behind
 
 

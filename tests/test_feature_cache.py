@@ -127,6 +127,7 @@ def test_cached_evaluation_equals_uncached_evaluation(data_root, tiny_clip, tmp_
     assert torch.equal(lc.argmax(1), lu.argmax(1))
 
 
+@pytest.mark.slow
 def test_taskres_from_cache_and_from_images_reach_comparable_accuracy(data_root, tiny_clip, tmp_path):
     import train
 
@@ -139,6 +140,7 @@ def test_taskres_from_cache_and_from_images_reach_comparable_accuracy(data_root,
     assert abs(cached["accuracy"] - images["accuracy"]) <= 15.0  # 24 test images: one image is 4.2 points
 
 
+@pytest.mark.slow
 def test_second_method_on_the_same_data_pays_no_extraction(data_root, tiny_clip, tmp_path):
     import json
 

@@ -5,7 +5,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tools.aggregate import collect
+
+pytestmark = pytest.mark.slow  # every test here trains end to end
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -35,6 +35,7 @@ def run(data_root, tiny_clip, tmp_path_factory):
             "metrics": json.loads((out / "metrics.json").read_text())}
 
 
+@pytest.mark.slow
 def test_trains_end_to_end_and_records_its_choices(run):
     m, extra = run["metrics"], run["metrics"]["extra"]
     assert m["method"] == "LPP" and m["epochs"] == 30 and m["accuracy"] > CHANCE + 20, m
@@ -49,6 +50,7 @@ def test_trains_end_to_end_and_records_its_choices(run):
     assert last["state_dict"]["alpha"].unique().numel() > 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("epoch", [30, None], ids=["load-epoch", "model-best"])
 def test_eval_only_reproduces_the_accuracy(run, data_root, tiny_clip, tmp_path, epoch):
     flags = ["--eval-only", "--model-dir", run["out"]] + (["--load-epoch", str(epoch)] if epoch else [])
@@ -72,6 +74,7 @@ def test_head_starts_from_class_sums_and_one_alpha(data_root, tiny_clip, tmp_pat
     assert trainer.get_current_lr() == pytest.approx(float(head.lr_w))
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_exactly(data_root, tiny_clip, tmp_path, monkeypatch, run):
     """SIGINT after iteration 15 (between two alpha steps), then the same command: the uninterrupted run's result."""
     from trainers.lpp import LPPHead
@@ -95,12 +98,14 @@ def test_interrupted_run_resumes_exactly(data_root, tiny_clip, tmp_path, monkeyp
     assert got["accuracy"] == run["metrics"]["accuracy"]
 
 
+@pytest.mark.slow
 def test_training_without_the_cache_is_one_clear_error(data_root, tiny_clip, tmp_path):
     with pytest.raises(SystemExit) as exc:
         train.main(_args(data_root, tiny_clip, tmp_path / "bad", tmp_path / "cache", epochs=2, extra=["--no-cache"]))
     assert str(exc.value.code).startswith("error: LPP fits on cached support features (full batch)")
 
 
+@pytest.mark.slow
 def test_last_iteration_option_reads_no_val(data_root, tiny_clip, tmp_path, run):
     out = tmp_path / "last"
     train.main(_args(data_root, tiny_clip, out, run["cache"]) + ["TRAINER.LPP.SELECT_ON_VAL", "False"])
@@ -126,6 +131,7 @@ def test_label_recipe_and_grid_dry_run(tmp_path, tiny_clip, capsys):
     assert any("caltech101/LPP/vit_b16_16shots/seed1" in line for line in printed), printed
 
 
+@pytest.mark.slow
 def test_launcher_runs_the_recipe(data_root, tiny_clip, tmp_path):
     out = tmp_path / "output"
     env = dict(os.environ, DATA=data_root, BACKBONE=tiny_clip, OUTPUT=str(out), PYTHON=sys.executable, SEEDS="1",

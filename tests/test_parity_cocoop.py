@@ -56,7 +56,7 @@ def test_published_config_initialises_the_context_like_the_original(trainer):
     assert shapes == ORIGINAL_META_SHAPES
     assert sum(p.numel() for p in head.meta_net.parameters()) == ORIGINAL_META_PARAMS
     # The original trains every parameter of its prompt learner: the context and the meta-net.
-    assert sorted(n for n, p in head.named_parameters() if p.requires_grad) == sorted(type(trainer).TRAINABLE)
+    assert sorted(n for n, p in head.named_parameters() if p.requires_grad) == sorted(trainer.spec.trainable)
 
 
 @pytest.mark.parametrize("truncate", [True, False])

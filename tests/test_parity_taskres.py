@@ -5,7 +5,7 @@ The facts below were recorded by running the original's own function
 package; only ``.cuda()`` removed and the checkpoint path changed) on the *parity CLIP*: the tiny
 open_clip architecture whose every weight is drawn from ``numpy.random.RandomState(0)``, so its
 numbers do not depend on the torch or open_clip version. The original runs the text encoder in fp16;
-the tolerance is DESIGN.md's 6e-3.
+the tolerance is 6e-3, how far fp16 text features move the logits from fp32 ones on this CLIP.
 """
 import numpy as np
 import pytest
@@ -106,6 +106,7 @@ def test_zero_shot_clip_cleans_names_and_taskres_option_matches_it(food_root, pa
     assert (raw - zs).abs().max() > 0.1
 
 
+@pytest.mark.slow
 def test_raw_classnames_recorded_in_metrics(food_root, parity_clip, tmp_path):
     import json
 

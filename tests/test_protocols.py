@@ -21,7 +21,7 @@ from tools.report import build_report
 
 TINY = ["DATALOADER.NUM_WORKERS", "0", "DATALOADER.TRAIN_X.BATCH_SIZE", "8", "DATALOADER.TEST.BATCH_SIZE", "16",
         "FEATURE_CACHE.NUM_VIEWS", "2", "TRAIN.PRINT_FREQ", "100", "OPTIM.LR", "0.1"]
-AGNOSTIC = "CoOp"  # its unified context names no class (CLASS_AGNOSTIC): it transfers to unseen classes
+AGNOSTIC = "CoOp"  # its unified context names no class (class_agnostic): it transfers to unseen classes
 # The report names methods by their display names (the runs here are all modified: "<label> [modified <hex>]").
 LABELS = {"ZeroshotCLIP": "Zero-shot CLIP", "TaskRes": "TaskRes", "CoOp": "CoOp", "TipAdapter": "Tip-Adapter",
           "TipAdapterF": "Tip-Adapter-F", "LinearProbeCLIP": "Linear probe", "LPP": "LP++"}
@@ -80,6 +80,7 @@ def b2n(tmp_path_factory, tiny_clip):
     return {"data": data, "out": out, "report": report}
 
 
+@pytest.mark.slow
 def test_base2novel_trains_on_base_and_evaluates_transferable_methods_on_new(b2n):
     runs = _metrics(b2n["out"])
     trained = {k: m for k, m in runs.items() if not m["eval_only"]}
@@ -95,6 +96,7 @@ def test_base2novel_trains_on_base_and_evaluates_transferable_methods_on_new(b2n
     assert any("TaskRes: its trained state is per class" in n for n in b2n["report"].notes)
 
 
+@pytest.mark.slow
 def test_base2novel_report_cells_and_harmonic_mean(b2n, tmp_path):
     runs = _metrics(b2n["out"])
     markdown = open(build_report(str(b2n["out"]), str(tmp_path / "R.md"), include_modified=True)["markdown"]).read()
@@ -126,6 +128,7 @@ def test_base2novel_report_cells_and_harmonic_mean(b2n, tmp_path):
 
 
 # ---- selection tracks ---------------------------------------------------------------------------
+@pytest.mark.slow
 def test_tracks_record_what_was_read_and_are_never_mixed(tmp_path, tiny_clip):
     data, out = tmp_path / "data", tmp_path / "out"
     write_dataset("Caltech101", str(data), num_classes=4, per_class=10)
@@ -141,6 +144,7 @@ def test_tracks_record_what_was_read_and_are_never_mixed(tmp_path, tiny_clip):
     for method in methods[1:]:
         paper, free = by[(method, DEFAULT_TRACK)], by[(method, "valfree")]
         assert paper["tracks"] == [DEFAULT_TRACK] and paper["read_validation"]
+        assert paper["selection_data"]["track"] == DEFAULT_TRACK and paper["selection_data"]["images"] > 0
         assert free["tracks"] == ["valfree"] and not free["read_validation"]
     folders = {(m["method"], m["track"]): k for k, m in runs.items()}
     assert "_valfree" in folders[("TipAdapter", "valfree")] and "_valfree" not in folders[("TipAdapter", DEFAULT_TRACK)]
@@ -186,6 +190,13 @@ def test_tracks_record_what_was_read_and_are_never_mixed(tmp_path, tiny_clip):
     assert old_table[tip][cal] == _fmt([by[("TipAdapter", DEFAULT_TRACK)]["accuracy"]])
 
 
+def test_track_names_are_defined_once():
+    """The torch-free launcher planner spells the default track as datasets/validation.py defines it."""
+    from scripts.reproduce import runs as launcher_runs
+
+    assert launcher_runs.DEFAULT_TRACK == DEFAULT_TRACK == "paper" and TRACKS == ("paper", "fewshot_val", "valfree")
+
+
 def test_valfree_refuses_validation_data_and_best_val(tmp_path, tiny_clip, data_root):
     import train
     from datasets import ValidationSplitError, validation_items
@@ -199,13 +210,14 @@ def test_valfree_refuses_validation_data_and_best_val(tmp_path, tiny_clip, data_
     with pytest.raises(SystemExit, match="TEST.FINAL_MODEL best_val selects the epoch on val"):
         train.main(train_args(data_root, tiny_clip, str(tmp_path / "r2"), extra=[])
                    + ["DATASET.TRACK", "valfree", "TEST.FINAL_MODEL", "best_val"])
-    with pytest.raises(SystemExit, match="DATASET.TRACK must be one of fewshot_val, valfree"):
+    with pytest.raises(SystemExit, match="DATASET.TRACK must be one of paper, fewshot_val, valfree"):
         train.main(train_args(data_root, tiny_clip, str(tmp_path / "r3")) + ["DATASET.TRACK", "nope"])
     with pytest.raises(SystemExit, match="DATASET.SUBSAMPLE_CLASSES must be all, base or new, not 'Base'"):
         train.main(train_args(data_root, tiny_clip, str(tmp_path / "r4")) + ["DATASET.SUBSAMPLE_CLASSES", "Base"])
 
 
 # ---- cross-dataset and domain generalisation ----------------------------------------------------
+@pytest.mark.slow
 def test_cross_dataset_and_dg_evaluate_imagenet_runs(tmp_path, tiny_clip, capsys):
     data, out = tmp_path / "data", tmp_path / "out"
     write_dataset("ImageNet", str(data), num_classes=4, per_class=6)
@@ -248,6 +260,7 @@ def test_cross_dataset_and_dg_evaluate_imagenet_runs(tmp_path, tiny_clip, capsys
 
 
 # ---- the launchers ------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_launchers_take_the_track_and_the_class_subset(data_root, tiny_clip, tmp_path):
     import subprocess
     import sys
@@ -265,7 +278,7 @@ def test_launchers_take_the_track_and_the_class_subset(data_root, tiny_clip, tmp
     [taskres] = [(k, m) for k, m in runs.items() if m["method"] == "TaskRes"]
     # Tip-Adapter selects on val: a validation-free run of its own; TaskRes reads none: the track names no folder
     assert "_base_valfree" in tip[0] and tip[1]["tracks"] == ["valfree"] and tip[1]["classes"] == "base"
-    assert "_base" in taskres[0] and "valfree" not in taskres[0] and taskres[1]["tracks"] == ["fewshot_val", "valfree"]
+    assert "_base" in taskres[0] and "valfree" not in taskres[0] and taskres[1]["tracks"] == list(TRACKS)
 
 
 def test_published_base2novel_numbers_are_consistent_and_shown_beside_ours():

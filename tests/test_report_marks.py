@@ -2,10 +2,14 @@
 import json
 import os
 
+import pytest
+
 import train
 from tests.conftest import train_args
 from tests.fixtures.synthetic_datasets import write_dataset
 from tools.aggregate import collect
+
+pytestmark = pytest.mark.slow  # every test here trains end to end
 
 
 def test_a_run_on_a_built_split_is_recorded_and_kept_out_of_ours(tmp_path, tiny_clip):

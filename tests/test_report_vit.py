@@ -11,9 +11,13 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tools.published import load_published
 from trainers.backbone import openai_weights_path
 from trainers.random_clip import write_random_clip
+
+pytestmark = pytest.mark.slow  # every test here trains end to end
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -85,6 +85,7 @@ def test_dry_run_prints_every_run_and_runs_nothing(tmp_path, tiny_clip, capsys):
     assert any(f"caltech101/TaskRes/{_tag(tiny_clip)}_2shots/seed2" in line for line in taskres)
 
 
+@pytest.mark.slow
 def test_grid_runs_every_cell_in_the_launchers_layout(tree):
     report, out, tag = tree["report"], tree["out"], _tag(tree["clip"])
     assert len(report.ran) == 10 and not report.failed and not report.skipped
@@ -105,6 +106,7 @@ def test_grid_runs_every_cell_in_the_launchers_layout(tree):
                 assert "RESIDUAL_SCALE: 0.5" in config and "LR: 0.1" in config
 
 
+@pytest.mark.slow
 def test_rerun_skips_finished_cells(tree):
     before = {p: os.stat(p).st_mtime_ns for p in _metrics_files(tree["out"])}
     report = grid.main(_grid_argv(tree["data"], tree["out"], tree["clip"], "--executor", "debug"))
@@ -112,6 +114,7 @@ def test_rerun_skips_finished_cells(tree):
     assert {p: os.stat(p).st_mtime_ns for p in _metrics_files(tree["out"])} == before
 
 
+@pytest.mark.slow
 def test_pool_reruns_a_lost_result_and_reports_a_failure(tree, tiny_clip):
     """Local worker pool (train.py subprocesses): a deleted metrics.json is run again; a dataset whose images are
     gone (its folders and split file are there, so the pre-flight passes) fails its cell without stopping the
@@ -131,6 +134,7 @@ def test_pool_reruns_a_lost_result_and_reports_a_failure(tree, tiny_clip):
     assert output in failed.logs and "images" in open(output).read().lower()
 
 
+@pytest.mark.slow
 def test_preflight_stops_a_grid_before_any_run(tree, tiny_clip, tmp_path, caplog):
     """A dataset folder that is not there: the grid lists the problem, with the fix, and runs nothing."""
     out = tmp_path / "out"
@@ -141,6 +145,7 @@ def test_preflight_stops_a_grid_before_any_run(tree, tiny_clip, tmp_path, caplog
     assert f"dataset folder {tree['data'] / 'ucf101'} is missing" in line and "leave ucf101 out of --datasets" in line
 
 
+@pytest.mark.slow
 def test_submitit_local_executor_runs_a_cell(tree, tiny_clip):
     lost = _folder(tree["out"] / "dtd" / "ZeroshotCLIP", f"{_tag(tiny_clip)}_zeroshot") / "seed1" / "metrics.json"
     accuracy = json.loads(lost.read_text())["accuracy"]
@@ -150,6 +155,7 @@ def test_submitit_local_executor_runs_a_cell(tree, tiny_clip):
     assert [(r.ok, r.accuracy) for r in report.ran] == [(True, accuracy)]
 
 
+@pytest.mark.slow
 def test_eval_variants_evaluates_finished_imagenet_runs(tmp_path, tiny_clip):
     data, out = tmp_path / "data", tmp_path / "out"
     write_dataset("ImageNet", str(data), num_classes=4, per_class=6)
@@ -241,6 +247,7 @@ def _table_after(markdown, heading):
     return rows
 
 
+@pytest.mark.slow
 def test_report_tables_and_plot(tree, tmp_path):
     root = tmp_path / "results"
     shutil.copytree(tree["out"], root, ignore=shutil.ignore_patterns("feature_cache", ".submitit"))
@@ -319,6 +326,7 @@ def test_report_tables_and_plot(tree, tmp_path):
     assert {line.get_label() for line in axes["EuroSAT"].get_lines() if line.get_linestyle() == "-"} == set()
 
 
+@pytest.mark.slow
 def test_report_keeps_modified_runs_out_of_ours_by_default(tree, tmp_path):
     result = build_report(str(tree["out"]), str(tmp_path / "RESULTS.md"))
     markdown = open(result["markdown"]).read()
@@ -355,6 +363,7 @@ def test_slurm_executor_writes_the_asked_parameters(monkeypatch, tmp_path):
             "#SBATCH --job-name=taskres-grid"} <= script
 
 
+@pytest.mark.slow
 def test_driver_skips_what_the_shell_launcher_finished(tree, tmp_path, capsys):
     """Same layout as scripts/<method>/main.sh: a run the launcher finished is [done] for the driver."""
     out = tmp_path / "out"

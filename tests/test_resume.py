@@ -11,6 +11,8 @@ import train
 from tests.conftest import train_args
 from trainers.taskres import TaskRes as TaskResTrainer
 
+pytestmark = pytest.mark.slow  # every test here trains end to end
+
 
 def _interrupt_after_epoch(monkeypatch, epoch: int) -> None:
     """Deliver a real SIGINT to this process right after ``epoch`` (0-based) finishes."""

@@ -42,6 +42,7 @@ def _metrics(folder):
     return json.loads((folder / "metrics.json").read_text())
 
 
+@pytest.mark.slow
 def test_an_override_is_a_new_run_and_trailing_pairs_win(data_root, tiny_clip, tmp_path):
     env = _env(data_root, tiny_clip, tmp_path)
     size = ["INPUT.SIZE", "(32, 32)"]  # after the launcher's own INPUT.SIZE (224 for this checkpoint): it must win
@@ -82,6 +83,7 @@ def test_an_override_is_a_new_run_and_trailing_pairs_win(data_root, tiny_clip, t
     assert line.startswith("error: ") and str(run) in line and "RESIDUAL_SCALE" in line
 
 
+@pytest.mark.slow
 def test_two_concurrent_launches_of_one_run_end_with_one_run(data_root, tiny_clip, tmp_path):
     env = _env(data_root, tiny_clip, tmp_path)
     args = ["caltech101", "2", "INPUT.SIZE", "(32, 32)"]
@@ -97,6 +99,7 @@ def test_two_concurrent_launches_of_one_run_end_with_one_run(data_root, tiny_cli
     assert not os.path.exists(run / ".lock")
 
 
+@pytest.mark.slow
 def test_a_failed_run_is_marked_failed_and_runs_again(data_root, tiny_clip, tmp_path):
     clip = tmp_path / "clip" / "later.pt"  # not there yet: the run fails while building its model
     argv = train_args(data_root, str(clip), str(tmp_path / "runs" / "later_1shots" / "seed1"), shots=1,
@@ -114,6 +117,7 @@ def test_a_failed_run_is_marked_failed_and_runs_again(data_root, tiny_clip, tmp_
     assert train.main(argv)["reused"] is True
 
 
+@pytest.mark.slow
 def test_console_is_quiet_and_workers_fit_the_machine(data_root, tiny_clip, tmp_path):
     argv = train_args(data_root, tiny_clip, str(tmp_path / "run"), shots=1)
     argv[argv.index("DATALOADER.NUM_WORKERS") + 1] = "64"

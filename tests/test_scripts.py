@@ -9,6 +9,8 @@ import pytest
 from tests.fixtures.synthetic_datasets import write_dataset
 from tools import names
 
+pytestmark = pytest.mark.slow  # every test here trains end to end
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

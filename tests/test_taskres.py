@@ -38,6 +38,7 @@ def test_imagenet_base_averages_select_templates_plus_default(data_root, tiny_cl
     assert len(t.templates) == 8
 
 
+@pytest.mark.slow
 def test_training_changes_only_the_residual_and_beats_zero_shot(data_root, tiny_clip, tmp_path):
     out = tmp_path / "run"
     zs = train.main(_args(data_root, tiny_clip, tmp_path / "zs", trainer="ZeroshotCLIP"))
@@ -65,6 +66,7 @@ def test_only_the_residual_requires_grad(data_root, tiny_clip, tmp_path):
     assert head.text_feature_residuals.grad is not None and head.text_feature_residuals.grad.abs().sum() > 0
 
 
+@pytest.mark.slow
 def test_zero_residual_scale_leaves_predictions_unchanged(data_root, tiny_clip, tmp_path):
     t = make_trainer(_args(data_root, tiny_clip, tmp_path / "z", epochs=3,
                            extra=FAST + ["TRAINER.TaskRes.RESIDUAL_SCALE", "0.0"]))
@@ -87,6 +89,7 @@ def test_residual_gradient_scales_with_alpha(data_root, tiny_clip, tmp_path):
     torch.testing.assert_close(grads["1.0"], 2 * grads["0.5"])
 
 
+@pytest.mark.slow
 def test_eval_only_reproduces_saved_accuracy(data_root, tiny_clip, tmp_path):
     out = tmp_path / "run"
     res = train.main(_args(data_root, tiny_clip, out, epochs=10, extra=FAST))
@@ -115,6 +118,7 @@ def test_checkpoint_in_the_original_layout_loads_and_evaluates(data_root, tiny_c
     assert res["accuracy"] == pytest.approx(expected)
 
 
+@pytest.mark.slow
 def test_checkpoint_for_other_classes_is_refused(data_root, tiny_clip, tmp_path):
     out = tmp_path / "run"
     train.main(_args(data_root, tiny_clip, out))
@@ -123,6 +127,7 @@ def test_checkpoint_for_other_classes_is_refused(data_root, tiny_clip, tmp_path)
                          extra=["--eval-only", "--model-dir", str(out), "--load-epoch", "2"]))
 
 
+@pytest.mark.slow
 def test_enhanced_base_is_trained_written_and_loaded(data_root, tiny_clip, tmp_path):
     base_dir = tmp_path / "base"
     train.main(_args(data_root, tiny_clip, base_dir, trainer="TaskResEnhancedBase", epochs=5,

@@ -11,6 +11,7 @@ from tests.conftest import make_trainer, train_args
 FAST = ["OPTIM.LR", "0.05", "TRAINER.TaskRes.PREC", "fp32"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("trainer", ["ZeroshotCLIP", "ZeroshotCLIP2"])
 def test_zero_shot_trainers_run_end_to_end(data_root, tiny_clip, tmp_path, trainer):
     res = train.main(train_args(data_root, tiny_clip, str(tmp_path), trainer=trainer))
@@ -23,6 +24,7 @@ def test_zero_shot_trainers_run_end_to_end(data_root, tiny_clip, tmp_path, train
     assert not (tmp_path / "head").exists()  # nothing trained, nothing saved
 
 
+@pytest.mark.slow
 def test_training_loss_falls(data_root, tiny_clip, tmp_path):
     t = make_trainer(train_args(data_root, tiny_clip, str(tmp_path), epochs=20, extra=FAST, shots=8))
     losses = []
@@ -40,6 +42,7 @@ def test_training_loss_falls(data_root, tiny_clip, tmp_path):
     assert last < 0.7 * first
 
 
+@pytest.mark.slow
 def test_image_path_without_cache_trains_and_matches_cached_evaluation(data_root, tiny_clip, tmp_path):
     """--no-cache runs the encoder on every batch like the original; evaluation agrees with the cached path."""
     cached = make_trainer(train_args(data_root, tiny_clip, str(tmp_path / "c")))
@@ -53,6 +56,7 @@ def test_image_path_without_cache_trains_and_matches_cached_evaluation(data_root
     assert res["accuracy"] >= 0
 
 
+@pytest.mark.slow
 def test_resume_continues_from_the_last_checkpoint(data_root, tiny_clip, tmp_path):
     out = str(tmp_path / "run")
     args = train_args(data_root, tiny_clip, out, epochs=6, extra=FAST + ["TRAIN.CHECKPOINT_FREQ", "2"])
@@ -72,6 +76,7 @@ def test_resume_continues_from_the_last_checkpoint(data_root, tiny_clip, tmp_pat
     assert resumed.last_results["accuracy"] == pytest.approx(full["accuracy"])
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_checkpoint_from_another_config(data_root, tiny_clip, tmp_path):
     out = str(tmp_path / "run")
     train.main(train_args(data_root, tiny_clip, out, epochs=2, extra=FAST))
@@ -134,6 +139,7 @@ def _registered_trainers():
     return sorted(TRAINER_REGISTRY.registered_names())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("trainer", _registered_trainers())
 def test_every_trainer_runs_two_epochs_from_the_same_command_line(data_root, tiny_clip, tmp_path, trainer):
     """Swapping --trainer is all it takes: same data, seed, shots, protocol and output files."""

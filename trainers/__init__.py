@@ -4,9 +4,14 @@ Why discovery: adding a method must not mean editing this file, the recipe table
 A *method module* is any module of this package (or one named in ``TASKRES_METHODS``, a comma-separated
 list of importable module paths: a method kept outside the repository) that defines ``add_config(cfg)``
 (its config defaults) — that function is the marker. Importing it registers its trainer classes
-(``@TRAINER_REGISTRY.register()``); each class declares its trainable parameters (``TRAINABLE``), its
-head (``build_head``), its display name (``LABEL``) and its recipe (``RECIPE_CONFIG`` + ``recipe``), read by
-``tools/names.py`` and ``scripts/reproduce/recipes.py`` through ``declared_methods()``.
+(``@TRAINER_REGISTRY.register()``); each registered class declares itself once, ``SPEC = declare(...)``
+(``trainers/spec.py``: trainable parameters, cache request, recipe, display name, ...), read through
+``method_spec(name)`` by train.py, the grid, the cost model and the report (docs/add-a-method.md).
+
+Checked at import, one line naming the file: a registered trainer class without its own ``SPEC``, a
+misspelt or ill-typed declaration, an UPPER_CASE class attribute that no base class knows (a leftover
+``SELECTS_ON_VAL = True`` would otherwise be ignored). A broken method module stops the import: it never
+yields a silently different table.
 
 Registry contract: a trainer is built as ``cls(cfg)`` and provides ``train()``, ``test()`` and
 ``load_model(dir, epoch)``.
@@ -14,17 +19,37 @@ Registry contract: a trainer is built as ``cls(cfg)`` and provides ``train()``, 
 import importlib
 import os
 import pkgutil
+import traceback
 from types import ModuleType
 from typing import Dict, List
 
+from engine import TRAINER_REGISTRY
 from trainers.base import add_clip_config
-from trainers.spec import MethodSpec, ResultVariant, declare
+from trainers.spec import CacheRequest, KeyViews, MethodSpec, ResultVariant, SpecError, declare
+
+__all__ = ["CacheRequest", "KeyViews", "MethodSpec", "ResultVariant", "SpecError", "declare", "declared_methods",
+           "method_spec", "spec_of", "add_trainer_configs", "METHOD_MODULES", "MethodModuleError",
+           "UnknownMethodError"]
 
 PLUGIN_ENV = "TASKRES_METHODS"
+# Files that raise SpecError on behalf of a declaration elsewhere: an error names the declaring file instead.
+_CHECKERS = {os.path.join(os.path.dirname(os.path.abspath(__file__)), f) for f in ("base.py", "spec.py")}
 
 
 class MethodModuleError(ImportError):
-    """A module named in ``TASKRES_METHODS`` cannot be used as a method module."""
+    """A method module cannot be used: a wrong declaration in it, or a ``TASKRES_METHODS`` name that is no
+    importable method module. The message is one line naming the file or the name."""
+
+
+def _import_method_module(name: str) -> ModuleType:
+    """Import one module; a wrong declaration in it (or in a module it imports) becomes one line naming the file
+    that holds the declaration."""
+    try:
+        return importlib.import_module(name)
+    except SpecError as err:
+        frames = [f.f_code.co_filename for f, _ in traceback.walk_tb(err.__traceback__)]
+        where = [f for f in frames if not f.startswith("<") and os.path.abspath(f) not in _CHECKERS]
+        raise MethodModuleError(f"{where[-1] if where else name}: {err}") from None
 
 
 def _plugin_modules() -> List[ModuleType]:
@@ -33,25 +58,49 @@ def _plugin_modules() -> List[ModuleType]:
         if not name:
             continue
         try:
-            module = importlib.import_module(name)
+            module = _import_method_module(name)
+        except MethodModuleError:
+            raise
         except ImportError as err:
             raise MethodModuleError(f"{PLUGIN_ENV} names {name!r}, which cannot be imported ({err}); put its folder "
                                     "on PYTHONPATH or fix the module path") from err
         if not callable(getattr(module, "add_config", None)):
             raise MethodModuleError(f"{PLUGIN_ENV} names {name!r}, which defines no add_config(cfg); a method module "
-                                    "declares its config defaults there (see README, 'Add your method')")
+                                    "declares its config defaults there (see docs/add-a-method.md)")
         modules.append(module)
     return modules
 
 
+def _registered_classes(module: ModuleType) -> Dict[str, type]:
+    """The classes defined in ``module`` and registered under their own name."""
+    registered = set(TRAINER_REGISTRY.registered_names())
+    return {name: obj for name, obj in vars(module).items()
+            if isinstance(obj, type) and obj.__module__ == module.__name__ and name in registered
+            and TRAINER_REGISTRY.get(name) is obj}
+
+
+def _check_declared(module: ModuleType) -> None:
+    """Every registered class of ``module`` has its own ``SPEC``; an unset ``label`` becomes the trainer name."""
+    for name, cls in _registered_classes(module).items():
+        spec = cls.__dict__.get("SPEC")
+        if not isinstance(spec, MethodSpec):
+            raise MethodModuleError(f"{module.__file__}: the registered trainer {name} declares no SPEC of its own; "
+                                    "add SPEC = declare(config_node=..., ...) to the class (docs/add-a-method.md)")
+        if spec.label is None:
+            cls.SPEC = spec.derive(label=name)
+
+
 def _discover() -> List[ModuleType]:
-    """This package's method modules (alphabetical), then the plugins, in the order given."""
+    """This package's method modules (alphabetical), then the plugins, in the order given; each one checked."""
     modules = []
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
-        module = importlib.import_module(f"{__name__}.{info.name}")
+        module = _import_method_module(f"{__name__}.{info.name}")
         if callable(getattr(module, "add_config", None)):
             modules.append(module)
-    return modules + _plugin_modules()
+    modules += _plugin_modules()
+    for module in modules:
+        _check_declared(module)
+    return modules
 
 
 METHOD_MODULES: List[ModuleType] = _discover()
@@ -66,15 +115,9 @@ def add_trainer_configs(cfg) -> None:
 
 def declared_methods() -> Dict[str, type]:
     """Trainer name -> class, for every registered trainer class defined in a method module (discovery order)."""
-    from engine import TRAINER_REGISTRY
-
-    registered = set(TRAINER_REGISTRY.registered_names())
     found: Dict[str, type] = {}
     for module in METHOD_MODULES:
-        for name, obj in vars(module).items():
-            if (isinstance(obj, type) and obj.__module__ == module.__name__ and name in registered
-                    and TRAINER_REGISTRY.get(name) is obj):
-                found[name] = obj
+        found.update(_registered_classes(module))
     return found
 
 
@@ -94,23 +137,8 @@ def method_spec(name: str) -> MethodSpec:
 
 
 def spec_of(cls: type) -> MethodSpec:
-    """A trainer class's ``SPEC``.
-
-    Interim, until every method declares ``SPEC = declare(...)``: a class without one is described from its
-    legacy class attributes (``CONFIG_NODE``, ``LABEL``, ...). This adapter goes when the last method moves.
-    """
-    own = cls.__dict__.get("SPEC")
-    if isinstance(own, MethodSpec):
-        return own
-    return declare(
-        config_node=cls.CONFIG_NODE, checkpoint_name=cls.CHECKPOINT_NAME, trainable=cls.TRAINABLE,
-        trainable_pattern=cls.TRAINABLE_PATTERN, adapted_encoders=tuple(cls.ADAPTED_ENCODERS),
-        training_free=bool(cls.TRAINING_FREE), lr_step_every_batch=bool(cls.LR_STEP_EVERY_BATCH),
-        selects_on_val=bool(getattr(cls, "SELECTS_ON_VAL", False)), class_agnostic=bool(cls.CLASS_AGNOSTIC),
-        shot_free=bool(getattr(cls, "SHOT_FREE", False)),
-        launch_only_keys={"CoOp": ("TRAINER.COOP.TRUNCATE_CONTEXT",),
-                          "CoCoOp": ("TRAINER.COCOOP.PROMPTS_PER_CALL",)}.get(cls.__name__, ()),
-        recipe_config=cls.RECIPE_CONFIG,
-        recipe=cls.recipe if cls.RECIPE_CONFIG is not None else None,
-        published_recipe=bool(getattr(cls, "PUBLISHED_RECIPE", True)), label=cls.LABEL or cls.__name__,
-        table_order=getattr(cls, "TABLE_ORDER", None), variants=tuple(getattr(cls, "VARIANTS", ())))
+    """A trainer class's own ``SPEC`` (checked at discovery: every registered class has one)."""
+    spec = cls.__dict__.get("SPEC")
+    if not isinstance(spec, MethodSpec):
+        raise SpecError(f"{cls.__name__} declares no SPEC of its own (SPEC = declare(...))")
+    return spec

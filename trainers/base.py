@@ -1,11 +1,13 @@
 """``ClipTrainer``: what every CLIP method shares, written once.
 
-A method subclasses it, names its config node and trainable parameters, and builds a *head*: an
+A method subclasses it, declares itself once (``SPEC = declare(...)``, ``trainers/spec.py``: config node,
+trainable parameters, cache request, recipe, ...), and builds a *head*: an
 ``nn.Module`` mapping float32 image features ``[B, D]`` to logits. The base class loads the
 backbone, wraps the head so the model accepts images or cached features, checks the trainable set,
 runs the loss step (with AMP when asked), swaps image loaders for cached-feature loaders, evaluates
 (mapping labels for ImageNet-A/-R) and records timings and results for ``metrics.json``.
 """
+import difflib
 import logging
 import re
 import time
@@ -15,15 +17,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from datasets import select_validation
 from engine import (
     CheckpointError,
     DataManager,
     ImageDatasetWrapper,
     TrainerX,
     TrainingLoop,
+    build_data_loader,
     build_evaluator,
     build_lr_scheduler,
     build_optimizer,
+    build_transform,
     compute_accuracy,
 )
 from features import FeatureLoader, FeatureSource
@@ -34,22 +39,24 @@ from trainers.backbone import (
     load_backbone,
     resolve_precision,
 )
+from trainers.spec import SPEC_FIELDS, MethodSpec, SpecError
 
 logger = logging.getLogger(__name__)
 
 
-def validation_items(trainer) -> List:
-    """The items a method may select hyper-parameters or epochs on: the few-shot val split, never test.
+def validation_items(trainer, paper: str = "dassl_val") -> List:
+    """The items a method may select hyper-parameters or epochs on, never test: the only way a trainer gets them.
 
-    The dataset layer owns the rule (``datasets.validation_items``): datasets whose val *is* their test
-    set (ImageNet, as in CoOp) give the held-out val drawn and stored beside their few-shot set; the
-    ``valfree`` track (``DATASET.TRACK``) gives none and raises. The trainer remembers that it read
-    validation data (``read_validation``), so ``metrics.json`` says which tracks the run satisfies.
+    The dataset layer owns the rule (``datasets.select_validation``): ``paper`` names what the method's original
+    selected on (``datasets.PAPER_SOURCES``), which the ``paper`` track honours with the test set replaced by
+    held-out train images; ``fewshot_val`` gives min(K, 4) per class; ``valfree`` raises. The trainer remembers
+    that it read validation data and what (``read_validation``, ``selection``) for ``metrics.json``.
     """
-    from datasets import validation_items as dataset_validation_items
-
-    items = dataset_validation_items(trainer.dm.dataset, trainer.cfg.DATASET.NAME, trainer.cfg.DATASET.TRACK)
+    cfg = trainer.cfg
+    items, record = select_validation(trainer.dm.dataset, cfg.DATASET.NAME, cfg.DATASET.TRACK, paper,
+                                      int(cfg.DATASET.NUM_SHOTS), int(cfg.SEED))
     trainer.read_validation = True
+    trainer.selection = record
     return items
 
 
@@ -122,32 +129,29 @@ class ClipClassifier(nn.Module):
 _TRAINER_BASES = (TrainerX,) if issubclass(TrainerX, TrainingLoop) else (TrainingLoop, TrainerX)
 
 
-class ClipTrainer(*_TRAINER_BASES):
-    CONFIG_NODE = ""                  # cfg.TRAINER.<CONFIG_NODE> holds the method's keys (PREC at least)
-    CHECKPOINT_NAME = "head"          # folder of the head's checkpoints under the output dir
-    TRAINABLE: Optional[Tuple[str, ...]] = ()  # exact names of trainable head parameters; None: not fixed
-    TRAINABLE_PATTERN: Optional[str] = None  # regex every trainable head parameter name matches (names that
-    #                                          depend on the backbone, e.g. one LoRA pair per layer)
-    # Encoders whose computation the method changes with trainable parameters ("image", "text"; e.g. LoRA),
-    # checked at build time. An adapted image encoder is never read from the feature cache.
-    ADAPTED_ENCODERS: Tuple[str, ...] = ()
-    LR_STEP_EVERY_BATCH = False       # True: the LR schedule steps after every batch (iteration-based recipes)
-    TRAINING_FREE = False             # True: ``fit()`` once instead of the epoch loop
-    FEATURE_SPLITS = ("train", "val", "test")  # splits whose features the method reads
-    AUGMENTED_TRAIN_VIEWS = True      # False: one un-augmented view per training image (test transform)
-    TRAIN_VIEWS: Optional[int] = None  # the method's published pool of augmented views per image (None: one per epoch)
-    # Its saved state does not depend on the class list (prompts, adapters, LoRA): a checkpoint evaluates on other
-    # classes (base-to-novel, cross-dataset); the backbone and the state's shapes are still checked.
-    CLASS_AGNOSTIC: bool = False
-    # Declarations read by tools/names.py and scripts/reproduce/recipes.py (a method declares them here, in its
-    # own module, instead of editing those tables).
-    LABEL: Optional[str] = None       # display name in tables and plots (None: the trainer name)
-    RECIPE_CONFIG: Optional[str] = None  # config file of its recipe, relative to the repository root; None: no recipe
+_UPPER = re.compile(r"[A-Z][A-Z0-9_]*")
 
-    @staticmethod
-    def recipe(dataset: str, shots: int) -> dict:
-        """The recipe's ``KEY VALUE`` settings for a dataset (config name) and shot count (used with ``RECIPE_CONFIG``)."""
-        return {}
+
+class ClipTrainer(*_TRAINER_BASES):
+    """The shared trainer. A method's class declares ``SPEC`` (a ``MethodSpec``) and no other UPPER_CASE class
+    attribute unless a base class has it: a leftover or misspelt declaration fails when the class is made."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        known = {"SPEC"} | {name for base in cls.__mro__[1:] for name in vars(base)}
+        odd = [name for name in vars(cls) if _UPPER.fullmatch(name) and name not in known]
+        if odd:
+            hints = [f"{n} (SPEC field {m[0]}?)" if (m := difflib.get_close_matches(n.lower(), SPEC_FIELDS, 1)) else n
+                     for n in odd]
+            raise SpecError(f"{cls.__name__}: {', '.join(hints)} is no trainer attribute; a method declares itself "
+                            "in SPEC = declare(...) (docs/add-a-method.md)")
+        if "SPEC" in vars(cls) and not isinstance(cls.SPEC, MethodSpec):
+            raise SpecError(f"{cls.__name__}.SPEC must be made by declare(...), not {type(cls.SPEC).__name__}")
+
+    @property
+    def spec(self) -> MethodSpec:
+        """The method's declaration (its class's ``SPEC``)."""
+        return type(self).SPEC
 
     def __init__(self, cfg):
         super().__init__(cfg)
@@ -156,8 +160,15 @@ class ClipTrainer(*_TRAINER_BASES):
 
     def build_data_loader(self) -> None:
         """The engine's DataManager, with the project's image reader (a corrupt file stops with its name;
-        Dassl's reader retries forever)."""
+        Dassl's reader retries forever). The val loader comes from ``validation_items`` only, and only for
+        ``TEST.FINAL_MODEL best_val`` (which fails in one line where no clean val exists): the engine's is
+        ``dataset.val``, for ImageNet the test list."""
         self.use_data_manager(DataManager(self.cfg, dataset_wrapper=ImageDatasetWrapper))
+        self.val_items = validation_items(self) if self.cfg.TEST.FINAL_MODEL == "best_val" else None
+        self.val_loader = None if self.val_items is None else build_data_loader(
+            self.cfg, sampler_type=self.cfg.DATALOADER.TEST.SAMPLER, data_source=self.val_items,
+            batch_size=self.cfg.DATALOADER.TEST.BATCH_SIZE, tfm=build_transform(self.cfg, is_train=False),
+            is_train=False, dataset_wrapper=ImageDatasetWrapper)
 
     # ---- what a method provides -------------------------------------------------------------
     def build_head(self) -> nn.Module:
@@ -179,13 +190,14 @@ class ClipTrainer(*_TRAINER_BASES):
         return {}
 
     def adapted_encoders(self) -> Tuple[str, ...]:
-        """The encoders this run adapts: ``ADAPTED_ENCODERS``, or a subset a method chooses from its config."""
-        return tuple(self.ADAPTED_ENCODERS)
+        """The encoders this run adapts: the declared ``adapted_encoders``, or a subset a method chooses from its
+        config."""
+        return tuple(self.spec.adapted_encoders)
 
     @property
     def valfree(self) -> bool:
         """The validation-free track (``DATASET.TRACK valfree``): a method that selects on val uses its fixed
-        setting instead (``SELECTS_ON_VAL``)."""
+        setting instead (``selects_on_val``)."""
         return self.cfg.DATASET.TRACK == "valfree"
 
     @property
@@ -195,7 +207,7 @@ class ClipTrainer(*_TRAINER_BASES):
     # ---- model ---------------------------------------------------------------------------------
     @property
     def method_cfg(self):
-        return self.cfg.TRAINER[self.CONFIG_NODE]
+        return self.cfg.TRAINER[self.spec.config_node]
 
     def build_model(self) -> None:
         cfg = self.cfg
@@ -205,7 +217,7 @@ class ClipTrainer(*_TRAINER_BASES):
         self.clip = load_backbone(cfg.MODEL.BACKBONE.NAME, self.device, self.precision, input_size=cfg.INPUT.SIZE[0])
         self.timings["load_backbone_s"] = time.time() - start
         dataset = self.dm.dataset
-        pre = getattr(self, "PRE_PROJECTION", False)
+        pre = self.spec.cache.image_features == "pre_projection"
         self.feature_source = FeatureSource(cfg, PreProjectionEncoder(self.clip) if pre else self.clip, dataset,
                                             self.timings)
         # Variants covering a subset of the training classes (ImageNet-A/-R) evaluate a model built for
@@ -216,13 +228,13 @@ class ClipTrainer(*_TRAINER_BASES):
         head = self.build_head()
         self.model = ClipClassifier(self.clip, head, image_adapted=self.image_adapted, pre_projection=pre).to(self.device)
         self.check_trainable(head)
-        if self.ADAPTED_ENCODERS:
+        if self.spec.adapted_encoders:
             self.check_adapted_encoders()
         optim = sched = None
         if any(p.requires_grad for p in head.parameters()):
             optim, sched = self.build_optimization(head)
         if head.state_dict():  # something to save (training-free zero-shot heads have nothing)
-            self.register_model(self.CHECKPOINT_NAME, head, optim, sched)
+            self.register_model(self.spec.checkpoint_name, head, optim, sched)
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "amp" and self.device.type == "cuda" else None
         if cfg.FEATURE_CACHE.ENABLED:
             self.use_feature_loaders()
@@ -238,14 +250,15 @@ class ClipTrainer(*_TRAINER_BASES):
         leaked = [n for n, p in self.clip.model.named_parameters() if p.requires_grad]
         if leaked:
             raise RuntimeError(f"{type(self).__name__}: backbone parameters are trainable: {leaked[:5]}")
-        if self.TRAINABLE is not None and trainable != sorted(self.TRAINABLE):
-            raise RuntimeError(f"{type(self).__name__} must train exactly {sorted(self.TRAINABLE)}, "
+        declared, pattern = self.spec.trainable, self.spec.trainable_pattern
+        if declared is not None and trainable != sorted(declared):
+            raise RuntimeError(f"{type(self).__name__} must train exactly {sorted(declared)}, "
                                f"but the trainable parameters are {trainable}")
-        if self.TRAINABLE_PATTERN is not None:
-            odd = [n for n in trainable if not re.fullmatch(self.TRAINABLE_PATTERN, n)]
+        if pattern is not None:
+            odd = [n for n in trainable if not re.fullmatch(pattern, n)]
             if odd or not trainable:
                 raise RuntimeError(f"{type(self).__name__} must train parameters named like "
-                                   f"{self.TRAINABLE_PATTERN!r}, but the trainable parameters are {odd or 'none'}")
+                                   f"{pattern!r}, but the trainable parameters are {odd or 'none'}")
         n_train = sum(p.numel() for p in head.parameters() if p.requires_grad)
         n_total = n_train + sum(p.numel() for p in self.clip.model.parameters())
         logger.info("Trainable parameters: %s / %s total (%s)", f"{n_train:,}", f"{n_total:,}", ", ".join(trainable) or "none")
@@ -283,12 +296,6 @@ class ClipTrainer(*_TRAINER_BASES):
         """``views`` views of ``items`` under ``transform`` (``seed`` None: deterministic, one view) from the cache."""
         return self.feature_source.get(split, items, transform, views, seed)
 
-    def cache_request(self) -> dict:
-        """What this method reads from the cache: its splits, augmented or plain training views, its own pool of
-        views (None: one per epoch) and whether it fits without a training loader."""
-        return {"splits": self.FEATURE_SPLITS, "augmented": self.AUGMENTED_TRAIN_VIEWS,
-                "own_views": self.TRAIN_VIEWS, "training_free": self.TRAINING_FREE}
-
     def use_feature_loaders(self) -> None:
         """Replace the val/test image loaders by lazy loaders over cached features (same batches, no encoder):
         an evaluation-only run encodes only the split it evaluates. The training loader is replaced when
@@ -297,24 +304,26 @@ class ClipTrainer(*_TRAINER_BASES):
             logger.info("The image encoder is adapted: images are encoded at every step, not read from the cache")
             return
         ds, bs = self.dm.dataset, self.cfg.DATALOADER.TEST.BATCH_SIZE
-        if ds.val and "val" in self.cache_request()["splits"]:
-            self.val_loader = self.feature_source.eval_loader("val", ds.val, bs, self.device)
+        if self.val_items and "val" in self.spec.cache.splits:  # only from validation_items, never ds.val
+            self.val_loader = self.feature_source.eval_loader("val", self.val_items, bs, self.device)
         self.test_loader = self.feature_source.eval_loader("test", ds.test, bs, self.device)
 
     def train_views(self) -> int:
-        """Views per training image: ``FEATURE_CACHE.NUM_VIEWS`` or, when 0, the method's pool or one per epoch."""
-        return self.feature_source.train_views(self.cache_request()["own_views"], self.max_epoch)
+        """Views per training image: ``FEATURE_CACHE.NUM_VIEWS`` or, when 0, the method's pool or one per epoch
+        (its ``CacheRequest``)."""
+        return self.feature_source.train_views(self.spec.cache.pool or None, self.max_epoch)
 
     def use_train_features(self) -> None:
         if not self.cfg.FEATURE_CACHE.ENABLED or self.image_adapted:
             why = "image encoder adapted: no cache" if self.image_adapted else "no cache"
             self.feature_source.record_protocol(f"fresh augmentation every epoch ({why})")
             return
-        request = self.cache_request()
-        if "train" not in request["splits"] or isinstance(self.train_loader_x, FeatureLoader):
+        request = self.spec.cache
+        if request.train_views == "none" or isinstance(self.train_loader_x, FeatureLoader):
             return
-        loader = self.feature_source.train_loader(request["augmented"], request["own_views"], request["training_free"],
-                                                  self.max_epoch, self.cfg.DATALOADER.TRAIN_X.BATCH_SIZE, self.device)
+        loader = self.feature_source.train_loader(request.train_views != "plain", request.pool or None,
+                                                  self.spec.training_free, self.max_epoch,
+                                                  self.cfg.DATALOADER.TRAIN_X.BATCH_SIZE, self.device)
         if loader is not None:
             self.train_loader_x = loader
 
@@ -346,7 +355,7 @@ class ClipTrainer(*_TRAINER_BASES):
             for name in self.get_model_names():
                 self.scaler.step(self._optims[name])
             self.scaler.update()
-        if self.LR_STEP_EVERY_BATCH or (self.batch_idx + 1) == self.num_batches:
+        if self.spec.lr_step_every_batch or (self.batch_idx + 1) == self.num_batches:
             self.update_lr()
         return {"loss": loss.item(), "acc": compute_accuracy(logits, label)[0].item()}
 
@@ -354,7 +363,7 @@ class ClipTrainer(*_TRAINER_BASES):
         self._train_start = time.time()
         self._train_s_before = 0.0  # training time spent before a resume (restored from the resume state)
         self.use_train_features()
-        if self.TRAINING_FREE:
+        if self.spec.training_free:
             self.fit()
             if self.get_model_names():
                 self.save_model(0, self.output_dir)
@@ -402,7 +411,7 @@ class ClipTrainer(*_TRAINER_BASES):
     def load_state_for_eval(self, name: str, checkpoint: dict) -> None:
         theirs = checkpoint.get("classnames")
         if theirs is not None and list(theirs) != list(self.classnames):
-            if not self.CLASS_AGNOSTIC:
+            if not self.spec.class_agnostic:
                 raise CheckpointError(f"This checkpoint was trained on {len(theirs)} classes of "
                                       f"{checkpoint.get('dataset')} but the evaluation expects {len(self.classnames)} "
                                       "other classes")

@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from engine import TRAINER_REGISTRY, build_transform
-from trainers.probe import PrototypeProbeTrainer
+from trainers.probe import PROBE, PrototypeProbeTrainer
+from trainers.spec import declare
 
 logger = logging.getLogger(__name__)
 
@@ -44,8 +45,7 @@ def constraint_penalty(prototypes: torch.Tensor, base: torch.Tensor, multipliers
 class CLAP(PrototypeProbeTrainer):
     """ZS-LP plus the class-adaptive l2 constraint; multipliers come from the training set, never from val."""
 
-    CONFIG_NODE = "CLAP"
-    LABEL = "CLAP"
+    SPEC = declare(config_node="CLAP", label="CLAP", **PROBE)
 
     def use_train_features(self) -> None:
         super().use_train_features()

@@ -23,6 +23,7 @@ from torch import nn
 from engine import TRAINER_REGISTRY
 from trainers.base import ClipTrainer
 from trainers.heads import cosine_logits
+from trainers.spec import declare
 from trainers.text_classifier import build_zero_shot_classifier
 
 logger = logging.getLogger(__name__)
@@ -57,28 +58,25 @@ class ClipAdapterHead(nn.Module):
         return cosine_logits(blended, self.text_features, self.logit_scale, weights_normalized=True)
 
 
+def clip_adapter_recipe(dataset: str, shots: int) -> dict:
+    """The public trainer (gaopengcuhk/CLIP-Adapter@08d07f8, clip_adapter.py) hard-codes the residual ratio 0.2 and
+    runs under CoOp's Dassl config (SGD lr 0.002, batch 32, cosine, 1 warm-up epoch: the file; its README:
+    "follow CoOp's command"); the Tip-Adapter paper's efficiency table trains it for 200 epochs (16-shot
+    ImageNet). 200 epochs for every dataset, shot count and backbone. The CLIP-Adapter paper tunes the ratio per
+    dataset; those values are not in its public code and are not used here."""
+    return {"OPTIM.LR": 0.002, "OPTIM.MAX_EPOCH": 200, "TRAINER.CLIP_ADAPTER.RATIO": 0.2}
+
+
 @TRAINER_REGISTRY.register()
 class CLIP_Adapter(ClipTrainer):  # noqa: N801  (the public trainer name)
     """CLIP-Adapter; only the adapter's two weight matrices are trained."""
 
-    CONFIG_NODE = "CLIP_ADAPTER"
-    CHECKPOINT_NAME = "clip_adapter"
-    TRAINABLE = ("fc.0.weight", "fc.2.weight")
-    # The saved state is the adapter alone (the text classifier is rebuilt for the classes evaluated): it
-    # evaluates on other classes (base-to-novel, cross-dataset), as CLIP-Adapter's authors do.
-    CLASS_AGNOSTIC = True
-    LABEL = "CLIP-Adapter"
-    TABLE_ORDER = 40
-    # The public trainer (gaopengcuhk/CLIP-Adapter@08d07f8, clip_adapter.py) hard-codes the residual ratio 0.2 and
-    # runs under CoOp's Dassl config (SGD lr 0.002, batch 32, cosine, 1 warm-up epoch: the file; its README:
-    # "follow CoOp's command"); the Tip-Adapter paper's efficiency table trains it for 200 epochs (16-shot
-    # ImageNet). 200 epochs for every dataset, shot count and backbone. The CLIP-Adapter paper tunes the ratio per
-    # dataset; those values are not in its public code and are not used here.
-    RECIPE_CONFIG = "configs/trainers/CLIP_Adapter/rn50.yaml"
-
-    @staticmethod
-    def recipe(dataset: str, shots: int) -> dict:
-        return {"OPTIM.LR": 0.002, "OPTIM.MAX_EPOCH": 200, "TRAINER.CLIP_ADAPTER.RATIO": 0.2}
+    SPEC = declare(
+        config_node="CLIP_ADAPTER", checkpoint_name="clip_adapter", trainable=("fc.0.weight", "fc.2.weight"),
+        # The saved state is the adapter alone (the text classifier is rebuilt for the classes evaluated): it
+        # evaluates on other classes (base-to-novel, cross-dataset), as CLIP-Adapter's authors do.
+        class_agnostic=True, label="CLIP-Adapter", table_order=40,
+        recipe_config="configs/trainers/CLIP_Adapter/rn50.yaml", recipe=clip_adapter_recipe)
 
     def build_head(self) -> nn.Module:
         mcfg = self.method_cfg

@@ -35,6 +35,7 @@ from features import FeatureLoader
 from trainers.base import ClipTrainer
 from trainers.heads import EvalTextCache, cosine_logits
 from trainers.lora_layers import LoRAError, add_lora
+from trainers.spec import declare
 from trainers.text_classifier import prompts_for
 
 logger = logging.getLogger(__name__)
@@ -105,19 +106,14 @@ class _FirstBatches:
 class CLIP_LoRA(ClipTrainer):  # noqa: N801  (the method's name)
     """CLIP-LoRA; only the LoRA matrices train."""
 
-    CONFIG_NODE = "CLIP_LORA"
-    CHECKPOINT_NAME = "lora"
-    TRAINABLE = None
-    TRAINABLE_PATTERN = r"(image|text)\.\d+\.[qkvo]\.lora_[AB]"
-    ADAPTED_ENCODERS = ("image", "text")
-    LR_STEP_EVERY_BATCH = True
-    CLASS_AGNOSTIC = True  # the LoRA matrices do not depend on the class list
-    LABEL = "CLIP-LoRA"
-    RECIPE_CONFIG = "configs/trainers/CLIP_LoRA/vit_b16.yaml"
-
-    @staticmethod
-    def recipe(dataset: str, shots: int) -> dict:
-        return {}  # one setting for every dataset and shot count (the config file holds it)
+    SPEC = declare(
+        config_node="CLIP_LORA", checkpoint_name="lora",
+        trainable=None, trainable_pattern=r"(image|text)\.\d+\.[qkvo]\.lora_[AB]",  # one pair per layer
+        adapted_encoders=("image", "text"), lr_step_every_batch=True,
+        class_agnostic=True,  # the LoRA matrices do not depend on the class list
+        label="CLIP-LoRA",
+        # one setting for every dataset and shot count (the config file holds it)
+        recipe_config="configs/trainers/CLIP_LoRA/vit_b16.yaml")
 
     def adapted_encoders(self):
         encoder = self.method_cfg.ENCODER
@@ -179,6 +175,9 @@ class CLIP_LoRA(ClipTrainer):  # noqa: N801  (the method's name)
         super().use_train_features()
         if isinstance(self.train_loader_x, FeatureLoader):  # text-only LoRA on cached features
             self.train_loader_x.drop_last = False  # the original keeps the last partial batch
+
+    def progress_iterations(self) -> int:
+        return self.steps  # the bar counts iterations, the unit of the recipe
 
     def run_epoch(self) -> None:
         left = self.steps - self.epoch * self.batches_per_epoch

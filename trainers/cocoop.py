@@ -41,11 +41,9 @@ from trainers.prompt_learning import (
     init_context,
     shareable,
 )
+from trainers.spec import declare
 
 logger = logging.getLogger(__name__)
-
-RECIPE_CONFIG = "configs/trainers/CoCoOp/vit_b16_c4_ep10_batch1_ctxv1.yaml"
-
 
 def add_config(cfg) -> None:
     """``TRAINER.COCOOP``, with the public code's defaults (its train.py); the recipe's config sets N_CTX 4 and
@@ -119,23 +117,23 @@ class ConditionalPromptLearner(nn.Module):
         return self.logit_scale * torch.einsum("bd,bcd->bc", image, text)
 
 
+def cocoop_recipe(dataset: str, shots: int) -> dict:
+    """One setting for every dataset and shot count (the config file holds it): SGD lr 0.002, batch 1, 10 epochs,
+    cosine with one constant warm-up epoch at 1e-5, 4 context tokens from "a photo of a"."""
+    return {"OPTIM.LR": 0.002, "OPTIM.MAX_EPOCH": 10}
+
+
 @TRAINER_REGISTRY.register()
 class CoCoOp(ClipTrainer):
     """Conditional Context Optimization; the context and the meta-net are trained."""
 
-    CONFIG_NODE = "COCOOP"
-    CHECKPOINT_NAME = "prompt_learner"
-    TRAINABLE = ("ctx", "meta_net.linear1.weight", "meta_net.linear1.bias", "meta_net.linear2.weight",
-                 "meta_net.linear2.bias")
-    CLASS_AGNOSTIC = True
-    LABEL = "CoCoOp"
-    RECIPE_CONFIG = RECIPE_CONFIG
-
-    @staticmethod
-    def recipe(dataset: str, shots: int) -> dict:
-        # One setting for every dataset and shot count (the config file holds it): SGD lr 0.002, batch 1,
-        # 10 epochs, cosine with one constant warm-up epoch at 1e-5, 4 context tokens from "a photo of a".
-        return {"OPTIM.LR": 0.002, "OPTIM.MAX_EPOCH": 10}
+    SPEC = declare(
+        config_node="COCOOP", checkpoint_name="prompt_learner",
+        trainable=("ctx", "meta_net.linear1.weight", "meta_net.linear1.bias", "meta_net.linear2.weight",
+                   "meta_net.linear2.bias"),
+        class_agnostic=True, launch_only_keys=("TRAINER.COCOOP.PROMPTS_PER_CALL",),  # a memory bound, exact
+        label="CoCoOp", recipe_config="configs/trainers/CoCoOp/vit_b16_c4_ep10_batch1_ctxv1.yaml",
+        recipe=cocoop_recipe)
 
     def build_head(self) -> nn.Module:
         mcfg = self.method_cfg
@@ -148,7 +146,9 @@ class CoCoOp(ClipTrainer):
         head = self.model.head
         return {"n_ctx": head.n_ctx, "ctx_init": self.method_cfg.CTX_INIT, "prompt_tokens": int(head.tokens.shape[1]),
                 "shared_prefix": head.share_prefix, "prompts_per_call": head.prompts_per_call,
-                "trainable_precision": "fp32"}
+                "trainable_precision": "fp32",
+                # The public config and numbers are ViT-B/16 only (docs/fidelity.md); another backbone is our setting.
+                "published_backbone": "ViT-B/16"}
 
     def load_state_for_eval(self, name: str, checkpoint: dict) -> None:
         state = {k: v for k, v in checkpoint.get("state_dict", {}).items()

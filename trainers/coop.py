@@ -31,7 +31,7 @@ How it differs from the public code, and why:
 
 Both text-side tricks, the context's initialisation and the prompts' tokenisation live in
 ``trainers/prompt_learning.py``, shared with CoCoOp. A unified context does not depend on the class list
-(``CLASS_AGNOSTIC``): a checkpoint evaluates on other classes (base-to-novel, cross-dataset); a class-specific
+(``class_agnostic``): a checkpoint evaluates on other classes (base-to-novel, cross-dataset); a class-specific
 one (``CSC``) is refused there.
 
 Checkpoints live in ``<output>/prompt_learner/`` with CoOp's key ``ctx``. The prompt's fixed token
@@ -58,6 +58,7 @@ from trainers.prompt_learning import (
     prompt_order,
     shareable,
 )
+from trainers.spec import declare
 from trainers.text_classifier import clean_classname
 
 logger = logging.getLogger(__name__)
@@ -124,26 +125,23 @@ class PromptLearner(EvalTextCache):
         return cosine_logits(features, self.cached_text(self.text_features), self.logit_scale)
 
 
+def coop_recipe(dataset: str, shots: int) -> dict:
+    """KaiyangZhou/CoOp@ff61507 scripts/coop/main.sh and configs/trainers/CoOp/{rn50,vit_b16}_ep{50,100,200}.yaml
+    (identical but for the backbone): SGD lr 0.002, batch 32, cosine, 1 warm-up epoch (the file); 50 epochs for
+    1 shot and for ImageNet, 100 for 2/4 shots, 200 for 8/16; the same for every backbone."""
+    epochs = 50 if dataset == "imagenet" or shots == 1 else (100 if shots <= 4 else 200)
+    return {"OPTIM.LR": 0.002, "OPTIM.MAX_EPOCH": epochs}
+
+
 @TRAINER_REGISTRY.register()
 class CoOp(ClipTrainer):
     """Context Optimization; only ``ctx`` is trained."""
 
-    CLASS_AGNOSTIC = True  # a unified context evaluates on other classes; a class-specific one (CSC) is refused
-
-    CONFIG_NODE = "COOP"
-    CHECKPOINT_NAME = "prompt_learner"
-    TRAINABLE = ("ctx",)
-    LABEL = "CoOp"
-    TABLE_ORDER = 30
-    # KaiyangZhou/CoOp@ff61507 scripts/coop/main.sh and configs/trainers/CoOp/{rn50,vit_b16}_ep{50,100,200}.yaml
-    # (identical but for the backbone): SGD lr 0.002, batch 32, cosine, 1 warm-up epoch (the file); 50 epochs for
-    # 1 shot and for ImageNet, 100 for 2/4 shots, 200 for 8/16; the same for every backbone.
-    RECIPE_CONFIG = "configs/trainers/CoOp/rn50.yaml"
-
-    @staticmethod
-    def recipe(dataset: str, shots: int) -> dict:
-        epochs = 50 if dataset == "imagenet" or shots == 1 else (100 if shots <= 4 else 200)
-        return {"OPTIM.LR": 0.002, "OPTIM.MAX_EPOCH": epochs}
+    SPEC = declare(
+        config_node="COOP", checkpoint_name="prompt_learner", trainable=("ctx",),
+        class_agnostic=True,  # a unified context evaluates on other classes; a class-specific one (CSC) is refused
+        launch_only_keys=("TRAINER.COOP.TRUNCATE_CONTEXT",),  # exact either way (a test compares)
+        label="CoOp", table_order=30, recipe_config="configs/trainers/CoOp/rn50.yaml", recipe=coop_recipe)
 
     def build_head(self) -> nn.Module:
         mcfg = self.method_cfg

@@ -20,8 +20,10 @@ How it differs from the public code (CoOp's ``lpclip/``), and why:
   refined value beats it), while the public binary search (8 steps, starting at a tenth and ten times
   the peak) deploys the last step's winner even when an earlier ``C`` scored higher on val; both
   settle within a fraction of a decade of the best grid value, and the grid stage is identical;
-- ImageNet's "val" is its test set (as in CoOp); here the search runs on a held-out val drawn from
-  ImageNet's train images instead (``validation_items``), so no test image ever picks ``C``.
+- the val images: lpclip draws min(K, 4) per class from the val split with numpy's RNG; here CoOp's few-shot
+  val (the same size, Dassl's draw). ImageNet's "val" is its test set (as in CoOp), so lpclip picks ``C`` on
+  4,000 test images; here on min(K, 4) held-out train images per class (``validation_items``), so no test
+  image ever picks ``C``.
 """
 import logging
 import math
@@ -35,6 +37,7 @@ from torch import nn
 
 from engine import TRAINER_REGISTRY, build_transform
 from trainers.base import ClipTrainer, validation_items
+from trainers.spec import CacheRequest, declare
 
 logger = logging.getLogger(__name__)
 
@@ -224,18 +227,15 @@ class LinearProbeHead(nn.Module):
 class LinearProbeCLIP(ClipTrainer):
     """Logistic regression on frozen CLIP image features; ``C`` chosen on val. Nothing is trained by SGD."""
 
-    CONFIG_NODE = "LINEAR_PROBE"
-    LABEL = "Linear probe"
-    TABLE_ORDER = 20
-    RECIPE_CONFIG = "configs/trainers/LinearProbeCLIP/rn50.yaml"  # everything is in the file (C searched on val)
-    CHECKPOINT_NAME = "linear_probe"
-    TRAINABLE = ()
-    TRAINING_FREE = True
-    AUGMENTED_TRAIN_VIEWS = False  # the probe fits on plain (test-transform) features
-    SELECTS_ON_VAL = True          # C chosen on val; VALFREE_C in the valfree track
+    SPEC = declare(
+        config_node="LINEAR_PROBE", checkpoint_name="linear_probe", training_free=True,
+        selects_on_val=True,  # C chosen on val; VALFREE_C in the valfree track
+        cache=CacheRequest(train_views="plain"),  # the probe fits on plain (test-transform) features
+        label="Linear probe", table_order=20,
+        recipe_config="configs/trainers/LinearProbeCLIP/rn50.yaml")  # everything is in the file (C searched on val)
 
     def metrics_extra(self) -> dict:
-        return {"C": float(self._models[self.CHECKPOINT_NAME].C), "normalize": bool(self.method_cfg.NORMALIZE),
+        return {"C": float(self._models[self.spec.checkpoint_name].C), "normalize": bool(self.method_cfg.NORMALIZE),
                 "solver": getattr(self, "solver", None)}
 
     def build_head(self) -> nn.Module:
@@ -255,15 +255,17 @@ class LinearProbeCLIP(ClipTrainer):
         if self.valfree:
             probe = fit_probe(x_train, y_train, VALFREE_C, int(mcfg.MAX_ITER), self.solver, self.device)
             logger.info("Linear probe (%s solver): fixed C = %.4g (valfree track, no search)", self.solver, VALFREE_C)
-            self._models[self.CHECKPOINT_NAME].set_from_probe(probe, VALFREE_C)
+            self._models[self.spec.checkpoint_name].set_from_probe(probe, VALFREE_C)
             return
-        x_val, y_val = self._features("val", validation_items(self))
+        # CoOp's lpclip searches on min(K, 4) val images per class (on ImageNet: of the test set; the paper
+        # track's held-out train images instead).
+        x_val, y_val = self._features("val", validation_items(self, paper="fewshot_val"))
         n = int(round((mcfg.SEARCH_MAX - mcfg.SEARCH_MIN) / mcfg.SEARCH_STEP)) + 1
         grid = [10.0 ** (mcfg.SEARCH_MAX - i * mcfg.SEARCH_STEP) for i in range(n)]
         c, acc, _, probe = search_regularization(x_train, y_train, x_val, y_val, grid, int(mcfg.REFINE_STEPS),
                                                  int(mcfg.MAX_ITER), self.solver, self.device)
         logger.info("Linear probe (%s solver): chosen C = %.4g (val accuracy %.2f%%)", self.solver, c, acc)
-        self._models[self.CHECKPOINT_NAME].set_from_probe(probe, c)
+        self._models[self.spec.checkpoint_name].set_from_probe(probe, c)
 
 
 add_config = add_linear_probe_config  # marks a method module (trainers/__init__.py discovers it)

@@ -26,8 +26,8 @@ iteration (``TRAINER.LPP.ACCUMULATE_ALPHA_GRAD True``; False: the gradient of th
 
 Deviations (each recorded in ``metrics.json`` ``extra``):
 - fp32 throughout; the public code trains ``W``, ``b``, ``alpha`` in CLIP's dtype (fp16 on a GPU);
-- the val set is the project's (``validation_items``: the few-shot val, min(K, 4) per class; ImageNet a
-  held-out part of its train images); the public code draws K per class (ImageNet: K more train images);
+- the val set: the paper track (default) takes K per class as the public code does (drawn from the val split
+  with a seeded ``random``, ImageNet K held-out train images per class), the ``fewshot_val`` track min(K, 4);
 - ``b``'s random start comes from a generator seeded by ``SEED`` (the public code: the global RNG);
 - 3 seeds of the CoOp few-shot splits (the public code: 10 tasks of its own sampling).
 
@@ -46,6 +46,7 @@ from torch import nn
 from engine import TRAINER_REGISTRY, build_transform
 from features import FeatureCacheError, FeatureLoader
 from trainers.base import ClipTrainer, validation_items
+from trainers.spec import CacheRequest, declare
 from trainers.templates import IMAGENET_FAMILY, OWN, SELECT, templates_for
 from trainers.text_classifier import build_zero_shot_classifier
 
@@ -182,26 +183,25 @@ def train_iteration(head: LPPHead, optimizer: torch.optim.Optimizer, features: t
     return loss.detach(), logits.detach()
 
 
+def lpp_recipe(dataset: str, shots: int) -> dict:
+    """One setting for every dataset, shot count and backbone: 300 iterations (configs/base.yaml)."""
+    return {"OPTIM.MAX_EPOCH": 300}
+
+
 @TRAINER_REGISTRY.register()
 class LPP(ClipTrainer):
     """LP++: W, b by full-batch SGD with a data-driven step, alpha by its own step; one iteration per epoch."""
 
-    CONFIG_NODE = "LPP"
-    CHECKPOINT_NAME = "lpp"
-    TRAINABLE = ("alpha", "bias", "weight")
-    TRAIN_VIEWS = 1  # one augmented view of each support image, encoded once (public main.py)
-    LABEL = "LP++"
-    RECIPE_CONFIG = "configs/trainers/LPP/rn50.yaml"
-    SELECTS_ON_VAL = True  # the best-val iteration; the valfree track (DATASET.TRACK) deploys the last one
+    SPEC = declare(
+        config_node="LPP", checkpoint_name="lpp", trainable=("alpha", "bias", "weight"),
+        selects_on_val=True,  # the best-val iteration; the valfree track (DATASET.TRACK) deploys the last one
+        # one augmented view of each support image, encoded once (public main.py)
+        cache=CacheRequest(train_views="pool", pool=1),
+        label="LP++", recipe_config="configs/trainers/LPP/rn50.yaml", recipe=lpp_recipe)
 
     @property
     def select_on_val(self) -> bool:
         return bool(self.method_cfg.SELECT_ON_VAL) and not self.valfree
-
-    @staticmethod
-    def recipe(dataset: str, shots: int) -> dict:
-        # One setting for every dataset, shot count and backbone: 300 iterations (configs/base.yaml).
-        return {"OPTIM.MAX_EPOCH": 300}
 
     def dataset_templates(self) -> Tuple[str, ...]:
         # The public code's prompts: ImageNet and its variants the 7 select templates, others their own.
@@ -229,18 +229,19 @@ class LPP(ClipTrainer):
         self.train_loader_x = FeatureLoader(pool.features, pool.labels, pool.labels.shape[0], shuffle=False,
                                             drop_last=False, device=self.device)
         self.head.initialise(pool.view(0), pool.labels)  # a resumed run then loads its own state over this
-        for group in self._optims[self.CHECKPOINT_NAME].param_groups:
+        for group in self._optims[self.spec.checkpoint_name].param_groups:
             group["lr"] = float(self.head.lr_w)
         logger.info("LP++: step of W, b %.4g; step of alpha %.4g; initial alpha %.4g", float(self.head.lr_w),
                     float(self.head.lr_alpha), float(self.head.alpha.detach()[0]))
         if self.select_on_val:
-            entry = self.cached_features("val", validation_items(self), build_transform(self.cfg, is_train=False),
-                                         1, None)
+            # The public code selects on K val images per class (ImageNet: K extra train images per class).
+            entry = self.cached_features("val", validation_items(self, paper="kshot_val"),
+                                         build_transform(self.cfg, is_train=False), 1, None)
             self.val_set = (entry["features"][0].float().to(self.device), entry["labels"].to(self.device))
 
     def forward_backward(self, batch) -> dict:
         x, label = self.parse_batch_train(batch)
-        loss, logits = train_iteration(self.head, self._optims[self.CHECKPOINT_NAME], x, label, self.epoch,
+        loss, logits = train_iteration(self.head, self._optims[self.spec.checkpoint_name], x, label, self.epoch,
                                        int(self.method_cfg.ALPHA_EVERY), bool(self.method_cfg.ACCUMULATE_ALPHA_GRAD))
         self.detect_anomaly(loss)
         return {"loss": loss.item(), "acc": (logits.argmax(-1) == label).float().mean().item() * 100.0}

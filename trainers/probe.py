@@ -12,18 +12,20 @@ The published setting is one for every task — SGD lr 0.1, batch 256, 300 epoch
 validation set is used (jusiro/CLAP@dbdf409 ``trainers/adapters.py``: ``AdapterMethod`` with INIT ``ZS``,
 ``CustomCLIP.forward_lp``; ``configs/trainers/SGD_lr1e-1_B256_ep300.yaml``).
 
-Training views: the original encodes 20 augmented views of each training image once and, each epoch,
-draws ``len(train loader)`` batches from the shuffled pool of all views; here the 20 views are cached and
-epoch ``e`` trains on view ``e % 20`` of every image (``TRAIN_VIEWS``), the project's feature-cache
-protocol. Same views and number of steps per epoch, a different mixing of views within an epoch.
+Training views, as the original (``adapters.py``, ``run_epoch``): 20 augmented views of each training image are
+encoded once (cached here: a pool of 20, ``PROBE``'s cache request); each epoch shuffles the pool of all 20 N (view, image) pairs and
+trains on ``len(train loader)`` batches from its start (``ViewPoolLoader``), so an epoch mixes views and may see
+an image twice or not at all. The shuffle is seeded by (seed, epoch) instead of numpy's global RNG.
 """
 from typing import Tuple
 
 import torch
 from torch import nn
 
+from features import FeatureLoader
 from trainers.base import ClipTrainer
 from trainers.heads import cosine_logits
+from trainers.spec import CacheRequest
 from trainers.templates import IMAGENET_ONLY, OWN, SELECT_OWN, templates_for
 from trainers.text_classifier import build_zero_shot_classifier
 
@@ -45,29 +47,65 @@ class PrototypeProbe(nn.Module):
         return self.logits(features, self.prototypes)
 
 
+class ViewPoolLoader:
+    """Each epoch, ``num_batches`` batches from the start of a seeded permutation of all (view, image) pairs of
+    ``features`` ``[V, N, D]``; batches shaped like ``FeatureLoader``'s."""
+
+    def __init__(self, features: torch.Tensor, labels: torch.Tensor, batch_size: int, num_batches: int,
+                 device: torch.device, seed: int):
+        self.features, self.labels = features, labels.to(device)
+        self.batch_size, self.num_batches, self.device, self.seed, self.epoch = batch_size, num_batches, device, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def __iter__(self):
+        views, n = self.features.shape[0], self.features.shape[1]
+        gen = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+        order = torch.randperm(views * n, generator=gen)
+        for b in range(self.num_batches):
+            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+            image = idx % n
+            yield {"img": self.features[idx // n, image].to(self.device, torch.float32),
+                   "label": self.labels[image.to(self.labels.device)], "index": image}
+
+
 def original_templates(dataset: str) -> Tuple[str, ...]:
     """ImageNet (not its variants): the 7 select templates plus its own; every other dataset: its own
     (jusiro/CLAP ``adapters.py`` ``_get_base_text_features``)."""
     return templates_for(dataset, imagenet=SELECT_OWN, others=OWN, imagenet_names=IMAGENET_ONLY)
 
 
+def probe_recipe(dataset: str, shots: int) -> dict:
+    """The published setting, the same for ZS-LP and CLAP, every dataset and shot count (the file holds SGD,
+    batch 256 and the cosine schedule)."""
+    return {"OPTIM.LR": 0.1, "OPTIM.MAX_EPOCH": 300}
+
+
+# What ZS-LP and CLAP declare alike (each adds its config node and label: ``declare(**PROBE, ...)``).
+PROBE = dict(checkpoint_name="prototypes", trainable=("prototypes",), cache=CacheRequest(train_views="pool", pool=20),
+             recipe_config="configs/trainers/CLAP/rn50.yaml", recipe=probe_recipe)
+
+
 class PrototypeProbeTrainer(ClipTrainer):
     """Zero-shot-initialised linear probe; the prototypes are the only trained parameters. Not registered:
-    ZS-LP and CLAP subclass it, each with its config node and display name."""
-
-    CHECKPOINT_NAME = "prototypes"
-    TRAINABLE = ("prototypes",)
-    TRAIN_VIEWS = 20
-    # The published setting, the same for ZS-LP and CLAP, every dataset and shot count (the file holds SGD,
-    # batch 256 and the cosine schedule).
-    RECIPE_CONFIG = "configs/trainers/CLAP/rn50.yaml"
-
-    @staticmethod
-    def recipe(dataset: str, shots: int) -> dict:
-        return {"OPTIM.LR": 0.1, "OPTIM.MAX_EPOCH": 300}
+    ZS-LP and CLAP subclass it, each declaring ``SPEC = declare(**PROBE, config_node=..., label=...)``."""
 
     def dataset_templates(self):
         return original_templates(self.cfg.DATASET.NAME)
+
+    def use_train_features(self) -> None:
+        """The cached views as the original feeds them: each epoch, batches from a shuffled pool of all views."""
+        super().use_train_features()
+        loader = self.train_loader_x
+        if isinstance(loader, FeatureLoader):
+            self.train_loader_x = ViewPoolLoader(loader.features, loader.labels, loader.batch_size, len(loader),
+                                                 self.device, max(int(self.cfg.SEED), 0))
+            self.cache_info["protocol"] = (f"{loader.num_views} views per image; each epoch {len(loader)} batches "
+                                           "from a shuffled pool of all views (the original's)")
 
     def build_head(self) -> nn.Module:
         text = build_zero_shot_classifier(self.clip, self.classnames, self.templates, clean=False)

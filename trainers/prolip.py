@@ -18,6 +18,7 @@ from torch import nn
 from engine import TRAINER_REGISTRY
 from trainers.base import ClipTrainer
 from trainers.heads import cosine_logits
+from trainers.spec import CacheRequest, declare
 from trainers.templates import IMAGENET_FAMILY, OWN, SELECT, templates_for
 from trainers.text_classifier import build_zero_shot_classifier
 
@@ -102,16 +103,14 @@ def prolip_recipe(dataset: str, shots: int) -> dict:
 class ProLIP(ClipTrainer):
     """ProLIP: the image projection ``weight`` alone is trained, from cached pre-projection features."""
 
-    CONFIG_NODE = "PROLIP"
-    CHECKPOINT_NAME = "prolip"
-    TRAINABLE = ("weight",)
-    SELECTS_ON_VAL = False
-    CLASS_AGNOSTIC = True
-    FEATURE_SPLITS = ("train", "test")
-    PRE_PROJECTION = True
-    LABEL = "ProLIP"
-    RECIPE_CONFIG = "configs/trainers/ProLIP/rn50.yaml"
-    recipe = staticmethod(prolip_recipe)
+    SPEC = declare(
+        config_node="PROLIP", checkpoint_name="prolip", trainable=("weight",),
+        # One fixed setting for every dataset (lambda = 1/N, lr 1e-5): nothing is chosen on val.
+        selects_on_val=False,
+        # The saved state is the projection alone (the classifier is rebuilt from the class names evaluated).
+        class_agnostic=True,
+        cache=CacheRequest(splits=("train", "test"), image_features="pre_projection"),
+        label="ProLIP", recipe_config="configs/trainers/ProLIP/rn50.yaml", recipe=prolip_recipe)
 
     def dataset_templates(self):
         # The original's text classifier: each dataset's own template; ImageNet (and its variants) the 7 "select".

@@ -8,14 +8,95 @@ import, in one line, and ``__post_init__`` checks the values.
 This module imports neither torch nor the engine: the bookkeeping layer reads specs cheaply.
 """
 import difflib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields, replace
 from typing import Callable, Mapping, Optional, Tuple
 
 ENCODERS = ("image", "text")
+SPLITS = ("train", "val", "test")
+# How a method's training views are made (``CacheRequest.train_views``).
+IMAGE_FEATURES = ("projected", "pre_projection")
+TRAIN_VIEWS = (
+    "epoch",  # one augmented view per image per epoch (the paper's protocol; FEATURE_CACHE.NUM_VIEWS k: k views)
+    "pool",   # the method's own fixed pool of ``pool`` augmented views, epoch e trains on view e % pool
+    "plain",  # one un-augmented view (the test transform): the method fits on plain features
+    "none",   # no training views (nothing fitted on train images, or only ``keys``)
+)
 
 
 class SpecError(TypeError):
     """A method's declaration is wrong (unknown field, bad value); the message names the field."""
+
+
+@dataclass(frozen=True)
+class KeyViews:
+    """Extra augmented views of the training images, with their own augmentation, count and seed stream
+    (Tip-Adapter's cache keys: each key averages ``TRAINER.<node>.<count_key>`` views).
+
+    ``crop_scale`` and ``transforms`` replace ``INPUT.RRCROP_SCALE`` and ``INPUT.TRANSFORMS`` for these views;
+    their seed is the run's seed plus ``seed_offset`` (a stream apart from the training views').
+    """
+
+    crop_scale: Tuple[float, float]
+    count_key: str
+    seed_offset: int = 0
+    transforms: Tuple[str, ...] = ("random_resized_crop", "random_flip", "normalize")
+
+    def input_config(self, cfg):
+        """A copy of ``cfg`` whose ``INPUT`` builds these views' augmentation (``build_transform(.., is_train=True)``)."""
+        cfg = cfg.clone()
+        cfg.defrost()
+        cfg.INPUT.RRCROP_SCALE = tuple(self.crop_scale)
+        cfg.INPUT.TRANSFORMS = tuple(self.transforms)
+        return cfg
+
+    def views(self, method_cfg) -> int:
+        return int(method_cfg[self.count_key])
+
+    def seed(self, run_seed: int) -> int:
+        return max(int(run_seed), 0) + self.seed_offset
+
+
+@dataclass(frozen=True)
+class CacheRequest:
+    """What a method reads from the feature cache, read by training (``trainers/base.py``) and by the grid's
+    cost model (``scripts/reproduce/cost.py``), so neither names a method.
+
+    ``splits``: the splits whose features it reads (test always; val when it evaluates or selects there;
+    train for training views or ``keys``). ``train_views``: how its training views are made (``TRAIN_VIEWS``),
+    ``pool`` the size of its own pool. ``keys``: extra views with their own augmentation (``KeyViews``).
+    ``image_features``: ``projected`` (CLIP's image features) or ``pre_projection`` (before the image
+    projection, for a method that trains it; cached apart). A method that adapts the image encoder reads no
+    image features whatever it declares here.
+    """
+
+    splits: Tuple[str, ...] = SPLITS
+    train_views: str = "epoch"
+    pool: int = 0
+    keys: Optional[KeyViews] = None
+    image_features: str = "projected"
+
+    def __post_init__(self):
+        bad = [s for s in self.splits if s not in SPLITS]
+        if bad or "test" not in self.splits:
+            raise SpecError(f"CacheRequest.splits: {list(self.splits)} must include 'test' and name only {SPLITS}")
+        if self.image_features not in IMAGE_FEATURES:
+            raise SpecError(f"CacheRequest.image_features must be one of {IMAGE_FEATURES}, not {self.image_features!r}")
+        if self.train_views not in TRAIN_VIEWS:
+            raise SpecError(f"CacheRequest.train_views must be one of {TRAIN_VIEWS}, not {self.train_views!r}")
+        if (self.train_views == "pool") != (self.pool > 0):
+            raise SpecError("CacheRequest: train_views='pool' needs pool > 0 (its number of views), and only it")
+        reads_train = self.train_views != "none" or self.keys is not None
+        if reads_train != ("train" in self.splits):
+            raise SpecError(f"CacheRequest.splits {list(self.splits)} and train_views={self.train_views!r}, "
+                            f"keys={self.keys is not None} disagree: 'train' is read iff it declares training or "
+                            "key views")
+
+    def train_view_count(self, num_views_option: int, epochs: int) -> int:
+        """Training views per image: ``FEATURE_CACHE.NUM_VIEWS`` when set (k > 0), else the method's own pool or
+        one per epoch; 1 for plain views, 0 for none."""
+        if self.train_views in ("plain", "none"):
+            return int(self.train_views == "plain")
+        return int(num_views_option) or self.pool or max(1, int(epochs))
 
 
 @dataclass(frozen=True)
@@ -44,9 +125,10 @@ class MethodSpec:
 
     Behaviour: ``config_node`` (``cfg.TRAINER.<node>``), ``trainable`` (exact head parameter names; None: see
     ``trainable_pattern``), ``adapted_encoders``, ``training_free``, ``lr_step_every_batch``, ``selects_on_val``,
-    ``class_agnostic``, ``shot_free``, ``launch_only_keys`` (full key names), ``cache`` (what it reads from the feature cache), ``recipe_config`` and
-    ``recipe(dataset, shots) -> {KEY: VALUE}``; ``published_recipe`` False for a recipe of ours (not the
-    paper's). Presentation: ``label``, ``table_order`` (the paper's methods first), ``variants``.
+    ``class_agnostic``, ``shot_free``, ``launch_only_keys`` (full key names), ``cache`` (what it reads from the
+    feature cache), ``recipe_config`` and ``recipe(dataset, shots) -> {KEY: VALUE}``; ``published_recipe`` False
+    for a recipe of ours (not the paper's). Presentation: ``label``, ``table_order`` (the paper's methods
+    first), ``variants``. ``docs/add-a-method.md`` says what each one does.
     """
 
     config_node: str
@@ -60,7 +142,7 @@ class MethodSpec:
     class_agnostic: bool = False
     shot_free: bool = False
     launch_only_keys: Tuple[str, ...] = ()  # keys of its node that never change a result (memory bounds, exact speed-ups)
-    cache: object = None  # trainers.spec.CacheRequest once declared by the cache seam; None: the default reads
+    cache: CacheRequest = CacheRequest()
     recipe_config: Optional[str] = None
     recipe: Optional[Callable[[str, int], Mapping[str, object]]] = None
     published_recipe: bool = True
@@ -80,20 +162,34 @@ class MethodSpec:
             raise SpecError("MethodSpec.recipe needs recipe_config (the recipe's config file)")
         if self.table_order is not None and not isinstance(self.table_order, int):
             raise SpecError(f"MethodSpec.table_order must be an int, not {self.table_order!r}")
+        if not isinstance(self.cache, CacheRequest):
+            raise SpecError(f"MethodSpec.cache must be a CacheRequest, not {self.cache!r}")
+        for name in ("trainable", "adapted_encoders", "launch_only_keys", "variants"):
+            if isinstance(getattr(self, name), (str, list)):
+                raise SpecError(f"MethodSpec.{name} must be a tuple, not {getattr(self, name)!r}")
 
     def settings(self, dataset: str, shots: int) -> dict:
         """The recipe's ``KEY VALUE`` settings for a dataset (config name) and shot count ({} without a recipe)."""
         return dict(self.recipe(dataset, shots)) if self.recipe is not None else {}
 
+    def derive(self, **changes) -> "MethodSpec":
+        """This declaration with some fields changed (a subclass's), validated as ``declare`` validates."""
+        _check_fields(changes)
+        return replace(self, **changes)
+
 
 SPEC_FIELDS = tuple(f.name for f in fields(MethodSpec))
 
 
-def declare(**kwargs) -> MethodSpec:
-    """``MethodSpec(**kwargs)`` with a one-line error naming a misspelt field and the nearest valid one."""
+def _check_fields(kwargs) -> None:
     unknown = [k for k in kwargs if k not in SPEC_FIELDS]
     if unknown:
         hints = [f"{k} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(k, SPEC_FIELDS, 1)) else k
                  for k in unknown]
         raise SpecError(f"unknown MethodSpec field(s): {', '.join(hints)}")
+
+
+def declare(**kwargs) -> MethodSpec:
+    """``MethodSpec(**kwargs)`` with a one-line error naming a misspelt field and the nearest valid one."""
+    _check_fields(kwargs)
     return MethodSpec(**kwargs)

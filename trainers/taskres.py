@@ -25,7 +25,7 @@ from torch import nn
 from engine import TRAINER_REGISTRY, CheckpointError, load_checkpoint
 from trainers.base import ClipTrainer
 from trainers.heads import cosine_logits
-from trainers.spec import ResultVariant
+from trainers.spec import ResultVariant, declare
 from trainers.templates import IMAGENET_FAMILY, OWN, SELECT_OWN, templates_for
 from trainers.text_classifier import build_zero_shot_classifier, pooled_template_features
 
@@ -88,34 +88,37 @@ class TaskResHead(nn.Module):
         return cosine_logits(features, self.classifier(), self.logit_scale)
 
 
+def taskres_recipe(dataset: str, shots: int) -> dict:
+    """Paper, Sec. 4.1 (geekyutao/TaskRes@5195359 configs/trainers/TaskRes/adam_lr2e-{3,4}_B256_ep{100,200}.yaml):
+    Adam, batch 256, cosine, 1 constant warm-up epoch at 1e-5 (the file); lr 2e-3 (ImageNet 2e-4), alpha 0.5
+    (OxfordFlowers 1.0), 100 epochs up to 4 shots, else 200. The same for every backbone: the repository's
+    backbone configs (..._ep200_{RN101,ViT32,ViT16,RN50x16}.yaml, the paper's ImageNet 16-shot table) are the
+    ImageNet 16-shot recipe with another MODEL.BACKBONE.NAME."""
+    return {
+        "OPTIM.LR": 2e-4 if dataset == "imagenet" else 2e-3,
+        "OPTIM.MAX_EPOCH": 100 if shots <= 4 else 200,
+        "TRAINER.TaskRes.RESIDUAL_SCALE": 1.0 if dataset == "oxford_flowers" else 0.5,
+    }
+
+
+def enhanced_base_recipe(dataset: str, shots: int) -> dict:
+    """TaskRes* stage 1 (scripts/taskres/enhanced_base.sh): the authors never released theirs, so this recipe is
+    ours (lr 2e-5, cosine, 50 epochs, TaskRes's templates), never marked as the paper's."""
+    return {"OPTIM.LR": 2e-5, "OPTIM.MAX_EPOCH": 50}
+
+
 @TRAINER_REGISTRY.register()
 class TaskRes(ClipTrainer):
     """Task Residual tuning; only ``text_feature_residuals`` is trained."""
 
-    CONFIG_NODE = "TaskRes"
-    CHECKPOINT_NAME = "prompt_learner"
-    TRAINABLE = ("text_feature_residuals",)
-    LABEL = "TaskRes"
-    TABLE_ORDER = 70
-    # Result rows this trainer also makes: TaskRes from an enhanced base (``--enhanced-base``, tools/aggregate.py).
-    EXTRA_LABELS = (("TaskRes*", "TaskRes*"),)
-    VARIANTS = (ResultVariant(key="TRAINER.TaskRes.ENHANCED_BASE", name="TaskRes*", label="TaskRes*",
-                              flag="--enhanced-base", folder_suffix="_enhanced",
-                              help="TaskRes*: the base classifier from this enhanced text projection file"),)
-    # Paper, Sec. 4.1 (geekyutao/TaskRes@5195359 configs/trainers/TaskRes/adam_lr2e-{3,4}_B256_ep{100,200}.yaml):
-    # Adam, batch 256, cosine, 1 constant warm-up epoch at 1e-5 (the file); lr 2e-3 (ImageNet 2e-4), alpha 0.5
-    # (OxfordFlowers 1.0), 100 epochs up to 4 shots, else 200. The same for every backbone: the repository's
-    # backbone configs (..._ep200_{RN101,ViT32,ViT16,RN50x16}.yaml, the paper's ImageNet 16-shot table) are the
-    # ImageNet 16-shot recipe with another MODEL.BACKBONE.NAME.
-    RECIPE_CONFIG = "configs/trainers/TaskRes/rn50.yaml"
-
-    @staticmethod
-    def recipe(dataset: str, shots: int) -> dict:
-        return {
-            "OPTIM.LR": 2e-4 if dataset == "imagenet" else 2e-3,
-            "OPTIM.MAX_EPOCH": 100 if shots <= 4 else 200,
-            "TRAINER.TaskRes.RESIDUAL_SCALE": 1.0 if dataset == "oxford_flowers" else 0.5,
-        }
+    SPEC = declare(
+        config_node="TaskRes", checkpoint_name="prompt_learner", trainable=("text_feature_residuals",),
+        label="TaskRes", table_order=70,
+        # The other result this trainer makes: TaskRes from an enhanced base (``--enhanced-base``).
+        variants=(ResultVariant(key="TRAINER.TaskRes.ENHANCED_BASE", name="TaskRes*", label="TaskRes*",
+                                flag="--enhanced-base", folder_suffix="_enhanced",
+                                help="TaskRes*: the base classifier from this enhanced text projection file"),),
+        recipe_config="configs/trainers/TaskRes/rn50.yaml", recipe=taskres_recipe)
 
     def dataset_templates(self):
         return taskres_templates(self.cfg.DATASET.NAME)
@@ -164,17 +167,9 @@ class TaskResEnhancedBase(ClipTrainer):
     ``{"state_dict": {"weight": projection^T}}``, plus metadata, so ``--enhanced-base`` reads both.
     """
 
-    CONFIG_NODE = "TaskResEnhancedBase"
-    CHECKPOINT_NAME = "text_projection"
-    TRAINABLE = ("text_projection",)
-    # TaskRes* stage 1 (scripts/taskres/enhanced_base.sh): the authors never released theirs, so this recipe is
-    # ours (lr 2e-5, cosine, 50 epochs, TaskRes's templates), never marked as the paper's.
-    RECIPE_CONFIG = "configs/trainers/TaskRes/rn50.yaml"
-    PUBLISHED_RECIPE = False
-
-    @staticmethod
-    def recipe(dataset: str, shots: int) -> dict:
-        return {"OPTIM.LR": 2e-5, "OPTIM.MAX_EPOCH": 50}
+    SPEC = declare(
+        config_node="TaskResEnhancedBase", checkpoint_name="text_projection", trainable=("text_projection",),
+        recipe_config="configs/trainers/TaskRes/rn50.yaml", recipe=enhanced_base_recipe, published_recipe=False)
 
     def dataset_templates(self):
         return taskres_templates(self.cfg.DATASET.NAME)
@@ -191,7 +186,7 @@ class TaskResEnhancedBase(ClipTrainer):
     def write_enhanced_base(self, path: str) -> None:
         from engine import save_checkpoint
 
-        head = self._models[self.CHECKPOINT_NAME]
+        head = self._models[self.spec.checkpoint_name]
         state = {"state_dict": {"weight": head.text_projection.detach().t().contiguous().cpu()},
                  "epoch": self.max_epoch}
         state.update({k: v for k, v in self.checkpoint_metadata().items() if k != "config"})

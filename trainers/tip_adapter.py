@@ -20,12 +20,12 @@ The values used are recorded in ``metrics.json``.
 
 How it differs from the public code, and why:
 
-- **No selection on test.** The public Tip-Adapter-F evaluates every epoch on the test set and keeps
-  the best, and on ImageNet (``main_imagenet.py``) both Tip-Adapter and Tip-Adapter-F search
-  alpha/beta on the test set: the published Tip-Adapter numbers were selected on test. Here the
-  epoch and alpha/beta are chosen on val only; ImageNet, whose val is its test set, uses a held-out
-  part of its train set (``validation_items``). Accuracies can therefore be slightly below the
-  published ones.
+- **No selection on test.** The public code searches alpha/beta on the dataset's whole val split
+  (``main.py``: ``search_hp(cfg, ..., val_features, ...)``), and so does the ``paper`` track here; but it
+  picks Tip-Adapter-F's epoch on the test set, and on ImageNet (``main_imagenet.py``) searches alpha/beta
+  on the test set too. Here the epoch is chosen on the whole val split, and ImageNet uses held-out train
+  images, as many per class as its test set has (``validation_items``). Accuracies can therefore be
+  slightly below the published ones. The ``fewshot_val`` track uses min(K, 4) images per class instead.
 - ``logit_scale`` is the backbone's (100 for OpenAI weights, the public constant), so other open_clip
   models work.
 - Values are kept as labels (``cache_labels``) and applied with an index-add instead of a one-hot
@@ -44,6 +44,7 @@ How it differs from the public code, and why:
 """
 import copy
 import logging
+import math
 from typing import Sequence, Tuple
 
 import numpy as np
@@ -52,15 +53,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine import TRAINER_REGISTRY, CheckpointError, build_transform
+from features import FeatureLoader
 from trainers.base import ClipTrainer, validation_items
 from trainers.heads import cosine_logits
+from trainers.spec import CacheRequest, KeyViews, declare
 from trainers.templates import IMAGENET_FAMILY, OWN, SELECT, templates_for
 from trainers.text_classifier import build_zero_shot_classifier
 
 logger = logging.getLogger(__name__)
 
-CACHE_CROP_SCALE = (0.5, 1.0)  # the cache's augmentation (random resized crop scale), as published
-KEY_SEED_OFFSET = 1_000_003     # the keys' views: a seed stream apart from the training views' (same run seed)
 # The valfree track (DATASET.TRACK valfree) reads no validation data: alpha/beta are the Tip-Adapter paper's
 # defaults for every dataset and shot count (unless INIT_ALPHA/INIT_BETA are set), and Tip-Adapter-F deploys
 # its last epoch.
@@ -174,25 +175,26 @@ class TipAdapterHead(nn.Module):
         self.beta.fill_(beta)
 
 
+# The cache keys: each averages AUGMENT_EPOCH views under the published augmentation (random resized crop scale
+# (0.5, 1), flip), drawn from a seed stream apart from the training views' (same run seed).
+KEYS = KeyViews(crop_scale=(0.5, 1.0), count_key="AUGMENT_EPOCH", seed_offset=1_000_003)
+
+
 @TRAINER_REGISTRY.register()
 class TipAdapter(ClipTrainer):
     """Training-free Tip-Adapter: the cache is built once, alpha/beta are searched on val."""
 
-    CONFIG_NODE = "TIP_ADAPTER"
-    CHECKPOINT_NAME = "tip_adapter"
-    LABEL = "Tip-Adapter"
-    TABLE_ORDER = 50
-    # Everything is in the file; the per-dataset search range and initial alpha/beta are PUBLIC_CONFIGS.
-    RECIPE_CONFIG = "configs/trainers/TipAdapter/rn50.yaml"
-    TRAINABLE = ()
-    TRAINING_FREE = True
-    LEARNABLE_KEYS = False
-    SELECTS_ON_VAL = True             # alpha/beta (Tip-F: also the epoch) chosen on val; fixed in the valfree track
-    FEATURE_SPLITS = ("val", "test")  # no training views: the keys have their own (``build_cache``)
+    SPEC = declare(
+        config_node="TIP_ADAPTER", checkpoint_name="tip_adapter", training_free=True,
+        selects_on_val=True,  # alpha/beta (Tip-F: also the epoch) chosen on val; fixed in the valfree track
+        cache=CacheRequest(train_views="none", keys=KEYS),  # no training views: the keys have their own
+        label="Tip-Adapter", table_order=50,
+        # Everything is in the file; the per-dataset search range and initial alpha/beta are PUBLIC_CONFIGS.
+        recipe_config="configs/trainers/TipAdapter/rn50.yaml")
 
     @property
     def head(self) -> TipAdapterHead:
-        return self._models[self.CHECKPOINT_NAME]
+        return self._models[self.spec.checkpoint_name]
 
     def dataset_templates(self):
         return templates_for(self.cfg.DATASET.NAME, imagenet=SELECT, others=OWN, imagenet_names=IMAGENET_FAMILY)
@@ -215,11 +217,7 @@ class TipAdapter(ClipTrainer):
         super().load_state_for_eval(name, checkpoint)
 
     def cache_transform(self):
-        cfg = self.cfg.clone()
-        cfg.defrost()
-        cfg.INPUT.RRCROP_SCALE = CACHE_CROP_SCALE
-        cfg.INPUT.TRANSFORMS = ("random_resized_crop", "random_flip", "normalize")
-        return build_transform(cfg, is_train=True)
+        return build_transform(self.spec.cache.keys.input_config(self.cfg), is_train=True)
 
     def hyperparameters(self) -> dict:
         """The run's search range and initial alpha/beta: the config's, or the dataset's public values."""
@@ -229,7 +227,7 @@ class TipAdapter(ClipTrainer):
             init_beta, init_alpha = VALFREE_BETA, VALFREE_ALPHA
         scale = mcfg.SEARCH_SCALE
         if scale is not None and len(scale) != 2:
-            raise ValueError(f"TRAINER.{self.CONFIG_NODE}.SEARCH_SCALE must be [beta max, alpha max], got {list(scale)}")
+            raise ValueError(f"TRAINER.{self.spec.config_node}.SEARCH_SCALE must be [beta max, alpha max], got {list(scale)}")
         return {
             "search_scale": [float(x) for x in scale] if scale is not None else [beta_max, alpha_max],
             "search_step": [int(x) for x in mcfg.SEARCH_STEP],
@@ -238,7 +236,7 @@ class TipAdapter(ClipTrainer):
         }
 
     def key_seed(self) -> int:
-        return max(int(self.cfg.SEED), 0) + KEY_SEED_OFFSET
+        return self.spec.cache.keys.seed(self.cfg.SEED)
 
     def build_head(self) -> nn.Module:
         """The head with an empty cache: the keys are encoded when training starts (``build_cache``), so an
@@ -248,7 +246,7 @@ class TipAdapter(ClipTrainer):
         keys = torch.zeros(0, text.shape[1])
         labels = torch.zeros(0, dtype=torch.long)
         return TipAdapterHead(text, keys, labels, hp["init_alpha"], hp["init_beta"], self.clip.logit_scale,
-                              learnable_keys=self.LEARNABLE_KEYS)
+                              learnable_keys="cache_keys" in self.spec.trainable)
 
     @torch.no_grad()
     def build_cache(self) -> None:
@@ -256,7 +254,7 @@ class TipAdapter(ClipTrainer):
         head = self.head
         if head.cache_keys.shape[0]:
             return
-        views = int(self.method_cfg.AUGMENT_EPOCH)
+        views = self.spec.cache.keys.views(self.method_cfg)
         entry = self.cached_features("train", self.dm.dataset.train_x, self.cache_transform(), views,
                                      self.key_seed())
         keys = F.normalize(entry["features"].float().mean(dim=0), dim=-1).to(head.cache_labels.device)
@@ -274,8 +272,10 @@ class TipAdapter(ClipTrainer):
     def validation_features(self) -> Tuple[torch.Tensor, torch.Tensor]:
         """Val features (never test) on the trainer's device, computed once per run."""
         if getattr(self, "_val_features", None) is None:
-            entry = self.cached_features("val", validation_items(self), build_transform(self.cfg, is_train=False),
-                                         1, None)
+            # search_hp runs on the dataset's whole val split (ImageNet: its test set; here held-out train
+            # images of the same size); Tip-F's epoch too (the public code picks it on test).
+            entry = self.cached_features("val", validation_items(self, paper="val_split"),
+                                         build_transform(self.cfg, is_train=False), 1, None)
             self._val_features = (entry["features"][0].float().to(self.device), entry["labels"].to(self.device))
         return self._val_features
 
@@ -300,7 +300,15 @@ class TipAdapter(ClipTrainer):
                  "search_hp": bool(self.method_cfg.SEARCH_HP) and not self.valfree, "augment_epoch": int(self.method_cfg.AUGMENT_EPOCH)}
         if getattr(self, "best_epoch", None) is not None:
             extra["best_epoch"] = int(self.best_epoch) + 1
+            # The public code picks the epoch on the test set; here on the selection set (metrics' selection_data).
+            extra["epoch_selected_on"] = "none (last epoch)" if self.valfree else "validation (public code: test)"
         return extra
+
+
+def tip_adapter_f_recipe(dataset: str, shots: int) -> dict:
+    """gaopengcuhk/Tip-Adapter@d0e2d6f configs/*.yaml: lr 1e-3, 20 epochs (EuroSAT 100). The per-dataset search
+    range and initial alpha/beta are applied by the trainer (PUBLIC_CONFIGS)."""
+    return {"OPTIM.LR": 1e-3, "OPTIM.MAX_EPOCH": 100 if dataset == "eurosat" else 20}
 
 
 @TRAINER_REGISTRY.register()
@@ -311,28 +319,26 @@ class TipAdapterF(TipAdapter):
     the searched alpha/beta as ``tip_adapter/model-best.pth.tar``.
     """
 
-    CONFIG_NODE = "TIP_ADAPTER_F"
-    TRAINABLE = ("cache_keys",)
-    TRAINING_FREE = False
-    LEARNABLE_KEYS = True
-    FEATURE_SPLITS = ("train", "val", "test")
-    LABEL = "Tip-Adapter-F"
-    TABLE_ORDER = 60
-    # gaopengcuhk/Tip-Adapter@d0e2d6f configs/*.yaml: lr 1e-3, 20 epochs (EuroSAT 100). The per-dataset search
-    # range and initial alpha/beta are applied by the trainer (PUBLIC_CONFIGS).
-    RECIPE_CONFIG = "configs/trainers/TipAdapterF/rn50.yaml"
-
-    @staticmethod
-    def recipe(dataset: str, shots: int) -> dict:
-        return {"OPTIM.LR": 1e-3, "OPTIM.MAX_EPOCH": 100 if dataset == "eurosat" else 20}
+    SPEC = TipAdapter.SPEC.derive(
+        config_node="TIP_ADAPTER_F", trainable=("cache_keys",), training_free=False,
+        cache=CacheRequest(train_views="epoch", keys=KEYS), label="Tip-Adapter-F", table_order=60,
+        recipe_config="configs/trainers/TipAdapterF/rn50.yaml", recipe=tip_adapter_f_recipe)
 
     def build_optimization(self, head):
         """AdamW with the published eps and a cosine schedule over iterations (no warm-up)."""
         cfg = self.cfg
         optim = torch.optim.AdamW([head.cache_keys], lr=cfg.OPTIM.LR, eps=self.method_cfg.ADAMW_EPS,
                                   weight_decay=cfg.OPTIM.WEIGHT_DECAY)
-        total = max(1, int(cfg.OPTIM.MAX_EPOCH) * len(self.train_loader_x))
-        return optim, torch.optim.lr_scheduler.CosineAnnealingLR(optim, T_max=total)
+        # The public loader keeps the last partial batch (drop_last=False): ceil(N / B) steps per epoch.
+        per_epoch = math.ceil(len(self.dm.dataset.train_x) / int(cfg.DATALOADER.TRAIN_X.BATCH_SIZE))
+        return optim, torch.optim.lr_scheduler.CosineAnnealingLR(optim, T_max=max(1, int(cfg.OPTIM.MAX_EPOCH) * per_epoch))
+
+    def use_train_features(self) -> None:
+        super().use_train_features()
+        loader = self.train_loader_x
+        if isinstance(loader, FeatureLoader) and loader.drop_last:  # the public loader keeps the last partial batch
+            self.train_loader_x = FeatureLoader(loader.features, loader.labels, loader.batch_size, shuffle=True,
+                                                drop_last=False, device=self.device, seed=max(int(self.cfg.SEED), 0))
 
     def build_model(self) -> None:
         super().build_model()
@@ -342,7 +348,7 @@ class TipAdapterF(TipAdapter):
 
     def forward_backward(self, batch) -> dict:
         summary = super().forward_backward(batch)
-        self._scheds[self.CHECKPOINT_NAME].step()
+        self._scheds[self.spec.checkpoint_name].step()
         return summary
 
     def update_lr(self, names=None) -> None:

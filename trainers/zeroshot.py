@@ -1,6 +1,6 @@
 """Zero-shot CLIP: the dataset's template (``ZeroshotCLIP``) or an ensemble (``ZeroshotCLIP2``).
 
-Both are shot-free (``SHOT_FREE``): no training image is used, so the grid runs them once per dataset
+Both are shot-free (``shot_free``): no training image is used, so the grid runs them once per dataset
 and the launcher ``scripts/zeroshot/main.sh`` reuses one run for every SHOTS (``<backbone>_zeroshot``).
 """
 from torch import nn
@@ -8,6 +8,7 @@ from torch import nn
 from engine import TRAINER_REGISTRY
 from trainers.base import ClipTrainer
 from trainers.heads import CosineClassifier
+from trainers.spec import CacheRequest, declare
 from trainers.templates import IMAGENET_ONLY, SELECT, SELECT_OWN, templates_for
 from trainers.text_classifier import build_zero_shot_classifier
 
@@ -25,16 +26,12 @@ def add_zeroshot_config(cfg) -> None:
 class ZeroshotCLIP(ClipTrainer):
     """CLIP's zero-shot classifier from the dataset's hand-written template. Nothing is trained."""
 
-    CONFIG_NODE = "ZeroshotCLIP"
-    TRAINABLE = ()
-    TRAINING_FREE = True
-    FEATURE_SPLITS = ("test",)  # nothing is fitted: encode only what is evaluated
-    LABEL = "Zero-shot CLIP"
-    TABLE_ORDER = 10
-    SHOT_FREE = True
-    # Nothing is trained: the recipe is the data and test settings of TaskRes's config (one run per dataset,
-    # first seed, 1-shot data reading), the folder and config scripts/zeroshot/main.sh uses.
-    RECIPE_CONFIG = "configs/trainers/TaskRes/rn50.yaml"
+    SPEC = declare(
+        config_node="ZeroshotCLIP", training_free=True, shot_free=True, label="Zero-shot CLIP", table_order=10,
+        cache=CacheRequest(splits=("test",), train_views="none"),  # nothing is fitted: encode only what is evaluated
+        # Nothing is trained: the recipe is the data and test settings of TaskRes's config (one run per dataset,
+        # first seed, 1-shot data reading), the folder and config scripts/zeroshot/main.sh uses.
+        recipe_config="configs/trainers/TaskRes/rn50.yaml")
 
     def build_head(self) -> nn.Module:
         weights = build_zero_shot_classifier(self.clip, self.classnames, self.templates)
@@ -47,9 +44,7 @@ class ZeroshotCLIP2(ZeroshotCLIP):
     (KaiyangZhou/CoOp@ff61507, ``trainers/zsclip.py``): on ImageNet its 7 "select" templates alone;
     on every other dataset (the ImageNet variants included) those 7 plus the dataset's own template."""
 
-    CONFIG_NODE = "ZeroshotCLIP2"
-    LABEL = "Zero-shot CLIP (ensemble)"
-    TABLE_ORDER = 11
+    SPEC = ZeroshotCLIP.SPEC.derive(config_node="ZeroshotCLIP2", label="Zero-shot CLIP (ensemble)", table_order=11)
 
     def dataset_templates(self):
         return templates_for(self.cfg.DATASET.NAME, imagenet=SELECT, others=SELECT_OWN, imagenet_names=IMAGENET_ONLY)

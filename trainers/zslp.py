@@ -1,12 +1,13 @@
 """ZS-LP (Silva-Rodriguez et al., CVPR 2024): a linear probe initialised with CLIP's zero-shot prototypes.
 
 The head, templates, training views and published setting are shared with CLAP and live in
-``trainers/probe.py``; this module declares the method: config defaults (``add_config``), display name
-(``LABEL``), and inherits its trainable parameters (``TRAINABLE``), head (``build_head``) and recipe
-(``RECIPE_CONFIG``, ``recipe``). ``import trainers`` finds it.
+``trainers/probe.py``; this module declares the method: config defaults (``add_config``) and its ``SPEC``
+(config node and display name, plus the shared ``PROBE`` declaration: trainable parameters, cache request,
+recipe); it inherits the head (``build_head``). ``import trainers`` finds it.
 """
 from engine import TRAINER_REGISTRY
-from trainers.probe import PrototypeProbeTrainer
+from trainers.probe import PROBE, PrototypeProbeTrainer
+from trainers.spec import declare
 
 
 def add_config(cfg) -> None:
@@ -21,5 +22,4 @@ def add_config(cfg) -> None:
 class ZSLP(PrototypeProbeTrainer):
     """Zero-shot-initialised linear probe, cross-entropy only."""
 
-    CONFIG_NODE = "ZSLP"
-    LABEL = "ZS-LP"
+    SPEC = declare(config_node="ZSLP", label="ZS-LP", **PROBE)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Any method with a declared recipe (RECIPE_CONFIG and recipe() on its trainer class), e.g. ZS-LP, CLAP, or
+# Any method with a declared recipe (recipe_config and recipe in its SPEC), e.g. ZS-LP, CLAP, or
 # your own (TASKRES_METHODS=my_module on PYTHONPATH), with the same conventions as every launcher:
 #   DATA=/path/to/data bash scripts/method/main.sh TRAINER DATASET SHOTS [KEY VALUE ...]
 # e.g. bash scripts/method/main.sh CLAP imagenet 16

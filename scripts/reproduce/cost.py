@@ -1,16 +1,21 @@
 """The grid's image-encoder cost before it runs: views to encode with the cache, and what the original codes run.
 
 For every planned ``train.py`` run this reads the run's merged config (no data, no weights needed) and
-lists the feature-cache entries it reads: the test set (one deterministic view, shared by every run
-and method on that dataset; a base-to-novel half of it, in proportion to its classes), the few-shot val
-set (methods that select on val, except in the valfree track), the training views
-(``FEATURE_CACHE.NUM_VIEWS`` or, by default, one per epoch) and Tip-Adapter's key views. Entries shared
-by several runs count once, at the most views any run asks (a longer entry serves a shorter run); views
-already in the cache folder are subtracted. The original codes instead run the encoder on every
-training image in every epoch, and per run on its test (and val) set.
+its method's cache request (``MethodSpec.cache``, trainers/spec.py), and lists the feature-cache entries
+the run reads: the test set (one deterministic view, shared by every run and method on that dataset; a
+base-to-novel half of it, in proportion to its classes), the few-shot val set (methods that select on
+val, except in the valfree track), the training views (``FEATURE_CACHE.NUM_VIEWS`` or, by default, the
+method's own pool or one per epoch; one plain view for methods that fit on plain features) and key views
+with their own augmentation (Tip-Adapter's). Entries shared by several runs count once, at the most views
+any run asks (a longer entry serves a shorter run); views already in the cache folder are subtracted. The
+original codes instead run the encoder on every training image in every epoch, and per run on its test
+(and val) set; methods that adapt the image encoder encode every image at every step on both sides and
+are left out.
 
 Image counts come from the published splits (``DATASET_SIZES``: classes, test images); a few-shot train
-set is ``classes x shots`` and a few-shot val set ``classes x min(shots, 4)``.
+set is ``classes x shots`` and a few-shot val set ``classes x`` the datasets layer's val size per class
+(``datasets.splits.fewshot_val_per_class``); a dataset whose val is its test set (its ``val_is_test``)
+selects on a held-out train part.
 
     python -m scripts.reproduce.cost --throughput 2500          # the paper grid, RN50
     python -m scripts.reproduce.grid --dry-run                  # prints the same summary after the run list
@@ -20,7 +25,6 @@ import json
 import logging
 import math
 import os
-import sys
 from collections import defaultdict
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -38,11 +42,18 @@ DATASET_SIZES: Dict[str, Tuple[int, int]] = {
 }
 EMBED_DIMS = {"RN50": 1024, "RN101": 512, "RN50x4": 640, "RN50x16": 768, "RN50x64": 1024, "ViT-B/32": 512,
               "ViT-B/16": 512, "ViT-L/14": 768, "ViT-L/14@336px": 768}
-VAL_IS_TEST = ("ImageNet",)  # their val list is their test list; selection uses a held-out train part
 
 
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _val_is_test(dataset: str) -> bool:
+    """The dataset's own declaration: its val list is its test list (selection then reads a held-out train part)."""
+    import datasets  # noqa: F401  (registers the datasets)
+    from engine import DATASET_REGISTRY
+
+    return dataset in DATASET_REGISTRY.registered_names() and bool(DATASET_REGISTRY.get(dataset).val_is_test)
 
 
 def run_needs(cfg, eval_only: bool = False) -> Tuple[List[Tuple[tuple, int, int]], int]:
@@ -50,7 +61,9 @@ def run_needs(cfg, eval_only: bool = False) -> Tuple[List[Tuple[tuple, int, int]
 
     ``eval_only``: a ``--eval-only`` run (e.g. an ImageNet model on a variant) encodes its test set only.
     """
-    from engine import TRAINER_REGISTRY, build_transform
+    import trainers
+    from datasets.splits import fewshot_val_per_class
+    from engine import build_transform
 
     name, ds = cfg.TRAINER.NAME, cfg.DATASET.NAME
     if ds not in DATASET_SIZES:
@@ -58,49 +71,40 @@ def run_needs(cfg, eval_only: bool = False) -> Tuple[List[Tuple[tuple, int, int]
     classes, n_test = DATASET_SIZES[ds]
     shots, seed, backbone = int(cfg.DATASET.NUM_SHOTS), max(int(cfg.SEED), 0), cfg.MODEL.BACKBONE.NAME
     epochs = max(1, int(cfg.OPTIM.MAX_EPOCH))
-    cls = TRAINER_REGISTRY.get(name)
-    if "image" in getattr(cls, "ADAPTED_ENCODERS", ()):  # e.g. CLIP-LoRA: encodes every image at every step, as
-        return [], 0                                      # its original does; neither side of the cache comparison
+    spec = trainers.method_spec(name)
+    request = spec.cache
+    if "image" in spec.adapted_encoders:  # e.g. CLIP-LoRA: encodes every image at every step, as its original
+        return [], 0                      # does; neither side of the cache comparison
     subset = str(cfg.DATASET.get("SUBSAMPLE_CLASSES", "all")).lower()
     if subset != "all":  # base-to-novel: the first ceil(n/2) classes, or the rest; test images in proportion
         kept = math.ceil(classes / 2) if subset == "base" else classes - math.ceil(classes / 2)
         classes, n_test = kept, round(n_test * kept / classes)
         ds = f"{ds} ({subset})"
     n_train = classes * shots
-    n_val = classes * min(shots, 4)
+    n_val = classes * fewshot_val_per_class(shots)
     test_tfm = _sha(repr(build_transform(cfg, is_train=False)))
     needs = [(("test", backbone, ds, test_tfm), n_test, 1)]
     original = n_test
     if eval_only:
         return needs, original
-    if getattr(cls, "SELECTS_ON_VAL", False) and cfg.DATASET.get("TRACK", "fewshot_val") != "valfree":
-        items = ("heldout", shots, seed) if cfg.DATASET.NAME in VAL_IS_TEST else ("val", shots, seed)
+    if spec.selects_on_val and cfg.DATASET.get("TRACK", "fewshot_val") != "valfree":
+        items = ("heldout", shots, seed) if _val_is_test(cfg.DATASET.NAME) else ("val", shots, seed)
         needs.append((("val", backbone, ds, test_tfm, items), n_val, 1))
         original += n_val
-    if hasattr(cls, "cache_transform"):  # Tip-Adapter's keys: AUGMENT_EPOCH views, its own augmentation
-        node = cfg.TRAINER[cls.CONFIG_NODE]
-        tip = cfg.clone()
-        tip.defrost()
-        tip.INPUT.RRCROP_SCALE = (0.5, 1.0)
-        tip.INPUT.TRANSFORMS = ("random_resized_crop", "random_flip", "normalize")
-        views = int(node.AUGMENT_EPOCH)
-        key_seed = seed + int(getattr(sys.modules.get(cls.__module__), "KEY_SEED_OFFSET", 0))
-        needs.append((("train", backbone, ds, _sha(repr(build_transform(tip, is_train=True))), shots, key_seed),
-                      n_train, views))
+    if request.keys is not None:  # key views: their own augmentation, count and seed stream
+        keys = request.keys
+        views = keys.views(cfg.TRAINER[spec.config_node])
+        tfm = _sha(repr(build_transform(keys.input_config(cfg), is_train=True)))
+        needs.append((("train", backbone, ds, tfm, shots, keys.seed(seed)), n_train, views))
         original += views * n_train
-    if name == "LinearProbeCLIP":
+    views = request.train_view_count(int(cfg.FEATURE_CACHE.NUM_VIEWS), epochs)
+    if request.train_views == "plain":
         needs.append((("train", backbone, ds, test_tfm, shots, "plain"), n_train, 1))
-        original += n_train
-    elif not cls.TRAINING_FREE and "train" in cls.FEATURE_SPLITS:
-        if cls.AUGMENTED_TRAIN_VIEWS:
-            k = int(cfg.FEATURE_CACHE.NUM_VIEWS)
-            tfm = _sha(repr(build_transform(cfg, is_train=True)))
-            own = getattr(cls, "TRAIN_VIEWS", None)  # a method's own view pool (ZS-LP/CLAP: 20, encoded once)
-            needs.append((("train", backbone, ds, tfm, shots, seed), n_train, k or own or epochs))
-        else:
-            own = None
-            needs.append((("train", backbone, ds, test_tfm, shots, "plain"), n_train, 1))
-        original += (own or epochs) * n_train  # the original encodes every training image in every epoch
+        original += (1 if spec.training_free else epochs) * n_train  # the original encodes them once per fit/epoch
+    elif request.train_views != "none" and not spec.training_free:
+        tfm = _sha(repr(build_transform(cfg, is_train=True)))
+        needs.append((("train", backbone, ds, tfm, shots, seed), n_train, views))
+        original += (request.pool or epochs) * n_train  # the original encodes every training image in every epoch
     return needs, original
 
 
@@ -115,11 +119,11 @@ def cached_views(cache_dir: str) -> Dict[tuple, int]:
             continue
         tfm, ds, bb = d.get("transform"), d.get("dataset"), d.get("backbone")
         split = d.get("split")
-        if split == "test" or (split == "val" and ds in VAL_IS_TEST and e["key"].get("num_items") ==
+        if split == "test" or (split == "val" and _val_is_test(ds) and e["key"].get("num_items") ==
                                DATASET_SIZES.get(ds, (0, -1))[1]):
             ids = [("test", bb, ds, tfm)]
         elif split == "val":
-            items = ("heldout" if ds in VAL_IS_TEST else "val", d.get("shots"), d.get("seed"))
+            items = ("heldout" if _val_is_test(ds) else "val", d.get("shots"), d.get("seed"))
             ids = [("val", bb, ds, tfm, items)]
         elif e["key"].get("kind") == "plain":
             ids = [("train", bb, ds, tfm, d.get("shots"), "plain")]

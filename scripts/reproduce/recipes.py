@@ -60,9 +60,9 @@ def declared_recipes() -> Dict[str, Recipe]:
     """Recipes that methods declare in their own modules (imports ``trainers``, hence torch: only when needed)."""
     import trainers
 
-    return {name: Recipe(name, cls.RECIPE_CONFIG or None, cls.recipe, shot_free=bool(getattr(cls, "SHOT_FREE", False)))
-            for name, cls in trainers.declared_methods().items()
-            if getattr(cls, "RECIPE_CONFIG", None) is not None}
+    specs = {name: trainers.method_spec(name) for name in trainers.declared_methods()}
+    return {name: Recipe(name, spec.recipe_config or None, spec.settings, shot_free=spec.shot_free)
+            for name, spec in specs.items() if spec.recipe_config is not None}
 
 
 class _RecipeTable(MutableMapping):
@@ -105,4 +105,4 @@ def get_recipe(method: str) -> Recipe:
         return RECIPES[method]
     except KeyError:
         raise RecipeError(f"No recipe for method {method!r}; known: {', '.join(RECIPES)} "
-                          f"(declare RECIPE_CONFIG and recipe() on its trainer class)") from None
+                          f"(declare recipe_config and recipe in its SPEC)") from None

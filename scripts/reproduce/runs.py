@@ -36,7 +36,7 @@ FOLDER_NAMED_KEYS = ("TRAINER.TaskRes.ENHANCED_BASE",)
 # base/new (base-to-novel) and ``DATASET.TRACK`` valfree (for methods that select on val; the key is no part
 # of the identity of a method that reads no validation data, nor at its default, so those runs are shared).
 PROTOCOL_KEYS = ("DATASET.SUBSAMPLE_CLASSES", "DATASET.TRACK")
-DEFAULT_TRACK = "fewshot_val"
+DEFAULT_TRACK = "paper"  # datasets.DEFAULT_TRACK (not imported: runs.py stays torch-free at import; a test checks)
 
 
 def input_size(backbone: str) -> int:
@@ -93,18 +93,16 @@ def _shot_free(method: str) -> bool:
 
 def transfers_to_other_classes(method: str) -> bool:
     """Whether a trained model of the method can be evaluated on classes it was not trained on: a shot-free
-    method (nothing trained) or one whose trained state is class-agnostic (``CLASS_AGNOSTIC``: prompts, LoRA).
+    method (nothing trained) or one whose trained state is class-agnostic (``class_agnostic``: prompts, LoRA).
     Per-class state (TaskRes's residual, a linear probe, Tip-Adapter's cache) cannot be."""
-    import trainers  # noqa: F401  (registers every method)
-    from engine import TRAINER_REGISTRY
+    import trainers
 
     if _shot_free(method):
         return True
     try:
-        cls = TRAINER_REGISTRY.get(method)
-    except KeyError:
+        return trainers.method_spec(method).class_agnostic
+    except trainers.UnknownMethodError:
         return False
-    return bool(getattr(cls, "CLASS_AGNOSTIC", False))
 
 
 def _drop_neutral(flat: Dict[str, str], method: str) -> Dict[str, str]:
