@@ -92,3 +92,14 @@ def test_launcher_runs_the_recipe(data_root, tiny_clip, tmp_path):
     assert metrics["method"] == "ProLIP" and metrics["epochs"] == 300 and metrics["shots"] == 16
     assert metrics["extra"]["lambda"] == pytest.approx(1 / 16)
     assert metrics["feature_cache_info"]["train_views"] == 300 and metrics["feature_cache_info"]["paper_protocol"]
+
+
+def test_grid_cost_counts_pre_projection_entries_apart(data_root, tiny_clip, tmp_path):
+    """ProLIP's views are other features of the same images: the cost model must not count them as TaskRes's."""
+    from scripts.reproduce.cost import run_needs
+
+    prolip = make_trainer(_args(data_root, tiny_clip, tmp_path / "p")).cfg
+    taskres = make_trainer(train_args(data_root, tiny_clip, str(tmp_path / "t"))).cfg
+    ids = {name: {eid for eid, _, _ in run_needs(cfg)[0]} for name, cfg in (("ProLIP", prolip), ("TaskRes", taskres))}
+    assert ids["ProLIP"] and not ids["ProLIP"] & ids["TaskRes"]
+    assert all("(pre-projection)" in eid[1] for eid in ids["ProLIP"])

@@ -181,7 +181,12 @@ class PreProjectionEncoder:
 
     def __init__(self, backbone: ClipBackbone):
         self.backbone = backbone
-        self.name = f"{backbone.name} (pre-projection)"
+        self.name = self.name_for(backbone.name)
+
+    @staticmethod
+    def name_for(backbone_name: str) -> str:
+        """The name its cache entries carry (``key["backbone"]``), e.g. for the grid's cost model."""
+        return f"{backbone_name} (pre-projection)"
 
     def __getattr__(self, attr):
         return getattr(self.backbone, attr)
