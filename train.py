@@ -1,10 +1,9 @@
-"""Train or evaluate one method on one dataset: CoOp's command line, plus ``--enhanced-base`` and ``--cache-dir``.
+"""Train or evaluate one method on one dataset: CoOp's command line, plus ``--cache-dir`` and each method's
+result-variant flags (``--enhanced-base``); the config is built by ``bookkeeping.config``.
 
-Config merge order: engine defaults -> method/dataset/cache keys -> dataset YAML -> method YAML ->
-command-line flags -> trailing ``KEY VALUE`` overrides. Every run writes ``config.yaml``, ``log.txt``
-and ``metrics.json`` in its output directory.
+Every run writes ``config.yaml``, ``log.txt`` and ``metrics.json`` in its output directory.
 """
-import argparse
+import datetime
 import logging
 import os
 import sys
@@ -14,92 +13,8 @@ from typing import List, Optional
 logger = logging.getLogger("train")
 
 
-class UserError(Exception):
-    """A mistake in how the program was called; printed as one line, exit code 2."""
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--root", type=str, default="", help="path to the datasets root")
-    p.add_argument("--output-dir", type=str, default="", help="output directory")
-    p.add_argument("--resume", type=str, default="", help="checkpoint directory to resume from")
-    p.add_argument("--seed", type=int, default=-1, help="only positive values enable a fixed seed")
-    p.add_argument("--source-domains", type=str, nargs="+", help="source domains for DA/DG")
-    p.add_argument("--target-domains", type=str, nargs="+", help="target domains for DA/DG")
-    p.add_argument("--transforms", type=str, nargs="+", help="data augmentation methods")
-    p.add_argument("--config-file", type=str, default="", help="path to the method's config file")
-    p.add_argument("--dataset-config-file", type=str, default="", help="path to the dataset's config file")
-    p.add_argument("--trainer", type=str, default="", help="name of the trainer (method)")
-    p.add_argument("--backbone", type=str, default="", help="CLIP backbone: RN50, ViT-B/16, arch:pretrained or a file")
-    p.add_argument("--head", type=str, default="", help="name of the head (unused by CLIP methods)")
-    p.add_argument("--eval-only", action="store_true", help="evaluation only")
-    p.add_argument("--model-dir", type=str, default="", help="load the model from this directory for eval-only")
-    p.add_argument("--load-epoch", type=int, help="load the model weights of this epoch for evaluation")
-    p.add_argument("--no-train", action="store_true", help="do not call trainer.train()")
-    p.add_argument("--enhanced-base", type=str, default="", help="TaskRes*: enhanced text projection file")
-    p.add_argument("--cache-dir", type=str, default="", help="feature cache folder (FEATURE_CACHE.DIR)")
-    p.add_argument("--no-cache", action="store_true", help="run the image encoder on every batch (original behaviour)")
-    p.add_argument("--reuse", action="store_true",
-                   help="launcher mode: --output-dir names the recipe's run (.../<tag>/seed<S>); a config that differs "
-                        "from the recipe runs in .../<tag>_<8 hex>/seed<S>; a finished run with the same identity is "
-                        "reused, not rerun; a folder holding another identity stops with one line")
-    p.add_argument("opts", default=None, nargs=argparse.REMAINDER, help="modify config options (KEY VALUE pairs)")
-    return p
-
-
-def setup_cfg(args):
-    import datasets
-    import trainers
-    from engine import get_cfg_default
-    from engine.loop import add_loop_config
-
-    cfg = get_cfg_default()
-    add_loop_config(cfg)
-    datasets.add_dataset_config(cfg)
-    trainers.add_trainer_configs(cfg)
-    for label, path in (("dataset config", args.dataset_config_file), ("config", args.config_file)):
-        if path:
-            if not os.path.isfile(path):
-                raise UserError(f"The {label} file {path} does not exist")
-            try:
-                cfg.merge_from_file(path)
-            except Exception as err:
-                raise UserError(f"Cannot read the {label} file {path}: {err}") from err
-    if args.root:
-        cfg.DATASET.ROOT = args.root
-    if args.output_dir:
-        cfg.OUTPUT_DIR = args.output_dir
-    if args.resume:
-        cfg.RESUME = args.resume
-    if args.seed >= 0:
-        cfg.SEED = args.seed
-    if args.source_domains:
-        cfg.DATASET.SOURCE_DOMAINS = args.source_domains
-    if args.target_domains:
-        cfg.DATASET.TARGET_DOMAINS = args.target_domains
-    if args.transforms:
-        cfg.INPUT.TRANSFORMS = args.transforms
-    if args.trainer:
-        cfg.TRAINER.NAME = args.trainer
-    if args.backbone:
-        cfg.MODEL.BACKBONE.NAME = args.backbone
-    if args.head:
-        cfg.MODEL.HEAD.NAME = args.head
-    if args.enhanced_base:
-        cfg.TRAINER.TaskRes.ENHANCED_BASE = args.enhanced_base
-    if args.cache_dir:
-        cfg.FEATURE_CACHE.DIR = args.cache_dir
-    if args.no_cache:
-        cfg.FEATURE_CACHE.ENABLED = False
-    try:
-        cfg.merge_from_list(args.opts or [])
-    except Exception as err:
-        raise UserError(f"Bad KEY VALUE override {args.opts}: {err}") from err
-    cfg.freeze()
-    return cfg
-
-
 def check_cfg(cfg) -> None:
+    from bookkeeping.config import UserError
     from engine import DATASET_REGISTRY, TRAINER_REGISTRY
 
     if not cfg.TRAINER.NAME:
@@ -118,6 +33,7 @@ def check_cfg(cfg) -> None:
 def check_protocol(cfg) -> None:
     """The evaluation protocol's keys: a known class subset and selection track, and no val-based choice of
     the deployed epoch (``TEST.FINAL_MODEL best_val``) in the validation-free track."""
+    from bookkeeping.config import UserError
     from datasets import check_track
 
     track, classes = cfg.DATASET.TRACK, str(cfg.DATASET.SUBSAMPLE_CLASSES)
@@ -142,14 +58,16 @@ def selection_record(cfg, trainer, eval_only: bool, model_dir: str = "") -> dict
     """
     import json
 
+    import trainers
     from datasets import satisfied_tracks
 
     track = cfg.DATASET.TRACK
+    spec = trainers.method_spec(cfg.TRAINER.NAME)
     read = bool(getattr(trainer, "read_validation", False)) or (not eval_only and cfg.TEST.FINAL_MODEL == "best_val")
-    selects = trainer.spec.selects_on_val
+    selects = spec.selects_on_val
     record = {"classes": str(cfg.DATASET.get("SUBSAMPLE_CLASSES", "all")).lower(), "track": track,
               "read_validation": read, "tracks": satisfied_tracks(track, read, selects),
-              "class_agnostic": trainer.spec.class_agnostic,
+              "class_agnostic": spec.class_agnostic,
               "selection_data": getattr(trainer, "selection", None)}  # datasets.select_validation's record
     if eval_only and model_dir:
         try:
@@ -166,8 +84,9 @@ def selection_record(cfg, trainer, eval_only: bool, model_dir: str = "") -> dict
     return record
 
 
-def write_metrics(cfg, trainer, wall_s: float, eval_only: bool, identity=None, model_dir: str = "") -> Optional[str]:
-    """Write ``metrics.json``: what ran, its result, and its identity (``fingerprint``, ``recipe``, ``modified``).
+def write_metrics(cfg, trainer, timings: dict, eval_only: bool, identity=None, model_dir: str = "") -> Optional[str]:
+    """Write ``metrics.json``: what ran, its result, its identity (``schema``, ``fingerprint``, ``recipe``,
+    ``modified``, ``result_name``, ``label``, ...) and its ``timings`` (with the closing line's ``phases``).
 
     Training-free methods (zero-shot, linear probe, Tip-Adapter) record no epochs: the file says what the
     run did, not what the config happened to hold. ``shots`` is ``DATASET.NUM_SHOTS`` as asked (zero-shot
@@ -179,7 +98,8 @@ def write_metrics(cfg, trainer, wall_s: float, eval_only: bool, identity=None, m
     results = getattr(trainer, "last_results", None)
     if not results:
         return None
-    training_free = trainer.spec.training_free or trainers.method_spec(cfg.TRAINER.NAME).shot_free
+    spec = trainers.method_spec(cfg.TRAINER.NAME)
+    training_free = spec.training_free or spec.shot_free
     metrics = {
         "method": cfg.TRAINER.NAME,
         "dataset": cfg.DATASET.NAME,
@@ -200,7 +120,7 @@ def write_metrics(cfg, trainer, wall_s: float, eval_only: bool, identity=None, m
         **selection_record(cfg, trainer, eval_only, model_dir),
         # How training views were made: paper_protocol is False in fast mode (FEATURE_CACHE.NUM_VIEWS k).
         "feature_cache_info": dict(getattr(trainer, "cache_info", {}) or {}),
-        "timings": dict(getattr(trainer, "timings", {}), wall_s=wall_s),
+        "timings": timings,
         "extra": trainer.metrics_extra() if hasattr(trainer, "metrics_extra") else {},
     }
     path = os.path.join(cfg.OUTPUT_DIR, "metrics.json")
@@ -220,8 +140,8 @@ def _finalize_cfg(cfg, output_dir: str):
     return cfg
 
 
-def _describe(cfg) -> str:
-    shots = "zero-shot" if cfg.TRAINER.NAME in ("ZeroshotCLIP", "ZeroshotCLIP2") else f"{cfg.DATASET.NUM_SHOTS}-shot"
+def _describe(cfg, identity) -> str:
+    shots = "zero-shot" if identity.spec.shot_free else f"{cfg.DATASET.NUM_SHOTS}-shot"
     return (f"{cfg.TRAINER.NAME} {cfg.DATASET.NAME} {shots} seed {cfg.SEED}, backbone "
             f"{os.path.basename(cfg.MODEL.BACKBONE.NAME)}")
 
@@ -236,16 +156,25 @@ def _previous_results(folder: str) -> dict:
 
 def run(args) -> dict:
     """Resolve the run's folder from its identity, hold the folder's lock, then run (or reuse) it."""
+    from bookkeeping.config import UserError, eval_of, setup_cfg
+    from bookkeeping.folders import (
+        clear_failed,
+        folder_state,
+        mark_failed,
+        read_metrics,
+        run_folder,
+        run_lock,
+    )
+    from bookkeeping.identity import identify
+    from engine import ENGINE_NAME, RunInterrupted, setup_logger
+
     start = time.time()
     cfg = setup_cfg(args)
-    from engine import RunInterrupted, setup_logger
-    from engine.identity import clear_failed, mark_failed, run_lock
-    from scripts.reproduce.runs import eval_of, folder_state, identify, run_folder
-
     check_cfg(cfg)
     setup_logger(None)  # the console, until the run's folder is known
-    identity = identify(cfg, eval_of(args))
-    folder = run_folder(cfg, identity, eval_of(args) is not None) if args.reuse else cfg.OUTPUT_DIR
+    source = read_metrics(args.model_dir) if args.eval_only and args.model_dir else None
+    identity = identify(cfg, ENGINE_NAME, eval_of(args), source)
+    folder = run_folder(cfg, identity, args.eval_only) if args.reuse else cfg.OUTPUT_DIR
     cfg = _finalize_cfg(cfg, os.path.abspath(folder) if folder else folder)
     with run_lock(cfg.OUTPUT_DIR):
         state, why = folder_state(cfg.OUTPUT_DIR, identity)
@@ -267,16 +196,39 @@ def run(args) -> dict:
             raise
 
 
+def phases(timings: dict, wall_s: float, before_train: dict) -> dict:
+    """The run's wall time split into disjoint phases, from the trainer's ``timings``: loading the backbone,
+    extracting features (any split), training (``train_s`` less the extraction and evaluation inside it),
+    evaluation, and the rest (reading data, building the model, writing files)."""
+    def evaluation(t: dict) -> float:
+        return sum(v for k, v in t.items() if k.startswith("eval_") and k.endswith("_s"))
+
+    out = {"backbone_s": timings.get("load_backbone_s", 0.0), "extraction_s": timings.get("extract_s", 0.0),
+           "training_s": max(0.0, timings.get("train_s", 0.0)
+                             - (timings.get("extract_s", 0.0) - before_train.get("extract_s", 0.0))
+                             - (evaluation(timings) - evaluation(before_train))),
+           "evaluation_s": evaluation(timings)}
+    out["other_s"] = max(0.0, wall_s - sum(out.values()))
+    return {k: round(v, 3) for k, v in out.items()}
+
+
+def closing_line(wall_s: float, split: dict) -> str:
+    names = {"backbone_s": "backbone", "extraction_s": "extraction", "training_s": "training",
+             "evaluation_s": "evaluation", "other_s": "other"}
+    return (f"Wall time {datetime.timedelta(seconds=round(wall_s))} ({wall_s:.1f}s): "
+            + ", ".join(f"{names[k]} {v:.1f}s" for k, v in split.items()))
+
+
 def _run(cfg, args, identity, start: float) -> dict:
+    from bookkeeping.identity import describe_deviation
     from engine import ENGINE_NAME, build_trainer, collect_env_info, set_random_seed, setup_logger
-    from engine.identity import describe_deviation
 
     if cfg.SEED >= 0:
         set_random_seed(cfg.SEED)
     # Under Dassl, its own messages are printed: copy them into log.txt beside ours. Records marked
     # file_only (engine, environment, config) go to log.txt, not the console.
     setup_logger(cfg.OUTPUT_DIR, tee_prints=ENGINE_NAME == "dassl")
-    logger.info("[run] %s -> %s", _describe(cfg), cfg.OUTPUT_DIR)
+    logger.info("[run] %s -> %s", _describe(cfg, identity), cfg.OUTPUT_DIR)
     if identity.deviation:
         logger.info("      modified run (%s): %s", identity.variant, describe_deviation(identity.deviation))
     file_only = {"file_only": True}
@@ -288,22 +240,27 @@ def _run(cfg, args, identity, start: float) -> dict:
         f.write(cfg.dump())
     logger.info("Config (also in config.yaml):\n%s", cfg.dump(), extra=file_only)
     trainer = build_trainer(cfg)
+    before_train = dict(getattr(trainer, "timings", {}))
     if args.eval_only:
         if trainer.get_model_names():
             trainer.load_model(args.model_dir, epoch=args.load_epoch)
         trainer.test()
     elif not args.no_train:
         trainer.train()
-    path = write_metrics(cfg, trainer, time.time() - start, args.eval_only, identity,
-                         args.model_dir if args.eval_only else "")
+    wall_s = time.time() - start
+    timings = dict(getattr(trainer, "timings", {}), wall_s=wall_s)
+    timings["phases"] = phases(timings, wall_s, before_train)
+    path = write_metrics(cfg, trainer, timings, args.eval_only, identity, args.model_dir if args.eval_only else "")
     results = getattr(trainer, "last_results", {})
     if path:
         logger.info("Result: %.2f%% accuracy; metrics in %s", results["accuracy"], path)
+    logger.info("%s", closing_line(wall_s, timings["phases"]))
     return results
 
 
 # Errors whose message is enough for the user: printed as one line, no traceback.
 def _user_facing_errors():
+    from bookkeeping.config import UserError
     from engine import CheckpointError, CorruptImageError, EngineUnavailableError
     from features import FeatureCacheError
     from trainers.backbone import BackboneError
@@ -332,16 +289,17 @@ def one_line(err: BaseException) -> str:
 
 def main(argv: Optional[List[str]] = None) -> dict:
     """Entry point callable from tests: ``main(["--root", ..., "--trainer", "TaskRes", ...])``."""
-    args = build_parser().parse_args(argv)
     try:
         errors = _user_facing_errors()
     except Exception as err:  # e.g. TASKRES_ENGINE=dassl without Dassl fails at `import engine`
         if type(err).__name__ in ("EngineUnavailableError", "MethodModuleError"):  # one line naming the problem
             raise SystemExit(f"error: {err}") from None
         raise
+    from bookkeeping.config import build_parser, in_user_terms
     from engine import RunInterrupted
     from engine.loop import stop_on_signals
 
+    args = build_parser().parse_args(argv)
     try:
         with stop_on_signals():
             return run(args)
@@ -351,7 +309,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
         raise SystemExit(130) from None
     except errors as err:
         logging.getLogger("train").debug("user error", exc_info=True)
-        raise SystemExit(f"error: {one_line(err)}") from None
+        raise SystemExit(f"error: {in_user_terms(one_line(err))}") from None
 
 
 if __name__ == "__main__":

@@ -148,9 +148,9 @@ def coop_text(clip, classes: int, steps: int) -> Dict:
 
 
 def grid_views(backbone: str = "RN50") -> Dict:
+    from bookkeeping.recipes import PAPER_METHODS
     from scripts.reproduce.cost import cell_configs, grid_cost
     from scripts.reproduce.planning import GridRequest, plan_runs
-    from scripts.reproduce.recipes import PAPER_METHODS
 
     datasets = sorted(f[:-5] for f in os.listdir(os.path.join(REPO, "configs", "datasets"))
                       if f.endswith(".yaml") and not f.startswith("imagenet_") and f != "imagenetv2.yaml")

@@ -1,11 +1,13 @@
 """Checkpoints in Dassl's layout: ``<dir>/<model>/model.pth.tar-<epoch>`` plus a ``checkpoint`` file
 naming the latest one. Files are written atomically and load with ``weights_only=True``."""
+import hashlib
 import io
 import logging
 import os
 import pickle
 import shutil
 from collections import OrderedDict
+from typing import Dict, Iterable, Mapping
 
 import torch
 
@@ -13,6 +15,40 @@ from engine.errors import CheckpointError
 from engine.fileio import atomic_write
 
 logger = logging.getLogger(__name__)
+
+# The engine's keys that never change what is trained: where things live, how often to print or save, how the
+# model is evaluated. A trainer adds its own (``TrainingLoop.resume_ignored_keys``).
+RESUME_IGNORED_KEYS = ("OUTPUT_DIR", "RESUME", "VERBOSE", "USE_CUDA", "DATASET.ROOT", "DATALOADER.NUM_WORKERS",
+                       "TRAIN.PRINT_FREQ", "TRAIN.CHECKPOINT_FREQ", "TRAIN.RESUME_SAVE_S", "TEST")
+
+
+def flatten_config(cfg, ignore: Iterable[str] = ()) -> Dict[str, str]:
+    """``{"OPTIM.LR": "0.002", ...}``: every leaf of a (yacs) config as ``repr``, minus the keys or nodes in ``ignore``."""
+    ignore = tuple(ignore)
+    flat: Dict[str, str] = {}
+
+    def walk(node, prefix: str) -> None:
+        for key, value in node.items():
+            name = f"{prefix}{key}"
+            if any(name == k or name.startswith(k + ".") for k in ignore):
+                continue
+            if hasattr(value, "items"):
+                walk(value, name + ".")
+            else:
+                flat[name] = repr(value)
+
+    walk(cfg, "")
+    return flat
+
+
+def fingerprint(flat: Mapping[str, str], length: int = 16) -> str:
+    """A stable hex digest of a flattened config (order-free)."""
+    return hashlib.sha256(repr(sorted(flat.items())).encode()).hexdigest()[:length]
+
+
+def config_fingerprint(cfg, ignore: Iterable[str]) -> str:
+    """Hash of the config minus ``ignore``: a checkpoint is resumed only under the same value."""
+    return fingerprint(flatten_config(cfg, ignore))
 
 
 def save_checkpoint(state: dict, save_dir: str, is_best: bool = False, remove_module_from_keys: bool = True,

@@ -31,10 +31,9 @@ from typing import Dict, Iterator, Optional
 import numpy as np
 import torch
 
-from engine.checkpoint import load_checkpoint, save_checkpoint
+from engine.checkpoint import RESUME_IGNORED_KEYS, config_fingerprint, load_checkpoint, save_checkpoint
 from engine.errors import CheckpointError, RunInterrupted
 from engine.fileio import atomic_write
-from engine.identity import config_fingerprint
 from engine.logs import progress_bar
 
 logger = logging.getLogger(__name__)
@@ -118,9 +117,17 @@ class TrainingLoop:
     _bar = None  # the training progress bar while ``train`` runs
 
     # ---- hooks for trainers ---------------------------------------------------------------
+    def resume_ignored_keys(self) -> tuple:
+        """Config keys that never change what is trained (a resumed checkpoint may differ in them): the engine's;
+        a trainer adds those of its own layers and methods."""
+        return RESUME_IGNORED_KEYS
+
+    def resume_fingerprint(self) -> str:
+        return config_fingerprint(self.cfg, self.resume_ignored_keys())
+
     def checkpoint_metadata(self) -> dict:
         """Extra entries saved in every checkpoint; trainers add method/backbone/classnames."""
-        return {"config_fingerprint": config_fingerprint(self.cfg), "config": self.cfg.dump()}
+        return {"config_fingerprint": self.resume_fingerprint(), "config": self.cfg.dump()}
 
     def load_state_for_eval(self, name: str, checkpoint: dict) -> None:
         """Load a checkpoint's ``state_dict`` strictly; trainers override to check and adapt layouts."""
@@ -243,7 +250,7 @@ class TrainingLoop:
 
     def _check_fingerprint(self, ckpt: dict, path: str) -> None:
         theirs = ckpt.get("config_fingerprint")
-        if theirs is not None and theirs != config_fingerprint(self.cfg):
+        if theirs is not None and theirs != self.resume_fingerprint():
             raise CheckpointError(f"{path} was written by a run with a different config. Use a new "
                                   "--output-dir, or delete that folder to start over.")
 
@@ -266,7 +273,7 @@ class TrainingLoop:
             })
         return {"epoch": next_epoch, "models": models, "rng": rng_state(), "best_result": self.best_result,
                 "extra": copy.deepcopy(self.extra_resume_state()),
-                "config_fingerprint": config_fingerprint(self.cfg)}
+                "config_fingerprint": self.resume_fingerprint()}
 
     def _write_resume_state(self, snapshot: dict) -> str:
         path = os.path.join(self.output_dir, RESUME_FILE)
@@ -368,9 +375,7 @@ class TrainingLoop:
             else:
                 logger.info("Deploy the last-epoch model")
             self.test()
-        elapsed = str(datetime.timedelta(seconds=round(time.time() - self.time_start)))
-        logger.info("Elapsed: %s", elapsed)
-        self.close_writer()
+        self.close_writer()  # the run's wall time, by phase, is train.py's closing line
 
     def before_epoch(self) -> None:
         pass

@@ -7,7 +7,7 @@ CLIP stands in and the accuracies only show that the pipeline runs (the notice i
 table and written into ``results.md``).
 
 Runs go to ``OUTPUT/runs/<Trainer>/<backbone>_<K>shots_<8 hex>/seed<S>`` through ``train.py --reuse``
-(the launchers' rule, ``scripts/reproduce/runs.py``): a finished run is reused only when its config,
+(the launchers' rule, ``bookkeeping/folders.py``): a finished run is reused only when its config,
 backbone file included, is the one asked for; other shots, another backbone or other views run anew.
 Writes ``results.md`` (the table) and ``results.png`` (accuracy per method).
 

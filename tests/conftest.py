@@ -45,10 +45,10 @@ def train_args(root: str, clip: str, out: str, trainer: str = "TaskRes", dataset
 
 def make_trainer(argv):
     """Build (without training) the trainer a ``train.py`` command line would run, seeded like train.py."""
-    import train
+    from bookkeeping.config import parse
     from engine import build_trainer, set_random_seed
 
-    cfg = train.setup_cfg(train.build_parser().parse_args(argv))
+    cfg = parse(argv)[1]
     if cfg.SEED >= 0:
         set_random_seed(cfg.SEED)
     return build_trainer(cfg)

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 import train
+from bookkeeping.config import build_parser, setup_cfg
 from engine import build_trainer, load_checkpoint, set_random_seed
 from tests.conftest import train_args
 from trainers.tip_adapter import search_grid
@@ -59,7 +60,7 @@ def runs(data_root, tiny_clip, cache_dir, tmp_path_factory):
 
 def build(trainer, root, clip, out, cache_dir, flags=(), opts=(), seed=1):
     """The trainer ``train.main`` would build (same config and seeding), without running it."""
-    cfg = train.setup_cfg(train.build_parser().parse_args(args_for(trainer, root, clip, out, cache_dir,
+    cfg = setup_cfg(build_parser().parse_args(args_for(trainer, root, clip, out, cache_dir,
                                                                    flags=flags, opts=opts, seed=seed)))
     set_random_seed(cfg.SEED)
     return build_trainer(cfg)
@@ -149,7 +150,7 @@ def test_imagenet_selects_on_held_out_train_images(data_root, tiny_clip, cache_d
 def test_tip_adapter_alpha_zero_is_zero_shot(data_root, tiny_clip, cache_dir, tmp_path):
     tip = build("TipAdapter", data_root, tiny_clip, str(tmp_path / "tip"), cache_dir,
                 opts=("TRAINER.TIP_ADAPTER.SEARCH_HP", "False", "TRAINER.TIP_ADAPTER.INIT_ALPHA", "0.0"))
-    cfg = train.setup_cfg(train.build_parser().parse_args(train_args(
+    cfg = setup_cfg(build_parser().parse_args(train_args(
         data_root, tiny_clip, str(tmp_path / "zs"), trainer="ZeroshotCLIP", extra=("--cache-dir", cache_dir))))
     zs = build_trainer(cfg)
     tip.build_cache()

@@ -62,7 +62,7 @@ def test_templates_follow_the_original_policy():
 
 def test_methods_declare_label_and_recipe_in_their_modules():
     import trainers
-    from scripts.reproduce.runs import recipe_argv
+    from bookkeeping.recipes import recipe_argv
 
     assert trainers.method_spec("ZSLP").label == "ZS-LP" and trainers.method_spec("CLAP").label == "CLAP"
     assert trainers.method_spec("TaskRes").table_order == 70 and trainers.method_spec("ZSLP").table_order is None

@@ -58,7 +58,7 @@ def test_trains_end_to_end_and_eval_only_reproduces(data_root, tiny_clip, cache,
 @pytest.mark.slow
 def test_launcher_runs_the_declared_recipe(data_root, tiny_clip, tmp_path):
     import trainers
-    from scripts.reproduce.runs import recipe_argv
+    from bookkeeping.recipes import recipe_argv
 
     assert trainers.method_spec("CoCoOp").label == "CoCoOp"
     argv = recipe_argv("CoCoOp", "imagenet", 16, "ViT-B/16")

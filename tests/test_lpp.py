@@ -116,8 +116,8 @@ def test_last_iteration_option_reads_no_val(data_root, tiny_clip, tmp_path, run)
 
 def test_label_recipe_and_grid_dry_run(tmp_path, tiny_clip, capsys):
     import trainers
+    from bookkeeping.recipes import recipe_argv
     from scripts.reproduce import grid
-    from scripts.reproduce.runs import recipe_argv
 
     assert trainers.method_spec("LPP").label == "LP++"
     argv = recipe_argv("LPP", "imagenet", 16, "ViT-B/16")

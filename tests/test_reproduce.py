@@ -17,9 +17,10 @@ import sys
 import pytest
 
 import trainers
+from bookkeeping import folders
+from bookkeeping.recipes import RecipeError, get_recipe
 from scripts.reproduce import grid
 from scripts.reproduce.execution import OUTPUT_FILE, make_submitit_executor, pool_slots
-from scripts.reproduce.recipes import RecipeError, get_recipe
 from tests.fixtures.synthetic_datasets import write_dataset
 from tools import names
 from tools.aggregate import collect
@@ -205,9 +206,8 @@ def test_taskres_recipe_is_the_launchers(dataset, shots, lr, epochs, alpha):
 @pytest.mark.parametrize("backbone", ["RN50", "RN101", "RN50x16", "/some/where/tiny-vit.pt", "my_clip.pt",
                                       "ViT-B-16:openai", "ViT-B/16", "ViT-L/14@336px"])
 def test_backbone_tag_matches_the_launchers(backbone):
-    shell = subprocess.run(["bash", "-c", 'source scripts/common.sh && backbone_tag "$1"', "_", backbone],
-                           cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
-    assert names.backbone_tag(backbone) == shell
+    # The launchers' folder names come from bookkeeping (python -m bookkeeping recipe --argv).
+    assert names.backbone_tag(backbone) == folders.backbone_tag(backbone)
 
 
 def test_dataset_names_match_the_dataset_configs():

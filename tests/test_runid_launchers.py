@@ -10,9 +10,8 @@ import sys
 import pytest
 
 import train
-from engine.identity import FAILED_FILE
+from bookkeeping.folders import FAILED_FILE, backbone_tag
 from tests.conftest import train_args
-from tools import names
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = "DATALOADER.NUM_WORKERS 0 DATALOADER.TRAIN_X.BATCH_SIZE 8 FEATURE_CACHE.NUM_VIEWS 2 TRAINER.TaskRes.PREC fp32"
@@ -45,14 +44,15 @@ def _metrics(folder):
 @pytest.mark.slow
 def test_an_override_is_a_new_run_and_trailing_pairs_win(data_root, tiny_clip, tmp_path):
     env = _env(data_root, tiny_clip, tmp_path)
-    size = ["INPUT.SIZE", "(32, 32)"]  # after the launcher's own INPUT.SIZE (224 for this checkpoint): it must win
+    size = ["OPTIM.MAX_EPOCH", "1"]  # after the launcher's EPOCHS=2: it must win
     first = _bash(["caltech101", "1", *size], env)
     assert "[run]" in first and "[skip]" not in first
     runs = tmp_path / "caltech101" / "TaskRes"
     [group] = list(runs.iterdir())
     m1 = _metrics(group / "seed1")
-    assert m1["modified"]["INPUT.SIZE"] == ["(224, 224)", "(32, 32)"]
-    assert m1["modified"]["OPTIM.MAX_EPOCH"] == ["100", "2"]
+    # A checkpoint file runs at the side it was trained at (32 px here): that is the recipe, not a change.
+    assert "INPUT.SIZE" not in m1["modified"] and m1["epochs"] == 1
+    assert m1["modified"]["OPTIM.MAX_EPOCH"] == ["100", "1"]
     assert "TRAINER.TaskRes.RESIDUAL_SCALE" not in m1["modified"]
 
     # The README's own example: another alpha is another run, in its own folder, never the old number.
@@ -74,7 +74,7 @@ def test_an_override_is_a_new_run_and_trailing_pairs_win(data_root, tiny_clip, t
     config = run / "config.yaml"
     config.write_text(config.read_text().replace("RESIDUAL_SCALE: 0.5", "RESIDUAL_SCALE: 0.7"))
     metrics = _metrics(run)
-    metrics.pop("fingerprint")  # as a run from before identities were recorded: judged by its config.yaml
+    metrics.pop("fingerprint"), metrics.pop("schema")  # as a run from before identities: judged by its config.yaml
     (run / "metrics.json").write_text(json.dumps(metrics))
     proc = _launch(["caltech101", "1", *size], env)
     out, err = proc.communicate(timeout=600)
@@ -101,17 +101,17 @@ def test_two_concurrent_launches_of_one_run_end_with_one_run(data_root, tiny_cli
 
 @pytest.mark.slow
 def test_a_failed_run_is_marked_failed_and_runs_again(data_root, tiny_clip, tmp_path):
-    clip = tmp_path / "clip" / "later.pt"  # not there yet: the run fails while building its model
-    argv = train_args(data_root, str(clip), str(tmp_path / "runs" / "later_1shots" / "seed1"), shots=1,
+    root = tmp_path / "data"  # no dataset there yet: the run fails while reading it
+    root.mkdir()
+    argv = train_args(str(root), tiny_clip, str(tmp_path / "runs" / "tiny_1shots" / "seed1"), shots=1,
                       extra=["--reuse"])
     with pytest.raises(SystemExit):
         train.main(argv)
-    [folder] = list((tmp_path / "runs").iterdir())  # later_1shots_<hex>: the test's settings modify the recipe
+    [folder] = list((tmp_path / "runs").iterdir())  # tiny_1shots_<hex>: the test's settings modify the recipe
     run = folder / "seed1"
     assert (run / FAILED_FILE).is_file() and not (run / "metrics.json").exists()
-    assert "later.pt" in (run / FAILED_FILE).read_text()
-    clip.parent.mkdir()
-    shutil.copy(tiny_clip, clip)
+    assert "caltech-101" in (run / FAILED_FILE).read_text()
+    shutil.copytree(os.path.join(data_root, "caltech-101"), root / "caltech-101")
     result = train.main(argv)
     assert "reused" not in result and (run / "metrics.json").is_file() and not (run / FAILED_FILE).exists()
     assert train.main(argv)["reused"] is True
@@ -134,11 +134,43 @@ def test_console_is_quiet_and_workers_fit_the_machine(data_root, tiny_clip, tmp_
     assert "worker processes" not in console  # torch's "DataLoader will create N worker processes" warning
 
 
-def test_runs_plan_and_recipe_cli_agree_with_the_launchers(tiny_clip):
-    from scripts.reproduce.runs import recipe_argv
+def test_recipe_cli_prints_one_pasteable_command_and_the_launchers_format(tiny_clip):
+    import shlex
 
-    cli = subprocess.run([sys.executable, "-m", "scripts.reproduce.runs", "recipe", "TaskRes", "imagenet", "16"],
-                         cwd=REPO, capture_output=True, text=True, check=True).stdout.splitlines()
-    assert cli == recipe_argv("TaskRes", "imagenet", 16, "RN50")
-    assert cli[cli.index("OPTIM.LR") + 1] == "0.0002" and cli[cli.index("OPTIM.MAX_EPOCH") + 1] == "200"
-    assert names.backbone_tag(tiny_clip) == "tiny_vit"
+    from bookkeeping.recipes import recipe_argv
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "bookkeeping", "recipe", *args], cwd=REPO, capture_output=True,
+                              text=True, check=True).stdout
+
+    line = cli("TaskRes", "imagenet", "16")
+    [command] = line.splitlines()
+    words = shlex.split(command)
+    assert words[:2] == ["python", "train.py"] and words[-len(recipe_argv("TaskRes", "imagenet", 16, "RN50")):] \
+        == recipe_argv("TaskRes", "imagenet", 16, "RN50")
+    assert words[words.index("OPTIM.LR") + 1] == "0.0002" and words[words.index("INPUT.SIZE") + 1] == "(224, 224)"
+    tag, *argv = cli("--argv", "TaskRes", "imagenet", "16", "--epochs", "3").splitlines()
+    assert tag == "rn50_16shots" and argv == recipe_argv("TaskRes", "imagenet", 16, "RN50") + ["OPTIM.MAX_EPOCH", "3"]
+    # A checkpoint file runs at the image side it was trained at (the tiny CLIP's 32 px), as its recipe.
+    tag, *argv = cli("--argv", "TaskRes", "imagenet", "16", "--backbone", tiny_clip).splitlines()
+    assert tag == "tiny_vit_16shots" and argv[-1] == "(32, 32)" and backbone_tag(tiny_clip) == "tiny_vit"
+
+
+def test_a_misspelt_key_is_one_line_naming_the_launchers_variables(data_root, tiny_clip, tmp_path):
+    env = _env(data_root, tiny_clip, tmp_path)
+    proc = subprocess.run(["bash", "scripts/taskres/main.sh", "caltech101", "1", "OPTIM.MAX_EPOCHS", "3"], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2
+    [line] = proc.stderr.strip().splitlines()
+    assert line == "error: Unknown config key OPTIM.MAX_EPOCHS (did you mean OPTIM.MAX_EPOCH?)"
+
+
+
+def test_messages_name_the_launchers_variables_under_a_launcher(monkeypatch):
+    from bookkeeping.config import LAUNCHER_ENV, in_user_terms
+
+    message = "trained with backbone RN101; pass --backbone RN101. Datasets root '' is not a folder; pass --root (see X)"
+    assert in_user_terms(message) == message
+    monkeypatch.setenv(LAUNCHER_ENV, "1")
+    assert in_user_terms(message) == ("trained with backbone RN101; pass BACKBONE=RN101. Datasets root '' is not a "
+                                      "folder; pass DATA (see X)")

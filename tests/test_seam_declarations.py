@@ -8,8 +8,7 @@ import pytest
 import torch
 
 import trainers
-from scripts.reproduce.recipes import PAPER_METHODS, RECIPES, get_recipe
-from scripts.reproduce.runs import recipe_argv
+from bookkeeping.recipes import PAPER_METHODS, RECIPES, get_recipe, recipe_argv
 from trainers.base import ClipTrainer
 from trainers.spec import CacheRequest, KeyViews, SpecError, declare
 

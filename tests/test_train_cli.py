@@ -112,8 +112,13 @@ def test_unreadable_config_and_bad_override(data_root, tiny_clip, tmp_path):
     argv[argv.index("--config-file") + 1] = str(bad)
     with pytest.raises(SystemExit, match="Cannot read the config file"):
         train.main(argv)
-    with pytest.raises(SystemExit, match="Bad KEY VALUE override"):
+    with pytest.raises(SystemExit, match=r"^error: Unknown config key OPTIM.NO_SUCH_KEY$"):
         train.main(train_args(data_root, tiny_clip, str(tmp_path / "o2")) + ["OPTIM.NO_SUCH_KEY", "1"])
+    # A misspelt key: one line with the nearest key, not the recipe's whole override list.
+    with pytest.raises(SystemExit, match=r"^error: Unknown config key OPTIM.MAX_EPOCHS \(did you mean OPTIM.MAX_EPOCH\?\)$"):
+        train.main(train_args(data_root, tiny_clip, str(tmp_path / "o2")) + ["OPTIM.MAX_EPOCHS", "3"])
+    with pytest.raises(SystemExit, match=r"^error: Bad value for OPTIM.MAX_EPOCH: 'many'"):
+        train.main(train_args(data_root, tiny_clip, str(tmp_path / "o2")) + ["OPTIM.MAX_EPOCH", "many"])
 
 
 def test_missing_dataset_folder_names_the_path(tiny_clip, tmp_path):

@@ -278,6 +278,16 @@ def _read_checkpoint_file(path: str) -> dict:
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 
+def checkpoint_image_size(path: str) -> int:
+    """The image side a CLIP checkpoint file was trained at, from its position embeddings (ViT: grid x patch;
+    ResNet: the attention pool's grid x 32)."""
+    sd = _read_checkpoint_file(path)
+    if "visual.proj" in sd:
+        grid = round((sd["visual.positional_embedding"].shape[0] - 1) ** 0.5)
+        return grid * int(sd["visual.conv1.weight"].shape[-1])
+    return round((sd["visual.attnpool.positional_embedding"].shape[0] - 1) ** 0.5) * 32
+
+
 def _build_from_state_dict(state_dict: dict, precision: str, input_size: Optional[int]) -> nn.Module:
     from open_clip.model import build_model_from_openai_state_dict
 

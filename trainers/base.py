@@ -43,6 +43,10 @@ from trainers.spec import SPEC_FIELDS, MethodSpec, SpecError
 
 logger = logging.getLogger(__name__)
 
+# The feature cache's keys that change where and how fast features are made, never what they are.
+CACHE_LAUNCH_KEYS = ("FEATURE_CACHE.DIR", "FEATURE_CACHE.BATCH_SIZE", "FEATURE_CACHE.NUM_WORKERS",
+                     "FEATURE_CACHE.MAX_GB")
+
 
 def validation_items(trainer, paper: str = "dassl_val") -> List:
     """The items a method may select hyper-parameters or epochs on, never test: the only way a trainer gets them.
@@ -399,6 +403,15 @@ class ClipTrainer(*_TRAINER_BASES):
         self._train_s_before = float(timings.get("train_s", 0.0))
         self.timings["epochs_s"] = float(timings.get("epochs_s", 0.0))
         self.timings["epochs_run"] = int(timings.get("epochs_run", 0))
+
+    def resume_ignored_keys(self) -> tuple:
+        """Besides the engine's: the cache's launch keys, the other methods' config nodes (a method added later
+        must not stop a resume) and this method's launch-only keys."""
+        from trainers import spec_of  # trainers/__init__ imports this module
+
+        spec = spec_of(type(self))
+        others = tuple(f"TRAINER.{k}" for k in self.cfg.TRAINER if k not in ("NAME", spec.config_node))
+        return super().resume_ignored_keys() + CACHE_LAUNCH_KEYS + others + spec.launch_only_keys
 
     # ---- checkpoints ---------------------------------------------------------------------------
     def checkpoint_metadata(self) -> dict:

@@ -199,11 +199,10 @@ def format_cost(cost: Dict, backbone: str, throughput: Optional[float] = None, s
 
 
 def cell_configs(cells) -> List:
-    """Merged configs of grid cells (``train.setup_cfg`` on each cell's arguments; no data read)."""
-    import train
+    """Merged configs of grid cells (``bookkeeping.config.parse`` on each cell's arguments; no data read)."""
+    from bookkeeping.config import parse
 
-    parser = train.build_parser()
-    return [train.setup_cfg(parser.parse_args(list(c.argv))) for c in cells]
+    return [parse(list(c.argv))[1] for c in cells]
 
 
 def grid_summary(cells, cache_dir: str, throughput: Optional[float] = None) -> str:

@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import datasets
-import train
 import trainers
 
 # The run bookkeeping (identity, folders, recipe arguments): imported here only, so it is repointed in one place.
-from scripts.reproduce.recipes import PAPER_METHODS, REPO_ROOT, RecipeError  # noqa: F401  (PAPER_METHODS: the CLI)
-from scripts.reproduce.runs import eval_of, folder_state, identify, recipe_argv, run_folder
-from tools.names import backbone_tag
+from bookkeeping.config import UserError, eval_of, parse
+from bookkeeping.folders import backbone_tag, folder_state, run_folder
+from bookkeeping.identity import identify
+from bookkeeping.recipes import PAPER_METHODS, REPO_ROOT, RecipeError, recipe_argv  # noqa: F401  (PAPER_METHODS: the CLI)
+from engine import ENGINE_NAME
 
 SOURCE_DATASET = "imagenet"  # cross-dataset and domain generalisation train here
 TRACKS, DEFAULT_TRACK = datasets.TRACKS, datasets.DEFAULT_TRACK
@@ -263,12 +264,12 @@ def resolve_cell(cell: Cell) -> Cell:
     """
     argv = [os.path.join(REPO_ROOT, a) if a.startswith("configs/") else a for a in cell.argv]
     try:
-        args = train.build_parser().parse_args(argv)
-        cfg = train.setup_cfg(args)
-    except train.UserError as err:
+        args, cfg = parse(argv)
+        source = read_metrics(args.model_dir) if args.eval_only and args.model_dir else None
+        ident = identify(cfg, ENGINE_NAME, eval_of(args), source)
+    except UserError as err:
         raise GridError(f"{cell.name}: {err}") from None
-    ident = identify(cfg, eval_of(args))
-    folder = run_folder(cfg, ident, eval_of(args) is not None)
+    folder = run_folder(cfg, ident, args.eval_only)
     state, why = folder_state(folder, ident)
     if state == "conflict":
         raise GridError(why)

@@ -14,8 +14,7 @@ require_data; check_dataset "$DATASET"; check_shots "$SHOTS"
 
 load_recipe TaskResEnhancedBase "$DATASET" "$SHOTS"
 [ -n "${LR:-}" ] && LAUNCH_OPTS+=(OPTIM.LR "$LR")
-[ -n "${EPOCHS:-}" ] && LAUNCH_OPTS+=(OPTIM.MAX_EPOCH "$EPOCHS")
-run_seeds "$DATASET" TaskResEnhancedBase "$(backbone_tag "$BACKBONE")_${SHOTS}shots" "$@"
+run_seeds "$DATASET" TaskResEnhancedBase "$TAG" "$@"
 BASES="$(dirname "${RUN_DIRS[0]}")/seed{seed}/enhanced_base.pth.tar"
 echo "Enhanced bases: $BASES"
 echo "TaskRes*: ENHANCED_BASE='$BASES' DATA=$DATA bash scripts/taskres/main.sh $DATASET $SHOTS"

@@ -16,9 +16,7 @@ for target in "${TARGETS[@]}"; do check_dataset "$target"; done
 
 # The trained runs, found as main.sh names them.
 load_recipe TaskRes "$DATASET" "$SHOTS"
-[ -n "${EPOCHS:-}" ] && LAUNCH_OPTS+=(OPTIM.MAX_EPOCH "$EPOCHS")
-TAG="$(backbone_tag "$BACKBONE")_${SHOTS}shots"
-if [ -n "${ENHANCED_BASE:-}" ]; then FLAGS+=(--enhanced-base "$ENHANCED_BASE"); TAG="${TAG}_enhanced"; fi
+[ -n "${ENHANCED_BASE:-}" ] && FLAGS+=(--enhanced-base "$(abspath "$ENHANCED_BASE")")
 launch_argv "$DATASET" TaskRes "$TAG"
 plan_seeds
 RUNS=()
@@ -28,7 +26,6 @@ for line in "${PLAN[@]}"; do
   RUNS+=("$run")
 done
 
-TRAIN_OPTS=("${LAUNCH_OPTS[@]}")
 for target in "${TARGETS[@]}"; do
   load_recipe TaskRes "$target" "$SHOTS"
   for run in "${RUNS[@]}"; do
@@ -40,7 +37,7 @@ for target in "${TARGETS[@]}"; do
           DATALOADER.TEST.BATCH_SIZE 1000)
     [ -n "${INPUT_SIZE:-}" ] && args+=(INPUT.SIZE "($INPUT_SIZE, $INPUT_SIZE)")
     # shellcheck disable=SC2206
-    args+=("${TRAIN_OPTS[@]}" ${EXTRA_OPTS:-})
+    args+=(${EXTRA_OPTS:-})
     (cd "$REPO_ROOT" && "$PYTHON" train.py "${args[@]}")
   done
 done

@@ -1,0 +1,138 @@
+"""Where a run goes, and whether a folder may run it, reuse it, or must refuse it; the folder's lock and FAILED mark.
+
+A launcher names the recipe's run, ``OUTPUT/<dataset>/<Trainer>/<backbone>_<K>shots/seed<S>``. ``run_folder``
+adds, in this order: a result variant's suffix (TaskRes*: ``_enhanced``), the protocol's (``_base``/``_new``
+for a class subset; the track for a method that selects on val, off the default track), and 8 hex naming how
+the config differs from the recipe (every seed of one modification shares that folder). A folder holding a
+finished run is reused only when the run's identity is the request's; another identity stops the request.
+"""
+import ast
+import json
+import logging
+import os
+from contextlib import contextmanager
+from typing import Iterator, Optional, Tuple
+
+from bookkeeping.identity import RunIdentity, describe_deviation, deviation, stored_flat
+from datasets import DEFAULT_TRACK
+from engine.checkpoint import fingerprint
+from engine.fileio import LockBusy, cluster_lock
+
+logger = logging.getLogger(__name__)
+
+LOCK_FILE = ".lock"
+FAILED_FILE = "FAILED"
+_LOCK_LIFETIME_S = 600.0   # a lock not refreshed for this long (a dead node) may be broken
+_REFRESH_EVERY_S = 60.0
+RunLocked = LockBusy  # another process holds the run folder's lock (raised only when not waiting)
+
+
+def backbone_tag(backbone: str) -> str:
+    """Folder-safe backbone name: ``RN50`` -> ``rn50``, ``ViT-B/16`` -> ``vit_b16``, ``/path/my-clip.pt`` -> ``my_clip``."""
+    name = backbone
+    if os.path.isfile(name) or name.endswith((".pt", ".pth")):
+        name = os.path.splitext(os.path.basename(name))[0]
+    name = name.lower().replace("/", "")
+    for ch in ":@-":
+        name = name.replace(ch, "_")
+    while "__" in name:
+        name = name.replace("__", "_")
+    return name
+
+
+def protocol_suffix(classes: str, track: str, selects_on_val: bool) -> str:
+    """``_base``/``_new`` for a class subset; ``_<track>`` for a selecting method's run off the default track."""
+    suffix = f"_{classes}" if classes and classes != "all" else ""
+    if track and track != DEFAULT_TRACK and selects_on_val:
+        suffix += f"_{track}"
+    return suffix
+
+
+def _suffixed(run_dir: str, suffix: str) -> str:
+    """``.../<tag>/seed1`` -> ``.../<tag><suffix>/seed1`` (idempotent)."""
+    parent, leaf = os.path.split(os.path.normpath(run_dir))
+    if suffix and not parent.endswith(suffix):
+        parent += suffix
+    return os.path.join(parent, leaf)
+
+
+def run_folder(cfg, ident: RunIdentity, evaluation: bool = False) -> str:
+    """Where ``train.py --reuse`` runs: the launcher's folder named for the variant, the protocol, the deviation.
+    An evaluation's folder is given in full (``<run>/eval_<x>``)."""
+    folder = cfg.OUTPUT_DIR
+    if not evaluation:
+        folder = _suffixed(folder, ident.result.folder_suffix if ident.result else "")
+        folder = _suffixed(folder, protocol_suffix(str(cfg.DATASET.SUBSAMPLE_CLASSES), str(cfg.DATASET.TRACK),
+                                                   ident.spec.selects_on_val))
+    return _suffixed(folder, "_" + ident.variant if ident.variant else "")
+
+
+def read_metrics(folder: str) -> Optional[dict]:
+    try:
+        with open(os.path.join(folder, "metrics.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def folder_state(folder: str, ident: RunIdentity) -> Tuple[str, str]:
+    """("run" | "done" | "conflict", why): may this request run in ``folder``, or reuse what is there?
+
+    A run of schema 2 is compared by its recorded fingerprint; an older one (no ``schema``) by its identity
+    recomputed from its ``config.yaml`` and recorded engine.
+    """
+    metrics = read_metrics(folder)
+    if metrics is None:
+        return "run", ""
+    engine = ast.literal_eval(ident.flat["ENGINE"])
+    try:
+        stored = stored_flat(folder, metrics, engine)
+    except Exception as err:  # yacs/yaml: a config.yaml this version cannot read
+        return "conflict", (f"{folder} holds a finished run whose config.yaml cannot be read ({err}); move or delete "
+                            "that folder, or pick another OUTPUT")
+    if stored is not None:
+        stored.update({k: v for k, v in ident.flat.items() if k.startswith("EVAL.")})
+    theirs = metrics.get("fingerprint") if metrics.get("schema") else (fingerprint(stored) if stored else None)
+    if theirs == ident.fingerprint:
+        return "done", "finished, same config"
+    diff = deviation({k: v for k, v in ident.flat.items() if not k.startswith("EVAL.")},
+                     {k: v for k, v in (stored or {}).items() if not k.startswith("EVAL.")})
+    if set(diff) == {"DATASET.TRACK"}:
+        theirs_track, ours = (ast.literal_eval(v) if v else DEFAULT_TRACK for v in diff["DATASET.TRACK"])
+        return "conflict", (f"{folder} holds a {theirs_track}-track run of {metrics.get('method')} (made before that "
+                            f"track had its own folder); to keep it, move it to {_suffixed(folder, '_' + theirs_track)}"
+                            f"; to replace it, delete it; then run this {ours}-track run again")
+    what = f" (differs in: {describe_deviation({k: (b, a) for k, (a, b) in diff.items()}, limit=4)})" if diff else ""
+    return "conflict", (f"{folder} holds a finished run with another config{what}; move or delete that folder, "
+                        "or pick another OUTPUT, to run this one")
+
+
+@contextmanager
+def run_lock(folder: str, wait: bool = True) -> Iterator[bool]:
+    """Hold ``folder/.lock`` for a run (``engine.fileio.cluster_lock``: safe across processes and NFS nodes).
+
+    Yields True when the lock had to be waited for (another launch of the same run was in progress: check again
+    whether it has finished). A lock left by a dead process on this host is broken at once; one from another
+    host expires 10 minutes after its holder stopped refreshing it. With ``wait=False`` a held lock raises
+    ``RunLocked``.
+    """
+    os.makedirs(folder, exist_ok=True)
+    with cluster_lock(os.path.join(folder, LOCK_FILE), lifetime_s=_LOCK_LIFETIME_S, wait=wait,
+                      refresh_every_s=_REFRESH_EVERY_S, what=folder) as held:
+        yield held.waited
+
+
+def mark_failed(folder: str, message: str) -> None:
+    """Leave ``folder/FAILED`` (the error line): the run is not finished and will run again."""
+    try:
+        with open(os.path.join(folder, FAILED_FILE), "w") as f:
+            f.write(message.strip() + "\n")
+    except OSError:
+        logger.warning("Cannot write %s in %s", FAILED_FILE, folder)
+
+
+def clear_failed(folder: str) -> None:
+    try:
+        os.unlink(os.path.join(folder, FAILED_FILE))
+    except FileNotFoundError:
+        pass

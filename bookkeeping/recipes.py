@@ -1,0 +1,116 @@
+"""Every method's recipe, read from its declaration (``trainers.method_spec``): config file and per-dataset settings.
+
+A recipe is the same for every backbone (each method's declaration cites the original configs it follows),
+except the image side: a backbone runs at the side it was trained at (``input_size``). The launchers, the grid
+and the reference a run is compared with are all built from ``recipe_argv``, so they cannot disagree.
+Config files are checked when a recipe is used (``Recipe.config_path``), not at import.
+"""
+import os
+from dataclasses import dataclass
+from typing import Callable, Dict, Iterator, List, Mapping, MutableMapping, Optional
+
+import trainers
+from trainers.backbone import checkpoint_image_size
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# The backbones the paper (and its configs) report; a run on another backbone is never "recipe".
+PAPER_BACKBONES = ("RN50", "RN101", "ViT-B/32", "ViT-B/16", "RN50x16")
+# The paper's comparison, in table order.
+PAPER_METHODS = ("ZeroshotCLIP", "LinearProbeCLIP", "CoOp", "CLIP_Adapter", "TipAdapter", "TipAdapterF", "TaskRes")
+
+
+class RecipeError(Exception):
+    """A recipe cannot be used (unknown method, missing config file)."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    trainer: str                                   # --trainer (TRAINER.NAME)
+    config: Optional[str]                          # --config-file, relative to the repository root
+    settings: Callable[[str, int], Mapping[str, object]]
+    shot_free: bool = False                        # result independent of shots and seed: one run per dataset
+
+    def tag(self, backbone_tag: str, shots: int) -> str:
+        """The run folder's middle part (``rn50_16shots``, ``rn50_zeroshot``)."""
+        return f"{backbone_tag}_zeroshot" if self.shot_free else f"{backbone_tag}_{shots}shots"
+
+    def config_path(self) -> Optional[str]:
+        """The config file to pass (relative path); ``RecipeError`` when it is missing."""
+        if self.config is None or os.path.isfile(os.path.join(REPO_ROOT, self.config)):
+            return self.config
+        present = sorted(os.listdir(os.path.join(REPO_ROOT, "configs", "trainers")))
+        raise RecipeError(f"{self.trainer}: config file {self.config} does not exist. Trainer configs present: "
+                          f"{', '.join(present) or 'none'}")
+
+    def options(self, dataset: str, shots: int) -> List[str]:
+        """The recipe's ``KEY VALUE`` overrides for one dataset (config name) and shot count."""
+        return [str(x) for kv in dict(self.settings(dataset, shots)).items() for x in kv]
+
+    def epochs(self, dataset: str, shots: int) -> Optional[int]:
+        value = dict(self.settings(dataset, shots)).get("OPTIM.MAX_EPOCH")
+        return None if value is None else int(value)
+
+
+def declared_recipes() -> Dict[str, Recipe]:
+    specs = {name: trainers.method_spec(name) for name in trainers.declared_methods()}
+    return {name: Recipe(name, s.recipe_config, s.recipe or s.settings, s.shot_free)
+            for name, s in specs.items() if s.recipe_config is not None}
+
+
+class _RecipeTable(MutableMapping):
+    """The declared recipes, read at each look-up; assignment adds an entry on top (tests, trying a recipe)."""
+
+    def __init__(self):
+        self._overrides: Dict[str, Recipe] = {}
+
+    def _all(self) -> Dict[str, Recipe]:
+        return {**declared_recipes(), **self._overrides}
+
+    def __getitem__(self, method: str) -> Recipe:
+        return self._all()[method]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def __setitem__(self, method: str, recipe: Recipe) -> None:
+        self._overrides[method] = recipe
+
+    def __delitem__(self, method: str) -> None:
+        if method not in self._overrides:
+            raise KeyError(f"{method} is declared in its module; only added entries can be removed")
+        del self._overrides[method]
+
+
+RECIPES: MutableMapping = _RecipeTable()
+
+
+def get_recipe(method: str) -> Recipe:
+    try:
+        return RECIPES[method]
+    except KeyError:
+        raise RecipeError(f"No recipe for method {method!r}; known: {', '.join(RECIPES)} "
+                          "(declare recipe_config and recipe in its MethodSpec)") from None
+
+
+def input_size(backbone: str) -> int:
+    """The image side a backbone was trained at: read from a checkpoint file, else by name (224 by default)."""
+    if os.path.isfile(backbone):
+        return checkpoint_image_size(backbone)
+    return {"RN50x4": 288, "RN50x16": 384, "RN50x64": 448, "ViT-L/14@336px": 336}.get(backbone, 224)
+
+
+def recipe_argv(method: str, dataset: str, shots: int, backbone: str) -> List[str]:
+    """``train.py`` arguments of the recipe run (without root, seed, output and cache folders); ``dataset`` is a
+    config name (``caltech101``)."""
+    recipe = get_recipe(method)
+    argv = ["--trainer", recipe.trainer, "--dataset-config-file", f"configs/datasets/{dataset}.yaml",
+            "--backbone", backbone]
+    config = recipe.config_path()
+    if config:
+        argv += ["--config-file", config]
+    size = input_size(backbone)
+    return argv + recipe.options(dataset, shots) + ["DATASET.NUM_SHOTS", str(shots), "INPUT.SIZE", f"({size}, {size})"]
