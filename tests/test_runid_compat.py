@@ -13,7 +13,7 @@ from bookkeeping.identity import identify
 from bookkeeping.recipes import recipe_argv
 from datasets import DEFAULT_TRACK
 from engine.checkpoint import fingerprint, flatten_config
-from tests.test_method_plugin import METHOD_FILE
+from tests.test_method_plugin import EXAMPLE, plugin_env
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # What the code before schema 2 left out of a fingerprint (engine/identity.py's LAUNCH_ONLY_KEYS then).
@@ -81,10 +81,8 @@ def test_an_old_selecting_run_from_before_tracks_is_recognised(tmp_path):
 
 
 def _plugin_env(tmp_path):
-    (tmp_path / "plugins").mkdir(exist_ok=True)
-    (tmp_path / "plugins" / "my_probe.py").write_text(METHOD_FILE)
-    return dict(os.environ, PYTHONPATH=f"{tmp_path / 'plugins'}{os.pathsep}{REPO}", TASKRES_METHODS="my_probe",
-                TASKRES_ENGINE="builtin")
+    """The documentation's example method (examples/my_probe.py) added as a plugin."""
+    return plugin_env(os.path.dirname(EXAMPLE))
 
 
 def test_adding_a_method_changes_no_identity(tmp_path):
