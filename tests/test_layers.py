@@ -5,7 +5,6 @@ Every import counts, function-local ones included (a local import hides a cycle,
 """
 import ast
 import os
-import subprocess
 import sys
 from typing import Dict, Iterator, Set, Tuple
 

@@ -221,7 +221,8 @@ def test_dataset_names_match_the_dataset_configs():
 def test_published_numbers_are_complete_and_consistent():
     pub = load_published()
     counts = {t: len(pub.select(t)) for t in ("fewshot", "average", "imagenet", "variants", "backbones")}
-    assert counts == {"fewshot": 198, "average": 103, "imagenet": 27, "variants": 15, "backbones": 4}
+    assert counts == {"fewshot": 198, "average": 108, "imagenet": 27, "variants": 20, "backbones": 4}
+    assert pub.get("ProLIP", names.AVERAGE, 16) == 75.20 and pub.get("ProLIP", "ImageNetR", 16, tables=("variants",)) == 59.56
     assert pub.get("CLIP_LoRA", names.AVERAGE, 16, "ViT-B/16") == 82.89 and pub.get("LPP", names.AVERAGE, 1, "ViT-B/16") == 70.35
     assert pub.get("TaskRes", "EuroSAT", 16) == 83.25 and pub.get("ZeroshotCLIP", "DescribableTextures", 8) == 42.32
     assert pub.get("CoOp", "ImageNet", 4) == 59.99 and pub.get("ZeroshotCLIP2", "ImageNet", 16) == 60.33

@@ -9,7 +9,7 @@ import hashlib
 import logging
 import os
 import warnings
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -99,6 +99,27 @@ class ClipBackbone:
         with _grad_context(grad), self._autocast():
             return self.model.encode_image(images.to(self.device, self.dtype)).float()
 
+    def encode_image_pre_projection(self, images: torch.Tensor, grad: bool = False) -> torch.Tensor:
+        """Image features *before* the encoder's final linear projection (``image_projection``), float32.
+
+        For a method that trains that projection (ProLIP): everything below it is frozen, so these features
+        can be cached. The projection is swapped for the identity during the call (the model is unchanged after).
+        """
+        with _grad_context(grad), self._autocast(), _image_projection_removed(self.model.visual):
+            return self.model.encode_image(images.to(self.device, self.dtype)).float()
+
+    def image_projection(self) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """The image encoder's final projection as ``y = x @ W^T + b``: float32 copies of ``W`` ``[embed, width]``
+        and ``b`` (``None`` for a ViT's bias-free ``proj``; a ResNet's attention-pool ``c_proj`` has one)."""
+        visual = self.model.visual
+        pool = getattr(visual, "attnpool", None)
+        if pool is not None and isinstance(getattr(pool, "c_proj", None), nn.Linear):
+            bias = pool.c_proj.bias
+            return pool.c_proj.weight.detach().float().clone(), None if bias is None else bias.detach().float().clone()
+        if isinstance(getattr(visual, "proj", None), torch.Tensor):
+            return visual.proj.detach().float().t().clone(), None
+        raise BackboneError(f"{self.name}: no final image projection found (a ResNet attnpool.c_proj or a ViT proj)")
+
     def tokenize(self, texts: Sequence[str]) -> torch.Tensor:
         return self.tokenizer(list(texts)).to(self.device)
 
@@ -131,6 +152,64 @@ class ClipBackbone:
                 h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
             self._fingerprint = h.hexdigest()[:16]
         return self._fingerprint
+
+
+@contextlib.contextmanager
+def _image_projection_removed(visual: nn.Module):
+    """The image tower with its final projection replaced by the identity, restored on exit.
+
+    A ResNet's attention pool passes ``c_proj``'s weight and bias to its attention call, so an identity
+    ``Linear`` stands in; a ViT multiplies by ``proj`` only when it is not None.
+    """
+    pool = getattr(visual, "attnpool", None)
+    if pool is not None and isinstance(getattr(pool, "c_proj", None), nn.Linear):
+        saved = pool.c_proj
+        identity = nn.Linear(saved.in_features, saved.in_features).to(saved.weight.device, saved.weight.dtype)
+        nn.init.eye_(identity.weight)
+        nn.init.zeros_(identity.bias)
+        pool.c_proj = identity.requires_grad_(False)
+        try:
+            yield
+        finally:
+            pool.c_proj = saved
+    elif isinstance(getattr(visual, "proj", None), torch.Tensor):
+        saved = visual.proj
+        visual.proj = None
+        try:
+            yield
+        finally:
+            visual.proj = saved
+    else:
+        raise BackboneError("This image encoder has no final projection to remove (a ResNet attnpool.c_proj or a "
+                            "ViT proj); pre-projection features need an OpenAI-style CLIP image tower")
+
+
+class PreProjectionEncoder:
+    """A backbone whose ``encode_image`` gives the features before the image projection (and ``embed_dim`` their
+    width), for the feature cache: same weights, other features, so its own ``name`` and ``fingerprint`` keep
+    the cache's entries apart. Everything else is the backbone's."""
+
+    def __init__(self, backbone: ClipBackbone):
+        self.backbone = backbone
+        self.name = self.name_for(backbone.name)
+
+    @staticmethod
+    def name_for(backbone_name: str) -> str:
+        """The name its cache entries carry (``key["backbone"]``), e.g. for the grid's cost model."""
+        return f"{backbone_name} (pre-projection)"
+
+    def __getattr__(self, attr):
+        return getattr(self.backbone, attr)
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.backbone.image_projection()[0].shape[1])
+
+    def fingerprint(self) -> str:
+        return self.backbone.fingerprint() + "-pre"
+
+    def encode_image(self, images: torch.Tensor, grad: bool = False) -> torch.Tensor:
+        return self.backbone.encode_image_pre_projection(images, grad)
 
 
 _NOTICES_SHOWN = {}

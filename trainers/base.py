@@ -32,7 +32,14 @@ from engine import (
     compute_accuracy,
 )
 from features import FeatureLoader, FeatureSource
-from trainers.backbone import ClipBackbone, autocast_context, grad_scaler, load_backbone, resolve_precision
+from trainers.backbone import (
+    ClipBackbone,
+    PreProjectionEncoder,
+    autocast_context,
+    grad_scaler,
+    load_backbone,
+    resolve_precision,
+)
 from trainers.spec import SPEC_FIELDS, MethodSpec, SpecError
 
 logger = logging.getLogger(__name__)
@@ -100,18 +107,22 @@ class ClipClassifier(nn.Module):
     The backbone is held as a plain attribute, not a submodule, so its weights stay out of the
     head's state dict and checkpoints hold only what the method trains. ``image_adapted``: the method
     trains through the image encoder, so images are encoded with the graph kept and features made by
-    the frozen encoder (the cache) are refused.
+    the frozen encoder (the cache) are refused. ``pre_projection``: the head takes the features before the
+    image projection (a method that trains it), so images are encoded up to there.
     """
 
-    def __init__(self, backbone: ClipBackbone, head: nn.Module, image_adapted: bool = False):
+    def __init__(self, backbone: ClipBackbone, head: nn.Module, image_adapted: bool = False,
+                 pre_projection: bool = False):
         super().__init__()
         self.head = head
         self.__dict__["backbone"] = backbone
         self.image_adapted = image_adapted
+        self.pre_projection = pre_projection
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 4:
-            x = self.backbone.encode_image(x, grad=self.image_adapted)
+            encode = self.backbone.encode_image_pre_projection if self.pre_projection else self.backbone.encode_image
+            x = encode(x, grad=self.image_adapted)
         elif self.image_adapted:
             raise RuntimeError("The image encoder is adapted: precomputed image features cannot be used")
         return self.head(x)
@@ -211,14 +222,16 @@ class ClipTrainer(*_TRAINER_BASES):
         self.clip = load_backbone(cfg.MODEL.BACKBONE.NAME, self.device, self.precision, input_size=cfg.INPUT.SIZE[0])
         self.timings["load_backbone_s"] = time.time() - start
         dataset = self.dm.dataset
-        self.feature_source = FeatureSource(cfg, self.clip, dataset, self.timings)
+        pre = self.spec.cache.image_features == "pre_projection"
+        self.feature_source = FeatureSource(cfg, PreProjectionEncoder(self.clip) if pre else self.clip, dataset,
+                                            self.timings)
         # Variants covering a subset of the training classes (ImageNet-A/-R) evaluate a model built for
         # the full class list and keep the logits of their classes.
         self.eval_label_map = getattr(dataset, "label_map_to_train_classes", None)
         self.classnames = list(getattr(dataset, "train_classnames", None) or dataset.classnames)
         self.templates = self.dataset_templates()
         head = self.build_head()
-        self.model = ClipClassifier(self.clip, head, image_adapted=self.image_adapted).to(self.device)
+        self.model = ClipClassifier(self.clip, head, image_adapted=self.image_adapted, pre_projection=pre).to(self.device)
         self.check_trainable(head)
         if self.spec.adapted_encoders:
             self.check_adapted_encoders()

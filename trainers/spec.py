@@ -14,6 +14,7 @@ from typing import Callable, Mapping, Optional, Tuple
 ENCODERS = ("image", "text")
 SPLITS = ("train", "val", "test")
 # How a method's training views are made (``CacheRequest.train_views``).
+IMAGE_FEATURES = ("projected", "pre_projection")
 TRAIN_VIEWS = (
     "epoch",  # one augmented view per image per epoch (the paper's protocol; FEATURE_CACHE.NUM_VIEWS k: k views)
     "pool",   # the method's own fixed pool of ``pool`` augmented views, epoch e trains on view e % pool
@@ -63,18 +64,23 @@ class CacheRequest:
     ``splits``: the splits whose features it reads (test always; val when it evaluates or selects there;
     train for training views or ``keys``). ``train_views``: how its training views are made (``TRAIN_VIEWS``),
     ``pool`` the size of its own pool. ``keys``: extra views with their own augmentation (``KeyViews``).
-    A method that adapts the image encoder reads no image features whatever it declares here.
+    ``image_features``: ``projected`` (CLIP's image features) or ``pre_projection`` (before the image
+    projection, for a method that trains it; cached apart). A method that adapts the image encoder reads no
+    image features whatever it declares here.
     """
 
     splits: Tuple[str, ...] = SPLITS
     train_views: str = "epoch"
     pool: int = 0
     keys: Optional[KeyViews] = None
+    image_features: str = "projected"
 
     def __post_init__(self):
         bad = [s for s in self.splits if s not in SPLITS]
         if bad or "test" not in self.splits:
             raise SpecError(f"CacheRequest.splits: {list(self.splits)} must include 'test' and name only {SPLITS}")
+        if self.image_features not in IMAGE_FEATURES:
+            raise SpecError(f"CacheRequest.image_features must be one of {IMAGE_FEATURES}, not {self.image_features!r}")
         if self.train_views not in TRAIN_VIEWS:
             raise SpecError(f"CacheRequest.train_views must be one of {TRAIN_VIEWS}, not {self.train_views!r}")
         if (self.train_views == "pool") != (self.pool > 0):

@@ -64,6 +64,7 @@ def run_needs(cfg, eval_only: bool = False) -> Tuple[List[Tuple[tuple, int, int]
     import trainers
     from datasets.splits import fewshot_val_per_class
     from engine import build_transform
+    from trainers.backbone import PreProjectionEncoder
 
     name, ds = cfg.TRAINER.NAME, cfg.DATASET.NAME
     if ds not in DATASET_SIZES:
@@ -75,6 +76,8 @@ def run_needs(cfg, eval_only: bool = False) -> Tuple[List[Tuple[tuple, int, int]
     request = spec.cache
     if "image" in spec.adapted_encoders:  # e.g. CLIP-LoRA: encodes every image at every step, as its original
         return [], 0                      # does; neither side of the cache comparison
+    if request.image_features == "pre_projection":  # other features of the same images: entries of their own
+        backbone = PreProjectionEncoder.name_for(backbone)
     subset = str(cfg.DATASET.get("SUBSAMPLE_CLASSES", "all")).lower()
     if subset != "all":  # base-to-novel: the first ceil(n/2) classes, or the rest; test images in proportion
         kept = math.ceil(classes / 2) if subset == "base" else classes - math.ceil(classes / 2)
@@ -117,7 +120,8 @@ def cached_views(cache_dir: str) -> Dict[tuple, int]:
         d = e["describe"]
         if not d:
             continue
-        tfm, ds, bb = d.get("transform"), d.get("dataset"), d.get("backbone")
+        # the key's backbone names pre-projection entries apart (the description's is the run's backbone)
+        tfm, ds, bb = d.get("transform"), d.get("dataset"), e["key"].get("backbone") or d.get("backbone")
         split = d.get("split")
         if split == "test" or (split == "val" and _val_is_test(ds) and e["key"].get("num_items") ==
                                DATASET_SIZES.get(ds, (0, -1))[1]):
