@@ -43,6 +43,27 @@ def train_args(root: str, clip: str, out: str, trainer: str = "TaskRes", dataset
     ]
 
 
+def run_launcher(method: str, dataset: str, shots: int, data_root: str, clip: str, output, extra_opts: str = "",
+                 **env_vars) -> dict:
+    """``scripts/method/main.sh METHOD DATASET SHOTS`` for one seed on the tiny CLIP; the run's metrics.json."""
+    import json
+    import subprocess
+    import sys
+
+    env = dict(os.environ, DATA=data_root, BACKBONE=clip, OUTPUT=str(output), PYTHON=sys.executable, SEEDS="1",
+               TASKRES_ENGINE="builtin", EXTRA_OPTS=f"DATALOADER.NUM_WORKERS 0 {extra_opts}".strip(), **env_vars)
+    if "INPUT_SIZE" not in env_vars:
+        env.pop("INPUT_SIZE", None)
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run(["bash", "scripts/method/main.sh", method, dataset, str(shots)], cwd=repo, env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    [path] = [os.path.join(d, "metrics.json") for d, _, files in os.walk(os.path.join(str(output), dataset, method))
+              if "metrics.json" in files]
+    with open(path) as f:
+        return dict(json.load(f), path=path)
+
+
 def make_trainer(argv):
     """Build (without training) the trainer a ``train.py`` command line would run, seeded like train.py."""
     from bookkeeping.config import parse

@@ -111,8 +111,9 @@ def test_a_run_prints_a_few_lines_and_logs_every_batch(data_root, tiny_clip, tmp
 
     quiet = run("quiet", TASKRES_PROGRESS="1")
     lines = quiet.stdout.splitlines()
-    assert len(lines) <= 5, lines  # [run], modified run, notes (e.g. fast mode), Result
-    assert lines[0].startswith("[run] TaskRes") and lines[-1].startswith("Result: ")
+    assert len(lines) <= 6, lines  # [run], modified run, notes (e.g. fast mode), Result, the wall time by phase
+    assert lines[0].startswith("[run] TaskRes") and lines[-2].startswith("Result: ")
+    assert lines[-1].startswith("Wall time") and "extraction" in lines[-1]
     assert re.search(r"TaskRes: 100%.*3/3 .*loss [\d.]+ acc [\d.]+", quiet.stderr)  # the bar, forced on
 
     verbose = run("verbose", TASKRES_VERBOSE="1", TASKRES_PROGRESS="0")

@@ -1,14 +1,12 @@
 """GDA through the project's entry points: fit from cached views, alpha on val only, tracks, eval-only, launcher."""
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
 
 import train
-from tests.conftest import all_logits, make_trainer, train_args
+from tests.conftest import all_logits, make_trainer, run_launcher, train_args
 from trainers.gda import ALPHA_GRID, VALFREE_ALPHA
 
 CONFIG = "configs/trainers/GDA/rn50.yaml"
@@ -100,18 +98,9 @@ def test_valfree_track_reads_no_val_and_uses_the_fixed_alpha(data_root, tiny_cli
 
 @pytest.mark.slow
 def test_launcher_runs_the_recipe(data_root, tiny_clip, tmp_path):
-    out = tmp_path / "output"
-    env = dict(os.environ, DATA=data_root, BACKBONE=tiny_clip, OUTPUT=str(out), PYTHON=sys.executable, SEEDS="1",
-               TASKRES_ENGINE="builtin", EXTRA_OPTS="DATALOADER.NUM_WORKERS 0 TRAINER.GDA.AUGMENT_EPOCH 2")
-    env.pop("INPUT_SIZE", None)
-    done = subprocess.run(["bash", "scripts/method/main.sh", "GDA", "caltech101", "16"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    [path] = [os.path.join(d, "metrics.json") for d, _, files in os.walk(out / "caltech101" / "GDA")
-              if "metrics.json" in files]
-    metrics = json.loads(open(path).read())
+    metrics = run_launcher("GDA", "caltech101", 16, data_root, tiny_clip, tmp_path / "output", "TRAINER.GDA.AUGMENT_EPOCH 2")
     assert metrics["method"] == "GDA" and metrics["shots"] == 16 and metrics["extra"]["alpha"] in ALPHA_GRID
-    assert "_16shots" in os.path.basename(os.path.dirname(os.path.dirname(path)))  # (+ the modified run's hash)
+    assert "_16shots" in os.path.basename(os.path.dirname(os.path.dirname(metrics["path"])))  # (+ the modified run's hash)
 
 
 def test_declaration():

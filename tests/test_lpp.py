@@ -2,14 +2,12 @@
 import json
 import os
 import signal
-import subprocess
-import sys
 
 import pytest
 import torch
 
 import train
-from tests.conftest import make_trainer, train_args
+from tests.conftest import make_trainer, run_launcher, train_args
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = "configs/trainers/LPP/rn50.yaml"
@@ -133,15 +131,7 @@ def test_label_recipe_and_grid_dry_run(tmp_path, tiny_clip, capsys):
 
 @pytest.mark.slow
 def test_launcher_runs_the_recipe(data_root, tiny_clip, tmp_path):
-    out = tmp_path / "output"
-    env = dict(os.environ, DATA=data_root, BACKBONE=tiny_clip, OUTPUT=str(out), PYTHON=sys.executable, SEEDS="1",
-               TASKRES_ENGINE="builtin", EXTRA_OPTS="DATALOADER.NUM_WORKERS 0 TRAIN.PRINT_FREQ 1000")
-    env.pop("INPUT_SIZE", None)
-    done = subprocess.run(["bash", "scripts/method/main.sh", "LPP", "caltech101", "2"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    [path] = [os.path.join(d, "metrics.json") for d, _, files in os.walk(out / "caltech101" / "LPP")
-              if "metrics.json" in files]
-    metrics = json.loads(open(path).read())
+    metrics = run_launcher("LPP", "caltech101", 2, data_root, tiny_clip, tmp_path / "output", "TRAIN.PRINT_FREQ 1000")
+    path = metrics["path"]
     assert metrics["method"] == "LPP" and metrics["epochs"] == 300 and metrics["shots"] == 2
     assert metrics["extra"]["best_iteration"] >= 1 and os.path.basename(os.path.dirname(os.path.dirname(path))).endswith("_2shots")

@@ -2,14 +2,12 @@
 encoder run every step, and the launcher with its recipe."""
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.conftest import all_logits, make_trainer, train_args
+from tests.conftest import all_logits, make_trainer, run_launcher, train_args
 from trainers import method_spec
 from trainers.text_classifier import build_zero_shot_classifier
 
@@ -80,15 +78,8 @@ def test_training_from_the_cache_equals_training_with_the_encoder_every_step(dat
 
 @pytest.mark.slow
 def test_launcher_runs_the_recipe(data_root, tiny_clip, tmp_path):
-    out = tmp_path / "output"
-    env = dict(os.environ, DATA=data_root, BACKBONE=tiny_clip, OUTPUT=str(out), PYTHON=sys.executable, SEEDS="1",
-               TASKRES_ENGINE="builtin", INPUT_SIZE="32", EXTRA_OPTS="DATALOADER.NUM_WORKERS 0 TRAIN.PRINT_FREQ 1000")
-    done = subprocess.run(["bash", "scripts/method/main.sh", "ProLIP", "caltech101", "16"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
-    [path] = [os.path.join(d, "metrics.json") for d, _, files in os.walk(out / "caltech101" / "ProLIP")
-              if "metrics.json" in files]
-    metrics = json.loads(open(path).read())
+    metrics = run_launcher("ProLIP", "caltech101", 16, data_root, tiny_clip, tmp_path / "output", "TRAIN.PRINT_FREQ 1000",
+                           INPUT_SIZE="32")
     assert metrics["method"] == "ProLIP" and metrics["epochs"] == 300 and metrics["shots"] == 16
     assert metrics["extra"]["lambda"] == pytest.approx(1 / 16)
     assert metrics["feature_cache_info"]["train_views"] == 300 and metrics["feature_cache_info"]["paper_protocol"]
