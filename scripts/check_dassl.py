@@ -20,13 +20,14 @@ import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+import trainers  # noqa: E402  (from the repository root put on the path above)
 
 logger = logging.getLogger("check_dassl")
 
-TRAINERS = ("ZeroshotCLIP", "ZeroshotCLIP2", "LinearProbeCLIP", "TaskRes", "TaskResEnhancedBase", "CoOp",
-            "CLIP_Adapter", "TipAdapter", "TipAdapterF", "ZSLP", "CLAP", "LPP", "CoCoOp", "CLIP_LoRA")
+TRAINERS = tuple(trainers.declared_methods())  # every method, the plugins named in TASKRES_METHODS included
 ENGINES = ("dassl", "builtin")
-ONE_EPOCH = ("LinearProbeCLIP", "TipAdapter")  # save their model as epoch 1 whatever OPTIM.MAX_EPOCH
+# Training-free methods save their fitted state as epoch 1, whatever OPTIM.MAX_EPOCH.
+ONE_EPOCH = tuple(name for name in TRAINERS if trainers.method_spec(name).training_free)
 VAL_SELECTED_FINAL = ("TipAdapterF", "LinearProbeCLIP", "TipAdapter")  # final model: the val-selected one, not epoch N
 
 
