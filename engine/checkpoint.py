@@ -13,6 +13,7 @@ import torch
 
 from engine.errors import CheckpointError
 from engine.fileio import atomic_write
+from engine.libraries import torch_load
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ def load_checkpoint(fpath: str) -> dict:
     corrupt = (f"Cannot read checkpoint {fpath}: the file is corrupt or truncated ({{}}). Delete it (a run "
                "folder's resume.pth.tar or newest epoch file) and rerun, or point to another epoch.")
     try:
-        return torch.load(fpath, map_location="cpu", weights_only=True)
+        return torch_load(fpath, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         if "weights_only" not in str(err) and "Unsupported global" not in str(err):
             raise CheckpointError(corrupt.format(_reason(err))) from None
@@ -97,7 +98,7 @@ def load_checkpoint(fpath: str) -> dict:
     except (RuntimeError, EOFError, OSError, ValueError, KeyError) as err:
         raise CheckpointError(corrupt.format(_reason(err))) from None
     try:
-        return torch.load(fpath, map_location="cpu", weights_only=False)
+        return torch_load(fpath, map_location="cpu", weights_only=False)
     except Exception as err:
         raise CheckpointError(corrupt.format(_reason(err))) from None
 

@@ -29,6 +29,7 @@ import torch
 
 from engine import RunInterrupted, atomic_write
 from engine.fileio import cluster_lock
+from engine.libraries import torch_load
 from engine.logs import progress_bar
 from features.extraction import is_deterministic
 
@@ -122,7 +123,7 @@ def _remove(path: str) -> None:
 def _load_checked(path: str, key: Dict, check) -> Optional[dict]:
     """A cache file's content if it loads, matches ``key`` and passes ``check``; else None, the file removed."""
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        data = torch_load(path, map_location="cpu", weights_only=True, mmap=True)
         ok = data.get("key") == key and check(data)
     except Exception as err:  # a truncated or corrupted file
         logger.warning("Feature cache file %s is unreadable (%s); encoding it again", path, err)

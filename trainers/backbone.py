@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.libraries import import_open_clip, torch_load
+
 logger = logging.getLogger(__name__)
 
 # OpenAI name -> open_clip architecture name.
@@ -277,7 +279,7 @@ def _read_checkpoint_file(path: str) -> dict:
         # Derived buffers, not weights (a traced open_clip model stores its causal mask).
         return {k: v for k, v in state.items() if not k.endswith("attn_mask")}
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = torch_load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         raise BackboneError(f"Cannot read CLIP checkpoint {path} ({err}). Expected an OpenAI CLIP .pt file "
                             "(TorchScript archive) or a state dict saved with torch.save.") from err
@@ -352,7 +354,7 @@ def load_backbone(name: str, device: torch.device, precision: str = "fp16", inpu
     ``ViT-B-32:laion2b_s34b_b79k``). ``input_size``: image side in pixels (INPUT.SIZE); position
     embeddings are resampled when it differs from the model's native size.
     """
-    import open_clip
+    open_clip = import_open_clip()
 
     if not name:
         raise BackboneError("No backbone given: set --backbone or MODEL.BACKBONE.NAME (e.g. RN50)")

@@ -10,9 +10,12 @@ import os
 
 import torch
 
+from engine.libraries import import_open_clip
+
 
 def build_random_clip(kind: str = "vit", embed_dim: int = 32, image_size: int = 32, seed: int = 0):
-    from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+    model = import_open_clip().model
+    CLIP, CLIPTextCfg, CLIPVisionCfg = model.CLIP, model.CLIPTextCfg, model.CLIPVisionCfg  # noqa: N806
 
     torch.manual_seed(seed)
     if kind == "vit":
@@ -34,7 +37,7 @@ OPENAI_ARCHITECTURES = {"RN50": "RN50", "RN101": "RN101", "ViT-B/32": "ViT-B-32"
 
 
 def build_openai_architecture(name: str):
-    import open_clip
+    open_clip = import_open_clip()
 
     return open_clip.create_model(OPENAI_ARCHITECTURES[name], pretrained=None, force_quick_gelu=True).eval()
 

@@ -68,8 +68,9 @@ def collect_env_info() -> str:
     if torch.cuda.is_available():
         lines.append(f"GPU: {torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})")
     try:
-        import open_clip
+        from engine.libraries import import_open_clip
 
+        open_clip = import_open_clip()
         lines.append(f"open_clip: {open_clip.__version__}")
     except ImportError:
         pass

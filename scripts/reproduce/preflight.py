@@ -21,11 +21,11 @@ import sys
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
-import open_clip
 import yaml
 
 from datasets.base import DOCS, BenchmarkDataset
 from engine import DATASET_REGISTRY
+from engine.libraries import import_open_clip
 from scripts.reproduce.cost import EMBED_DIMS, cell_configs, grid_cost
 from scripts.reproduce.planning import (
     PLANNING_ERRORS,
@@ -113,6 +113,7 @@ def check_backbone(backbone: str) -> Preflight:
     if os.path.isfile(backbone):
         ok = os.access(backbone, os.R_OK)
         return Preflight([] if ok else [f"backbone file {backbone} is not readable: fix its permissions"])
+    open_clip = import_open_clip()
     if backbone in OPENAI_MODELS:
         if "openai" not in open_clip.list_pretrained_tags_by_model(OPENAI_MODELS[backbone]):
             return Preflight([f"backbone {backbone}: this open_clip has no OpenAI weights for {OPENAI_MODELS[backbone]}: "
