@@ -59,14 +59,29 @@ def test_probe_fits_raw_features_by_default():
     torch.testing.assert_close(normalized(2 * f), normalized(f))
 
 
+def probe_objective(probe, x, y, c):
+    """scikit-learn's objective: mean cross-entropy + |W|^2 / (2 C n), intercept unpenalised (float64)."""
+    logits = x.astype(np.float64) @ probe.coef.T + probe.intercept
+    logits -= logits.max(axis=1, keepdims=True)
+    ce = np.mean(np.log(np.exp(logits).sum(axis=1)) - logits[np.arange(len(y)), y])
+    return ce + (probe.coef ** 2).sum() / (2 * c * len(y))
+
+
 @pytest.mark.parametrize("c", [1e2, 1.0, 1e-2])
 def test_torch_solver_agrees_with_sklearn_at_equal_c(c):
-    """Where the fit converges, the warm-startable torch solver gives scikit-learn's model."""
+    """The warm-startable torch solver reaches scikit-learn's optimum of the same objective (never a worse
+    one) and makes the same decisions. Where the optimum is well conditioned (C <= 1) the models themselves
+    agree; at C = 1e2 the data are nearly separable, the optimum is flat along some directions, and
+    scikit-learn 1.9.1 (float32 on float32 input) stops earlier than the float64 torch solver, so there the
+    objective and the decisions are what must agree."""
     (xt, yt), _, (xs, ys) = fixed_lp_problem()
     a, b = fit_probe(xt, yt, c, 1000, "sklearn"), fit_probe(xt, yt, c, 1000, "torch")
-    la, lb = xs @ a.coef.T + a.intercept, xs @ b.coef.T + b.intercept
-    assert np.abs(la - lb).max() < 0.05 * max(1.0, np.abs(la).max())
+    assert probe_objective(b, xt, yt, c) <= probe_objective(a, xt, yt, c) * (1 + 1e-4)
+    assert probe_objective(b, xt, yt, c) == pytest.approx(probe_objective(a, xt, yt, c), rel=1e-2)
     assert (a.predict(xs) == b.predict(xs)).mean() >= 0.99
+    if c <= 1.0:
+        la, lb = xs @ a.coef.T + a.intercept, xs @ b.coef.T + b.intercept
+        assert np.abs(la - lb).max() < 0.05 * max(1.0, np.abs(la).max())
 
 
 def test_unknown_solver_is_one_clear_error():
