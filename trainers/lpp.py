@@ -84,11 +84,9 @@ def initial_alpha(features: torch.Tensor, labels: torch.Tensor, text: torch.Tens
 
 
 class LPPHead(nn.Module):
-    """``f @ W^T + b + alpha * (f @ T^T)`` on L2-normalised features.
-
-    ``alpha_grad`` (the accumulated gradient of alpha), the two step sizes and the best-val state so far
-    (``best_*``) are buffers, so a checkpoint says what the run chose and a resumed run continues exactly.
-    """
+    """``f @ W^T + b + alpha * (f @ T^T)`` on L2-normalised features. ``alpha_grad`` (the accumulated gradient
+    of alpha), the two step sizes and the best-val state so far (``best_*``) are buffers, so a checkpoint says
+    what the run chose and a resumed run continues exactly."""
 
     def __init__(self, text: torch.Tensor, bias_seed: int = 0):
         super().__init__()
@@ -156,9 +154,7 @@ class LPPHead(nn.Module):
 def train_iteration(head: LPPHead, optimizer: torch.optim.Optimizer, features: torch.Tensor, labels: torch.Tensor,
                     iteration: int, alpha_every: int = 10, accumulate: bool = True) -> Tuple[torch.Tensor, torch.Tensor]:
     """One LP++ iteration on the full support set: a step of W and b, then alpha's (every ``alpha_every``).
-
-    Returns the loss and the logits computed before the step (the public loop's order).
-    """
+    Returns the loss and the logits computed before the step (the public loop's order)."""
     logits = head(features)
     loss = F.cross_entropy(logits, labels)
     optimizer.zero_grad()

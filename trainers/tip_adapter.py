@@ -242,16 +242,15 @@ class TipAdapter(ClipTrainer):
         super().use_train_features()
 
     def validation_features(self) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Val features (never test) on the trainer's device, computed once per run."""
+        """Val features (never test: see the module docstring) on the trainer's device, computed once per run."""
         if getattr(self, "_val_features", None) is None:
-            # search_hp runs on the dataset's whole val split (ImageNet: its test set; here held-out train
-            # images of the same size); Tip-F's epoch too (the public code picks it on test).
             entry = self.cached_features("val", validation_items(self, paper="val_split"),
                                          build_transform(self.cfg, is_train=False), 1, None)
             self._val_features = (entry["features"][0].float().to(self.device), entry["labels"].to(self.device))
         return self._val_features
 
-    def search_hyperparameters(self) -> None:
+    def fit(self) -> None:
+        """Search alpha/beta on val (Tip-Adapter-F: after training, on the deployed keys)."""
         hp = self.hyperparameters()
         if not self.method_cfg.SEARCH_HP or self.valfree:
             logger.info("Tip-Adapter: no search%s; alpha %.3f, beta %.3f", " (valfree track)" * self.valfree,
@@ -264,15 +263,11 @@ class TipAdapter(ClipTrainer):
         self.head.set_hyperparameters(alpha, beta)
         logger.info("Tip-Adapter: searched on val -> alpha %.4f, beta %.4f (val accuracy %.2f%%)", alpha, beta, acc)
 
-    def fit(self) -> None:
-        self.search_hyperparameters()
-
     def metrics_extra(self) -> dict:
         extra = {"alpha": float(self.head.alpha), "beta": float(self.head.beta), **self.hyperparameters(),
                  "search_hp": bool(self.method_cfg.SEARCH_HP) and not self.valfree, "augment_epoch": int(self.method_cfg.AUGMENT_EPOCH)}
         if getattr(self, "best_epoch", None) is not None:
             extra["best_epoch"] = int(self.best_epoch) + 1
-            # The public code picks the epoch on the test set; here on the selection set (metrics' selection_data).
             extra["epoch_selected_on"] = "none (last epoch)" if self.valfree else "validation (public code: test)"
         return extra
 
@@ -298,18 +293,18 @@ class TipAdapterF(TipAdapter):
     best_val, best_epoch, best_state = -1.0, -1, None  # the best-val epoch so far (``after_epoch``)
 
     def build_optimization(self, head):
-        """AdamW with the published eps and a cosine schedule over iterations (no warm-up)."""
+        """AdamW with the published eps and a cosine schedule over iterations (no warm-up), ``ceil(N / B)`` per
+        epoch: the public loader keeps the last partial batch (``drop_last=False``), as ``use_train_features``."""
         cfg = self.cfg
         optim = torch.optim.AdamW([head.cache_keys], lr=cfg.OPTIM.LR, eps=self.method_cfg.ADAMW_EPS,
                                   weight_decay=cfg.OPTIM.WEIGHT_DECAY)
-        # The public loader keeps the last partial batch (drop_last=False): ceil(N / B) steps per epoch.
         per_epoch = math.ceil(len(self.dm.dataset.train_x) / int(cfg.DATALOADER.TRAIN_X.BATCH_SIZE))
         return optim, torch.optim.lr_scheduler.CosineAnnealingLR(optim, T_max=max(1, int(cfg.OPTIM.MAX_EPOCH) * per_epoch))
 
     def use_train_features(self) -> None:
         super().use_train_features()
         loader = self.train_loader_x
-        if isinstance(loader, FeatureLoader) and loader.drop_last:  # the public loader keeps the last partial batch
+        if isinstance(loader, FeatureLoader) and loader.drop_last:
             self.train_loader_x = FeatureLoader(loader.features, loader.labels, loader.batch_size, shuffle=True,
                                                 drop_last=False, device=self.device, seed=max(int(self.cfg.SEED), 0))
 
@@ -361,7 +356,7 @@ class TipAdapterF(TipAdapter):
         if self.best_state is not None:
             self.head.load_state_dict(self.best_state)
             logger.info("Deploy the keys of epoch %d (best val accuracy %.2f%%)", self.best_epoch + 1, self.best_val)
-        self.search_hyperparameters()
+        self.fit()
         self.save_model(max(self.best_epoch, 0), self.output_dir, val_result=self.best_val,
                         model_name="model-best.pth.tar")
         if not self.cfg.TEST.NO_TEST:
