@@ -13,12 +13,13 @@ classifier in closed form::
 matrix (its "KS estimator"). ``alpha``: chosen on validation data over a fixed grid.
 
 As the public code computes it (mrflogs/ICLR24@560fe211700964c915442ff98dbe47dd09656a35, ``main_few_shots.py``
-``run`` and ``main``, ``utils.py`` ``clip_classifier``, ``datasets/*.py``, ``configs/few_shots/*.yaml``): 10
-augmented views (``augment_epoch``) of every training image, each normalised and a sample (not averaged, unlike
-Tip-Adapter's keys), random resized crops (scale 0.5-1; ImageNet 0.08-1) with a flip; val/test from CLIP's test
-transform; text: the dataset's template (ImageNet: its 7 "select"), each prompt normalised, averaged, normalised,
-zero-shot logits scaled by 100; alpha: the first best val accuracy over ``ALPHA_GRID`` on the whole val split
-(ImageNet: its test set), 0.1 if none beats 0%; fp32 throughout, torch's ``cov`` and ``linalg.pinv``.
+``run`` and ``main``, ``utils.py`` ``clip_classifier``, ``datasets/*.py``, ``configs/few_shots/*.yaml``):
+10 augmented views (``augment_epoch``) of every training image, each normalised and a sample (not averaged,
+unlike Tip-Adapter's keys), random resized crops (scale 0.5-1; ImageNet 0.08-1) with a flip; val/test from
+CLIP's test transform; text: the dataset's template (ImageNet: its 7 "select"), each prompt normalised,
+averaged, normalised, zero-shot logits scaled by 100; alpha: the first best val accuracy over ``ALPHA_GRID``
+on the whole val split (ImageNet: its test set), 0.1 if none beats 0%; fp32 throughout, torch's ``cov`` and
+``linalg.pinv``.
 
 Here (docs/methods/gda.md): alpha is never chosen on test (ImageNet: held-out train images in the ``paper``
 track); the ``valfree`` track uses ``VALFREE_ALPHA``; the views come from the feature cache (fp16, seeded by the
@@ -89,7 +90,8 @@ def fit_gda(views: torch.Tensor, labels: torch.Tensor, num_classes: int) -> Tupl
     features = F.normalize(views.float(), dim=-1).reshape(-1, views.shape[-1])
     sample_labels = labels.to(features.device).repeat(views.shape[0])  # view-major, as the original's passes
     means = class_means(features, sample_labels, num_classes)
-    weight = means @ shrunk_precision(features, sample_labels, means)  # row k: mu_k^T P ('nd, dc -> cn', transposed)
+    # Row k: mu_k^T P (the original's einsum 'nd, dc -> cn', transposed).
+    weight = means @ shrunk_precision(features, sample_labels, means)
     prior = torch.full((num_classes,), 1.0 / num_classes, dtype=means.dtype, device=means.device)
     return weight, prior.log() - (weight * means).sum(dim=1) / 2
 

@@ -18,7 +18,8 @@ How it differs from lpclip, and why:
   peak) deploys its last step's winner; both settle within a fraction of a decade of the best grid value,
   and the grid stage is identical;
 - the val images: CoOp's few-shot val (Dassl's draw, same size) instead of lpclip's numpy draw; ImageNet's
-  "val" is its test set, so held-out train images (``validation_items``) replace it: no test image picks ``C``.
+  "val" is its test set, so held-out train images (``validation_items``) replace it: no test image picks
+  ``C``.
 """
 import logging
 import math
@@ -105,13 +106,13 @@ def _fit_torch(x: np.ndarray, y: np.ndarray, c: float, max_iter: int, device: Op
     """
     device = device or torch.device("cpu")
     classes, yi = np.unique(y, return_inverse=True)
-    n, d = x.shape
-    dtype = torch.float64 if n * d * len(classes) <= 5e8 else torch.float32
+    (n, d), k = x.shape, len(classes)
+    dtype = torch.float64 if n * d * k <= 5e8 else torch.float32
     xt = torch.as_tensor(x, dtype=dtype, device=device)
     yt = torch.as_tensor(yi, dtype=torch.long, device=device)
     warm = init is not None and np.array_equal(init.classes, classes)
-    w = torch.tensor(init.coef if warm else np.zeros((len(classes), d)), dtype=dtype, device=device, requires_grad=True)
-    b = torch.tensor(init.intercept if warm else np.zeros(len(classes)), dtype=dtype, device=device, requires_grad=True)
+    w = torch.tensor(init.coef if warm else np.zeros((k, d)), dtype=dtype, device=device, requires_grad=True)
+    b = torch.tensor(init.intercept if warm else np.zeros(k), dtype=dtype, device=device, requires_grad=True)
     reg = 1.0 / (2.0 * c * n)
     optim = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, max_eval=max_iter * 5 // 4, tolerance_grad=GTOL / n,
                               tolerance_change=1e-12, history_size=10, line_search_fn="strong_wolfe")
@@ -233,18 +234,21 @@ class LinearProbeCLIP(ClipTrainer):
         mcfg = self.method_cfg
         x_train, y_train = self._features("train", self.dm.dataset.train_x)
         self.solver = str(mcfg.SOLVER)
-        if self.solver == "auto":  # sklearn (the original's) unless ImageNet-sized (hours on a CPU: benchmarks/linear_probe.py)
+        if self.solver == "auto":  # sklearn (the original's) unless ImageNet-sized: hours on a CPU there
             big = x_train.shape[0] * x_train.shape[1] * len(np.unique(y_train)) > AUTO_TORCH_SIZE
             self.solver = "torch" if big else "sklearn"
+        head = self._models[self.spec.checkpoint_name]
         if self.valfree:
-            c, probe = VALFREE_C, fit_probe(x_train, y_train, VALFREE_C, int(mcfg.MAX_ITER), self.solver, self.device)
-            logger.info("Linear probe (%s solver): fixed C = %.4g (valfree track, no search)", self.solver, c)
-        else:
-            # lpclip searches on min(K, 4) val images per class (ImageNet: of its test set; here held-out train images).
-            x_val, y_val = self._features("val", validation_items(self, paper="fewshot_val"))
-            n = int(round((mcfg.SEARCH_MAX - mcfg.SEARCH_MIN) / mcfg.SEARCH_STEP)) + 1
-            grid = [10.0 ** (mcfg.SEARCH_MAX - i * mcfg.SEARCH_STEP) for i in range(n)]
-            c, acc, _, probe = search_regularization(x_train, y_train, x_val, y_val, grid, int(mcfg.REFINE_STEPS),
-                                                     int(mcfg.MAX_ITER), self.solver, self.device)
-            logger.info("Linear probe (%s solver): chosen C = %.4g (val accuracy %.2f%%)", self.solver, c, acc)
-        self._models[self.spec.checkpoint_name].set_from_probe(probe, c)
+            probe = fit_probe(x_train, y_train, VALFREE_C, int(mcfg.MAX_ITER), self.solver, self.device)
+            logger.info("Linear probe (%s solver): fixed C = %.4g (valfree track, no search)", self.solver, VALFREE_C)
+            head.set_from_probe(probe, VALFREE_C)
+            return
+        # lpclip searches on min(K, 4) val images per class (ImageNet: of its test set; here held-out train
+        # images instead).
+        x_val, y_val = self._features("val", validation_items(self, paper="fewshot_val"))
+        n = int(round((mcfg.SEARCH_MAX - mcfg.SEARCH_MIN) / mcfg.SEARCH_STEP)) + 1
+        grid = [10.0 ** (mcfg.SEARCH_MAX - i * mcfg.SEARCH_STEP) for i in range(n)]
+        c, acc, _, probe = search_regularization(x_train, y_train, x_val, y_val, grid, int(mcfg.REFINE_STEPS),
+                                                 int(mcfg.MAX_ITER), self.solver, self.device)
+        logger.info("Linear probe (%s solver): chosen C = %.4g (val accuracy %.2f%%)", self.solver, c, acc)
+        head.set_from_probe(probe, c)

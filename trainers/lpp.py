@@ -9,9 +9,10 @@ every ``alpha`` at ``250 * mean_c(mean_{i in c} f_i . t_c)``; ``W``, ``b`` take 
 iterations; 300 iterations on one augmented view of each support image (crop scale 0.5-1, flip), encoded
 once; the iteration with the best val accuracy is deployed (the last among ties). Kept on purpose: the public
 code never zeroes ``alpha``'s gradient, so each step uses the *sum* since the first iteration
-(``ACCUMULATE_ALPHA_GRAD``). Deviations (docs/methods/lpp.md; in ``metrics.json`` ``extra``): fp32 (public: CLIP's
-dtype, fp16 on a GPU); val K per class drawn with a seeded ``random`` (``paper`` track; ImageNet K held-out train
-images), min(K, 4) in ``fewshot_val``; ``b``'s random start seeded by ``SEED``; 3 seeds of the CoOp splits.
+(``ACCUMULATE_ALPHA_GRAD``). Deviations (docs/methods/lpp.md; in ``metrics.json`` ``extra``): fp32 (public:
+CLIP's dtype, fp16 on a GPU); val K per class drawn with a seeded ``random`` (``paper`` track; ImageNet K
+held-out train images), min(K, 4) in ``fewshot_val``; ``b``'s random start seeded by ``SEED``; 3 seeds of
+the CoOp splits.
 
 Facts from FereshteShakeri/FewShot-CLIP-Strong-Baseline@f81054f ``methods/linear_probe_p2.py``
 (``LinearProbe_P2.forward``, ``calculate_lr_w``, ``calculate_lr_alpha``, ``calculate_init_alpha``),

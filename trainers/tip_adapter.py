@@ -28,9 +28,10 @@ How it differs from the public code, and why:
   loader, Tip-Adapter-F's crops from another): the keys' views come from their own seed stream
   (``key_seed``), the training views from the feature cache's per-run stream.
 - Keys are computed and trained in fp32 from fp16-cached features (the public code trains them in fp16).
-- The searched alpha/beta and the keys are saved (``tip_adapter/``), so ``--eval-only`` reproduces the accuracy
-  without encoding a training view: Tip-Adapter ``--load-epoch 1``; Tip-Adapter-F ``model-best.pth.tar`` (no
-  ``--load-epoch``), while ``--load-epoch N`` gives epoch N's keys with the initial alpha/beta.
+- The searched alpha/beta and the keys are saved (``tip_adapter/``), so ``--eval-only`` reproduces the
+  accuracy without encoding a training view: Tip-Adapter ``--load-epoch 1``; Tip-Adapter-F
+  ``model-best.pth.tar`` (no ``--load-epoch``), while ``--load-epoch N`` gives epoch N's keys with the initial
+  alpha/beta.
 """
 import copy
 import logging
@@ -197,11 +198,12 @@ class TipAdapter(ClipTrainer):
 
     def hyperparameters(self) -> dict:
         """The run's search range and initial alpha/beta: the config's, or the dataset's public values."""
-        mcfg, dataset = self.method_cfg, self.cfg.DATASET.NAME
-        if dataset not in PUBLIC_CONFIGS:
-            logger.info("Tip-Adapter: no public config for %s; using ImageNet's search range and initial values",
-                        dataset)
-        (beta_max, alpha_max), (init_beta, init_alpha) = PUBLIC_CONFIGS.get(dataset, PUBLIC_CONFIGS["ImageNet"])
+        mcfg, name = self.method_cfg, self.cfg.DATASET.NAME
+        if name not in PUBLIC_CONFIGS:
+            logger.info("Tip-Adapter: no public config for %s; using ImageNet's search range and initial "
+                        "values", name)
+            name = "ImageNet"
+        (beta_max, alpha_max), (init_beta, init_alpha) = PUBLIC_CONFIGS[name]
         if self.valfree:
             init_beta, init_alpha = VALFREE_BETA, VALFREE_ALPHA
         scale = mcfg.SEARCH_SCALE
@@ -222,8 +224,9 @@ class TipAdapter(ClipTrainer):
         evaluation-only run, whose keys come from its checkpoint, encodes no training views."""
         hp = self.hyperparameters()
         text = build_zero_shot_classifier(self.clip, self.classnames, self.templates, normalize_each=True)
-        return TipAdapterHead(text, torch.zeros(0, text.shape[1]), torch.zeros(0, dtype=torch.long), hp["init_alpha"],
-                              hp["init_beta"], self.clip.logit_scale, learnable_keys="cache_keys" in self.spec.trainable)
+        keys, labels = torch.zeros(0, text.shape[1]), torch.zeros(0, dtype=torch.long)
+        return TipAdapterHead(text, keys, labels, hp["init_alpha"], hp["init_beta"], self.clip.logit_scale,
+                              learnable_keys="cache_keys" in self.spec.trainable)
 
     @torch.no_grad()
     def build_cache(self) -> None:
@@ -235,14 +238,14 @@ class TipAdapter(ClipTrainer):
         entry = self.cached_features("train", self.dm.dataset.train_x, self.cache_transform(), views,
                                      self.key_seed())
         head.set_cache(F.normalize(entry["features"].float().mean(dim=0), dim=-1), entry["labels"])
-        logger.info("Tip-Adapter cache: %d keys from %d augmented views each", head.cache_keys.shape[0], views)
+        logger.info("Tip-Adapter cache: %d keys from %d augmented views each", len(head.cache_keys), views)
 
     def use_train_features(self) -> None:
         self.build_cache()
         super().use_train_features()
 
     def validation_features(self) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Val features (never test: see the module docstring) on the trainer's device, computed once per run."""
+        """Val features (never test: module docstring) on the trainer's device, computed once per run."""
         if getattr(self, "_val_features", None) is None:
             entry = self.cached_features("val", validation_items(self, paper="val_split"),
                                          build_transform(self.cfg, is_train=False), 1, None)
@@ -293,8 +296,8 @@ class TipAdapterF(TipAdapter):
     best_val, best_epoch, best_state = -1.0, -1, None  # the best-val epoch so far (``after_epoch``)
 
     def build_optimization(self, head):
-        """AdamW with the published eps and a cosine schedule over iterations (no warm-up), ``ceil(N / B)`` per
-        epoch: the public loader keeps the last partial batch (``drop_last=False``), as ``use_train_features``."""
+        """AdamW with the published eps and a cosine schedule over iterations (no warm-up), ``ceil(N / B)``
+        per epoch: the public loader keeps the last partial batch (``use_train_features``)."""
         cfg = self.cfg
         optim = torch.optim.AdamW([head.cache_keys], lr=cfg.OPTIM.LR, eps=self.method_cfg.ADAMW_EPS,
                                   weight_decay=cfg.OPTIM.WEIGHT_DECAY)
