@@ -97,13 +97,10 @@ def _fit_sklearn(x: np.ndarray, y: np.ndarray, c: float, max_iter: int) -> Probe
 
 def _fit_torch(x: np.ndarray, y: np.ndarray, c: float, max_iter: int, device: Optional[torch.device] = None,
                init: Optional[Probe] = None) -> Probe:
-    """The same objective as scikit-learn's (mean cross-entropy + ``|W|^2 / (2 C n)``, intercept unpenalised,
-    L-BFGS with 10 corrections, stopping when the largest gradient entry is below ``GTOL / n``), solved with
-    torch's L-BFGS on ``device``, optionally warm-started from another ``C``'s solution.
-
-    For two classes the multinomial optimum gives the same decisions as scikit-learn's binary model
-    at the same ``C``. Large problems run in float32, small ones in float64.
-    """
+    """scikit-learn's objective and stopping rule (mean cross-entropy + ``|W|^2 / (2 C n)``, intercept
+    unpenalised, 10 corrections, largest gradient entry below ``GTOL / n``) with torch's L-BFGS on ``device``,
+    optionally warm-started from another ``C``'s solution; float32 for large problems, else float64. For two
+    classes the multinomial optimum makes scikit-learn's binary model's decisions at the same ``C``."""
     device = device or torch.device("cpu")
     classes, yi = np.unique(y, return_inverse=True)
     (n, d), k = x.shape, len(classes)
@@ -144,11 +141,8 @@ def search_regularization(x_train: np.ndarray, y_train: np.ndarray, x_val: np.nd
                           device: Optional[torch.device] = None
                           ) -> Tuple[float, float, List[Tuple[float, float]], Probe]:
     """Pick ``C`` by val accuracy: the best of ``grid`` (first on ties), then a log-space refinement that
-    keeps the best ``C`` seen.
-
-    Returns ``(C, val accuracy in %, [(C, accuracy), ...] in evaluation order, the probe fitted with C)``. Only train and val
-    data are given, so nothing else can influence the choice. With the torch solver each fit starts
-    from the solution of the nearest ``C`` fitted so far.
+    keeps the best ``C`` seen; with the torch solver each fit starts from the nearest ``C`` fitted so far.
+    Returns ``(C, val accuracy in %, [(C, accuracy), ...] in evaluation order, the probe fitted with C)``.
     """
     history: List[Tuple[float, float]] = []
     solutions: Dict[float, Probe] = {}

@@ -50,12 +50,9 @@ def add_config(cfg) -> None:
         cfg.TRAINER.LPP.PREC = "fp16"
         cfg.TRAINER.LPP.MOMENTUM = 0.9        # SGD momentum of W and b
         cfg.TRAINER.LPP.ALPHA_EVERY = 10      # iterations between two alpha steps
-        # True (public code): alpha steps along the sum of its gradients since the first iteration (never
-        # zeroed there); False: along the gradient of the iteration of the step.
+        # True (public code): alpha steps along its gradients summed since the start; False: the latest one.
         cfg.TRAINER.LPP.ACCUMULATE_ALPHA_GRAD = True
-        # True (public code): deploy the iteration with the best val accuracy (the last one among ties);
-        # False: the last iteration (no val set read).
-        cfg.TRAINER.LPP.SELECT_ON_VAL = True
+        cfg.TRAINER.LPP.SELECT_ON_VAL = True  # True (public code): deploy the best-val iteration; False: the last
 
 
 # ---- the data-driven quantities (public code: calculate_lr_w, calculate_lr_alpha, calculate_init_alpha) ----

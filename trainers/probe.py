@@ -76,8 +76,7 @@ def original_templates(dataset: str) -> Tuple[str, ...]:
 
 
 def probe_recipe(dataset: str, shots: int) -> dict:
-    """The published setting, the same for ZS-LP and CLAP, every dataset and shot count (the file holds SGD,
-    batch 256 and the cosine schedule)."""
+    """The published setting for every dataset and shot count (the file holds SGD, batch 256, cosine)."""
     return {"OPTIM.LR": 0.1, "OPTIM.MAX_EPOCH": 300}
 
 

@@ -319,14 +319,6 @@ class TipAdapterF(TipAdapter):
     def update_lr(self, names=None) -> None:
         """The schedule steps once per iteration, in ``forward_backward``."""
 
-    @torch.no_grad()
-    def val_accuracy(self) -> float:
-        features, labels = self.validation_features()
-        self.head.eval()
-        acc = float((self.head(features).argmax(dim=-1) == labels).float().mean().item() * 100.0)
-        self.head.train()
-        return acc
-
     def after_epoch(self) -> None:
         last = (self.epoch + 1) == self.max_epoch
         freq = self.cfg.TRAIN.CHECKPOINT_FREQ
@@ -335,7 +327,11 @@ class TipAdapterF(TipAdapter):
         if self.valfree:  # no validation data: the last epoch is deployed
             self.best_epoch = self.epoch
             return
-        acc = self.val_accuracy()
+        features, labels = self.validation_features()
+        self.head.eval()
+        with torch.no_grad():
+            acc = float((self.head(features).argmax(dim=-1) == labels).float().mean().item() * 100.0)
+        self.head.train()
         logger.info("Epoch %d: val accuracy %.2f%% (alpha %.3f, beta %.3f)", self.epoch + 1, acc,
                     float(self.head.alpha), float(self.head.beta))
         if acc > self.best_val:
