@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from engine import TRAINER_REGISTRY, build_transform
+from trainers.heads import cosine_logits
 from trainers.probe import PROBE, PrototypeProbeTrainer
 from trainers.spec import declare
 
@@ -54,13 +55,13 @@ class CLAP(PrototypeProbeTrainer):
             # The same cache entry the training loader reads (memoised: nothing is encoded again).
             entry = self.cached_features("train", self.dm.dataset.train_x, build_transform(self.cfg, is_train=True),
                                          self.train_views(), max(self.cfg.SEED, 0))
-            feats, labels = entry["features"], entry["labels"]
-            feats = feats.reshape(-1, feats.shape[-1]).to(self.device)
-            labels = labels.repeat(entry["features"].shape[0]).to(self.device)
+            views = entry["features"]
+            feats = views.reshape(-1, views.shape[-1]).to(self.device)
+            labels = entry["labels"].repeat(views.shape[0]).to(self.device)
         else:  # one un-augmented view per image
             feats, labels = self._encode_train_plain()
         with torch.no_grad():
-            zs = head.logits(feats, head.base)
+            zs = cosine_logits(feats, head.base, head.logit_scale)
         head.register_buffer("multipliers", class_multipliers(zs, labels, head.base.shape[0]), persistent=False)
         logger.info("CLAP class multipliers: mean %.4f, min %.4f, max %.4f", head.multipliers.mean().item(),
                     head.multipliers.min().item(), head.multipliers.max().item())

@@ -1,31 +1,25 @@
 """GDA: Gaussian discriminant analysis on CLIP image features, training-free (Wang et al., ICLR 2024).
 
-"A Hard-to-Beat Baseline for Training-free CLIP-based Adaptation". Each class is a Gaussian over
-L2-normalised image features with its own mean and one covariance shared by all classes; with equal
-priors the posterior is linear in the feature, so the few-shot set gives a linear classifier in closed form::
+"A Hard-to-Beat Baseline for Training-free CLIP-based Adaptation". Each class is a Gaussian over L2-normalised
+image features with its own mean and one shared covariance; with equal priors the few-shot set gives a linear
+classifier in closed form::
 
     mu_k      = mean of class k's features (all augmented views of its images)
     P         = D * pinv((M - 1) * S + trace(S) * I)      S: covariance of the class-centred features (M rows)
     W_k       = P mu_k,    b_k = log(1 / K) - mu_k^T P mu_k / 2
     logits(f) = logit_scale * f @ T^T + alpha * (f @ W^T + b)
 
-``T`` is the zero-shot classifier (normalised rows). ``P`` is the original's shrinkage estimator of the
-precision matrix (its code calls it the "KS estimator"): the scatter matrix plus ``trace(S)`` on the diagonal,
-pseudo-inverted and scaled by the dimension ``D``. ``alpha`` is chosen on validation data over a fixed grid.
+``T``: the zero-shot classifier (normalised rows). ``P``: the original's shrinkage estimator of the precision
+matrix (its "KS estimator"). ``alpha``: chosen on validation data over a fixed grid.
 
 As the public code computes it (mrflogs/ICLR24@560fe211700964c915442ff98dbe47dd09656a35, ``main_few_shots.py``
 ``run`` and ``main``, ``utils.py`` ``clip_classifier``, ``datasets/*.py``, ``configs/few_shots/*.yaml``):
-
-- features: ``augment_epoch`` = 10 augmented views of every few-shot training image (every dataset's config),
-  each L2-normalised, all 10 N used as samples (not averaged, unlike Tip-Adapter's keys); the views are random
-  resized crops (scale 0.5-1; ImageNet 0.08-1, its own train transform) with a horizontal flip, CLIP's mean/std;
-  val and test features from CLIP's test transform, normalised;
-- text: the dataset's one template (ImageNet: its 7 "select" templates), class names with ``_`` -> space, each
-  prompt embedding normalised, averaged over templates, normalised; zero-shot logits scaled by 100;
-- alpha: the first value with the highest val accuracy over 1e-4, 1e-3, ..., 100 (``ALPHA_GRID``), on the
-  dataset's whole val split (ImageNet: its test set); the code's fallback when no value beats 0% is 0.1;
-- precision: fp32 throughout (its first ``clip_classifier`` call turns the model to fp32 before any training
-  view is encoded); torch's ``cov`` and ``linalg.pinv``; uniform priors ``1 / K``.
+10 augmented views (``augment_epoch``) of every training image, each normalised and a sample (not averaged,
+unlike Tip-Adapter's keys), random resized crops (scale 0.5-1; ImageNet 0.08-1) with a flip; val/test from
+CLIP's test transform; text: the dataset's template (ImageNet: its 7 "select"), each prompt normalised,
+averaged, normalised, zero-shot logits scaled by 100; alpha: the first best val accuracy over ``ALPHA_GRID``
+on the whole val split (ImageNet: its test set), 0.1 if none beats 0%; fp32 throughout, torch's ``cov`` and
+``linalg.pinv``.
 
 Here (docs/methods/gda.md): alpha is never chosen on test (ImageNet: held-out train images in the ``paper``
 track); the ``valfree`` track uses ``VALFREE_ALPHA``; the views come from the feature cache (fp16, seeded by the
@@ -43,7 +37,7 @@ from torch import nn
 from engine import TRAINER_REGISTRY, build_transform
 from features import FeatureCacheError
 from trainers.base import ClipTrainer, validation_items
-from trainers.heads import cosine_logits
+from trainers.heads import CosineClassifier
 from trainers.spec import CacheRequest, KeyViews, declare
 from trainers.templates import IMAGENET_FAMILY, OWN, SELECT, templates_for
 from trainers.text_classifier import build_zero_shot_classifier
@@ -86,24 +80,20 @@ def shrunk_precision(features: torch.Tensor, labels: torch.Tensor, means: torch.
     return dim * torch.linalg.pinv((rows - 1) * cov + cov.trace() * eye)
 
 
-def gda_classifier(means: torch.Tensor, precision: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    """``(W [K, D], b [K])`` of the linear discriminant with equal class priors."""
-    weight = means @ precision  # row k: mu_k^T P (the original's einsum 'nd, dc -> cn', transposed)
-    prior = torch.full((means.shape[0],), 1.0 / means.shape[0], dtype=means.dtype, device=means.device)
-    bias = prior.log() - (weight * means).sum(dim=1) / 2
-    return weight, bias
-
-
 def fit_gda(views: torch.Tensor, labels: torch.Tensor, num_classes: int) -> Tuple[torch.Tensor, torch.Tensor]:
-    """``(W, b)`` from ``views`` ``[V, N, D]`` (V augmented views of N training images; labels ``[N]``): every
-    view, L2-normalised, is one sample. Computed in fp32, as the original."""
+    """``(W [K, D], b [K])`` of the linear discriminant with equal class priors, from ``views`` ``[V, N, D]``
+    (V augmented views of N training images; labels ``[N]``): every view, L2-normalised, is one sample.
+    Computed in fp32, as the original."""
     if views.dim() != 3 or views.shape[1] != labels.shape[0]:
         raise GDAError(f"GDA expects features [views, images, dim] and one label per image, got "
                        f"{tuple(views.shape)} and {tuple(labels.shape)}")
     features = F.normalize(views.float(), dim=-1).reshape(-1, views.shape[-1])
     sample_labels = labels.to(features.device).repeat(views.shape[0])  # view-major, as the original's passes
     means = class_means(features, sample_labels, num_classes)
-    return gda_classifier(means, shrunk_precision(features, sample_labels, means))
+    # Row k: mu_k^T P (the original's einsum 'nd, dc -> cn', transposed).
+    weight = means @ shrunk_precision(features, sample_labels, means)
+    prior = torch.full((num_classes,), 1.0 / num_classes, dtype=means.dtype, device=means.device)
+    return weight, prior.log() - (weight * means).sum(dim=1) / 2
 
 
 def search_alpha(zero_shot: torch.Tensor, gda: torch.Tensor, labels: torch.Tensor,
@@ -126,21 +116,16 @@ class GDAHead(nn.Module):
 
     def __init__(self, text_weights: torch.Tensor, logit_scale: float, alpha: float):
         super().__init__()
-        classes, dim = text_weights.shape
-        self.register_buffer("text_weights", F.normalize(text_weights.float(), dim=-1), persistent=False)
-        self.register_buffer("weight", torch.zeros(classes, dim))
-        self.register_buffer("bias", torch.zeros(classes))
+        self.zero_shot = CosineClassifier(text_weights, logit_scale)  # nothing saved: rebuilt from text
+        self.register_buffer("weight", torch.zeros_like(self.zero_shot.weights))
+        self.register_buffer("bias", torch.zeros(text_weights.shape[0]))
         self.register_buffer("alpha", torch.tensor(float(alpha), dtype=torch.float64))  # exactly the grid value
-        self.logit_scale = float(logit_scale)
-
-    def zero_shot_logits(self, features: torch.Tensor) -> torch.Tensor:
-        return cosine_logits(features, self.text_weights, self.logit_scale, weights_normalized=True)
 
     def gda_logits(self, features: torch.Tensor) -> torch.Tensor:
         return F.normalize(features.float(), dim=-1) @ self.weight.t() + self.bias
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.zero_shot_logits(features) + self.alpha * self.gda_logits(features)
+        return self.zero_shot(features) + self.alpha * self.gda_logits(features)
 
     @torch.no_grad()
     def fit(self, views: torch.Tensor, labels: torch.Tensor) -> None:
@@ -152,12 +137,12 @@ class GDAHead(nn.Module):
     def search(self, features: torch.Tensor, labels: torch.Tensor, grid: Sequence[float] = ALPHA_GRID):
         """Sets ``alpha`` to the grid value the original would choose on these (val) features; returns
         ``(alpha, accuracy %, accuracies per grid value)``."""
-        alpha, acc, accs = search_alpha(self.zero_shot_logits(features), self.gda_logits(features), labels, grid)
+        alpha, acc, accs = search_alpha(self.zero_shot(features), self.gda_logits(features), labels, grid)
         self.alpha.fill_(alpha)
         return alpha, acc, accs
 
 
-def add_gda_config(cfg) -> None:
+def add_config(cfg) -> None:
     from yacs.config import CfgNode as CN
 
     if "GDA" in cfg.TRAINER:
@@ -249,6 +234,3 @@ class GDA(ClipTrainer):
         if self.val_accuracies is not None:
             extra["val_accuracy_by_alpha"] = dict(zip((str(a) for a in ALPHA_GRID), self.val_accuracies))
         return extra
-
-
-add_config = add_gda_config  # marks a method module (trainers/__init__.py discovers it)

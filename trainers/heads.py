@@ -1,9 +1,10 @@
-"""Pieces every CLIP head shares: the cosine logits and a fixed cosine classifier.
+"""Pieces CLIP heads share: the cosine logits, a fixed cosine classifier, a per-evaluation text cache.
 
-Why here: the cosine logits ``logit_scale * norm(f) @ norm(W)^T`` are CLIP's classifier for zero-shot
-CLIP, TaskRes, CLIP-Adapter, ZS-LP/CLAP and the prompt learners; written once, a head cannot drift
-(e.g. forget the fp32 cast of fp16 cached features). Not a method module (no ``add_config``). Checkpoint
-keys and shapes are checked once, for every method, by ``trainers.base.check_state_shapes``.
+Why here: the cosine logits ``logit_scale * norm(f) @ norm(W)^T`` are CLIP's classifier for zero-shot CLIP
+(also inside Tip-Adapter and GDA), TaskRes, CLIP-Adapter, ZS-LP/CLAP and the prompt learners; written once,
+a head cannot drift (e.g. forget the fp32 cast of fp16 cached features). Not a method module (no
+``add_config``). Checkpoint keys and shapes are checked once, for every method, by
+``trainers.base.check_state_shapes``.
 """
 import torch
 import torch.nn.functional as F
@@ -12,11 +13,8 @@ from torch import nn
 
 def cosine_logits(features: torch.Tensor, weights: torch.Tensor, logit_scale: float,
                   weights_normalized: bool = False) -> torch.Tensor:
-    """``logit_scale * norm(f) @ norm(W)^T`` in fp32: ``features`` ``[B, D]``, ``weights`` ``[C, D]``.
-
-    ``weights_normalized``: the rows of ``weights`` are unit vectors already (a head that normalises a
-    fixed matrix once), so they are used as they are.
-    """
+    """``logit_scale * norm(f) @ norm(W)^T`` in fp32: ``features`` ``[B, D]``, ``weights`` ``[C, D]`` (used
+    as they are when ``weights_normalized``: a head that normalises a fixed matrix once)."""
     if not weights_normalized:
         weights = F.normalize(weights.float(), dim=-1)
     return logit_scale * F.normalize(features.float(), dim=-1) @ weights.t()
@@ -35,12 +33,10 @@ class CosineClassifier(nn.Module):
 
 
 class EvalTextCache(nn.Module):
-    """Text features made by trainable parameters (prompts, LoRA), computed once per evaluation, not per batch.
-
-    During training, or whenever gradients are on, ``cached_text(compute)`` calls ``compute()`` (the parameters move);
-    in evaluation it keeps the first result. Switching mode or loading a state dict forgets it, so a loaded or
-    further-trained state is never served stale features.
-    """
+    """Text features made by trainable parameters (prompts, LoRA), computed once per evaluation, not per
+    batch: ``cached_text(compute)`` calls ``compute()`` while training or with gradients on, else keeps the
+    first result. Switching mode or loading a state dict forgets it, so a loaded or further-trained state is
+    never served stale features."""
 
     _text_cache = None
 

@@ -8,22 +8,18 @@ regularisation strength ``C`` is searched over 1e6, 1e4, ..., 1e-6 on the few-sh
 few-shot train set with that ``C`` is evaluated on test. ``TRAINER.LINEAR_PROBE.NORMALIZE True``
 fits on L2-normalised features instead (recorded in ``metrics.json``).
 
-How it differs from the public code (CoOp's ``lpclip/``), and why:
+How it differs from lpclip, and why:
 
-- one ``train.py`` run instead of a feature-extraction script plus a probe script: features come from
-  the shared feature cache (test transform, one view, for train, val and test alike);
-- the fitted weights live in the head (buffers ``weight``, ``bias`` and the chosen ``C``) and are saved
-  as ``linear_probe/model.pth.tar-1``, so ``--eval-only --model-dir DIR --load-epoch 1`` reproduces the
-  accuracy; the public code keeps nothing;
-- the refinement after the grid is our own log-space search (a step of one decade around the best
-  ``C``, halved ``REFINE_STEPS`` times) and keeps the best ``C`` seen on val (the grid's peak unless a
-  refined value beats it), while the public binary search (8 steps, starting at a tenth and ten times
-  the peak) deploys the last step's winner even when an earlier ``C`` scored higher on val; both
-  settle within a fraction of a decade of the best grid value, and the grid stage is identical;
-- the val images: lpclip draws min(K, 4) per class from the val split with numpy's RNG; here CoOp's few-shot
-  val (the same size, Dassl's draw). ImageNet's "val" is its test set (as in CoOp), so lpclip picks ``C`` on
-  4,000 test images; here on min(K, 4) held-out train images per class (``validation_items``), so no test
-  image ever picks ``C``.
+- one ``train.py`` run on the shared feature cache (test transform, one view, for train, val and test);
+- the fitted weights are saved (``linear_probe/model.pth.tar-1``: ``weight``, ``bias``, the chosen ``C``), so
+  ``--eval-only --model-dir DIR --load-epoch 1`` reproduces the accuracy; lpclip keeps nothing;
+- the refinement is our own log-space search (a decade around the best ``C``, halved ``REFINE_STEPS`` times)
+  keeping the best ``C`` seen on val, where lpclip's binary search (8 steps from a tenth and ten times the
+  peak) deploys its last step's winner; both settle within a fraction of a decade of the best grid value,
+  and the grid stage is identical;
+- the val images: CoOp's few-shot val (Dassl's draw, same size) instead of lpclip's numpy draw; ImageNet's
+  "val" is its test set, so held-out train images (``validation_items``) replace it: no test image picks
+  ``C``.
 """
 import logging
 import math
@@ -52,7 +48,7 @@ VALFREE_C = 1.0
 AUTO_TORCH_SIZE = 5e9  # samples x dims x classes above which ``auto`` uses torch (ImageNet 8/16 shots: 8e9/1.6e10)
 
 
-def add_linear_probe_config(cfg) -> None:
+def add_config(cfg) -> None:
     from yacs.config import CfgNode as CN
 
     if "LINEAR_PROBE" not in cfg.TRAINER:
@@ -101,26 +97,19 @@ def _fit_sklearn(x: np.ndarray, y: np.ndarray, c: float, max_iter: int) -> Probe
 
 def _fit_torch(x: np.ndarray, y: np.ndarray, c: float, max_iter: int, device: Optional[torch.device] = None,
                init: Optional[Probe] = None) -> Probe:
-    """The same objective as scikit-learn's (mean cross-entropy + ``|W|^2 / (2 C n)``, intercept unpenalised,
-    L-BFGS with 10 corrections, stopping when the largest gradient entry is below ``GTOL / n``), solved with
-    torch's L-BFGS on ``device``, optionally warm-started from another ``C``'s solution.
-
-    For two classes the multinomial optimum gives the same decisions as scikit-learn's binary model
-    at the same ``C``. Large problems run in float32, small ones in float64.
-    """
+    """scikit-learn's objective and stopping rule (mean cross-entropy + ``|W|^2 / (2 C n)``, intercept
+    unpenalised, 10 corrections, largest gradient entry below ``GTOL / n``) with torch's L-BFGS on ``device``,
+    optionally warm-started from another ``C``'s solution; float32 for large problems, else float64. For two
+    classes the multinomial optimum makes scikit-learn's binary model's decisions at the same ``C``."""
     device = device or torch.device("cpu")
     classes, yi = np.unique(y, return_inverse=True)
-    n, d = x.shape
-    dtype = torch.float64 if n * d * len(classes) <= 5e8 else torch.float32
+    (n, d), k = x.shape, len(classes)
+    dtype = torch.float64 if n * d * k <= 5e8 else torch.float32
     xt = torch.as_tensor(x, dtype=dtype, device=device)
     yt = torch.as_tensor(yi, dtype=torch.long, device=device)
-    w = torch.zeros(len(classes), d, dtype=dtype, device=device)
-    b = torch.zeros(len(classes), dtype=dtype, device=device)
-    if init is not None and np.array_equal(init.classes, classes):
-        w.copy_(torch.as_tensor(init.coef, dtype=dtype))
-        b.copy_(torch.as_tensor(init.intercept, dtype=dtype))
-    w.requires_grad_(True)
-    b.requires_grad_(True)
+    warm = init is not None and np.array_equal(init.classes, classes)
+    w = torch.tensor(init.coef if warm else np.zeros((k, d)), dtype=dtype, device=device, requires_grad=True)
+    b = torch.tensor(init.intercept if warm else np.zeros(k), dtype=dtype, device=device, requires_grad=True)
     reg = 1.0 / (2.0 * c * n)
     optim = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, max_eval=max_iter * 5 // 4, tolerance_grad=GTOL / n,
                               tolerance_change=1e-12, history_size=10, line_search_fn="strong_wolfe")
@@ -147,24 +136,13 @@ def fit_probe(x: np.ndarray, y: np.ndarray, c: float, max_iter: int, solver: str
     raise ValueError(f"Unknown linear-probe solver {solver!r}: use sklearn, torch or auto")
 
 
-def resolve_solver(solver: str, n: int, d: int, k: int) -> str:
-    """``auto``: scikit-learn (the original's solver) unless the problem is ImageNet-sized, where its
-    float64 L-BFGS takes hours on a CPU (see benchmarks/linear_probe.py)."""
-    if solver != "auto":
-        return solver
-    return "torch" if n * d * k > AUTO_TORCH_SIZE else "sklearn"
-
-
 def search_regularization(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
                           grid: Sequence[float], refine_steps: int, max_iter: int = 1000, solver: str = "sklearn",
                           device: Optional[torch.device] = None
                           ) -> Tuple[float, float, List[Tuple[float, float]], Probe]:
     """Pick ``C`` by val accuracy: the best of ``grid`` (first on ties), then a log-space refinement that
-    keeps the best ``C`` seen.
-
-    Returns ``(C, val accuracy in %, [(C, accuracy), ...] in evaluation order, the probe fitted with C)``. Only train and val
-    data are given, so nothing else can influence the choice. With the torch solver each fit starts
-    from the solution of the nearest ``C`` fitted so far.
+    keeps the best ``C`` seen; with the torch solver each fit starts from the nearest ``C`` fitted so far.
+    Returns ``(C, val accuracy in %, [(C, accuracy), ...] in evaluation order, the probe fitted with C)``.
     """
     history: List[Tuple[float, float]] = []
     solutions: Dict[float, Probe] = {}
@@ -214,12 +192,10 @@ class LinearProbeHead(nn.Module):
     def set_from_probe(self, probe: Probe, c: float) -> None:
         """Copy a fitted probe into the buffers (classes absent from train never win)."""
         classes = torch.as_tensor(probe.classes, dtype=torch.long)
-        coef = torch.as_tensor(probe.coef, dtype=torch.float32)
-        intercept = torch.as_tensor(probe.intercept, dtype=torch.float32)
         self.weight.zero_()
         self.bias.fill_(-1e4)
-        self.weight[classes] = coef.to(self.weight.device)
-        self.bias[classes] = intercept.to(self.bias.device)
+        self.weight[classes] = torch.as_tensor(probe.coef, dtype=torch.float32, device=self.weight.device)
+        self.bias[classes] = torch.as_tensor(probe.intercept, dtype=torch.float32, device=self.bias.device)
         self.C.fill_(c)
 
 
@@ -251,21 +227,22 @@ class LinearProbeCLIP(ClipTrainer):
     def fit(self) -> None:
         mcfg = self.method_cfg
         x_train, y_train = self._features("train", self.dm.dataset.train_x)
-        self.solver = resolve_solver(str(mcfg.SOLVER), x_train.shape[0], x_train.shape[1], len(np.unique(y_train)))
+        self.solver = str(mcfg.SOLVER)
+        if self.solver == "auto":  # sklearn (the original's) unless ImageNet-sized: hours on a CPU there
+            big = x_train.shape[0] * x_train.shape[1] * len(np.unique(y_train)) > AUTO_TORCH_SIZE
+            self.solver = "torch" if big else "sklearn"
+        head = self._models[self.spec.checkpoint_name]
         if self.valfree:
             probe = fit_probe(x_train, y_train, VALFREE_C, int(mcfg.MAX_ITER), self.solver, self.device)
             logger.info("Linear probe (%s solver): fixed C = %.4g (valfree track, no search)", self.solver, VALFREE_C)
-            self._models[self.spec.checkpoint_name].set_from_probe(probe, VALFREE_C)
+            head.set_from_probe(probe, VALFREE_C)
             return
-        # CoOp's lpclip searches on min(K, 4) val images per class (on ImageNet: of the test set; the paper
-        # track's held-out train images instead).
+        # lpclip searches on min(K, 4) val images per class (ImageNet: of its test set; here held-out train
+        # images instead).
         x_val, y_val = self._features("val", validation_items(self, paper="fewshot_val"))
         n = int(round((mcfg.SEARCH_MAX - mcfg.SEARCH_MIN) / mcfg.SEARCH_STEP)) + 1
         grid = [10.0 ** (mcfg.SEARCH_MAX - i * mcfg.SEARCH_STEP) for i in range(n)]
         c, acc, _, probe = search_regularization(x_train, y_train, x_val, y_val, grid, int(mcfg.REFINE_STEPS),
                                                  int(mcfg.MAX_ITER), self.solver, self.device)
         logger.info("Linear probe (%s solver): chosen C = %.4g (val accuracy %.2f%%)", self.solver, c, acc)
-        self._models[self.spec.checkpoint_name].set_from_probe(probe, c)
-
-
-add_config = add_linear_probe_config  # marks a method module (trainers/__init__.py discovers it)
+        head.set_from_probe(probe, c)

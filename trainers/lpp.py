@@ -1,39 +1,26 @@
 """LP++ (Huang et al., CVPR 2024): a linear probe whose class weights blend image prototypes with text.
 
-Logits for an L2-normalised image feature ``f``: ``f @ W^T + b + alpha * (f @ T^T)`` — a linear layer
-(``W``, ``b``) plus the zero-shot text logits ``f @ T^T`` scaled by a learnable class-wise ``alpha``;
-no logit scale. ``T``: per class, the mean of the L2-normalised prompt embeddings, normalised again
-(ImageNet and its variants: the 7 select templates; every other dataset: its own template; class names
-with ``_`` shown as spaces). What makes it "validation-free" is that the step sizes come from the data:
-
-- ``W`` starts at the *sum* of the normalised support features of each class, ``b`` at ``nn.Linear``'s
-  default (uniform in +-1/sqrt(D)), every ``alpha`` at ``250 * mean_c(mean_{i in c} f_i . t_c)``;
-- ``W`` and ``b``: full-batch SGD, momentum 0.9, step ``4 N / lambda_max(F^T F)`` (``F``: the N support
-  features); ``alpha``: a gradient step of size ``N / (4 max_c sum_i (f_i . t_c)^2)`` every 10 iterations;
-- 300 iterations on one augmented view of each support image (random resized crop, scale 0.5-1, flip),
-  encoded once;
-- the deployed state is the iteration with the best val accuracy (the last one among ties).
+Logits for an L2-normalised image feature ``f``: ``f @ W^T + b + alpha * (f @ T^T)``, no logit scale; ``T``
+per class the normalised mean of the normalised prompt embeddings (ImageNet and its variants: the 7 select
+templates; others: their own; ``_`` shown as spaces). "Validation-free" step sizes come from the data:
+``W`` starts at the *sum* of each class's normalised support features, ``b`` at ``nn.Linear``'s default,
+every ``alpha`` at ``250 * mean_c(mean_{i in c} f_i . t_c)``; ``W``, ``b`` take full-batch SGD steps (momentum
+0.9) of ``4 N / lambda_max(F^T F)``, ``alpha`` one of ``N / (4 max_c sum_i (f_i . t_c)^2)`` every 10
+iterations; 300 iterations on one augmented view of each support image (crop scale 0.5-1, flip), encoded
+once; the iteration with the best val accuracy is deployed (the last among ties). Kept on purpose: the public
+code never zeroes ``alpha``'s gradient, so each step uses the *sum* since the first iteration
+(``ACCUMULATE_ALPHA_GRAD``). Deviations (docs/methods/lpp.md; in ``metrics.json`` ``extra``): fp32 (public:
+CLIP's dtype, fp16 on a GPU); val K per class drawn with a seeded ``random`` (``paper`` track; ImageNet K
+held-out train images), min(K, 4) in ``fewshot_val``; ``b``'s random start seeded by ``SEED``; 3 seeds of
+the CoOp splits.
 
 Facts from FereshteShakeri/FewShot-CLIP-Strong-Baseline@f81054f ``methods/linear_probe_p2.py``
 (``LinearProbe_P2.forward``, ``calculate_lr_w``, ``calculate_lr_alpha``, ``calculate_init_alpha``),
 ``methods/utils.py`` (``compute_centroids``: a sum, its division commented out), ``utils.py``
 (``clip_classifier``), ``main.py`` (train transform) and ``configs/base.yaml`` (300 epochs); numbers in
-``tests/test_parity_lpp.py``.
-
-Kept from the public code on purpose: ``alpha``'s gradient is never zeroed there (only the optimiser of
-``W``, ``b`` zeroes its own), so each ``alpha`` step uses the *sum* of every gradient since the first
-iteration (``TRAINER.LPP.ACCUMULATE_ALPHA_GRAD True``; False: the gradient of the update's iteration).
-
-Deviations (each recorded in ``metrics.json`` ``extra``):
-- fp32 throughout; the public code trains ``W``, ``b``, ``alpha`` in CLIP's dtype (fp16 on a GPU);
-- the val set: the paper track (default) takes K per class as the public code does (drawn from the val split
-  with a seeded ``random``, ImageNet K held-out train images per class), the ``fewshot_val`` track min(K, 4);
-- ``b``'s random start comes from a generator seeded by ``SEED`` (the public code: the global RNG);
-- 3 seeds of the CoOp few-shot splits (the public code: 10 tasks of its own sampling).
-
-One iteration is one epoch of the project's loop (one full batch), so a run resumes exactly, logs its
-progress, and saves checkpoints in the usual layout; ``model.pth.tar-<last>`` and ``model-best.pth.tar``
-hold the deployed (best-val) state.
+``tests/test_parity_lpp.py``. One iteration is one epoch of the project's loop (one full batch), so a run
+resumes exactly and checkpoints as usual; ``model.pth.tar-<last>`` and ``model-best.pth.tar`` hold the
+deployed (best-val) state.
 """
 import logging
 import math
@@ -63,12 +50,9 @@ def add_config(cfg) -> None:
         cfg.TRAINER.LPP.PREC = "fp16"
         cfg.TRAINER.LPP.MOMENTUM = 0.9        # SGD momentum of W and b
         cfg.TRAINER.LPP.ALPHA_EVERY = 10      # iterations between two alpha steps
-        # True (public code): alpha steps along the sum of its gradients since the first iteration (never
-        # zeroed there); False: along the gradient of the iteration of the step.
+        # True (public code): alpha steps along its gradients summed since the start; False: the latest one.
         cfg.TRAINER.LPP.ACCUMULATE_ALPHA_GRAD = True
-        # True (public code): deploy the iteration with the best val accuracy (the last one among ties);
-        # False: the last iteration (no val set read).
-        cfg.TRAINER.LPP.SELECT_ON_VAL = True
+        cfg.TRAINER.LPP.SELECT_ON_VAL = True  # True (public code): deploy the best-val iteration; False: the last
 
 
 # ---- the data-driven quantities (public code: calculate_lr_w, calculate_lr_alpha, calculate_init_alpha) ----
@@ -98,11 +82,9 @@ def initial_alpha(features: torch.Tensor, labels: torch.Tensor, text: torch.Tens
 
 
 class LPPHead(nn.Module):
-    """``f @ W^T + b + alpha * (f @ T^T)`` on L2-normalised features.
-
-    ``alpha_grad`` (the accumulated gradient of alpha), the two step sizes and the best-val state so far
-    (``best_*``) are buffers, so a checkpoint says what the run chose and a resumed run continues exactly.
-    """
+    """``f @ W^T + b + alpha * (f @ T^T)`` on L2-normalised features. ``alpha_grad`` (the accumulated gradient
+    of alpha), the two step sizes and the best-val state so far (``best_*``) are buffers, so a checkpoint says
+    what the run chose and a resumed run continues exactly."""
 
     def __init__(self, text: torch.Tensor, bias_seed: int = 0):
         super().__init__()
@@ -148,7 +130,6 @@ class LPPHead(nn.Module):
         if (iteration + 1) % every == 0:
             self.alpha -= self.lr_alpha * self.alpha_grad
 
-
     @torch.no_grad()
     def keep_if_best(self, val_accuracy: float, iteration: int) -> None:
         """Remember this state when its val accuracy is the best so far; ties: the later iteration (public ">=")."""
@@ -171,9 +152,7 @@ class LPPHead(nn.Module):
 def train_iteration(head: LPPHead, optimizer: torch.optim.Optimizer, features: torch.Tensor, labels: torch.Tensor,
                     iteration: int, alpha_every: int = 10, accumulate: bool = True) -> Tuple[torch.Tensor, torch.Tensor]:
     """One LP++ iteration on the full support set: a step of W and b, then alpha's (every ``alpha_every``).
-
-    Returns the loss and the logits computed before the step (the public loop's order).
-    """
+    Returns the loss and the logits computed before the step (the public loop's order)."""
     logits = head(features)
     loss = F.cross_entropy(logits, labels)
     optimizer.zero_grad()
@@ -250,12 +229,11 @@ class LPP(ClipTrainer):
         freq = self.cfg.TRAIN.CHECKPOINT_FREQ
         if freq > 0 and (self.epoch + 1) % freq == 0 and self.epoch + 1 < self.max_epoch:
             self.save_model(self.epoch, self.output_dir)
-        if not self.select_on_val:
-            return
-        features, labels = self.val_set
-        with torch.no_grad():
-            self.head.keep_if_best(float((self.head(features).argmax(-1) == labels).float().mean()) * 100.0,
-                                   self.epoch)
+        if self.select_on_val:
+            features, labels = self.val_set
+            with torch.no_grad():
+                accuracy = float((self.head(features).argmax(-1) == labels).float().mean()) * 100.0
+            self.head.keep_if_best(accuracy, self.epoch)
 
     def after_train(self) -> None:
         """Deploy the best-val iteration (or the last), save it as the last epoch's and the best checkpoint, test."""

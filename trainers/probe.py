@@ -1,21 +1,20 @@
 """The zero-shot-initialised prototype probe that ZS-LP and CLAP share (Silva-Rodriguez et al., CVPR 2024).
 
-Why a shared module: CLAP is ZS-LP plus a loss term, and a method module never imports another method
-module, so the head, the template policy, the training views and the published setting live here once
-and ``trainers/zslp.py`` and ``trainers/clap.py`` each declare their own trainer on top. Not a method
-module (no ``add_config``): nothing here is registered.
+CLAP is ZS-LP plus a loss term, and a method module never imports another, so the head, the template policy,
+the training views and the published setting live here once; ``trainers/zslp.py`` and ``trainers/clap.py``
+each declare their trainer on top. Not a method module (no ``add_config``): nothing here is registered.
 
 The class prototypes ``W`` start as the zero-shot text embeddings ``t`` (mean of the unnormalised prompt
 embeddings; ImageNet: its 7 select templates plus its own, other datasets their own template; class
 names as the dataset gives them) and are all trained; logits are ``logit_scale * norm(f) @ norm(W)^T``.
-The published setting is one for every task — SGD lr 0.1, batch 256, 300 epochs, cosine — so no
-validation set is used (jusiro/CLAP@dbdf409 ``trainers/adapters.py``: ``AdapterMethod`` with INIT ``ZS``,
+One published setting for every task (SGD lr 0.1, batch 256, 300 epochs, cosine), so no validation set is
+used (jusiro/CLAP@dbdf409 ``trainers/adapters.py``: ``AdapterMethod`` with INIT ``ZS``,
 ``CustomCLIP.forward_lp``; ``configs/trainers/SGD_lr1e-1_B256_ep300.yaml``).
 
-Training views, as the original (``adapters.py``, ``run_epoch``): 20 augmented views of each training image are
-encoded once (cached here: a pool of 20, ``PROBE``'s cache request); each epoch shuffles the pool of all 20 N (view, image) pairs and
-trains on ``len(train loader)`` batches from its start (``ViewPoolLoader``), so an epoch mixes views and may see
-an image twice or not at all. The shuffle is seeded by (seed, epoch) instead of numpy's global RNG.
+Training views, as the original (``adapters.py`` ``run_epoch``): 20 augmented views of each training image,
+encoded once; each epoch shuffles the pool of all 20 N (view, image) pairs and trains on ``len(train loader)``
+batches from its start (``ViewPoolLoader``), so an epoch may see an image twice or not at all. The shuffle is
+seeded by (seed, epoch) instead of numpy's global RNG.
 """
 from typing import Tuple
 
@@ -40,11 +39,8 @@ class PrototypeProbe(nn.Module):
         self.register_buffer("base", base.clone(), persistent=False)  # the zero-shot prototypes (CLAP's anchor)
         self.logit_scale = float(logit_scale)
 
-    def logits(self, features: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
-        return cosine_logits(features, prototypes, self.logit_scale)
-
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.logits(features, self.prototypes)
+        return cosine_logits(features, self.prototypes, self.logit_scale)
 
 
 class ViewPoolLoader:
@@ -80,8 +76,7 @@ def original_templates(dataset: str) -> Tuple[str, ...]:
 
 
 def probe_recipe(dataset: str, shots: int) -> dict:
-    """The published setting, the same for ZS-LP and CLAP, every dataset and shot count (the file holds SGD,
-    batch 256 and the cosine schedule)."""
+    """The published setting for every dataset and shot count (the file holds SGD, batch 256, cosine)."""
     return {"OPTIM.LR": 0.1, "OPTIM.MAX_EPOCH": 300}
 
 

@@ -1,46 +1,37 @@
 """Tip-Adapter (training-free) and Tip-Adapter-F (cache keys fine-tuned), Zhang et al., ECCV 2022.
 
-A key-value cache built from the few-shot train set: keys are the train images' CLIP features,
-averaged over ``AUGMENT_EPOCH`` augmented views (random resized crop, scale 0.5-1, and flip) and then
-L2-normalised; values are their labels (one-hot). For a normalised image feature ``f``::
+A key-value cache built from the few-shot train set: keys are the train images' CLIP features averaged
+over ``AUGMENT_EPOCH`` augmented views (random resized crop, scale 0.5-1, and flip), then L2-normalised;
+values are their labels. For a normalised image feature ``f``::
 
     logits = logit_scale * f @ W_text^T + alpha * exp(-beta * (1 - f @ K^T)) @ V
 
-``W_text`` is the normalised zero-shot classifier (the dataset's template; ImageNet: the ensemble of
-its 7 "select" templates, each normalised before averaging). ``alpha`` and ``beta`` are searched on
-val over the public grids (``SEARCH_SCALE`` = [beta max, alpha max], ``SEARCH_STEP`` = [beta steps,
-alpha steps]). Tip-Adapter-F makes ``K`` trainable (AdamW, eps 1e-4, cosine per iteration), trains
-with the initial alpha/beta, keeps the epoch with the best val accuracy, then searches alpha/beta.
-
-Defaults follow the public code (gaopengcuhk/Tip-Adapter@d0e2d6f, ``configs/<dataset>.yaml``,
-``utils.py:search_hp``): each dataset has its own search range and initial alpha/beta
-(``PUBLIC_CONFIGS``), used whenever ``SEARCH_SCALE``, ``INIT_ALPHA`` or ``INIT_BETA`` is left unset
-(``None``); 200 beta steps x 20 alpha steps; grid value ``i`` is ``0.1 + i * (max - 0.1) / steps``.
-The values used are recorded in ``metrics.json``.
+``W_text``: the normalised zero-shot classifier (the dataset's template; ImageNet: its 7 "select"
+templates, each normalised before averaging). ``alpha``, ``beta`` are searched on val over the public
+grids: ``SEARCH_SCALE`` = [beta max, alpha max], ``SEARCH_STEP`` = [beta steps, alpha steps] (200 x 20), grid
+value ``i`` = ``0.1 + i * (max - 0.1) / steps``; each dataset's range and initial alpha/beta are its public
+ones (``PUBLIC_CONFIGS``) unless set. Tip-Adapter-F trains ``K`` (AdamW, eps 1e-4, cosine per iteration)
+with the initial alpha/beta, keeps the best-val epoch, then searches alpha/beta. The values used are
+recorded in ``metrics.json``. Public code: gaopengcuhk/Tip-Adapter@d0e2d6f, ``configs/<dataset>.yaml``,
+``utils.py:search_hp``.
 
 How it differs from the public code, and why:
 
-- **No selection on test.** The public code searches alpha/beta on the dataset's whole val split
-  (``main.py``: ``search_hp(cfg, ..., val_features, ...)``), and so does the ``paper`` track here; but it
-  picks Tip-Adapter-F's epoch on the test set, and on ImageNet (``main_imagenet.py``) searches alpha/beta
-  on the test set too. Here the epoch is chosen on the whole val split, and ImageNet uses held-out train
-  images, as many per class as its test set has (``validation_items``). Accuracies can therefore be
-  slightly below the published ones. The ``fewshot_val`` track uses min(K, 4) images per class instead.
-- ``logit_scale`` is the backbone's (100 for OpenAI weights, the public constant), so other open_clip
-  models work.
-- Values are kept as labels (``cache_labels``) and applied with an index-add instead of a one-hot
-  ``[N, C]`` matrix: the same numbers, far smaller checkpoints.
-- Keys and training views are independent, as in the public code (its keys come from
-  ``augment_epoch`` passes of one loader, Tip-Adapter-F trains on fresh random crops from another):
-  the keys' views are drawn from their own seed stream (``key_seed``), the training views from the
-  feature cache's per-run stream (``FEATURE_CACHE``), both with the cache's augmentation (random
-  resized crop, scale 0.5-1, and flip; the configs set ``INPUT.RRCROP_SCALE (0.5, 1.0)``).
-- The keys are computed in fp32 from fp16-cached features and trained in fp32 (the public code
-  trains them in fp16 on its GPU).
-- The searched alpha/beta and the keys are saved in the checkpoint (``tip_adapter/``), so
-  ``--eval-only`` reproduces the accuracy: Tip-Adapter ``--load-epoch 1``; Tip-Adapter-F the deployed
-  model ``model-best.pth.tar`` (no ``--load-epoch``), while ``--load-epoch N`` gives epoch N's keys with the
-  initial alpha/beta. An evaluation-only run encodes no training views (the keys come from the file).
+- **No selection on test.** The public code searches alpha/beta on the whole val split (``main.py``), as the
+  ``paper`` track here, but picks Tip-Adapter-F's epoch on test, and on ImageNet (``main_imagenet.py``)
+  alpha/beta too. Here both use the whole val split; ImageNet held-out train images, as many per class as its
+  test set (``validation_items``); the ``fewshot_val`` track min(K, 4) per class.
+- ``logit_scale`` is the backbone's (100 for OpenAI weights, the public constant), so other models work.
+- Values are labels (``cache_labels``) applied by an index-add, not a one-hot ``[N, C]`` matrix: the same
+  numbers, far smaller checkpoints.
+- Keys and training views are independent, as in the public code (keys from ``augment_epoch`` passes of one
+  loader, Tip-Adapter-F's crops from another): the keys' views come from their own seed stream
+  (``key_seed``), the training views from the feature cache's per-run stream.
+- Keys are computed and trained in fp32 from fp16-cached features (the public code trains them in fp16).
+- The searched alpha/beta and the keys are saved (``tip_adapter/``), so ``--eval-only`` reproduces the
+  accuracy without encoding a training view: Tip-Adapter ``--load-epoch 1``; Tip-Adapter-F
+  ``model-best.pth.tar`` (no ``--load-epoch``), while ``--load-epoch N`` gives epoch N's keys with the initial
+  alpha/beta.
 """
 import copy
 import logging
@@ -55,7 +46,7 @@ from torch import nn
 from engine import TRAINER_REGISTRY, CheckpointError, build_transform
 from features import FeatureLoader
 from trainers.base import ClipTrainer, validation_items
-from trainers.heads import cosine_logits
+from trainers.heads import CosineClassifier
 from trainers.spec import CacheRequest, KeyViews, declare
 from trainers.templates import IMAGENET_FAMILY, OWN, SELECT, templates_for
 from trainers.text_classifier import build_zero_shot_classifier
@@ -85,15 +76,7 @@ PUBLIC_CONFIGS = {
 }
 
 
-def public_config(dataset_name: str):
-    """``((beta max, alpha max), (init beta, init alpha))`` of the public config for a dataset."""
-    if dataset_name not in PUBLIC_CONFIGS:
-        logger.info("Tip-Adapter: no public config for %s; using ImageNet's search range and initial values",
-                    dataset_name)
-    return PUBLIC_CONFIGS.get(dataset_name, PUBLIC_CONFIGS["ImageNet"])
-
-
-def add_tip_adapter_config(cfg) -> None:
+def add_config(cfg) -> None:
     from yacs.config import CfgNode as CN
 
     for node, fine_tuned in (("TIP_ADAPTER", False), ("TIP_ADAPTER_F", True)):
@@ -124,7 +107,7 @@ class TipAdapterHead(nn.Module):
     def __init__(self, text_weights: torch.Tensor, cache_keys: torch.Tensor, cache_labels: torch.Tensor,
                  alpha: float, beta: float, logit_scale: float, learnable_keys: bool = False):
         super().__init__()
-        self.register_buffer("text_weights", F.normalize(text_weights.float(), dim=-1), persistent=False)
+        self.zero_shot = CosineClassifier(text_weights, logit_scale)  # nothing saved: rebuilt from text
         keys = cache_keys.detach().float().clone()
         if learnable_keys:
             self.cache_keys = nn.Parameter(keys)
@@ -133,32 +116,31 @@ class TipAdapterHead(nn.Module):
         self.register_buffer("cache_labels", cache_labels.long().clone())
         self.register_buffer("alpha", torch.tensor(float(alpha)))
         self.register_buffer("beta", torch.tensor(float(beta)))
-        self.logit_scale = float(logit_scale)
 
-    @property
-    def num_classes(self) -> int:
-        return self.text_weights.shape[0]
-
-    def clip_logits(self, features: torch.Tensor) -> torch.Tensor:
-        return cosine_logits(features, self.text_weights, self.logit_scale, weights_normalized=True)
+    @torch.no_grad()
+    def set_cache(self, keys: torch.Tensor, labels: torch.Tensor) -> None:
+        """Replace the cache (its size is the new one's), keeping the keys trainable if they are."""
+        # ``.data``: trainable keys stay the optimiser's parameter.
+        self.cache_keys.data = keys.to(self.cache_labels.device, torch.float32).clone()
+        self.cache_labels = labels.to(self.cache_labels.device).clone()
 
     def affinity(self, features: torch.Tensor) -> torch.Tensor:
         return F.normalize(features.float(), dim=-1) @ self.cache_keys.t()
 
     def cache_logits(self, affinity: torch.Tensor, beta) -> torch.Tensor:
         kernel = torch.exp(-beta * (1.0 - affinity))
-        out = kernel.new_zeros(kernel.shape[0], self.num_classes)
+        out = kernel.new_zeros(kernel.shape[0], self.zero_shot.weights.shape[0])
         return out.index_add(1, self.cache_labels, kernel)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.clip_logits(features) + self.alpha * self.cache_logits(self.affinity(features), self.beta)
+        return self.zero_shot(features) + self.alpha * self.cache_logits(self.affinity(features), self.beta)
 
     @torch.no_grad()
     def search(self, features: torch.Tensor, labels: torch.Tensor, betas: Sequence[float],
                alphas: Sequence[float]) -> Tuple[float, float, float]:
         """Grid search of (alpha, beta) by accuracy on the given (val) features; ties keep the first pair
         in beta-major order, as the public loop does. Returns ``(alpha, beta, accuracy in %)``."""
-        clip = self.clip_logits(features)
+        clip = self.zero_shot(features)
         affinity = self.affinity(features)
         alphas_t = torch.as_tensor(np.asarray(alphas), dtype=torch.float32, device=clip.device)
         acc = np.zeros((len(betas), len(alphas)))
@@ -208,12 +190,7 @@ class TipAdapter(ClipTrainer):
             raise CheckpointError(f"The checkpoint's cache keys have dimension {state['cache_keys'].shape[1]}, "
                                   f"this backbone's features {own['cache_keys'].shape[1]}")
         # The cache size is the checkpoint's (its few-shot train set), whatever this run sampled.
-        head = self._models[name]
-        if isinstance(head.cache_keys, nn.Parameter):
-            head.cache_keys.data = state["cache_keys"].to(head.cache_keys.device, torch.float32).clone()
-        else:
-            head.cache_keys = state["cache_keys"].to(head.cache_keys.device, torch.float32).clone()
-        head.cache_labels = state["cache_labels"].to(head.cache_labels.device).clone()
+        self._models[name].set_cache(state["cache_keys"], state["cache_labels"])
         super().load_state_for_eval(name, checkpoint)
 
     def cache_transform(self):
@@ -221,8 +198,12 @@ class TipAdapter(ClipTrainer):
 
     def hyperparameters(self) -> dict:
         """The run's search range and initial alpha/beta: the config's, or the dataset's public values."""
-        mcfg = self.method_cfg
-        (beta_max, alpha_max), (init_beta, init_alpha) = public_config(self.cfg.DATASET.NAME)
+        mcfg, name = self.method_cfg, self.cfg.DATASET.NAME
+        if name not in PUBLIC_CONFIGS:
+            logger.info("Tip-Adapter: no public config for %s; using ImageNet's search range and initial "
+                        "values", name)
+            name = "ImageNet"
+        (beta_max, alpha_max), (init_beta, init_alpha) = PUBLIC_CONFIGS[name]
         if self.valfree:
             init_beta, init_alpha = VALFREE_BETA, VALFREE_ALPHA
         scale = mcfg.SEARCH_SCALE
@@ -243,8 +224,7 @@ class TipAdapter(ClipTrainer):
         evaluation-only run, whose keys come from its checkpoint, encodes no training views."""
         hp = self.hyperparameters()
         text = build_zero_shot_classifier(self.clip, self.classnames, self.templates, normalize_each=True)
-        keys = torch.zeros(0, text.shape[1])
-        labels = torch.zeros(0, dtype=torch.long)
+        keys, labels = torch.zeros(0, text.shape[1]), torch.zeros(0, dtype=torch.long)
         return TipAdapterHead(text, keys, labels, hp["init_alpha"], hp["init_beta"], self.clip.logit_scale,
                               learnable_keys="cache_keys" in self.spec.trainable)
 
@@ -257,29 +237,23 @@ class TipAdapter(ClipTrainer):
         views = self.spec.cache.keys.views(self.method_cfg)
         entry = self.cached_features("train", self.dm.dataset.train_x, self.cache_transform(), views,
                                      self.key_seed())
-        keys = F.normalize(entry["features"].float().mean(dim=0), dim=-1).to(head.cache_labels.device)
-        if isinstance(head.cache_keys, nn.Parameter):
-            head.cache_keys.data = keys
-        else:
-            head.cache_keys = keys
-        head.cache_labels = entry["labels"].to(head.cache_labels.device).clone()
-        logger.info("Tip-Adapter cache: %d keys from %d augmented views each", keys.shape[0], views)
+        head.set_cache(F.normalize(entry["features"].float().mean(dim=0), dim=-1), entry["labels"])
+        logger.info("Tip-Adapter cache: %d keys from %d augmented views each", len(head.cache_keys), views)
 
     def use_train_features(self) -> None:
         self.build_cache()
         super().use_train_features()
 
     def validation_features(self) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Val features (never test) on the trainer's device, computed once per run."""
+        """Val features (never test: module docstring) on the trainer's device, computed once per run."""
         if getattr(self, "_val_features", None) is None:
-            # search_hp runs on the dataset's whole val split (ImageNet: its test set; here held-out train
-            # images of the same size); Tip-F's epoch too (the public code picks it on test).
             entry = self.cached_features("val", validation_items(self, paper="val_split"),
                                          build_transform(self.cfg, is_train=False), 1, None)
             self._val_features = (entry["features"][0].float().to(self.device), entry["labels"].to(self.device))
         return self._val_features
 
-    def search_hyperparameters(self) -> None:
+    def fit(self) -> None:
+        """Search alpha/beta on val (Tip-Adapter-F: after training, on the deployed keys)."""
         hp = self.hyperparameters()
         if not self.method_cfg.SEARCH_HP or self.valfree:
             logger.info("Tip-Adapter: no search%s; alpha %.3f, beta %.3f", " (valfree track)" * self.valfree,
@@ -292,15 +266,11 @@ class TipAdapter(ClipTrainer):
         self.head.set_hyperparameters(alpha, beta)
         logger.info("Tip-Adapter: searched on val -> alpha %.4f, beta %.4f (val accuracy %.2f%%)", alpha, beta, acc)
 
-    def fit(self) -> None:
-        self.search_hyperparameters()
-
     def metrics_extra(self) -> dict:
         extra = {"alpha": float(self.head.alpha), "beta": float(self.head.beta), **self.hyperparameters(),
                  "search_hp": bool(self.method_cfg.SEARCH_HP) and not self.valfree, "augment_epoch": int(self.method_cfg.AUGMENT_EPOCH)}
         if getattr(self, "best_epoch", None) is not None:
             extra["best_epoch"] = int(self.best_epoch) + 1
-            # The public code picks the epoch on the test set; here on the selection set (metrics' selection_data).
             extra["epoch_selected_on"] = "none (last epoch)" if self.valfree else "validation (public code: test)"
         return extra
 
@@ -323,28 +293,23 @@ class TipAdapterF(TipAdapter):
         config_node="TIP_ADAPTER_F", trainable=("cache_keys",), training_free=False,
         cache=CacheRequest(train_views="epoch", keys=KEYS), label="Tip-Adapter-F", table_order=60,
         recipe_config="configs/trainers/TipAdapterF/rn50.yaml", recipe=tip_adapter_f_recipe)
+    best_val, best_epoch, best_state = -1.0, -1, None  # the best-val epoch so far (``after_epoch``)
 
     def build_optimization(self, head):
-        """AdamW with the published eps and a cosine schedule over iterations (no warm-up)."""
+        """AdamW with the published eps and a cosine schedule over iterations (no warm-up), ``ceil(N / B)``
+        per epoch: the public loader keeps the last partial batch (``use_train_features``)."""
         cfg = self.cfg
         optim = torch.optim.AdamW([head.cache_keys], lr=cfg.OPTIM.LR, eps=self.method_cfg.ADAMW_EPS,
                                   weight_decay=cfg.OPTIM.WEIGHT_DECAY)
-        # The public loader keeps the last partial batch (drop_last=False): ceil(N / B) steps per epoch.
         per_epoch = math.ceil(len(self.dm.dataset.train_x) / int(cfg.DATALOADER.TRAIN_X.BATCH_SIZE))
         return optim, torch.optim.lr_scheduler.CosineAnnealingLR(optim, T_max=max(1, int(cfg.OPTIM.MAX_EPOCH) * per_epoch))
 
     def use_train_features(self) -> None:
         super().use_train_features()
         loader = self.train_loader_x
-        if isinstance(loader, FeatureLoader) and loader.drop_last:  # the public loader keeps the last partial batch
+        if isinstance(loader, FeatureLoader) and loader.drop_last:
             self.train_loader_x = FeatureLoader(loader.features, loader.labels, loader.batch_size, shuffle=True,
                                                 drop_last=False, device=self.device, seed=max(int(self.cfg.SEED), 0))
-
-    def build_model(self) -> None:
-        super().build_model()
-        self.best_val = -1.0
-        self.best_epoch = -1
-        self.best_state = None
 
     def forward_backward(self, batch) -> dict:
         summary = super().forward_backward(batch)
@@ -354,14 +319,6 @@ class TipAdapterF(TipAdapter):
     def update_lr(self, names=None) -> None:
         """The schedule steps once per iteration, in ``forward_backward``."""
 
-    @torch.no_grad()
-    def val_accuracy(self) -> float:
-        features, labels = self.validation_features()
-        self.head.eval()
-        acc = float((self.head(features).argmax(dim=-1) == labels).float().mean().item() * 100.0)
-        self.head.train()
-        return acc
-
     def after_epoch(self) -> None:
         last = (self.epoch + 1) == self.max_epoch
         freq = self.cfg.TRAIN.CHECKPOINT_FREQ
@@ -370,7 +327,11 @@ class TipAdapterF(TipAdapter):
         if self.valfree:  # no validation data: the last epoch is deployed
             self.best_epoch = self.epoch
             return
-        acc = self.val_accuracy()
+        features, labels = self.validation_features()
+        self.head.eval()
+        with torch.no_grad():
+            acc = float((self.head(features).argmax(dim=-1) == labels).float().mean().item() * 100.0)
+        self.head.train()
         logger.info("Epoch %d: val accuracy %.2f%% (alpha %.3f, beta %.3f)", self.epoch + 1, acc,
                     float(self.head.alpha), float(self.head.beta))
         if acc > self.best_val:
@@ -394,12 +355,9 @@ class TipAdapterF(TipAdapter):
         if self.best_state is not None:
             self.head.load_state_dict(self.best_state)
             logger.info("Deploy the keys of epoch %d (best val accuracy %.2f%%)", self.best_epoch + 1, self.best_val)
-        self.search_hyperparameters()
+        self.fit()
         self.save_model(max(self.best_epoch, 0), self.output_dir, val_result=self.best_val,
                         model_name="model-best.pth.tar")
         if not self.cfg.TEST.NO_TEST:
             self.test()
         self.close_writer()
-
-
-add_config = add_tip_adapter_config  # marks a method module (trainers/__init__.py discovers it)

@@ -1,9 +1,7 @@
 """ZS-LP (Silva-Rodriguez et al., CVPR 2024): a linear probe initialised with CLIP's zero-shot prototypes.
 
-The head, templates, training views and published setting are shared with CLAP and live in
-``trainers/probe.py``; this module declares the method: config defaults (``add_config``) and its ``SPEC``
-(config node and display name, plus the shared ``PROBE`` declaration: trainable parameters, cache request,
-recipe); it inherits the head (``build_head``). ``import trainers`` finds it.
+The head, templates, training views and published setting (``PROBE``) are shared with CLAP in
+``trainers/probe.py``; this module adds the config node and the trainer. ``import trainers`` finds it.
 """
 from engine import TRAINER_REGISTRY
 from trainers.probe import PROBE, PrototypeProbeTrainer
