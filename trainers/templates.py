@@ -29,21 +29,19 @@ def imagenet_select() -> Tuple[str, ...]:
     return tuple(IMAGENET_TEMPLATES_SELECT)
 
 
-def _apply(policy: str, own: Tuple[str, ...]) -> Tuple[str, ...]:
-    if policy == OWN:
-        return tuple(own)
-    select = imagenet_select()
-    if policy == SELECT:
-        return select
-    if policy == SELECT_OWN:
-        return select + tuple(t for t in own if t not in select)
-    raise ValueError(f"Unknown template policy {policy!r}; valid: {', '.join(POLICIES)}")
-
-
 def templates_for(dataset: str, imagenet: str = OWN, others: str = OWN,
                   imagenet_names: Tuple[str, ...] = IMAGENET_FAMILY) -> Tuple[str, ...]:
     """The templates of ``dataset`` (a ``DATASET.NAME``): policy ``imagenet`` for the names in
     ``imagenet_names``, ``others`` for every other dataset."""
     from datasets import dataset_templates
 
-    return _apply(imagenet if dataset in imagenet_names else others, tuple(dataset_templates(dataset)))
+    own = tuple(dataset_templates(dataset))
+    policy = imagenet if dataset in imagenet_names else others
+    if policy == OWN:
+        return own
+    select = imagenet_select()
+    if policy == SELECT:
+        return select
+    if policy == SELECT_OWN:
+        return select + tuple(t for t in own if t not in select)
+    raise ValueError(f"Unknown template policy {policy!r}; valid: {', '.join(POLICIES)}")
