@@ -48,9 +48,7 @@ def grad_scaler(precision: str, device: torch.device):
 def autocast_context(device: torch.device, enabled: bool):
     """fp16 autocast when enabled (AMP on CUDA); no context at all otherwise: torch < 2.2 refuses an fp16
     autocast on the CPU even with ``enabled=False``."""
-    if not enabled:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.float16)
+    return torch.autocast(device_type=device.type, dtype=torch.float16) if enabled else contextlib.nullcontext()
 
 
 class BackboneError(RuntimeError):
@@ -138,19 +136,18 @@ class ClipBackbone:
         with self._encoding(grad):
             return self.model.encode_text(tokens.to(self.device)).float()
 
+    def _token_batches(self, texts: Sequence[str], batch_size: int):
+        return (self.tokenize(texts[start:start + batch_size]) for start in range(0, len(texts), batch_size))
+
     def encode_text(self, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
-        return torch.cat([self.encode_tokens(self.tokenize(texts[start:start + batch_size]))
-                          for start in range(0, len(texts), batch_size)])
+        return torch.cat([self.encode_tokens(tokens) for tokens in self._token_batches(texts, batch_size)])
 
     def encode_text_pooled(self, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
         """Text features before the final projection (OpenAI-style towers only), float32."""
         tower = TextTower(self.model)
-        feats = []
-        for start in range(0, len(texts), batch_size):
-            tokens = self.tokenize(texts[start:start + batch_size])
-            with self._encoding(grad=False):
-                feats.append(tower.pooled(tower.embed_tokens(tokens), tokens))
-        return torch.cat(feats)
+        with self._encoding(grad=False):
+            return torch.cat([tower.pooled(tower.embed_tokens(tokens), tokens)
+                              for tokens in self._token_batches(texts, batch_size)])
 
     def fingerprint(self) -> str:
         """Content hash of the weights: the feature cache's guarantee that other weights never reuse features."""

@@ -124,9 +124,6 @@ class ClipClassifier(nn.Module):
 _TRAINER_BASES = (TrainerX,) if issubclass(TrainerX, TrainingLoop) else (TrainingLoop, TrainerX)
 
 
-_UPPER = re.compile(r"[A-Z][A-Z0-9_]*")
-
-
 class ClipTrainer(*_TRAINER_BASES):
     """The shared trainer. A method's class declares ``SPEC`` (a ``MethodSpec``) and no other UPPER_CASE class
     attribute unless a base class has it: a leftover or misspelt declaration fails when the class is made."""
@@ -134,7 +131,7 @@ class ClipTrainer(*_TRAINER_BASES):
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         known = {"SPEC"} | {name for base in cls.__mro__[1:] for name in vars(base)}
-        odd = [name for name in vars(cls) if _UPPER.fullmatch(name) and name not in known]
+        odd = [name for name in vars(cls) if re.fullmatch(r"[A-Z][A-Z0-9_]*", name) and name not in known]
         if odd:
             hints = [f"{n} (SPEC field {m[0]}?)" if (m := difflib.get_close_matches(n.lower(), SPEC_FIELDS, 1)) else n
                      for n in odd]
@@ -258,8 +255,7 @@ class ClipTrainer(*_TRAINER_BASES):
         training = self.model.training
         self.model.eval()
         with torch.enable_grad():
-            size = self.clip.image_size
-            image = torch.zeros(1, 3, size, size, device=self.device)
+            image = torch.zeros(1, 3, self.clip.image_size, self.clip.image_size, device=self.device)
             depends = {"image": self.clip.encode_image(image, grad=True).requires_grad,
                        "text": self.clip.encode_tokens(self.clip.tokenize(["a photo."]), grad=True).requires_grad}
         self.model.train(training)
