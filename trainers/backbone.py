@@ -40,9 +40,7 @@ def grad_scaler(precision: str, device: torch.device):
     oldest torch declared (2.1) has only ``torch.cuda.amp.GradScaler``, the same class for CUDA."""
     if not uses_amp(precision, device):
         return None
-    if hasattr(torch.amp, "GradScaler"):
-        return torch.amp.GradScaler(device.type)
-    return torch.cuda.amp.GradScaler()
+    return torch.amp.GradScaler(device.type) if hasattr(torch.amp, "GradScaler") else torch.cuda.amp.GradScaler()
 
 
 def autocast_context(device: torch.device, enabled: bool):
