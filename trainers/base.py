@@ -9,7 +9,7 @@ import difflib
 import logging
 import re
 import time
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -93,26 +93,24 @@ def check_state_shapes(module: nn.Module, state: dict, method: str) -> None:
 
 
 class ClipClassifier(nn.Module):
-    """Images or features in, logits out: ``head(encode_image(x))`` for images, ``head(x)`` for features.
+    """Images or features in, logits out: ``head(encoder.encode_image(x))`` for images, ``head(x)`` for features.
 
-    The backbone is a plain attribute, not a submodule, so checkpoints hold only what the method trains.
-    ``image_adapted``: the method trains through the image encoder, so the graph is kept and cached
-    features (made by the frozen encoder) are refused. ``pre_projection``: the head takes the features
-    before the image projection.
+    ``encoder`` (a ``ClipBackbone``, or a ``PreProjectionEncoder`` for a head that takes the features before the
+    image projection) is no submodule, so checkpoints hold only what the method trains. ``image_adapted``: the
+    method trains through the image encoder, so the graph is kept and cached features (made by the frozen
+    encoder) are refused.
     """
 
-    def __init__(self, backbone: ClipBackbone, head: nn.Module, image_adapted: bool = False,
-                 pre_projection: bool = False):
+    def __init__(self, encoder: Union[ClipBackbone, PreProjectionEncoder], head: nn.Module,
+                 image_adapted: bool = False):
         super().__init__()
         self.head = head
-        self.__dict__["backbone"] = backbone
+        self.encoder = encoder
         self.image_adapted = image_adapted
-        self.pre_projection = pre_projection
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 4:
-            encode = self.backbone.encode_image_pre_projection if self.pre_projection else self.backbone.encode_image
-            x = encode(x, grad=self.image_adapted)
+            x = self.encoder.encode_image(x, grad=self.image_adapted)
         elif self.image_adapted:
             raise RuntimeError("The image encoder is adapted: precomputed image features cannot be used")
         return self.head(x)
@@ -168,7 +166,8 @@ class ClipTrainer(*_TRAINER_BASES):
         """Training-free methods fit here (e.g. a search on val)."""
 
     def build_optimization(self, head: nn.Module):
-        """``(optimizer, scheduler)`` for the head; stepped by ``update_lr`` after each epoch's last batch."""
+        """``(optimizer, scheduler)`` for the head; stepped by ``update_lr`` after each epoch's last batch (Dassl's
+        convention)."""
         optim = build_optimizer(head, self.cfg.OPTIM)
         return optim, build_lr_scheduler(optim, self.cfg.OPTIM)
 
@@ -202,15 +201,15 @@ class ClipTrainer(*_TRAINER_BASES):
         self.timings = {"load_backbone_s": time.time() - start}
         dataset = self.dm.dataset
         pre = self.spec.cache.image_features == "pre_projection"
-        self.feature_source = FeatureSource(cfg, PreProjectionEncoder(self.clip) if pre else self.clip, dataset,
-                                            self.timings)
+        encoder = PreProjectionEncoder(self.clip) if pre else self.clip
+        self.feature_source = FeatureSource(cfg, encoder, dataset, self.timings)
         # Variants covering a subset of the training classes (ImageNet-A/-R) evaluate a model built for
         # the full class list and keep the logits of their classes.
         self.eval_label_map = getattr(dataset, "label_map_to_train_classes", None)
         self.classnames = list(getattr(dataset, "train_classnames", None) or dataset.classnames)
         self.templates = self.dataset_templates()
         head = self.build_head()
-        self.model = ClipClassifier(self.clip, head, image_adapted=self.image_adapted, pre_projection=pre).to(self.device)
+        self.model = ClipClassifier(encoder, head, image_adapted=self.image_adapted).to(self.device)
         self.check_trainable(head)
         if self.spec.adapted_encoders:
             self.check_adapted_encoders()
