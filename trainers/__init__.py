@@ -3,15 +3,11 @@
 Why discovery: adding a method must not mean editing this file, the recipe table or the name table.
 A *method module* is any module of this package (or one named in ``TASKRES_METHODS``, a comma-separated
 list of importable module paths: a method kept outside the repository) that defines ``add_config(cfg)``
-(its config defaults) — that function is the marker. Importing it registers its trainer classes
-(``@TRAINER_REGISTRY.register()``); each registered class declares itself once, ``SPEC = declare(...)``
-(``trainers/spec.py``: trainable parameters, cache request, recipe, display name, ...), read through
-``method_spec(name)`` by train.py, the grid, the cost model and the report (docs/add-a-method.md).
+(its config defaults). Each registered trainer class declares itself once, ``SPEC = declare(...)``
+(``trainers/spec.py``), read through ``method_spec(name)`` (docs/add-a-method.md).
 
-Checked at import, one line naming the file: a registered trainer class without its own ``SPEC``, a
-misspelt or ill-typed declaration, an UPPER_CASE class attribute that no base class knows (a leftover
-``SELECTS_ON_VAL = True`` would otherwise be ignored). A broken method module stops the import: it never
-yields a silently different table.
+A wrong declaration (no own ``SPEC``, a misspelt or ill-typed field, an unknown UPPER_CASE class attribute)
+stops the import with one line naming the file: a broken method module never yields a silently different table.
 
 Registry contract: a trainer is built as ``cls(cfg)`` and provides ``train()``, ``test()`` and
 ``load_model(dir, epoch)``.
@@ -28,8 +24,7 @@ from trainers.base import add_clip_config
 from trainers.spec import CacheRequest, KeyViews, MethodSpec, ResultVariant, SpecError, declare
 
 __all__ = ["CacheRequest", "KeyViews", "MethodSpec", "ResultVariant", "SpecError", "declare", "declared_methods",
-           "method_spec", "spec_of", "add_trainer_configs", "METHOD_MODULES", "MethodModuleError",
-           "UnknownMethodError"]
+           "method_spec", "add_trainer_configs", "METHOD_MODULES", "MethodModuleError", "UnknownMethodError"]
 
 PLUGIN_ENV = "TASKRES_METHODS"
 # Files that raise SpecError on behalf of a declaration elsewhere: an error names the declaring file instead.
@@ -104,21 +99,18 @@ def _discover() -> List[ModuleType]:
 
 
 METHOD_MODULES: List[ModuleType] = _discover()
-CONFIG_ADDERS = [add_clip_config] + [m.add_config for m in METHOD_MODULES]
 
 
 def add_trainer_configs(cfg) -> None:
     """Add every method's config keys (idempotent)."""
-    for add in CONFIG_ADDERS:
-        add(cfg)
+    add_clip_config(cfg)
+    for module in METHOD_MODULES:
+        module.add_config(cfg)
 
 
 def declared_methods() -> Dict[str, type]:
     """Trainer name -> class, for every registered trainer class defined in a method module (discovery order)."""
-    found: Dict[str, type] = {}
-    for module in METHOD_MODULES:
-        found.update(_registered_classes(module))
-    return found
+    return {name: cls for module in METHOD_MODULES for name, cls in _registered_classes(module).items()}
 
 
 class UnknownMethodError(KeyError):
@@ -130,15 +122,7 @@ class UnknownMethodError(KeyError):
 
 def method_spec(name: str) -> MethodSpec:
     """The declaration of the method registered as ``name`` (one line listing the known methods if none is)."""
-    cls = declared_methods().get(name)
-    if cls is None:
-        raise UnknownMethodError(f"Unknown method {name!r}; known: {', '.join(declared_methods())}")
-    return spec_of(cls)
-
-
-def spec_of(cls: type) -> MethodSpec:
-    """A trainer class's own ``SPEC`` (checked at discovery: every registered class has one)."""
-    spec = cls.__dict__.get("SPEC")
-    if not isinstance(spec, MethodSpec):
-        raise SpecError(f"{cls.__name__} declares no SPEC of its own (SPEC = declare(...))")
-    return spec
+    methods = declared_methods()
+    if name not in methods:
+        raise UnknownMethodError(f"Unknown method {name!r}; known: {', '.join(methods)}")
+    return methods[name].SPEC  # every declared class has its own (checked at discovery)

@@ -1,14 +1,15 @@
 """The one door to a CLIP backbone: OpenAI names, open_clip ``name:pretrained`` pairs, or checkpoint files.
 
-``load_backbone`` returns a frozen ``ClipBackbone`` (model in eval mode, tokenizer, dtype handling).
-OpenAI weights are the same files the original ``clip`` package uses (``~/.cache/clip/RN50.pt`` ...),
-so users' existing downloads are found; open_clip supplies the architectures.
+``load_backbone`` returns a frozen ``ClipBackbone``. OpenAI weights are the same files the original ``clip``
+package uses (``~/.cache/clip/RN50.pt`` ...), so users' existing downloads are found; open_clip supplies the
+architectures.
 """
 import contextlib
 import hashlib
 import logging
 import os
 import warnings
+import zipfile
 from typing import Callable, Optional, Sequence, Tuple
 
 import torch
@@ -39,26 +40,29 @@ def grad_scaler(precision: str, device: torch.device):
     oldest torch declared (2.1) has only ``torch.cuda.amp.GradScaler``, the same class for CUDA."""
     if not uses_amp(precision, device):
         return None
-    if hasattr(torch.amp, "GradScaler"):
-        return torch.amp.GradScaler(device.type)
-    return torch.cuda.amp.GradScaler()
+    return torch.amp.GradScaler(device.type) if hasattr(torch.amp, "GradScaler") else torch.cuda.amp.GradScaler()
 
 
 def autocast_context(device: torch.device, enabled: bool):
     """fp16 autocast when enabled (AMP on CUDA); no context at all otherwise: torch < 2.2 refuses an fp16
     autocast on the CPU even with ``enabled=False``."""
-    if not enabled:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.float16)
-
-
-def _grad_context(grad: bool):
-    """No graph for a frozen encoder (the default); the caller's grad mode when the method trains through it."""
-    return contextlib.nullcontext() if grad else torch.no_grad()
+    return torch.autocast(device_type=device.type, dtype=torch.float16) if enabled else contextlib.nullcontext()
 
 
 class BackboneError(RuntimeError):
     """The backbone name, file or weights cannot be used; the message says how to fix it."""
+
+
+def _final_projection(visual: nn.Module, name: str) -> Tuple[nn.Module, str]:
+    """Where the image tower's final projection is: a ResNet's attention-pool ``c_proj`` (a Linear) or a ViT's
+    ``proj`` matrix, as ``(owner, attribute)``."""
+    pool = getattr(visual, "attnpool", None)
+    if isinstance(getattr(pool, "c_proj", None), nn.Linear):
+        return pool, "c_proj"
+    if isinstance(getattr(visual, "proj", None), torch.Tensor):
+        return visual, "proj"
+    raise BackboneError(f"{name}: no final image projection found (a ResNet attnpool.c_proj or a ViT proj); "
+                        "pre-projection features need an OpenAI-style CLIP image tower")
 
 
 class ClipBackbone:
@@ -66,6 +70,7 @@ class ClipBackbone:
 
     ``encode_image``/``encode_text`` return float32 features whatever the weights' precision, so
     method heads always compute in fp32 (the original keeps its trainable residual in fp32 too).
+    ``grad=True`` keeps the graph (a method that trains through the encoder, e.g. LoRA).
     """
 
     def __init__(self, model: nn.Module, tokenizer: Callable, name: str, precision: str, device: torch.device):
@@ -93,57 +98,54 @@ class ClipBackbone:
         size = self.model.visual.image_size
         return int(size[0] if isinstance(size, (tuple, list)) else size)
 
-    def _autocast(self):
-        return autocast_context(self.device, uses_amp(self.precision, self.device))
+    @contextlib.contextmanager
+    def _encoding(self, grad: bool):
+        """No graph for a frozen encoder (the default); autocast under AMP."""
+        with contextlib.nullcontext() if grad else torch.no_grad():
+            with autocast_context(self.device, uses_amp(self.precision, self.device)):
+                yield
 
     def encode_image(self, images: torch.Tensor, grad: bool = False) -> torch.Tensor:
-        """Image features; ``grad=True`` keeps the graph (a method that adapts the image encoder, e.g. LoRA)."""
-        with _grad_context(grad), self._autocast():
+        with self._encoding(grad):
             return self.model.encode_image(images.to(self.device, self.dtype)).float()
 
     def encode_image_pre_projection(self, images: torch.Tensor, grad: bool = False) -> torch.Tensor:
         """Image features *before* the encoder's final linear projection (``image_projection``), float32.
 
         For a method that trains that projection (ProLIP): everything below it is frozen, so these features
-        can be cached. The projection is swapped for the identity during the call (the model is unchanged after).
+        can be cached. The projection is the identity during the call (the model is unchanged after).
         """
-        with _grad_context(grad), self._autocast(), _image_projection_removed(self.model.visual):
-            return self.model.encode_image(images.to(self.device, self.dtype)).float()
+        with _image_projection_removed(self.model.visual, self.name):
+            return self.encode_image(images, grad)
 
     def image_projection(self) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """The image encoder's final projection as ``y = x @ W^T + b``: float32 copies of ``W`` ``[embed, width]``
         and ``b`` (``None`` for a ViT's bias-free ``proj``; a ResNet's attention-pool ``c_proj`` has one)."""
-        visual = self.model.visual
-        pool = getattr(visual, "attnpool", None)
-        if pool is not None and isinstance(getattr(pool, "c_proj", None), nn.Linear):
-            bias = pool.c_proj.bias
-            return pool.c_proj.weight.detach().float().clone(), None if bias is None else bias.detach().float().clone()
-        if isinstance(getattr(visual, "proj", None), torch.Tensor):
-            return visual.proj.detach().float().t().clone(), None
-        raise BackboneError(f"{self.name}: no final image projection found (a ResNet attnpool.c_proj or a ViT proj)")
+        owner, attr = _final_projection(self.model.visual, self.name)
+        proj = getattr(owner, attr)
+        if attr == "proj":
+            return proj.detach().float().t().clone(), None
+        return proj.weight.detach().float().clone(), None if proj.bias is None else proj.bias.detach().float().clone()
 
     def tokenize(self, texts: Sequence[str]) -> torch.Tensor:
         return self.tokenizer(list(texts)).to(self.device)
 
     def encode_tokens(self, tokens: torch.Tensor, grad: bool = False) -> torch.Tensor:
-        """Text features of tokenised prompts; ``grad=True`` keeps the graph (an adapted text encoder)."""
-        with _grad_context(grad), self._autocast():
+        with self._encoding(grad):
             return self.model.encode_text(tokens.to(self.device)).float()
 
-    def encode_text(self, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
-        return torch.cat([self.encode_tokens(self.tokenize(texts[start:start + batch_size]))
-                          for start in range(0, len(texts), batch_size)])
+    def _token_batches(self, texts: Sequence[str], batch_size: int):
+        return (self.tokenize(texts[start:start + batch_size]) for start in range(0, len(texts), batch_size))
 
-    @torch.no_grad()
+    def encode_text(self, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
+        return torch.cat([self.encode_tokens(tokens) for tokens in self._token_batches(texts, batch_size)])
+
     def encode_text_pooled(self, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
         """Text features before the final projection (OpenAI-style towers only), float32."""
         tower = TextTower(self.model)
-        feats = []
-        for start in range(0, len(texts), batch_size):
-            tokens = self.tokenize(texts[start:start + batch_size])
-            with self._autocast():
-                feats.append(tower.pooled(tower.embed_tokens(tokens), tokens))
-        return torch.cat(feats)
+        with self._encoding(grad=False):
+            return torch.cat([tower.pooled(tower.embed_tokens(tokens), tokens)
+                              for tokens in self._token_batches(texts, batch_size)])
 
     def fingerprint(self) -> str:
         """Content hash of the weights: the feature cache's guarantee that other weights never reuse features."""
@@ -157,33 +159,21 @@ class ClipBackbone:
 
 
 @contextlib.contextmanager
-def _image_projection_removed(visual: nn.Module):
-    """The image tower with its final projection replaced by the identity, restored on exit.
-
-    A ResNet's attention pool passes ``c_proj``'s weight and bias to its attention call, so an identity
-    ``Linear`` stands in; a ViT multiplies by ``proj`` only when it is not None.
-    """
-    pool = getattr(visual, "attnpool", None)
-    if pool is not None and isinstance(getattr(pool, "c_proj", None), nn.Linear):
-        saved = pool.c_proj
-        identity = nn.Linear(saved.in_features, saved.in_features).to(saved.weight.device, saved.weight.dtype)
-        nn.init.eye_(identity.weight)
-        nn.init.zeros_(identity.bias)
-        pool.c_proj = identity.requires_grad_(False)
-        try:
-            yield
-        finally:
-            pool.c_proj = saved
-    elif isinstance(getattr(visual, "proj", None), torch.Tensor):
-        saved = visual.proj
-        visual.proj = None
-        try:
-            yield
-        finally:
-            visual.proj = saved
-    else:
-        raise BackboneError("This image encoder has no final projection to remove (a ResNet attnpool.c_proj or a "
-                            "ViT proj); pre-projection features need an OpenAI-style CLIP image tower")
+def _image_projection_removed(visual: nn.Module, name: str):
+    """The image tower with its final projection replaced by the identity, restored on exit."""
+    owner, attr = _final_projection(visual, name)
+    saved = getattr(owner, attr)
+    stand_in = None  # a ViT multiplies by proj only when it is not None
+    if attr == "c_proj":  # a ResNet's attention pool passes c_proj's weight and bias to its attention call
+        stand_in = nn.Linear(saved.in_features, saved.in_features).to(saved.weight.device, saved.weight.dtype)
+        nn.init.eye_(stand_in.weight)
+        nn.init.zeros_(stand_in.bias)
+        stand_in.requires_grad_(False)
+    setattr(owner, attr, stand_in)
+    try:
+        yield
+    finally:
+        setattr(owner, attr, saved)
 
 
 class PreProjectionEncoder:
@@ -229,47 +219,38 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
-def _resize_grid(pos: torch.Tensor, new_grid: int, extra_tokens: int) -> torch.Tensor:
-    old_grid = int(round((pos.shape[0] - extra_tokens) ** 0.5))
-    if old_grid == new_grid:
-        return pos
-    extra, grid = pos[:extra_tokens], pos[extra_tokens:]
-    grid = grid.float().reshape(1, old_grid, old_grid, -1).permute(0, 3, 1, 2)
-    grid = F.interpolate(grid, size=(new_grid, new_grid), mode="bicubic", align_corners=False)
-    grid = grid.permute(0, 2, 3, 1).reshape(new_grid * new_grid, -1).to(pos.dtype)
-    return torch.cat([extra, grid])
+def _position_grid(sd: dict) -> Tuple[str, int]:
+    """The image tower's position-embedding key (one class token, then the grid) and the pixels per grid cell:
+    a ViT's patch size, or 32 for a ResNet (32x downsampling before the attention pool)."""
+    if "visual.proj" in sd:
+        return "visual.positional_embedding", int(sd["visual.conv1.weight"].shape[-1])
+    return "visual.attnpool.positional_embedding", 32
 
 
 def resize_vision_positions(state_dict: dict, input_size: int) -> dict:
     """Resample the image tower's position embeddings of an OpenAI state dict to ``input_size`` pixels."""
-    sd = dict(state_dict)
-    if "visual.proj" in sd:  # ViT
-        patch = sd["visual.conv1.weight"].shape[-1]
-        if input_size % patch:
-            raise BackboneError(f"INPUT.SIZE {input_size} is not a multiple of the ViT patch size {patch}")
-        sd["visual.positional_embedding"] = _resize_grid(sd["visual.positional_embedding"], input_size // patch, 1)
-    else:  # ModifiedResNet: 32x downsampling before the attention pool
-        if input_size % 32:
-            raise BackboneError(f"INPUT.SIZE {input_size} is not a multiple of 32 (ResNet CLIP)")
-        key = "visual.attnpool.positional_embedding"
-        sd[key] = _resize_grid(sd[key], input_size // 32, 1)
-    return sd
-
-
-def _is_torchscript(path: str) -> bool:
-    """OpenAI's .pt files are TorchScript archives: zip files with a ``code/`` folder."""
-    import zipfile
-
-    try:
-        with zipfile.ZipFile(path) as zf:
-            return any("/code/" in name for name in zf.namelist())
-    except (zipfile.BadZipFile, OSError):
-        return False
+    key, step = _position_grid(state_dict)
+    if input_size % step:
+        tower = f"the ViT patch size {step}" if key == "visual.positional_embedding" else "32 (ResNet CLIP)"
+        raise BackboneError(f"INPUT.SIZE {input_size} is not a multiple of {tower}")
+    pos, new_grid = state_dict[key], input_size // step
+    old_grid = int(round((pos.shape[0] - 1) ** 0.5))
+    if old_grid == new_grid:
+        return state_dict
+    grid = pos[1:].float().reshape(1, old_grid, old_grid, -1).permute(0, 3, 1, 2)
+    grid = F.interpolate(grid, size=(new_grid, new_grid), mode="bicubic", align_corners=False)
+    grid = grid.permute(0, 2, 3, 1).reshape(new_grid * new_grid, -1).to(pos.dtype)
+    return {**state_dict, key: torch.cat([pos[:1], grid])}
 
 
 def _read_checkpoint_file(path: str) -> dict:
     """State dict from an OpenAI TorchScript archive or a plain (possibly wrapped) state dict file."""
-    if _is_torchscript(path):
+    try:  # OpenAI's .pt files are TorchScript archives: zip files with a ``code/`` folder
+        with zipfile.ZipFile(path) as zf:
+            torchscript = any("/code/" in name for name in zf.namelist())
+    except (zipfile.BadZipFile, OSError):
+        torchscript = False
+    if torchscript:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             try:
@@ -291,33 +272,17 @@ def _read_checkpoint_file(path: str) -> dict:
 
 
 def checkpoint_image_size(path: str) -> int:
-    """The image side a CLIP checkpoint file was trained at, from its position embeddings (ViT: grid x patch;
-    ResNet: the attention pool's grid x 32)."""
+    """The image side a CLIP checkpoint file was trained at, from its position embeddings."""
     sd = _read_checkpoint_file(path)
-    if "visual.proj" in sd:
-        grid = round((sd["visual.positional_embedding"].shape[0] - 1) ** 0.5)
-        return grid * int(sd["visual.conv1.weight"].shape[-1])
-    return round((sd["visual.attnpool.positional_embedding"].shape[0] - 1) ** 0.5) * 32
-
-
-def _build_from_state_dict(state_dict: dict, precision: str, input_size: Optional[int]) -> nn.Module:
-    from open_clip.model import build_model_from_openai_state_dict
-
-    if input_size:
-        state_dict = resize_vision_positions(state_dict, input_size)
-    cast_dtype = torch.float16 if precision == "fp16" else None
-    model = build_model_from_openai_state_dict(state_dict, cast_dtype=cast_dtype)  # weights in fp16, as CLIP ships them
-    if precision != "fp16":
-        model = model.float()
-    return model
+    key, step = _position_grid(sd)
+    return round((sd[key].shape[0] - 1) ** 0.5) * step
 
 
 def openai_weights_path(name: str, weights_dir: str = DEFAULT_WEIGHTS_DIR) -> str:
     """Where an OpenAI model's file is looked for (the original ``clip`` package's cache)."""
     from open_clip.pretrained import get_pretrained_url
 
-    url = get_pretrained_url(OPENAI_MODELS[name], "openai")
-    return os.path.join(weights_dir, os.path.basename(url))
+    return os.path.join(weights_dir, os.path.basename(get_pretrained_url(OPENAI_MODELS[name], "openai")))
 
 
 def fetch_openai_weights(name: str, weights_dir: str) -> str:
@@ -339,12 +304,6 @@ def fetch_openai_weights(name: str, weights_dir: str) -> str:
             "(or set CLIP_WEIGHTS_DIR), or pass --backbone /path/to/the/file.pt") from err
 
 
-def _openai_tokenizer(context_length: int) -> Callable:
-    from open_clip.tokenizer import SimpleTokenizer
-
-    return SimpleTokenizer(context_length=context_length)
-
-
 def load_backbone(name: str, device: torch.device, precision: str = "fp16", input_size: Optional[int] = None,
                   weights_dir: str = DEFAULT_WEIGHTS_DIR) -> ClipBackbone:
     """Load a frozen CLIP backbone.
@@ -360,24 +319,33 @@ def load_backbone(name: str, device: torch.device, precision: str = "fp16", inpu
         raise BackboneError("No backbone given: set --backbone or MODEL.BACKBONE.NAME (e.g. RN50)")
     device = torch.device(device)
     precision = resolve_precision(precision, device)
+    weights = "fp16" if precision == "fp16" else "fp32"
     if os.path.isfile(name) or name in OPENAI_MODELS:
-        path = name if os.path.isfile(name) else fetch_openai_weights(name, weights_dir)
-        model = _build_from_state_dict(_read_checkpoint_file(path), precision, input_size)
-        tokenizer = _openai_tokenizer(model.context_length)
-    elif ":" in name and not name.startswith(("hf-hub:", "local-dir:")):
+        from open_clip.model import build_model_from_openai_state_dict
+        from open_clip.tokenizer import SimpleTokenizer
+
+        state = _read_checkpoint_file(name if os.path.isfile(name) else fetch_openai_weights(name, weights_dir))
+        if input_size:
+            state = resize_vision_positions(state, input_size)
+        # The weights in fp16 as CLIP ships them, or in fp32.
+        model = build_model_from_openai_state_dict(state, cast_dtype=torch.float16 if weights == "fp16" else None)
+        if weights == "fp32":
+            model = model.float()
+        tokenizer = SimpleTokenizer(context_length=model.context_length)
+    elif name.startswith(("hf-hub:", "local-dir:")):
+        model = open_clip.create_model(name, precision=weights, device="cpu")
+        tokenizer = open_clip.get_tokenizer(name)
+    elif ":" in name:
         arch, tag = name.split(":", 1)
         if arch not in open_clip.list_models():
             raise BackboneError(f"Unknown open_clip architecture {arch!r}; see open_clip.list_models()")
         try:
-            model = open_clip.create_model(arch, pretrained=tag, precision="fp16" if precision == "fp16" else "fp32",
-                                           device="cpu", force_image_size=input_size)
+            model = open_clip.create_model(arch, pretrained=tag, precision=weights, device="cpu",
+                                           force_image_size=input_size)
         except Exception as err:
             raise BackboneError(f"open_clip could not load {name} ({err}). Check the pretrained tag "
                                 f"(open_clip.list_pretrained()) and that the weights are cached or downloadable.") from err
         tokenizer = open_clip.get_tokenizer(arch)
-    elif name.startswith(("hf-hub:", "local-dir:")):
-        model = open_clip.create_model(name, precision="fp16" if precision == "fp16" else "fp32", device="cpu")
-        tokenizer = open_clip.get_tokenizer(name)
     else:
         hint = " (no such file)" if os.sep in name or name.endswith((".pt", ".pth", ".bin")) else ""
         raise BackboneError(
@@ -401,11 +369,8 @@ class TextTower(nn.Module):
         if missing or isinstance(clip_model.text_projection, nn.Linear):
             raise BackboneError("This method needs an OpenAI-style CLIP text tower (token embedding, "
                                 f"transformer, ln_final, projection matrix); this backbone lacks {missing or 'a matrix projection'}")
-        self.token_embedding = clip_model.token_embedding
-        self.positional_embedding = clip_model.positional_embedding
-        self.transformer = clip_model.transformer
-        self.ln_final = clip_model.ln_final
-        self.text_projection = clip_model.text_projection
+        for part in needed:
+            setattr(self, part, getattr(clip_model, part))
         self.register_buffer("attn_mask", clip_model.attn_mask, persistent=False)
 
     @property

@@ -1,23 +1,21 @@
 """``ClipTrainer``: what every CLIP method shares, written once.
 
-A method subclasses it, declares itself once (``SPEC = declare(...)``, ``trainers/spec.py``: config node,
-trainable parameters, cache request, recipe, ...), and builds a *head*: an
-``nn.Module`` mapping float32 image features ``[B, D]`` to logits. The base class loads the
-backbone, wraps the head so the model accepts images or cached features, checks the trainable set,
-runs the loss step (with AMP when asked), swaps image loaders for cached-feature loaders, evaluates
-(mapping labels for ImageNet-A/-R) and records timings and results for ``metrics.json``.
+A method subclasses it, declares itself once (``SPEC = declare(...)``, ``trainers/spec.py``) and builds a
+*head*: an ``nn.Module`` mapping float32 image features ``[B, D]`` to logits. The base class loads the
+backbone, checks the trainable set, runs the loss step (AMP when asked), swaps image loaders for
+cached-feature loaders, evaluates (mapping labels for ImageNet-A/-R) and records timings for ``metrics.json``.
 """
 import difflib
 import logging
 import re
 import time
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from datasets import select_validation
+from datasets import dataset_templates, select_validation
 from engine import (
     CheckpointError,
     DataManager,
@@ -52,25 +50,18 @@ CACHE_LAUNCH_KEYS = ("FEATURE_CACHE.DIR", "FEATURE_CACHE.BATCH_SIZE", "FEATURE_C
 def validation_items(trainer, paper: str = "dassl_val") -> List:
     """The items a method may select hyper-parameters or epochs on, never test: the only way a trainer gets them.
 
-    The dataset layer owns the rule (``datasets.select_validation``): ``paper`` names what the method's original
-    selected on (``datasets.PAPER_SOURCES``), which the ``paper`` track honours with the test set replaced by
-    held-out train images; ``fewshot_val`` gives min(K, 4) per class; ``valfree`` raises. The trainer remembers
-    that it read validation data and what (``read_validation``, ``selection``) for ``metrics.json``.
+    The rule is ``datasets.select_validation``'s (``paper``: what the method's original selected on). The
+    trainer records that it read validation data, and what, for ``metrics.json``.
     """
     cfg = trainer.cfg
-    items, record = select_validation(trainer.dm.dataset, cfg.DATASET.NAME, cfg.DATASET.TRACK, paper,
-                                      int(cfg.DATASET.NUM_SHOTS), int(cfg.SEED))
+    items, trainer.selection = select_validation(trainer.dm.dataset, cfg.DATASET.NAME, cfg.DATASET.TRACK, paper,
+                                                 int(cfg.DATASET.NUM_SHOTS), int(cfg.SEED))
     trainer.read_validation = True
-    trainer.selection = record
     return items
 
 
 def add_clip_config(cfg) -> None:
-    """Config keys shared by every CLIP method (the feature cache).
-
-    Only ``ENABLED`` and ``NUM_VIEWS`` change results; ``DIR``, ``BATCH_SIZE``, ``NUM_WORKERS`` and ``MAX_GB``
-    change where and how fast features are made, never their values.
-    """
+    """Config keys shared by every CLIP method (the feature cache; only ENABLED and NUM_VIEWS change results)."""
     from yacs.config import CfgNode as CN
 
     if "FEATURE_CACHE" in cfg:
@@ -102,27 +93,24 @@ def check_state_shapes(module: nn.Module, state: dict, method: str) -> None:
 
 
 class ClipClassifier(nn.Module):
-    """Images or features in, logits out: ``head(encode_image(x))`` for images, ``head(x)`` for features.
+    """Images or features in, logits out: ``head(encoder.encode_image(x))`` for images, ``head(x)`` for features.
 
-    The backbone is held as a plain attribute, not a submodule, so its weights stay out of the
-    head's state dict and checkpoints hold only what the method trains. ``image_adapted``: the method
-    trains through the image encoder, so images are encoded with the graph kept and features made by
-    the frozen encoder (the cache) are refused. ``pre_projection``: the head takes the features before the
-    image projection (a method that trains it), so images are encoded up to there.
+    ``encoder`` (a ``ClipBackbone``, or a ``PreProjectionEncoder`` for a head that takes the features before the
+    image projection) is no submodule, so checkpoints hold only what the method trains. ``image_adapted``: the
+    method trains through the image encoder, so the graph is kept and cached features (made by the frozen
+    encoder) are refused.
     """
 
-    def __init__(self, backbone: ClipBackbone, head: nn.Module, image_adapted: bool = False,
-                 pre_projection: bool = False):
+    def __init__(self, encoder: Union[ClipBackbone, PreProjectionEncoder], head: nn.Module,
+                 image_adapted: bool = False):
         super().__init__()
         self.head = head
-        self.__dict__["backbone"] = backbone
+        self.encoder = encoder
         self.image_adapted = image_adapted
-        self.pre_projection = pre_projection
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 4:
-            encode = self.backbone.encode_image_pre_projection if self.pre_projection else self.backbone.encode_image
-            x = encode(x, grad=self.image_adapted)
+            x = self.encoder.encode_image(x, grad=self.image_adapted)
         elif self.image_adapted:
             raise RuntimeError("The image encoder is adapted: precomputed image features cannot be used")
         return self.head(x)
@@ -134,9 +122,6 @@ class ClipClassifier(nn.Module):
 _TRAINER_BASES = (TrainerX,) if issubclass(TrainerX, TrainingLoop) else (TrainingLoop, TrainerX)
 
 
-_UPPER = re.compile(r"[A-Z][A-Z0-9_]*")
-
-
 class ClipTrainer(*_TRAINER_BASES):
     """The shared trainer. A method's class declares ``SPEC`` (a ``MethodSpec``) and no other UPPER_CASE class
     attribute unless a base class has it: a leftover or misspelt declaration fails when the class is made."""
@@ -144,7 +129,7 @@ class ClipTrainer(*_TRAINER_BASES):
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         known = {"SPEC"} | {name for base in cls.__mro__[1:] for name in vars(base)}
-        odd = [name for name in vars(cls) if _UPPER.fullmatch(name) and name not in known]
+        odd = [name for name in vars(cls) if re.fullmatch(r"[A-Z][A-Z0-9_]*", name) and name not in known]
         if odd:
             hints = [f"{n} (SPEC field {m[0]}?)" if (m := difflib.get_close_matches(n.lower(), SPEC_FIELDS, 1)) else n
                      for n in odd]
@@ -155,7 +140,6 @@ class ClipTrainer(*_TRAINER_BASES):
 
     @property
     def spec(self) -> MethodSpec:
-        """The method's declaration (its class's ``SPEC``)."""
         return type(self).SPEC
 
     def __init__(self, cfg):
@@ -164,10 +148,9 @@ class ClipTrainer(*_TRAINER_BASES):
         self.evaluator = build_evaluator(cfg, lab2cname=self.lab2cname)
 
     def build_data_loader(self) -> None:
-        """The engine's DataManager, with the project's image reader (a corrupt file stops with its name;
-        Dassl's reader retries forever). The val loader comes from ``validation_items`` only, and only for
-        ``TEST.FINAL_MODEL best_val`` (which fails in one line where no clean val exists): the engine's is
-        ``dataset.val``, for ImageNet the test list."""
+        """The engine's DataManager with the project's image reader (a corrupt file stops with its name; Dassl's
+        retries forever). A val loader only for ``TEST.FINAL_MODEL best_val``, from ``validation_items``: the
+        engine's is ``dataset.val``, for ImageNet the test list."""
         self.use_data_manager(DataManager(self.cfg, dataset_wrapper=ImageDatasetWrapper))
         self.val_items = validation_items(self) if self.cfg.TEST.FINAL_MODEL == "best_val" else None
         self.val_loader = None if self.val_items is None else build_data_loader(
@@ -183,10 +166,8 @@ class ClipTrainer(*_TRAINER_BASES):
         """Training-free methods fit here (e.g. a search on val)."""
 
     def build_optimization(self, head: nn.Module):
-        """``(optimizer, scheduler)`` for the head's trainable parameters; the engine's by default.
-
-        The scheduler is stepped by ``update_lr`` after each epoch's last batch (Dassl's convention).
-        """
+        """``(optimizer, scheduler)`` for the head; stepped by ``update_lr`` after each epoch's last batch (Dassl's
+        convention)."""
         optim = build_optimizer(head, self.cfg.OPTIM)
         return optim, build_lr_scheduler(optim, self.cfg.OPTIM)
 
@@ -195,14 +176,12 @@ class ClipTrainer(*_TRAINER_BASES):
         return {}
 
     def adapted_encoders(self) -> Tuple[str, ...]:
-        """The encoders this run adapts: the declared ``adapted_encoders``, or a subset a method chooses from its
-        config."""
+        """The declared ``adapted_encoders``, or a subset a method chooses from its config."""
         return tuple(self.spec.adapted_encoders)
 
     @property
     def valfree(self) -> bool:
-        """The validation-free track (``DATASET.TRACK valfree``): a method that selects on val uses its fixed
-        setting instead (``selects_on_val``)."""
+        """``DATASET.TRACK valfree``: a method that selects on val uses its fixed setting instead."""
         return self.cfg.DATASET.TRACK == "valfree"
 
     @property
@@ -216,22 +195,21 @@ class ClipTrainer(*_TRAINER_BASES):
 
     def build_model(self) -> None:
         cfg = self.cfg
-        self.timings = {}
         start = time.time()
         self.precision = resolve_precision(self.method_cfg.PREC, self.device)
         self.clip = load_backbone(cfg.MODEL.BACKBONE.NAME, self.device, self.precision, input_size=cfg.INPUT.SIZE[0])
-        self.timings["load_backbone_s"] = time.time() - start
+        self.timings = {"load_backbone_s": time.time() - start}
         dataset = self.dm.dataset
         pre = self.spec.cache.image_features == "pre_projection"
-        self.feature_source = FeatureSource(cfg, PreProjectionEncoder(self.clip) if pre else self.clip, dataset,
-                                            self.timings)
+        encoder = PreProjectionEncoder(self.clip) if pre else self.clip
+        self.feature_source = FeatureSource(cfg, encoder, dataset, self.timings)
         # Variants covering a subset of the training classes (ImageNet-A/-R) evaluate a model built for
         # the full class list and keep the logits of their classes.
         self.eval_label_map = getattr(dataset, "label_map_to_train_classes", None)
         self.classnames = list(getattr(dataset, "train_classnames", None) or dataset.classnames)
         self.templates = self.dataset_templates()
         head = self.build_head()
-        self.model = ClipClassifier(self.clip, head, image_adapted=self.image_adapted, pre_projection=pre).to(self.device)
+        self.model = ClipClassifier(encoder, head, image_adapted=self.image_adapted).to(self.device)
         self.check_trainable(head)
         if self.spec.adapted_encoders:
             self.check_adapted_encoders()
@@ -245,8 +223,6 @@ class ClipTrainer(*_TRAINER_BASES):
             self.use_feature_loaders()
 
     def dataset_templates(self) -> Tuple[str, ...]:
-        from datasets import dataset_templates
-
         return tuple(dataset_templates(self.cfg.DATASET.NAME))
 
     def check_trainable(self, head: nn.Module) -> None:
@@ -278,8 +254,7 @@ class ClipTrainer(*_TRAINER_BASES):
         training = self.model.training
         self.model.eval()
         with torch.enable_grad():
-            size = self.clip.image_size
-            image = torch.zeros(1, 3, size, size, device=self.device)
+            image = torch.zeros(1, 3, self.clip.image_size, self.clip.image_size, device=self.device)
             depends = {"image": self.clip.encode_image(image, grad=True).requires_grad,
                        "text": self.clip.encode_tokens(self.clip.tokenize(["a photo."]), grad=True).requires_grad}
         self.model.train(training)
@@ -294,7 +269,7 @@ class ClipTrainer(*_TRAINER_BASES):
     # ---- feature cache (features.FeatureSource) ----------------------------------------------
     @property
     def cache_info(self) -> dict:
-        """What the cache did in this run, for ``metrics.json`` (``FeatureSource.info``)."""
+        """What the cache did in this run, for ``metrics.json``."""
         return self.feature_source.info
 
     def cached_features(self, split: str, items: Sequence, transform, views: int, seed: Optional[int]) -> dict:
@@ -302,9 +277,8 @@ class ClipTrainer(*_TRAINER_BASES):
         return self.feature_source.get(split, items, transform, views, seed)
 
     def use_feature_loaders(self) -> None:
-        """Replace the val/test image loaders by lazy loaders over cached features (same batches, no encoder):
-        an evaluation-only run encodes only the split it evaluates. The training loader is replaced when
-        training starts (``use_train_features``)."""
+        """Replace the val/test image loaders by lazy loaders over cached features: an evaluation-only run
+        encodes only the split it evaluates. The training loader is replaced when training starts."""
         if self.image_adapted:  # features of the frozen encoder would be wrong: images are encoded every time
             logger.info("The image encoder is adapted: images are encoded at every step, not read from the cache")
             return
@@ -314,8 +288,7 @@ class ClipTrainer(*_TRAINER_BASES):
         self.test_loader = self.feature_source.eval_loader("test", ds.test, bs, self.device)
 
     def train_views(self) -> int:
-        """Views per training image: ``FEATURE_CACHE.NUM_VIEWS`` or, when 0, the method's pool or one per epoch
-        (its ``CacheRequest``)."""
+        """Views per training image: ``FEATURE_CACHE.NUM_VIEWS`` or, when 0, the method's pool or one per epoch."""
         return self.feature_source.train_views(self.spec.cache.pool or None, self.max_epoch)
 
     def use_train_features(self) -> None:
@@ -368,16 +341,16 @@ class ClipTrainer(*_TRAINER_BASES):
         self._train_start = time.time()
         self._train_s_before = 0.0  # training time spent before a resume (restored from the resume state)
         self.use_train_features()
-        if self.spec.training_free:
-            self.fit()
-            if self.get_model_names():
-                self.save_model(0, self.output_dir)
-            self.timings["train_s"] = time.time() - self._train_start
-            if not self.cfg.TEST.NO_TEST:
-                self.test()
+        if not self.spec.training_free:
+            super().train(*args, **kwargs)
+            self.timings["train_s"] = self._train_s_before + time.time() - self._train_start
             return
-        super().train(*args, **kwargs)
-        self.timings["train_s"] = self._train_s_before + time.time() - self._train_start
+        self.fit()
+        if self.get_model_names():
+            self.save_model(0, self.output_dir)
+        self.timings["train_s"] = time.time() - self._train_start
+        if not self.cfg.TEST.NO_TEST:
+            self.test()
 
     # ---- evaluation ----------------------------------------------------------------------------
     def model_inference(self, x: torch.Tensor) -> torch.Tensor:
@@ -411,19 +384,16 @@ class ClipTrainer(*_TRAINER_BASES):
     def resume_ignored_keys(self) -> tuple:
         """Besides the engine's: the cache's launch keys, the other methods' config nodes (a method added later
         must not stop a resume) and this method's launch-only keys."""
-        from trainers import spec_of  # trainers/__init__ imports this module
-
-        spec = spec_of(type(self))
-        others = tuple(f"TRAINER.{k}" for k in self.cfg.TRAINER if k not in ("NAME", spec.config_node))
-        return super().resume_ignored_keys() + CACHE_LAUNCH_KEYS + others + spec.launch_only_keys
+        node = self.spec.config_node
+        others = tuple(f"TRAINER.{k}" for k in self.cfg.TRAINER if k not in ("NAME", node))
+        return super().resume_ignored_keys() + CACHE_LAUNCH_KEYS + others + self.spec.launch_only_keys
 
     # ---- checkpoints ---------------------------------------------------------------------------
     def checkpoint_metadata(self) -> dict:
-        meta = super().checkpoint_metadata() if hasattr(super(), "checkpoint_metadata") else {}
-        meta.update(method=type(self).__name__, backbone=self.cfg.MODEL.BACKBONE.NAME,
-                    dataset=self.cfg.DATASET.NAME, classnames=list(self.classnames),
-                    shots=int(self.cfg.DATASET.NUM_SHOTS), seed=int(self.cfg.SEED))
-        return meta
+        return {**super().checkpoint_metadata(), "method": type(self).__name__,
+                "backbone": self.cfg.MODEL.BACKBONE.NAME, "dataset": self.cfg.DATASET.NAME,
+                "classnames": list(self.classnames), "shots": int(self.cfg.DATASET.NUM_SHOTS),
+                "seed": int(self.cfg.SEED)}
 
     def load_state_for_eval(self, name: str, checkpoint: dict) -> None:
         theirs = checkpoint.get("classnames")

@@ -37,9 +37,7 @@ OPENAI_ARCHITECTURES = {"RN50": "RN50", "RN101": "RN101", "ViT-B/32": "ViT-B-32"
 
 
 def build_openai_architecture(name: str):
-    open_clip = import_open_clip()
-
-    return open_clip.create_model(OPENAI_ARCHITECTURES[name], pretrained=None, force_quick_gelu=True).eval()
+    return import_open_clip().create_model(OPENAI_ARCHITECTURES[name], pretrained=None, force_quick_gelu=True).eval()
 
 
 def write_random_clip(path: str, kind: str = "vit", embed_dim: int = 32, image_size: int = 32, seed: int = 0,

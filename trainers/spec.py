@@ -1,11 +1,9 @@
 """A method's declaration: one frozen, validated ``MethodSpec`` per trainer class (``SPEC``).
 
 Why one record: the grid, the run bookkeeping, the cost model and ``metrics.json`` all need to know what
-a method trains, what it reads and how it is shown. Read with ``getattr(cls, NAME, default)`` from loose
-class attributes, a misspelt declaration was silently ignored; a dataclass refuses an unknown field at
-import, in one line, and ``__post_init__`` checks the values.
-
-This module imports neither torch nor the engine: the bookkeeping layer reads specs cheaply.
+a method trains, what it reads and how it is shown. Loose class attributes read with ``getattr`` ignored a
+misspelt declaration silently; a dataclass refuses an unknown field at import, in one line. Each field's
+meaning: docs/add-a-method.md. This module imports neither torch nor the engine (bookkeeping reads it cheaply).
 """
 import difflib
 from dataclasses import dataclass, fields, replace
@@ -13,8 +11,8 @@ from typing import Callable, Mapping, Optional, Tuple
 
 ENCODERS = ("image", "text")
 SPLITS = ("train", "val", "test")
-# How a method's training views are made (``CacheRequest.train_views``).
 IMAGE_FEATURES = ("projected", "pre_projection")
+# How a method's training views are made (``CacheRequest.train_views``).
 TRAIN_VIEWS = (
     "epoch",  # one augmented view per image per epoch (the paper's protocol; FEATURE_CACHE.NUM_VIEWS k: k views)
     "pool",   # the method's own fixed pool of ``pool`` augmented views, epoch e trains on view e % pool
@@ -29,11 +27,9 @@ class SpecError(TypeError):
 
 @dataclass(frozen=True)
 class KeyViews:
-    """Extra augmented views of the training images, with their own augmentation, count and seed stream
-    (Tip-Adapter's cache keys: each key averages ``TRAINER.<node>.<count_key>`` views).
-
-    ``crop_scale`` and ``transforms`` replace ``INPUT.RRCROP_SCALE`` and ``INPUT.TRANSFORMS`` for these views;
-    their seed is the run's seed plus ``seed_offset`` (a stream apart from the training views').
+    """Extra augmented views of the training images, with their own augmentation (``crop_scale`` and
+    ``transforms`` replace ``INPUT.RRCROP_SCALE`` and ``INPUT.TRANSFORMS``), count (``TRAINER.<node>.<count_key>``)
+    and seed (the run's plus ``seed_offset``, a stream apart from the training views'): Tip-Adapter's cache keys.
     """
 
     crop_scale: Tuple[float, float]
@@ -61,9 +57,6 @@ class CacheRequest:
     """What a method reads from the feature cache, read by training (``trainers/base.py``) and by the grid's
     cost model (``scripts/reproduce/cost.py``), so neither names a method.
 
-    ``splits``: the splits whose features it reads (test always; val when it evaluates or selects there;
-    train for training views or ``keys``). ``train_views``: how its training views are made (``TRAIN_VIEWS``),
-    ``pool`` the size of its own pool. ``keys``: extra views with their own augmentation (``KeyViews``).
     ``image_features``: ``projected`` (CLIP's image features) or ``pre_projection`` (before the image
     projection, for a method that trains it; cached apart). A method that adapts the image encoder reads no
     image features whatever it declares here.
@@ -92,8 +85,7 @@ class CacheRequest:
                             "key views")
 
     def train_view_count(self, num_views_option: int, epochs: int) -> int:
-        """Training views per image: ``FEATURE_CACHE.NUM_VIEWS`` when set (k > 0), else the method's own pool or
-        one per epoch; 1 for plain views, 0 for none."""
+        """Training views per image: ``FEATURE_CACHE.NUM_VIEWS`` when set, else the pool or one per epoch."""
         if self.train_views in ("plain", "none"):
             return int(self.train_views == "plain")
         return int(num_views_option) or self.pool or max(1, int(epochs))
@@ -121,15 +113,8 @@ class ResultVariant:
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """Everything the rest of the project knows about a method, declared once on its trainer class.
-
-    Behaviour: ``config_node`` (``cfg.TRAINER.<node>``), ``trainable`` (exact head parameter names; None: see
-    ``trainable_pattern``), ``adapted_encoders``, ``training_free``, ``lr_step_every_batch``, ``selects_on_val``,
-    ``class_agnostic``, ``shot_free``, ``launch_only_keys`` (full key names), ``cache`` (what it reads from the
-    feature cache), ``recipe_config`` and ``recipe(dataset, shots) -> {KEY: VALUE}``; ``published_recipe`` False
-    for a recipe of ours (not the paper's). Presentation: ``label``, ``table_order`` (the paper's methods
-    first), ``variants``. ``docs/add-a-method.md`` says what each one does.
-    """
+    """Everything the rest of the project knows about a method, declared once on its trainer class
+    (``docs/add-a-method.md`` says what each field does)."""
 
     config_node: str
     checkpoint_name: str = "head"

@@ -5,17 +5,13 @@ templates *plus* its own "a photo of a {}."; CoOp's ZeroshotCLIP2 and Tip-Adapte
 ZeroshotCLIP2 adds the 7 to every other dataset's own template), and on whether the ImageNet variants
 count as ImageNet. A method names its policy here instead of writing the rule again; templates are
 immutable tuples, never a list a call can extend (the original TaskRes appended to a module-level list).
-
-Each policy names what a dataset gets: ``OWN`` (its one hand-written template, ``datasets.dataset_templates``),
-``SELECT`` (ImageNet's 7 select templates) or ``SELECT_OWN`` (the 7, then its own unless it is one of them).
-Class names (raw as the dataset gives them, or cleaned ``_`` -> `` ``) are the text classifier's
-``clean`` argument (``trainers.text_classifier``).
+Class names (raw, or cleaned ``_`` -> `` ``) are the text classifier's ``clean`` argument.
 """
 from typing import Tuple
 
-OWN = "own"
-SELECT = "select"
-SELECT_OWN = "select+own"
+OWN = "own"                # the dataset's one hand-written template (datasets.dataset_templates)
+SELECT = "select"          # ImageNet's 7 select templates
+SELECT_OWN = "select+own"  # the 7, then the dataset's own unless it is one of them
 POLICIES = (OWN, SELECT, SELECT_OWN)
 
 # ImageNet and its test-only variants (same classes, or a WordNet-id subset of them).
@@ -29,21 +25,19 @@ def imagenet_select() -> Tuple[str, ...]:
     return tuple(IMAGENET_TEMPLATES_SELECT)
 
 
-def _apply(policy: str, own: Tuple[str, ...]) -> Tuple[str, ...]:
-    if policy == OWN:
-        return tuple(own)
-    select = imagenet_select()
-    if policy == SELECT:
-        return select
-    if policy == SELECT_OWN:
-        return select + tuple(t for t in own if t not in select)
-    raise ValueError(f"Unknown template policy {policy!r}; valid: {', '.join(POLICIES)}")
-
-
 def templates_for(dataset: str, imagenet: str = OWN, others: str = OWN,
                   imagenet_names: Tuple[str, ...] = IMAGENET_FAMILY) -> Tuple[str, ...]:
     """The templates of ``dataset`` (a ``DATASET.NAME``): policy ``imagenet`` for the names in
     ``imagenet_names``, ``others`` for every other dataset."""
     from datasets import dataset_templates
 
-    return _apply(imagenet if dataset in imagenet_names else others, tuple(dataset_templates(dataset)))
+    own = tuple(dataset_templates(dataset))
+    policy = imagenet if dataset in imagenet_names else others
+    if policy == OWN:
+        return own
+    select = imagenet_select()
+    if policy == SELECT:
+        return select
+    if policy == SELECT_OWN:
+        return select + tuple(t for t in own if t not in select)
+    raise ValueError(f"Unknown template policy {policy!r}; valid: {', '.join(POLICIES)}")

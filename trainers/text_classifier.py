@@ -43,14 +43,12 @@ def build_zero_shot_classifier(backbone: ClipBackbone, classnames: Sequence[str]
     """
     if not templates:
         raise ValueError("At least one prompt template is needed")
-    total = None
+    embeddings = []
     for template in templates:
         prompts = prompts_for(classnames, template, clean)
         if text_projection is None:
             emb = backbone.encode_text(prompts)
         else:
             emb = backbone.encode_text_pooled(prompts) @ text_projection.to(backbone.device, torch.float32)
-        if normalize_each:
-            emb = F.normalize(emb, dim=-1)
-        total = emb if total is None else total + emb
-    return total / len(templates)
+        embeddings.append(F.normalize(emb, dim=-1) if normalize_each else emb)
+    return sum(embeddings) / len(templates)

@@ -13,7 +13,8 @@ from trainers.templates import IMAGENET_ONLY, SELECT, SELECT_OWN, templates_for
 from trainers.text_classifier import build_zero_shot_classifier
 
 
-def add_zeroshot_config(cfg) -> None:
+def add_config(cfg) -> None:
+    """Both trainers' config nodes; defining ``add_config`` marks a method module (trainers/__init__.py)."""
     from yacs.config import CfgNode as CN
 
     for node in ("ZeroshotCLIP", "ZeroshotCLIP2"):
@@ -52,6 +53,3 @@ class ZeroshotCLIP2(ZeroshotCLIP):
     def build_head(self) -> nn.Module:
         weights = build_zero_shot_classifier(self.clip, self.classnames, self.templates, normalize_each=True)
         return CosineClassifier(weights, self.clip.logit_scale)
-
-
-add_config = add_zeroshot_config  # marks a method module (trainers/__init__.py discovers it)
