@@ -24,7 +24,6 @@ How it differs from the public code, and why (none changes the model's function)
 - ``CTX_INIT`` sets ``N_CTX`` to its number of BPE tokens (the public code counts words: the same for
   "a photo of a").
 """
-import logging
 from collections import OrderedDict
 
 import torch
@@ -34,16 +33,9 @@ from torch import nn
 from engine import TRAINER_REGISTRY
 from trainers.backbone import TextTower
 from trainers.base import ClipTrainer
-from trainers.prompt_learning import (
-    class_prompts,
-    encode_prompts,
-    encode_shared_prefix,
-    init_context,
-    shareable,
-)
+from trainers.prompt_learning import ContextPrompts, encode_prompts, encode_shared_prefix
 from trainers.spec import declare
 
-logger = logging.getLogger(__name__)
 
 def add_config(cfg) -> None:
     """``TRAINER.COCOOP``, with the public code's defaults (its train.py); the recipe's config sets N_CTX 4 and
@@ -66,26 +58,16 @@ def meta_net(vis_dim: int, ctx_dim: int) -> nn.Sequential:
                                       ("linear2", nn.Linear(vis_dim // 16, ctx_dim))]))
 
 
-class ConditionalPromptLearner(nn.Module):
+class ConditionalPromptLearner(ContextPrompts):
     """Float image features ``[B, D]`` -> per-image prompts for every class -> cosine logits ``[B, C]``."""
 
     def __init__(self, tower: TextTower, tokenize, classnames, n_ctx: int, ctx_init: str, vis_dim: int,
                  logit_scale: float, truncate: bool = True, prompts_per_call: int = 8192):
-        super().__init__()
-        self.__dict__["tower"] = tower  # frozen, not a submodule: its weights stay out of the state dict
-        ctx, context_text, n_ctx = init_context(tower, tokenize, ctx_init, n_ctx, "CoCoOp")
-        tokens, sos, suffix = class_prompts(tower, tokenize, classnames, context_text, n_ctx, truncate)
-        self.ctx = nn.Parameter(ctx.to(sos.device))
-        self.meta_net = meta_net(vis_dim, ctx.shape[-1]).to(sos.device)
-        self.n_ctx = n_ctx
-        self.logit_scale = float(logit_scale)
+        super().__init__(tower, tokenize, classnames, n_ctx, ctx_init, logit_scale, truncate, "CoCoOp")
+        self.meta_net = meta_net(vis_dim, self.ctx.shape[-1]).to(self.ctx.device)
         if prompts_per_call < 1:
             raise ValueError(f"TRAINER.COCOOP.PROMPTS_PER_CALL must be at least 1, not {prompts_per_call}")
         self.prompts_per_call = int(prompts_per_call)
-        self.register_buffer("tokens", tokens, persistent=False)
-        self.register_buffer("token_prefix", sos[:1], persistent=False)   # SOS (the same for every class)
-        self.register_buffer("token_suffix", suffix, persistent=False)    # CLASS . EOS [pad]
-        self.share_prefix = bool(truncate and shareable(tower))
 
     def _encode(self, ctx: torch.Tensor, classes: slice) -> torch.Tensor:
         """``[b, c, D]`` text features of images' contexts ``ctx [b, M, width]`` with the classes ``classes``."""

@@ -31,11 +31,11 @@ def num_tokens(tokens: torch.Tensor) -> List[int]:
 
 def init_context(tower: TextTower, tokenize: Callable, ctx_init: str, n_ctx: int, label: str,
                  leading: Tuple[int, ...] = ()) -> Tuple[torch.Tensor, str, int]:
-    """``(ctx, context text, n_ctx)``: the initial context vectors (float32) and the words standing for them.
+    """``(ctx [*leading, n_ctx, width], context text, n_ctx)``: the initial float32 context and its words.
 
-    ``ctx_init`` ("a photo of a") starts from those words' token embeddings and sets ``n_ctx`` to their
-    number of BPE tokens; otherwise ``[*leading, n_ctx, width]`` vectors are drawn from N(0, 0.02^2) and
-    the prompt holds ``n_ctx`` "X" placeholders. ``label`` names the method in the log and in errors.
+    ``ctx_init`` ("a photo of a") starts from those words' token embeddings (copied along ``leading``) and sets
+    ``n_ctx`` to their number of BPE tokens; otherwise the vectors are drawn from N(0, 0.02^2) and the prompt
+    holds ``n_ctx`` "X" placeholders. ``label`` names the method in the log and in errors.
     """
     width = tower.token_embedding.weight.shape[1]
     ctx_init = " ".join(ctx_init.replace("_", " ").split())
@@ -43,9 +43,9 @@ def init_context(tower: TextTower, tokenize: Callable, ctx_init: str, n_ctx: int
         if ctx_init:
             init_tokens = tokenize([ctx_init])
             n_ctx = num_tokens(init_tokens)[0]
-            ctx = tower.embed_tokens(init_tokens)[0, 1:1 + n_ctx].float().clone()
+            ctx = tower.embed_tokens(init_tokens)[0, 1:1 + n_ctx].float()
             logger.info("%s: context initialised from %r (%d tokens)", label, ctx_init, n_ctx)
-            return ctx, ctx_init, n_ctx
+            return ctx.expand(*leading, -1, -1).clone(), ctx_init, n_ctx
         if n_ctx < 1:
             raise ValueError(f"TRAINER.{label.upper()}.N_CTX must be at least 1 (or set CTX_INIT)")
         ctx = torch.empty(*leading, n_ctx, width)
@@ -54,21 +54,31 @@ def init_context(tower: TextTower, tokenize: Callable, ctx_init: str, n_ctx: int
     return ctx, " ".join(["X"] * n_ctx), n_ctx
 
 
-def class_prompts(tower: TextTower, tokenize: Callable, classnames: Sequence[str], context_text: str,
-                  n_ctx: int, truncate: bool) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(tokens [C, L], sos [C, 1, width], suffix [C, L - 1 - n_ctx, width])`` of "<context> <name>." prompts.
+class ContextPrompts(nn.Module):
+    """The learned context ``ctx`` and the fixed parts of every class's "<context> <name>." prompt.
 
-    Class names are shown with ``_`` as spaces (CoOp/CoCoOp). With ``truncate``, ``L`` ends at the longest
-    prompt's EOT token (the causal tower never looks further); else ``L`` is the context length (77).
-    The embeddings are float32 and fixed (not trained, not saved: rebuilt from the class names).
+    ``tokens [C, L]``, ``token_prefix [1, 1, width]`` (SOS) and ``token_suffix [C, L - 1 - n_ctx, width]``
+    (CLASS . EOS pad) are float32 and fixed: not trained, not saved (rebuilt from the class names, shown with
+    ``_`` as spaces). With ``truncate``, ``L`` ends at the longest prompt's EOT token (the causal tower never
+    looks further); else ``L`` is the context length (77).
     """
-    names = [clean_classname(c) for c in classnames]
-    with torch.no_grad():
-        tokens = tokenize([f"{context_text} {name}." for name in names])
-        if truncate:
-            tokens = tokens[:, :int(tokens.argmax(dim=-1).max()) + 1]
-        embedded = tower.embed_tokens(tokens).float()
-    return tokens, embedded[:, :1], embedded[:, 1 + n_ctx:]
+
+    def __init__(self, tower: TextTower, tokenize: Callable, classnames: Sequence[str], n_ctx: int, ctx_init: str,
+                 logit_scale: float, truncate: bool, label: str, leading: Tuple[int, ...] = ()):
+        super().__init__()
+        self.__dict__["tower"] = tower  # frozen, not a submodule: its weights stay out of the state dict
+        ctx, context_text, self.n_ctx = init_context(tower, tokenize, ctx_init, n_ctx, label, leading)
+        with torch.no_grad():
+            tokens = tokenize([f"{context_text} {clean_classname(c)}." for c in classnames])
+            if truncate:
+                tokens = tokens[:, :int(tokens.argmax(dim=-1).max()) + 1]
+            embedded = tower.embed_tokens(tokens).float()
+        self.ctx = nn.Parameter(ctx.to(embedded.device))
+        self.logit_scale = float(logit_scale)
+        self.register_buffer("tokens", tokens, persistent=False)
+        self.register_buffer("token_prefix", embedded[:1, :1], persistent=False)
+        self.register_buffer("token_suffix", embedded[:, 1 + self.n_ctx:], persistent=False)
+        self.share_prefix = bool(truncate and shareable(tower))
 
 
 def prompt_order(position: str, n_ctx: int, name_lens: Sequence[int], length: int) -> torch.Tensor:
@@ -77,21 +87,13 @@ def prompt_order(position: str, n_ctx: int, name_lens: Sequence[int], length: in
     The suffix starts with the class name's tokens, then ".", EOS and padding; the EOS position does not
     move, so the tokenised prompts still locate it.
     """
-    if position not in POSITIONS:
-        raise ValueError(f"TRAINER.COOP.CLASS_TOKEN_POSITION must be one of {POSITIONS}, not {position!r}")
     ctx = list(range(1, 1 + n_ctx))
+    half = n_ctx // 2
     rows = []
     for name_len in name_lens:
         name = list(range(1 + n_ctx, 1 + n_ctx + name_len))
-        rest = list(range(1 + n_ctx + name_len, length))
-        if position == "end":
-            order = [0] + ctx + name + rest
-        elif position == "middle":
-            half = n_ctx // 2
-            order = [0] + ctx[:half] + name + ctx[half:] + rest
-        else:
-            order = [0] + name + ctx + rest
-        rows.append(order)
+        body = {"end": ctx + name, "middle": ctx[:half] + name + ctx[half:], "front": name + ctx}[position]
+        rows.append([0] + body + list(range(1 + n_ctx + name_len, length)))
     return torch.tensor(rows, dtype=torch.long)
 
 
@@ -125,11 +127,6 @@ def _heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
     return x.view(b, length, n_heads, width // n_heads).transpose(1, 2)
 
 
-def _per_prompt(x: torch.Tensor, classes: int) -> torch.Tensor:
-    """``[B, ...]`` -> ``[B * classes, ...]``: each prefix row repeated for the classes that follow it."""
-    return x.unsqueeze(1).expand(x.shape[0], classes, *x.shape[1:]).reshape(x.shape[0] * classes, *x.shape[1:])
-
-
 def _shared_attention(attn: nn.MultiheadAttention, hp: torch.Tensor, hs: torch.Tensor):
     """Causal self-attention of ``[prefix_b, suffix_bc]`` for every prefix ``b`` and class ``c``, each prefix
     projected once.
@@ -143,8 +140,8 @@ def _shared_attention(attn: nn.MultiheadAttention, hp: torch.Tensor, hs: torch.T
     p, s = hp.shape[1], hs.shape[1]
     classes = hs.shape[0] // hp.shape[0]
     out_p = F.scaled_dot_product_attention(qp, kp, vp, is_causal=True)
-    keys = torch.cat([_per_prompt(kp, classes), ks], dim=2)
-    values = torch.cat([_per_prompt(vp, classes), vs], dim=2)
+    keys = torch.cat([kp.repeat_interleave(classes, dim=0), ks], dim=2)  # each prefix for its classes
+    values = torch.cat([vp.repeat_interleave(classes, dim=0), vs], dim=2)
     allowed = torch.ones(s, p + s, dtype=torch.bool, device=hs.device).tril_(p)
     out_s = F.scaled_dot_product_attention(qs, keys, values, attn_mask=allowed)
 
