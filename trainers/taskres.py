@@ -22,7 +22,7 @@ from typing import Tuple
 import torch
 from torch import nn
 
-from engine import TRAINER_REGISTRY, CheckpointError, load_checkpoint
+from engine import TRAINER_REGISTRY, CheckpointError, load_checkpoint, save_checkpoint
 from trainers.base import ClipTrainer
 from trainers.heads import cosine_logits
 from trainers.spec import ResultVariant, declare
@@ -32,7 +32,7 @@ from trainers.text_classifier import build_zero_shot_classifier, pooled_template
 logger = logging.getLogger(__name__)
 
 
-def add_taskres_config(cfg) -> None:
+def add_config(cfg) -> None:
     from yacs.config import CfgNode as CN
 
     if "TaskRes" not in cfg.TRAINER:
@@ -181,17 +181,10 @@ class TaskResEnhancedBase(ClipTrainer):
 
     def after_train(self) -> None:
         super().after_train()
-        self.write_enhanced_base(os.path.join(self.output_dir, self.method_cfg.OUTPUT_FILE))
-
-    def write_enhanced_base(self, path: str) -> None:
-        from engine import save_checkpoint
-
+        path = os.path.join(self.output_dir, self.method_cfg.OUTPUT_FILE)
         head = self._models[self.spec.checkpoint_name]
         state = {"state_dict": {"weight": head.text_projection.detach().t().contiguous().cpu()},
                  "epoch": self.max_epoch}
         state.update({k: v for k, v in self.checkpoint_metadata().items() if k != "config"})
         save_checkpoint(state, os.path.dirname(path), model_name=os.path.basename(path))
         logger.info("Enhanced base written to %s (use it with --enhanced-base %s)", path, path)
-
-
-add_config = add_taskres_config  # marks a method module (trainers/__init__.py discovers it)
