@@ -29,55 +29,46 @@ def num_tokens(tokens: torch.Tensor) -> List[int]:
     return [int(i) - 1 for i in tokens.argmax(dim=-1)]
 
 
-def init_context(tower: TextTower, tokenize: Callable, ctx_init: str, n_ctx: int, label: str,
-                 leading: Tuple[int, ...] = ()) -> Tuple[torch.Tensor, str, int]:
-    """``(ctx [*leading, n_ctx, width], context text, n_ctx)``: the initial float32 context and its words.
-
-    ``ctx_init`` ("a photo of a") starts from those words' token embeddings (copied along ``leading``) and sets
-    ``n_ctx`` to their number of BPE tokens; otherwise the vectors are drawn from N(0, 0.02^2) and the prompt
-    holds ``n_ctx`` "X" placeholders. ``label`` names the method in the log and in errors.
-    """
-    width = tower.token_embedding.weight.shape[1]
-    ctx_init = " ".join(ctx_init.replace("_", " ").split())
-    with torch.no_grad():
-        if ctx_init:
-            init_tokens = tokenize([ctx_init])
-            n_ctx = num_tokens(init_tokens)[0]
-            ctx = tower.embed_tokens(init_tokens)[0, 1:1 + n_ctx].float()
-            logger.info("%s: context initialised from %r (%d tokens)", label, ctx_init, n_ctx)
-            return ctx.expand(*leading, -1, -1).clone(), ctx_init, n_ctx
-        if n_ctx < 1:
-            raise ValueError(f"TRAINER.{label.upper()}.N_CTX must be at least 1 (or set CTX_INIT)")
-        ctx = torch.empty(*leading, n_ctx, width)
-        nn.init.normal_(ctx, std=0.02)
-    logger.info("%s: random %s context of %d vectors", label, "class-specific" if leading else "unified", n_ctx)
-    return ctx, " ".join(["X"] * n_ctx), n_ctx
-
-
 class ContextPrompts(nn.Module):
     """The learned context ``ctx`` and the fixed parts of every class's "<context> <name>." prompt.
 
-    ``tokens [C, L]``, ``token_prefix [1, 1, width]`` (SOS) and ``token_suffix [C, L - 1 - n_ctx, width]``
-    (CLASS . EOS pad) are float32 and fixed: not trained, not saved (rebuilt from the class names, shown with
-    ``_`` as spaces). With ``truncate``, ``L`` ends at the longest prompt's EOT token (the causal tower never
-    looks further); else ``L`` is the context length (77).
+    ``ctx_init`` ("a photo of a") starts the context ``[*leading, n_ctx, width]`` from those words' token
+    embeddings and sets ``n_ctx`` to their number of BPE tokens; otherwise it is drawn from N(0, 0.02^2) and the
+    prompt holds ``n_ctx`` "X" placeholders. ``tokens [C, L]``, ``token_prefix [1, 1, width]`` (SOS) and
+    ``token_suffix [C, L - 1 - n_ctx, width]`` (CLASS . EOS pad) are float32 and fixed: not trained, not saved
+    (rebuilt from the class names, shown with ``_`` as spaces). With ``truncate``, ``L`` ends at the longest
+    prompt's EOT token (the causal tower never looks further); else ``L`` is the context length (77).
+    ``label`` names the method in the log and in errors.
     """
 
     def __init__(self, tower: TextTower, tokenize: Callable, classnames: Sequence[str], n_ctx: int, ctx_init: str,
                  logit_scale: float, truncate: bool, label: str, leading: Tuple[int, ...] = ()):
         super().__init__()
         self.__dict__["tower"] = tower  # frozen, not a submodule: its weights stay out of the state dict
-        ctx, context_text, self.n_ctx = init_context(tower, tokenize, ctx_init, n_ctx, label, leading)
+        context_text = " ".join(ctx_init.replace("_", " ").split())
         with torch.no_grad():
+            if context_text:
+                init_tokens = tokenize([context_text])
+                n_ctx = num_tokens(init_tokens)[0]
+                ctx = tower.embed_tokens(init_tokens)[0, 1:1 + n_ctx].float().expand(*leading, -1, -1).clone()
+                logger.info("%s: context initialised from %r (%d tokens)", label, context_text, n_ctx)
+            elif n_ctx < 1:
+                raise ValueError(f"TRAINER.{label.upper()}.N_CTX must be at least 1 (or set CTX_INIT)")
+            else:
+                ctx = nn.init.normal_(torch.empty(*leading, n_ctx, tower.token_embedding.weight.shape[1]), std=0.02)
+                context_text = " ".join(["X"] * n_ctx)
+                logger.info("%s: random %s context of %d vectors", label, "class-specific" if leading else "unified",
+                            n_ctx)
             tokens = tokenize([f"{context_text} {clean_classname(c)}." for c in classnames])
             if truncate:
                 tokens = tokens[:, :int(tokens.argmax(dim=-1).max()) + 1]
             embedded = tower.embed_tokens(tokens).float()
+        self.n_ctx = n_ctx
         self.ctx = nn.Parameter(ctx.to(embedded.device))
         self.logit_scale = float(logit_scale)
         self.register_buffer("tokens", tokens, persistent=False)
         self.register_buffer("token_prefix", embedded[:1, :1], persistent=False)
-        self.register_buffer("token_suffix", embedded[:, 1 + self.n_ctx:], persistent=False)
+        self.register_buffer("token_suffix", embedded[:, 1 + n_ctx:], persistent=False)
         self.share_prefix = bool(truncate and shareable(tower))
 
 
