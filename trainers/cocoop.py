@@ -12,17 +12,10 @@ so the public code's checkpoints load (their ``token_prefix``/``token_suffix`` a
 the class names). Facts from KaiyangZhou/CoOp@ff61507 ``trainers/cocoop.py`` and
 ``configs/trainers/CoCoOp/vit_b16_c4_ep10_batch1_ctxv1.yaml``.
 
-How it differs from the public code, and why (none changes the model's function):
-
-- image features come from the feature cache (the image encoder is frozen; one view per epoch, exact);
-- the text tower runs once for many images x all classes (``TRAINER.COCOOP.PROMPTS_PER_CALL`` prompts per
-  call; the public code loops over images), on the prompts' first ``L`` tokens (the longest EOT), and each
-  image's SOS + context prefix goes through the transformer once for all its classes — both exact for the
-  causal tower (``trainers/prompt_learning.py``; a test compares with the per-image 77-token loop);
-- the context and the meta-net are kept in float32 whatever the weights' precision (the public code casts
-  both to fp16 with ``PREC fp16`` and steps SGD on fp16 weights); the text tower still runs in fp16;
-- ``CTX_INIT`` sets ``N_CTX`` to its number of BPE tokens (the public code counts words: the same for
-  "a photo of a").
+How it differs from the public code, none changing the model's function (docs/methods/cocoop.md): image
+features from the feature cache; many images x all classes per text-tower call, truncated at the longest EOT,
+each image's prefix encoded once (``trainers/prompt_learning.py``); the context and the meta-net in float32;
+``CTX_INIT`` counted in BPE tokens.
 """
 from collections import OrderedDict
 
