@@ -78,12 +78,9 @@ class ConditionalPromptLearner(ContextPrompts):
         num_classes = self.tokens.shape[0]
         class_step = min(num_classes, self.prompts_per_call)
         image_step = max(1, self.prompts_per_call // num_classes)
-        rows = []
-        for i in range(0, ctx.shape[0], image_step):
-            part = ctx[i:i + image_step]
-            rows.append(torch.cat([self._encode(part, slice(c, c + class_step))
-                                   for c in range(0, num_classes, class_step)], dim=1))
-        return torch.cat(rows, dim=0)
+        return torch.cat([torch.cat([self._encode(part, slice(c, c + class_step))
+                                     for c in range(0, num_classes, class_step)], dim=1)
+                          for part in ctx.split(image_step)], dim=0)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         image = F.normalize(features.float(), dim=-1)

@@ -7,9 +7,7 @@ those words' token embeddings, which makes the untrained model CLIP's zero-shot 
 template "a photo of a {}."; otherwise the context is drawn from N(0, 0.02^2). Only the context
 vectors are trained. Keys under ``TRAINER.COOP`` keep CoOp's names.
 
-The text tower is reached through ``TextTower``, so CoOp needs an OpenAI-style tower (token embedding,
-transformer, final norm, projection matrix): OpenAI weights and open_clip models built like them.
-Other towers (e.g. Hugging Face text encoders) fail when the model is built, with a clear message.
+CoOp needs an OpenAI-style text tower (``TextTower``): other towers fail when the model is built.
 
 How it differs from the public code, and why:
 
@@ -26,12 +24,9 @@ How it differs from the public code, and why:
   for the causal tower (``trainers/prompt_learning.py``, shared with CoCoOp);
 - image features come from the feature cache (the encoder is frozen) unless ``--no-cache`` is given.
 
-A unified context does not depend on the class list (``class_agnostic``): a checkpoint evaluates on other
-classes (base-to-novel, cross-dataset); a class-specific one (``CSC``) is refused there.
-
-Checkpoints live in ``<output>/prompt_learner/`` with CoOp's key ``ctx``. The prompt's fixed token
-embeddings (``token_prefix``/``token_suffix``) are rebuilt from the class names, not saved; CoOp's own
-checkpoints, which hold them, load (those two keys are dropped).
+Checkpoints live in ``<output>/prompt_learner/`` with CoOp's key ``ctx`` (CoOp's own, which also hold the
+fixed ``token_prefix``/``token_suffix``, load). A unified context evaluates on other classes (base-to-novel,
+cross-dataset); a class-specific one (``CSC``) is refused there.
 """
 from typing import Sequence
 
@@ -85,21 +80,17 @@ class PromptLearner(EvalTextCache, ContextPrompts):
         # Unified context with the class at the end: every prompt starts with the same SOS + context tokens.
         self.share_prefix = self.share_prefix and not csc and order is None
 
-    def prompt_embeddings(self) -> torch.Tensor:
-        """``[C, L, width]`` float32 token embeddings of every class's prompt."""
-        classes = self.tokens.shape[0]
-        ctx = self.ctx if self.csc else self.ctx.unsqueeze(0).expand(classes, -1, -1)
-        prompts = torch.cat([self.token_prefix.expand(classes, -1, -1), ctx, self.token_suffix], dim=1)
-        if self.order is not None:
-            prompts = prompts.gather(1, self.order.unsqueeze(-1).expand(-1, -1, prompts.shape[-1]))
-        return prompts
-
     def text_features(self) -> torch.Tensor:
         if self.share_prefix:
             prefix = torch.cat([self.token_prefix, self.ctx.unsqueeze(0)], dim=1)
             eot = self.tokens.argmax(dim=-1) - prefix.shape[1]
             return encode_shared_prefix(self.tower, prefix, self.token_suffix, eot)[0]
-        return encode_prompts(self.tower, self.prompt_embeddings(), self.tokens)
+        classes = self.tokens.shape[0]
+        ctx = self.ctx if self.csc else self.ctx.unsqueeze(0).expand(classes, -1, -1)
+        prompts = torch.cat([self.token_prefix.expand(classes, -1, -1), ctx, self.token_suffix], dim=1)
+        if self.order is not None:  # the class name moved to the middle or the front
+            prompts = prompts.gather(1, self.order.unsqueeze(-1).expand(-1, -1, prompts.shape[-1]))
+        return encode_prompts(self.tower, prompts, self.tokens)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return cosine_logits(features, self.cached_text(self.text_features), self.logit_scale)

@@ -89,11 +89,8 @@ def prompt_order(position: str, n_ctx: int, name_lens: Sequence[int], length: in
 
 
 def encode_prompts(tower: TextTower, embeddings: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    """Projected text features of ``[N, L, width]`` prompt embeddings, for any ``L`` up to the context length.
-
-    The positional embedding and the causal mask are cut to ``L``; with ``L`` past every prompt's EOT
-    token this equals the full-length computation (rows before the EOT attend only to earlier rows).
-    """
+    """Projected text features of ``[N, L, width]`` prompt embeddings, for any ``L`` up to the context length
+    (the positional embedding and the causal mask cut to ``L``)."""
     length = embeddings.shape[1]
     x = embeddings.to(tower.dtype) + tower.positional_embedding[:length].to(tower.dtype)
     mask = tower.attn_mask
@@ -148,8 +145,7 @@ def encode_shared_prefix(tower: TextTower, prefix: torch.Tensor, suffix: torch.T
 
     ``prefix [B, p, width]`` (SOS + a context: CoOp's one, or CoCoOp's per image) goes through each layer
     once; each class's suffix ``[C, s, width]`` attends to its prefix's keys and values and to its own
-    earlier tokens. Attention is causal, so a prefix's states never depend on the class: this is the full
-    computation, without repeating a prefix ``C`` times. ``eot``: each class's EOT position within the suffix.
+    earlier tokens. ``eot``: each class's EOT position within the suffix.
     """
     batch, p = prefix.shape[:2]
     classes, s = suffix.shape[:2]

@@ -10,10 +10,8 @@ Checkpoints live in ``<output>/prompt_learner/`` with state-dict keys ``base_tex
 
 Class names: like the original code (geekyutao/TaskRes@5195359, ``trainers/taskres.py``,
 ``_get_base_text_features``), the base is built from the class names exactly as the dataset gives
-them (``apple_pie``, ``Apply_Eye_Makeup``), not with ``_`` replaced by spaces as zero-shot CLIP does.
-On datasets whose names hold underscores TaskRes at initialisation therefore differs slightly from
-zero-shot CLIP. ``TRAINER.TaskRes.RAW_CLASSNAMES False`` uses zero-shot CLIP's cleaned names instead
-(recorded in ``metrics.json`` as ``raw_classnames``).
+them (``apple_pie``), not with ``_`` as spaces as zero-shot CLIP does (docs/fidelity.md);
+``TRAINER.TaskRes.RAW_CLASSNAMES False`` uses the cleaned names (``metrics.json``: ``raw_classnames``).
 """
 import logging
 import os
