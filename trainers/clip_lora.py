@@ -129,11 +129,11 @@ class CLIP_LoRA(ClipTrainer):  # noqa: N801  (the method's name)
         mcfg = self.method_cfg
         model = self.clip.model
         encoders = self.adapted_encoders()
-        if "image" in encoders and getattr(model.visual, "transformer", None) is None:
+        towers = {"image": getattr(model.visual, "transformer", None), "text": getattr(model, "transformer", None)}
+        if "image" in encoders and towers["image"] is None:
             raise LoRAError(f"CLIP-LoRA adapts the attention layers of ViT image encoders; {self.cfg.MODEL.BACKBONE.NAME} "
                             "has none (a ResNet). Pass TRAINER.CLIP_LORA.ENCODER text to adapt its text encoder only")
         settings = ([str(p) for p in mcfg.PARAMS], int(mcfg.RANK), float(mcfg.ALPHA), float(mcfg.DROPOUT))
-        towers = {"image": getattr(model.visual, "transformer", None), "text": getattr(model, "transformer", None)}
         adapters = {name: add_lora(towers[name], *settings) for name in encoders}
         tokens = self.clip.tokenize(prompts_for(self.classnames, TEMPLATE))
         logger.info("CLIP-LoRA: rank %d, alpha %g, dropout %g on %s of every block of the %s encoder(s)",
@@ -141,20 +141,14 @@ class CLIP_LoRA(ClipTrainer):  # noqa: N801  (the method's name)
         return LoRAClassifier(self.clip, tokens, adapters, float(mcfg.LOGIT_SCALE))
 
     # ---- iterations -------------------------------------------------------------------------------------
-    def _total_steps(self, batches: int) -> int:
-        per_shot = int(self.method_cfg.ITERS_PER_SHOT)
-        if per_shot <= 0:
-            return batches * max(1, int(self.cfg.OPTIM.MAX_EPOCH))
-        shots = int(self.cfg.DATASET.NUM_SHOTS)
-        if shots < 1:
-            raise LoRAError("CLIP-LoRA counts its iterations per shot (TRAINER.CLIP_LORA.ITERS_PER_SHOT x shots): set "
-                            "DATASET.NUM_SHOTS, or ITERS_PER_SHOT 0 to train OPTIM.MAX_EPOCH epochs")
-        return per_shot * shots
-
     def build_optimization(self, head: nn.Module):
         """AdamW from the config, cosine to 1e-6 over all steps (stepped every batch); sets the epoch count."""
         self.batches_per_epoch = len(self.train_loader_x)
-        self.steps = self._total_steps(self.batches_per_epoch)
+        per_shot, shots = int(self.method_cfg.ITERS_PER_SHOT), int(self.cfg.DATASET.NUM_SHOTS)
+        if per_shot > 0 and shots < 1:
+            raise LoRAError("CLIP-LoRA counts its iterations per shot (TRAINER.CLIP_LORA.ITERS_PER_SHOT x shots): set "
+                            "DATASET.NUM_SHOTS, or ITERS_PER_SHOT 0 to train OPTIM.MAX_EPOCH epochs")
+        self.steps = per_shot * shots if per_shot > 0 else self.batches_per_epoch * max(1, int(self.cfg.OPTIM.MAX_EPOCH))
         self.max_epoch = math.ceil(self.steps / self.batches_per_epoch)
         logger.info("CLIP-LoRA: %d iterations = %d epochs of %d batches%s", self.steps, self.max_epoch,
                     self.batches_per_epoch, "" if self.steps % self.batches_per_epoch == 0 else " (the last one cut)")
