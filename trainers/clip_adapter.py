@@ -29,7 +29,7 @@ from trainers.text_classifier import build_zero_shot_classifier
 logger = logging.getLogger(__name__)
 
 
-def add_clip_adapter_config(cfg) -> None:
+def add_config(cfg) -> None:
     from yacs.config import CfgNode as CN
 
     if "CLIP_ADAPTER" not in cfg.TRAINER:
@@ -84,6 +84,3 @@ class CLIP_Adapter(ClipTrainer):  # noqa: N801  (the public trainer name)
         logger.info("CLIP-Adapter: feature width %d, bottleneck %d, ratio %.2f", text.shape[1],
                     max(1, text.shape[1] // int(mcfg.REDUCTION)), mcfg.RATIO)
         return ClipAdapterHead(text, mcfg.REDUCTION, mcfg.RATIO, self.clip.logit_scale)
-
-
-add_config = add_clip_adapter_config  # marks a method module (trainers/__init__.py discovers it)

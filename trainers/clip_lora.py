@@ -9,19 +9,14 @@ one setting serves every dataset and shot count, without validation (MaxZanella/
 0.999), batch 32 (the last partial batch kept), ``500 x shots`` iterations, cosine from 2e-4 to 1e-6 stepped
 every iteration, random resized crop (0.08-1) + flip, mixed precision (fp16 autocast + gradient scaling).
 
-How the iteration count maps onto the epoch loop: ``steps = ITERS_PER_SHOT x shots`` (the original's
-``n_iters * shots``); an epoch is one pass over the shuffled few-shot set (``ceil(N / 32)`` batches); the run
-has ``ceil(steps / batches)`` epochs and its last one stops after the remaining steps, as the original's loop
-breaks mid-epoch. ``metrics.json`` records ``iterations``, ``iterations_per_epoch`` and ``epochs``. The recipe
-config sets ``ITERS_PER_SHOT 500`` and then ``OPTIM.MAX_EPOCH`` is not read; ``ITERS_PER_SHOT 0`` (the code's
-default, like every ``OPTIM`` value outside the recipe file) trains ``OPTIM.MAX_EPOCH`` full epochs.
+Iterations on the epoch loop (docs/methods/clip-lora.md): ``steps = ITERS_PER_SHOT x shots`` (the recipe config:
+500; 0, the code's default, trains ``OPTIM.MAX_EPOCH`` full epochs), an epoch is one pass over the shuffled
+few-shot set and the last one stops after the remaining steps, as the original's loop breaks mid-epoch.
 
-Deviations, each an option: ``PREC amp`` (default) keeps the frozen weights in fp32 (OpenAI's fp16 values) under
-fp16 autocast, where the original stores them in fp16: the matrix products are the same fp16 ones, the residual
-stream is fp32 here. At evaluation the update is added to the frozen projection's output instead of merged into
-its weight (the same sum, in another order). A ResNet image encoder has no attention layers to adapt: the
-original has no layer table for it and fails; here ``ENCODER both`` on RN50 stops with one line, and
-``TRAINER.CLIP_LORA.ENCODER text`` adapts the text encoder alone (image features then come from the cache).
+Deviations, each an option or recorded: ``PREC amp`` keeps the frozen weights in fp32 under fp16 autocast (the
+original stores them in fp16); at evaluation the update is added to the projection's output, not merged into
+its weight; a ResNet has no attention layers to adapt, so ``ENCODER both`` stops there with one line and
+``ENCODER text`` adapts the text encoder alone (image features then come from the cache).
 """
 import itertools
 import logging
@@ -56,9 +51,7 @@ def add_config(cfg) -> None:
         cfg.TRAINER.CLIP_LORA.RANK = 2
         cfg.TRAINER.CLIP_LORA.ALPHA = 1.0
         cfg.TRAINER.CLIP_LORA.DROPOUT = 0.25
-        # steps = ITERS_PER_SHOT x shots (the recipe config: 500, as the original); 0: OPTIM.MAX_EPOCH epochs, as
-        # every other method counts (the schedule, like OPTIM.*, comes from the recipe's config file)
-        cfg.TRAINER.CLIP_LORA.ITERS_PER_SHOT = 0
+        cfg.TRAINER.CLIP_LORA.ITERS_PER_SHOT = 0       # steps = this x shots (the recipe: 500); 0: OPTIM.MAX_EPOCH
         cfg.TRAINER.CLIP_LORA.LOGIT_SCALE = 100.0      # the original's fixed scale
 
 
@@ -136,35 +129,26 @@ class CLIP_LoRA(ClipTrainer):  # noqa: N801  (the method's name)
         mcfg = self.method_cfg
         model = self.clip.model
         encoders = self.adapted_encoders()
-        if "image" in encoders and getattr(model.visual, "transformer", None) is None:
+        towers = {"image": getattr(model.visual, "transformer", None), "text": getattr(model, "transformer", None)}
+        if "image" in encoders and towers["image"] is None:
             raise LoRAError(f"CLIP-LoRA adapts the attention layers of ViT image encoders; {self.cfg.MODEL.BACKBONE.NAME} "
                             "has none (a ResNet). Pass TRAINER.CLIP_LORA.ENCODER text to adapt its text encoder only")
         settings = ([str(p) for p in mcfg.PARAMS], int(mcfg.RANK), float(mcfg.ALPHA), float(mcfg.DROPOUT))
-        adapters = {}
-        if "image" in encoders:
-            adapters["image"] = add_lora(model.visual.transformer, *settings)
-        if "text" in encoders:
-            adapters["text"] = add_lora(getattr(model, "transformer", None), *settings)
+        adapters = {name: add_lora(towers[name], *settings) for name in encoders}
         tokens = self.clip.tokenize(prompts_for(self.classnames, TEMPLATE))
         logger.info("CLIP-LoRA: rank %d, alpha %g, dropout %g on %s of every block of the %s encoder(s)",
                     *settings[1:], "/".join(settings[0]), " and ".join(encoders))
         return LoRAClassifier(self.clip, tokens, adapters, float(mcfg.LOGIT_SCALE))
 
     # ---- iterations -------------------------------------------------------------------------------------
-    def _total_steps(self, batches: int) -> int:
-        per_shot = int(self.method_cfg.ITERS_PER_SHOT)
-        if per_shot <= 0:
-            return batches * max(1, int(self.cfg.OPTIM.MAX_EPOCH))
-        shots = int(self.cfg.DATASET.NUM_SHOTS)
-        if shots < 1:
-            raise LoRAError("CLIP-LoRA counts its iterations per shot (TRAINER.CLIP_LORA.ITERS_PER_SHOT x shots): set "
-                            "DATASET.NUM_SHOTS, or ITERS_PER_SHOT 0 to train OPTIM.MAX_EPOCH epochs")
-        return per_shot * shots
-
     def build_optimization(self, head: nn.Module):
         """AdamW from the config, cosine to 1e-6 over all steps (stepped every batch); sets the epoch count."""
         self.batches_per_epoch = len(self.train_loader_x)
-        self.steps = self._total_steps(self.batches_per_epoch)
+        per_shot, shots = int(self.method_cfg.ITERS_PER_SHOT), int(self.cfg.DATASET.NUM_SHOTS)
+        if per_shot > 0 and shots < 1:
+            raise LoRAError("CLIP-LoRA counts its iterations per shot (TRAINER.CLIP_LORA.ITERS_PER_SHOT x shots): set "
+                            "DATASET.NUM_SHOTS, or ITERS_PER_SHOT 0 to train OPTIM.MAX_EPOCH epochs")
+        self.steps = per_shot * shots if per_shot > 0 else self.batches_per_epoch * max(1, int(self.cfg.OPTIM.MAX_EPOCH))
         self.max_epoch = math.ceil(self.steps / self.batches_per_epoch)
         logger.info("CLIP-LoRA: %d iterations = %d epochs of %d batches%s", self.steps, self.max_epoch,
                     self.batches_per_epoch, "" if self.steps % self.batches_per_epoch == 0 else " (the last one cut)")

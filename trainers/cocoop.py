@@ -12,19 +12,11 @@ so the public code's checkpoints load (their ``token_prefix``/``token_suffix`` a
 the class names). Facts from KaiyangZhou/CoOp@ff61507 ``trainers/cocoop.py`` and
 ``configs/trainers/CoCoOp/vit_b16_c4_ep10_batch1_ctxv1.yaml``.
 
-How it differs from the public code, and why (none changes the model's function):
-
-- image features come from the feature cache (the image encoder is frozen; one view per epoch, exact);
-- the text tower runs once for many images x all classes (``TRAINER.COCOOP.PROMPTS_PER_CALL`` prompts per
-  call; the public code loops over images), on the prompts' first ``L`` tokens (the longest EOT), and each
-  image's SOS + context prefix goes through the transformer once for all its classes — both exact for the
-  causal tower (``trainers/prompt_learning.py``; a test compares with the per-image 77-token loop);
-- the context and the meta-net are kept in float32 whatever the weights' precision (the public code casts
-  both to fp16 with ``PREC fp16`` and steps SGD on fp16 weights); the text tower still runs in fp16;
-- ``CTX_INIT`` sets ``N_CTX`` to its number of BPE tokens (the public code counts words: the same for
-  "a photo of a").
+How it differs from the public code, none changing the model's function (docs/methods/cocoop.md): image
+features from the feature cache; many images x all classes per text-tower call, truncated at the longest EOT,
+each image's prefix encoded once (``trainers/prompt_learning.py``); the context and the meta-net in float32;
+``CTX_INIT`` counted in BPE tokens.
 """
-import logging
 from collections import OrderedDict
 
 import torch
@@ -34,16 +26,9 @@ from torch import nn
 from engine import TRAINER_REGISTRY
 from trainers.backbone import TextTower
 from trainers.base import ClipTrainer
-from trainers.prompt_learning import (
-    class_prompts,
-    encode_prompts,
-    encode_shared_prefix,
-    init_context,
-    shareable,
-)
+from trainers.prompt_learning import ContextPrompts, encode_prompts, encode_shared_prefix
 from trainers.spec import declare
 
-logger = logging.getLogger(__name__)
 
 def add_config(cfg) -> None:
     """``TRAINER.COCOOP``, with the public code's defaults (its train.py); the recipe's config sets N_CTX 4 and
@@ -66,26 +51,16 @@ def meta_net(vis_dim: int, ctx_dim: int) -> nn.Sequential:
                                       ("linear2", nn.Linear(vis_dim // 16, ctx_dim))]))
 
 
-class ConditionalPromptLearner(nn.Module):
+class ConditionalPromptLearner(ContextPrompts):
     """Float image features ``[B, D]`` -> per-image prompts for every class -> cosine logits ``[B, C]``."""
 
     def __init__(self, tower: TextTower, tokenize, classnames, n_ctx: int, ctx_init: str, vis_dim: int,
                  logit_scale: float, truncate: bool = True, prompts_per_call: int = 8192):
-        super().__init__()
-        self.__dict__["tower"] = tower  # frozen, not a submodule: its weights stay out of the state dict
-        ctx, context_text, n_ctx = init_context(tower, tokenize, ctx_init, n_ctx, "CoCoOp")
-        tokens, sos, suffix = class_prompts(tower, tokenize, classnames, context_text, n_ctx, truncate)
-        self.ctx = nn.Parameter(ctx.to(sos.device))
-        self.meta_net = meta_net(vis_dim, ctx.shape[-1]).to(sos.device)
-        self.n_ctx = n_ctx
-        self.logit_scale = float(logit_scale)
+        super().__init__(tower, tokenize, classnames, n_ctx, ctx_init, logit_scale, truncate, "CoCoOp")
+        self.meta_net = meta_net(vis_dim, self.ctx.shape[-1]).to(self.ctx.device)
         if prompts_per_call < 1:
             raise ValueError(f"TRAINER.COCOOP.PROMPTS_PER_CALL must be at least 1, not {prompts_per_call}")
         self.prompts_per_call = int(prompts_per_call)
-        self.register_buffer("tokens", tokens, persistent=False)
-        self.register_buffer("token_prefix", sos[:1], persistent=False)   # SOS (the same for every class)
-        self.register_buffer("token_suffix", suffix, persistent=False)    # CLASS . EOS [pad]
-        self.share_prefix = bool(truncate and shareable(tower))
 
     def _encode(self, ctx: torch.Tensor, classes: slice) -> torch.Tensor:
         """``[b, c, D]`` text features of images' contexts ``ctx [b, M, width]`` with the classes ``classes``."""
@@ -103,12 +78,9 @@ class ConditionalPromptLearner(nn.Module):
         num_classes = self.tokens.shape[0]
         class_step = min(num_classes, self.prompts_per_call)
         image_step = max(1, self.prompts_per_call // num_classes)
-        rows = []
-        for i in range(0, ctx.shape[0], image_step):
-            part = ctx[i:i + image_step]
-            rows.append(torch.cat([self._encode(part, slice(c, c + class_step))
-                                   for c in range(0, num_classes, class_step)], dim=1))
-        return torch.cat(rows, dim=0)
+        return torch.cat([torch.cat([self._encode(part, slice(c, c + class_step))
+                                     for c in range(0, num_classes, class_step)], dim=1)
+                          for part in ctx.split(image_step)], dim=0)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         image = F.normalize(features.float(), dim=-1)

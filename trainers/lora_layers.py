@@ -49,17 +49,6 @@ class LoRA(nn.Module):
         return F.linear(self.dropout(x).to(delta.dtype), delta) * self.scaling
 
 
-def _additive_mask(mask: torch.Tensor, dtype: torch.dtype, batch: int, heads: int) -> torch.Tensor:
-    """``nn.MultiheadAttention``'s ``attn_mask`` (bool: True = blocked, or additive) as an additive mask that
-    broadcasts over ``[batch, heads, L, S]``."""
-    if mask.dtype == torch.bool:
-        mask = torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(mask, float("-inf"))
-    mask = mask.to(dtype)
-    if mask.dim() == 3:  # [batch * heads, L, S]
-        mask = mask.view(batch, heads, *mask.shape[-2:])
-    return mask
-
-
 class LoRAAttention(nn.Module):
     """``nn.MultiheadAttention``'s computation (no extra k/v biases, no key padding mask) with LoRA on some of
     its q, k, v and output projections. Returns ``(output, None)`` like ``need_weights=False``."""
@@ -103,7 +92,10 @@ class LoRAAttention(nn.Module):
         q = split(self._project(query, 0, "q"))
         k = split(self._project(key, 1, "k"))
         v = split(self._project(value, 2, "v"))
-        mask = None if attn_mask is None else _additive_mask(attn_mask, q.dtype, batch, heads)
+        mask = attn_mask  # nn.MultiheadAttention's: bool True = blocked; [L, S] or [batch * heads, L, S]
+        if mask is not None:
+            mask = ~mask if mask.dtype == torch.bool else mask.to(q.dtype)
+            mask = mask.view(batch, heads, *mask.shape[-2:]) if mask.dim() == 3 else mask
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
                                              dropout_p=self.attn_dropout if self.training else 0.0)
         out = out.transpose(1, 2).reshape(batch, length, width)

@@ -24,7 +24,6 @@ from trainers.text_classifier import build_zero_shot_classifier
 
 logger = logging.getLogger(__name__)
 
-LAMBDA_RULES = ("1/N", "1/N2", "const")
 # The original multiplies the cosines by a fixed 100 (CLIP's fp16 logit_scale gives exp(4.6055) = 100.03).
 LOGIT_SCALE = 100.0
 
@@ -37,7 +36,7 @@ def regularization_weight(shots: int, rule: str = "1/N", value: float = 0.0) -> 
         return 1.0 / shots ** 2
     if rule == "const":
         return float(value)
-    raise ValueError(f"TRAINER.PROLIP.LAMBDA_RULE must be one of {', '.join(LAMBDA_RULES)}, not {rule!r}")
+    raise ValueError(f"TRAINER.PROLIP.LAMBDA_RULE must be one of 1/N, 1/N2, const, not {rule!r}")
 
 
 def projected_logits(pre: torch.Tensor, weight: torch.Tensor, bias, text_normed: torch.Tensor,
@@ -83,7 +82,7 @@ def build_optimization(params, lr: float, epochs: int, eps: float = 1e-4):
     return optim, torch.optim.lr_scheduler.CosineAnnealingLR(optim, int(epochs))
 
 
-def add_prolip_config(cfg) -> None:
+def add_config(cfg) -> None:
     from yacs.config import CfgNode as CN
 
     if "PROLIP" not in cfg.TRAINER:
@@ -138,6 +137,3 @@ class ProLIP(ClipTrainer):
 
     def metrics_extra(self) -> dict:
         return {"lambda": self.model.head.lam}
-
-
-add_config = add_prolip_config  # marks a method module (trainers/__init__.py discovers it)

@@ -29,46 +29,47 @@ def num_tokens(tokens: torch.Tensor) -> List[int]:
     return [int(i) - 1 for i in tokens.argmax(dim=-1)]
 
 
-def init_context(tower: TextTower, tokenize: Callable, ctx_init: str, n_ctx: int, label: str,
-                 leading: Tuple[int, ...] = ()) -> Tuple[torch.Tensor, str, int]:
-    """``(ctx, context text, n_ctx)``: the initial context vectors (float32) and the words standing for them.
+class ContextPrompts(nn.Module):
+    """The learned context ``ctx`` and the fixed parts of every class's "<context> <name>." prompt.
 
-    ``ctx_init`` ("a photo of a") starts from those words' token embeddings and sets ``n_ctx`` to their
-    number of BPE tokens; otherwise ``[*leading, n_ctx, width]`` vectors are drawn from N(0, 0.02^2) and
-    the prompt holds ``n_ctx`` "X" placeholders. ``label`` names the method in the log and in errors.
-    """
-    width = tower.token_embedding.weight.shape[1]
-    ctx_init = " ".join(ctx_init.replace("_", " ").split())
-    with torch.no_grad():
-        if ctx_init:
-            init_tokens = tokenize([ctx_init])
-            n_ctx = num_tokens(init_tokens)[0]
-            ctx = tower.embed_tokens(init_tokens)[0, 1:1 + n_ctx].float().clone()
-            logger.info("%s: context initialised from %r (%d tokens)", label, ctx_init, n_ctx)
-            return ctx, ctx_init, n_ctx
-        if n_ctx < 1:
-            raise ValueError(f"TRAINER.{label.upper()}.N_CTX must be at least 1 (or set CTX_INIT)")
-        ctx = torch.empty(*leading, n_ctx, width)
-        nn.init.normal_(ctx, std=0.02)
-    logger.info("%s: random %s context of %d vectors", label, "class-specific" if leading else "unified", n_ctx)
-    return ctx, " ".join(["X"] * n_ctx), n_ctx
-
-
-def class_prompts(tower: TextTower, tokenize: Callable, classnames: Sequence[str], context_text: str,
-                  n_ctx: int, truncate: bool) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(tokens [C, L], sos [C, 1, width], suffix [C, L - 1 - n_ctx, width])`` of "<context> <name>." prompts.
-
-    Class names are shown with ``_`` as spaces (CoOp/CoCoOp). With ``truncate``, ``L`` ends at the longest
+    ``ctx_init`` ("a photo of a") starts the context ``[*leading, n_ctx, width]`` from those words' token
+    embeddings and sets ``n_ctx`` to their number of BPE tokens; otherwise it is drawn from N(0, 0.02^2) and the
+    prompt holds ``n_ctx`` "X" placeholders. ``tokens [C, L]``, ``token_prefix [1, 1, width]`` (SOS) and
+    ``token_suffix [C, L - 1 - n_ctx, width]`` (CLASS . EOS pad) are float32 and fixed: not trained, not saved
+    (rebuilt from the class names, shown with ``_`` as spaces). With ``truncate``, ``L`` ends at the longest
     prompt's EOT token (the causal tower never looks further); else ``L`` is the context length (77).
-    The embeddings are float32 and fixed (not trained, not saved: rebuilt from the class names).
+    ``label`` names the method in the log and in errors.
     """
-    names = [clean_classname(c) for c in classnames]
-    with torch.no_grad():
-        tokens = tokenize([f"{context_text} {name}." for name in names])
-        if truncate:
-            tokens = tokens[:, :int(tokens.argmax(dim=-1).max()) + 1]
-        embedded = tower.embed_tokens(tokens).float()
-    return tokens, embedded[:, :1], embedded[:, 1 + n_ctx:]
+
+    def __init__(self, tower: TextTower, tokenize: Callable, classnames: Sequence[str], n_ctx: int, ctx_init: str,
+                 logit_scale: float, truncate: bool, label: str, leading: Tuple[int, ...] = ()):
+        super().__init__()
+        self.__dict__["tower"] = tower  # frozen, not a submodule: its weights stay out of the state dict
+        context_text = " ".join(ctx_init.replace("_", " ").split())
+        with torch.no_grad():
+            if context_text:
+                init_tokens = tokenize([context_text])
+                n_ctx = num_tokens(init_tokens)[0]
+                ctx = tower.embed_tokens(init_tokens)[0, 1:1 + n_ctx].float().expand(*leading, -1, -1).clone()
+                logger.info("%s: context initialised from %r (%d tokens)", label, context_text, n_ctx)
+            elif n_ctx < 1:
+                raise ValueError(f"TRAINER.{label.upper()}.N_CTX must be at least 1 (or set CTX_INIT)")
+            else:
+                ctx = nn.init.normal_(torch.empty(*leading, n_ctx, tower.token_embedding.weight.shape[1]), std=0.02)
+                context_text = " ".join(["X"] * n_ctx)
+                logger.info("%s: random %s context of %d vectors", label, "class-specific" if leading else "unified",
+                            n_ctx)
+            tokens = tokenize([f"{context_text} {clean_classname(c)}." for c in classnames])
+            if truncate:
+                tokens = tokens[:, :int(tokens.argmax(dim=-1).max()) + 1]
+            embedded = tower.embed_tokens(tokens).float()
+        self.n_ctx = n_ctx
+        self.ctx = nn.Parameter(ctx.to(embedded.device))
+        self.logit_scale = float(logit_scale)
+        self.register_buffer("tokens", tokens, persistent=False)
+        self.register_buffer("token_prefix", embedded[:1, :1], persistent=False)
+        self.register_buffer("token_suffix", embedded[:, 1 + n_ctx:], persistent=False)
+        self.share_prefix = bool(truncate and shareable(tower))
 
 
 def prompt_order(position: str, n_ctx: int, name_lens: Sequence[int], length: int) -> torch.Tensor:
@@ -77,30 +78,19 @@ def prompt_order(position: str, n_ctx: int, name_lens: Sequence[int], length: in
     The suffix starts with the class name's tokens, then ".", EOS and padding; the EOS position does not
     move, so the tokenised prompts still locate it.
     """
-    if position not in POSITIONS:
-        raise ValueError(f"TRAINER.COOP.CLASS_TOKEN_POSITION must be one of {POSITIONS}, not {position!r}")
     ctx = list(range(1, 1 + n_ctx))
+    half = n_ctx // 2
     rows = []
     for name_len in name_lens:
         name = list(range(1 + n_ctx, 1 + n_ctx + name_len))
-        rest = list(range(1 + n_ctx + name_len, length))
-        if position == "end":
-            order = [0] + ctx + name + rest
-        elif position == "middle":
-            half = n_ctx // 2
-            order = [0] + ctx[:half] + name + ctx[half:] + rest
-        else:
-            order = [0] + name + ctx + rest
-        rows.append(order)
+        body = {"end": ctx + name, "middle": ctx[:half] + name + ctx[half:], "front": name + ctx}[position]
+        rows.append([0] + body + list(range(1 + n_ctx + name_len, length)))
     return torch.tensor(rows, dtype=torch.long)
 
 
 def encode_prompts(tower: TextTower, embeddings: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    """Projected text features of ``[N, L, width]`` prompt embeddings, for any ``L`` up to the context length.
-
-    The positional embedding and the causal mask are cut to ``L``; with ``L`` past every prompt's EOT
-    token this equals the full-length computation (rows before the EOT attend only to earlier rows).
-    """
+    """Projected text features of ``[N, L, width]`` prompt embeddings, for any ``L`` up to the context length
+    (the positional embedding and the causal mask cut to ``L``)."""
     length = embeddings.shape[1]
     x = embeddings.to(tower.dtype) + tower.positional_embedding[:length].to(tower.dtype)
     mask = tower.attn_mask
@@ -125,11 +115,6 @@ def _heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
     return x.view(b, length, n_heads, width // n_heads).transpose(1, 2)
 
 
-def _per_prompt(x: torch.Tensor, classes: int) -> torch.Tensor:
-    """``[B, ...]`` -> ``[B * classes, ...]``: each prefix row repeated for the classes that follow it."""
-    return x.unsqueeze(1).expand(x.shape[0], classes, *x.shape[1:]).reshape(x.shape[0] * classes, *x.shape[1:])
-
-
 def _shared_attention(attn: nn.MultiheadAttention, hp: torch.Tensor, hs: torch.Tensor):
     """Causal self-attention of ``[prefix_b, suffix_bc]`` for every prefix ``b`` and class ``c``, each prefix
     projected once.
@@ -143,8 +128,8 @@ def _shared_attention(attn: nn.MultiheadAttention, hp: torch.Tensor, hs: torch.T
     p, s = hp.shape[1], hs.shape[1]
     classes = hs.shape[0] // hp.shape[0]
     out_p = F.scaled_dot_product_attention(qp, kp, vp, is_causal=True)
-    keys = torch.cat([_per_prompt(kp, classes), ks], dim=2)
-    values = torch.cat([_per_prompt(vp, classes), vs], dim=2)
+    keys = torch.cat([kp.repeat_interleave(classes, dim=0), ks], dim=2)  # each prefix for its classes
+    values = torch.cat([vp.repeat_interleave(classes, dim=0), vs], dim=2)
     allowed = torch.ones(s, p + s, dtype=torch.bool, device=hs.device).tril_(p)
     out_s = F.scaled_dot_product_attention(qs, keys, values, attn_mask=allowed)
 
@@ -160,8 +145,7 @@ def encode_shared_prefix(tower: TextTower, prefix: torch.Tensor, suffix: torch.T
 
     ``prefix [B, p, width]`` (SOS + a context: CoOp's one, or CoCoOp's per image) goes through each layer
     once; each class's suffix ``[C, s, width]`` attends to its prefix's keys and values and to its own
-    earlier tokens. Attention is causal, so a prefix's states never depend on the class: this is the full
-    computation, without repeating a prefix ``C`` times. ``eot``: each class's EOT position within the suffix.
+    earlier tokens. ``eot``: each class's EOT position within the suffix.
     """
     batch, p = prefix.shape[:2]
     classes, s = suffix.shape[:2]

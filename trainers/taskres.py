@@ -10,10 +10,8 @@ Checkpoints live in ``<output>/prompt_learner/`` with state-dict keys ``base_tex
 
 Class names: like the original code (geekyutao/TaskRes@5195359, ``trainers/taskres.py``,
 ``_get_base_text_features``), the base is built from the class names exactly as the dataset gives
-them (``apple_pie``, ``Apply_Eye_Makeup``), not with ``_`` replaced by spaces as zero-shot CLIP does.
-On datasets whose names hold underscores TaskRes at initialisation therefore differs slightly from
-zero-shot CLIP. ``TRAINER.TaskRes.RAW_CLASSNAMES False`` uses zero-shot CLIP's cleaned names instead
-(recorded in ``metrics.json`` as ``raw_classnames``).
+them (``apple_pie``), not with ``_`` as spaces as zero-shot CLIP does (docs/fidelity.md);
+``TRAINER.TaskRes.RAW_CLASSNAMES False`` uses the cleaned names (``metrics.json``: ``raw_classnames``).
 """
 import logging
 import os
@@ -22,7 +20,7 @@ from typing import Tuple
 import torch
 from torch import nn
 
-from engine import TRAINER_REGISTRY, CheckpointError, load_checkpoint
+from engine import TRAINER_REGISTRY, CheckpointError, load_checkpoint, save_checkpoint
 from trainers.base import ClipTrainer
 from trainers.heads import cosine_logits
 from trainers.spec import ResultVariant, declare
@@ -32,7 +30,7 @@ from trainers.text_classifier import build_zero_shot_classifier, pooled_template
 logger = logging.getLogger(__name__)
 
 
-def add_taskres_config(cfg) -> None:
+def add_config(cfg) -> None:
     from yacs.config import CfgNode as CN
 
     if "TaskRes" not in cfg.TRAINER:
@@ -181,17 +179,10 @@ class TaskResEnhancedBase(ClipTrainer):
 
     def after_train(self) -> None:
         super().after_train()
-        self.write_enhanced_base(os.path.join(self.output_dir, self.method_cfg.OUTPUT_FILE))
-
-    def write_enhanced_base(self, path: str) -> None:
-        from engine import save_checkpoint
-
+        path = os.path.join(self.output_dir, self.method_cfg.OUTPUT_FILE)
         head = self._models[self.spec.checkpoint_name]
         state = {"state_dict": {"weight": head.text_projection.detach().t().contiguous().cpu()},
                  "epoch": self.max_epoch}
         state.update({k: v for k, v in self.checkpoint_metadata().items() if k != "config"})
         save_checkpoint(state, os.path.dirname(path), model_name=os.path.basename(path))
         logger.info("Enhanced base written to %s (use it with --enhanced-base %s)", path, path)
-
-
-add_config = add_taskres_config  # marks a method module (trainers/__init__.py discovers it)
