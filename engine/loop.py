@@ -223,18 +223,18 @@ class TrainingLoop:
             self._writer.add_scalar(tag, scalar_value, global_step)
 
     # ---- checkpoints ----------------------------------------------------------------------
+    def _training_state(self, name: str) -> dict:
+        """A model's weights, optimizer and schedule: what its checkpoints and the resume state hold."""
+        optim, sched = self._optims[name], self._scheds[name]
+        return {"state_dict": self._models[name].state_dict(),
+                "optimizer": optim.state_dict() if optim is not None else None,
+                "scheduler": sched.state_dict() if sched is not None else None}
+
     def save_model(self, epoch: int, directory: str, is_best: bool = False, val_result=None,
                    model_name: str = "") -> None:
         for name in self.get_model_names():
-            optim, sched = self._optims[name], self._scheds[name]
-            state = {
-                "state_dict": self._models[name].state_dict(),
-                "epoch": epoch + 1,
-                "optimizer": optim.state_dict() if optim is not None else None,
-                "scheduler": sched.state_dict() if sched is not None else None,
-                "val_result": val_result,
-            }
-            state.update(self.checkpoint_metadata())
+            state = {**self._training_state(name), "epoch": epoch + 1, "val_result": val_result,
+                     **self.checkpoint_metadata()}
             save_checkpoint(state, os.path.join(directory, name), is_best=is_best, model_name=model_name)
 
     def load_model(self, directory: str, epoch: Optional[int] = None) -> None:
@@ -263,14 +263,7 @@ class TrainingLoop:
 
     def _snapshot_state(self, next_epoch: int) -> dict:
         """Everything needed to continue bit-exactly at ``next_epoch`` (copied: training mutates in place)."""
-        models = {}
-        for name in self.get_model_names():
-            optim, sched = self._optims[name], self._scheds[name]
-            models[name] = copy.deepcopy({
-                "state_dict": self._models[name].state_dict(),
-                "optimizer": optim.state_dict() if optim is not None else None,
-                "scheduler": sched.state_dict() if sched is not None else None,
-            })
+        models = {name: copy.deepcopy(self._training_state(name)) for name in self.get_model_names()}
         return {"epoch": next_epoch, "models": models, "rng": rng_state(), "best_result": self.best_result,
                 "extra": copy.deepcopy(self.extra_resume_state()),
                 "config_fingerprint": self.resume_fingerprint()}
@@ -323,11 +316,10 @@ class TrainingLoop:
         self._snapshot = self._snapshot_state(self.start_epoch)
         iterations = self.progress_iterations()
         if iterations is None:
-            self._bar = progress_bar(self.max_epoch, self.cfg.TRAINER.NAME, unit="epoch", leave=True,
-                                     initial=self.start_epoch)
+            total, unit, done = self.max_epoch, "epoch", self.start_epoch
         else:
-            done = min(iterations, self.start_epoch * len(self.train_loader_x))
-            self._bar = progress_bar(iterations, self.cfg.TRAINER.NAME, unit="it", leave=True, initial=done)
+            total, unit, done = iterations, "it", min(iterations, self.start_epoch * len(self.train_loader_x))
+        self._bar = progress_bar(total, self.cfg.TRAINER.NAME, unit=unit, leave=True, initial=done)
         try:
             for epoch in range(self.start_epoch, self.max_epoch):
                 self.epoch = epoch
@@ -381,16 +373,14 @@ class TrainingLoop:
         pass
 
     def after_epoch(self) -> None:
-        last_epoch = (self.epoch + 1) == self.max_epoch
-        freq = self.cfg.TRAIN.CHECKPOINT_FREQ
-        meet_checkpoint_freq = freq > 0 and (self.epoch + 1) % freq == 0
         if not self.cfg.TEST.NO_TEST and self.cfg.TEST.FINAL_MODEL == "best_val":
             curr_result = self.test(split="val")
             if curr_result > self.best_result:
                 self.best_result = curr_result
                 self.save_model(self.epoch, self.output_dir, val_result=curr_result,
                                 model_name="model-best.pth.tar")
-        if meet_checkpoint_freq or last_epoch:
+        freq = self.cfg.TRAIN.CHECKPOINT_FREQ
+        if self.epoch + 1 == self.max_epoch or (freq > 0 and (self.epoch + 1) % freq == 0):
             self.save_model(self.epoch, self.output_dir)
 
     def run_epoch(self) -> None:
@@ -408,9 +398,7 @@ class TrainingLoop:
             loss_summary = self.forward_backward(batch)
             batch_time.update(time.time() - end)
             losses.update(loss_summary)
-            meet_freq = (self.batch_idx + 1) % self.cfg.TRAIN.PRINT_FREQ == 0
-            only_few_batches = self.num_batches < self.cfg.TRAIN.PRINT_FREQ
-            if meet_freq or only_few_batches:
+            if (self.batch_idx + 1) % self.cfg.TRAIN.PRINT_FREQ == 0 or self.num_batches < self.cfg.TRAIN.PRINT_FREQ:
                 remaining = (self.num_batches - self.batch_idx - 1
                              + (self.max_epoch - self.epoch - 1) * self.num_batches)
                 eta = str(datetime.timedelta(seconds=int(batch_time.avg * remaining)))
