@@ -33,7 +33,7 @@ import torch
 
 from engine.checkpoint import RESUME_IGNORED_KEYS, config_fingerprint, load_checkpoint, save_checkpoint
 from engine.errors import CheckpointError, RunInterrupted
-from engine.fileio import atomic_write
+from engine.fileio import atomic_write_bytes
 from engine.logs import progress_bar
 
 logger = logging.getLogger(__name__)
@@ -272,7 +272,7 @@ class TrainingLoop:
         path = os.path.join(self.output_dir, RESUME_FILE)
         buffer = io.BytesIO()
         torch.save(snapshot, buffer)
-        atomic_write(path, lambda f: f.write(buffer.getbuffer()))
+        atomic_write_bytes(path, buffer.getbuffer())
         self._last_resume_save = time.time()
         return path
 
@@ -295,15 +295,13 @@ class TrainingLoop:
             return 0
         start_epoch = 0
         for name in names:
-            path = os.path.join(directory, name)
-            with open(os.path.join(path, "checkpoint")) as f:
-                fname = f.readline().strip()
-            ckpt = load_checkpoint(os.path.join(path, fname))
-            self._check_fingerprint(ckpt, os.path.join(path, fname))
+            with open(os.path.join(directory, name, "checkpoint")) as f:
+                path = os.path.join(directory, name, f.readline().strip())
+            ckpt = load_checkpoint(path)
+            self._check_fingerprint(ckpt, path)
             self._load_training_state(name, ckpt)
             start_epoch = int(ckpt["epoch"])
-            logger.info("Resuming from %s (epoch %d done)", os.path.join(path, fname), start_epoch,
-                        extra={"console": True})
+            logger.info("Resuming from %s (epoch %d done)", path, start_epoch, extra={"console": True})
         return start_epoch
 
     # ---- loop -----------------------------------------------------------------------------
