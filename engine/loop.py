@@ -396,7 +396,8 @@ class TrainingLoop:
             loss_summary = self.forward_backward(batch)
             batch_time.update(time.time() - end)
             losses.update(loss_summary)
-            if (self.batch_idx + 1) % self.cfg.TRAIN.PRINT_FREQ == 0 or self.num_batches < self.cfg.TRAIN.PRINT_FREQ:
+            print_freq = self.cfg.TRAIN.PRINT_FREQ
+            if (self.batch_idx + 1) % print_freq == 0 or self.num_batches < print_freq:
                 remaining = (self.num_batches - self.batch_idx - 1
                              + (self.max_epoch - self.epoch - 1) * self.num_batches)
                 eta = str(datetime.timedelta(seconds=int(batch_time.avg * remaining)))

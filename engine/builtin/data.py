@@ -56,7 +56,7 @@ def build_data_loader(cfg, sampler_type: str = "SequentialSampler", data_source=
     """A loader over ``data_source``; training drops the last partial batch only when the set holds at
     least one full batch (Dassl's rule, so tiny few-shot sets still train)."""
     if sampler_type not in SAMPLERS:
-        raise ValueError(f"Unsupported sampler {sampler_type!r} (built-in engine: RandomSampler, SequentialSampler)")
+        raise ValueError(f"Unsupported sampler {sampler_type!r} (built-in engine: {', '.join(SAMPLERS)})")
     wrapper = (dataset_wrapper or DatasetWrapper)(cfg, data_source, transform=tfm, is_train=is_train)
     return DataLoader(
         wrapper,
@@ -83,7 +83,9 @@ class DataManager:
 
         self.train_loader_x = loader(dataset.train_x, cfg.DATALOADER.TRAIN_X, self.tfm_train, True)
         self.train_loader_u = None
-        self.val_loader = loader(dataset.val, cfg.DATALOADER.TEST, self.tfm_test, False) if dataset.val else None
+        self.val_loader = None
+        if dataset.val:
+            self.val_loader = loader(dataset.val, cfg.DATALOADER.TEST, self.tfm_test, False)
         self.test_loader = loader(dataset.test, cfg.DATALOADER.TEST, self.tfm_test, False)
         self.num_classes = dataset.num_classes
         self.num_source_domains = len(cfg.DATASET.SOURCE_DOMAINS)

@@ -55,7 +55,7 @@ class DatasetBase:
         self.val = val
         self.test = test
         self.num_classes = max(item.label for item in train_x) + 1  # labels are 0-based
-        self.lab2cname: Dict[int, str] = dict(sorted({item.label: item.classname for item in train_x}.items()))
+        self.lab2cname: Dict[int, str] = dict(sorted({d.label: d.classname for d in train_x}.items()))
         self.classnames: List[str] = list(self.lab2cname.values())
 
     def generate_fewshot_dataset(self, *data_sources, num_shots: int = -1):
