@@ -26,7 +26,7 @@ import signal
 import threading
 import time
 from collections import defaultdict
-from typing import Dict, Iterator, Optional
+from typing import Iterator, Optional
 
 import numpy as np
 import torch
@@ -86,27 +86,17 @@ def set_rng_state(state: dict) -> None:
 
 
 class AverageMeter:
+    """The latest value and the running mean."""
+
     def __init__(self):
         self.val = self.sum = self.avg = 0.0
         self.count = 0
 
-    def update(self, val: float, n: int = 1) -> None:
+    def update(self, val: float) -> None:
         self.val = float(val)
-        self.sum += float(val) * n
-        self.count += n
+        self.sum += self.val
+        self.count += 1
         self.avg = self.sum / self.count
-
-
-class MetricMeter:
-    def __init__(self):
-        self.meters = defaultdict(AverageMeter)
-
-    def update(self, input_dict: Dict[str, float]) -> None:
-        for k, v in input_dict.items():
-            self.meters[k].update(v.item() if isinstance(v, torch.Tensor) else v)
-
-    def __str__(self) -> str:
-        return " ".join(f"{k} {m.val:.4f} ({m.avg:.4f})" for k, m in self.meters.items())
 
 
 class TrainingLoop:
@@ -149,11 +139,9 @@ class TrainingLoop:
     def use_data_manager(self, dm) -> None:
         """Take loaders and dataset facts from a DataManager (the attributes Dassl's trainers expose)."""
         self.train_loader_x = dm.train_loader_x
-        self.train_loader_u = dm.train_loader_u
         self.val_loader = dm.val_loader
         self.test_loader = dm.test_loader
         self.num_classes = dm.num_classes
-        self.num_source_domains = dm.num_source_domains
         self.lab2cname = dm.lab2cname
         self.dm = dm
 
@@ -189,19 +177,13 @@ class TrainingLoop:
             if self._optims[name] is not None:
                 self._optims[name].zero_grad()
 
-    def model_backward(self, loss: torch.Tensor) -> None:
+    def model_backward_and_update(self, loss: torch.Tensor, names=None) -> None:
+        self.model_zero_grad(names)
         self.detect_anomaly(loss)
         loss.backward()
-
-    def model_update(self, names=None) -> None:
         for name in self.get_model_names(names):
             if self._optims[name] is not None:
                 self._optims[name].step()
-
-    def model_backward_and_update(self, loss: torch.Tensor, names=None) -> None:
-        self.model_zero_grad(names)
-        self.model_backward(loss)
-        self.model_update(names)
 
     # ---- tensorboard ----------------------------------------------------------------------
     def init_writer(self, log_dir: str) -> None:
@@ -383,7 +365,7 @@ class TrainingLoop:
 
     def run_epoch(self) -> None:
         self.set_model_mode("train")
-        losses = MetricMeter()
+        losses = defaultdict(AverageMeter)
         batch_time = AverageMeter()
         data_time = AverageMeter()
         self.num_batches = len(self.train_loader_x)
@@ -395,23 +377,25 @@ class TrainingLoop:
             data_time.update(time.time() - end)
             loss_summary = self.forward_backward(batch)
             batch_time.update(time.time() - end)
-            losses.update(loss_summary)
+            for k, v in loss_summary.items():
+                losses[k].update(v.item() if isinstance(v, torch.Tensor) else v)
             print_freq = self.cfg.TRAIN.PRINT_FREQ
             if (self.batch_idx + 1) % print_freq == 0 or self.num_batches < print_freq:
                 remaining = (self.num_batches - self.batch_idx - 1
                              + (self.max_epoch - self.epoch - 1) * self.num_batches)
                 eta = str(datetime.timedelta(seconds=int(batch_time.avg * remaining)))
+                running = " ".join(f"{k} {m.val:.4f} ({m.avg:.4f})" for k, m in losses.items())
                 logger.info("epoch [%d/%d] batch [%d/%d] time %.3f (%.3f) data %.3f (%.3f) %s lr %.4e eta %s",
                             self.epoch + 1, self.max_epoch, self.batch_idx + 1, self.num_batches,
-                            batch_time.val, batch_time.avg, data_time.val, data_time.avg, losses,
+                            batch_time.val, batch_time.avg, data_time.val, data_time.avg, running,
                             self.get_current_lr(), eta)
             if self._bar is not None:
-                self._bar.set_postfix_str(" ".join(f"{k} {m.avg:.4g}" for k, m in losses.meters.items()),
+                self._bar.set_postfix_str(" ".join(f"{k} {m.avg:.4g}" for k, m in losses.items()),
                                           refresh=False)
                 if self.progress_iterations() is not None:
                     self._bar.update(1)
             n_iter = self.epoch * self.num_batches + self.batch_idx
-            for name, meter in losses.meters.items():
+            for name, meter in losses.items():
                 self.write_scalar("train/" + name, meter.avg, n_iter)
             self.write_scalar("train/lr", self.get_current_lr(), n_iter)
             end = time.time()

@@ -82,13 +82,11 @@ class DataManager:
                                      dataset_wrapper=dataset_wrapper)
 
         self.train_loader_x = loader(dataset.train_x, cfg.DATALOADER.TRAIN_X, self.tfm_train, True)
-        self.train_loader_u = None
         self.val_loader = None
         if dataset.val:
             self.val_loader = loader(dataset.val, cfg.DATALOADER.TEST, self.tfm_test, False)
         self.test_loader = loader(dataset.test, cfg.DATALOADER.TEST, self.tfm_test, False)
         self.num_classes = dataset.num_classes
-        self.num_source_domains = len(cfg.DATASET.SOURCE_DOMAINS)
         self.lab2cname = dataset.lab2cname
         if cfg.VERBOSE:
             logger.info("Dataset: %s | classes: %d | train_x: %d | val: %d | test: %d", cfg.DATASET.NAME,
