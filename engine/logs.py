@@ -56,8 +56,7 @@ class _ConsoleHandler(logging.StreamHandler):
 
 
 def progress_bar(total: Optional[int], desc: str, unit: str = "it", leave: bool = False, **kwargs) -> tqdm:
-    """A tqdm bar on stderr, or a disabled one (every method still callable) when bars are off: unless
-    TASKRES_PROGRESS says otherwise, on a terminal's stderr only, so logs, pipes and CI stay free of them."""
+    """A tqdm bar on stderr, or a disabled one (every method still callable) when bars are off."""
     enabled = _env_flag(PROGRESS_ENV)
     if enabled is None:
         enabled = bool(getattr(sys.stderr, "isatty", lambda: False)())
