@@ -86,10 +86,8 @@ def cluster_lock(path: str, lifetime_s: float = 300.0, wait: bool = True,
     what = what or path
     if lock.state == LockState.stale:
         logger.info("Removing a stale lock on %s (its process is gone)", what)
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(lock.lockfile)
-        except FileNotFoundError:
-            pass
     waited = False
     try:
         lock.lock(timeout=timedelta(seconds=0.5))

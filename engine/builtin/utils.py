@@ -11,7 +11,6 @@ import numpy as np
 import torch
 
 from engine.fileio import atomic_write
-from engine.images import read_image  # noqa: F401  (re-exported: the built-in engine's name)
 
 logger = logging.getLogger(__name__)
 
