@@ -331,8 +331,7 @@ class TrainingLoop:
             self._write_resume_state(self._snapshot)
 
     def before_train(self) -> None:
-        directory = self.cfg.RESUME or self.cfg.OUTPUT_DIR
-        self.start_epoch = self.resume_model_if_exist(directory)
+        self.start_epoch = self.resume_model_if_exist(self.cfg.RESUME or self.cfg.OUTPUT_DIR)
         writer_dir = os.path.join(self.output_dir, "tensorboard")
         os.makedirs(writer_dir, exist_ok=True)
         self.init_writer(writer_dir)

@@ -23,10 +23,8 @@ class DatasetWrapper(Dataset):
     """Reads and transforms images; an item is ``{"img", "label", "domain", "impath", "index"}``."""
 
     def __init__(self, cfg, data_source: Sequence[Datum], transform=None, is_train: bool = False):
-        self.cfg = cfg
         self.data_source = data_source
         self.transform = transform
-        self.is_train = is_train
         self.k_tfm = cfg.DATALOADER.K_TRANSFORMS if is_train else 1
         self.return_img0 = cfg.DATALOADER.RETURN_IMG0
 
