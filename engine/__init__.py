@@ -14,6 +14,7 @@ Dassl's retries forever on a corrupt file) and atomic JSON writes (``write_json`
 """
 import logging
 import os
+from collections import Counter
 
 from engine.builtin.data import DatasetWrapper as ImageDatasetWrapper
 from engine.builtin.utils import write_json
@@ -62,10 +63,7 @@ def generate_fewshot(dataset, items, num_shots: int, split: str = "train"):
     """``dataset.generate_fewshot_dataset(items, num_shots=K)``, warning once when a class has fewer than K
     items under either engine (the built-in draw logs that itself; Dassl's stays silent)."""
     if ENGINE_NAME != "builtin":
-        counts = {}
-        for d in items:
-            counts[d.label] = counts.get(d.label, 0) + 1
-        short = sum(1 for n in counts.values() if n < num_shots)
+        short = sum(1 for n in Counter(d.label for d in items).values() if n < num_shots)
         if short:
             logging.getLogger(__name__).warning(
                 "%d class(es) have fewer than %d %s images; all their images are used", short, num_shots, split)

@@ -52,12 +52,10 @@ def config_fingerprint(cfg, ignore: Iterable[str]) -> str:
     return fingerprint(flatten_config(cfg, ignore))
 
 
-def save_checkpoint(state: dict, save_dir: str, is_best: bool = False, remove_module_from_keys: bool = True,
-                    model_name: str = "") -> str:
+def save_checkpoint(state: dict, save_dir: str, is_best: bool = False, model_name: str = "") -> str:
+    """Write ``state`` (its ``state_dict`` without DataParallel's ``module.`` prefixes) into ``save_dir``."""
     os.makedirs(save_dir, exist_ok=True)
-    if remove_module_from_keys:
-        state["state_dict"] = OrderedDict(
-            (k[7:] if k.startswith("module.") else k, v) for k, v in state["state_dict"].items())
+    state["state_dict"] = OrderedDict((k.removeprefix("module."), v) for k, v in state["state_dict"].items())
     model_name = model_name or f"model.pth.tar-{state['epoch']}"
     fpath = os.path.join(save_dir, model_name)
     buffer = io.BytesIO()
@@ -108,7 +106,7 @@ def load_pretrained_weights(model: torch.nn.Module, weight_path: str) -> None:
     checkpoint = load_checkpoint(weight_path)
     state_dict = checkpoint.get("state_dict", checkpoint)
     own = model.state_dict()
-    matched = {k[7:] if k.startswith("module.") else k: v for k, v in state_dict.items()}
+    matched = {k.removeprefix("module."): v for k, v in state_dict.items()}
     matched = {k: v for k, v in matched.items() if k in own and own[k].size() == v.size()}
     if not matched:
         raise CheckpointError(f"No layer of {weight_path} matches the model")

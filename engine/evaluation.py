@@ -1,6 +1,7 @@
 """Classification evaluation: accuracy, error, macro-F1, optional per-class accuracy and confusion matrix."""
 import logging
-from collections import OrderedDict, defaultdict
+import os
+from collections import OrderedDict
 from typing import Dict
 
 import numpy as np
@@ -26,52 +27,41 @@ class Classification:
 
     def __init__(self, cfg, lab2cname=None, **kwargs):
         self.cfg = cfg
-        self._lab2cname = lab2cname
+        self._lab2cname = lab2cname or {}
         self.reset()
 
     def reset(self) -> None:
-        self._correct = 0
-        self._total = 0
         self._y_true = []
         self._y_pred = []
-        self._per_class = defaultdict(list) if self.cfg.TEST.PER_CLASS_RESULT else None
 
     def process(self, mo: torch.Tensor, gt: torch.Tensor) -> None:
-        pred = mo.max(1)[1]
-        matches = pred.eq(gt).int()
-        self._correct += int(matches.sum().item())
-        self._total += gt.shape[0]
         self._y_true.extend(gt.cpu().tolist())
-        self._y_pred.extend(pred.cpu().tolist())
-        if self._per_class is not None:
-            for label, match in zip(gt.cpu().tolist(), matches.cpu().tolist()):
-                self._per_class[label].append(match)
+        self._y_pred.extend(mo.max(1)[1].cpu().tolist())
 
     def evaluate(self) -> Dict[str, float]:
-        if self._total == 0:
+        if not self._y_true:
             raise RuntimeError("Evaluation saw no samples: the evaluation split is empty")
-        acc = 100.0 * self._correct / self._total
-        macro_f1 = 100.0 * f1_score(self._y_true, self._y_pred, average="macro", labels=np.unique(self._y_true))
+        y_true, y_pred = np.array(self._y_true), np.array(self._y_pred)
+        matches = y_true == y_pred
+        total, correct = len(y_true), int(matches.sum())
+        acc = 100.0 * correct / total
+        macro_f1 = 100.0 * f1_score(y_true, y_pred, average="macro", labels=np.unique(y_true))
         results = OrderedDict(accuracy=acc, error=100.0 - acc, macro_f1=macro_f1)
         logger.info("=> result\n* total: %s\n* correct: %s\n* accuracy: %.1f%%\n* error: %.1f%%\n* macro_f1: %.1f%%",
-                    f"{self._total:,}", f"{self._correct:,}", acc, 100.0 - acc, macro_f1)
-        if self._per_class is not None:
+                    f"{total:,}", f"{correct:,}", acc, 100.0 - acc, macro_f1)
+        if self.cfg.TEST.PER_CLASS_RESULT:
             accs = []
             logger.info("=> per-class result")
-            for label in sorted(self._per_class):
-                res = self._per_class[label]
-                class_acc = 100.0 * sum(res) / len(res)
-                accs.append(class_acc)
-                name = self._lab2cname.get(label, str(label)) if self._lab2cname else str(label)
+            for label in np.unique(y_true):
+                res = matches[y_true == label]
+                accs.append(100.0 * res.sum() / len(res))
                 logger.info("* class: %d (%s)\ttotal: %d\tcorrect: %d\tacc: %.1f%%",
-                            label, name, len(res), sum(res), class_acc)
+                            label, self._lab2cname.get(label, str(label)), len(res), res.sum(), accs[-1])
             results["perclass_accuracy"] = float(np.mean(accs))
             logger.info("* average: %.1f%%", results["perclass_accuracy"])
         if self.cfg.TEST.COMPUTE_CMAT:
-            cmat = confusion_matrix(self._y_true, self._y_pred, normalize="true")
-            import os
             save_path = os.path.join(self.cfg.OUTPUT_DIR, "cmat.pt")
-            torch.save(cmat, save_path)
+            torch.save(confusion_matrix(y_true, y_pred, normalize="true"), save_path)
             logger.info("Confusion matrix is saved to %s", save_path)
         return results
 

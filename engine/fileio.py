@@ -67,21 +67,6 @@ def _holder(lock) -> str:
     return f"process {pid} on {host}" + (" (this host)" if host == socket.getfqdn() else "")
 
 
-def _refresh_in_background(lock, lifetime: timedelta, every_s: float):
-    """Start a thread refreshing ``lock`` every ``every_s`` seconds; returns the event that stops it."""
-    stop = threading.Event()
-
-    def refresh() -> None:
-        while not stop.wait(every_s):
-            try:
-                lock.refresh(lifetime)
-            except Exception:  # the lock file is gone (deleted folder): nothing left to protect
-                return
-
-    threading.Thread(target=refresh, name="lock-refresh", daemon=True).start()
-    return stop
-
-
 @contextlib.contextmanager
 def cluster_lock(path: str, lifetime_s: float = 300.0, wait: bool = True,
                  refresh_every_s: float = 0.0, what: str = "") -> Iterator[HeldLock]:
@@ -101,10 +86,8 @@ def cluster_lock(path: str, lifetime_s: float = 300.0, wait: bool = True,
     what = what or path
     if lock.state == LockState.stale:
         logger.info("Removing a stale lock on %s (its process is gone)", what)
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(lock.lockfile)
-        except FileNotFoundError:
-            pass
     waited = False
     try:
         lock.lock(timeout=timedelta(seconds=0.5))
@@ -115,12 +98,21 @@ def cluster_lock(path: str, lifetime_s: float = 300.0, wait: bool = True,
         logger.info("[wait] %s is held by %s; waiting for it to finish", what, holder)
         lock.lock()
         waited = True
-    stop = _refresh_in_background(lock, lifetime, refresh_every_s) if refresh_every_s > 0 else None
+    stop = threading.Event()
+
+    def refresh_until_stopped() -> None:
+        while not stop.wait(refresh_every_s):
+            try:
+                lock.refresh(lifetime)
+            except Exception:  # the lock file is gone (deleted folder): nothing left to protect
+                return
+
+    if refresh_every_s > 0:
+        threading.Thread(target=refresh_until_stopped, name="lock-refresh", daemon=True).start()
     try:
         yield HeldLock(lock, lifetime, waited)
     finally:
-        if stop is not None:
-            stop.set()
+        stop.set()
         try:
             lock.unlock(unconditionally=True)
         except Exception:  # already gone (deleted folder)

@@ -42,19 +42,6 @@ def _env_flag(name: str) -> Optional[bool]:
     raise ValueError(f"{name}={os.environ[name]!r} is not a switch; set it to 1 or 0")
 
 
-class _ConsoleFilter(logging.Filter):
-    def __init__(self, verbose: bool):
-        super().__init__()
-        self.verbose = verbose
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if getattr(record, "file_only", False):
-            return False
-        if self.verbose or record.levelno >= logging.WARNING or getattr(record, "console", False):
-            return True
-        return record.name.split(".", 1)[0] not in LIBRARY_PACKAGES
-
-
 class _ConsoleHandler(logging.StreamHandler):
     """Writes through ``tqdm.write``: an open progress bar is cleared, the record printed, the bar redrawn."""
 
@@ -68,17 +55,12 @@ class _ConsoleHandler(logging.StreamHandler):
             self.handleError(record)
 
 
-def progress_enabled() -> bool:
-    """Bars are drawn on a terminal's stderr only, so logs, pipes and CI stay free of them."""
-    forced = _env_flag(PROGRESS_ENV)
-    if forced is not None:
-        return forced
-    return bool(getattr(sys.stderr, "isatty", lambda: False)())
-
-
 def progress_bar(total: Optional[int], desc: str, unit: str = "it", leave: bool = False, **kwargs) -> tqdm:
     """A tqdm bar on stderr, or a disabled one (every method still callable) when bars are off."""
-    return tqdm(total=total, desc=desc, unit=unit, leave=leave, file=sys.stderr, disable=not progress_enabled(),
+    enabled = _env_flag(PROGRESS_ENV)
+    if enabled is None:
+        enabled = bool(getattr(sys.stderr, "isatty", lambda: False)())
+    return tqdm(total=total, desc=desc, unit=unit, leave=leave, file=sys.stderr, disable=not enabled,
                 dynamic_ncols=True, **kwargs)
 
 
@@ -112,9 +94,8 @@ def _console_stream():
 
 def setup_logger(output: Optional[str] = None, tee_prints: bool = False) -> Optional[str]:
     """Log to the console (filtered, see the module docstring) and, when ``output`` is given, append every
-    record to ``output/log.txt`` (or ``output`` itself if it ends in .txt/.log). Calling it again replaces our handlers (one log per run in a
-    process). Returns the log file's path.
-    """
+    record to ``output/log.txt`` (or ``output`` itself if it ends in .txt/.log). Calling it again replaces
+    our handlers (one log per run in a process). Returns the log file's path."""
     root = logging.getLogger()
     root.setLevel(logging.INFO)
     # Dassl (dassl/data/datasets/dg/wilds/wilds_base.py) calls logging.disable(WARNING) on import, which
@@ -128,7 +109,16 @@ def setup_logger(output: Optional[str] = None, tee_prints: bool = False) -> Opti
     sys.stdout = console_stream
     console = _ConsoleHandler(console_stream)
     console.setFormatter(logging.Formatter("%(message)s"))
-    console.addFilter(_ConsoleFilter(verbose=bool(_env_flag(VERBOSE_ENV))))
+    verbose = bool(_env_flag(VERBOSE_ENV))
+
+    def shown(record: logging.LogRecord) -> bool:
+        if getattr(record, "file_only", False):
+            return False
+        if verbose or record.levelno >= logging.WARNING or getattr(record, "console", False):
+            return True
+        return record.name.split(".", 1)[0] not in LIBRARY_PACKAGES
+
+    console.addFilter(shown)
     setattr(console, _MARK, True)
     root.addHandler(console)
     if not output:

@@ -26,14 +26,14 @@ import signal
 import threading
 import time
 from collections import defaultdict
-from typing import Dict, Iterator, Optional
+from typing import Iterator, Optional
 
 import numpy as np
 import torch
 
 from engine.checkpoint import RESUME_IGNORED_KEYS, config_fingerprint, load_checkpoint, save_checkpoint
 from engine.errors import CheckpointError, RunInterrupted
-from engine.fileio import atomic_write
+from engine.fileio import atomic_write_bytes
 from engine.logs import progress_bar
 
 logger = logging.getLogger(__name__)
@@ -86,27 +86,17 @@ def set_rng_state(state: dict) -> None:
 
 
 class AverageMeter:
+    """The latest value and the running mean."""
+
     def __init__(self):
         self.val = self.sum = self.avg = 0.0
         self.count = 0
 
-    def update(self, val: float, n: int = 1) -> None:
+    def update(self, val: float) -> None:
         self.val = float(val)
-        self.sum += float(val) * n
-        self.count += n
+        self.sum += self.val
+        self.count += 1
         self.avg = self.sum / self.count
-
-
-class MetricMeter:
-    def __init__(self):
-        self.meters = defaultdict(AverageMeter)
-
-    def update(self, input_dict: Dict[str, float]) -> None:
-        for k, v in input_dict.items():
-            self.meters[k].update(v.item() if isinstance(v, torch.Tensor) else v)
-
-    def __str__(self) -> str:
-        return " ".join(f"{k} {m.val:.4f} ({m.avg:.4f})" for k, m in self.meters.items())
 
 
 class TrainingLoop:
@@ -149,11 +139,9 @@ class TrainingLoop:
     def use_data_manager(self, dm) -> None:
         """Take loaders and dataset facts from a DataManager (the attributes Dassl's trainers expose)."""
         self.train_loader_x = dm.train_loader_x
-        self.train_loader_u = dm.train_loader_u
         self.val_loader = dm.val_loader
         self.test_loader = dm.test_loader
         self.num_classes = dm.num_classes
-        self.num_source_domains = dm.num_source_domains
         self.lab2cname = dm.lab2cname
         self.dm = dm
 
@@ -189,19 +177,13 @@ class TrainingLoop:
             if self._optims[name] is not None:
                 self._optims[name].zero_grad()
 
-    def model_backward(self, loss: torch.Tensor) -> None:
+    def model_backward_and_update(self, loss: torch.Tensor, names=None) -> None:
+        self.model_zero_grad(names)
         self.detect_anomaly(loss)
         loss.backward()
-
-    def model_update(self, names=None) -> None:
         for name in self.get_model_names(names):
             if self._optims[name] is not None:
                 self._optims[name].step()
-
-    def model_backward_and_update(self, loss: torch.Tensor, names=None) -> None:
-        self.model_zero_grad(names)
-        self.model_backward(loss)
-        self.model_update(names)
 
     # ---- tensorboard ----------------------------------------------------------------------
     def init_writer(self, log_dir: str) -> None:
@@ -223,18 +205,18 @@ class TrainingLoop:
             self._writer.add_scalar(tag, scalar_value, global_step)
 
     # ---- checkpoints ----------------------------------------------------------------------
+    def _training_state(self, name: str) -> dict:
+        """A model's weights, optimizer and schedule: what its checkpoints and the resume state hold."""
+        optim, sched = self._optims[name], self._scheds[name]
+        return {"state_dict": self._models[name].state_dict(),
+                "optimizer": optim.state_dict() if optim is not None else None,
+                "scheduler": sched.state_dict() if sched is not None else None}
+
     def save_model(self, epoch: int, directory: str, is_best: bool = False, val_result=None,
                    model_name: str = "") -> None:
         for name in self.get_model_names():
-            optim, sched = self._optims[name], self._scheds[name]
-            state = {
-                "state_dict": self._models[name].state_dict(),
-                "epoch": epoch + 1,
-                "optimizer": optim.state_dict() if optim is not None else None,
-                "scheduler": sched.state_dict() if sched is not None else None,
-                "val_result": val_result,
-            }
-            state.update(self.checkpoint_metadata())
+            state = {**self._training_state(name), "epoch": epoch + 1, "val_result": val_result,
+                     **self.checkpoint_metadata()}
             save_checkpoint(state, os.path.join(directory, name), is_best=is_best, model_name=model_name)
 
     def load_model(self, directory: str, epoch: Optional[int] = None) -> None:
@@ -263,14 +245,7 @@ class TrainingLoop:
 
     def _snapshot_state(self, next_epoch: int) -> dict:
         """Everything needed to continue bit-exactly at ``next_epoch`` (copied: training mutates in place)."""
-        models = {}
-        for name in self.get_model_names():
-            optim, sched = self._optims[name], self._scheds[name]
-            models[name] = copy.deepcopy({
-                "state_dict": self._models[name].state_dict(),
-                "optimizer": optim.state_dict() if optim is not None else None,
-                "scheduler": sched.state_dict() if sched is not None else None,
-            })
+        models = {name: copy.deepcopy(self._training_state(name)) for name in self.get_model_names()}
         return {"epoch": next_epoch, "models": models, "rng": rng_state(), "best_result": self.best_result,
                 "extra": copy.deepcopy(self.extra_resume_state()),
                 "config_fingerprint": self.resume_fingerprint()}
@@ -279,7 +254,7 @@ class TrainingLoop:
         path = os.path.join(self.output_dir, RESUME_FILE)
         buffer = io.BytesIO()
         torch.save(snapshot, buffer)
-        atomic_write(path, lambda f: f.write(buffer.getbuffer()))
+        atomic_write_bytes(path, buffer.getbuffer())
         self._last_resume_save = time.time()
         return path
 
@@ -302,15 +277,13 @@ class TrainingLoop:
             return 0
         start_epoch = 0
         for name in names:
-            path = os.path.join(directory, name)
-            with open(os.path.join(path, "checkpoint")) as f:
-                fname = f.readline().strip()
-            ckpt = load_checkpoint(os.path.join(path, fname))
-            self._check_fingerprint(ckpt, os.path.join(path, fname))
+            with open(os.path.join(directory, name, "checkpoint")) as f:
+                path = os.path.join(directory, name, f.readline().strip())
+            ckpt = load_checkpoint(path)
+            self._check_fingerprint(ckpt, path)
             self._load_training_state(name, ckpt)
             start_epoch = int(ckpt["epoch"])
-            logger.info("Resuming from %s (epoch %d done)", os.path.join(path, fname), start_epoch,
-                        extra={"console": True})
+            logger.info("Resuming from %s (epoch %d done)", path, start_epoch, extra={"console": True})
         return start_epoch
 
     # ---- loop -----------------------------------------------------------------------------
@@ -323,11 +296,10 @@ class TrainingLoop:
         self._snapshot = self._snapshot_state(self.start_epoch)
         iterations = self.progress_iterations()
         if iterations is None:
-            self._bar = progress_bar(self.max_epoch, self.cfg.TRAINER.NAME, unit="epoch", leave=True,
-                                     initial=self.start_epoch)
+            total, unit, done = self.max_epoch, "epoch", self.start_epoch
         else:
-            done = min(iterations, self.start_epoch * len(self.train_loader_x))
-            self._bar = progress_bar(iterations, self.cfg.TRAINER.NAME, unit="it", leave=True, initial=done)
+            total, unit, done = iterations, "it", min(iterations, self.start_epoch * len(self.train_loader_x))
+        self._bar = progress_bar(total, self.cfg.TRAINER.NAME, unit=unit, leave=True, initial=done)
         try:
             for epoch in range(self.start_epoch, self.max_epoch):
                 self.epoch = epoch
@@ -359,8 +331,7 @@ class TrainingLoop:
             self._write_resume_state(self._snapshot)
 
     def before_train(self) -> None:
-        directory = self.cfg.RESUME or self.cfg.OUTPUT_DIR
-        self.start_epoch = self.resume_model_if_exist(directory)
+        self.start_epoch = self.resume_model_if_exist(self.cfg.RESUME or self.cfg.OUTPUT_DIR)
         writer_dir = os.path.join(self.output_dir, "tensorboard")
         os.makedirs(writer_dir, exist_ok=True)
         self.init_writer(writer_dir)
@@ -381,21 +352,19 @@ class TrainingLoop:
         pass
 
     def after_epoch(self) -> None:
-        last_epoch = (self.epoch + 1) == self.max_epoch
-        freq = self.cfg.TRAIN.CHECKPOINT_FREQ
-        meet_checkpoint_freq = freq > 0 and (self.epoch + 1) % freq == 0
         if not self.cfg.TEST.NO_TEST and self.cfg.TEST.FINAL_MODEL == "best_val":
             curr_result = self.test(split="val")
             if curr_result > self.best_result:
                 self.best_result = curr_result
                 self.save_model(self.epoch, self.output_dir, val_result=curr_result,
                                 model_name="model-best.pth.tar")
-        if meet_checkpoint_freq or last_epoch:
+        freq = self.cfg.TRAIN.CHECKPOINT_FREQ
+        if self.epoch + 1 == self.max_epoch or (freq > 0 and (self.epoch + 1) % freq == 0):
             self.save_model(self.epoch, self.output_dir)
 
     def run_epoch(self) -> None:
         self.set_model_mode("train")
-        losses = MetricMeter()
+        losses = defaultdict(AverageMeter)
         batch_time = AverageMeter()
         data_time = AverageMeter()
         self.num_batches = len(self.train_loader_x)
@@ -407,24 +376,25 @@ class TrainingLoop:
             data_time.update(time.time() - end)
             loss_summary = self.forward_backward(batch)
             batch_time.update(time.time() - end)
-            losses.update(loss_summary)
-            meet_freq = (self.batch_idx + 1) % self.cfg.TRAIN.PRINT_FREQ == 0
-            only_few_batches = self.num_batches < self.cfg.TRAIN.PRINT_FREQ
-            if meet_freq or only_few_batches:
+            for k, v in loss_summary.items():
+                losses[k].update(v.item() if isinstance(v, torch.Tensor) else v)
+            print_freq = self.cfg.TRAIN.PRINT_FREQ
+            if (self.batch_idx + 1) % print_freq == 0 or self.num_batches < print_freq:
                 remaining = (self.num_batches - self.batch_idx - 1
                              + (self.max_epoch - self.epoch - 1) * self.num_batches)
                 eta = str(datetime.timedelta(seconds=int(batch_time.avg * remaining)))
+                running = " ".join(f"{k} {m.val:.4f} ({m.avg:.4f})" for k, m in losses.items())
                 logger.info("epoch [%d/%d] batch [%d/%d] time %.3f (%.3f) data %.3f (%.3f) %s lr %.4e eta %s",
                             self.epoch + 1, self.max_epoch, self.batch_idx + 1, self.num_batches,
-                            batch_time.val, batch_time.avg, data_time.val, data_time.avg, losses,
+                            batch_time.val, batch_time.avg, data_time.val, data_time.avg, running,
                             self.get_current_lr(), eta)
             if self._bar is not None:
-                self._bar.set_postfix_str(" ".join(f"{k} {m.avg:.4g}" for k, m in losses.meters.items()),
+                self._bar.set_postfix_str(" ".join(f"{k} {m.avg:.4g}" for k, m in losses.items()),
                                           refresh=False)
                 if self.progress_iterations() is not None:
                     self._bar.update(1)
             n_iter = self.epoch * self.num_batches + self.batch_idx
-            for name, meter in losses.meters.items():
+            for name, meter in losses.items():
                 self.write_scalar("train/" + name, meter.avg, n_iter)
             self.write_scalar("train/lr", self.get_current_lr(), n_iter)
             end = time.time()

@@ -19,21 +19,6 @@ import torch
 AVAILABLE_SCHEDULERS = ("single_step", "multi_step", "cosine")
 
 
-def _main_factor(optim_cfg, epoch: int) -> float:
-    """Multiplier of the base LR for the main schedule at (post-warm-up) epoch ``epoch``."""
-    sched = optim_cfg.LR_SCHEDULER
-    if sched == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * epoch / float(optim_cfg.MAX_EPOCH)))
-    if sched == "single_step":
-        stepsize = optim_cfg.STEPSIZE
-        stepsize = stepsize[0] if isinstance(stepsize, (list, tuple)) else stepsize
-        if stepsize <= 0:
-            stepsize = optim_cfg.MAX_EPOCH
-        return optim_cfg.GAMMA ** (epoch // stepsize)
-    milestones = sorted(optim_cfg.STEPSIZE)
-    return optim_cfg.GAMMA ** sum(1 for m in milestones if epoch >= m)
-
-
 class EpochLRScheduler(torch.optim.lr_scheduler.LRScheduler):
     """Closed-form per-epoch LR: warm-up (constant or linear) followed by the main schedule.
 
@@ -60,8 +45,13 @@ class EpochLRScheduler(torch.optim.lr_scheduler.LRScheduler):
             if cfg.WARMUP_TYPE == "constant":
                 return cfg.WARMUP_CONS_LR
             return cfg.WARMUP_MIN_LR + (base_lr - cfg.WARMUP_MIN_LR) * epoch / warmup
-        main_epoch = epoch - warmup if cfg.WARMUP_RECOUNT else epoch
-        return base_lr * _main_factor(cfg, main_epoch)
+        epoch = epoch - warmup if cfg.WARMUP_RECOUNT else epoch  # the main schedule's epoch
+        if cfg.LR_SCHEDULER == "cosine":
+            return base_lr * (0.5 * (1.0 + math.cos(math.pi * epoch / float(cfg.MAX_EPOCH))))
+        if cfg.LR_SCHEDULER == "single_step":
+            stepsize = cfg.STEPSIZE[0] if isinstance(cfg.STEPSIZE, (list, tuple)) else cfg.STEPSIZE
+            return base_lr * cfg.GAMMA ** (epoch // (stepsize if stepsize > 0 else cfg.MAX_EPOCH))
+        return base_lr * cfg.GAMMA ** sum(1 for m in cfg.STEPSIZE if epoch >= m)  # multi_step
 
     def _get_closed_form_lr(self) -> List[float]:
         return self.get_lr()

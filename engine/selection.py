@@ -1,24 +1,29 @@
 """Choose between the real ``dassl`` package and the built-in core (see ``engine/__init__.py``)."""
 import importlib.util
-import logging
 import warnings
 from typing import Dict, Tuple
 
 from engine.errors import EngineUnavailableError
 
-logger = logging.getLogger(__name__)
-
-# What the engine supplies: registries, config defaults, data (datasets, transforms, samplers, loaders)
-# and small utilities. Under Dassl each of these names is Dassl's own object, so our trainers and
-# datasets register into, and run inside, the user's Dassl. Everything a result depends on beyond these
-# (the training loop, checkpoints, resume, the LR schedule, evaluation, logging, image reading) is the
-# project's own and the same under both engines: see ``engine/__init__.py``.
-API_NAMES = (
-    "TRAINER_REGISTRY", "DATASET_REGISTRY", "TrainerX", "SimpleTrainer", "build_trainer", "build_dataset",
-    "Datum", "DatasetBase", "DataManager", "DatasetWrapper", "build_transform", "build_data_loader",
-    "build_optimizer", "get_cfg_default", "set_random_seed", "collect_env_info", "load_pretrained_weights",
-    "compute_accuracy", "read_json", "mkdir_if_missing", "check_isfile", "listdir_nohidden",
-)
+# What the engine supplies (registries, config defaults, data: datasets, transforms, samplers, loaders;
+# small utilities), by the module of the real Dassl (c61a1b5) that defines each name. Under Dassl each
+# of these names is Dassl's own object, so our trainers and datasets register into, and run inside, the
+# user's Dassl. Everything a result depends on beyond these (the training loop, checkpoints, resume, the
+# LR schedule, evaluation, logging, image reading) is the project's own and the same under both engines:
+# see ``engine/__init__.py``.
+DASSL_MODULES = {
+    "dassl.config": ("get_cfg_default",),
+    "dassl.data": ("DataManager", "DatasetWrapper"),
+    "dassl.data.data_manager": ("build_data_loader",),
+    "dassl.data.datasets": ("DATASET_REGISTRY", "DatasetBase", "Datum", "build_dataset"),
+    "dassl.data.transforms": ("build_transform",),
+    "dassl.engine": ("TRAINER_REGISTRY", "SimpleTrainer", "TrainerX", "build_trainer"),
+    "dassl.metrics": ("compute_accuracy",),
+    "dassl.optim": ("build_optimizer",),
+    "dassl.utils": ("check_isfile", "collect_env_info", "listdir_nohidden", "load_pretrained_weights",
+                    "mkdir_if_missing", "read_json", "set_random_seed"),
+}
+API_NAMES = tuple(name for names in DASSL_MODULES.values() for name in names)
 
 # Module of each engine's ``Datum`` class, as pickled Datum lists name it: CoOp/Dassl's few-shot pickles
 # hold Dassl's; earlier versions of this project wrote the built-in's under CoOp's names (CoOp cannot read those).
@@ -39,43 +44,6 @@ def _builtin_api() -> Dict[str, object]:
     return {name: getattr(builtin, name) for name in API_NAMES}
 
 
-def _dassl_api() -> Dict[str, object]:
-    """Dassl's objects for every name in ``API_NAMES`` (imports fail here if Dassl is unusable)."""
-    from dassl.config import get_cfg_default
-    from dassl.data import DataManager, DatasetWrapper
-    from dassl.data.data_manager import build_data_loader
-    from dassl.data.datasets import DATASET_REGISTRY, DatasetBase, Datum, build_dataset
-    from dassl.data.transforms import build_transform
-    from dassl.engine import TRAINER_REGISTRY, SimpleTrainer, TrainerX, build_trainer
-    from dassl.metrics import compute_accuracy
-    from dassl.optim import build_optimizer
-    from dassl.utils import (
-        check_isfile,
-        collect_env_info,
-        listdir_nohidden,
-        load_pretrained_weights,
-        mkdir_if_missing,
-        read_json,
-        set_random_seed,
-    )
-
-    api = {
-        "TRAINER_REGISTRY": TRAINER_REGISTRY, "DATASET_REGISTRY": DATASET_REGISTRY, "TrainerX": TrainerX,
-        "SimpleTrainer": SimpleTrainer, "build_trainer": build_trainer, "build_dataset": build_dataset,
-        "Datum": Datum, "DatasetBase": DatasetBase, "DataManager": DataManager, "DatasetWrapper": DatasetWrapper,
-        "build_transform": build_transform, "build_data_loader": build_data_loader,
-        "build_optimizer": build_optimizer, "get_cfg_default": get_cfg_default,
-        "set_random_seed": set_random_seed, "collect_env_info": collect_env_info,
-        "load_pretrained_weights": load_pretrained_weights, "compute_accuracy": compute_accuracy,
-        "read_json": read_json, "mkdir_if_missing": mkdir_if_missing, "check_isfile": check_isfile,
-        "listdir_nohidden": listdir_nohidden,
-    }
-    missing = set(API_NAMES) - set(api)
-    if missing:  # a guard against this function and API_NAMES drifting apart
-        raise ImportError(f"engine selection maps no Dassl object for {sorted(missing)}")
-    return api
-
-
 def select_engine(requested: str) -> Tuple[str, Dict[str, object]]:
     requested = (requested or "").strip().lower()
     if requested not in ("", "dassl", "builtin"):
@@ -83,8 +51,7 @@ def select_engine(requested: str) -> Tuple[str, Dict[str, object]]:
             f"TASKRES_ENGINE={requested!r} is not valid; use 'dassl', 'builtin' or leave it unset.")
     if requested == "builtin":
         return "builtin", _builtin_api()
-    has_dassl = importlib.util.find_spec("dassl") is not None
-    if not has_dassl:
+    if importlib.util.find_spec("dassl") is None:
         if requested == "dassl":
             raise EngineUnavailableError(
                 "TASKRES_ENGINE=dassl but the `dassl` package is not installed. Install Dassl "
@@ -92,7 +59,8 @@ def select_engine(requested: str) -> Tuple[str, Dict[str, object]]:
                 "unset TASKRES_ENGINE to use the built-in engine.")
         return "builtin", _builtin_api()
     try:
-        api = _dassl_api()
+        api = {name: getattr(importlib.import_module(module), name)
+               for module, names in DASSL_MODULES.items() for name in names}
     except Exception as err:  # Dassl imports wilds/pandas etc.; any import failure means "unusable"
         if requested == "dassl":
             raise EngineUnavailableError(

@@ -5,8 +5,8 @@ CoOp/Dassl restore into our ``Datum`` unchanged.
 """
 import logging
 import random
-from collections import OrderedDict, defaultdict
-from typing import Dict, List, Sequence, Tuple
+from collections import defaultdict
+from typing import Dict, List
 
 logger = logging.getLogger(__name__)
 
@@ -50,63 +50,20 @@ class Datum:
 class DatasetBase:
     """A dataset as three lists of ``Datum``: train_x (labelled train), val and test."""
 
-    dataset_dir = ""
-    domains: List[str] = []
+    def __init__(self, train_x=None, val=None, test=None):
+        self.train_x = train_x
+        self.val = val
+        self.test = test
+        self.num_classes = max(item.label for item in train_x) + 1  # labels are 0-based
+        self.lab2cname: Dict[int, str] = dict(sorted({d.label: d.classname for d in train_x}.items()))
+        self.classnames: List[str] = list(self.lab2cname.values())
 
-    def __init__(self, train_x=None, train_u=None, val=None, test=None):
-        self._train_x = train_x
-        self._train_u = train_u
-        self._val = val
-        self._test = test
-        self._num_classes = self.get_num_classes(train_x)
-        self._lab2cname, self._classnames = self.get_lab2cname(train_x)
-
-    @property
-    def train_x(self):
-        return self._train_x
-
-    @property
-    def train_u(self):
-        return self._train_u
-
-    @property
-    def val(self):
-        return self._val
-
-    @property
-    def test(self):
-        return self._test
-
-    @property
-    def lab2cname(self) -> Dict[int, str]:
-        return self._lab2cname
-
-    @property
-    def classnames(self) -> List[str]:
-        return self._classnames
-
-    @property
-    def num_classes(self) -> int:
-        return self._num_classes
-
-    @staticmethod
-    def get_num_classes(data_source: Sequence[Datum]) -> int:
-        """Number of classes = largest label + 1 (labels are 0-based)."""
-        return max(item.label for item in data_source) + 1
-
-    @staticmethod
-    def get_lab2cname(data_source: Sequence[Datum]) -> Tuple[Dict[int, str], List[str]]:
-        mapping = {item.label: item.classname for item in data_source}
-        labels = sorted(mapping)
-        return {label: mapping[label] for label in labels}, [mapping[label] for label in labels]
-
-    def generate_fewshot_dataset(self, *data_sources, num_shots: int = -1, repeat: bool = False):
+    def generate_fewshot_dataset(self, *data_sources, num_shots: int = -1):
         """Sample ``num_shots`` items per label from each data source, as Dassl does.
 
         Labels are visited in order of first appearance and each draws ``random.sample(items, K)``
         from the global ``random`` state (seeded by ``set_random_seed``), so the picks match the
-        published few-shot files. A label with fewer than K items keeps all of them (or draws with
-        replacement when ``repeat``).
+        published few-shot files. A label with fewer than K items keeps all of them.
         """
         if num_shots < 1:
             return data_sources[0] if len(data_sources) == 1 else data_sources
@@ -114,12 +71,13 @@ class DatasetBase:
         output = []
         short_labels = set()
         for data_source in data_sources:
+            by_label = defaultdict(list)  # labels in order of first appearance
+            for item in data_source:
+                by_label[item.label].append(item)
             dataset = []
-            for label, items in self.split_dataset_by_label(data_source).items():
+            for label, items in by_label.items():
                 if len(items) >= num_shots:
                     dataset.extend(random.sample(items, num_shots))
-                elif repeat:
-                    dataset.extend(random.choices(items, k=num_shots))
                 else:
                     short_labels.add(label)
                     dataset.extend(items)
@@ -128,18 +86,3 @@ class DatasetBase:
             logger.warning("%d class(es) have fewer than %d images; all their images are used",
                            len(short_labels), num_shots)
         return output[0] if len(output) == 1 else output
-
-    @staticmethod
-    def split_dataset_by_label(data_source: Sequence[Datum]) -> "OrderedDict[int, List[Datum]]":
-        """Group items by label, labels in order of first appearance."""
-        output = defaultdict(list)
-        for item in data_source:
-            output[item.label].append(item)
-        return OrderedDict(output)
-
-    @staticmethod
-    def split_dataset_by_domain(data_source: Sequence[Datum]) -> "OrderedDict[int, List[Datum]]":
-        output = defaultdict(list)
-        for item in data_source:
-            output[item.domain].append(item)
-        return OrderedDict(output)

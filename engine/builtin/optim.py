@@ -31,10 +31,8 @@ def build_optimizer(model: Union[nn.Module, Iterable], optim_cfg, param_groups=N
         params = [p for p in model if not isinstance(p, torch.Tensor) or p.requires_grad]
     lr, wd = optim_cfg.LR, optim_cfg.WEIGHT_DECAY
     betas = (optim_cfg.ADAM_BETA1, optim_cfg.ADAM_BETA2)
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=wd, betas=betas)
-    if name == "amsgrad":
-        return torch.optim.Adam(params, lr=lr, weight_decay=wd, betas=betas, amsgrad=True)
+    if name in ("adam", "amsgrad"):
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd, betas=betas, amsgrad=name == "amsgrad")
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=wd, betas=betas)
     if name == "sgd":

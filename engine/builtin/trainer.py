@@ -28,11 +28,7 @@ class SimpleTrainer(TrainingLoop):
         self._models: "OrderedDict[str, nn.Module]" = OrderedDict()
         self._optims = OrderedDict()
         self._scheds = OrderedDict()
-        self._writer = None
-        if torch.cuda.is_available() and cfg.USE_CUDA:
-            self.device = torch.device("cuda")
-        else:
-            self.device = torch.device("cpu")
+        self.device = torch.device("cuda" if torch.cuda.is_available() and cfg.USE_CUDA else "cpu")
         self.start_epoch = self.epoch = 0
         self.max_epoch = cfg.OPTIM.MAX_EPOCH
         self.output_dir = cfg.OUTPUT_DIR
@@ -51,13 +47,13 @@ class SimpleTrainer(TrainingLoop):
         self._scheds[name] = sched
 
     def get_model_names(self, names=None) -> List[str]:
-        names_real = list(self._models.keys())
+        names_real = list(self._models)
         if names is None:
             return names_real
         names = [names] if isinstance(names, str) else list(names)
-        for name in names:
-            if name not in names_real:
-                raise KeyError(f"Unknown model {name!r}; registered: {names_real}")
+        unknown = [name for name in names if name not in names_real]
+        if unknown:
+            raise KeyError(f"Unknown model {unknown[0]!r}; registered: {names_real}")
         return names
 
     def build_data_loader(self) -> None:

@@ -1,5 +1,5 @@
 """Small helpers with Dassl's names: seeding, json, files, environment info."""
-import errno
+import contextlib
 import json
 import logging
 import os
@@ -11,7 +11,6 @@ import numpy as np
 import torch
 
 from engine.fileio import atomic_write
-from engine.images import read_image  # noqa: F401  (re-exported: the built-in engine's name)
 
 logger = logging.getLogger(__name__)
 
@@ -25,11 +24,8 @@ def set_random_seed(seed: int) -> None:
 
 
 def mkdir_if_missing(dirname: str) -> None:
-    try:
+    with contextlib.suppress(FileExistsError):  # Dassl's: a file at ``dirname`` is not an error
         os.makedirs(dirname, exist_ok=True)
-    except OSError as err:
-        if err.errno != errno.EEXIST:
-            raise
 
 
 def check_isfile(fpath: str) -> bool:
