@@ -28,23 +28,13 @@ from .errors import DatasetFileError
 FEWSHOT_FORMAT = "taskres-fewshot"
 LISTS_FORMAT = "taskres-imagenet-lists"
 FORMAT_VERSION = 1
+# File names: CoOp/Dassl's few-shot pickle (we read it, never write it); ours beside it, under a name CoOp
+# never opens; a split built from raw annotations (not ``split_zhou_*``: it is not the published split).
+FEWSHOT_PICKLE = "shot_{shots}-seed_{seed}.pkl"
+FEWSHOT_RECORD = "shot_{shots}-seed_{seed}.taskres.json"
+BUILT_SPLIT = "split_built_{name}.json"
 
 Row = Tuple[str, int, str]
-
-
-def fewshot_pickle_name(num_shots: int, seed) -> str:
-    """CoOp/Dassl's few-shot file name (we read it, never write it)."""
-    return f"shot_{num_shots}-seed_{seed}.pkl"
-
-
-def fewshot_record_name(num_shots: int, seed) -> str:
-    """Our few-shot file name: beside CoOp's, under a name CoOp never opens."""
-    return f"shot_{num_shots}-seed_{seed}.taskres.json"
-
-
-def built_split_name(dataset_name: str) -> str:
-    """Where a split built from raw annotations is kept (not ``split_zhou_*``: it is not the published split)."""
-    return f"split_built_{dataset_name}.json"
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -106,11 +96,6 @@ def check_rows(obj, keys: Sequence[str]) -> Dict[str, List[Row]]:
 # ------------------------------------------------------------------------------------------------------------
 def to_rows(items: Iterable[Datum], base_dir: str) -> List[list]:
     return [[os.path.relpath(d.impath, base_dir).replace(os.sep, "/"), int(d.label), d.classname] for d in items]
-
-
-def from_rows(rows: Iterable[Row], base_dir: str) -> List[Datum]:
-    return [Datum(impath=os.path.join(base_dir, *rel.split("/")), label=label, classname=cname)
-            for rel, label, cname in rows]
 
 
 def write_fewshot_record(fpath: str, meta: dict, base_dir: str, **lists: Optional[Sequence[Datum]]) -> None:
