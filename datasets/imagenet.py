@@ -17,6 +17,7 @@ users who hold one keep getting their published samples.
 import logging
 import os
 from collections import OrderedDict
+from functools import cached_property
 from typing import Dict, List, Optional, Sequence
 
 from engine import DATASET_REGISTRY, Datum
@@ -72,7 +73,7 @@ class ImageNet(BenchmarkDataset):
         """(val, test): both the val folder, listed in sorted order (its listing also proves the files exist)."""
         if getattr(self, "_eval_items", None) is None:
             self.require("classnames.txt", "images/val", what="file or folder")
-            self._eval_items = self._read_folder("val", self._wnid_names())
+            self._eval_items = self._read_folder("val")
         return self._eval_items, self._eval_items
 
     def _load_full_split(self):
@@ -80,10 +81,9 @@ class ImageNet(BenchmarkDataset):
         self.require("images/train", what="folder")
         return self._full_train(), test, test
 
-    def _wnid_names(self) -> Dict[str, str]:
-        if getattr(self, "_names", None) is None:
-            self._names = read_classnames(os.path.join(self.dataset_dir, "classnames.txt"))
-        return self._names
+    @cached_property
+    def wnid_names(self) -> Dict[str, str]:
+        return read_classnames(os.path.join(self.dataset_dir, "classnames.txt"))
 
     def _full_train(self) -> List[Datum]:
         """The full training list: CoOp's ``preprocessed.pkl`` (its order gives CoOp's picks), else our list
@@ -119,7 +119,7 @@ class ImageNet(BenchmarkDataset):
             else:
                 self.split_source = ours
                 return train
-        train = self._read_folder("train", self._wnid_names())
+        train = self._read_folder("train")
         self._write_lists(train, ours)
         self.split_source = os.path.join(self.image_dir, "train")
         return train
@@ -140,16 +140,12 @@ class ImageNet(BenchmarkDataset):
         obj, _ = read_json_with_sha(fpath)
         if not isinstance(obj, dict) or obj.get("format") != LISTS_FORMAT or obj.get("version") != FORMAT_VERSION:
             raise ValueError(f"not a {LISTS_FORMAT} file of version {FORMAT_VERSION}")
-        names = self._wnid_names()
         train_dir = os.path.join(self.image_dir, "train")
-        items = []
-        for label, wnid, files in obj["folders"]:
-            class_dir = os.path.join(train_dir, wnid)
-            items.extend(Datum(impath=os.path.join(class_dir, f), label=label, classname=names[wnid]) for f in files)
-        return items
+        return [Datum(impath=os.path.join(train_dir, wnid, f), label=label, classname=self.wnid_names[wnid])
+                for label, wnid, files in obj["folders"] for f in files]
 
-    def _read_folder(self, split: str, classnames: Dict[str, str]) -> List[Datum]:
-        split_dir = os.path.join(self.image_dir, split)
+    def _read_folder(self, split: str) -> List[Datum]:
+        split_dir, classnames = os.path.join(self.image_dir, split), self.wnid_names
         items = []
         for label, wnid in enumerate(list_dirs(split_dir)):
             if wnid not in classnames:

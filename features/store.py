@@ -196,12 +196,6 @@ class FeatureStore:
                     f"The feature cache {self.root} holds {used / 2**30:.2f} GB; {nbytes / 2**30:.2f} GB more would pass "
                     f"FEATURE_CACHE.MAX_GB ({self.max_bytes / 2**30:.2f}): {hint}, or raise FEATURE_CACHE.MAX_GB")
 
-    def _write_meta(self, directory: str, key: Dict, describe: Optional[Dict]) -> None:
-        meta = os.path.join(directory, "meta.json")
-        if not os.path.isfile(meta):
-            data = json.dumps({"key": key, "describe": describe or {}, "created": time.time()}, indent=1).encode()
-            atomic_write(meta, lambda f: f.write(data))
-
     @staticmethod
     def _save(path: str, data: dict) -> None:
         atomic_write(path, lambda f: torch.save(data, f))
@@ -283,6 +277,7 @@ class FeatureStore:
         """
         directory = self.entry_dir(key)
         loaded, covered = self._read(key, views)
+        seconds = 0.0
         if loaded is None:
             os.makedirs(directory, exist_ok=True)
             with cluster_lock(directory + ".lock") as lock:
@@ -290,7 +285,10 @@ class FeatureStore:
                 if loaded is None:
                     start = time.time()
                     self._check_space((views - covered) * bytes_per_view)
-                    self._write_meta(directory, key, describe)
+                    meta = os.path.join(directory, "meta.json")
+                    if not os.path.isfile(meta):
+                        data = {"key": key, "describe": describe or {}, "created": time.time()}
+                        atomic_write(meta, lambda f: f.write(json.dumps(data, indent=1).encode()))
                     features = self._encode(directory, key, covered, views, len(labels), encode, lock, desc)
                     self._save(os.path.join(directory, f"views-{covered:06d}-{views:06d}.pt"),
                                {"key": key, "start": covered, "stop": views, "features": features,
@@ -304,14 +302,12 @@ class FeatureStore:
                     if loaded is None:
                         raise FeatureCacheError(f"The feature cache entry {directory} cannot be read back after "
                                                 "writing it; check the disk")
-                    return {"features": loaded[0], "labels": loaded[1], "seconds": seconds,
-                            "encoded_views": views - covered, "reused_views": covered, "path": directory}
         try:
             os.utime(directory)  # last use, for pruning
         except OSError:  # a read-only cache still serves
             pass
-        return {"features": loaded[0], "labels": loaded[1], "seconds": 0.0, "encoded_views": 0,
-                "reused_views": views, "path": directory}
+        return {"features": loaded[0], "labels": loaded[1], "seconds": seconds, "encoded_views": views - covered,
+                "reused_views": covered, "path": directory}
 
 
 # ---- disk use and pruning ----------------------------------------------------------------------------
