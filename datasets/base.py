@@ -321,14 +321,13 @@ class BenchmarkDataset(DatasetBase):
         meta = {"dataset": type(self).__name__, "num_shots": num_shots, "seed": seed,
                 "drawn_from": os.path.relpath(source, self.dataset_dir) if source else None,
                 "split_sha256": self.split_sha256, "coop_pickle_sha256": pickle_sha}
-        write_fewshot_record(record_path, meta, self.dataset_dir, train=train,
-                             val=val if self.fewshot_val else None, **held)
+        write_fewshot_record(record_path, meta, self.dataset_dir, train=train, val=val, **held)
         logger.info("Saved few-shot data to %s", record_path)
         if legacy:
             os.remove(pickle_path)
             logger.info("Removed %s: an earlier version of this code wrote it in a format CoOp/Dassl cannot read; "
                         "its picks are kept in %s", pickle_path, record_path)
-        return train, (val if self.fewshot_val else None), held
+        return train, val, held  # val: None unless ``fewshot_val``
 
     def _read_fewshot_pickle(self, fpath: str) -> Tuple[List[Datum], Optional[List[Datum]]]:
         """CoOp's (or a legacy) few-shot pickle: its train (and val) lists, re-rooted and checked on disk."""

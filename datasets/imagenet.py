@@ -183,8 +183,7 @@ class ImageNetVariant(BenchmarkDataset):
         return data, data, data
 
     def build_splits(self, num_shots, seed):
-        train, val, test = self.load_full_split()
-        return train, val, test, {}
+        return (*self.load_full_split(), {})
 
     def read_variant(self, classnames: Dict[str, str]) -> List[Datum]:
         """``<image_dir>/<wnid>/*``: label = index among the sorted wnid folders (files such as README.txt skipped)."""

@@ -58,15 +58,9 @@ class EuroSAT(FolderPerClass):
     split_file = "split_zhou_EuroSAT.json"
     template = "a centered satellite photo of {}."
     renames = {
-        "AnnualCrop": "Annual Crop Land",
-        "Forest": "Forest",
-        "HerbaceousVegetation": "Herbaceous Vegetation Land",
-        "Highway": "Highway or Road",
-        "Industrial": "Industrial Buildings",
-        "Pasture": "Pasture Land",
-        "PermanentCrop": "Permanent Crop Land",
-        "Residential": "Residential Buildings",
-        "River": "River",
+        "AnnualCrop": "Annual Crop Land", "Forest": "Forest", "HerbaceousVegetation": "Herbaceous Vegetation Land",
+        "Highway": "Highway or Road", "Industrial": "Industrial Buildings", "Pasture": "Pasture Land",
+        "PermanentCrop": "Permanent Crop Land", "Residential": "Residential Buildings", "River": "River",
         "SeaLake": "Sea or Lake",
     }
 

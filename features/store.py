@@ -23,6 +23,7 @@ import re
 import shutil
 import time
 import zlib
+from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
@@ -113,13 +114,6 @@ def _reach(spans: List[Tuple], pos: int, end: int) -> List[Tuple]:
     return plan
 
 
-def _remove(path: str) -> None:
-    try:
-        os.remove(path)
-    except FileNotFoundError:
-        pass
-
-
 def _load_checked(path: str, key: Dict, check) -> Optional[dict]:
     """A cache file's content if it loads, matches ``key`` and passes ``check``; else None, the file removed."""
     try:
@@ -132,7 +126,7 @@ def _load_checked(path: str, key: Dict, check) -> Optional[dict]:
         return data
     if ok is not None:
         logger.warning("Feature cache file %s does not match its key or checksum; encoding it again", path)
-    _remove(path)
+    Path(path).unlink(missing_ok=True)
     return None
 
 
@@ -294,7 +288,7 @@ class FeatureStore:
                                {"key": key, "start": covered, "stop": views, "features": features,
                                 "labels": labels, "checksums": view_checksums(features)})
                     for *_, path in _files(directory, PART_RE):  # the chunk holds them now (or they are stale)
-                        _remove(path)
+                        Path(path).unlink(missing_ok=True)
                     seconds = time.time() - start
                     logger.info("Cached %d view(s) x %d images -> %s (%.1fs)", views - covered, features.shape[1],
                                 directory, seconds)
@@ -359,5 +353,5 @@ def prune(root: str, older_than_days: Optional[float] = None, keep_gb: Optional[
         if not dry_run:
             with cluster_lock(e["path"] + ".lock"):
                 shutil.rmtree(e["path"], ignore_errors=True)
-            _remove(e["path"] + ".lock")
+            Path(e["path"] + ".lock").unlink(missing_ok=True)
     return doomed
