@@ -37,9 +37,7 @@ BUILT_SPLIT = "split_built_{name}.json"
 Row = Tuple[str, int, str]
 
 
-# ------------------------------------------------------------------------------------------------------------
-# Writing
-# ------------------------------------------------------------------------------------------------------------
+# -- Writing -------------------------------------------------------------------------------------------------
 def write_json_atomic(obj, fpath: str, indent: Optional[int] = 4) -> None:
     """Write JSON (Dassl's split-file formatting by default) through a temporary file and a rename."""
     separators = (",", ": ") if indent is not None else (",", ":")
@@ -54,9 +52,7 @@ def sha256_file(fpath: str) -> str:
     return h.hexdigest()
 
 
-# ------------------------------------------------------------------------------------------------------------
-# Reading JSON with a reason on failure
-# ------------------------------------------------------------------------------------------------------------
+# -- Reading JSON with a reason on failure -------------------------------------------------------------------
 def read_json_with_sha(fpath: str) -> Tuple[object, str]:
     """(parsed JSON, sha256 of the bytes). ``ValueError`` with a short reason when it is not valid JSON."""
     with open(fpath, "rb") as f:
@@ -91,9 +87,7 @@ def check_rows(obj, keys: Sequence[str]) -> Dict[str, List[Row]]:
     return out
 
 
-# ------------------------------------------------------------------------------------------------------------
-# Our few-shot record
-# ------------------------------------------------------------------------------------------------------------
+# -- Our few-shot record -------------------------------------------------------------------------------------
 def to_rows(items: Iterable[Datum], base_dir: str) -> List[list]:
     return [[os.path.relpath(d.impath, base_dir).replace(os.sep, "/"), int(d.label), d.classname] for d in items]
 
@@ -116,9 +110,7 @@ def read_fewshot_record(fpath: str, keys: Sequence[str]) -> dict:
     return obj
 
 
-# ------------------------------------------------------------------------------------------------------------
-# Pickles written by CoOp/Dassl (or by earlier versions of this project)
-# ------------------------------------------------------------------------------------------------------------
+# -- Pickles written by CoOp/Dassl (or by earlier versions of this project) ----------------------------------
 # ``Datum`` is accepted from the modules the engine lists (Dassl's for CoOp/Dassl pickles, the built-in
 # engine's for earlier versions of this project).
 _SAFE_GLOBALS = frozenset({

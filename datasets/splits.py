@@ -1,6 +1,6 @@
-"""Image lists and the sampling rules applied to them: the raw-annotation split builders' helpers, class
-subsampling, the held-out val rule and a fast existence check. Pure functions of their inputs (and of
-``random``'s global state where Dassl's protocol uses it), shared by every dataset module.
+"""Image lists and the sampling rules applied to them, shared by every dataset: listing and reading helpers,
+the raw-annotation split builders, class subsampling, the held-out val rule and a fast existence check. The
+sampling rules use ``random``'s global state where Dassl's protocol does.
 """
 import logging
 import math
@@ -17,9 +17,6 @@ Split = Tuple[List[Datum], List[Datum], List[Datum]]
 LIKE_TEST_SEED_OFFSET = 104_729  # the test-sized held-out set: a seed stream apart from the min(K, 4) one
 
 
-# ------------------------------------------------------------------------------------------------------------
-# Sampling helpers shared by the raw-annotation readers (used only when a split file is absent)
-# ------------------------------------------------------------------------------------------------------------
 def split_trainval(trainval: Sequence[Datum], p_val: float = 0.2) -> Tuple[List[Datum], List[Datum]]:
     """Per label (first-appearance order) shuffle with ``random`` and move ``round(n * p_val)`` items to val."""
     by_label: Dict[int, List[int]] = {}
