@@ -77,13 +77,11 @@ def check_rows(obj, keys: Sequence[str]) -> Dict[str, List[Row]]:
         rows = obj[key]
         if not isinstance(rows, list):
             raise ValueError(f"{key!r} is not a list")
-        checked = []
         for i, row in enumerate(rows):
             if not (isinstance(row, (list, tuple)) and len(row) == 3 and isinstance(row[0], str)
                     and isinstance(row[1], int) and not isinstance(row[1], bool) and isinstance(row[2], str)):
                 raise ValueError(f"entry {i} of {key!r} is not [path, label, class name]: {str(row)[:80]}")
-            checked.append((row[0], row[1], row[2]))
-        out[key] = checked
+        out[key] = [tuple(row) for row in rows]
     return out
 
 
