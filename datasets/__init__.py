@@ -7,32 +7,19 @@ and provides ``train_x``, ``val``, ``test``, ``classnames``, ``lab2cname``, ``nu
 ``official_split`` (False when the split was built from raw annotations: results are then not
 comparable with published ones) and the selection sets (``val_split``; ImageNet ``heldout_val``, ``heldout_paper``).
 ``select_validation(dataset, ...)`` is the only door to the set a method may select on (never test).
-The shared mechanics are in ``datasets/base.py``; the layouts are described in DATASETS.md.
+The shared mechanics are in ``datasets/base.py``, the datasets' declarations in ``datasets/readers.py`` and
+``datasets/imagenet.py``; the layouts are described in DATASETS.md.
 """
 from typing import Tuple
 
 from engine import DATASET_REGISTRY
 
-from . import (  # noqa: F401  (importing registers the datasets)
-    caltech101,
-    dtd,
-    eurosat,
-    fgvc_aircraft,
-    food101,
-    imagenet,
-    imagenet_a,
-    imagenet_r,
-    imagenet_sketch,
-    imagenetv2,
-    oxford_flowers,
-    oxford_pets,
-    stanford_cars,
-    sun397,
-    ucf101,
-)
-from .base import BenchmarkDataset, draw_heldout_val, load_datum_pickle
+from . import imagenet, readers  # noqa: F401  (importing registers the datasets)
+from .base import BenchmarkDataset
 from .errors import DatasetFileError, DatasetNotFoundError, MissingImagesError, ValidationSplitError
+from .files import load_datum_pickle
 from .imagenet import IMAGENET_TEMPLATES_SELECT
+from .splits import draw_heldout_val
 from .validation import (
     DEFAULT_TRACK,
     PAPER_SOURCES,

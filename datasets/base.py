@@ -1,4 +1,4 @@
-"""The shared mechanics of the benchmark datasets; each dataset module only declares its layout.
+"""The shared mechanics of the benchmark datasets; each dataset class only declares its layout.
 
 A dataset is read in four steps, all here:
 
@@ -10,7 +10,8 @@ A dataset is read in four steps, all here:
    training, naming the first missing files and how many there are);
 3. few-shot sampling (``DATASET.NUM_SHOTS`` >= 1) with Dassl's rule; the picks are kept in our
    ``split_fewshot/shot_K-seed_S.taskres.json`` (with, for datasets whose val is their test set,
-   the held-out selection sets drawn beside them: ``heldout_val`` and the test-sized ``heldout_paper``). CoOp's ``shot_K-seed_S.pkl``, when present, gives the picks;
+   the held-out selection sets drawn beside them: ``heldout_val`` and the test-sized ``heldout_paper``).
+   CoOp's ``shot_K-seed_S.pkl``, when present, gives the picks;
 4. class subsampling (``DATASET.SUBSAMPLE_CLASSES``: all, base or new).
 
 Compatibility with trees prepared by CoOp/Dassl: their split files and pickles are read unchanged and
@@ -21,28 +22,20 @@ corrupt file of theirs (or the official split) stops the run with one line namin
 
 The file formats are in ``datasets/files.py``; the list helpers and sampling rules (split builders,
 class subsampling, the held-out val rule) in ``datasets/splits.py``.
-
-Attributes every dataset object has, beyond Dassl's: ``official_split`` (False when the split was
-built from raw annotations, so results are not comparable with published ones), the selection sets
-that ``datasets/validation.py`` chooses from (``val_split``: the whole val split; for datasets whose val is
-their test set ``heldout_val`` and ``heldout_paper``, held-out train images, and ``heldout_file``) and
-``label_map_to_train_classes`` (``None`` when its labels are the labels a model trained on it, or on
-ImageNet for the ImageNet variants, predicts; else, per label, the training label: ImageNet-A/-R's
-200 labels -> ImageNet's 1000).
 """
 import json
 import logging
 import os
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from engine import DatasetBase, Datum, generate_fewshot
 
 from .errors import DatasetFileError, DatasetNotFoundError, MissingImagesError
 from .files import (
-    built_split_name,
+    BUILT_SPLIT,
+    FEWSHOT_PICKLE,
+    FEWSHOT_RECORD,
     check_rows,
-    fewshot_pickle_name,
-    fewshot_record_name,
     load_datum_pickle,
     pickle_rows,
     read_fewshot_record,
@@ -53,44 +46,14 @@ from .files import (
     write_json_atomic,
     written_by_us,
 )
-from .splits import (  # noqa: F401  (re-exported: the dataset modules import them from here)
-    Split,
-    _Path,
-    draw_heldout_val,
-    fewshot_val_per_class,
-    find_missing,
-    list_dirs,
-    list_files,
-    make_groups,
-    split_by_ratio,
-    split_trainval,
-    subsample_classes,
-)
+from .splits import Split, draw_heldout_val, fewshot_val_per_class, find_missing, subsample_classes
 
 logger = logging.getLogger(__name__)
 
-
 DOCS = "DATASETS.md"
-
-__all__ = [
-    "BenchmarkDataset", "DatasetFileError", "DatasetNotFoundError", "MissingImagesError", "draw_heldout_val",
-    "find_missing", "list_dirs", "list_files", "load_datum_pickle", "make_groups", "split_by_ratio",
-    "split_trainval", "subsample_classes", "write_json_atomic",
-]
-
-_warned = set()
+_warned_unofficial = set()  # dataset folders warned about (several datasets of one run share a warning)
 
 
-def warn_once(key, msg: str, *args) -> None:
-    """Log a warning once per process for ``key`` (several datasets of one run share the same warnings)."""
-    if key not in _warned:
-        _warned.add(key)
-        logger.warning(msg, *args)
-
-
-# ------------------------------------------------------------------------------------------------------------
-# The base class
-# ------------------------------------------------------------------------------------------------------------
 class BenchmarkDataset(DatasetBase):
     """Base of the benchmark datasets: a subclass declares its layout and implements ``read_raw``.
 
@@ -100,7 +63,7 @@ class BenchmarkDataset(DatasetBase):
       split_file    ``split_zhou_<Name>.json``, or None when the dataset has fixed split lists
       raw_files     files (relative to ``folder``) that ``read_raw`` needs when there is no split file
       template      the one prompt template of the dataset (``dataset_templates`` returns it)
-      doc_anchor    the section of DATASETS.md that explains the layout (error messages point there)
+      doc_anchor    the section of DATASETS.md that explains the layout (default: the class name, lower-cased)
       fewshot_val   whether few-shot sampling also applies to val (and the few-shot file holds val)
       val_is_test   whether val is the test set (ImageNet): a held-out val is drawn for model selection
     """
@@ -126,7 +89,7 @@ class BenchmarkDataset(DatasetBase):
         self.dataset_dir = os.path.join(self.root, self.folder)
         self.image_dir = os.path.join(self.dataset_dir, self.image_folder)
         self.split_path = os.path.join(self.dataset_dir, self.split_file) if self.split_file else None
-        self.built_split_path = os.path.join(self.dataset_dir, built_split_name(type(self).__name__))
+        self.built_split_path = os.path.join(self.dataset_dir, BUILT_SPLIT.format(name=type(self).__name__))
         self.split_fewshot_dir = os.path.join(self.dataset_dir, "split_fewshot")
         self.split_sha256: Optional[str] = None  # of the split file read (few-shot files drawn from it record it)
         self.split_source: Optional[str] = None  # the file or folder the full lists came from
@@ -134,15 +97,11 @@ class BenchmarkDataset(DatasetBase):
         self.require(self.dataset_dir, what="dataset folder")
 
         train, val, test, extra = self.build_splits(int(cfg.DATASET.NUM_SHOTS), cfg.SEED)
+        names = sorted(extra)
         subsample = cfg.DATASET.get("SUBSAMPLE_CLASSES", "all")
-        if extra:
-            names = sorted(extra)
-            train, val, test, *lists = subsample_classes(train, val, test, *(extra[k] for k in names),
-                                                         subsample=subsample)
-            for key, items in zip(names, lists):
-                setattr(self, key, items)  # val_split, heldout_val, heldout_paper (datasets/validation.py)
-        else:
-            train, val, test = self.subsample(train, val, test, subsample)
+        train, val, test, *lists = self.subsample(subsample, train, val, test, *(extra[k] for k in names))
+        for key, items in zip(names, lists):
+            setattr(self, key, items)  # val_split, heldout_val, heldout_paper (datasets/validation.py)
         super().__init__(train_x=train, val=val, test=test)
 
     # -- declarations a subclass may override ---------------------------------------------------------------
@@ -171,8 +130,8 @@ class BenchmarkDataset(DatasetBase):
                     f"{type(self).__name__}: {what} not found: {full}{reason}. "
                     f"DATASET.ROOT is {self.root}. {self.docs_hint()}")
 
-    def check_images_exist(self, *splits: Sequence, source: str) -> None:
-        paths = list(dict.fromkeys(d.impath for split in splits for d in split))
+    def check_images_exist(self, paths: Iterable[str], source: str) -> None:
+        paths = list(dict.fromkeys(paths))
         missing = find_missing(paths)
         if missing:
             # One line (train.py prints it as the run's only error line): the first missing files name the problem.
@@ -188,13 +147,17 @@ class BenchmarkDataset(DatasetBase):
         whole val split) or, for ``val_is_test`` datasets, the held-out ``heldout_val`` and ``heldout_paper``."""
         if num_shots < 1:
             train, val, test = self.load_full_split()
-            if not self.val_is_test:
-                return train, val, test, {"val_split": val}
-            return train, val, test, {"heldout_val": draw_heldout_val(train, train, test, num_shots, seed),
-                                      "heldout_paper": draw_heldout_val(train, train, test, num_shots, seed, True)}
+            extra = self._heldout(train, num_shots, seed) if self.val_is_test else {"val_split": val}
+            return train, val, test, extra
         val, test = self.load_eval_split()
         train, fewshot_val, held = self.fewshot_sets(num_shots, seed)
         return train, (fewshot_val if self.fewshot_val else val), test, (held if self.val_is_test else {"val_split": val})
+
+    def _heldout(self, fewshot_train: List[Datum], num_shots: int, seed) -> Dict[str, List[Datum]]:
+        """A ``val_is_test`` dataset's held-out selection sets: train images outside ``fewshot_train``."""
+        full_train, _, test = self.load_full_split()
+        return {key: draw_heldout_val(full_train, fewshot_train, test, num_shots, seed, like_test=like_test)
+                for key, like_test in (("heldout_val", False), ("heldout_paper", True))}
 
     # -- split files ----------------------------------------------------------------------------------------
     def load_full_split(self) -> Split:
@@ -226,21 +189,25 @@ class BenchmarkDataset(DatasetBase):
                             f"downloading it is the usual way: {self.download_hint()})")
         logger.info("%s not found: building the split from the raw annotations", self.split_path)
         train, val, test = self._read_raw_checked()
-        self.write_split(train, val, test, self.built_split_path)
+        write_json_atomic({key: to_rows(items, self.image_dir) for key, items in
+                           (("train", train), ("val", val), ("test", test))}, self.built_split_path)
         self.split_sha256, self.split_source = sha256_file(self.built_split_path), self.built_split_path
         logger.info("Wrote the built split to %s", self.built_split_path)
         self._warn_unofficial()
         return train, val, test
 
     def _warn_unofficial(self) -> None:
-        warn_once(("unofficial", self.dataset_dir),
-                  "%s: the official split %s is absent; this run uses %s, built from the raw annotations. Its "
-                  "accuracies are NOT comparable with published numbers. Get the official split with: %s",
-                  type(self).__name__, self.split_path, self.built_split_path, self.download_hint())
+        if self.dataset_dir not in _warned_unofficial:
+            _warned_unofficial.add(self.dataset_dir)
+            logger.warning("%s: the official split %s is absent; this run uses %s, built from the raw "
+                           "annotations. Its accuracies are NOT comparable with published numbers. Get the "
+                           "official split with: %s", type(self).__name__, self.split_path,
+                           self.built_split_path, self.download_hint())
 
     def _read_raw_checked(self) -> Split:
         train, val, test = self.read_raw()
-        self.check_images_exist(train, val, test, source=f"the annotations in {self.dataset_dir}")
+        source = f"the annotations in {self.dataset_dir}"
+        self.check_images_exist((d.impath for d in train + val + test), source=source)
         return train, val, test
 
     def read_split(self, fpath: str) -> Split:
@@ -257,8 +224,7 @@ class BenchmarkDataset(DatasetBase):
                    f"{self.download_hint()} --force" if official else "delete it to have it built again")
             raise DatasetFileError(f"{type(self).__name__}: split file {fpath} is unusable: {err}; {fix}") from None
         self.split_sha256, self.split_source = sha, fpath
-        train, val, test = self._datums([rows[key] for key in ("train", "val", "test")], self.image_dir, fpath)
-        return train, val, test
+        return tuple(self._datums([rows[key] for key in ("train", "val", "test")], self.image_dir, fpath))
 
     def _datums(self, lists: Sequence[Sequence[Tuple[str, int, str]]], base_dir: str,
                 source: str) -> List[List[Datum]]:
@@ -269,15 +235,8 @@ class BenchmarkDataset(DatasetBase):
         """
         items = [[(os.path.join(base_dir, *rel.split("/")), label, cname) for rel, label, cname in rows]
                  for rows in lists]
-        self.check_images_exist(*([_Path(p) for p, _, _ in part] for part in items), source=source)
+        self.check_images_exist((p for part in items for p, _, _ in part), source=source)
         return [[Datum(impath=p, label=y, classname=c) for p, y, c in part] for part in items]
-
-    def write_split(self, train: Sequence[Datum], val: Sequence[Datum], test: Sequence[Datum], fpath: str) -> None:
-        def rows(items):
-            return [[os.path.relpath(d.impath, self.image_dir).replace(os.sep, "/"), d.label, d.classname]
-                    for d in items]
-
-        write_json_atomic({"train": rows(train), "val": rows(val), "test": rows(test)}, fpath)
 
     # -- few-shot -------------------------------------------------------------------------------------------
     def fewshot_sets(self, num_shots: int, seed) -> Tuple[List[Datum], Optional[List[Datum]], Dict[str, List[Datum]]]:
@@ -287,8 +246,8 @@ class BenchmarkDataset(DatasetBase):
         pickle for (K, seed) exists, copied from that very pickle (same hash). Otherwise the picks are
         taken from CoOp's pickle, or drawn with Dassl's rule, and our file is (re)written.
         """
-        record_path = os.path.join(self.split_fewshot_dir, fewshot_record_name(num_shots, seed))
-        pickle_path = os.path.join(self.split_fewshot_dir, fewshot_pickle_name(num_shots, seed))
+        record_path = os.path.join(self.split_fewshot_dir, FEWSHOT_RECORD.format(shots=num_shots, seed=seed))
+        pickle_path = os.path.join(self.split_fewshot_dir, FEWSHOT_PICKLE.format(shots=num_shots, seed=seed))
         theirs = os.path.isfile(pickle_path) and not written_by_us(pickle_path)
         pickle_sha = sha256_file(pickle_path) if theirs else None
         keys = ["train"] + (["val"] if self.fewshot_val else []) + (["heldout_val"] if self.val_is_test else [])
@@ -358,22 +317,17 @@ class BenchmarkDataset(DatasetBase):
             if self.fewshot_val:
                 val = generate_fewshot(self, full_val, fewshot_val_per_class(num_shots), "val")
             source = self.split_source
-        held = {}
-        if self.val_is_test:
-            full_train, _, test = self.load_full_split()
-            held = {"heldout_val": draw_heldout_val(full_train, train, test, num_shots, seed),
-                    "heldout_paper": draw_heldout_val(full_train, train, test, num_shots, seed, like_test=True)}
+        held = self._heldout(train, num_shots, seed) if self.val_is_test else {}
         meta = {"dataset": type(self).__name__, "num_shots": num_shots, "seed": seed,
                 "drawn_from": os.path.relpath(source, self.dataset_dir) if source else None,
                 "split_sha256": self.split_sha256, "coop_pickle_sha256": pickle_sha}
-        write_fewshot_record(record_path, meta, self.dataset_dir, train=train,
-                             val=val if self.fewshot_val else None, **held)
+        write_fewshot_record(record_path, meta, self.dataset_dir, train=train, val=val, **held)
         logger.info("Saved few-shot data to %s", record_path)
         if legacy:
             os.remove(pickle_path)
             logger.info("Removed %s: an earlier version of this code wrote it in a format CoOp/Dassl cannot read; "
                         "its picks are kept in %s", pickle_path, record_path)
-        return train, (val if self.fewshot_val else None), held
+        return train, val, held  # val: None unless ``fewshot_val``
 
     def _read_fewshot_pickle(self, fpath: str) -> Tuple[List[Datum], Optional[List[Datum]]]:
         """CoOp's (or a legacy) few-shot pickle: its train (and val) lists, re-rooted and checked on disk."""
@@ -381,7 +335,7 @@ class BenchmarkDataset(DatasetBase):
         data = load_datum_pickle(fpath)
         train = self.rebase(pickle_rows(data, "train", fpath))
         val = self.rebase(pickle_rows(data, "val", fpath)) if self.fewshot_val else None
-        self.check_images_exist(train, val or [], source=fpath)
+        self.check_images_exist((d.impath for d in train + (val or [])), source=fpath)
         return train, val
 
     def rebase(self, items: Sequence[Datum]) -> List[Datum]:
@@ -405,6 +359,6 @@ class BenchmarkDataset(DatasetBase):
         return out
 
     # -- classes --------------------------------------------------------------------------------------------
-    def subsample(self, train, val, test, subsample: str) -> Split:
-        train, val, test = subsample_classes(train, val, test, subsample=subsample)
-        return train, val, test
+    def subsample(self, subsample: str, *splits: Sequence[Datum]) -> List[List[Datum]]:
+        """``DATASET.SUBSAMPLE_CLASSES`` applied to every list (the first one, train, decides the classes)."""
+        return subsample_classes(*splits, subsample=subsample)

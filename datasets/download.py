@@ -36,19 +36,13 @@ UCF101_FRAMES = ("ucf101/UCF-101-midframes.zip", "10Jqome3vtUA2keJkNanAiFpgbyC9H
 # Datasets without downloadable split files, and why (said when a user asks for them).
 NO_SPLIT_FILE = {
     "FGVCAircraft": "its split is the text lists shipped with the images",
-    "ImageNetV2": "it is test-only; it uses imagenet/classnames.txt",
-    "ImageNetSketch": "it is test-only; it uses imagenet/classnames.txt",
-    "ImageNetA": "it is test-only; it uses imagenet/classnames.txt",
-    "ImageNetR": "it is test-only; it uses imagenet/classnames.txt",
+    **dict.fromkeys(("ImageNetV2", "ImageNetSketch", "ImageNetA", "ImageNetR"),
+                    "it is test-only; it uses imagenet/classnames.txt"),
 }
 
 
 class DownloadError(RuntimeError):
     """A file could not be fetched; the message says which and how to get it by hand."""
-
-
-def drive_url(file_id: str) -> str:
-    return f"https://drive.google.com/uc?id={file_id}"
 
 
 def fetch(file_id: str, dest: str, force: bool = False) -> bool:
@@ -62,7 +56,7 @@ def fetch(file_id: str, dest: str, force: bool = False) -> bool:
         raise DownloadError("gdown is not installed: pip install gdown") from err
     os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
     part = dest + ".part"
-    hint = f"Download {drive_url(file_id)} by hand (in a browser) and save it as {dest}."
+    hint = f"Download https://drive.google.com/uc?id={file_id} by hand (in a browser) and save it as {dest}."
     try:
         result = gdown.download(id=file_id, output=part, quiet=False)
     except Exception as err:  # gdown raises requests/its own errors; all mean "not fetched"
@@ -112,7 +106,7 @@ def download_ucf101_frames(root: str, force: bool = False) -> str:
     return os.path.join(target, "UCF-101-midframes")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m datasets.download", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     splits = sub.add_parser("splits", help="download split_zhou_*.json, imagenet/classnames.txt, cat_to_name.json")
@@ -122,11 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     frames = sub.add_parser("ucf101-frames", help="download and extract UCF101's middle frames")
     frames.add_argument("--root", required=True)
     frames.add_argument("--force", action="store_true")
-    return parser
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parser.parse_args(argv)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
     root = os.path.abspath(os.path.expanduser(args.root))

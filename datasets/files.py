@@ -28,28 +28,16 @@ from .errors import DatasetFileError
 FEWSHOT_FORMAT = "taskres-fewshot"
 LISTS_FORMAT = "taskres-imagenet-lists"
 FORMAT_VERSION = 1
+# File names: CoOp/Dassl's few-shot pickle (we read it, never write it); ours beside it, under a name CoOp
+# never opens; a split built from raw annotations (not ``split_zhou_*``: it is not the published split).
+FEWSHOT_PICKLE = "shot_{shots}-seed_{seed}.pkl"
+FEWSHOT_RECORD = "shot_{shots}-seed_{seed}.taskres.json"
+BUILT_SPLIT = "split_built_{name}.json"
 
 Row = Tuple[str, int, str]
 
 
-def fewshot_pickle_name(num_shots: int, seed) -> str:
-    """CoOp/Dassl's few-shot file name (we read it, never write it)."""
-    return f"shot_{num_shots}-seed_{seed}.pkl"
-
-
-def fewshot_record_name(num_shots: int, seed) -> str:
-    """Our few-shot file name: beside CoOp's, under a name CoOp never opens."""
-    return f"shot_{num_shots}-seed_{seed}.taskres.json"
-
-
-def built_split_name(dataset_name: str) -> str:
-    """Where a split built from raw annotations is kept (not ``split_zhou_*``: it is not the published split)."""
-    return f"split_built_{dataset_name}.json"
-
-
-# ------------------------------------------------------------------------------------------------------------
-# Writing
-# ------------------------------------------------------------------------------------------------------------
+# -- Writing -------------------------------------------------------------------------------------------------
 def write_json_atomic(obj, fpath: str, indent: Optional[int] = 4) -> None:
     """Write JSON (Dassl's split-file formatting by default) through a temporary file and a rename."""
     separators = (",", ": ") if indent is not None else (",", ":")
@@ -64,9 +52,7 @@ def sha256_file(fpath: str) -> str:
     return h.hexdigest()
 
 
-# ------------------------------------------------------------------------------------------------------------
-# Reading JSON with a reason on failure
-# ------------------------------------------------------------------------------------------------------------
+# -- Reading JSON with a reason on failure -------------------------------------------------------------------
 def read_json_with_sha(fpath: str) -> Tuple[object, str]:
     """(parsed JSON, sha256 of the bytes). ``ValueError`` with a short reason when it is not valid JSON."""
     with open(fpath, "rb") as f:
@@ -91,26 +77,17 @@ def check_rows(obj, keys: Sequence[str]) -> Dict[str, List[Row]]:
         rows = obj[key]
         if not isinstance(rows, list):
             raise ValueError(f"{key!r} is not a list")
-        checked = []
         for i, row in enumerate(rows):
             if not (isinstance(row, (list, tuple)) and len(row) == 3 and isinstance(row[0], str)
                     and isinstance(row[1], int) and not isinstance(row[1], bool) and isinstance(row[2], str)):
                 raise ValueError(f"entry {i} of {key!r} is not [path, label, class name]: {str(row)[:80]}")
-            checked.append((row[0], row[1], row[2]))
-        out[key] = checked
+        out[key] = [tuple(row) for row in rows]
     return out
 
 
-# ------------------------------------------------------------------------------------------------------------
-# Our few-shot record
-# ------------------------------------------------------------------------------------------------------------
+# -- Our few-shot record -------------------------------------------------------------------------------------
 def to_rows(items: Iterable[Datum], base_dir: str) -> List[list]:
     return [[os.path.relpath(d.impath, base_dir).replace(os.sep, "/"), int(d.label), d.classname] for d in items]
-
-
-def from_rows(rows: Iterable[Row], base_dir: str) -> List[Datum]:
-    return [Datum(impath=os.path.join(base_dir, *rel.split("/")), label=label, classname=cname)
-            for rel, label, cname in rows]
 
 
 def write_fewshot_record(fpath: str, meta: dict, base_dir: str, **lists: Optional[Sequence[Datum]]) -> None:
@@ -131,9 +108,7 @@ def read_fewshot_record(fpath: str, keys: Sequence[str]) -> dict:
     return obj
 
 
-# ------------------------------------------------------------------------------------------------------------
-# Pickles written by CoOp/Dassl (or by earlier versions of this project)
-# ------------------------------------------------------------------------------------------------------------
+# -- Pickles written by CoOp/Dassl (or by earlier versions of this project) ----------------------------------
 # ``Datum`` is accepted from the modules the engine lists (Dassl's for CoOp/Dassl pickles, the built-in
 # engine's for earlier versions of this project).
 _SAFE_GLOBALS = frozenset({

@@ -1,4 +1,4 @@
-"""ImageNet-1k, and the shared reader of the ImageNet test-only variants.
+"""ImageNet-1k and its four test-only variants (ImageNetV2, -Sketch, -A, -R).
 
 Layout: ``imagenet/images/{train,val}/<wnid>/*.JPEG`` and ``imagenet/classnames.txt`` (lines
 ``<wnid> <class name>``). There is no split file: test is the val folder, and val is the test set too
@@ -17,11 +17,12 @@ users who hold one keep getting their published samples.
 import logging
 import os
 from collections import OrderedDict
+from functools import cached_property
 from typing import Dict, List, Optional, Sequence
 
 from engine import DATASET_REGISTRY, Datum
 
-from .base import BenchmarkDataset, list_dirs, list_files
+from .base import BenchmarkDataset
 from .errors import DatasetFileError, DatasetNotFoundError
 from .files import (
     FORMAT_VERSION,
@@ -32,6 +33,7 @@ from .files import (
     write_json_atomic,
     written_by_us,
 )
+from .splits import folder_items, list_dirs, read_lines
 
 logger = logging.getLogger(__name__)
 
@@ -48,18 +50,8 @@ IMAGENET_TEMPLATES_SELECT = (
 
 def read_classnames(fpath: str) -> "OrderedDict[str, str]":
     """``classnames.txt`` -> {wnid: class name}, in file order."""
-    classnames = OrderedDict()
-    with open(fpath) as f:
-        for line in f:
-            if line.strip():
-                wnid, _, name = line.strip().partition(" ")
-                classnames[wnid] = name.strip()
-    return classnames
-
-
-def imagenet_label_of(classnames: Dict[str, str]) -> Dict[str, int]:
-    """{wnid: ImageNet label}: the wnid's index among all wnids sorted, as ImageNet's reader numbers them."""
-    return {wnid: i for i, wnid in enumerate(sorted(classnames))}
+    pairs = (line.partition(" ") for line in read_lines(fpath))
+    return OrderedDict((wnid, name.strip()) for wnid, _, name in pairs)
 
 
 LISTS_FILE = "lists.taskres.json"  # our cache of the training image list (CoOp's is preprocessed.pkl)
@@ -74,8 +66,6 @@ class ImageNet(BenchmarkDataset):
     image_folder = "images"
     split_file = None
     raw_files = ("classnames.txt", "images/train", "images/val")
-    template = "a photo of a {}."
-    doc_anchor = "imagenet"
     fewshot_val = False
     val_is_test = True
 
@@ -83,7 +73,7 @@ class ImageNet(BenchmarkDataset):
         """(val, test): both the val folder, listed in sorted order (its listing also proves the files exist)."""
         if getattr(self, "_eval_items", None) is None:
             self.require("classnames.txt", "images/val", what="file or folder")
-            self._eval_items = self._read_folder("val", self._wnid_names())
+            self._eval_items = self._read_folder("val")
         return self._eval_items, self._eval_items
 
     def _load_full_split(self):
@@ -91,10 +81,9 @@ class ImageNet(BenchmarkDataset):
         self.require("images/train", what="folder")
         return self._full_train(), test, test
 
-    def _wnid_names(self) -> Dict[str, str]:
-        if getattr(self, "_names", None) is None:
-            self._names = read_classnames(os.path.join(self.dataset_dir, "classnames.txt"))
-        return self._names
+    @cached_property
+    def wnid_names(self) -> Dict[str, str]:
+        return read_classnames(os.path.join(self.dataset_dir, "classnames.txt"))
 
     def _full_train(self) -> List[Datum]:
         """The full training list: CoOp's ``preprocessed.pkl`` (its order gives CoOp's picks), else our list
@@ -130,7 +119,7 @@ class ImageNet(BenchmarkDataset):
             else:
                 self.split_source = ours
                 return train
-        train = self._read_folder("train", self._wnid_names())
+        train = self._read_folder("train")
         self._write_lists(train, ours)
         self.split_source = os.path.join(self.image_dir, "train")
         return train
@@ -151,25 +140,19 @@ class ImageNet(BenchmarkDataset):
         obj, _ = read_json_with_sha(fpath)
         if not isinstance(obj, dict) or obj.get("format") != LISTS_FORMAT or obj.get("version") != FORMAT_VERSION:
             raise ValueError(f"not a {LISTS_FORMAT} file of version {FORMAT_VERSION}")
-        names = self._wnid_names()
         train_dir = os.path.join(self.image_dir, "train")
-        items = []
-        for label, wnid, files in obj["folders"]:
-            class_dir = os.path.join(train_dir, wnid)
-            items.extend(Datum(impath=os.path.join(class_dir, f), label=label, classname=names[wnid]) for f in files)
-        return items
+        return [Datum(impath=os.path.join(train_dir, wnid, f), label=label, classname=self.wnid_names[wnid])
+                for label, wnid, files in obj["folders"] for f in files]
 
-    def _read_folder(self, split: str, classnames: Dict[str, str]) -> List[Datum]:
-        split_dir = os.path.join(self.image_dir, split)
+    def _read_folder(self, split: str) -> List[Datum]:
+        split_dir, classnames = os.path.join(self.image_dir, split), self.wnid_names
         items = []
         for label, wnid in enumerate(list_dirs(split_dir)):
             if wnid not in classnames:
                 raise DatasetNotFoundError(
                     f"ImageNet: folder {os.path.join(split_dir, wnid)} has no line in "
                     f"{os.path.join(self.dataset_dir, 'classnames.txt')}. {self.docs_hint()}")
-            class_dir = os.path.join(split_dir, wnid)
-            items.extend(Datum(impath=os.path.join(class_dir, name), label=label, classname=classnames[wnid])
-                         for name in list_files(class_dir))
+            items.extend(folder_items(os.path.join(split_dir, wnid), label, classnames[wnid]))
         return items
 
 
@@ -195,43 +178,34 @@ class ImageNetVariant(BenchmarkDataset):
 
     def _load_full_split(self):
         self.require(self.image_dir, what="image folder")
-        classnames = read_classnames(self.classnames_file())
-        data = self.read_variant(classnames)
+        data = self.read_variant(read_classnames(self.classnames_file()))
         self.split_source = self.image_dir
         return data, data, data
 
     def build_splits(self, num_shots, seed):
-        train, val, test = self.load_full_split()
-        return train, val, test, {}
+        return (*self.load_full_split(), {})
 
-    def read_variant(self, classnames: "OrderedDict[str, str]") -> List[Datum]:
-        raise NotImplementedError
-
-    def read_wnid_folders(self, classnames: Dict[str, str]) -> List[Datum]:
+    def read_variant(self, classnames: Dict[str, str]) -> List[Datum]:
         """``<image_dir>/<wnid>/*``: label = index among the sorted wnid folders (files such as README.txt skipped)."""
-        items = []
         wnids = list_dirs(self.image_dir)
         unknown = [w for w in wnids if w not in classnames]
         if unknown:
             raise DatasetNotFoundError(
                 f"{type(self).__name__}: folders {unknown[:5]} under {self.image_dir} are not listed in "
                 f"{self.classnames_file()}. {self.docs_hint()}")
-        for label, wnid in enumerate(wnids):
-            class_dir = os.path.join(self.image_dir, wnid)
-            items.extend(Datum(impath=os.path.join(class_dir, name), label=label, classname=classnames[wnid])
-                         for name in list_files(class_dir))
         self.wnids = wnids
-        return items
+        return [d for label, wnid in enumerate(wnids)
+                for d in folder_items(os.path.join(self.image_dir, wnid), label, classnames[wnid])]
 
-    def subsample(self, train, val, test, subsample):
+    def subsample(self, subsample, *splits):
         if (subsample or "all").lower() != "all":
             logger.warning("%s is a test-only dataset: DATASET.SUBSAMPLE_CLASSES=%s is ignored",
                            type(self).__name__, subsample)
-        return train, val, test
+        return list(splits)
 
 
 class ImageNetSubsetVariant(ImageNetVariant):
-    """ImageNet-A / -R: 200 of ImageNet's classes, labelled 0..199 in sorted wnid order.
+    """ImageNet-A / -R: 200 of ImageNet's classes, labelled 0..199 in sorted wnid order (README.txt ignored).
 
     ``imagenet_label_map`` (also ``label_map_to_train_classes``) gives, for each of those labels, the
     ImageNet label of the same wnid, so a 1000-class ImageNet classifier is evaluated on them by
@@ -240,8 +214,8 @@ class ImageNetSubsetVariant(ImageNetVariant):
     """
 
     def read_variant(self, classnames):
-        items = self.read_wnid_folders(classnames)
-        to_imagenet = imagenet_label_of(classnames)
+        items = super().read_variant(classnames)
+        to_imagenet = {wnid: i for i, wnid in enumerate(sorted(classnames))}  # as ImageNet numbers them
         self.label_map_to_train_classes = [to_imagenet[w] for w in self.wnids]
         self.train_classnames = [classnames[w] for w in sorted(classnames, key=to_imagenet.get)]
         return items
@@ -249,3 +223,46 @@ class ImageNetSubsetVariant(ImageNetVariant):
     @property
     def imagenet_label_map(self) -> Optional[List[int]]:
         return self.label_map_to_train_classes
+
+
+@DATASET_REGISTRY.register()
+class ImageNetV2(ImageNetVariant):
+    """ImageNetV2 (matched frequency): ``imagenetv2/imagenetv2-matched-frequency-format-val/<label>/*.jpeg``.
+
+    The folder number is the ImageNet label; class names come from ``classnames.txt`` in file order.
+    """
+
+    folder = "imagenetv2"
+    image_folder = "imagenetv2-matched-frequency-format-val"
+
+    def read_variant(self, classnames):
+        items = []
+        for label, wnid in enumerate(classnames):
+            class_dir = os.path.join(self.image_dir, str(label))
+            self.require(class_dir, what=f"folder of class {label} ({classnames[wnid]})")
+            items.extend(folder_items(class_dir, label, classnames[wnid]))
+        return items
+
+
+@DATASET_REGISTRY.register()
+class ImageNetSketch(ImageNetVariant):
+    """ImageNet-Sketch: ``imagenet-sketch/images/<wnid>/*.JPEG``, ImageNet's 1000 classes and labels."""
+
+    folder = "imagenet-sketch"
+    image_folder = "images"
+
+
+@DATASET_REGISTRY.register()
+class ImageNetA(ImageNetSubsetVariant):
+    """ImageNet-A: ``imagenet-adversarial/imagenet-a/<wnid>/*.jpg``."""
+
+    folder = "imagenet-adversarial"
+    image_folder = "imagenet-a"
+
+
+@DATASET_REGISTRY.register()
+class ImageNetR(ImageNetSubsetVariant):
+    """ImageNet-R: ``imagenet-rendition/imagenet-r/<wnid>/*.jpg``."""
+
+    folder = "imagenet-rendition"
+    image_folder = "imagenet-r"

@@ -1,12 +1,13 @@
-"""Image lists and the sampling rules applied to them: the raw-annotation split builders' helpers, class
-subsampling, the held-out val rule and a fast existence check. Pure functions of their inputs (and of
-``random``'s global state where Dassl's protocol uses it), shared by every dataset module.
+"""Image lists and the sampling rules applied to them, shared by every dataset: listing and reading helpers,
+the raw-annotation split builders, class subsampling, the held-out val rule and a fast existence check. The
+sampling rules use ``random``'s global state where Dassl's protocol does.
 """
 import logging
 import math
 import os
 import random
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from collections import Counter
+from typing import Dict, Iterable, List, Sequence, Tuple
 
 from engine import Datum
 
@@ -16,9 +17,6 @@ Split = Tuple[List[Datum], List[Datum], List[Datum]]
 LIKE_TEST_SEED_OFFSET = 104_729  # the test-sized held-out set: a seed stream apart from the min(K, 4) one
 
 
-# ------------------------------------------------------------------------------------------------------------
-# Sampling helpers shared by the raw-annotation readers (used only when a split file is absent)
-# ------------------------------------------------------------------------------------------------------------
 def split_trainval(trainval: Sequence[Datum], p_val: float = 0.2) -> Tuple[List[Datum], List[Datum]]:
     """Per label (first-appearance order) shuffle with ``random`` and move ``round(n * p_val)`` items to val."""
     by_label: Dict[int, List[int]] = {}
@@ -33,18 +31,17 @@ def split_trainval(trainval: Sequence[Datum], p_val: float = 0.2) -> Tuple[List[
     return train, val
 
 
-def split_by_ratio(groups: Iterable[Tuple[int, str, List[str]]], p_train: float = 0.5,
-                   p_val: float = 0.2) -> Split:
-    """Per class: shuffle its image paths with ``random``, then ``round(n * p_train)`` train,
-    ``round(n * p_val)`` val, the rest test. ``groups`` yields (label, classname, image paths)."""
+def split_by_ratio(groups: Iterable[Sequence[Datum]], p_train: float = 0.5, p_val: float = 0.2) -> Split:
+    """Per class (``groups`` yields each class's items): shuffle with ``random``, then ``round(n * p_train)``
+    train, ``round(n * p_val)`` val, the rest test."""
     train, val, test = [], [], []
-    for label, classname, impaths in groups:
-        impaths = list(impaths)
-        random.shuffle(impaths)
-        n_train, n_val = round(len(impaths) * p_train), round(len(impaths) * p_val)
-        for part, out in ((impaths[:n_train], train), (impaths[n_train:n_train + n_val], val),
-                          (impaths[n_train + n_val:], test)):
-            out.extend(Datum(impath=p, label=label, classname=classname) for p in part)
+    for items in groups:
+        items = list(items)
+        random.shuffle(items)
+        n_train, n_val = round(len(items) * p_train), round(len(items) * p_val)
+        train += items[:n_train]
+        val += items[n_train:n_train + n_val]
+        test += items[n_train + n_val:]
     return train, val, test
 
 
@@ -56,6 +53,18 @@ def list_dirs(path: str) -> List[str]:
 def list_files(path: str) -> List[str]:
     """Sorted names of the non-hidden files in ``path`` (sorted: the same order on every file system)."""
     return sorted(e.name for e in os.scandir(path) if e.is_file() and not e.name.startswith("."))
+
+
+def folder_items(class_dir: str, label: int, classname: str) -> List[Datum]:
+    """One item per file of ``class_dir``, in ``list_files`` order."""
+    return [Datum(impath=os.path.join(class_dir, name), label=label, classname=classname)
+            for name in list_files(class_dir)]
+
+
+def read_lines(fpath: str) -> List[str]:
+    """The non-empty lines of a text file, stripped."""
+    with open(fpath) as f:
+        return [line.strip() for line in f if line.strip()]
 
 
 def subsample_classes(*splits: Sequence[Datum], subsample: str = "all") -> List[List[Datum]]:
@@ -121,9 +130,7 @@ def draw_heldout_val(full_train: Sequence[Datum], fewshot_train: Sequence[Datum]
         if item.impath not in excluded:
             per_label.setdefault(item.label, []).append(item)
     if like_test:
-        counts: Dict[int, int] = {}
-        for d in test:
-            counts[d.label] = counts.get(d.label, 0) + 1
+        counts = Counter(d.label for d in test)
         rng = random.Random(max(int(seed), 0) + LIKE_TEST_SEED_OFFSET)
     else:
         k = fewshot_val_per_class(num_shots)
@@ -134,24 +141,3 @@ def draw_heldout_val(full_train: Sequence[Datum], fewshot_train: Sequence[Datum]
         pool = per_label.get(label, [])
         held_out.extend(rng.sample(pool, min(counts.get(label, 0), len(pool))))
     return held_out
-
-
-class _Path:
-    """A stand-in with an ``impath`` so that ``check_images_exist`` can run before Datum objects exist."""
-
-    __slots__ = ("impath",)
-
-    def __init__(self, impath: str):
-        self.impath = impath
-
-
-def make_groups(image_dir: str, ignored: Sequence[str] = (),
-                rename: Optional[Callable[[str], str]] = None) -> List[Tuple[int, str, List[str]]]:
-    """(label, classname, image paths) for an ``<image_dir>/<class>/<image>`` tree, classes sorted."""
-    classes = [c for c in list_dirs(image_dir) if c not in set(ignored)]
-    groups = []
-    for label, folder in enumerate(classes):
-        class_dir = os.path.join(image_dir, folder)
-        groups.append((label, rename(folder) if rename else folder,
-                       [os.path.join(class_dir, f) for f in list_files(class_dir)]))
-    return groups

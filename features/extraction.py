@@ -80,10 +80,8 @@ class SeededViews(Dataset):
         self.seed = seed
         self.root = root
         split = split_transform(transform)
-        if split is None:
-            self.transform, self.to_tensor = transform, None
-        else:
-            self.transform, self.to_tensor = split[0], pil_to_tensor
+        self.transform = transform if split is None else split[0]
+        self.to_tensor = None if split is None else pil_to_tensor
 
     def __len__(self) -> int:
         return len(self.items)

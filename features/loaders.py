@@ -70,10 +70,6 @@ class LazyFeatureLoader:
             self._loader = self._fetch()
         return self._loader
 
-    @property
-    def materialized(self) -> bool:
-        return self._loader is not None
-
     def __len__(self) -> int:
         return len(self.loader)
 

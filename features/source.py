@@ -127,10 +127,8 @@ class FeatureSource:
         epochs = max(1, int(epochs))
         tfm = build_transform(cfg, is_train=augmented)
         items = self.dataset.train_x
-        if augmented:
-            train = self.get("train", items, tfm, self.train_views(own_views, epochs), seed)
-        else:
-            train = self.get("train", items, tfm, 1, None)
+        views, views_seed = (self.train_views(own_views, epochs), seed) if augmented else (1, None)
+        train = self.get("train", items, tfm, views, views_seed)
         held = int(train["features"].shape[0])
         paper = held >= (min(epochs, own_views) if own_views else epochs) or not augmented or is_deterministic(tfm)
         published = f"{own_views} views per image, view e % {own_views} in epoch e (the method's own)"

@@ -23,6 +23,7 @@ import re
 import shutil
 import time
 import zlib
+from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
@@ -113,13 +114,6 @@ def _reach(spans: List[Tuple], pos: int, end: int) -> List[Tuple]:
     return plan
 
 
-def _remove(path: str) -> None:
-    try:
-        os.remove(path)
-    except FileNotFoundError:
-        pass
-
-
 def _load_checked(path: str, key: Dict, check) -> Optional[dict]:
     """A cache file's content if it loads, matches ``key`` and passes ``check``; else None, the file removed."""
     try:
@@ -132,7 +126,7 @@ def _load_checked(path: str, key: Dict, check) -> Optional[dict]:
         return data
     if ok is not None:
         logger.warning("Feature cache file %s does not match its key or checksum; encoding it again", path)
-    _remove(path)
+    Path(path).unlink(missing_ok=True)
     return None
 
 
@@ -195,12 +189,6 @@ class FeatureStore:
                 raise FeatureCacheError(
                     f"The feature cache {self.root} holds {used / 2**30:.2f} GB; {nbytes / 2**30:.2f} GB more would pass "
                     f"FEATURE_CACHE.MAX_GB ({self.max_bytes / 2**30:.2f}): {hint}, or raise FEATURE_CACHE.MAX_GB")
-
-    def _write_meta(self, directory: str, key: Dict, describe: Optional[Dict]) -> None:
-        meta = os.path.join(directory, "meta.json")
-        if not os.path.isfile(meta):
-            data = json.dumps({"key": key, "describe": describe or {}, "created": time.time()}, indent=1).encode()
-            atomic_write(meta, lambda f: f.write(data))
 
     @staticmethod
     def _save(path: str, data: dict) -> None:
@@ -283,6 +271,7 @@ class FeatureStore:
         """
         directory = self.entry_dir(key)
         loaded, covered = self._read(key, views)
+        seconds = 0.0
         if loaded is None:
             os.makedirs(directory, exist_ok=True)
             with cluster_lock(directory + ".lock") as lock:
@@ -290,13 +279,16 @@ class FeatureStore:
                 if loaded is None:
                     start = time.time()
                     self._check_space((views - covered) * bytes_per_view)
-                    self._write_meta(directory, key, describe)
+                    meta = os.path.join(directory, "meta.json")
+                    if not os.path.isfile(meta):
+                        data = {"key": key, "describe": describe or {}, "created": time.time()}
+                        atomic_write(meta, lambda f: f.write(json.dumps(data, indent=1).encode()))
                     features = self._encode(directory, key, covered, views, len(labels), encode, lock, desc)
                     self._save(os.path.join(directory, f"views-{covered:06d}-{views:06d}.pt"),
                                {"key": key, "start": covered, "stop": views, "features": features,
                                 "labels": labels, "checksums": view_checksums(features)})
                     for *_, path in _files(directory, PART_RE):  # the chunk holds them now (or they are stale)
-                        _remove(path)
+                        Path(path).unlink(missing_ok=True)
                     seconds = time.time() - start
                     logger.info("Cached %d view(s) x %d images -> %s (%.1fs)", views - covered, features.shape[1],
                                 directory, seconds)
@@ -304,14 +296,12 @@ class FeatureStore:
                     if loaded is None:
                         raise FeatureCacheError(f"The feature cache entry {directory} cannot be read back after "
                                                 "writing it; check the disk")
-                    return {"features": loaded[0], "labels": loaded[1], "seconds": seconds,
-                            "encoded_views": views - covered, "reused_views": covered, "path": directory}
         try:
             os.utime(directory)  # last use, for pruning
         except OSError:  # a read-only cache still serves
             pass
-        return {"features": loaded[0], "labels": loaded[1], "seconds": 0.0, "encoded_views": 0,
-                "reused_views": views, "path": directory}
+        return {"features": loaded[0], "labels": loaded[1], "seconds": seconds, "encoded_views": views - covered,
+                "reused_views": covered, "path": directory}
 
 
 # ---- disk use and pruning ----------------------------------------------------------------------------
@@ -363,5 +353,5 @@ def prune(root: str, older_than_days: Optional[float] = None, keep_gb: Optional[
         if not dry_run:
             with cluster_lock(e["path"] + ".lock"):
                 shutil.rmtree(e["path"], ignore_errors=True)
-            _remove(e["path"] + ".lock")
+            Path(e["path"] + ".lock").unlink(missing_ok=True)
     return doomed
