@@ -14,30 +14,19 @@ from tools.names import AVERAGE, FEWSHOT_NAMES, PAPER_SHOTS, backbone_tag
 from tools.published import Published
 from tools.tables import Summary, backbones, dataset_average, lookup, methods, published_average
 
-PANELS = FEWSHOT_NAMES + (AVERAGE,)
-
-
-def _colors() -> List[str]:
-    return [f"C{i}" for i in range(10)]
-
-
-def _panel_title(dataset: str) -> str:
-    return "Average over 11 datasets" if dataset == AVERAGE else dataset
-
 
 def fewshot_figure(summary: Summary, published: Published, backbone: str,
                    method_list: Optional[List[str]] = None, paper_backbone: Optional[str] = None) -> Figure:
     """The figure: panels in the paper's dataset order, then the average. Lines carry their method's
     label (``TaskRes``; ``TaskRes (paper)`` for the dashed published line, from ``paper_backbone``'s
     published numbers when given, else ``backbone``'s)."""
-    method_list = method_list or methods(summary, backbone)
+    method_list = sorted(method_list or methods(summary, backbone), key=summary.names.sort_key)
     fig = Figure(figsize=(16, 11), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(3, 4).ravel()
-    method_list = sorted(method_list, key=summary.names.sort_key)
-    colors = {m: _colors()[i % 10] for i, m in enumerate(method_list)}
-    for ax, dataset in zip(axes, PANELS):
-        ax.set_title(_panel_title(dataset), fontsize=11)
+    colors = {m: f"C{i % 10}" for i, m in enumerate(method_list)}
+    for ax, dataset in zip(axes, FEWSHOT_NAMES + (AVERAGE,)):
+        ax.set_title("Average over 11 datasets" if dataset == AVERAGE else dataset, fontsize=11)
         for m in method_list:
             _plot_ours(ax, summary, backbone, m, dataset, colors[m])
             _plot_paper(ax, published, summary.names, paper_backbone or backbone, m, dataset, colors[m])
@@ -46,14 +35,12 @@ def fewshot_figure(summary: Summary, published: Published, backbone: str,
         ax.set_xlabel("shots per class")
         ax.set_ylabel("accuracy (%)")
         ax.grid(True, alpha=0.3)
-    handles, labels = [], []
+    legend = {}  # label -> its first handle, over every panel
     for ax in axes:
         for h, lab in zip(*ax.get_legend_handles_labels()):
-            if lab not in labels:
-                handles.append(h)
-                labels.append(lab)
-    if handles:
-        fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 6))
+            legend.setdefault(lab, h)
+    if legend:
+        fig.legend(list(legend.values()), list(legend), loc="outside lower center", ncol=min(len(legend), 6))
     fig.suptitle(f"Few-shot accuracy, {backbone} (solid: ours, mean ± std over seeds; dashed: published)")
     return fig
 
@@ -84,14 +71,12 @@ def _plot_ours(ax, summary, backbone, method, dataset, color) -> None:
 
 def _plot_paper(ax, published, names, backbone, method, dataset, color) -> None:
     shot_free = names.shot_free(method)
-    if dataset == AVERAGE:
-        points = [(s, published_average(published, method, s, backbone)) for s in PAPER_SHOTS]
-        points = [(s, v) for s, v in points if v is not None]
-    elif shot_free:
+    if shot_free and dataset != AVERAGE:
         value = published.get(method, dataset, PAPER_SHOTS[0], backbone)
         points = [] if value is None else [(PAPER_SHOTS[0], value), (PAPER_SHOTS[-1], value)]
     else:
-        points = [(s, published.get(method, dataset, s, backbone)) for s in PAPER_SHOTS]
+        points = [(s, published_average(published, method, s, backbone) if dataset == AVERAGE
+                   else published.get(method, dataset, s, backbone)) for s in PAPER_SHOTS]
         points = [(s, v) for s, v in points if v is not None]
     if not points:
         return

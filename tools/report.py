@@ -34,7 +34,6 @@ from tools.names import (
     TRACK_TITLES,
     VARIANT_NAMES,
     backbone_tag,
-    modified_label,
 )
 from tools.plots import save_fewshot_plots
 from tools.published import PUBLISHED_CSV, load_published
@@ -67,7 +66,7 @@ def build_report(root: str, out: str, published_csv: str = PUBLISHED_CSV, paper_
     modified = [r for r in collection.rows if r.variant]
     if include_modified:
         for r in modified:
-            r.method = r.label = modified_label(r.label, r.variant)
+            r.method = r.label = f"{r.label} [modified {r.variant}]"
     else:
         collection.rows = [r for r in collection.rows if not r.variant]
     summary = summarize(fewshot_rows(collection.rows, FIRST_TRACK))
