@@ -5,8 +5,7 @@ A run is a folder holding ``metrics.json`` (written by ``train.py``). Runs from 
 accuracy after the last "Evaluate on the *test* set" (or the last ``* accuracy: X%`` line), and the
 run's identity from ``config.yaml`` when present, else from the launcher layout
 ``<dataset>/<Trainer>/<backbone>_<K>shots[_enhanced]/seed<S>/`` (``<backbone>_zeroshot`` for
-zero-shot). A ``log.txt`` without a test
-accuracy is an unfinished or failed run: it is listed, not counted.
+zero-shot). A ``log.txt`` without a test accuracy is an unfinished or failed run: it is listed, not counted.
 
 Shot-free methods (zero-shot CLIP) get ``shots`` 0 whatever data they read.
 
@@ -30,11 +29,13 @@ then: a method that never selects on validation data, in a run that read none, s
 run only the track it ran in (``fewshot_val`` when none is recorded). Nothing here imports the training code.
 """
 import argparse
+import contextlib
 import csv
 import json
 import logging
 import os
 import re
+import sys
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Tuple
 
@@ -133,25 +134,18 @@ def _from_metrics(run_dir: str, kind: str) -> RunRow:
             method = "TaskRes*"
         names = names_of(method)
         tracks = schema1_tracks(method, m.get("track"), bool(m.get("read_validation", False)), TRACK_NAMES)
-    variant = m.get("variant") or _folder_variant(run_dir, kind)
-    marks = []
-    if m.get("official_split") is False:  # a split built from raw annotations: another test set
-        marks.append("built-split")
-    if (m.get("feature_cache_info") or {}).get("paper_protocol") is False:  # fast mode: k cached views
-        marks.append("fast-views")
-    variant = "+".join([variant] * bool(variant) + marks)
-    source = m.get("source") or {}
-    source_dataset = dataset_name(source.get("dataset") or "") if kind == "eval" else ""
-    if kind == "eval" and not source_dataset:  # an evaluation from before sources were recorded: ImageNet's
-        source_dataset = "ImageNet"
+    marks = (m.get("variant") or _folder_variant(run_dir, kind),
+             "built-split" * (m.get("official_split") is False),  # from raw annotations: another test set
+             "fast-views" * ((m.get("feature_cache_info") or {}).get("paper_protocol") is False))  # k views
+    variant = "+".join(filter(None, marks))
+    # an evaluation from before sources were recorded is ImageNet's
+    source_dataset = dataset_name((m.get("source") or {}).get("dataset") or "ImageNet") if kind == "eval" else ""
     return RunRow(method=method, dataset=dataset_name(m["dataset"]), backbone=m["backbone"],
                   shots=0 if names.shot_free else int(m["shots"]),
                   seed=int(m["seed"]), accuracy=float(m["accuracy"]), macro_f1=m.get("macro_f1"), kind=kind,
                   source="metrics.json", path=run_dir, variant=variant, classes=str(m.get("classes") or "all"),
                   tracks="+".join(tracks), source_dataset=source_dataset,
-                  class_agnostic=bool(m.get("class_agnostic", False)), label=names.label,
-                  table_order=names.table_order, shot_free=names.shot_free, selects_on_val=names.selects_on_val,
-                  schema=schema)
+                  class_agnostic=bool(m.get("class_agnostic", False)), schema=schema, **names._asdict())
 
 
 def _folder_variant(run_dir: str, kind: str) -> str:
@@ -203,8 +197,7 @@ def _from_log(run_dir: str, kind: str) -> Optional[RunRow]:
                   seed=seed, accuracy=acc, kind=kind, source="log.txt", path=run_dir,
                   variant=_folder_variant(run_dir, kind), classes=str(data_cfg.get("SUBSAMPLE_CLASSES") or "all"),
                   tracks="+".join(schema1_tracks(method, track, False, TRACK_NAMES)),
-                  source_dataset="ImageNet" * (kind == "eval"), label=names.label, table_order=names.table_order,
-                  shot_free=names.shot_free, selects_on_val=names.selects_on_val)
+                  source_dataset="ImageNet" * (kind == "eval"), **names._asdict())
 
 
 def collect(root: str) -> Collection:
@@ -250,12 +243,11 @@ def collect(root: str) -> Collection:
 
 
 def write_rows_csv(rows: List[RunRow], path: str) -> None:
-    fields = list(RunRow.__dataclass_fields__)
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
+    """One CSV row per run; ``-`` writes to standard output."""
+    with open(path, "w", newline="") if path != "-" else contextlib.nullcontext(sys.stdout) as f:
+        writer = csv.DictWriter(f, fieldnames=list(RunRow.__dataclass_fields__), lineterminator="\n")
         writer.writeheader()
-        for row in rows:
-            writer.writerow(asdict(row))
+        writer.writerows(asdict(row) for row in rows)
 
 
 def main(argv=None) -> None:
@@ -265,15 +257,8 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     rows = collect(args.root).rows
-    if args.out == "-":
-        import sys
-
-        writer = csv.DictWriter(sys.stdout, fieldnames=list(RunRow.__dataclass_fields__), lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(asdict(row))
-    else:
-        write_rows_csv(rows, args.out)
+    write_rows_csv(rows, args.out)
+    if args.out != "-":
         logger.info("%d runs written to %s", len(rows), args.out)
 
 
