@@ -102,13 +102,11 @@ def build_report(root: str, out: str, published_csv: str = PUBLISHED_CSV, paper_
         lines += [f"## {b}", ""]
         for k in table_shots(summary, b):
             title = "Zero-shot" if k == 0 else f"{k} shot{'s' if k != 1 else ''}"
-            lines += [f"### {title}", "", fewshot_table(summary, published, b, k, paper_backbone), "", note,
-                      ""]
-        lines += ["### ImageNet by number of shots", "", imagenet_table(summary, published, b, paper_backbone), "",
-                  note, ""]
+            lines += _table(title, fewshot_table(summary, published, b, k, paper_backbone), note)
+        lines += _table("ImageNet by number of shots", imagenet_table(summary, published, b, paper_backbone), note)
         for k in variant_shots(summary, b):
-            lines += [f"### ImageNet ({k} shots) to ImageNet-V2 / -Sketch / -A / -R", "",
-                      variants_table(summary, published, b, k, paper_backbone), "", note, ""]
+            lines += _table(f"ImageNet ({k} shots) to ImageNet-V2 / -Sketch / -A / -R",
+                            variants_table(summary, published, b, k, paper_backbone), note)
         plot = [p for p in figures if p.endswith(f"_{backbone_tag(b)}.png")]
         if plot:
             lines += ["### Few-shot curves", "", f"![few-shot curves, {b}]({rel(plot[0])})", ""]
@@ -126,13 +124,12 @@ def build_report(root: str, out: str, published_csv: str = PUBLISHED_CSV, paper_
                   for (m, d, v, folder), seeds in sorted(groups.items())] + [""]
     if collection.unfinished or collection.unreadable:
         lines += ["## Runs without a result", ""]
-    if collection.unfinished:
-        lines += ["These folders have a `log.txt` but no test accuracy (unfinished or failed); rerun the grid "
-                  "to retry them.", ""]
-        lines += [f"- `{p}`" for p in collection.unfinished] + [""]
-    if collection.unreadable:
-        lines += ["These files could not be read as a run (each with the reason); their runs are in no table.", ""]
-        lines += [f"- `{p}`" for p in collection.unreadable] + [""]
+    for paths, text in ((collection.unfinished, "These folders have a `log.txt` but no test accuracy (unfinished or "
+                         "failed); rerun the grid to retry them."),
+                        (collection.unreadable, "These files could not be read as a run (each with the reason); "
+                         "their runs are in no table.")):
+        if paths:
+            lines += [text, ""] + [f"- `{p}`" for p in paths] + [""]
     with open(out, "w") as f:
         f.write("\n".join(lines))
     logger.info("Report: %s (%d runs); tables: %s; runs: %s; plots: %s", out, len(collection.rows), csv_path,
@@ -143,6 +140,11 @@ def build_report(root: str, out: str, published_csv: str = PUBLISHED_CSV, paper_
 
 
 FIRST_TRACK = TRACK_NAMES[0]  # the paper's protocol: the tables under each backbone heading
+
+
+def _table(heading: str, table: str, note: str) -> List[str]:
+    """A table under its ``###`` heading, followed by the line saying what its track allows."""
+    return [f"### {heading}", "", table, "", note, ""]
 
 
 def track_note(track: str) -> str:
@@ -189,12 +191,12 @@ def protocol_sections(rows: List[RunRow], published, paper_backbone: Optional[st
         for b in backbones(summary):
             for k in table_shots(summary, b):
                 shots = "zero-shot" if k == 0 else f"{k} shot{'s' if k != 1 else ''}"
-                lines += [f"### {b}, {shots} ({title})", "",
-                          fewshot_table(summary, published, b, k, paper_backbone, shared), "", note, ""]
+                lines += _table(f"{b}, {shots} ({title})",
+                                fewshot_table(summary, published, b, k, paper_backbone, shared), note)
             if any(key[0] == b and key[2] in VARIANT_NAMES for key in summary):
                 for k in variant_shots(summary, b):
-                    lines += [f"### {b}, ImageNet ({k} shots) to its variants ({title})", "",
-                              variants_table(summary, published, b, k, paper_backbone, shared), "", note, ""]
+                    lines += _table(f"{b}, ImageNet ({k} shots) to its variants ({title})",
+                                    variants_table(summary, published, b, k, paper_backbone, shared), note)
     for track in TRACK_NAMES:
         chosen = [r for r in rows if r.in_track(track)]
         later, note = track != FIRST_TRACK, track_note(track)
@@ -209,8 +211,8 @@ def protocol_sections(rows: List[RunRow], published, paper_backbone: Optional[st
                       "zero-shot CLIP (its own row)." + (" " + shared_note if later else ""), ""]
             for b in sorted({r.backbone for r in b2n}):
                 for k in base2novel_shots(b2n, b):
-                    lines += [f"### {b}, {k} shots", "",
-                              base2novel_table(b2n, published, b, k, paper_backbone, shared), "", note, ""]
+                    lines += _table(f"{b}, {k} shots", base2novel_table(b2n, published, b, k, paper_backbone, shared),
+                                    note)
         cross = [r for r in chosen if r.classes == "all" and r.source_dataset == "ImageNet" and r.kind == "eval"
                  and r.dataset not in VARIANT_NAMES]
         if _shown(cross, track):
@@ -221,9 +223,8 @@ def protocol_sections(rows: List[RunRow], published, paper_backbone: Optional[st
                       "is class-agnostic, and zero-shot CLIP)." + (" " + shared_note if later else ""), ""]
             for b in sorted({r.backbone for r in cross}):
                 for k in sorted({r.shots for r in cross if r.backbone == b and r.shots} or {16}):
-                    table = cross_dataset_table(cross + own, published, b, k, paper_backbone=paper_backbone,
-                                                shared=shared)
-                    lines += [f"### {b}, {k} shots", "", table, "", note, ""]
+                    lines += _table(f"{b}, {k} shots", cross_dataset_table(
+                        cross + own, published, b, k, paper_backbone=paper_backbone, shared=shared), note)
     return lines
 
 
