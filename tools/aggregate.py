@@ -1,32 +1,15 @@
 """Collect a tree of runs into rows: method, dataset, backbone, shots, seed, accuracy.
 
-A run is a folder holding ``metrics.json`` (written by ``train.py``). Runs from before
-``metrics.json`` existed, or from Dassl/CoOp's own code, are read from ``log.txt`` instead: the
-accuracy after the last "Evaluate on the *test* set" (or the last ``* accuracy: X%`` line), and the
-run's identity from ``config.yaml`` when present, else from the launcher layout
-``<dataset>/<Trainer>/<backbone>_<K>shots[_enhanced]/seed<S>/`` (``<backbone>_zeroshot`` for
-zero-shot). A ``log.txt`` without a test accuracy is an unfinished or failed run: it is listed, not counted.
+A run is a folder holding ``metrics.json`` (written by ``train.py``). Runs from before it existed, or from
+Dassl/CoOp's own code, are read from ``log.txt``: the accuracy after the last "Evaluate on the *test* set" (or
+the last ``* accuracy: X%`` line), the identity from ``config.yaml``, else from the launcher layout
+``<dataset>/<Trainer>/<backbone>_<K>shots[_enhanced]/seed<S>/`` (``<backbone>_zeroshot`` for zero-shot, a
+``_<8 hex>`` suffix for a modified run). A ``log.txt`` without a test accuracy is listed as unfinished, not
+counted. Evaluations of a run on another dataset or on the new classes live in ``<run>/eval_<dataset>/``
+(``kind == "eval"``, ``source_dataset`` the dataset it was trained on).
 
-Shot-free methods (zero-shot CLIP) get ``shots`` 0 whatever data they read.
-
-A run whose config differs from its method's published recipe (``metrics.json`` ``variant``: 8 hex,
-or a ``<tag>_<8 hex>`` folder for a log-only run) keeps that variant in its row: ``tools.report``
-leaves such rows out of its tables unless asked to show them (labelled).
-
-Evaluations of a trained model on another dataset live in ``<run>/eval_<dataset>/`` (the grid
-driver's ``--eval-variants``, ``--protocol cross_dataset|dg``), and on the new classes of base-to-novel in
-``<run>/eval_new/``; their rows have ``kind == "eval"`` and name the dataset the model was trained on
-(``source_dataset``).
-
-Protocol fields (``metrics.json``): ``classes`` (all, base or new), ``tracks`` (the selection tracks whose
-rules the run satisfies: ``paper``, ``fewshot_val``, ``valfree``) and ``class_agnostic``.
-
-Names (``docs/reports.md``): a schema-2 ``metrics.json`` (``"schema": 2``) names its row (``result_name``: ``TaskRes*``
-for an enhanced run, else the trainer) and carries the method's ``label``, ``table_order``, ``shot_free`` and
-``selects_on_val``; a schema-1 one (no ``schema``), or a run read from ``log.txt``, takes them from the frozen
-table of ``tools.legacy`` (``TaskRes*`` from an ``_enhanced`` folder or the config), and its tracks by the rule of
-then: a method that never selects on validation data, in a run that read none, serves every track; any other
-run only the track it ran in (``fewshot_val`` when none is recorded). Nothing here imports the training code.
+The fields read, schema 1 (names and tracks from ``tools.legacy``) against schema 2: ``docs/reports.md``.
+Nothing here imports the training code.
 """
 import argparse
 import contextlib

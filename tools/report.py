@@ -2,22 +2,11 @@
 
 Writes, next to ``RESULTS.md``: ``RESULTS.csv`` (mean, std, seeds and the published number per
 method/dataset/shots, plus 11-dataset averages), ``RESULTS_runs.csv`` (one row per run) and
-``RESULTS_fewshot_<backbone>.png`` (few-shot curves). The markdown holds, per backbone, the
-few-shot table at each shot count, ImageNet by shots, ImageNet to its variants, and TaskRes across
-backbones, each with the published numbers beside ours.
-
-Selection tracks (``metrics.json`` ``tracks``; ``tools.names.TRACKS``, ``docs/reports.md``): the tables under each
-backbone heading are the few-shot protocol in the ``paper`` track (each method selects as its original did,
-never on test); then, for each other track that has runs of its own, its few-shot and ImageNet-variant tables;
-then base-to-novel (base, new, HM) and cross-dataset tables, one per track. A line under each table says what
-its track allows. No table mixes tracks: a row holds only runs whose ``tracks`` include the table's; a method
-that reads no validation data serves every track with the same runs and is marked ◇ beyond the first.
-
-Only runs that follow their method's recipe fill the "ours" rows. Modified runs (another number of
-epochs, input size, alpha, ...: ``metrics.json`` ``variant``) are listed under "Modified runs" and kept
-out of the tables; ``--include-modified`` shows them as rows of their own, labelled
-``<label> [modified <8 hex>]``. Methods are named by the labels their runs record (``tools.methods``); nothing
-here imports the training code or torch.
+``RESULTS_fewshot_<backbone>.png`` (few-shot curves). What the markdown holds, in which order: ``docs/reports.md``.
+No table mixes selection tracks: a row holds only runs whose ``tracks`` include the table's; a method that reads
+no validation data serves every track with the same runs and is marked ◇ beyond the first. Modified runs
+(``metrics.json`` ``variant``) stay out of the tables unless ``--include-modified``. Nothing here imports the
+training code or torch.
 """
 import argparse
 import logging
