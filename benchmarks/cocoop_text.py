@@ -61,8 +61,8 @@ def main(argv=None) -> None:
             with torch.no_grad():
                 head(feats)
 
-        rows.append((label, int(head.tokens.shape[1]), median_seconds(step, args.repeats),
-                     median_seconds(evaluate, args.repeats)))
+        rows.append((label, int(head.tokens.shape[1]), median_seconds(step, repeats=args.repeats),
+                     median_seconds(evaluate, repeats=args.repeats)))
     print(f"{args.arch} text tower, {args.classes} classes x {args.images} images, {torch.get_num_threads()} threads\n")
     print("\n".join(markdown_table(["text forward", "tokens", "train step s", "eval batch s"],
                                    [(label, tokens, f"{t:.2f}", f"{e:.2f}") for label, tokens, t, e in rows])))

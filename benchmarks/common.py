@@ -25,7 +25,7 @@ def sync(device) -> None:
         torch.cuda.synchronize()
 
 
-def median_seconds(fn: Callable[[], object], repeats: int, device=None) -> float:
+def median_seconds(fn: Callable[[], object], device=None, repeats: int = 1) -> float:
     """The median wall time of ``repeats`` calls of ``fn`` (the upper one for an even count)."""
     times = []
     for _ in range(repeats):
