@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 
 from tools.names import AVERAGE, FEWSHOT_NAMES, PAPER_SHOTS, backbone_tag
 from tools.published import Published
-from tools.tables import Summary, backbones, dataset_average, lookup, methods, published_average
+from tools.tables import Summary, backbones, dataset_average, methods, published_average
 
 
 def fewshot_figure(summary: Summary, published: Published, backbone: str,
@@ -47,20 +47,13 @@ def fewshot_figure(summary: Summary, published: Published, backbone: str,
 
 def _plot_ours(ax, summary, backbone, method, dataset, color) -> None:
     shot_free = summary.names.shot_free(method)
-    if shot_free:  # one result for every shot count: a horizontal line
-        if dataset == AVERAGE:
-            value, std = dataset_average(summary, backbone, method, 0)[0], 0.0
-        else:
-            stat = lookup(summary, backbone, method, dataset, 0)
-            value, std = (stat.mean, stat.std) if stat else (None, 0.0)
-        points = [] if value is None else [(PAPER_SHOTS[0], value, std), (PAPER_SHOTS[-1], value, std)]
-    elif dataset == AVERAGE:
-        shots = sorted({k[3] for k in summary if k[0] == backbone and k[1] == method})
-        points = [(s, dataset_average(summary, backbone, method, s)[0]) for s in shots]
-        points = [(s, v, 0.0) for s, v in points if v is not None]
+    shots = [0] if shot_free else sorted({k[3] for k in summary if k[0] == backbone and k[1] == method})
+    if dataset == AVERAGE:
+        points = [(s, v, 0.0) for s in shots if (v := dataset_average(summary, backbone, method, s)[0]) is not None]
     else:
-        points = sorted((k[3], st.mean, st.std) for k, st in summary.items()
-                        if k[0] == backbone and k[1] == method and k[2] == dataset)
+        points = [(s, st.mean, st.std) for s in shots if (st := summary.get((backbone, method, dataset, s)))]
+    if shot_free:  # one result for every shot count: a horizontal line
+        points = [(x, v, sd) for _, v, sd in points for x in (PAPER_SHOTS[0], PAPER_SHOTS[-1])]
     if not points:
         return
     xs, ys, sds = zip(*points)
