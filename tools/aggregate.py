@@ -84,9 +84,8 @@ def _backbone(tag: str) -> str:
 
 def _is_enhanced(run_dir: str, config: dict) -> bool:
     parts = os.path.normpath(run_dir).split(os.sep)
-    if any(p.endswith("_enhanced") for p in parts[-3:]):
-        return True
-    return bool(config.get("TRAINER", {}).get("TaskRes", {}).get("ENHANCED_BASE"))
+    return any(p.endswith("_enhanced") for p in parts[-3:]) or bool(
+        config.get("TRAINER", {}).get("TaskRes", {}).get("ENHANCED_BASE"))
 
 
 def _read_config(run_dir: str) -> dict:
@@ -147,9 +146,7 @@ def parse_log_accuracy(path: str) -> Optional[float]:
     marks = [i for i, line in enumerate(lines) if _TEST_MARK in line]
     start = marks[-1] if marks else 0
     accs = [float(m.group(1)) for line in lines[start:] if (m := _ACC_RE.search(line))]
-    if not accs:
-        return None
-    return accs[0] if marks else accs[-1]
+    return (accs[0] if marks else accs[-1]) if accs else None
 
 
 def _from_log(run_dir: str, kind: str) -> Optional[RunRow]:
