@@ -34,13 +34,8 @@ from tests.fixtures.synthetic_datasets import write_dataset  # noqa: E402
 
 logger = logging.getLogger("benchmark")
 
-TASKRES_CONFIG = os.path.join(REPO, "configs/trainers/TaskRes/rn50.yaml")
-METHOD_CONFIGS = {
-    "TaskRes": TASKRES_CONFIG, "ZeroshotCLIP": TASKRES_CONFIG,
-    "LinearProbeCLIP": "configs/trainers/LinearProbeCLIP/rn50.yaml", "CLIP_Adapter": "configs/trainers/CLIP_Adapter/rn50.yaml",
-    "TipAdapter": "configs/trainers/TipAdapter/rn50.yaml", "TipAdapterF": "configs/trainers/TipAdapterF/rn50.yaml",
-    "CoOp": "configs/trainers/CoOp/rn50.yaml",
-}
+METHOD_CONFIGS = {m: f"configs/trainers/{'TaskRes' if m == 'ZeroshotCLIP' else m}/rn50.yaml" for m in
+                  ("TaskRes", "ZeroshotCLIP", "LinearProbeCLIP", "CLIP_Adapter", "TipAdapter", "TipAdapterF", "CoOp")}
 ARCH_SIZES = {"tiny": 32, "vit-small": 64, "RN50": 224, "ViT-B/16": 224}
 
 
