@@ -34,8 +34,8 @@ from tests.fixtures.synthetic_datasets import write_dataset  # noqa: E402
 
 logger = logging.getLogger("benchmark")
 
-METHOD_CONFIGS = {m: f"configs/trainers/{'TaskRes' if m == 'ZeroshotCLIP' else m}/rn50.yaml" for m in
-                  ("TaskRes", "ZeroshotCLIP", "LinearProbeCLIP", "CLIP_Adapter", "TipAdapter", "TipAdapterF", "CoOp")}
+METHODS = ("TaskRes", "ZeroshotCLIP", "LinearProbeCLIP", "CLIP_Adapter", "TipAdapter", "TipAdapterF", "CoOp")
+METHOD_CONFIGS = {m: f"configs/trainers/{'TaskRes' if m == 'ZeroshotCLIP' else m}/rn50.yaml" for m in METHODS}
 ARCH_SIZES = {"tiny": 32, "vit-small": 64, "RN50": 224, "ViT-B/16": 224}
 
 
@@ -44,16 +44,18 @@ def dir_size_mb(path: str) -> float:
 
 
 def run(args, data: str, name: str, cache: Optional[str], trainer: str = "TaskRes", shots: int = 16,
-        epochs: Optional[int] = None, seed: int = 1, dataset: str = "caltech101", extra: Sequence[str] = ()) -> Dict:
+        epochs: Optional[int] = None, seed: int = 1, dataset: str = "caltech101",
+        extra: Sequence[str] = ()) -> Dict:
     """One fresh process (``args.clip`` at ``args.size`` px, output in ``<workdir>/<name>``); its measurements."""
     out, epochs = os.path.join(args.workdir, name), args.epochs if epochs is None else epochs
     argv = ["--root", data, "--output-dir", out, "--seed", str(seed), "--trainer", trainer,
-            "--config-file", os.path.join(REPO, METHOD_CONFIGS[trainer]),
-            "--dataset-config-file", os.path.join(REPO, f"configs/datasets/{dataset}.yaml"), "--backbone", args.clip]
+            "--config-file", os.path.join(REPO, METHOD_CONFIGS[trainer]), "--backbone", args.clip,
+            "--dataset-config-file", os.path.join(REPO, f"configs/datasets/{dataset}.yaml")]
     argv += ["--cache-dir", cache] if cache else ["--no-cache"]
     argv += [*extra, "DATASET.NUM_SHOTS", str(shots), "OPTIM.MAX_EPOCH", str(epochs),
-             "INPUT.SIZE", f"({args.size}, {args.size})", "DATALOADER.NUM_WORKERS", str(min(4, os.cpu_count() or 1)),
-             "TRAIN.PRINT_FREQ", "100000", "FEATURE_CACHE.NUM_VIEWS", str(args.views)]
+             "INPUT.SIZE", f"({args.size}, {args.size})",
+             "DATALOADER.NUM_WORKERS", str(min(4, os.cpu_count() or 1)), "TRAIN.PRINT_FREQ", "100000",
+             "FEATURE_CACHE.NUM_VIEWS", str(args.views)]
     result_path = out + ".result.json"
     start = time.time()
     subprocess.run([sys.executable, os.path.join(REPO, "benchmarks/run_one.py"), result_path, "--", *argv],
@@ -80,7 +82,8 @@ def table(rows: List[Dict], title: str) -> str:
     def fmt(v):
         return f"{v:.3g}" if isinstance(v, float) and abs(v) < 1 else f"{v:.1f}" if isinstance(v, float) else str(v)
 
-    return "\n".join([f"### {title}", ""] + markdown_table(cols, [[fmt(r.get(c, "")) for c in cols] for r in rows]))
+    cells = [[fmt(r.get(c, "")) for c in cols] for r in rows]
+    return "\n".join([f"### {title}", ""] + markdown_table(cols, cells))
 
 
 def digits_root(workdir: str) -> str:
@@ -92,7 +95,8 @@ def digits_root(workdir: str) -> str:
 def reference(args) -> str:
     data, cache = digits_root(args.workdir), os.path.join(args.workdir, "cache")
     rows = [run(args, data, f"on-s{s}", cache, seed=s) for s in args.seeds]
-    rows.append(run(args, data, "on-alpha1", cache, seed=args.seeds[0], extra=["TRAINER.TaskRes.RESIDUAL_SCALE", "1.0"]))
+    rows.append(run(args, data, "on-alpha1", cache, seed=args.seeds[0],
+                    extra=["TRAINER.TaskRes.RESIDUAL_SCALE", "1.0"]))
     rows[-1]["trainer"] = "TaskRes (alpha 1.0, same cache)"
     rows += [run(args, data, f"off-s{s}", None, seed=s) for s in args.seeds[: args.uncached_seeds]]
     on = [r for r in rows if r["cache"] and r["trainer"] == "TaskRes"]
@@ -159,7 +163,8 @@ def methods(args) -> str:
             logger.warning("skipping %s: no config", trainer)
             continue
         rows += [run(args, data, f"{trainer}-{'on' if c else 'off'}", c, trainer=trainer) for c in (cache, None)]
-    return table(rows, f"Every method, digits 16 shots, {args.epochs} epochs, random {args.arch} CLIP @ {args.size} px")
+    return table(rows, f"Every method, digits 16 shots, {args.epochs} epochs, random {args.arch} CLIP @ "
+                       f"{args.size} px")
 
 
 def gpu(args) -> str:
@@ -185,7 +190,7 @@ def main(argv=None) -> None:
     p.add_argument("--uncached-seeds", type=int, default=1, help="uncached runs are slow: how many seeds to time")
     p.add_argument("--classes", type=int, nargs="+", default=[10, 100, 1000])
     p.add_argument("--shots", type=int, nargs="+", default=[1, 2, 4, 8, 16])
-    p.add_argument("--methods", nargs="+", default=list(METHOD_CONFIGS))
+    p.add_argument("--methods", nargs="+", default=list(METHODS))
     p.add_argument("--views", type=int, default=10,
                    help="FEATURE_CACHE.NUM_VIEWS of cached runs (the tables in README were made with 10; 0 = paper protocol)")
     p.add_argument("--workdir", default="")

@@ -169,19 +169,19 @@ def markdown(d: dict) -> str:
     lines += markdown_table(
         ["arch", "px", "precision", "batch", "workers", "encoder views/s", "extraction views/s", "ratio",
          "extraction peak GiB"],
-        [[r["arch"], r["input_px"], r["precision"], r["batch"], r["workers"], f"{r['encoder_limit_views_per_s']:.0f}",
-          f"{r['extraction_views_per_s']:.0f}", f"{r['ratio']:.2f}", _fmt(r.get("extraction_peak_allocated_gib"), ".2f")]
-         for r in d["encoder"]])
+        [[r["arch"], r["input_px"], r["precision"], r["batch"], r["workers"],
+          f"{r['encoder_limit_views_per_s']:.0f}", f"{r['extraction_views_per_s']:.0f}", f"{r['ratio']:.2f}",
+          _fmt(r.get("extraction_peak_allocated_gib"), ".2f")] for r in d["encoder"]])
     lines += ["", "## Methods (train, then --eval-only from the checkpoint)", "",
               "Peak memory: the whole training run (feature extraction at the cache's batch size included), "
               "in the recipe's precision and batch size; 'fits 24 GB': peak reserved < 24e9 bytes.", ""]
     lines += markdown_table(
-        ["method", "arch", "recipe precision", "batch", "train s", "accuracy", "eval-only", "match", "peak alloc GiB",
-         "peak reserved GiB", "fits 24 GB", "error"],
+        ["method", "arch", "recipe precision", "batch", "train s", "accuracy", "eval-only", "match",
+         "peak alloc GiB", "peak reserved GiB", "fits 24 GB", "error"],
         [[r["method"], r["arch"], r.get("precision") or "-", _fmt(r.get("batch")), _fmt(r.get("train_s"), ".1f"),
           _fmt(r.get("accuracy"), ".2f"), _fmt(r.get("eval_accuracy"), ".2f"), _fmt(r.get("eval_match")),
-          _fmt(r.get("peak_allocated_gib"), ".2f"), _fmt(r.get("peak_reserved_gib"), ".2f"), _fmt(r.get("fits_24gb")),
-          r.get("error") or ""] for r in d["methods"]])
+          _fmt(r.get("peak_allocated_gib"), ".2f"), _fmt(r.get("peak_reserved_gib"), ".2f"),
+          _fmt(r.get("fits_24gb")), r.get("error") or ""] for r in d["methods"]])
     if d.get("resume"):
         r = d["resume"]
         lines += ["", "## SIGINT + resume (TaskRes)", "", f"- interrupted: {r['interrupted']} ({r['signal_line']})",
@@ -195,7 +195,8 @@ def markdown(d: dict) -> str:
                   f"{_fmt(p.get('training_h'), '.3f')} h ({p.get('training_basis') or '-'})."]
     lines += ["", "## Steps", ""] + markdown_table(
         ["step", "status", "seconds", "budget s", "error"],
-        [[r["step"], r["status"], _fmt(r.get("seconds")), r["budget_s"], r.get("error") or ""] for r in d["steps"]])
+        [[r["step"], r["status"], _fmt(r.get("seconds")), r["budget_s"], r.get("error") or ""]
+         for r in d["steps"]])
     return "\n".join(lines) + "\n"
 
 

@@ -57,8 +57,9 @@ def agreement(args) -> None:
     for solver in ("sklearn", "torch"):
         start = time.time()
         c, acc, _, probe = search_regularization(xt, yt, xv, yv, GRID, 7, 1000, solver)
-        chosen.append((c, float((probe.predict(xs) == ys).mean() * 100)))
-        logger.info("%-8s C %.4g  val %.2f%%  test %.2f%%  %.1f s", solver, c, acc, chosen[-1][1], time.time() - start)
+        test = float((probe.predict(xs) == ys).mean() * 100)
+        chosen.append((c, test))
+        logger.info("%-8s C %.4g  val %.2f%%  test %.2f%%  %.1f s", solver, c, acc, test, time.time() - start)
     (c1, t1), (c2, t2) = chosen
     logger.info("same C: %s%s; test accuracy gap %.2f points", c1 == c2,
                 "" if c1 == c2 else " (the two searches reach the same best val accuracy at different C)", abs(t1 - t2))

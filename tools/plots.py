@@ -49,7 +49,8 @@ def _plot_ours(ax, summary, backbone, method, dataset, color) -> None:
     shot_free = summary.names.shot_free(method)
     shots = [0] if shot_free else sorted({k[3] for k in summary if k[0] == backbone and k[1] == method})
     if dataset == AVERAGE:
-        points = [(s, v, 0.0) for s in shots if (v := dataset_average(summary, backbone, method, s)[0]) is not None]
+        averages = [(s, dataset_average(summary, backbone, method, s)[0]) for s in shots]
+        points = [(s, v, 0.0) for s, v in averages if v is not None]
     else:
         points = [(s, st.mean, st.std) for s in shots if (st := summary.get((backbone, method, dataset, s)))]
     if shot_free:  # one result for every shot count: a horizontal line

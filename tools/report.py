@@ -2,11 +2,11 @@
 
 Writes, next to ``RESULTS.md``: ``RESULTS.csv`` (mean, std, seeds and the published number per
 method/dataset/shots, plus 11-dataset averages), ``RESULTS_runs.csv`` (one row per run) and
-``RESULTS_fewshot_<backbone>.png`` (few-shot curves). What the markdown holds, in which order: ``docs/reports.md``.
-No table mixes selection tracks: a row holds only runs whose ``tracks`` include the table's; a method that reads
-no validation data serves every track with the same runs and is marked ◇ beyond the first. Modified runs
-(``metrics.json`` ``variant``) stay out of the tables unless ``--include-modified``. Nothing here imports the
-training code or torch.
+``RESULTS_fewshot_<backbone>.png`` (few-shot curves). What the markdown holds, in which order:
+``docs/reports.md``. No table mixes selection tracks: a row holds only runs whose ``tracks`` include the
+table's; a method that reads no validation data serves every track with the same runs and is marked ◇ beyond
+the first. Modified runs (``metrics.json`` ``variant``) stay out of the tables unless ``--include-modified``.
+Nothing here imports the training code or torch.
 """
 import argparse
 import logging
@@ -92,7 +92,8 @@ def build_report(root: str, out: str, published_csv: str = PUBLISHED_CSV, paper_
         for k in table_shots(summary, b):
             title = "Zero-shot" if k == 0 else f"{k} shot{'s' if k != 1 else ''}"
             lines += _table(title, fewshot_table(summary, published, b, k, paper_backbone), note)
-        lines += _table("ImageNet by number of shots", imagenet_table(summary, published, b, paper_backbone), note)
+        lines += _table("ImageNet by number of shots", imagenet_table(summary, published, b, paper_backbone),
+                        note)
         for k in variant_shots(summary, b):
             lines += _table(f"ImageNet ({k} shots) to ImageNet-V2 / -Sketch / -A / -R",
                             variants_table(summary, published, b, k, paper_backbone), note)
@@ -113,8 +114,8 @@ def build_report(root: str, out: str, published_csv: str = PUBLISHED_CSV, paper_
                   for (m, d, v, folder), seeds in sorted(groups.items())] + [""]
     if collection.unfinished or collection.unreadable:
         lines += ["## Runs without a result", ""]
-    for paths, text in ((collection.unfinished, "These folders have a `log.txt` but no test accuracy (unfinished or "
-                         "failed); rerun the grid to retry them."),
+    for paths, text in ((collection.unfinished, "These folders have a `log.txt` but no test accuracy (unfinished "
+                         "or failed); rerun the grid to retry them."),
                         (collection.unreadable, "These files could not be read as a run (each with the reason); "
                          "their runs are in no table.")):
         if paths:
@@ -200,8 +201,8 @@ def protocol_sections(rows: List[RunRow], published, paper_backbone: Optional[st
                       "zero-shot CLIP (its own row)." + (" " + shared_note if later else ""), ""]
             for b in sorted({r.backbone for r in b2n}):
                 for k in base2novel_shots(b2n, b):
-                    lines += _table(f"{b}, {k} shots", base2novel_table(b2n, published, b, k, paper_backbone, shared),
-                                    note)
+                    table = base2novel_table(b2n, published, b, k, paper_backbone, shared)
+                    lines += _table(f"{b}, {k} shots", table, note)
         cross = [r for r in chosen if r.classes == "all" and r.source_dataset == "ImageNet" and r.kind == "eval"
                  and r.dataset not in VARIANT_NAMES]
         if _shown(cross, track):

@@ -158,7 +158,8 @@ def fewshot_table(summary: Summary, published: Published, backbone: str, shots: 
         names, _present(summary, backbone, FEWSHOT_NAMES, shots), published.methods(backbone=pb),
         lambda m: [_cell(summary, backbone, m, d, shots, full_n) for d in FEWSHOT_NAMES]
         + [_average_cell(_means(summary, backbone, m, FEWSHOT_NAMES, shots), len(FEWSHOT_NAMES))],
-        lambda m: [published.get(m, d, shots, pb) for d in FEWSHOT_NAMES] + [published_average(published, m, shots, pb)])
+        lambda m: [published.get(m, d, shots, pb) for d in FEWSHOT_NAMES]
+        + [published_average(published, m, shots, pb)])
     return _markdown(header, rows)
 
 
@@ -213,7 +214,8 @@ CSV_FIELDS = ["backbone", "method", "label", "dataset", "shots", "n", "seeds", "
 def summary_records(summary: Summary, published: Published, paper_backbone: Optional[str] = None) -> List[dict]:
     """One record per (backbone, method, dataset, shots) plus the 11-dataset averages, for the CSV."""
     records, names = [], summary.names
-    for (b, m, d, k), s in sorted(summary.items(), key=lambda kv: (kv[0][0], names.sort_key(kv[0][1]), *kv[0][2:])):
+    for (b, m, d, k), s in sorted(summary.items(),
+                                  key=lambda kv: (kv[0][0], names.sort_key(kv[0][1]), kv[0][2], kv[0][3])):
         tables = ("variants",) if d in VARIANT_NAMES else ("fewshot", "imagenet")
         records.append(dict(backbone=b, method=m, label=names.label(m), dataset=d, shots=k, n=s.n,
                             seeds=" ".join(map(str, s.seeds)), mean=round(s.mean, 4), std=round(s.std, 4),
@@ -289,7 +291,8 @@ def base2novel_table(rows: Sequence[RunRow], published: Published, backbone: str
     count = len(FEWSHOT_NAMES)
     for m in present:
         bases, news = (_means(s, backbone, m, FEWSHOT_NAMES, shots) for s in (base, new))
-        hm = harmonic_mean(statistics.mean(bases), statistics.mean(news)) if len(bases) == len(news) == count else None
+        complete = len(bases) == len(news) == count
+        hm = harmonic_mean(statistics.mean(bases), statistics.mean(news)) if complete else None
         cells = [_average_cell(news, count), fmt_value(hm)] if m in agnostic else [NOT_TRANSFERABLE] * 2
         table.append([AVERAGE, names.ours(m), _average_cell(bases, count)] + cells)
     for d in FEWSHOT_NAMES + (AVERAGE,):
