@@ -156,10 +156,10 @@ def fewshot_table(summary: Summary, published: Published, backbone: str, shots: 
     header = ["Method"] + [dataset_label(d) for d in FEWSHOT_NAMES] + ["Average"]
     rows = _ours_and_paper(
         names, _present(summary, backbone, FEWSHOT_NAMES, shots), published.methods(backbone=pb),
-        lambda m: [_cell(summary, backbone, m, d, shots, full_n) for d in FEWSHOT_NAMES]
-        + [_average_cell(_means(summary, backbone, m, FEWSHOT_NAMES, shots), len(FEWSHOT_NAMES))],
-        lambda m: [published.get(m, d, shots, pb) for d in FEWSHOT_NAMES]
-        + [published_average(published, m, shots, pb)])
+        lambda m: [_cell(summary, backbone, m, d, shots, full_n) for d in FEWSHOT_NAMES] + [
+            _average_cell(_means(summary, backbone, m, FEWSHOT_NAMES, shots), len(FEWSHOT_NAMES))],
+        lambda m: [published.get(m, d, shots, pb) for d in FEWSHOT_NAMES] + [
+            published_average(published, m, shots, pb)])
     return _markdown(header, rows)
 
 
