@@ -10,12 +10,12 @@ CLIP of a real architecture (the text tower of RN50 and ViT-B/16: width 512, 12 
 import argparse
 import os
 import sys
-import time
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.common import markdown_table, median_seconds  # noqa: E402
 from trainers.backbone import TextTower  # noqa: E402
 from trainers.cocoop import ConditionalPromptLearner  # noqa: E402
 from trainers.random_clip import build_openai_architecture  # noqa: E402
@@ -25,15 +25,6 @@ WORDS = ("tabby", "golden", "snowy", "barn", "river", "stone", "paper", "electri
 
 def class_names(n: int):
     return [" ".join(WORDS[(i * 7 + k) % len(WORDS)] for k in range(1 + i % 4)) + f" {i}" for i in range(n)]
-
-
-def timed(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
 
 
 def main(argv=None) -> None:
@@ -70,11 +61,11 @@ def main(argv=None) -> None:
             with torch.no_grad():
                 head(feats)
 
-        rows.append((label, int(head.tokens.shape[1]), timed(step, args.repeats), timed(evaluate, args.repeats)))
+        rows.append((label, int(head.tokens.shape[1]), median_seconds(step, repeats=args.repeats),
+                     median_seconds(evaluate, repeats=args.repeats)))
     print(f"{args.arch} text tower, {args.classes} classes x {args.images} images, {torch.get_num_threads()} threads\n")
-    print("| text forward | tokens | train step s | eval batch s |\n|---|---|---|---|")
-    for label, tokens, train_s, eval_s in rows:
-        print(f"| {label} | {tokens} | {train_s:.2f} | {eval_s:.2f} |")
+    print("\n".join(markdown_table(["text forward", "tokens", "train step s", "eval batch s"],
+                                   [(label, tokens, f"{t:.2f}", f"{e:.2f}") for label, tokens, t, e in rows])))
     print(f"\nspeed-up of ours: train {rows[0][2] / rows[-1][2]:.1f}x, eval {rows[0][3] / rows[-1][3]:.1f}x")
 
 

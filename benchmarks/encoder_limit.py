@@ -1,11 +1,10 @@
 """Feature extraction against the encoder's own limit, and what it means for the paper's protocol.
 
-In one run, per architecture: (1) the encoder's throughput on ready, normalised tensors already on
-the device (the limit: nothing can extract faster); (2) the extraction's throughput on real JPEG files
-(``features.extract_features``: decode once per image, seeded views, uint8 to the device,
-normalised there), and their ratio; (3) projections at the measured extraction speed: 16-shot ImageNet
-at paper protocol (16,000 images x 200 views + 50,000 test) and the whole RN50 grid
-(``scripts.reproduce.cost``). Random weights: they do not change timings.
+Per architecture: the encoder's throughput on ready, normalised tensors on the device (the limit: nothing
+can extract faster), the extraction's throughput on real JPEG files (``features.extract_features``) and their
+ratio, and projections at that speed: 16-shot ImageNet at paper protocol (16,000 images x 200 views + 50,000
+test) and the whole RN50 grid (``scripts.reproduce.cost``); docs/performance.md. Random weights: they do not
+change timings.
 
     python benchmarks/encoder_limit.py                          # CPU: random ViT width 384 / 6 layers @ 64 px
     python benchmarks/encoder_limit.py --archs RN50 ViT-B/16    # CUDA (when present): @ 224 px, fp16
@@ -20,10 +19,12 @@ import os
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Dict, List
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.common import REPO, median_seconds, random_clip, sync  # noqa: E402
 
 logger = logging.getLogger("benchmark")
 
@@ -51,22 +52,8 @@ def write_images(root: str, n: int, side: int) -> List:
 
 def load_random(arch: str, workdir: str, device, precision: str):
     from trainers.backbone import load_backbone
-    from trainers.random_clip import write_random_clip
 
-    path = os.path.join(workdir, f"random-{arch.replace('/', '-')}.pt")
-    if not os.path.isfile(path):
-        if arch == "vit-small":
-            write_random_clip(path, kind="vit-small", image_size=64)
-        else:
-            write_random_clip(path, kind=arch)
-    return load_backbone(path, device, precision, input_size=SIZES[arch])
-
-
-def sync(device) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    return load_backbone(random_clip(workdir, arch, SIZES[arch]), device, precision, input_size=SIZES[arch])
 
 
 def encoder_limit(clip, batch: int, seconds: float) -> float:
@@ -106,11 +93,9 @@ def extraction(clip, items, views: int, batch: int, workers: int, size: int) -> 
     cfg.INPUT.TRANSFORMS = ("random_resized_crop", "random_flip", "normalize")
     tfm = build_transform(cfg, is_train=True)
     extract_features(clip, items[: max(2, len(items) // 10)], tfm, 2, 1, batch, workers, "warm-up")
-    sync(clip.device)
-    start = time.perf_counter()
-    extract_features(clip, items, tfm, views, 1, batch, workers, "extraction")
-    sync(clip.device)
-    return len(items) * views / (time.perf_counter() - start)
+    seconds = median_seconds(lambda: extract_features(clip, items, tfm, views, 1, batch, workers, "extraction"),
+                             clip.device)
+    return len(items) * views / seconds
 
 
 def coop_text(clip, classes: int, steps: int) -> Dict:
@@ -133,15 +118,13 @@ def coop_text(clip, classes: int, steps: int) -> Dict:
                                 truncate=truncate).to(clip.device)
         learner.share_prefix = learner.share_prefix and share
         feats = torch.randn(32, clip.embed_dim, device=clip.device)
-        times = []
-        for _ in range(steps + 1):
-            sync(clip.device)
-            start = time.perf_counter()
+
+        def step(learner=learner, feats=feats):
             learner(feats).logsumexp(1).sum().backward()
-            sync(clip.device)
-            times.append(time.perf_counter() - start)
+
+        step()  # warm-up
         out[f"tokens_{label}"] = int(learner.tokens.shape[1])
-        out[f"step_s_{label}"] = sorted(times[1:])[len(times[1:]) // 2]
+        out[f"step_s_{label}"] = median_seconds(step, clip.device, steps)
     out["ratio"] = out["step_s_full"] / out["step_s_truncated"]
     out["ratio_truncation_only"] = out["step_s_full"] / out["step_s_truncated_only"]
     return out
@@ -224,16 +207,12 @@ def main(argv=None) -> None:
                     clip.precision, c["classes"], c["tokens_full"], c["step_s_full"], c["tokens_truncated_only"],
                     c["step_s_truncated_only"], c["ratio_truncation_only"], c["tokens_truncated"],
                     c["step_s_truncated"], c["ratio"])
-    if args.out:
-        old = []
-        if os.path.isfile(args.out):
-            with open(args.out) as f:
-                old = json.load(f)
+    if args.out:  # replaces the earlier rows of the same (arch, device type)
+        out = Path(args.out)
+        old = json.loads(out.read_text()) if out.is_file() else []
         new = {(r["arch"], r["device_type"]) for r in rows}
-        keep = [r for r in old if (r["arch"], r["device_type"]) not in new]
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, "w") as f:
-            json.dump(keep + rows, f, indent=1)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps([r for r in old if (r["arch"], r["device_type"]) not in new] + rows, indent=1))
         logger.info("Results in %s", args.out)
 
 

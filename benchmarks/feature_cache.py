@@ -24,62 +24,44 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Dict, List, Optional
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.common import REPO, markdown_table, random_clip  # noqa: E402
+from tests.fixtures.synthetic_datasets import write_dataset  # noqa: E402
 
 logger = logging.getLogger("benchmark")
 
-TASKRES_CONFIG = os.path.join(REPO, "configs/trainers/TaskRes/rn50.yaml")
-METHOD_CONFIGS = {
-    "TaskRes": TASKRES_CONFIG, "ZeroshotCLIP": TASKRES_CONFIG,
-    "LinearProbeCLIP": "configs/trainers/LinearProbeCLIP/rn50.yaml", "CLIP_Adapter": "configs/trainers/CLIP_Adapter/rn50.yaml",
-    "TipAdapter": "configs/trainers/TipAdapter/rn50.yaml", "TipAdapterF": "configs/trainers/TipAdapterF/rn50.yaml",
-    "CoOp": "configs/trainers/CoOp/rn50.yaml",
-}
+METHODS = ("TaskRes", "ZeroshotCLIP", "LinearProbeCLIP", "CLIP_Adapter", "TipAdapter", "TipAdapterF", "CoOp")
+METHOD_CONFIGS = {m: f"configs/trainers/{'TaskRes' if m == 'ZeroshotCLIP' else m}/rn50.yaml" for m in METHODS}
 ARCH_SIZES = {"tiny": 32, "vit-small": 64, "RN50": 224, "ViT-B/16": 224}
-VIEWS = 10  # FEATURE_CACHE.NUM_VIEWS of the cached runs (--views; 0 = the paper's one view per epoch)
 
 
 def dir_size_mb(path: str) -> float:
-    total = 0
-    for dirpath, _, files in os.walk(path):
-        total += sum(os.path.getsize(os.path.join(dirpath, f)) for f in files if f.endswith(".pt"))
-    return total / 2**20
+    return sum(p.stat().st_size for p in Path(path).rglob("*.pt")) / 2**20
 
 
-def write_clip(arch: str, workdir: str) -> str:
-    from trainers.random_clip import write_random_clip
-
-    path = os.path.join(workdir, f"random-{arch.replace('/', '-')}.pt")
-    if not os.path.isfile(path):
-        if arch == "tiny":
-            write_random_clip(path, kind="vit", image_size=32)
-        elif arch == "vit-small":
-            write_random_clip(path, kind="vit-small", image_size=64)
-        else:
-            write_random_clip(path, kind=arch)
-    return path
-
-
-def run(data: str, clip: str, out: str, cache: Optional[str], trainer: str = "TaskRes", shots: int = 16,
-        epochs: int = 200, seed: int = 1, size: int = 64, dataset: str = "caltech101", extra: List[str] = ()) -> Dict:
-    """One fresh process; returns its measurements."""
+def run(args, data: str, name: str, cache: Optional[str], trainer: str = "TaskRes", shots: int = 16,
+        epochs: Optional[int] = None, seed: int = 1, dataset: str = "caltech101",
+        extra: Sequence[str] = ()) -> Dict:
+    """One fresh process (``args.clip`` at ``args.size`` px, output in ``<workdir>/<name>``); its measurements."""
+    out, epochs = os.path.join(args.workdir, name), args.epochs if epochs is None else epochs
     argv = ["--root", data, "--output-dir", out, "--seed", str(seed), "--trainer", trainer,
-            "--config-file", os.path.join(REPO, METHOD_CONFIGS[trainer]),
-            "--dataset-config-file", os.path.join(REPO, f"configs/datasets/{dataset}.yaml"), "--backbone", clip]
+            "--config-file", os.path.join(REPO, METHOD_CONFIGS[trainer]), "--backbone", args.clip,
+            "--dataset-config-file", os.path.join(REPO, f"configs/datasets/{dataset}.yaml")]
     argv += ["--cache-dir", cache] if cache else ["--no-cache"]
-    argv += [*extra, "DATASET.NUM_SHOTS", str(shots), "OPTIM.MAX_EPOCH", str(epochs), "INPUT.SIZE", f"({size}, {size})",
+    argv += [*extra, "DATASET.NUM_SHOTS", str(shots), "OPTIM.MAX_EPOCH", str(epochs),
+             "INPUT.SIZE", f"({args.size}, {args.size})",
              "DATALOADER.NUM_WORKERS", str(min(4, os.cpu_count() or 1)), "TRAIN.PRINT_FREQ", "100000",
-             "FEATURE_CACHE.NUM_VIEWS", str(VIEWS)]
+             "FEATURE_CACHE.NUM_VIEWS", str(args.views)]
     result_path = out + ".result.json"
     start = time.time()
     subprocess.run([sys.executable, os.path.join(REPO, "benchmarks/run_one.py"), result_path, "--", *argv],
                    check=True, cwd=REPO, stdout=subprocess.DEVNULL)
     wall = time.time() - start
-    with open(result_path) as f:
-        res = json.load(f)
+    res = json.loads(Path(result_path).read_text())
     t = res["metrics"]["timings"]
     return {
         "trainer": trainer, "cache": bool(cache), "seed": seed, "shots": shots, "epochs": epochs,
@@ -96,11 +78,12 @@ def table(rows: List[Dict], title: str) -> str:
         cols.insert(3, "classes")
     if any(r.get("cuda_peak_mb") for r in rows):
         cols.insert(-2, "cuda_peak_mb")
+
     def fmt(v):
         return f"{v:.3g}" if isinstance(v, float) and abs(v) < 1 else f"{v:.1f}" if isinstance(v, float) else str(v)
-    lines = [f"### {title}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
-    return "\n".join(lines)
+
+    cells = [[fmt(r.get(c, "")) for c in cols] for r in rows]
+    return "\n".join([f"### {title}", ""] + markdown_table(cols, cells))
 
 
 def digits_root(workdir: str) -> str:
@@ -109,17 +92,13 @@ def digits_root(workdir: str) -> str:
     return write_digits_tree(os.path.join(workdir, "digits"))
 
 
-def reference(args, workdir: str) -> str:
-    data, clip = digits_root(workdir), write_clip(args.arch, workdir)
-    size = ARCH_SIZES[args.arch]
-    cache = os.path.join(workdir, "cache")
-    rows = [run(data, clip, os.path.join(workdir, f"on-s{s}"), cache, seed=s, epochs=args.epochs, size=size)
-            for s in args.seeds]
-    rows.append(run(data, clip, os.path.join(workdir, "on-alpha1"), cache, seed=args.seeds[0], epochs=args.epochs,
-                    size=size, extra=["TRAINER.TaskRes.RESIDUAL_SCALE", "1.0"]))
+def reference(args) -> str:
+    data, cache = digits_root(args.workdir), os.path.join(args.workdir, "cache")
+    rows = [run(args, data, f"on-s{s}", cache, seed=s) for s in args.seeds]
+    rows.append(run(args, data, "on-alpha1", cache, seed=args.seeds[0],
+                    extra=["TRAINER.TaskRes.RESIDUAL_SCALE", "1.0"]))
     rows[-1]["trainer"] = "TaskRes (alpha 1.0, same cache)"
-    rows += [run(data, clip, os.path.join(workdir, f"off-s{s}"), None, seed=s, epochs=args.epochs, size=size)
-             for s in args.seeds[: args.uncached_seeds]]
+    rows += [run(args, data, f"off-s{s}", None, seed=s) for s in args.seeds[: args.uncached_seeds]]
     on = [r for r in rows if r["cache"] and r["trainer"] == "TaskRes"]
     off = [r for r in rows if not r["cache"]]
     summary = [
@@ -132,26 +111,24 @@ def reference(args, workdir: str) -> str:
         f"(seeds {[round(r['accuracy'], 2) for r in on]}); cache off: {statistics.mean(r['accuracy'] for r in off):.2f} "
         f"(seeds {[round(r['accuracy'], 2) for r in off]})",
     ]
-    return table(rows, f"Reference: TaskRes, digits, 16 shots, {args.epochs} epochs, random {args.arch} CLIP @ {size} px") \
-        + "\n\n" + "\n".join(f"- {s}" for s in summary)
+    return table(rows, f"Reference: TaskRes, digits, 16 shots, {args.epochs} epochs, random {args.arch} CLIP @ "
+                       f"{args.size} px") + "\n\n" + "\n".join(f"- {s}" for s in summary)
 
 
-def accuracy(args, workdir: str) -> str:
-    from tests.fixtures.synthetic_datasets import write_dataset
-
-    clip, size = write_clip(args.arch, workdir), ARCH_SIZES[args.arch]
-    classes = args.classes[0]
-    data = os.path.join(workdir, f"data-{classes}")
+def synthetic(args, classes: int, per_class: int) -> str:
+    """A learnable synthetic Caltech101 tree of ``classes`` classes (written once)."""
+    data = os.path.join(args.workdir, f"data-{classes}")
     if not os.path.isdir(data):
-        write_dataset("Caltech101", data, num_classes=classes, per_class=40, image_size=size)
-    extra = ["OPTIM.LR", str(args.lr)]
-    rows = []
-    for cache in (os.path.join(workdir, "cache"), None):
-        for s in args.seeds:
-            rows.append(run(data, clip, os.path.join(workdir, f"{'on' if cache else 'off'}-s{s}"), cache, seed=s,
-                            shots=min(args.shots[-1], 16), epochs=args.epochs, size=size, extra=extra))
-    zs = run(data, clip, os.path.join(workdir, "zeroshot"), os.path.join(workdir, "cache"), trainer="ZeroshotCLIP",
-             size=size)
+        write_dataset("Caltech101", data, num_classes=classes, per_class=per_class, image_size=args.size)
+    return data
+
+
+def accuracy(args) -> str:
+    classes = args.classes[0]
+    data, cache = synthetic(args, classes, 40), os.path.join(args.workdir, "cache")
+    rows = [run(args, data, f"{'on' if c else 'off'}-s{s}", c, seed=s, shots=min(args.shots[-1], 16),
+                extra=["OPTIM.LR", str(args.lr)]) for c in (cache, None) for s in args.seeds]
+    zs = run(args, data, "zeroshot", cache, trainer="ZeroshotCLIP", epochs=200)
     on = [r["accuracy"] for r in rows if r["cache"]]
     off = [r["accuracy"] for r in rows if not r["cache"]]
 
@@ -159,61 +136,48 @@ def accuracy(args, workdir: str) -> str:
         return statistics.stdev(values) if len(values) > 1 else 0.0
 
     return table(rows + [zs], f"Accuracy: TaskRes, synthetic {classes} classes, lr {args.lr}, {args.epochs} epochs, "
-                              f"random {args.arch} CLIP @ {size} px") + (
+                              f"random {args.arch} CLIP @ {args.size} px") + (
         f"\n\n- cache on: {statistics.mean(on):.2f} +- {sd(on):.2f}; cache off: {statistics.mean(off):.2f} +- "
         f"{sd(off):.2f} (seeds {args.seeds}); zero-shot {zs['accuracy']:.2f}")
 
 
-def scaling(args, workdir: str) -> str:
+def scaling(args) -> str:
     """Cached TaskRes: classes sweep at the largest shot count, shots sweep at the middle class count."""
-    from tests.fixtures.synthetic_datasets import write_dataset
-
-    clip, size = write_clip(args.arch, workdir), ARCH_SIZES[args.arch]
-    shots_at = args.classes[len(args.classes) // 2]
-    cells = [(c, max(args.shots)) for c in args.classes] + [(shots_at, k) for k in args.shots if k != max(args.shots)]
+    top, shots_at = max(args.shots), args.classes[len(args.classes) // 2]
+    per_class, val = 2 * top + 8, round(0.2 * (2 * top + 8))
+    cells = [(c, top) for c in args.classes] + [(shots_at, k) for k in args.shots if k != top]
     rows = []
     for classes, shots in cells:
-        data = os.path.join(workdir, f"data-{classes}")
-        if not os.path.isdir(data):
-            write_dataset("Caltech101", data, num_classes=classes, per_class=2 * max(args.shots) + 8, image_size=size)
-        cache = os.path.join(workdir, f"cache-{classes}-{shots}")
-        r = run(data, clip, os.path.join(workdir, f"c{classes}-k{shots}"), cache, shots=shots,
-                epochs=args.epochs, size=size)
-        r["classes"] = classes
-        rows.append(r)
-    return table(rows, f"Scaling: cached TaskRes, {args.epochs} epochs, random {args.arch} CLIP @ {size} px "
-                       f"(per class: {max(args.shots) + 4} train, {round(0.2 * (2 * max(args.shots) + 8))} val, "
-                       f"{2 * max(args.shots) + 8 - max(args.shots) - 4 - round(0.2 * (2 * max(args.shots) + 8))} test images)")
+        rows.append(run(args, synthetic(args, classes, per_class), f"c{classes}-k{shots}",
+                        os.path.join(args.workdir, f"cache-{classes}-{shots}"), shots=shots))
+        rows[-1]["classes"] = classes
+    return table(rows, f"Scaling: cached TaskRes, {args.epochs} epochs, random {args.arch} CLIP @ {args.size} px "
+                       f"(per class: {top + 4} train, {val} val, {per_class - top - 4 - val} test images)")
 
 
-def methods(args, workdir: str) -> str:
-    data, clip = digits_root(workdir), write_clip(args.arch, workdir)
-    size = ARCH_SIZES[args.arch]
+def methods(args) -> str:
+    data, cache = digits_root(args.workdir), os.path.join(args.workdir, "cache")
     rows = []
     for trainer in args.methods:
         if not os.path.isfile(os.path.join(REPO, METHOD_CONFIGS[trainer])):
             logger.warning("skipping %s: no config", trainer)
             continue
-        for cache in (os.path.join(workdir, "cache"), None):
-            rows.append(run(data, clip, os.path.join(workdir, f"{trainer}-{'on' if cache else 'off'}"), cache,
-                            trainer=trainer, epochs=args.epochs, size=size))
-    return table(rows, f"Every method, digits 16 shots, {args.epochs} epochs, random {args.arch} CLIP @ {size} px")
+        rows += [run(args, data, f"{trainer}-{'on' if c else 'off'}", c, trainer=trainer) for c in (cache, None)]
+    return table(rows, f"Every method, digits 16 shots, {args.epochs} epochs, random {args.arch} CLIP @ "
+                       f"{args.size} px")
 
 
-def gpu(args, workdir: str) -> str:
-    from tests.fixtures.synthetic_datasets import write_dataset
-
-    clip, size = write_clip(args.arch, workdir), ARCH_SIZES[args.arch]
-    data = os.path.join(workdir, "data-gpu")
-    write_dataset("ImageNet", data, num_classes=args.classes[-1], per_class=16, image_size=size)
-    r = run(data, clip, os.path.join(workdir, "gpu"), os.path.join(workdir, "cache-gpu"), dataset="imagenet",
-            shots=16, epochs=args.epochs, size=size, extra=["TRAINER.TaskRes.PREC", "fp16"])
-    n_views = 16 * args.classes[-1] * (VIEWS or args.epochs) + 8 * args.classes[-1]
-    r["classes"] = args.classes[-1]
-    note = (f"- extraction: {n_views / r['extract_s']:.0f} images/s; TaskRes epoch {r['epoch_s']:.4f} s; projected 16-shot "
-            f"ImageNet (16k train x {VIEWS or args.epochs} views + 50k test): "
-            f"{(16000 * (VIEWS or args.epochs) + 50000) / (n_views / r['extract_s']) + 200 * r['epoch_s']:.0f} s")
-    return table([r], f"GPU: {args.arch} @ {size} px, {args.classes[-1]} classes x 16 shots") + "\n\n" + note
+def gpu(args) -> str:
+    classes, views = args.classes[-1], args.views or args.epochs
+    data = os.path.join(args.workdir, "data-gpu")
+    write_dataset("ImageNet", data, num_classes=classes, per_class=16, image_size=args.size)
+    r = run(args, data, "gpu", os.path.join(args.workdir, "cache-gpu"), dataset="imagenet",
+            extra=["TRAINER.TaskRes.PREC", "fp16"])
+    r["classes"] = classes
+    rate = (16 * classes * views + 8 * classes) / r["extract_s"]
+    note = (f"- extraction: {rate:.0f} images/s; TaskRes epoch {r['epoch_s']:.4f} s; projected 16-shot ImageNet "
+            f"(16k train x {views} views + 50k test): {(16000 * views + 50000) / rate + 200 * r['epoch_s']:.0f} s")
+    return table([r], f"GPU: {args.arch} @ {args.size} px, {classes} classes x 16 shots") + "\n\n" + note
 
 
 def main(argv=None) -> None:
@@ -226,27 +190,26 @@ def main(argv=None) -> None:
     p.add_argument("--uncached-seeds", type=int, default=1, help="uncached runs are slow: how many seeds to time")
     p.add_argument("--classes", type=int, nargs="+", default=[10, 100, 1000])
     p.add_argument("--shots", type=int, nargs="+", default=[1, 2, 4, 8, 16])
-    p.add_argument("--methods", nargs="+", default=list(METHOD_CONFIGS))
+    p.add_argument("--methods", nargs="+", default=list(METHODS))
     p.add_argument("--views", type=int, default=10,
                    help="FEATURE_CACHE.NUM_VIEWS of cached runs (the tables in README were made with 10; 0 = paper protocol)")
     p.add_argument("--workdir", default="")
     p.add_argument("--out", default="")
     args = p.parse_args(argv)
-    global VIEWS
-    VIEWS = args.views
     args.arch = args.arch or {"reference": "vit-small", "gpu": "RN50"}.get(args.mode, "tiny")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    workdir = args.workdir or tempfile.mkdtemp(prefix="taskres-bench-")
-    os.makedirs(workdir, exist_ok=True)
+    args.workdir = args.workdir or tempfile.mkdtemp(prefix="taskres-bench-")
+    os.makedirs(args.workdir, exist_ok=True)
     import torch
 
+    args.size = ARCH_SIZES[args.arch]
+    args.clip = random_clip(args.workdir, args.arch, args.size)
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
-    text = globals()[args.mode](args, workdir)
+    text = globals()[args.mode](args)
     text = f"Device: {device}; command: python benchmarks/feature_cache.py {' '.join(argv or sys.argv[1:])}\n\n{text}\n"
     print(text)
     if args.out:
-        with open(args.out, "w") as f:
-            f.write(text)
+        Path(args.out).write_text(text)
 
 
 if __name__ == "__main__":

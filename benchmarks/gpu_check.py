@@ -1,24 +1,12 @@
 """One command for a lent GPU: every method trains, evaluates from its checkpoint and resumes after Ctrl-C on
 a synthetic ImageNet, and the feature extraction, memory and paper-protocol cost are measured.
 
-No data and no downloaded weights: the script writes a synthetic ImageNet tree in the real on-disk layout
-(JPEG files of about ImageNet's size; the real reader runs) and random-weight RN50 / ViT-B/16 checkpoints
-that load through ``MODEL.BACKBONE.NAME`` like OpenAI's files. Steps, each under its own time budget:
-
-1. data: ``imagenet/`` with 100 classes x (16 shots + 4 held-out val) train images and a val (test) folder;
-2. encoder: for RN50 and ViT-B/16 at 224 px in fp16, the encoder's own throughput against the cache's
-   extraction from JPEG files (``benchmarks/encoder_limit.py``; batch and workers as the cache picks them);
-3. methods: every registered method through ``train.main`` in its recipe's config (precision, batch size,
-   backbone family) for a few epochs/iterations; peak GPU memory of the run (would it fit a 24 GB card?);
-   then ``--eval-only`` from the checkpoint, whose accuracy must equal the trained run's;
-4. resume: TaskRes interrupted by SIGINT once its resume state exists, then the same command again, must
-   end where an uninterrupted run ends (``scripts/check_dassl.py``'s check, shared code);
-5. projection: TaskRes 16-shot ImageNet at paper protocol (16,000 x 200 training views + 50,000 test views)
-   from the measured extraction rate.
-
-Results go to ``benchmarks/results/gpu/<date>-<device>.md`` and ``.json``, rewritten after every step, so a
-run cut short still leaves what it measured. A failed step is a row with its one-line error; the exit status
-is 1 when any step failed or was skipped for lack of time.
+No data and no downloaded weights: a synthetic ImageNet tree in the real on-disk layout (photo-sized JPEG
+files, read by the real reader) and random-weight RN50 / ViT-B/16 checkpoints in OpenAI's format. The steps
+(data, backbones, encoder limit vs extraction, every method, SIGINT + resume, projection), each under its own
+time budget: docs/gpu.md. Results go to ``benchmarks/results/gpu/<date>-<device>.md`` and ``.json``, rewritten
+after every step, so a run cut short still leaves what it measured. A failed step is a row with its one-line
+error; the exit status is 1 when any step failed or was skipped for lack of time.
 
     python benchmarks/gpu_check.py --device cuda            # on an H100/H200: under 8 minutes
     python benchmarks/gpu_check.py --device cpu --tiny      # the same steps, tiny sizes (tests/test_gpu_check.py)
@@ -36,17 +24,18 @@ import signal
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import List, Optional
 
 import numpy as np
 import torch
 import yaml
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import train  # noqa: E402  (the repo root must be on sys.path first)
 import trainers  # noqa: E402
+from benchmarks.common import REPO, markdown_table, random_clip  # noqa: E402
 from benchmarks.encoder_limit import PAPER_IMAGENET_VIEWS, encoder_limit, extraction  # noqa: E402
 from engine import Datum  # noqa: E402
 from features import default_batch_size, default_workers  # noqa: E402
@@ -60,7 +49,6 @@ from scripts.check_dassl import (  # noqa: E402
 )
 from tests.fixtures.synthetic_datasets import _save_image, write_dataset  # noqa: E402
 from trainers.backbone import load_backbone  # noqa: E402
-from trainers.random_clip import write_random_clip  # noqa: E402
 
 logger = logging.getLogger("gpu_check")
 
@@ -72,8 +60,7 @@ PAPER_EPOCHS = 200  # TaskRes's ImageNet recipe: one augmented view per image pe
 class Sizes:
     """Everything that differs between the GPU run and the tiny CPU run (the code path does not)."""
 
-    def __init__(self, tiny: bool):
-        self.tiny = tiny
+    def __init__(self, tiny: bool, cuda: bool):
         self.classes, self.shots = (4, 2) if tiny else (100, 16)
         self.image_side = 48 if tiny else 400
         self.input_px = 32 if tiny else 224
@@ -88,10 +75,9 @@ class Sizes:
             "CoCoOp": ["DATASET.NUM_SHOTS", "1" if tiny else "2"],  # batch 1, the text tower per image
             "CLIP_LoRA": ["TRAINER.CLIP_LORA.ITERS_PER_SHOT", "1" if tiny else "2"],  # recipe: 500 per shot
         }
-        self.device_opts = []  # train.py's device: CUDA when available, unless USE_CUDA False (set by main)
+        self.device_opts = [] if cuda else ["USE_CUDA", "False"]  # train.py: CUDA when available, unless False
         # seconds per step (the whole run's budget is --budget-s)
         self.budgets = {"data": 120, "backbone": 60, "encoder": 60, "method": 60, "eval": 45, "resume": 120}
-
 
     def shots_of(self, method: str) -> int:
         opts = self.method_opts.get(method, [])
@@ -168,10 +154,8 @@ class Report:
     def write(self) -> None:
         self.data["wall_s"] = round(time.time() - self.start, 1)
         os.makedirs(os.path.dirname(self.stem), exist_ok=True)
-        with open(self.stem + ".json", "w") as f:
-            json.dump(self.data, f, indent=1)
-        with open(self.stem + ".md", "w") as f:
-            f.write(markdown(self.data))
+        Path(self.stem + ".json").write_text(json.dumps(self.data, indent=1))
+        Path(self.stem + ".md").write_text(markdown(self.data))
 
 
 def _fmt(value, spec: str = "") -> str:
@@ -181,24 +165,23 @@ def _fmt(value, spec: str = "") -> str:
 def markdown(d: dict) -> str:
     lines = [f"# GPU check: {d['device']} ({d['date']})", "",
              f"`{d['command']}`; torch {d['torch']}; {d['sizes']}; wall {d.get('wall_s')} s.", "",
-             "## Encoder limit vs extraction", "",
-             "| arch | px | precision | batch | workers | encoder views/s | extraction views/s | ratio "
-             "| extraction peak GiB |", "|---|---|---|---|---|---|---|---|---|"]
-    for r in d["encoder"]:
-        lines.append(f"| {r['arch']} | {r['input_px']} | {r['precision']} | {r['batch']} | {r['workers']} | "
-                     f"{r['encoder_limit_views_per_s']:.0f} | {r['extraction_views_per_s']:.0f} | {r['ratio']:.2f} | "
-                     f"{_fmt(r.get('extraction_peak_allocated_gib'), '.2f')} |")
+             "## Encoder limit vs extraction", ""]
+    lines += markdown_table(
+        ["arch", "px", "precision", "batch", "workers", "encoder views/s", "extraction views/s", "ratio",
+         "extraction peak GiB"],
+        [[r["arch"], r["input_px"], r["precision"], r["batch"], r["workers"],
+          f"{r['encoder_limit_views_per_s']:.0f}", f"{r['extraction_views_per_s']:.0f}", f"{r['ratio']:.2f}",
+          _fmt(r.get("extraction_peak_allocated_gib"), ".2f")] for r in d["encoder"]])
     lines += ["", "## Methods (train, then --eval-only from the checkpoint)", "",
               "Peak memory: the whole training run (feature extraction at the cache's batch size included), "
-              "in the recipe's precision and batch size; 'fits 24 GB': peak reserved < 24e9 bytes.", "",
-              "| method | arch | recipe precision | batch | train s | accuracy | eval-only | match | peak alloc GiB "
-              "| peak reserved GiB | fits 24 GB | error |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in d["methods"]:
-        lines.append(f"| {r['method']} | {r['arch']} | {r.get('precision') or '-'} | {_fmt(r.get('batch'))} | "
-                     f"{_fmt(r.get('train_s'), '.1f')} | {_fmt(r.get('accuracy'), '.2f')} | "
-                     f"{_fmt(r.get('eval_accuracy'), '.2f')} | {_fmt(r.get('eval_match'))} | "
-                     f"{_fmt(r.get('peak_allocated_gib'), '.2f')} | {_fmt(r.get('peak_reserved_gib'), '.2f')} | "
-                     f"{_fmt(r.get('fits_24gb'))} | {r.get('error') or ''} |")
+              "in the recipe's precision and batch size; 'fits 24 GB': peak reserved < 24e9 bytes.", ""]
+    lines += markdown_table(
+        ["method", "arch", "recipe precision", "batch", "train s", "accuracy", "eval-only", "match",
+         "peak alloc GiB", "peak reserved GiB", "fits 24 GB", "error"],
+        [[r["method"], r["arch"], r.get("precision") or "-", _fmt(r.get("batch")), _fmt(r.get("train_s"), ".1f"),
+          _fmt(r.get("accuracy"), ".2f"), _fmt(r.get("eval_accuracy"), ".2f"), _fmt(r.get("eval_match")),
+          _fmt(r.get("peak_allocated_gib"), ".2f"), _fmt(r.get("peak_reserved_gib"), ".2f"),
+          _fmt(r.get("fits_24gb")), r.get("error") or ""] for r in d["methods"]])
     if d.get("resume"):
         r = d["resume"]
         lines += ["", "## SIGINT + resume (TaskRes)", "", f"- interrupted: {r['interrupted']} ({r['signal_line']})",
@@ -210,16 +193,13 @@ def markdown(d: dict) -> str:
                   f"{p['views']:,} views at {p['views_per_s']:.0f} views/s ({p['arch']} extraction): "
                   f"{p['extraction_h']:.2f} h of extraction; training on cached features "
                   f"{_fmt(p.get('training_h'), '.3f')} h ({p.get('training_basis') or '-'})."]
-    lines += ["", "## Steps", "", "| step | status | seconds | budget s | error |", "|---|---|---|---|---|"]
-    for r in d["steps"]:
-        lines.append(f"| {r['step']} | {r['status']} | {_fmt(r.get('seconds'))} | {r['budget_s']} | "
-                     f"{r.get('error') or ''} |")
+    lines += ["", "## Steps", ""] + markdown_table(
+        ["step", "status", "seconds", "budget s", "error"],
+        [[r["step"], r["status"], _fmt(r.get("seconds")), r["budget_s"], r.get("error") or ""]
+         for r in d["steps"]])
     return "\n".join(lines) + "\n"
 
 
-# ----------------------------------------------------------------------------------------------------------
-# Steps
-# ----------------------------------------------------------------------------------------------------------
 def write_data(root: str, sizes: Sizes) -> List:
     """The synthetic ImageNet tree (real layout, real reader); returns its training images as items.
 
@@ -242,14 +222,6 @@ def write_data(root: str, sizes: Sizes) -> List:
             for f in sorted(glob.glob(os.path.join(images, "train", wnid, "*.JPEG")))]
 
 
-def write_backbone(arch: str, kind: str, workdir: str, sizes: Sizes) -> str:
-    """A random-weight checkpoint of ``arch`` in OpenAI's format (loaded by the project's own loader)."""
-    path = os.path.join(workdir, f"random-{arch.replace('/', '-')}.pt")
-    if not os.path.isfile(path):
-        write_random_clip(path, kind=kind, image_size=sizes.input_px)
-    return path
-
-
 def measure_encoder(arch: str, ckpt: str, items: List, device: torch.device, sizes: Sizes) -> dict:
     clip = load_backbone(ckpt, device, "fp16", input_size=sizes.input_px)
     batch, workers = default_batch_size(device), default_workers(device)
@@ -263,10 +235,6 @@ def measure_encoder(arch: str, ckpt: str, items: List, device: torch.device, siz
            "extraction_peak_allocated_gib": torch.cuda.max_memory_allocated() / GIB if device.type == "cuda" else None}
     logger.info("%s: encoder %.0f views/s, extraction %.0f views/s (%.0f%%)", arch, limit, rate, 100 * rate / limit)
     return row
-
-
-def recipe_arch(spec) -> str:
-    return "ViT-B/16" if "vit_b16" in (spec.recipe_config or "") else "RN50"
 
 
 def train_argv(method: str, root: str, ckpt: str, out: str, cache: str, sizes: Sizes, epochs: int,
@@ -283,14 +251,6 @@ def train_argv(method: str, root: str, ckpt: str, out: str, cache: str, sizes: S
             *sizes.workers, *sizes.device_opts, *sizes.method_opts.get(method, []), *opts]
 
 
-def _run_config(out: str, method: str) -> dict:
-    """The precision and batch size the run used (its config.yaml)."""
-    with open(os.path.join(out, "config.yaml")) as f:
-        cfg = yaml.safe_load(f)
-    node = cfg.get("TRAINER", {}).get(trainers.method_spec(method).config_node, {}) or {}
-    return {"precision": node.get("PREC"), "batch": cfg["DATALOADER"]["TRAIN_X"]["BATCH_SIZE"]}
-
-
 def train_method(row: dict, argv: List[str], out: str, device: torch.device) -> None:
     cuda = device.type == "cuda"
     if cuda:  # the run's own peak: what earlier runs left is freed first
@@ -302,20 +262,23 @@ def train_method(row: dict, argv: List[str], out: str, device: torch.device) -> 
     results = train.main(argv)
     row["train_s"] = round(time.time() - start, 2)
     row["accuracy"] = results.get("accuracy")
-    row.update(_run_config(out, row["method"]))
+    with open(os.path.join(out, "config.yaml")) as f:  # the precision and batch size the run used
+        cfg = yaml.safe_load(f)
+    node = cfg.get("TRAINER", {}).get(trainers.method_spec(row["method"]).config_node, {}) or {}
+    row.update(precision=node.get("PREC"), batch=cfg["DATALOADER"]["TRAIN_X"]["BATCH_SIZE"])
     if cuda:
         reserved = torch.cuda.max_memory_reserved()
         row.update(peak_allocated_gib=torch.cuda.max_memory_allocated() / GIB, peak_reserved_gib=reserved / GIB,
                    fits_24gb=reserved < CARD_24GB)
     row["error"] = None
-
-
-def saved_epochs(out: str) -> List[int]:
-    return sorted(int(p.rsplit("-", 1)[1]) for p in glob.glob(os.path.join(out, "*", "model.pth.tar-*")))
+    with open(os.path.join(out, "metrics.json")) as f:
+        timings = json.load(f).get("timings", {})
+    if timings.get("epochs_run"):
+        row["epoch_s"] = timings["epochs_s"] / timings["epochs_run"]
 
 
 def eval_method(row: dict, argv: List[str], out: str) -> None:
-    epochs = saved_epochs(out)
+    epochs = sorted(int(p.rsplit("-", 1)[1]) for p in glob.glob(os.path.join(out, "*", "model.pth.tar-*")))
     if not epochs:
         row["eval_match"] = "n/a (nothing saved)"
         return
@@ -367,14 +330,6 @@ def project(report: Report) -> None:
     report.data["projection"] = proj
 
 
-def epoch_timing(row: dict, out: str) -> None:
-    with open(os.path.join(out, "metrics.json")) as f:
-        timings = json.load(f).get("timings", {})
-    if timings.get("epochs_run"):
-        row["epoch_s"] = timings["epochs_s"] / timings["epochs_run"]
-
-
-# ----------------------------------------------------------------------------------------------------------
 def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
@@ -388,8 +343,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("error: --device cuda but torch sees no CUDA device; use --device cpu --tiny on a CPU")
-    sizes = Sizes(args.tiny)
-    sizes.device_opts = [] if device.type == "cuda" else ["USE_CUDA", "False"]
+    sizes = Sizes(args.tiny, device.type == "cuda")
     name = torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu"
     date = time.strftime("%Y-%m-%d")
     stem = os.path.join(args.out_dir, f"{date}{'-tiny' if args.tiny else ''}-{re.sub(r'[^A-Za-z0-9]+', '-', name)}")
@@ -400,8 +354,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     scratch = args.workdir or tempfile.mkdtemp(prefix="gpu_check-")
     root, cache = os.path.join(scratch, "data"), os.path.join(scratch, "cache")
     items = report.step("data", sizes.budgets["data"], write_data, root, sizes) or []
-    ckpts = {arch: report.step(f"backbone {arch}", sizes.budgets["backbone"], write_backbone, arch, kind, scratch,
-                               sizes) for arch, kind in sizes.archs.items()}
+    ckpts = {arch: report.step(f"backbone {arch}", sizes.budgets["backbone"], random_clip, scratch, arch,
+                               sizes.input_px, kind) for arch, kind in sizes.archs.items()}
     for arch, ckpt in ckpts.items():
         if ckpt and items:
             row = report.step(f"encoder {arch}", sizes.budgets["encoder"], measure_encoder, arch, ckpt, items,
@@ -409,7 +363,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             if row:
                 report.data["encoder"].append(row)
     for method in args.methods or sorted(trainers.declared_methods()):
-        arch = recipe_arch(trainers.method_spec(method))
+        arch = "ViT-B/16" if "vit_b16" in (trainers.method_spec(method).recipe_config or "") else "RN50"
         row = {"method": method, "arch": arch, "error": "not run"}
         report.data["methods"].append(row)
         if not (items and ckpts[arch]):
@@ -419,7 +373,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         run_argv = train_argv(method, root, ckpts[arch], out, cache, sizes, sizes.epochs)
         report.step(f"train {method}", sizes.budgets["method"], train_method, row, run_argv, out, device)
         if row["error"] is None:
-            epoch_timing(row, out)
             row["train_images"] = sizes.classes * sizes.shots_of(method)
             report.step(f"eval-only {method}", sizes.budgets["eval"], eval_method, row, run_argv, out)
         if report.data["steps"][-1]["status"] != "ok":

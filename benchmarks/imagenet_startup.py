@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -113,8 +114,7 @@ def main(argv=None) -> None:
     ddir = os.path.join(root, "imagenet")
     shutil.rmtree(os.path.join(ddir, "split_fewshot"), ignore_errors=True)
     for name in ("lists.taskres.json", "preprocessed.pkl"):
-        if os.path.exists(os.path.join(ddir, name)):
-            os.remove(os.path.join(ddir, name))
+        Path(ddir, name).unlink(missing_ok=True)
 
     rows = [("first (nothing cached)", probe(root, args.shots, 1)),
             ("new draw (list file cached)", probe(root, args.shots, 2))]

@@ -1,40 +1,24 @@
 """Collect a tree of runs into rows: method, dataset, backbone, shots, seed, accuracy.
 
-A run is a folder holding ``metrics.json`` (written by ``train.py``). Runs from before
-``metrics.json`` existed, or from Dassl/CoOp's own code, are read from ``log.txt`` instead: the
-accuracy after the last "Evaluate on the *test* set" (or the last ``* accuracy: X%`` line), and the
-run's identity from ``config.yaml`` when present, else from the launcher layout
-``<dataset>/<Trainer>/<backbone>_<K>shots[_enhanced]/seed<S>/`` (``<backbone>_zeroshot`` for
-zero-shot). A ``log.txt`` without a test
-accuracy is an unfinished or failed run: it is listed, not counted.
+A run is a folder holding ``metrics.json`` (written by ``train.py``). Runs from before it existed, or from
+Dassl/CoOp's own code, are read from ``log.txt``: the accuracy after the last "Evaluate on the *test* set" (or
+the last ``* accuracy: X%`` line), the identity from ``config.yaml``, else from the launcher layout
+``<dataset>/<Trainer>/<backbone>_<K>shots[_enhanced]/seed<S>/`` (``<backbone>_zeroshot`` for zero-shot, a
+``_<8 hex>`` suffix for a modified run). A ``log.txt`` without a test accuracy is listed as unfinished, not
+counted. Evaluations of a run on another dataset or on the new classes live in ``<run>/eval_<dataset>/``
+(``kind == "eval"``, ``source_dataset`` the dataset it was trained on).
 
-Shot-free methods (zero-shot CLIP) get ``shots`` 0 whatever data they read.
-
-A run whose config differs from its method's published recipe (``metrics.json`` ``variant``: 8 hex,
-or a ``<tag>_<8 hex>`` folder for a log-only run) keeps that variant in its row: ``tools.report``
-leaves such rows out of its tables unless asked to show them (labelled).
-
-Evaluations of a trained model on another dataset live in ``<run>/eval_<dataset>/`` (the grid
-driver's ``--eval-variants``, ``--protocol cross_dataset|dg``), and on the new classes of base-to-novel in
-``<run>/eval_new/``; their rows have ``kind == "eval"`` and name the dataset the model was trained on
-(``source_dataset``).
-
-Protocol fields (``metrics.json``): ``classes`` (all, base or new), ``tracks`` (the selection tracks whose
-rules the run satisfies: ``paper``, ``fewshot_val``, ``valfree``) and ``class_agnostic``.
-
-Names (``docs/reports.md``): a schema-2 ``metrics.json`` (``"schema": 2``) names its row (``result_name``: ``TaskRes*``
-for an enhanced run, else the trainer) and carries the method's ``label``, ``table_order``, ``shot_free`` and
-``selects_on_val``; a schema-1 one (no ``schema``), or a run read from ``log.txt``, takes them from the frozen
-table of ``tools.legacy`` (``TaskRes*`` from an ``_enhanced`` folder or the config), and its tracks by the rule of
-then: a method that never selects on validation data, in a run that read none, serves every track; any other
-run only the track it ran in (``fewshot_val`` when none is recorded). Nothing here imports the training code.
+The fields read, schema 1 (names and tracks from ``tools.legacy``) against schema 2: ``docs/reports.md``.
+Nothing here imports the training code.
 """
 import argparse
+import contextlib
 import csv
 import json
 import logging
 import os
 import re
+import sys
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Tuple
 
@@ -100,9 +84,8 @@ def _backbone(tag: str) -> str:
 
 def _is_enhanced(run_dir: str, config: dict) -> bool:
     parts = os.path.normpath(run_dir).split(os.sep)
-    if any(p.endswith("_enhanced") for p in parts[-3:]):
-        return True
-    return bool(config.get("TRAINER", {}).get("TaskRes", {}).get("ENHANCED_BASE"))
+    return any(p.endswith("_enhanced") for p in parts[-3:]) or bool(
+        config.get("TRAINER", {}).get("TaskRes", {}).get("ENHANCED_BASE"))
 
 
 def _read_config(run_dir: str) -> dict:
@@ -133,25 +116,18 @@ def _from_metrics(run_dir: str, kind: str) -> RunRow:
             method = "TaskRes*"
         names = names_of(method)
         tracks = schema1_tracks(method, m.get("track"), bool(m.get("read_validation", False)), TRACK_NAMES)
-    variant = m.get("variant") or _folder_variant(run_dir, kind)
-    marks = []
-    if m.get("official_split") is False:  # a split built from raw annotations: another test set
-        marks.append("built-split")
-    if (m.get("feature_cache_info") or {}).get("paper_protocol") is False:  # fast mode: k cached views
-        marks.append("fast-views")
-    variant = "+".join([variant] * bool(variant) + marks)
-    source = m.get("source") or {}
-    source_dataset = dataset_name(source.get("dataset") or "") if kind == "eval" else ""
-    if kind == "eval" and not source_dataset:  # an evaluation from before sources were recorded: ImageNet's
-        source_dataset = "ImageNet"
+    marks = (m.get("variant") or _folder_variant(run_dir, kind),
+             "built-split" * (m.get("official_split") is False),  # from raw annotations: another test set
+             "fast-views" * ((m.get("feature_cache_info") or {}).get("paper_protocol") is False))  # k views
+    variant = "+".join(filter(None, marks))
+    # an evaluation from before sources were recorded is ImageNet's
+    source_dataset = dataset_name((m.get("source") or {}).get("dataset") or "ImageNet") if kind == "eval" else ""
     return RunRow(method=method, dataset=dataset_name(m["dataset"]), backbone=m["backbone"],
                   shots=0 if names.shot_free else int(m["shots"]),
                   seed=int(m["seed"]), accuracy=float(m["accuracy"]), macro_f1=m.get("macro_f1"), kind=kind,
                   source="metrics.json", path=run_dir, variant=variant, classes=str(m.get("classes") or "all"),
                   tracks="+".join(tracks), source_dataset=source_dataset,
-                  class_agnostic=bool(m.get("class_agnostic", False)), label=names.label,
-                  table_order=names.table_order, shot_free=names.shot_free, selects_on_val=names.selects_on_val,
-                  schema=schema)
+                  class_agnostic=bool(m.get("class_agnostic", False)), schema=schema, **names._asdict())
 
 
 def _folder_variant(run_dir: str, kind: str) -> str:
@@ -170,9 +146,7 @@ def parse_log_accuracy(path: str) -> Optional[float]:
     marks = [i for i, line in enumerate(lines) if _TEST_MARK in line]
     start = marks[-1] if marks else 0
     accs = [float(m.group(1)) for line in lines[start:] if (m := _ACC_RE.search(line))]
-    if not accs:
-        return None
-    return accs[0] if marks else accs[-1]
+    return (accs[0] if marks else accs[-1]) if accs else None
 
 
 def _from_log(run_dir: str, kind: str) -> Optional[RunRow]:
@@ -203,8 +177,7 @@ def _from_log(run_dir: str, kind: str) -> Optional[RunRow]:
                   seed=seed, accuracy=acc, kind=kind, source="log.txt", path=run_dir,
                   variant=_folder_variant(run_dir, kind), classes=str(data_cfg.get("SUBSAMPLE_CLASSES") or "all"),
                   tracks="+".join(schema1_tracks(method, track, False, TRACK_NAMES)),
-                  source_dataset="ImageNet" * (kind == "eval"), label=names.label, table_order=names.table_order,
-                  shot_free=names.shot_free, selects_on_val=names.selects_on_val)
+                  source_dataset="ImageNet" * (kind == "eval"), **names._asdict())
 
 
 def collect(root: str) -> Collection:
@@ -250,12 +223,11 @@ def collect(root: str) -> Collection:
 
 
 def write_rows_csv(rows: List[RunRow], path: str) -> None:
-    fields = list(RunRow.__dataclass_fields__)
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
+    """One CSV row per run; ``-`` writes to standard output."""
+    with open(path, "w", newline="") if path != "-" else contextlib.nullcontext(sys.stdout) as f:
+        writer = csv.DictWriter(f, fieldnames=list(RunRow.__dataclass_fields__), lineterminator="\n")
         writer.writeheader()
-        for row in rows:
-            writer.writerow(asdict(row))
+        writer.writerows(asdict(row) for row in rows)
 
 
 def main(argv=None) -> None:
@@ -265,15 +237,8 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     rows = collect(args.root).rows
-    if args.out == "-":
-        import sys
-
-        writer = csv.DictWriter(sys.stdout, fieldnames=list(RunRow.__dataclass_fields__), lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(asdict(row))
-    else:
-        write_rows_csv(rows, args.out)
+    write_rows_csv(rows, args.out)
+    if args.out != "-":
         logger.info("%d runs written to %s", len(rows), args.out)
 
 

@@ -7,7 +7,8 @@ and table position (``tools.methods``); this module holds no per-method entry. P
 importing it imports neither torch nor any part of the training code.
 """
 import os
-from typing import Dict, Optional, Tuple
+import re
+from typing import Dict, Tuple
 
 # (config name, DATASET.NAME, column label), in the paper's column order.
 FEWSHOT_DATASETS: Tuple[Tuple[str, str, str], ...] = (
@@ -36,7 +37,6 @@ PAPER_SEEDS: Tuple[int, ...] = (1, 2, 3)
 AVERAGE = "Average"  # the pseudo-dataset of 11-dataset averages
 
 CONFIG_TO_NAME: Dict[str, str] = {c: n for c, n, _ in FEWSHOT_DATASETS + VARIANT_DATASETS}
-NAME_TO_CONFIG: Dict[str, str] = {n: c for c, n in CONFIG_TO_NAME.items()}
 NAME_TO_LABEL: Dict[str, str] = {n: lab for _, n, lab in FEWSHOT_DATASETS + VARIANT_DATASETS}
 FEWSHOT_NAMES: Tuple[str, ...] = tuple(n for _, n, _ in FEWSHOT_DATASETS)
 VARIANT_NAMES: Tuple[str, ...] = tuple(n for _, n, _ in VARIANT_DATASETS)
@@ -56,11 +56,6 @@ TRACK_TITLES: Dict[str, str] = {t: title for t, title, _ in TRACKS}
 TRACK_RULES: Dict[str, str] = {t: rule for t, _, rule in TRACKS}
 
 
-def modified_label(label: str, variant: str) -> str:
-    """The name a modified run (one that differs from its recipe) carries in tables and plots."""
-    return f"{label} [modified {variant}]"
-
-
 def dataset_name(name: str) -> str:
     """``DATASET.NAME`` for a config name or a ``DATASET.NAME`` (unknown names pass through)."""
     return CONFIG_TO_NAME.get(name, name)
@@ -68,13 +63,6 @@ def dataset_name(name: str) -> str:
 
 def dataset_label(name: str) -> str:
     return NAME_TO_LABEL.get(dataset_name(name), name)
-
-
-def config_name(name: str) -> Optional[str]:
-    """Config name (``caltech101``) for a ``DATASET.NAME`` or a config name; None if unknown."""
-    if name in CONFIG_TO_NAME:
-        return name
-    return NAME_TO_CONFIG.get(name)
 
 
 def backbone_tag(backbone: str) -> str:
@@ -85,14 +73,5 @@ def backbone_tag(backbone: str) -> str:
     """
     name = backbone
     if os.path.isfile(name) or name.endswith((".pt", ".pth")):
-        name = os.path.basename(name)
-        for ext in (".pth", ".pt"):
-            if name.endswith(ext):
-                name = name[: -len(ext)]
-                break
-    name = name.lower().replace("/", "")
-    for ch in ":@-":
-        name = name.replace(ch, "_")
-    while "__" in name:
-        name = name.replace("__", "_")
-    return name
+        name = re.sub(r"\.pth?$", "", os.path.basename(name))
+    return re.sub(r"[:@_-]+", "_", name.lower().replace("/", ""))

@@ -12,17 +12,7 @@ from matplotlib.figure import Figure
 
 from tools.names import AVERAGE, FEWSHOT_NAMES, PAPER_SHOTS, backbone_tag
 from tools.published import Published
-from tools.tables import Summary, backbones, dataset_average, lookup, methods, published_average
-
-PANELS = FEWSHOT_NAMES + (AVERAGE,)
-
-
-def _colors() -> List[str]:
-    return [f"C{i}" for i in range(10)]
-
-
-def _panel_title(dataset: str) -> str:
-    return "Average over 11 datasets" if dataset == AVERAGE else dataset
+from tools.tables import Summary, backbones, dataset_average, methods, published_average
 
 
 def fewshot_figure(summary: Summary, published: Published, backbone: str,
@@ -30,14 +20,13 @@ def fewshot_figure(summary: Summary, published: Published, backbone: str,
     """The figure: panels in the paper's dataset order, then the average. Lines carry their method's
     label (``TaskRes``; ``TaskRes (paper)`` for the dashed published line, from ``paper_backbone``'s
     published numbers when given, else ``backbone``'s)."""
-    method_list = method_list or methods(summary, backbone)
+    method_list = sorted(method_list or methods(summary, backbone), key=summary.names.sort_key)
     fig = Figure(figsize=(16, 11), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(3, 4).ravel()
-    method_list = sorted(method_list, key=summary.names.sort_key)
-    colors = {m: _colors()[i % 10] for i, m in enumerate(method_list)}
-    for ax, dataset in zip(axes, PANELS):
-        ax.set_title(_panel_title(dataset), fontsize=11)
+    colors = {m: f"C{i % 10}" for i, m in enumerate(method_list)}
+    for ax, dataset in zip(axes, FEWSHOT_NAMES + (AVERAGE,)):
+        ax.set_title("Average over 11 datasets" if dataset == AVERAGE else dataset, fontsize=11)
         for m in method_list:
             _plot_ours(ax, summary, backbone, m, dataset, colors[m])
             _plot_paper(ax, published, summary.names, paper_backbone or backbone, m, dataset, colors[m])
@@ -46,34 +35,26 @@ def fewshot_figure(summary: Summary, published: Published, backbone: str,
         ax.set_xlabel("shots per class")
         ax.set_ylabel("accuracy (%)")
         ax.grid(True, alpha=0.3)
-    handles, labels = [], []
+    legend = {}  # label -> its first handle, over every panel
     for ax in axes:
         for h, lab in zip(*ax.get_legend_handles_labels()):
-            if lab not in labels:
-                handles.append(h)
-                labels.append(lab)
-    if handles:
-        fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 6))
+            legend.setdefault(lab, h)
+    if legend:
+        fig.legend(list(legend.values()), list(legend), loc="outside lower center", ncol=min(len(legend), 6))
     fig.suptitle(f"Few-shot accuracy, {backbone} (solid: ours, mean ± std over seeds; dashed: published)")
     return fig
 
 
 def _plot_ours(ax, summary, backbone, method, dataset, color) -> None:
     shot_free = summary.names.shot_free(method)
-    if shot_free:  # one result for every shot count: a horizontal line
-        if dataset == AVERAGE:
-            value, std = dataset_average(summary, backbone, method, 0)[0], 0.0
-        else:
-            stat = lookup(summary, backbone, method, dataset, 0)
-            value, std = (stat.mean, stat.std) if stat else (None, 0.0)
-        points = [] if value is None else [(PAPER_SHOTS[0], value, std), (PAPER_SHOTS[-1], value, std)]
-    elif dataset == AVERAGE:
-        shots = sorted({k[3] for k in summary if k[0] == backbone and k[1] == method})
-        points = [(s, dataset_average(summary, backbone, method, s)[0]) for s in shots]
-        points = [(s, v, 0.0) for s, v in points if v is not None]
+    shots = [0] if shot_free else sorted({k[3] for k in summary if k[0] == backbone and k[1] == method})
+    if dataset == AVERAGE:
+        averages = [(s, dataset_average(summary, backbone, method, s)[0]) for s in shots]
+        points = [(s, v, 0.0) for s, v in averages if v is not None]
     else:
-        points = sorted((k[3], st.mean, st.std) for k, st in summary.items()
-                        if k[0] == backbone and k[1] == method and k[2] == dataset)
+        points = [(s, st.mean, st.std) for s in shots if (st := summary.get((backbone, method, dataset, s)))]
+    if shot_free:  # one result for every shot count: a horizontal line
+        points = [(x, v, sd) for _, v, sd in points for x in (PAPER_SHOTS[0], PAPER_SHOTS[-1])]
     if not points:
         return
     xs, ys, sds = zip(*points)
@@ -84,14 +65,12 @@ def _plot_ours(ax, summary, backbone, method, dataset, color) -> None:
 
 def _plot_paper(ax, published, names, backbone, method, dataset, color) -> None:
     shot_free = names.shot_free(method)
-    if dataset == AVERAGE:
-        points = [(s, published_average(published, method, s, backbone)) for s in PAPER_SHOTS]
-        points = [(s, v) for s, v in points if v is not None]
-    elif shot_free:
+    if shot_free and dataset != AVERAGE:
         value = published.get(method, dataset, PAPER_SHOTS[0], backbone)
         points = [] if value is None else [(PAPER_SHOTS[0], value), (PAPER_SHOTS[-1], value)]
     else:
-        points = [(s, published.get(method, dataset, s, backbone)) for s in PAPER_SHOTS]
+        points = [(s, published_average(published, method, s, backbone) if dataset == AVERAGE
+                   else published.get(method, dataset, s, backbone)) for s in PAPER_SHOTS]
         points = [(s, v) for s, v in points if v is not None]
     if not points:
         return

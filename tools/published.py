@@ -41,7 +41,6 @@ from typing import Dict, Iterable, List, Optional, Tuple
 
 PUBLISHED_CSV = os.path.join(os.path.dirname(os.path.abspath(__file__)), "published.csv")
 TABLES = ("fewshot", "average", "imagenet", "variants", "backbones", "b2n_base", "b2n_new", "b2n_hm", "cross_dataset")
-BASE2NOVEL_TABLES = ("b2n_base", "b2n_new", "b2n_hm")
 
 
 @dataclass(frozen=True)
@@ -60,9 +59,8 @@ class Published:
 
     def __init__(self, numbers: Iterable[PublishedNumber]):
         self.numbers: List[PublishedNumber] = list(numbers)
-        self._index: Dict[Tuple[str, str, str, str, int], PublishedNumber] = {}
-        for n in self.numbers:
-            self._index[(n.table, n.method, n.backbone, n.dataset, n.shots)] = n
+        self._index: Dict[Tuple[str, str, str, str, int], float] = {
+            (n.table, n.method, n.backbone, n.dataset, n.shots): n.accuracy for n in self.numbers}
 
     def get(self, method: str, dataset: str, shots: int, backbone: str = "RN50",
             tables: Tuple[str, ...] = ("fewshot", "average", "imagenet")) -> Optional[float]:
@@ -71,24 +69,12 @@ class Published:
         A number stored with shots 0 (a zero-shot method's: only shot-free methods have one) stands at every shot
         count.
         """
-        for table in tables:
-            for k in (shots, 0):
-                n = self._index.get((table, method, backbone, dataset, k))
-                if n is not None:
-                    return n.accuracy
-        return None
+        found = (self._index.get((t, method, backbone, dataset, k)) for t in tables for k in (shots, 0))
+        return next((v for v in found if v is not None), None)
 
     def methods(self, table: Optional[str] = None, backbone: str = "RN50") -> List[str]:
-        seen: List[str] = []
-        for n in self.numbers:
-            if (table is None or n.table == table) and n.backbone == backbone and n.method not in seen:
-                seen.append(n.method)
-        return seen
-
-    def shots(self, method: str, dataset: str, backbone: str = "RN50",
-              tables: Tuple[str, ...] = ("fewshot", "average", "imagenet")) -> List[int]:
-        return sorted({n.shots for n in self.numbers
-                       if n.table in tables and n.method == method and n.dataset == dataset and n.backbone == backbone})
+        return list(dict.fromkeys(n.method for n in self.numbers
+                                  if (table is None or n.table == table) and n.backbone == backbone))
 
     def select(self, table: str) -> List[PublishedNumber]:
         return [n for n in self.numbers if n.table == table]

@@ -2,22 +2,11 @@
 
 Writes, next to ``RESULTS.md``: ``RESULTS.csv`` (mean, std, seeds and the published number per
 method/dataset/shots, plus 11-dataset averages), ``RESULTS_runs.csv`` (one row per run) and
-``RESULTS_fewshot_<backbone>.png`` (few-shot curves). The markdown holds, per backbone, the
-few-shot table at each shot count, ImageNet by shots, ImageNet to its variants, and TaskRes across
-backbones, each with the published numbers beside ours.
-
-Selection tracks (``metrics.json`` ``tracks``; ``tools.names.TRACKS``, ``docs/reports.md``): the tables under each
-backbone heading are the few-shot protocol in the ``paper`` track (each method selects as its original did,
-never on test); then, for each other track that has runs of its own, its few-shot and ImageNet-variant tables;
-then base-to-novel (base, new, HM) and cross-dataset tables, one per track. A line under each table says what
-its track allows. No table mixes tracks: a row holds only runs whose ``tracks`` include the table's; a method
-that reads no validation data serves every track with the same runs and is marked ◇ beyond the first.
-
-Only runs that follow their method's recipe fill the "ours" rows. Modified runs (another number of
-epochs, input size, alpha, ...: ``metrics.json`` ``variant``) are listed under "Modified runs" and kept
-out of the tables; ``--include-modified`` shows them as rows of their own, labelled
-``<label> [modified <8 hex>]``. Methods are named by the labels their runs record (``tools.methods``); nothing
-here imports the training code or torch.
+``RESULTS_fewshot_<backbone>.png`` (few-shot curves). What the markdown holds, in which order:
+``docs/reports.md``. No table mixes selection tracks: a row holds only runs whose ``tracks`` include the
+table's; a method that reads no validation data serves every track with the same runs and is marked ◇ beyond
+the first. Modified runs (``metrics.json`` ``variant``) stay out of the tables unless ``--include-modified``.
+Nothing here imports the training code or torch.
 """
 import argparse
 import logging
@@ -34,7 +23,6 @@ from tools.names import (
     TRACK_TITLES,
     VARIANT_NAMES,
     backbone_tag,
-    modified_label,
 )
 from tools.plots import save_fewshot_plots
 from tools.published import PUBLISHED_CSV, load_published
@@ -67,7 +55,7 @@ def build_report(root: str, out: str, published_csv: str = PUBLISHED_CSV, paper_
     modified = [r for r in collection.rows if r.variant]
     if include_modified:
         for r in modified:
-            r.method = r.label = modified_label(r.label, r.variant)
+            r.method = r.label = f"{r.label} [modified {r.variant}]"
     else:
         collection.rows = [r for r in collection.rows if not r.variant]
     summary = summarize(fewshot_rows(collection.rows, FIRST_TRACK))
@@ -103,13 +91,12 @@ def build_report(root: str, out: str, published_csv: str = PUBLISHED_CSV, paper_
         lines += [f"## {b}", ""]
         for k in table_shots(summary, b):
             title = "Zero-shot" if k == 0 else f"{k} shot{'s' if k != 1 else ''}"
-            lines += [f"### {title}", "", fewshot_table(summary, published, b, k, paper_backbone), "", note,
-                      ""]
-        lines += ["### ImageNet by number of shots", "", imagenet_table(summary, published, b, paper_backbone), "",
-                  note, ""]
+            lines += _table(title, fewshot_table(summary, published, b, k, paper_backbone), note)
+        lines += _table("ImageNet by number of shots", imagenet_table(summary, published, b, paper_backbone),
+                        note)
         for k in variant_shots(summary, b):
-            lines += [f"### ImageNet ({k} shots) to ImageNet-V2 / -Sketch / -A / -R", "",
-                      variants_table(summary, published, b, k, paper_backbone), "", note, ""]
+            lines += _table(f"ImageNet ({k} shots) to ImageNet-V2 / -Sketch / -A / -R",
+                            variants_table(summary, published, b, k, paper_backbone), note)
         plot = [p for p in figures if p.endswith(f"_{backbone_tag(b)}.png")]
         if plot:
             lines += ["### Few-shot curves", "", f"![few-shot curves, {b}]({rel(plot[0])})", ""]
@@ -127,13 +114,12 @@ def build_report(root: str, out: str, published_csv: str = PUBLISHED_CSV, paper_
                   for (m, d, v, folder), seeds in sorted(groups.items())] + [""]
     if collection.unfinished or collection.unreadable:
         lines += ["## Runs without a result", ""]
-    if collection.unfinished:
-        lines += ["These folders have a `log.txt` but no test accuracy (unfinished or failed); rerun the grid "
-                  "to retry them.", ""]
-        lines += [f"- `{p}`" for p in collection.unfinished] + [""]
-    if collection.unreadable:
-        lines += ["These files could not be read as a run (each with the reason); their runs are in no table.", ""]
-        lines += [f"- `{p}`" for p in collection.unreadable] + [""]
+    for paths, text in ((collection.unfinished, "These folders have a `log.txt` but no test accuracy (unfinished "
+                         "or failed); rerun the grid to retry them."),
+                        (collection.unreadable, "These files could not be read as a run (each with the reason); "
+                         "their runs are in no table.")):
+        if paths:
+            lines += [text, ""] + [f"- `{p}`" for p in paths] + [""]
     with open(out, "w") as f:
         f.write("\n".join(lines))
     logger.info("Report: %s (%d runs); tables: %s; runs: %s; plots: %s", out, len(collection.rows), csv_path,
@@ -144,6 +130,11 @@ def build_report(root: str, out: str, published_csv: str = PUBLISHED_CSV, paper_
 
 
 FIRST_TRACK = TRACK_NAMES[0]  # the paper's protocol: the tables under each backbone heading
+
+
+def _table(heading: str, table: str, note: str) -> List[str]:
+    """A table under its ``###`` heading, followed by the line saying what its track allows."""
+    return [f"### {heading}", "", table, "", note, ""]
 
 
 def track_note(track: str) -> str:
@@ -190,12 +181,12 @@ def protocol_sections(rows: List[RunRow], published, paper_backbone: Optional[st
         for b in backbones(summary):
             for k in table_shots(summary, b):
                 shots = "zero-shot" if k == 0 else f"{k} shot{'s' if k != 1 else ''}"
-                lines += [f"### {b}, {shots} ({title})", "",
-                          fewshot_table(summary, published, b, k, paper_backbone, shared), "", note, ""]
+                lines += _table(f"{b}, {shots} ({title})",
+                                fewshot_table(summary, published, b, k, paper_backbone, shared), note)
             if any(key[0] == b and key[2] in VARIANT_NAMES for key in summary):
                 for k in variant_shots(summary, b):
-                    lines += [f"### {b}, ImageNet ({k} shots) to its variants ({title})", "",
-                              variants_table(summary, published, b, k, paper_backbone, shared), "", note, ""]
+                    lines += _table(f"{b}, ImageNet ({k} shots) to its variants ({title})",
+                                    variants_table(summary, published, b, k, paper_backbone, shared), note)
     for track in TRACK_NAMES:
         chosen = [r for r in rows if r.in_track(track)]
         later, note = track != FIRST_TRACK, track_note(track)
@@ -210,8 +201,8 @@ def protocol_sections(rows: List[RunRow], published, paper_backbone: Optional[st
                       "zero-shot CLIP (its own row)." + (" " + shared_note if later else ""), ""]
             for b in sorted({r.backbone for r in b2n}):
                 for k in base2novel_shots(b2n, b):
-                    lines += [f"### {b}, {k} shots", "",
-                              base2novel_table(b2n, published, b, k, paper_backbone, shared), "", note, ""]
+                    table = base2novel_table(b2n, published, b, k, paper_backbone, shared)
+                    lines += _table(f"{b}, {k} shots", table, note)
         cross = [r for r in chosen if r.classes == "all" and r.source_dataset == "ImageNet" and r.kind == "eval"
                  and r.dataset not in VARIANT_NAMES]
         if _shown(cross, track):
@@ -222,9 +213,8 @@ def protocol_sections(rows: List[RunRow], published, paper_backbone: Optional[st
                       "is class-agnostic, and zero-shot CLIP)." + (" " + shared_note if later else ""), ""]
             for b in sorted({r.backbone for r in cross}):
                 for k in sorted({r.shots for r in cross if r.backbone == b and r.shots} or {16}):
-                    table = cross_dataset_table(cross + own, published, b, k, paper_backbone=paper_backbone,
-                                                shared=shared)
-                    lines += [f"### {b}, {k} shots", "", table, "", note, ""]
+                    lines += _table(f"{b}, {k} shots", cross_dataset_table(
+                        cross + own, published, b, k, paper_backbone=paper_backbone, shared=shared), note)
     return lines
 
 

@@ -10,7 +10,7 @@ backbone, or of ``paper_backbone`` when given (e.g. to put a new backbone beside
 import csv
 import statistics
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from tools.aggregate import RunRow
 from tools.methods import Catalog
@@ -27,14 +27,11 @@ class Stat:
     std: float
     n: int
     seeds: Tuple[int, ...]
-    accuracies: Tuple[float, ...]
 
 
 def _stat(pairs: Sequence[Tuple[int, float]]) -> Stat:
-    pairs = sorted(pairs)
-    accs = [a for _, a in pairs]
-    std = statistics.stdev(accs) if len(accs) > 1 else 0.0
-    return Stat(statistics.mean(accs), std, len(accs), tuple(s for s, _ in pairs), tuple(accs))
+    seeds, accs = zip(*sorted(pairs))
+    return Stat(statistics.mean(accs), statistics.stdev(accs) if len(accs) > 1 else 0.0, len(accs), seeds)
 
 
 class Summary(Dict[Key, Stat]):
@@ -60,13 +57,15 @@ def lookup(summary: Summary, backbone: str, method: str, dataset: str, shots: in
     return summary.get((backbone, method, dataset, 0 if summary.names.shot_free(method) else shots))
 
 
+def _means(summary: Summary, backbone: str, method: str, datasets: Iterable[str], shots: int) -> List[float]:
+    """The seed means of ``method`` on those of ``datasets`` that have a result."""
+    return [st.mean for d in datasets if (st := lookup(summary, backbone, method, d, shots)) is not None]
+
+
 def dataset_average(summary: Summary, backbone: str, method: str, shots: int) -> Tuple[Optional[float], int]:
     """(mean of the 11 per-dataset means or None, number of datasets present)."""
-    stats = [lookup(summary, backbone, method, d, shots) for d in FEWSHOT_NAMES]
-    present = [st.mean for st in stats if st is not None]
-    if len(present) == len(FEWSHOT_NAMES):
-        return statistics.mean(present), len(present)
-    return None, len(present)
+    present = _means(summary, backbone, method, FEWSHOT_NAMES, shots)
+    return (statistics.mean(present) if len(present) == len(FEWSHOT_NAMES) else None), len(present)
 
 
 def published_average(published: Published, method: str, shots: int, backbone: str) -> Optional[float]:
@@ -75,9 +74,7 @@ def published_average(published: Published, method: str, shots: int, backbone: s
     if value is not None:
         return value
     values = [published.get(method, d, shots, backbone, tables=("fewshot",)) for d in FEWSHOT_NAMES]
-    if all(v is not None for v in values):
-        return statistics.mean(values)
-    return None
+    return statistics.mean(values) if None not in values else None
 
 
 def fmt(stat: Optional[Stat], full_n: int = 0) -> str:
@@ -91,6 +88,25 @@ def fmt(stat: Optional[Stat], full_n: int = 0) -> str:
 
 def fmt_value(value: Optional[float]) -> str:
     return MISSING if value is None else f"{value:.2f}"
+
+
+def _average_cell(means: Sequence[float], count: int) -> str:
+    """The mean of ``count`` means, or ``incomplete (k/count)`` when some are missing."""
+    return fmt_value(statistics.mean(means)) if len(means) == count else f"incomplete ({len(means)}/{count})"
+
+
+def _ours_and_paper(names: Catalog, ours: Sequence[str], paper_methods: Iterable[str], our_cells: Callable,
+                    paper_values: Callable) -> List[List[str]]:
+    """Rows in table order: each method's "ours" row (``our_cells(m)``), then its "paper" row when any of
+    ``paper_values(m)`` is published."""
+    rows = []
+    for m in sorted(set(ours) | set(paper_methods), key=names.sort_key):
+        if m in ours:
+            rows.append([names.ours(m)] + our_cells(m))
+        paper = paper_values(m)
+        if any(v is not None for v in paper):
+            rows.append([names.paper(m)] + [fmt_value(v) for v in paper])
+    return rows
 
 
 def _markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -107,6 +123,11 @@ def backbones(summary: Summary) -> List[str]:
 
 def methods(summary: Summary, backbone: str) -> List[str]:
     return sorted({k[1] for k in summary if k[0] == backbone}, key=summary.names.sort_key)
+
+
+def _present(summary: Summary, backbone: str, datasets: Iterable[str], shots: int) -> List[str]:
+    """Our methods with a result on any of ``datasets`` at ``shots``, in table order."""
+    return [m for m in methods(summary, backbone) if _means(summary, backbone, m, datasets, shots)]
 
 
 def full_seed_count(summary: Summary, backbone: str) -> int:
@@ -131,22 +152,14 @@ def fewshot_table(summary: Summary, published: Published, backbone: str, shots: 
     """Methods × (11 datasets + average) at one shot count; a "paper" row under each published method.
     ``shared``: methods whose "ours" row is marked as serving every track."""
     pb, names = paper_backbone or backbone, summary.names.marked(shared)
-    ours = [m for m in methods(summary, backbone)
-            if any(lookup(summary, backbone, m, d, shots) for d in FEWSHOT_NAMES)]
-    paper_only = [m for m in published.methods(backbone=pb) if m not in ours]
     full_n = full_seed_count(summary, backbone)
     header = ["Method"] + [dataset_label(d) for d in FEWSHOT_NAMES] + ["Average"]
-    rows = []
-    for m in sorted(set(ours) | set(paper_only), key=names.sort_key):
-        if m in ours:
-            cells = [_cell(summary, backbone, m, d, shots, full_n) for d in FEWSHOT_NAMES]
-            avg, k = dataset_average(summary, backbone, m, shots)
-            cells.append(fmt_value(avg) if avg is not None else f"incomplete ({k}/{len(FEWSHOT_NAMES)})")
-            rows.append([names.ours(m)] + cells)
-        paper = [published.get(m, d, shots, pb) for d in FEWSHOT_NAMES]
-        paper_avg = published_average(published, m, shots, pb)
-        if any(v is not None for v in paper) or paper_avg is not None:
-            rows.append([names.paper(m)] + [fmt_value(v) for v in paper] + [fmt_value(paper_avg)])
+    rows = _ours_and_paper(
+        names, _present(summary, backbone, FEWSHOT_NAMES, shots), published.methods(backbone=pb),
+        lambda m: [_cell(summary, backbone, m, d, shots, full_n) for d in FEWSHOT_NAMES] + [
+            _average_cell(_means(summary, backbone, m, FEWSHOT_NAMES, shots), len(FEWSHOT_NAMES))],
+        lambda m: [published.get(m, d, shots, pb) for d in FEWSHOT_NAMES] + [
+            published_average(published, m, shots, pb)])
     return _markdown(header, rows)
 
 
@@ -159,13 +172,10 @@ def imagenet_table(summary: Summary, published: Published, backbone: str,
     paper_methods = [m for m in published.methods(backbone=pb)
                      if any(published.get(m, "ImageNet", s, pb) is not None for s in shot_list)]
     full_n = full_seed_count(summary, backbone)
-    rows = []
-    for m in sorted(set(ours) | set(paper_methods), key=names.sort_key):
-        if m in ours:
-            rows.append([names.ours(m)] + [_cell(summary, backbone, m, "ImageNet", s, full_n) for s in shot_list])
-        paper = [published.get(m, "ImageNet", s, pb, tables=("imagenet", "fewshot")) for s in shot_list]
-        if any(v is not None for v in paper):
-            rows.append([names.paper(m)] + [fmt_value(v) for v in paper])
+    rows = _ours_and_paper(
+        names, ours, paper_methods,
+        lambda m: [_cell(summary, backbone, m, "ImageNet", s, full_n) for s in shot_list],
+        lambda m: [published.get(m, "ImageNet", s, pb, tables=("imagenet", "fewshot")) for s in shot_list])
     return _markdown(["Method"] + [f"{s} shot{'s' if s != 1 else ''}" for s in shot_list], rows)
 
 
@@ -180,16 +190,11 @@ def variants_table(summary: Summary, published: Published, backbone: str, shots:
     """ImageNet (trained at ``shots``) to ImageNet-V2/-Sketch/-A/-R, ours and published."""
     pb, names = paper_backbone or backbone, summary.names.marked(shared)
     cols = ("ImageNet",) + VARIANT_NAMES
-    ours = [m for m in methods(summary, backbone) if any(lookup(summary, backbone, m, d, shots) for d in VARIANT_NAMES)]
-    paper_methods = [m for m in published.methods("variants", pb)]
     full_n = full_seed_count(summary, backbone)
-    rows = []
-    for m in sorted(set(ours) | set(paper_methods), key=names.sort_key):
-        if m in ours:
-            rows.append([names.ours(m)] + [_cell(summary, backbone, m, d, shots, full_n) for d in cols])
-        paper = [published.get(m, d, shots, pb, tables=("variants",)) for d in cols]
-        if any(v is not None for v in paper):
-            rows.append([names.paper(m)] + [fmt_value(v) for v in paper])
+    rows = _ours_and_paper(
+        names, _present(summary, backbone, VARIANT_NAMES, shots), published.methods("variants", pb),
+        lambda m: [_cell(summary, backbone, m, d, shots, full_n) for d in cols],
+        lambda m: [published.get(m, d, shots, pb, tables=("variants",)) for d in cols])
     return _markdown(["Method"] + ["ImageNet" if d == "ImageNet" else f"ImageNet{dataset_label(d)}" for d in cols], rows)
 
 
@@ -209,12 +214,11 @@ CSV_FIELDS = ["backbone", "method", "label", "dataset", "shots", "n", "seeds", "
 def summary_records(summary: Summary, published: Published, paper_backbone: Optional[str] = None) -> List[dict]:
     """One record per (backbone, method, dataset, shots) plus the 11-dataset averages, for the CSV."""
     records, names = [], summary.names
-    for (b, m, d, k), s in sorted(summary.items(), key=lambda kv: (kv[0][0], names.sort_key(kv[0][1]), kv[0][2],
-                                                                   kv[0][3])):
+    for (b, m, d, k), s in sorted(summary.items(),
+                                  key=lambda kv: (kv[0][0], names.sort_key(kv[0][1]), kv[0][2], kv[0][3])):
         tables = ("variants",) if d in VARIANT_NAMES else ("fewshot", "imagenet")
         records.append(dict(backbone=b, method=m, label=names.label(m), dataset=d, shots=k, n=s.n,
-                            seeds=" ".join(map(str, s.seeds)),
-                            mean=round(s.mean, 4), std=round(s.std, 4),
+                            seeds=" ".join(map(str, s.seeds)), mean=round(s.mean, 4), std=round(s.std, 4),
                             paper=published.get(m, d, k, paper_backbone or b, tables=tables), note=""))
     for b in backbones(summary):
         for m in methods(summary, b):
@@ -223,8 +227,7 @@ def summary_records(summary: Summary, published: Published, paper_backbone: Opti
                 if n == 0:
                     continue
                 records.append(dict(backbone=b, method=m, label=names.label(m), dataset=AVERAGE, shots=k, n="",
-                                    seeds="",
-                                    mean=None if avg is None else round(avg, 4), std=None,
+                                    seeds="", mean=None if avg is None else round(avg, 4), std=None,
                                     paper=published_average(published, m, k, paper_backbone or b),
                                     note="" if avg is not None else f"incomplete ({n}/{len(FEWSHOT_NAMES)})"))
     return records
@@ -235,8 +238,8 @@ def write_summary_csv(summary: Summary, published: Published, path: str,
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, lineterminator="\n")
         writer.writeheader()
-        for rec in summary_records(summary, published, paper_backbone):
-            writer.writerow({k: "" if v is None else v for k, v in rec.items()})
+        writer.writerows({k: "" if v is None else v for k, v in rec.items()}
+                         for rec in summary_records(summary, published, paper_backbone))
 
 
 # ---- the protocols beyond the few-shot table ------------------------------------------------------
@@ -272,44 +275,31 @@ def base2novel_table(rows: Sequence[RunRow], published: Published, backbone: str
     new = summarize(r for r in mine if r.classes == "new")
     names = base.names.marked(shared)
     agnostic = {r.method for r in mine if r.classes == "base" and (r.class_agnostic or r.shot_free)}
-    present = [m for m in methods(base, backbone)
-               if any(lookup(base, backbone, m, d, shots) for d in FEWSHOT_NAMES)]
+    present = _present(base, backbone, FEWSHOT_NAMES, shots)
     full_n = full_seed_count(base, backbone)
     header = ["Dataset", "Method", "Base", "New", "HM"]
     table: List[List[str]] = []
-    per_method: Dict[str, Tuple[List[float], List[float]]] = {}
     for d in FEWSHOT_NAMES:
         for m in present:
             b, n = lookup(base, backbone, m, d, shots), lookup(new, backbone, m, d, shots)
             if b is None and n is None:
                 continue
-            if b is not None:
-                per_method.setdefault(m, ([], []))[0].append(b.mean)
-            if n is not None:
-                per_method.setdefault(m, ([], []))[1].append(n.mean)
-            new_cell = _cell(new, backbone, m, d, shots, full_n) if m in agnostic else NOT_TRANSFERABLE
             hm = harmonic_mean(b.mean if b else None, n.mean if n else None)
-            hm_cell = fmt_value(hm) if m in agnostic else NOT_TRANSFERABLE
-            table.append([dataset_label(d), names.ours(m), _cell(base, backbone, m, d, shots, full_n), new_cell,
-                          hm_cell])
+            cells = [_cell(new, backbone, m, d, shots, full_n), fmt_value(hm)] if m in agnostic else \
+                [NOT_TRANSFERABLE] * 2
+            table.append([dataset_label(d), names.ours(m), _cell(base, backbone, m, d, shots, full_n)] + cells)
     count = len(FEWSHOT_NAMES)
     for m in present:
-        bases, news = per_method.get(m, ([], []))
-        b_avg = statistics.mean(bases) if len(bases) == count else None
-        n_avg = statistics.mean(news) if len(news) == count else None
-        cells = [fmt_value(b_avg) if b_avg is not None else f"incomplete ({len(bases)}/{count})"]
-        if m in agnostic:
-            cells += [fmt_value(n_avg) if n_avg is not None else f"incomplete ({len(news)}/{count})",
-                      fmt_value(harmonic_mean(b_avg, n_avg)) if b_avg is not None and n_avg is not None else MISSING]
-        else:
-            cells += [NOT_TRANSFERABLE, NOT_TRANSFERABLE]
-        table.append([AVERAGE, names.ours(m)] + cells)
+        bases, news = (_means(s, backbone, m, FEWSHOT_NAMES, shots) for s in (base, new))
+        complete = len(bases) == len(news) == count
+        hm = harmonic_mean(statistics.mean(bases), statistics.mean(news)) if complete else None
+        cells = [_average_cell(news, count), fmt_value(hm)] if m in agnostic else [NOT_TRANSFERABLE] * 2
+        table.append([AVERAGE, names.ours(m), _average_cell(bases, count)] + cells)
     for d in FEWSHOT_NAMES + (AVERAGE,):
         for m in dict.fromkeys(published.methods("b2n_base", pb) + published.methods("b2n_hm", pb)):
             values = [published.get(m, d, shots, pb, tables=(t,)) for t in ("b2n_base", "b2n_new", "b2n_hm")]
             if any(v is not None for v in values):
-                table.append([dataset_label(d) if d != AVERAGE else AVERAGE, names.paper(m)]
-                             + [fmt_value(v) for v in values])
+                table.append([dataset_label(d), names.paper(m)] + [fmt_value(v) for v in values])
     return _markdown(header, table)
 
 
@@ -324,15 +314,13 @@ def cross_dataset_table(rows: Sequence[RunRow], published: Published, backbone: 
     evals = summarize(r for r in mine if r.kind == "eval" and r.source_dataset == source)
     own = summarize(r for r in mine if r.kind == "run" and r.dataset == source)
     names = evals.names.marked(shared)
-    present = [m for m in methods(evals, backbone) if any(lookup(evals, backbone, m, d, shots) for d in targets)]
+    present = _present(evals, backbone, targets, shots)
     full_n = full_seed_count(evals, backbone)
     table = []
     for m in present:
         cells = [_cell(evals, backbone, m, d, shots, full_n) for d in targets]
-        found = [st.mean for st in (lookup(evals, backbone, m, d, shots) for d in targets) if st is not None]
-        avg = fmt_value(statistics.mean(found)) if len(found) == len(targets) else \
-            f"incomplete ({len(found)}/{len(targets)})"
-        table.append([names.ours(m), _cell(own, backbone, m, source, shots, full_n)] + cells + [avg])
+        table.append([names.ours(m), _cell(own, backbone, m, source, shots, full_n)] + cells
+                     + [_average_cell(_means(evals, backbone, m, targets, shots), len(targets))])
     for m in published.methods("cross_dataset", pb):
         values = [published.get(m, d, shots, pb, tables=("cross_dataset",)) for d in (source,) + targets]
         paper_avg = published.get(m, AVERAGE, shots, pb, tables=("cross_dataset",))
