@@ -17,11 +17,11 @@ def check_cfg(cfg) -> None:
     from bookkeeping.config import UserError
     from engine import DATASET_REGISTRY, TRAINER_REGISTRY
 
+    valid = ", ".join(sorted(TRAINER_REGISTRY.registered_names()))
     if not cfg.TRAINER.NAME:
-        raise UserError(f"No trainer given (--trainer). Valid: {', '.join(sorted(TRAINER_REGISTRY.registered_names()))}")
+        raise UserError(f"No trainer given (--trainer). Valid: {valid}")
     if cfg.TRAINER.NAME not in TRAINER_REGISTRY.registered_names():
-        raise UserError(f"Unknown trainer {cfg.TRAINER.NAME!r}. Valid: "
-                        f"{', '.join(sorted(TRAINER_REGISTRY.registered_names()))}")
+        raise UserError(f"Unknown trainer {cfg.TRAINER.NAME!r}. Valid: {valid}")
     if cfg.DATASET.NAME not in DATASET_REGISTRY.registered_names():
         raise UserError(f"Unknown dataset {cfg.DATASET.NAME!r} (give --dataset-config-file). Valid: "
                         f"{', '.join(sorted(DATASET_REGISTRY.registered_names()))}")
@@ -56,9 +56,8 @@ def selection_record(cfg, trainer, eval_only: bool, model_dir: str = "") -> dict
     (``selects_on_val`` false) and read no validation data satisfies both tracks' rules, so one run serves
     both tables. An evaluation inherits the tracks of the run it evaluates.
     """
-    import json
-
     import trainers
+    from bookkeeping.folders import read_metrics
     from datasets import satisfied_tracks
 
     track = cfg.DATASET.TRACK
@@ -70,11 +69,7 @@ def selection_record(cfg, trainer, eval_only: bool, model_dir: str = "") -> dict
               "class_agnostic": spec.class_agnostic,
               "selection_data": getattr(trainer, "selection", None)}  # datasets.select_validation's record
     if eval_only and model_dir:
-        try:
-            with open(os.path.join(model_dir, "metrics.json")) as f:
-                source = json.load(f)
-        except (OSError, ValueError):
-            source = {}
+        source = read_metrics(model_dir) or {}
         record["source"] = {k: source.get(k) for k in ("method", "dataset", "shots", "seed", "classes", "track")}
         record["source"]["path"] = os.path.abspath(model_dir)
         record["read_validation"] = bool(source.get("read_validation", read))
@@ -146,41 +141,32 @@ def _describe(cfg, identity) -> str:
             f"{os.path.basename(cfg.MODEL.BACKBONE.NAME)}")
 
 
-def _previous_results(folder: str) -> dict:
-    import json
-
-    with open(os.path.join(folder, "metrics.json")) as f:
-        m = json.load(f)
-    return {"accuracy": m["accuracy"], "macro_f1": m.get("macro_f1"), "split": m.get("split", "test"), "reused": True}
-
-
 def run(args) -> dict:
     """Resolve the run's folder from its identity, hold the folder's lock, then run (or reuse) it."""
-    from bookkeeping.config import UserError, eval_of, setup_cfg
+    from bookkeeping.config import UserError, setup_cfg
     from bookkeeping.folders import (
         clear_failed,
         folder_state,
         mark_failed,
         read_metrics,
-        run_folder,
+        resolve_run,
         run_lock,
     )
-    from bookkeeping.identity import identify
-    from engine import ENGINE_NAME, RunInterrupted, setup_logger
+    from engine import RunInterrupted, setup_logger
 
     start = time.time()
     cfg = setup_cfg(args)
     check_cfg(cfg)
     setup_logger(None)  # the console, until the run's folder is known
-    source = read_metrics(args.model_dir) if args.eval_only and args.model_dir else None
-    identity = identify(cfg, ENGINE_NAME, eval_of(args), source)
-    folder = run_folder(cfg, identity, args.eval_only) if args.reuse else cfg.OUTPUT_DIR
+    identity, folder = resolve_run(args, cfg)
     cfg = _finalize_cfg(cfg, os.path.abspath(folder) if folder else folder)
     with run_lock(cfg.OUTPUT_DIR):
         state, why = folder_state(cfg.OUTPUT_DIR, identity)
         if args.reuse and state == "done":
             logger.info("[skip] %s (%s)", cfg.OUTPUT_DIR, why)
-            return dict(_previous_results(cfg.OUTPUT_DIR), output_dir=cfg.OUTPUT_DIR)
+            m = read_metrics(cfg.OUTPUT_DIR)
+            return {"accuracy": m["accuracy"], "macro_f1": m.get("macro_f1"), "split": m.get("split", "test"),
+                    "reused": True, "output_dir": cfg.OUTPUT_DIR}
         if args.reuse and state == "conflict":
             raise UserError(why)
         clear_failed(cfg.OUTPUT_DIR)
@@ -213,10 +199,8 @@ def phases(timings: dict, wall_s: float, before_train: dict) -> dict:
 
 
 def closing_line(wall_s: float, split: dict) -> str:
-    names = {"backbone_s": "backbone", "extraction_s": "extraction", "training_s": "training",
-             "evaluation_s": "evaluation", "other_s": "other"}
     return (f"Wall time {datetime.timedelta(seconds=round(wall_s))} ({wall_s:.1f}s): "
-            + ", ".join(f"{names[k]} {v:.1f}s" for k, v in split.items()))
+            + ", ".join(f"{k.removesuffix('_s')} {v:.1f}s" for k, v in split.items()))
 
 
 def _run(cfg, args, identity, start: float) -> dict:
@@ -261,18 +245,13 @@ def _run(cfg, args, identity, start: float) -> dict:
 # Errors whose message is enough for the user: printed as one line, no traceback.
 def _user_facing_errors():
     from bookkeeping.config import UserError
+    from datasets.errors import DatasetFileError, DatasetNotFoundError, ValidationSplitError
     from engine import CheckpointError, CorruptImageError, EngineUnavailableError
     from features import FeatureCacheError
     from trainers.backbone import BackboneError
 
-    errors = [UserError, CheckpointError, CorruptImageError, EngineUnavailableError, BackboneError, FileNotFoundError,
-              FeatureCacheError]
-    try:
-        from datasets.errors import DatasetFileError, DatasetNotFoundError, ValidationSplitError
-        errors.extend([DatasetNotFoundError, DatasetFileError, ValidationSplitError])
-    except ImportError:
-        pass
-    return tuple(errors)
+    return (UserError, CheckpointError, CorruptImageError, EngineUnavailableError, BackboneError, FileNotFoundError,
+            FeatureCacheError, DatasetNotFoundError, DatasetFileError, ValidationSplitError)
 
 
 def one_line(err: BaseException) -> str:

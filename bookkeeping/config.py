@@ -7,7 +7,7 @@ import argparse
 import difflib
 import os
 import re
-from typing import Dict, Optional, Sequence
+from typing import Dict, Sequence
 
 import yaml
 
@@ -148,11 +148,6 @@ def parse(argv: Sequence[str]):
     """``(args, cfg)`` of a ``train.py`` command line."""
     args = build_parser().parse_args(list(argv))
     return args, setup_cfg(args)
-
-
-def eval_of(args) -> Optional[tuple]:
-    """(model dir, epoch) of an evaluation-only run, else None."""
-    return (args.model_dir, args.load_epoch) if getattr(args, "eval_only", False) else None
 
 
 def dataset_config_names(repo_root: str) -> Dict[str, str]:

@@ -13,8 +13,9 @@ import os
 from contextlib import contextmanager
 from typing import Iterator, Optional, Tuple
 
-from bookkeeping.identity import RunIdentity, describe_deviation, deviation, stored_flat
+from bookkeeping.identity import RunIdentity, describe_deviation, deviation, identify, stored_flat
 from datasets import DEFAULT_TRACK
+from engine import ENGINE_NAME
 from engine.checkpoint import fingerprint
 from engine.fileio import LockBusy, cluster_lock
 
@@ -73,6 +74,14 @@ def read_metrics(folder: str) -> Optional[dict]:
             return json.load(f)
     except (OSError, ValueError):
         return None
+
+
+def resolve_run(args, cfg) -> Tuple[RunIdentity, str]:
+    """The identity and folder of a ``train.py`` command line (``parse``'s ``(args, cfg)``): with ``--reuse``
+    the ``run_folder``, else ``--output-dir``. An evaluation's identity names the weights it evaluates."""
+    source = read_metrics(args.model_dir) if args.eval_only and args.model_dir else None
+    ident = identify(cfg, ENGINE_NAME, (args.model_dir, args.load_epoch) if args.eval_only else None, source)
+    return ident, run_folder(cfg, ident, args.eval_only) if args.reuse else cfg.OUTPUT_DIR
 
 
 def folder_state(folder: str, ident: RunIdentity) -> Tuple[str, str]:

@@ -26,7 +26,7 @@ import yaml
 from datasets.base import DOCS, BenchmarkDataset
 from engine import DATASET_REGISTRY
 from engine.libraries import import_open_clip
-from scripts.reproduce.cost import EMBED_DIMS, cell_configs, grid_cost
+from scripts.reproduce.cost import EMBED_DIMS, encoder_cost
 from scripts.reproduce.planning import (
     PLANNING_ERRORS,
     REPO_ROOT,
@@ -138,14 +138,6 @@ def check_backbone(backbone: str) -> Preflight:
 
 
 # ---- feature cache ------------------------------------------------------------------------------
-def encoder_cost(cells: Sequence[Cell], cache_dir: str) -> Optional[Dict]:
-    """The cost model's view counts of the unfinished ``cells`` (None when every one has finished)."""
-    todo = [c for c in cells if not c.finished]
-    if not todo:
-        return None
-    return grid_cost(cell_configs(todo), cache_dir, [bool(c.source_dir) for c in todo])
-
-
 def check_disk(cache_dir: str, backbone: str, cost: Optional[Dict]) -> Preflight:
     """The views still to encode, in fp16, against the free space where the cache goes."""
     if not cost:
@@ -161,11 +153,9 @@ def check_disk(cache_dir: str, backbone: str, cost: Optional[Dict]) -> Preflight
     return Preflight(notes=[f"feature cache {cache_dir}: about {need / GB:.1f} GB to write, {free / GB:.1f} GB free"])
 
 
-def check_grid(req: GridRequest, cells: Sequence[Cell], cost: Optional[Dict], need_data: bool = True) -> Preflight:
+def check_grid(req: GridRequest, cells: Sequence[Cell], cost: Optional[Dict]) -> Preflight:
     """Everything a planned grid reads: its datasets (trained and evaluated), its backbone, its cache's disk."""
-    found = Preflight()
-    if need_data:
-        found += check_data(req.data, [c.dataset for c in cells if not c.finished])
+    found = check_data(req.data, [c.dataset for c in cells if not c.finished])
     found += check_backbone(req.backbone)
     found += check_disk(req.cache_dir, req.backbone, cost)
     return found

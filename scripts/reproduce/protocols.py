@@ -14,6 +14,7 @@ Every protocol trains first, then evaluates the finished runs in the same grid c
 ``variants`` (``--eval-variants``) is ``dg`` without training: it evaluates the ImageNet runs already there.
 A new protocol is one subclass here, added to ``PROTOCOLS``.
 """
+from dataclasses import replace
 from typing import Dict, List, Sequence, Tuple
 
 from scripts.reproduce.planning import (
@@ -86,7 +87,7 @@ class CrossDataset(Protocol):
 
     def training(self, req):
         moving, fixed = _split(req.methods)
-        return (req.but(methods=moving, datasets=(SOURCE_DATASET,)),
+        return (replace(req, methods=moving, datasets=(SOURCE_DATASET,)),
                 [f"{m}: skipped, its trained state is per class and cannot classify another dataset's classes"
                  for m in fixed])
 
@@ -100,7 +101,7 @@ class DomainGeneralisation(Protocol):
     default_shots = (16,)
 
     def training(self, req):
-        return req.but(datasets=(SOURCE_DATASET,)), []
+        return replace(req, datasets=(SOURCE_DATASET,)), []
 
     def targets(self, req, run):
         return [(v, f"eval_{v}", "all") for v in req.variants]
