@@ -10,7 +10,8 @@ import ast
 import json
 import logging
 import os
-from contextlib import contextmanager
+import re
+from contextlib import contextmanager, suppress
 from typing import Iterator, Optional, Tuple
 
 from bookkeeping.identity import RunIdentity, describe_deviation, deviation, identify, stored_flat
@@ -33,12 +34,7 @@ def backbone_tag(backbone: str) -> str:
     name = backbone
     if os.path.isfile(name) or name.endswith((".pt", ".pth")):
         name = os.path.splitext(os.path.basename(name))[0]
-    name = name.lower().replace("/", "")
-    for ch in ":@-":
-        name = name.replace(ch, "_")
-    while "__" in name:
-        name = name.replace("__", "_")
-    return name
+    return re.sub(r"[:@_-]+", "_", name.lower().replace("/", ""))
 
 
 def protocol_suffix(classes: str, track: str, selects_on_val: bool) -> str:
@@ -141,7 +137,5 @@ def mark_failed(folder: str, message: str) -> None:
 
 
 def clear_failed(folder: str) -> None:
-    try:
+    with suppress(FileNotFoundError):
         os.unlink(os.path.join(folder, FAILED_FILE))
-    except FileNotFoundError:
-        pass

@@ -101,12 +101,8 @@ def save_plot(rows, title: str, path: str) -> str:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(1.2 * max(len(rows), 3) + 1, 3.5))
-    names = [r[0] for r in rows]
-    accs = [r[1] for r in rows]
-    bars = ax.bar(names, accs, color="tab:blue")
-    for bar, acc in zip(bars, accs):
-        ax.annotate(f"{acc:.1f}", (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom",
-                    fontsize=8)
+    bars = ax.bar([r[0] for r in rows], [r[1] for r in rows], color="tab:blue")
+    ax.bar_label(bars, fmt="%.1f", fontsize=8)
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 105)
     ax.set_title(title, fontsize=9)

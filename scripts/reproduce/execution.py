@@ -1,18 +1,13 @@
-"""Running planned cells: in a subprocess or in this process, through a local pool or submitit.
-
-Executors: ``pool`` runs ``train.py`` subprocesses, one worker per visible GPU (each pinned with
-``CUDA_VISIBLE_DEVICES``) or ``workers`` on CPU; ``slurm`` submits a job array through submitit;
-submitit's ``local`` and ``debug`` executors run the same jobs on this machine (``debug`` in this
-process, one after the other, for a debugger). A cell's own output goes to its ``grid.out`` (and
-``train.py``'s ``log.txt``); the console shows one line per finished run and a progress bar.
-A failed cell does not stop the others.
+"""Running planned cells: executors ``pool`` (``train.py`` subprocesses, one worker per visible GPU, pinned with
+``CUDA_VISIBLE_DEVICES``, or ``--workers`` on CPU), ``slurm`` (a submitit job array), and submitit's ``local``
+and ``debug`` (in this process, one after the other, for a debugger). A cell's output goes to its ``grid.out``;
+the console shows one line per finished run under a progress bar. A failed cell does not stop the others.
 """
 import contextlib
 import functools
 import logging
 import os
 import queue
-import shutil
 import subprocess
 import sys
 import time
@@ -70,9 +65,7 @@ def _last_line(text: str) -> str:
 
 
 def _run_subprocess(cell: Cell, gpu: Optional[str], python: str) -> Tuple[bool, str]:
-    env = dict(os.environ)
-    if gpu is not None:
-        env["CUDA_VISIBLE_DEVICES"] = gpu
+    env = None if gpu is None else dict(os.environ, CUDA_VISIBLE_DEVICES=gpu)
     out_path = os.path.join(cell.out_dir, OUTPUT_FILE)
     with open(out_path, "w") as out:
         proc = subprocess.run([python, "train.py", *cell.argv], cwd=REPO_ROOT, env=env, stdout=out,
@@ -160,11 +153,9 @@ def visible_gpus() -> List[str]:
     env = os.environ.get("CUDA_VISIBLE_DEVICES")
     if env is not None:
         return [g.strip() for g in env.split(",") if g.strip() and g.strip() != "-1"]
-    if shutil.which("nvidia-smi") is None:
-        return []
     try:
         out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30).stdout
-    except (OSError, subprocess.SubprocessError):
+    except (OSError, subprocess.SubprocessError):  # no nvidia-smi, or it hangs
         return []
     return [str(i) for i, line in enumerate(line for line in out.splitlines() if line.startswith("GPU "))]
 
@@ -262,9 +253,8 @@ def run_grid(cells: Sequence[Cell], executor: str = "pool", workers: Optional[in
 
 
 def log_report(report: GridReport) -> None:
-    ok = [r for r in report.ran if r.ok]
     logger.info("Grid: %d planned, %d skipped (finished before), %d ran now, %d failed", len(report.planned),
-                len(report.skipped), len(ok), len(report.failed))
+                len(report.skipped), len(report.ran) - len(report.failed), len(report.failed))
     for path in report.blocked:
         logger.warning("Not evaluated: the trained run %s has not finished (rerun the same command)", path)
     for note in report.notes:

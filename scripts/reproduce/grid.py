@@ -3,16 +3,11 @@
     python -m scripts.reproduce.grid --data DATA --output output            # the paper's RN50 grid
     python -m scripts.reproduce.grid --methods TaskRes --datasets caltech101 --shots 1 16 --dry-run
     python -m scripts.reproduce.grid --data DATA --output output --executor slurm --slurm-partition gpu
-    python -m scripts.reproduce.grid --data DATA --output output --eval-variants   # ImageNet -> V2/Sketch/A/R
-    python -m scripts.reproduce.grid --data DATA --output output --protocol base2novel --track valfree
     python -m scripts.reproduce.grid ... -- OPTIM.MAX_EPOCH 2                     # KEY VALUE pairs, applied last
 
-Each run is one ``train.py --reuse`` run with the recipe's arguments, in the launchers' folders
-(``OUTPUT/<dataset>/<Trainer>/<backbone>_<K>shots/seed<S>``, suffixed when the config differs from the
-recipe) and their feature cache, so the grid and ``scripts/<method>/main.sh`` skip each other's finished
-runs. Pre-flight checks (data, weights, disk) run first; a failed run does not stop the others, and
-failures are listed at the end with their logs (exit status 1). See docs/grid.md: planning
-(``planning.py``), protocols (``protocols.py``), executors (``execution.py``), checks (``preflight.py``).
+Each run is one ``train.py --reuse`` run of the recipe, in the launchers' folders and feature cache, so the
+grid and ``scripts/<method>/main.sh`` skip each other's finished runs. Pre-flight checks run first; a failed
+run does not stop the others and is listed at the end (exit status 1). See docs/grid.md.
 """
 import argparse
 import logging

@@ -1,13 +1,8 @@
 """Pre-flight checks: is everything a grid (or a launcher) needs there, before hours of work start?
 
-- every dataset's folder, image folder and split file (or, without one, its annotation files) present
-  and readable, as the datasets layer declares them (``BenchmarkDataset.folder``, ``split_file``, ...);
-- the backbone's weights: a file must exist; an OpenAI name must be one open_clip knows with OpenAI
-  weights (said whether they are already in the local cache, else downloaded at the first run);
-- the feature cache's disk need (views still to encode x embed dim x 2 bytes, fp16) against free space.
-
-Each problem is one line naming what is missing and the fix. The grid runs these checks before any work
-(and at the end of ``--dry-run``); the launchers call the command line:
+The datasets' folders and split files (as the datasets layer declares them), the backbone's weights, and the
+feature cache's disk need against free space; each problem is one line naming what is missing and the fix.
+The grid runs these before any work (and at the end of ``--dry-run``); the launchers call the command line:
 
     python -m scripts.reproduce.preflight --data DIR --datasets caltech101 dtd --backbone RN50 \\
         --cache-dir OUTPUT/feature_cache --output OUTPUT [--methods TaskRes --shots 16 --seeds 1 2 3]
