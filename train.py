@@ -14,6 +14,9 @@ logger = logging.getLogger("train")
 
 
 def check_cfg(cfg) -> None:
+    """Known trainer and dataset, a datasets root, and the protocol's keys: a known class subset and no val-based
+    choice of the deployed epoch (``TEST.FINAL_MODEL best_val``) in the validation-free track (the track itself
+    is checked with the run's identity)."""
     from bookkeeping.config import UserError
     from engine import DATASET_REGISTRY, TRAINER_REGISTRY
 
@@ -27,35 +30,18 @@ def check_cfg(cfg) -> None:
                         f"{', '.join(sorted(DATASET_REGISTRY.registered_names()))}")
     if not cfg.DATASET.ROOT or not os.path.isdir(cfg.DATASET.ROOT):
         raise UserError(f"Datasets root {cfg.DATASET.ROOT!r} is not a folder; pass --root (see DATASETS.md)")
-    check_protocol(cfg)
-
-
-def check_protocol(cfg) -> None:
-    """The evaluation protocol's keys: a known class subset and selection track, and no val-based choice of
-    the deployed epoch (``TEST.FINAL_MODEL best_val``) in the validation-free track."""
-    from bookkeeping.config import UserError
-    from datasets import check_track
-
-    track, classes = cfg.DATASET.TRACK, str(cfg.DATASET.SUBSAMPLE_CLASSES)
-    try:
-        check_track(track)
-    except ValueError as err:
-        raise UserError(str(err)) from None
+    classes = str(cfg.DATASET.SUBSAMPLE_CLASSES)
     if classes not in ("all", "base", "new"):  # exactly CoOp's values: the run folder and identity use them as given
         raise UserError(f"DATASET.SUBSAMPLE_CLASSES must be all, base or new, not {classes!r}")
-    if track == "valfree" and cfg.TEST.FINAL_MODEL == "best_val":
+    if cfg.DATASET.TRACK == "valfree" and cfg.TEST.FINAL_MODEL == "best_val":
         raise UserError("TEST.FINAL_MODEL best_val selects the epoch on val, which the valfree track forbids; "
                         "use TEST.FINAL_MODEL last_step")
 
 
 def selection_record(cfg, trainer, eval_only: bool, model_dir: str = "") -> dict:
-    """What a run's result may be compared with: its class subset, selection track, whether it read validation
-    data, the tracks whose rules it satisfies, and (an evaluation) the trained run it evaluates.
-
-    A run counts in the track it was configured for; a run of a method that selects nothing on val
-    (``selects_on_val`` false) and read no validation data satisfies both tracks' rules, so one run serves
-    both tables. An evaluation inherits the tracks of the run it evaluates.
-    """
+    """What a run's result may be compared with: class subset, track, whether it read validation data, the
+    tracks whose rules it satisfies (a method that selects nothing on val and read no validation data satisfies
+    both: one run serves both tables) and, for an evaluation, the trained run, whose tracks it inherits."""
     import trainers
     from bookkeeping.folders import read_metrics
     from datasets import satisfied_tracks
@@ -80,13 +66,9 @@ def selection_record(cfg, trainer, eval_only: bool, model_dir: str = "") -> dict
 
 
 def write_metrics(cfg, trainer, timings: dict, eval_only: bool, identity=None, model_dir: str = "") -> Optional[str]:
-    """Write ``metrics.json``: what ran, its result, its identity (``schema``, ``fingerprint``, ``recipe``,
-    ``modified``, ``result_name``, ``label``, ...) and its ``timings`` (with the closing line's ``phases``).
-
-    Training-free methods (zero-shot, linear probe, Tip-Adapter) record no epochs: the file says what the
-    run did, not what the config happened to hold. ``shots`` is ``DATASET.NUM_SHOTS`` as asked (zero-shot
-    CLIP reads no training image whatever it is; ``tools.report`` files it under 0 shots).
-    """
+    """Write ``metrics.json``: what ran, its result, its identity (``RunIdentity.as_metrics``), its selection
+    record and ``timings``. Training-free methods record no epochs (what the run did, not what the config held);
+    ``shots`` is ``DATASET.NUM_SHOTS`` as asked (``tools.report`` files zero-shot CLIP under 0 shots)."""
     import trainers
     from engine import ENGINE_NAME, write_json
 
@@ -143,33 +125,26 @@ def _describe(cfg, identity) -> str:
 
 def run(args) -> dict:
     """Resolve the run's folder from its identity, hold the folder's lock, then run (or reuse) it."""
+    from bookkeeping import folders
     from bookkeeping.config import UserError, setup_cfg
-    from bookkeeping.folders import (
-        clear_failed,
-        folder_state,
-        mark_failed,
-        read_metrics,
-        resolve_run,
-        run_lock,
-    )
     from engine import RunInterrupted, setup_logger
 
     start = time.time()
     cfg = setup_cfg(args)
     check_cfg(cfg)
     setup_logger(None)  # the console, until the run's folder is known
-    identity, folder = resolve_run(args, cfg)
+    identity, folder = folders.resolve_run(args, cfg)
     cfg = _finalize_cfg(cfg, os.path.abspath(folder) if folder else folder)
-    with run_lock(cfg.OUTPUT_DIR):
-        state, why = folder_state(cfg.OUTPUT_DIR, identity)
+    with folders.run_lock(cfg.OUTPUT_DIR):
+        state, why = folders.folder_state(cfg.OUTPUT_DIR, identity)
         if args.reuse and state == "done":
             logger.info("[skip] %s (%s)", cfg.OUTPUT_DIR, why)
-            m = read_metrics(cfg.OUTPUT_DIR)
+            m = folders.read_metrics(cfg.OUTPUT_DIR)
             return {"accuracy": m["accuracy"], "macro_f1": m.get("macro_f1"), "split": m.get("split", "test"),
                     "reused": True, "output_dir": cfg.OUTPUT_DIR}
         if args.reuse and state == "conflict":
             raise UserError(why)
-        clear_failed(cfg.OUTPUT_DIR)
+        folders.clear_failed(cfg.OUTPUT_DIR)
         stale = os.path.join(cfg.OUTPUT_DIR, "metrics.json")
         if os.path.isfile(stale):  # rerunning a finished folder: its old result must not outlive a failure
             os.replace(stale, stale + ".replaced")
@@ -178,7 +153,7 @@ def run(args) -> dict:
         except RunInterrupted:
             raise  # not a failure: resume.pth.tar holds the state and the same command continues
         except BaseException as err:
-            mark_failed(cfg.OUTPUT_DIR, f"{type(err).__name__}: {err}")
+            folders.mark_failed(cfg.OUTPUT_DIR, f"{type(err).__name__}: {err}")
             raise
 
 

@@ -30,11 +30,9 @@ class GridError(Exception):
 
 @dataclass(frozen=True)
 class GridRequest:
-    """What the user asked for: the runs (methods x datasets x shots x seeds) and what they share.
-
-    ``size``/``epochs``/``extra`` override the recipe after it (modified runs, own folders); ``track``
-    selects the validation track; ``variants`` are the ImageNet variants a protocol evaluates on.
-    Paths are absolute (``data`` is ``$DATA`` when not given: a dry run prints it as such).
+    """What the user asked for: the runs (methods x datasets x shots x seeds) and what they share. ``size``,
+    ``epochs`` and ``extra`` override the recipe (modified runs, own folders). Paths are made absolute
+    (``data`` stays ``$DATA`` when not given: a dry run prints it as such).
     """
 
     methods: Tuple[str, ...]
@@ -52,13 +50,12 @@ class GridRequest:
     variants: Tuple[str, ...] = ()
 
     def __post_init__(self):
-        output = os.path.abspath(self.output)
         set_ = object.__setattr__  # frozen: normalise once, here
         for name in ("methods", "datasets", "shots", "seeds", "extra", "variants"):
             set_(self, name, tuple(getattr(self, name)))
-        set_(self, "output", output)
+        set_(self, "output", os.path.abspath(self.output))
         set_(self, "data", os.path.abspath(self.data) if self.data and self.data != "$DATA" else "$DATA")
-        set_(self, "cache_dir", os.path.abspath(self.cache_dir or os.path.join(output, "feature_cache")))
+        set_(self, "cache_dir", os.path.abspath(self.cache_dir or os.path.join(self.output, "feature_cache")))
         if self.track is not None and self.track not in TRACKS:
             raise GridError(f"Unknown track {self.track!r}; valid: {', '.join(TRACKS)}")
 
@@ -89,8 +86,7 @@ class Cell:
 
     @property
     def finished(self) -> bool:
-        """``metrics.json`` is there and records this cell's identity (a run from before identities were
-        recorded was checked against its ``config.yaml`` when the cell was planned)."""
+        """``metrics.json`` records this cell's identity (an older run's was checked when the cell was planned)."""
         metrics = read_metrics(self.out_dir)
         return bool(metrics) and (not self.fingerprint or metrics.get("fingerprint", self.fingerprint) == self.fingerprint)
 
@@ -116,9 +112,9 @@ def spec(method: str):
 
 
 def transfers_to_other_classes(method: str) -> bool:
-    """Whether a trained model can be evaluated on classes it was not trained on: nothing is trained
-    (shot-free) or the trained state names no class (class-agnostic: prompts, LoRA). Per-class state
-    (TaskRes's residual, a linear probe, Tip-Adapter's cache) cannot."""
+    """Whether a trained model can be evaluated on classes it was not trained on: nothing is trained (shot-free)
+    or the trained state names no class (class-agnostic: prompts, LoRA), unlike per-class state (a residual, a
+    linear probe, a key cache)."""
     s = spec(method)
     return s.shot_free or s.class_agnostic
 
@@ -176,8 +172,7 @@ def plan_runs(req: GridRequest, classes: str = "all") -> List[Cell]:
                 argv = _launch_args(req, s, out_dir) + recipe_argv(m, d, num_shots, req.backbone)
                 if req.epochs is not None and spec(m).settings(d, num_shots).get("OPTIM.MAX_EPOCH") is not None:
                     argv += ["OPTIM.MAX_EPOCH", str(req.epochs)]
-                if req.size is not None:
-                    argv += ["INPUT.SIZE", f"({req.size}, {req.size})"]
+                argv += ["INPUT.SIZE", f"({req.size}, {req.size})"] if req.size is not None else []
                 argv += protocol_opts(m, req.track, classes) + list(req.extra)
                 cells.append(Cell(m, d, k, s, req.backbone, out_dir, tuple(argv), classes=classes))
     return resolve_all(cells)
@@ -192,9 +187,8 @@ def last_checkpoint_epoch(run: str) -> Optional[int]:
 def plan_evals(req: GridRequest, trained: Sequence[Cell], targets: Callable[[Cell], Sequence[Tuple[str, str, str]]],
                pending: bool = False) -> Tuple[List[Cell], List[str]]:
     """Eval cells of the finished ``trained`` runs on each of their ``targets(run)`` ``(dataset, folder name,
-    classes)`` (into ``<run>/<folder name>/``), and the trained runs that are not finished yet.
-
-    ``pending``: also plan the evaluations of unfinished runs (without ``--load-epoch``), for a dry run's cost.
+    classes)`` (into ``<run>/<folder name>/``), and the unfinished trained runs; ``pending``: also plan those
+    runs' evaluations (without ``--load-epoch``), for a dry run's cost.
     """
     cells, missing = [], []
     for t in trained:
@@ -211,14 +205,12 @@ def plan_evals(req: GridRequest, trained: Sequence[Cell], targets: Callable[[Cel
         for target, folder, classes in aims:
             out_dir = os.path.join(t.out_dir, folder)
             argv = _launch_args(req, t.seed, out_dir) + ["--eval-only", "--model-dir", t.out_dir]
-            if load_epoch is not None:
-                argv += ["--load-epoch", str(load_epoch)]
+            argv += ["--load-epoch", str(load_epoch)] if load_epoch is not None else []
             # As scripts/taskres/eval.sh (test batch 1000, the paper's variant configs), plus one view of
             # the few-shot train images, which an evaluation encodes but never uses.
             argv += recipe_argv(t.method, target, num_shots, t.backbone)
             argv += ["DATALOADER.TEST.BATCH_SIZE", "1000"]
-            if req.size is not None:
-                argv += ["INPUT.SIZE", f"({req.size}, {req.size})"]
+            argv += ["INPUT.SIZE", f"({req.size}, {req.size})"] if req.size is not None else []
             argv += ["FEATURE_CACHE.NUM_VIEWS", "1", *protocol_opts(t.method, req.track, classes), *req.extra]
             cells.append(Cell(t.method, target, t.shots, t.seed, t.backbone, out_dir, tuple(argv), source_dir=t.out_dir,
                               source_dataset=t.dataset, classes=classes))

@@ -106,8 +106,8 @@ def check_data(data: str, configs: Sequence[str]) -> Preflight:
 def check_backbone(backbone: str) -> Preflight:
     """The weights are a file that exists, or a name open_clip can fetch (cached or downloaded at first use)."""
     if os.path.isfile(backbone):
-        ok = os.access(backbone, os.R_OK)
-        return Preflight([] if ok else [f"backbone file {backbone} is not readable: fix its permissions"])
+        readable = os.access(backbone, os.R_OK)
+        return Preflight([] if readable else [f"backbone file {backbone} is not readable: fix its permissions"])
     open_clip = import_open_clip()
     if backbone in OPENAI_MODELS:
         if "openai" not in open_clip.list_pretrained_tags_by_model(OPENAI_MODELS[backbone]):
