@@ -105,36 +105,24 @@ def write_metrics(cfg, trainer, timings: dict, eval_only: bool, identity=None, m
     return path
 
 
-def _finalize_cfg(cfg, output_dir: str):
-    """The run-time parts of the config: its folder and DataLoader workers capped at the CPUs this process has
-    (configs say 8; more workers than CPUs only slow the loader and make torch warn). Both are launch-only keys."""
-    from engine.fileio import available_cpus
-
-    cfg.defrost()
-    cfg.OUTPUT_DIR = output_dir
-    cfg.DATALOADER.NUM_WORKERS = max(0, min(int(cfg.DATALOADER.NUM_WORKERS), available_cpus()))
-    cfg.freeze()
-    return cfg
-
-
-def _describe(cfg, identity) -> str:
-    shots = "zero-shot" if identity.spec.shot_free else f"{cfg.DATASET.NUM_SHOTS}-shot"
-    return (f"{cfg.TRAINER.NAME} {cfg.DATASET.NAME} {shots} seed {cfg.SEED}, backbone "
-            f"{os.path.basename(cfg.MODEL.BACKBONE.NAME)}")
-
-
 def run(args) -> dict:
     """Resolve the run's folder from its identity, hold the folder's lock, then run (or reuse) it."""
     from bookkeeping import folders
     from bookkeeping.config import UserError, setup_cfg
     from engine import RunInterrupted, setup_logger
+    from engine.fileio import available_cpus
 
     start = time.time()
     cfg = setup_cfg(args)
     check_cfg(cfg)
     setup_logger(None)  # the console, until the run's folder is known
     identity, folder = folders.resolve_run(args, cfg)
-    cfg = _finalize_cfg(cfg, os.path.abspath(folder) if folder else folder)
+    # Launch-only keys: the run's folder, and DataLoader workers capped at the CPUs this process has (configs
+    # say 8; more workers than CPUs only slow the loader and make torch warn).
+    cfg.defrost()
+    cfg.OUTPUT_DIR = os.path.abspath(folder) if folder else folder
+    cfg.DATALOADER.NUM_WORKERS = max(0, min(int(cfg.DATALOADER.NUM_WORKERS), available_cpus()))
+    cfg.freeze()
     with folders.run_lock(cfg.OUTPUT_DIR):
         state, why = folders.folder_state(cfg.OUTPUT_DIR, identity)
         if args.reuse and state == "done":
@@ -187,7 +175,9 @@ def _run(cfg, args, identity, start: float) -> dict:
     # Under Dassl, its own messages are printed: copy them into log.txt beside ours. Records marked
     # file_only (engine, environment, config) go to log.txt, not the console.
     setup_logger(cfg.OUTPUT_DIR, tee_prints=ENGINE_NAME == "dassl")
-    logger.info("[run] %s -> %s", _describe(cfg, identity), cfg.OUTPUT_DIR)
+    shots = "zero-shot" if identity.spec.shot_free else f"{cfg.DATASET.NUM_SHOTS}-shot"
+    logger.info("[run] %s %s %s seed %s, backbone %s -> %s", cfg.TRAINER.NAME, cfg.DATASET.NAME, shots, cfg.SEED,
+                os.path.basename(cfg.MODEL.BACKBONE.NAME), cfg.OUTPUT_DIR)
     if identity.deviation:
         logger.info("      modified run (%s): %s", identity.variant, describe_deviation(identity.deviation))
     file_only = {"file_only": True}

@@ -225,30 +225,31 @@ def run_submitit(cells: Sequence[Cell], executor) -> Iterator[CellResult]:
             yield CellResult(cell_of[id(job)], False, error=f"job {job.job_id} failed: {_last_line(str(err))}{where}")
 
 
-def run_grid(cells: Sequence[Cell], executor: str = "pool", workers: Optional[int] = None,
+def run_grid(cells: Sequence[Cell], report: GridReport, executor: str = "pool", workers: Optional[int] = None,
              submitit_folder: str = "", python: str = sys.executable, **submitit_kwargs) -> GridReport:
-    """Run every unfinished cell; return what ran, what was skipped and what failed."""
+    """Run every unfinished cell; add to ``report`` what ran, what was skipped and what failed."""
     if executor not in EXECUTORS:
         raise GridError(f"Unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}")
-    report = GridReport(planned=list(cells))
+    report.planned += cells
     todo = []
     for c in cells:
         (report.skipped if c.finished else todo).append(c)
-    logger.info("%d run(s): %d finished already (skipped), %d to run", len(cells), len(report.skipped), len(todo))
+    logger.info("%d run(s): %d finished already (skipped), %d to run", len(cells), len(cells) - len(todo), len(todo))
     if not todo:
         return report
     if executor == "pool":
         results = run_pool(todo, workers, python)
     else:
         results = run_submitit(todo, make_submitit_executor(executor, submitit_folder or ".submitit", **submitit_kwargs))
+    ran = []
     # An overall progress bar (stderr) with one line per finished run above it.
     with tqdm(total=len(todo), unit="run", dynamic_ncols=True, file=sys.stderr, leave=False) as bar:
         for result in results:
             bar.write(result_line(result), file=sys.stdout)
             bar.update(1)
-            report.ran.append(result)
+            ran.append(result)
     order = {c: i for i, c in enumerate(todo)}
-    report.ran.sort(key=lambda r: order[r.cell])
+    report.ran += sorted(ran, key=lambda r: order[r.cell])
     return report
 
 

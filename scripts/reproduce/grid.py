@@ -144,18 +144,15 @@ def main(argv: Optional[Sequence[str]] = None) -> GridReport:
         options.update(timeout_min=args.timeout_min, partition=args.slurm_partition, gpus_per_node=args.gpus_per_node,
                        cpus_per_task=args.cpus_per_task, mem_gb=args.mem_gb, array_parallelism=args.array_parallelism,
                        slurm_params=dict(kv.split("=", 1) for kv in args.slurm_param))
-    report = run_grid(plan.train, **options) if plan.train else GridReport()
+    report = GridReport(notes=plan.notes)
+    if plan.train:
+        run_grid(plan.train, report, **options)
     if plan.evals is not None:
         try:
-            evals, missing = plan.evals()
+            evals, report.blocked = plan.evals()
         except (GridError, *PLANNING_ERRORS) as err:
             raise SystemExit(f"error: {err}") from None
-        second = run_grid(evals, **options)
-        report.planned += second.planned
-        report.skipped += second.skipped
-        report.ran += second.ran
-        report.blocked = missing
-    report.notes = plan.notes
+        run_grid(evals, report, **options)
     log_report(report)
     return report
 
