@@ -58,7 +58,6 @@ class GridReport:
         return [r for r in self.ran if not r.ok]
 
 
-# ---- one cell -----------------------------------------------------------------------------------
 def _last_line(text: str) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[-1].strip() if lines else ""
@@ -126,7 +125,6 @@ def run_cell(cell: Cell, in_process: bool = False, gpu: Optional[str] = None,
     return CellResult(cell, ok, time.time() - start, None if accuracy is None else float(accuracy), error)
 
 
-# ---- the console --------------------------------------------------------------------------------
 def _duration(seconds: float) -> str:
     m, s = divmod(int(round(seconds)), 60)
     h, m = divmod(m, 60)
@@ -147,7 +145,6 @@ def result_line(result: CellResult) -> str:
     return f"{head}  FAILED {_duration(result.seconds)}: {result.error} (log: {', '.join(result.logs) or c.out_dir})"
 
 
-# ---- executors ----------------------------------------------------------------------------------
 def visible_gpus() -> List[str]:
     """GPU ids this process may use: ``CUDA_VISIBLE_DEVICES`` when set, else what ``nvidia-smi`` lists."""
     env = os.environ.get("CUDA_VISIBLE_DEVICES")

@@ -32,16 +32,14 @@ from tools.names import FEWSHOT_DATASETS, PAPER_SEEDS, PAPER_SHOTS, VARIANT_DATA
 
 logger = logging.getLogger("scripts.reproduce.grid")
 
-PAPER_DATASETS = tuple(c for c, _, _ in FEWSHOT_DATASETS)
-VARIANTS = tuple(c for c, _, _ in VARIANT_DATASETS)
-
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m scripts.reproduce.grid", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="Everything after `--` is passed to every run as KEY VALUE overrides.")
     p.add_argument("--methods", nargs="+", default=list(PAPER_METHODS), help="trainer names")
-    p.add_argument("--datasets", nargs="+", default=list(PAPER_DATASETS), help="dataset config names")
+    p.add_argument("--datasets", nargs="+", default=[c for c, _, _ in FEWSHOT_DATASETS],
+                   help="dataset config names")
     p.add_argument("--shots", nargs="+", type=int, default=None,
                    help=f"default: {' '.join(map(str, PAPER_SHOTS))} (16 with --eval-variants and the protocols "
                         "other than fewshot)")
@@ -62,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "validation data (fixed settings for methods that select on val)")
     p.add_argument("--eval-variants", action="store_true",
                    help="evaluate finished ImageNet runs on the variants instead of training")
-    p.add_argument("--variants", nargs="+", default=list(VARIANTS), help="with --eval-variants and --protocol dg")
+    p.add_argument("--variants", nargs="+", default=[c for c, _, _ in VARIANT_DATASETS],
+                   help="with --eval-variants and --protocol dg")
     p.add_argument("--dry-run", action="store_true",
                    help="print the runs (marking finished ones), their cost and the pre-flight checks, and exit")
     p.add_argument("--executor", choices=EXECUTORS, default="pool",

@@ -103,7 +103,6 @@ class ProtocolPlan:
     notes: List[str] = field(default_factory=list)
 
 
-# ---- method facts -------------------------------------------------------------------------------
 def spec(method: str):
     try:
         return trainers.method_spec(method)
@@ -140,7 +139,6 @@ def check_datasets(names: Sequence[str]) -> None:
         raise GridError(f"Unknown dataset(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
 
 
-# ---- cells --------------------------------------------------------------------------------------
 def _launch_args(req: GridRequest, seed: int, out_dir: str) -> List[str]:
     return ["--root", req.data, "--seed", str(seed), "--output-dir", out_dir, "--cache-dir", req.cache_dir, "--reuse"]
 
@@ -217,7 +215,6 @@ def plan_evals(req: GridRequest, trained: Sequence[Cell], targets: Callable[[Cel
     return resolve_all(cells), missing
 
 
-# ---- folders and identities ---------------------------------------------------------------------
 def resolve_all(cells: Sequence[Cell]) -> List[Cell]:
     """The cells with their folder and identity as ``train.py --reuse`` will resolve them (the bookkeeping's rule);
     a ``GridError`` lists every cell that cannot be resolved or whose folder holds a run with another config."""

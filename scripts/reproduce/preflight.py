@@ -52,7 +52,6 @@ class Preflight:
         return out + ["ready"]
 
 
-# ---- datasets -----------------------------------------------------------------------------------
 def dataset_class(config: str):
     """The registered dataset class of a dataset config name (``configs/datasets/<config>.yaml``)."""
     with open(os.path.join(REPO_ROOT, "configs", "datasets", f"{config}.yaml")) as f:
@@ -102,7 +101,6 @@ def check_data(data: str, configs: Sequence[str]) -> Preflight:
     return found
 
 
-# ---- backbone -----------------------------------------------------------------------------------
 def check_backbone(backbone: str) -> Preflight:
     """The weights are a file that exists, or a name open_clip can fetch (cached or downloaded at first use)."""
     if os.path.isfile(backbone):
@@ -132,7 +130,6 @@ def check_backbone(backbone: str) -> Preflight:
                       "open_clip 'architecture:pretrained' pair: pass an existing checkpoint file or a valid name"])
 
 
-# ---- feature cache ------------------------------------------------------------------------------
 def check_disk(cache_dir: str, backbone: str, cost: Optional[Dict]) -> Preflight:
     """The views still to encode, in fp16, against the free space where the cache goes."""
     if not cost:
@@ -156,7 +153,6 @@ def check_grid(req: GridRequest, cells: Sequence[Cell], cost: Optional[Dict]) ->
     return found
 
 
-# ---- command line -------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m scripts.reproduce.preflight", description=__doc__.splitlines()[0])
     p.add_argument("--data", default=os.environ.get("DATA", ""), help="datasets root (default: $DATA)")
