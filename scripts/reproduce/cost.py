@@ -18,7 +18,6 @@ import json
 import logging
 import math
 import os
-from collections import defaultdict
 from typing import Dict, List, Optional, Sequence, Tuple
 
 logger = logging.getLogger(__name__)
@@ -130,25 +129,17 @@ def cached_views(cache_dir: str) -> Dict[tuple, int]:
 
 def grid_cost(cfgs: Sequence, cache_dir: str = "", eval_only: Sequence[bool] = ()) -> Dict:
     """Encoder passes (image views) of a set of runs: with the cache, still to encode, and the original's."""
-    entries: Dict[tuple, Tuple[int, int]] = {}
+    entries: Dict[tuple, Tuple[int, int]] = {}  # entry id -> (images, most views any run asks)
     original = 0
-    per_dataset = defaultdict(int)
-    flags = list(eval_only) or [False] * len(cfgs)
-    for cfg, ev in zip(cfgs, flags):
+    for cfg, ev in zip(cfgs, list(eval_only) or [False] * len(cfgs)):
         needs, orig = run_needs(cfg, ev)
         original += orig
         for eid, n, v in needs:
-            old = entries.get(eid, (n, 0))
-            entries[eid] = (n, max(old[1], v))
+            entries[eid] = (n, max(entries.get(eid, (n, 0))[1], v))
     held = cached_views(cache_dir)
-    total = todo = 0
-    for eid, (n, v) in entries.items():
-        total += n * v
-        missing = n * max(0, v - held.get(eid, 0))
-        todo += missing
-        per_dataset[eid[2]] += missing
-    return {"runs": len(cfgs), "entries": len(entries), "cached_total_views": total, "to_encode_views": todo,
-            "original_views": original, "per_dataset_to_encode": dict(per_dataset)}
+    todo = sum(n * max(0, v - held.get(eid, 0)) for eid, (n, v) in entries.items())
+    return {"runs": len(cfgs), "entries": len(entries), "cached_total_views": sum(n * v for n, v in entries.values()),
+            "to_encode_views": todo, "original_views": original}
 
 
 def measured_throughput(backbone: str, path: str = RESULTS) -> Optional[Tuple[float, str]]:
@@ -164,7 +155,7 @@ def measured_throughput(backbone: str, path: str = RESULTS) -> Optional[Tuple[fl
     return float(r["extraction_views_per_s"]), f"{r['arch']} on {r['device']} (benchmarks/encoder_limit.py)"
 
 
-def format_cost(cost: Dict, backbone: str, throughput: Optional[float] = None, source: str = "") -> str:
+def format_cost(cost: Dict, backbone: str, throughput: Optional[float] = None) -> str:
     dim = EMBED_DIMS.get(backbone, 1024)
     lines = [
         f"Image-encoder cost of {cost['runs']} run(s), {backbone}:",
@@ -173,12 +164,11 @@ def format_cost(cost: Dict, backbone: str, throughput: Optional[float] = None, s
         f"  the original codes: {cost['original_views']:,} encoder passes "
         f"({cost['original_views'] / max(cost['cached_total_views'], 1):.1f}x the cache's)",
     ]
+    source = "given"
     if throughput is None:
-        found = measured_throughput(backbone)
-        if found:
-            throughput, source = found
+        throughput, source = measured_throughput(backbone) or (None, "")
     if throughput:
-        lines.append(f"  projected at {throughput:,.0f} views/s ({source or 'given'}): to encode "
+        lines.append(f"  projected at {throughput:,.0f} views/s ({source}): to encode "
                      f"{cost['to_encode_views'] / throughput / 3600:.2f} h; the original's passes "
                      f"{cost['original_views'] / throughput / 3600:.2f} h (image encoder only)")
     else:
