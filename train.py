@@ -14,51 +14,36 @@ logger = logging.getLogger("train")
 
 
 def check_cfg(cfg) -> None:
+    """Known trainer and dataset, a datasets root, and the protocol's keys: a known class subset and no val-based
+    choice of the deployed epoch (``TEST.FINAL_MODEL best_val``) in the validation-free track (the track itself
+    is checked with the run's identity)."""
     from bookkeeping.config import UserError
     from engine import DATASET_REGISTRY, TRAINER_REGISTRY
 
+    valid = ", ".join(sorted(TRAINER_REGISTRY.registered_names()))
     if not cfg.TRAINER.NAME:
-        raise UserError(f"No trainer given (--trainer). Valid: {', '.join(sorted(TRAINER_REGISTRY.registered_names()))}")
+        raise UserError(f"No trainer given (--trainer). Valid: {valid}")
     if cfg.TRAINER.NAME not in TRAINER_REGISTRY.registered_names():
-        raise UserError(f"Unknown trainer {cfg.TRAINER.NAME!r}. Valid: "
-                        f"{', '.join(sorted(TRAINER_REGISTRY.registered_names()))}")
+        raise UserError(f"Unknown trainer {cfg.TRAINER.NAME!r}. Valid: {valid}")
     if cfg.DATASET.NAME not in DATASET_REGISTRY.registered_names():
         raise UserError(f"Unknown dataset {cfg.DATASET.NAME!r} (give --dataset-config-file). Valid: "
                         f"{', '.join(sorted(DATASET_REGISTRY.registered_names()))}")
     if not cfg.DATASET.ROOT or not os.path.isdir(cfg.DATASET.ROOT):
         raise UserError(f"Datasets root {cfg.DATASET.ROOT!r} is not a folder; pass --root (see DATASETS.md)")
-    check_protocol(cfg)
-
-
-def check_protocol(cfg) -> None:
-    """The evaluation protocol's keys: a known class subset and selection track, and no val-based choice of
-    the deployed epoch (``TEST.FINAL_MODEL best_val``) in the validation-free track."""
-    from bookkeeping.config import UserError
-    from datasets import check_track
-
-    track, classes = cfg.DATASET.TRACK, str(cfg.DATASET.SUBSAMPLE_CLASSES)
-    try:
-        check_track(track)
-    except ValueError as err:
-        raise UserError(str(err)) from None
+    classes = str(cfg.DATASET.SUBSAMPLE_CLASSES)
     if classes not in ("all", "base", "new"):  # exactly CoOp's values: the run folder and identity use them as given
         raise UserError(f"DATASET.SUBSAMPLE_CLASSES must be all, base or new, not {classes!r}")
-    if track == "valfree" and cfg.TEST.FINAL_MODEL == "best_val":
+    if cfg.DATASET.TRACK == "valfree" and cfg.TEST.FINAL_MODEL == "best_val":
         raise UserError("TEST.FINAL_MODEL best_val selects the epoch on val, which the valfree track forbids; "
                         "use TEST.FINAL_MODEL last_step")
 
 
 def selection_record(cfg, trainer, eval_only: bool, model_dir: str = "") -> dict:
-    """What a run's result may be compared with: its class subset, selection track, whether it read validation
-    data, the tracks whose rules it satisfies, and (an evaluation) the trained run it evaluates.
-
-    A run counts in the track it was configured for; a run of a method that selects nothing on val
-    (``selects_on_val`` false) and read no validation data satisfies both tracks' rules, so one run serves
-    both tables. An evaluation inherits the tracks of the run it evaluates.
-    """
-    import json
-
+    """What a run's result may be compared with: class subset, track, whether it read validation data, the
+    tracks whose rules it satisfies (a method that selects nothing on val and read no validation data satisfies
+    both: one run serves both tables) and, for an evaluation, the trained run, whose tracks it inherits."""
     import trainers
+    from bookkeeping.folders import read_metrics
     from datasets import satisfied_tracks
 
     track = cfg.DATASET.TRACK
@@ -70,11 +55,7 @@ def selection_record(cfg, trainer, eval_only: bool, model_dir: str = "") -> dict
               "class_agnostic": spec.class_agnostic,
               "selection_data": getattr(trainer, "selection", None)}  # datasets.select_validation's record
     if eval_only and model_dir:
-        try:
-            with open(os.path.join(model_dir, "metrics.json")) as f:
-                source = json.load(f)
-        except (OSError, ValueError):
-            source = {}
+        source = read_metrics(model_dir) or {}
         record["source"] = {k: source.get(k) for k in ("method", "dataset", "shots", "seed", "classes", "track")}
         record["source"]["path"] = os.path.abspath(model_dir)
         record["read_validation"] = bool(source.get("read_validation", read))
@@ -85,13 +66,9 @@ def selection_record(cfg, trainer, eval_only: bool, model_dir: str = "") -> dict
 
 
 def write_metrics(cfg, trainer, timings: dict, eval_only: bool, identity=None, model_dir: str = "") -> Optional[str]:
-    """Write ``metrics.json``: what ran, its result, its identity (``schema``, ``fingerprint``, ``recipe``,
-    ``modified``, ``result_name``, ``label``, ...) and its ``timings`` (with the closing line's ``phases``).
-
-    Training-free methods (zero-shot, linear probe, Tip-Adapter) record no epochs: the file says what the
-    run did, not what the config happened to hold. ``shots`` is ``DATASET.NUM_SHOTS`` as asked (zero-shot
-    CLIP reads no training image whatever it is; ``tools.report`` files it under 0 shots).
-    """
+    """Write ``metrics.json``: what ran, its result, its identity (``RunIdentity.as_metrics``), its selection
+    record and ``timings``. Training-free methods record no epochs (what the run did, not what the config held);
+    ``shots`` is ``DATASET.NUM_SHOTS`` as asked (``tools.report`` files zero-shot CLIP under 0 shots)."""
     import trainers
     from engine import ENGINE_NAME, write_json
 
@@ -128,62 +105,34 @@ def write_metrics(cfg, trainer, timings: dict, eval_only: bool, identity=None, m
     return path
 
 
-def _finalize_cfg(cfg, output_dir: str):
-    """The run-time parts of the config: its folder and DataLoader workers capped at the CPUs this process has
-    (configs say 8; more workers than CPUs only slow the loader and make torch warn). Both are launch-only keys."""
-    from engine.fileio import available_cpus
-
-    cfg.defrost()
-    cfg.OUTPUT_DIR = output_dir
-    cfg.DATALOADER.NUM_WORKERS = max(0, min(int(cfg.DATALOADER.NUM_WORKERS), available_cpus()))
-    cfg.freeze()
-    return cfg
-
-
-def _describe(cfg, identity) -> str:
-    shots = "zero-shot" if identity.spec.shot_free else f"{cfg.DATASET.NUM_SHOTS}-shot"
-    return (f"{cfg.TRAINER.NAME} {cfg.DATASET.NAME} {shots} seed {cfg.SEED}, backbone "
-            f"{os.path.basename(cfg.MODEL.BACKBONE.NAME)}")
-
-
-def _previous_results(folder: str) -> dict:
-    import json
-
-    with open(os.path.join(folder, "metrics.json")) as f:
-        m = json.load(f)
-    return {"accuracy": m["accuracy"], "macro_f1": m.get("macro_f1"), "split": m.get("split", "test"), "reused": True}
-
-
 def run(args) -> dict:
     """Resolve the run's folder from its identity, hold the folder's lock, then run (or reuse) it."""
-    from bookkeeping.config import UserError, eval_of, setup_cfg
-    from bookkeeping.folders import (
-        clear_failed,
-        folder_state,
-        mark_failed,
-        read_metrics,
-        run_folder,
-        run_lock,
-    )
-    from bookkeeping.identity import identify
-    from engine import ENGINE_NAME, RunInterrupted, setup_logger
+    from bookkeeping import folders
+    from bookkeeping.config import UserError, setup_cfg
+    from engine import RunInterrupted, setup_logger
+    from engine.fileio import available_cpus
 
     start = time.time()
     cfg = setup_cfg(args)
     check_cfg(cfg)
     setup_logger(None)  # the console, until the run's folder is known
-    source = read_metrics(args.model_dir) if args.eval_only and args.model_dir else None
-    identity = identify(cfg, ENGINE_NAME, eval_of(args), source)
-    folder = run_folder(cfg, identity, args.eval_only) if args.reuse else cfg.OUTPUT_DIR
-    cfg = _finalize_cfg(cfg, os.path.abspath(folder) if folder else folder)
-    with run_lock(cfg.OUTPUT_DIR):
-        state, why = folder_state(cfg.OUTPUT_DIR, identity)
+    identity, folder = folders.resolve_run(args, cfg)
+    # Launch-only keys: the run's folder, and DataLoader workers capped at the CPUs this process has (configs
+    # say 8; more workers than CPUs only slow the loader and make torch warn).
+    cfg.defrost()
+    cfg.OUTPUT_DIR = os.path.abspath(folder) if folder else folder
+    cfg.DATALOADER.NUM_WORKERS = max(0, min(int(cfg.DATALOADER.NUM_WORKERS), available_cpus()))
+    cfg.freeze()
+    with folders.run_lock(cfg.OUTPUT_DIR):
+        state, why = folders.folder_state(cfg.OUTPUT_DIR, identity)
         if args.reuse and state == "done":
             logger.info("[skip] %s (%s)", cfg.OUTPUT_DIR, why)
-            return dict(_previous_results(cfg.OUTPUT_DIR), output_dir=cfg.OUTPUT_DIR)
+            m = folders.read_metrics(cfg.OUTPUT_DIR)
+            return {"accuracy": m["accuracy"], "macro_f1": m.get("macro_f1"), "split": m.get("split", "test"),
+                    "reused": True, "output_dir": cfg.OUTPUT_DIR}
         if args.reuse and state == "conflict":
             raise UserError(why)
-        clear_failed(cfg.OUTPUT_DIR)
+        folders.clear_failed(cfg.OUTPUT_DIR)
         stale = os.path.join(cfg.OUTPUT_DIR, "metrics.json")
         if os.path.isfile(stale):  # rerunning a finished folder: its old result must not outlive a failure
             os.replace(stale, stale + ".replaced")
@@ -192,7 +141,7 @@ def run(args) -> dict:
         except RunInterrupted:
             raise  # not a failure: resume.pth.tar holds the state and the same command continues
         except BaseException as err:
-            mark_failed(cfg.OUTPUT_DIR, f"{type(err).__name__}: {err}")
+            folders.mark_failed(cfg.OUTPUT_DIR, f"{type(err).__name__}: {err}")
             raise
 
 
@@ -213,10 +162,8 @@ def phases(timings: dict, wall_s: float, before_train: dict) -> dict:
 
 
 def closing_line(wall_s: float, split: dict) -> str:
-    names = {"backbone_s": "backbone", "extraction_s": "extraction", "training_s": "training",
-             "evaluation_s": "evaluation", "other_s": "other"}
     return (f"Wall time {datetime.timedelta(seconds=round(wall_s))} ({wall_s:.1f}s): "
-            + ", ".join(f"{names[k]} {v:.1f}s" for k, v in split.items()))
+            + ", ".join(f"{k.removesuffix('_s')} {v:.1f}s" for k, v in split.items()))
 
 
 def _run(cfg, args, identity, start: float) -> dict:
@@ -228,7 +175,9 @@ def _run(cfg, args, identity, start: float) -> dict:
     # Under Dassl, its own messages are printed: copy them into log.txt beside ours. Records marked
     # file_only (engine, environment, config) go to log.txt, not the console.
     setup_logger(cfg.OUTPUT_DIR, tee_prints=ENGINE_NAME == "dassl")
-    logger.info("[run] %s -> %s", _describe(cfg, identity), cfg.OUTPUT_DIR)
+    shots = "zero-shot" if identity.spec.shot_free else f"{cfg.DATASET.NUM_SHOTS}-shot"
+    logger.info("[run] %s %s %s seed %s, backbone %s -> %s", cfg.TRAINER.NAME, cfg.DATASET.NAME, shots, cfg.SEED,
+                os.path.basename(cfg.MODEL.BACKBONE.NAME), cfg.OUTPUT_DIR)
     if identity.deviation:
         logger.info("      modified run (%s): %s", identity.variant, describe_deviation(identity.deviation))
     file_only = {"file_only": True}
@@ -261,18 +210,13 @@ def _run(cfg, args, identity, start: float) -> dict:
 # Errors whose message is enough for the user: printed as one line, no traceback.
 def _user_facing_errors():
     from bookkeeping.config import UserError
+    from datasets.errors import DatasetFileError, DatasetNotFoundError, ValidationSplitError
     from engine import CheckpointError, CorruptImageError, EngineUnavailableError
     from features import FeatureCacheError
     from trainers.backbone import BackboneError
 
-    errors = [UserError, CheckpointError, CorruptImageError, EngineUnavailableError, BackboneError, FileNotFoundError,
-              FeatureCacheError]
-    try:
-        from datasets.errors import DatasetFileError, DatasetNotFoundError, ValidationSplitError
-        errors.extend([DatasetNotFoundError, DatasetFileError, ValidationSplitError])
-    except ImportError:
-        pass
-    return tuple(errors)
+    return (UserError, CheckpointError, CorruptImageError, EngineUnavailableError, BackboneError, FileNotFoundError,
+            FeatureCacheError, DatasetNotFoundError, DatasetFileError, ValidationSplitError)
 
 
 def one_line(err: BaseException) -> str:

@@ -12,21 +12,18 @@ import sys
 from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
-from bookkeeping.config import UserError, eval_of, in_user_terms, parse
-from bookkeeping.folders import backbone_tag, folder_state, read_metrics, run_folder
-from bookkeeping.identity import RunIdentity, describe_deviation, identify, spec_of_run
+from bookkeeping.config import UserError, in_user_terms, parse
+from bookkeeping.folders import backbone_tag, folder_state, resolve_run
+from bookkeeping.identity import describe_deviation, spec_of_run
 from bookkeeping.recipes import RecipeError, get_recipe, recipe_argv
-from engine import ENGINE_NAME
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
 class Plan:
-    seed: str
     state: str
     folder: str
-    identity: RunIdentity
     note: str = ""
 
 
@@ -34,36 +31,28 @@ def plan(train_argv: Sequence[str], seeds: Sequence[str]) -> List[Plan]:
     """For each seed: where ``train.py --reuse`` would run and whether it would (``run``) or reuse (``done``)."""
     plans = []
     for seed in seeds:
-        args, cfg = parse([a.replace("{seed}", str(seed)) for a in train_argv])
-        source = read_metrics(args.model_dir) if args.eval_only and args.model_dir else None
-        ident = identify(cfg, ENGINE_NAME, eval_of(args), source)
-        folder = run_folder(cfg, ident, args.eval_only) if args.reuse else cfg.OUTPUT_DIR
+        ident, folder = resolve_run(*parse([a.replace("{seed}", str(seed)) for a in train_argv]))
         state, why = folder_state(folder, ident)
         if state == "conflict":
             raise UserError(why)
         note = f"modified run: {describe_deviation(ident.deviation)}" if ident.deviation else why
-        plans.append(Plan(str(seed), state, folder, ident, note))
+        plans.append(Plan(state, folder, note))
     return plans
 
 
-def launcher_argv(method: str, dataset: str, shots: int, backbone: str, epochs: str = "") -> List[str]:
-    """The run folder's tag, then the recipe's ``train.py`` arguments (``EPOCHS`` added for a method that trains)."""
-    recipe = get_recipe(method)
-    argv = [recipe.tag(backbone_tag(backbone), shots)] + recipe_argv(method, dataset, shots, backbone)
-    if epochs:
-        if spec_of_run(method).training_free:
-            logger.warning("EPOCHS=%s ignored: %s trains no epochs", epochs, method)
-        else:
-            argv += ["OPTIM.MAX_EPOCH", epochs]
-    return argv
-
-
-def command_line(method: str, dataset: str, shots: int, backbone: str) -> str:
-    """The recipe run of seed 1 as one pasteable command (data root from ``$DATA``)."""
-    recipe = get_recipe(method)
-    out = f"output/{dataset}/{method}/{recipe.tag(backbone_tag(backbone), shots)}/seed1"
-    argv = ["--seed", "1", "--output-dir", out, "--reuse"] + recipe_argv(method, dataset, shots, backbone)
-    return 'python train.py --root "$DATA" ' + " ".join(shlex.quote(a) for a in argv)
+def recipe_output(method: str, dataset: str, shots: int, backbone: str, epochs: str = "", launcher: bool = False) -> str:
+    """The recipe run of seed 1 as one pasteable command (data root from ``$DATA``); ``launcher``: the run folder's
+    tag, then the recipe's ``train.py`` arguments one a line (``epochs`` added for a method that trains)."""
+    tag = get_recipe(method).tag(backbone_tag(backbone), shots)
+    argv = recipe_argv(method, dataset, shots, backbone)
+    if not launcher:
+        argv = ["--seed", "1", "--output-dir", f"output/{dataset}/{method}/{tag}/seed1", "--reuse"] + argv
+        return 'python train.py --root "$DATA" ' + " ".join(shlex.quote(a) for a in argv)
+    if epochs and spec_of_run(method).training_free:
+        logger.warning("EPOCHS=%s ignored: %s trains no epochs", epochs, method)
+    elif epochs:
+        argv += ["OPTIM.MAX_EPOCH", epochs]
+    return "\n".join([tag] + argv)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -82,10 +71,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     pl.add_argument("train_argv", nargs=argparse.REMAINDER)
     args = p.parse_args(argv)
     try:
-        if args.command == "recipe" and args.argv:
-            print("\n".join(launcher_argv(args.method, args.dataset, args.shots, args.backbone, args.epochs)))
-        elif args.command == "recipe":
-            print(command_line(args.method, args.dataset, args.shots, args.backbone))
+        if args.command == "recipe":
+            print(recipe_output(args.method, args.dataset, args.shots, args.backbone, args.epochs, args.argv))
         else:
             train_argv = args.train_argv[1:] if args.train_argv[:1] == ["--"] else args.train_argv
             for pl in plan(train_argv, args.seeds.split()):

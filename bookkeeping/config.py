@@ -7,7 +7,7 @@ import argparse
 import difflib
 import os
 import re
-from typing import Dict, Optional, Sequence
+from typing import Dict, Sequence
 
 import yaml
 
@@ -39,10 +39,9 @@ def in_user_terms(message: str) -> str:
     return message
 
 
-def variant_flags() -> Dict[str, str]:
-    """``{"--enhanced-base": "TRAINER.TaskRes.ENHANCED_BASE", ...}``: each declared result variant's flag."""
-    return {v.flag: v.key for name in trainers.declared_methods() for v in trainers.method_spec(name).variants
-            if v.flag}
+def result_variants() -> list:
+    """Every declared result variant with a ``train.py`` flag (TaskRes's ``--enhanced-base``)."""
+    return [v for name in trainers.declared_methods() for v in trainers.method_spec(name).variants if v.flag]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,10 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-dir", type=str, default="", help="load the model from this directory for eval-only")
     p.add_argument("--load-epoch", type=int, help="load the model weights of this epoch for evaluation")
     p.add_argument("--no-train", action="store_true", help="do not call trainer.train()")
-    for name in trainers.declared_methods():
-        for v in trainers.method_spec(name).variants:
-            if v.flag:
-                p.add_argument(v.flag, type=str, default="", help=v.help or f"sets {v.key}")
+    for v in result_variants():
+        p.add_argument(v.flag, type=str, default="", help=v.help or f"sets {v.key}")
     p.add_argument("--cache-dir", type=str, default="", help="feature cache folder (FEATURE_CACHE.DIR)")
     p.add_argument("--no-cache", action="store_true", help="run the image encoder on every batch (original behaviour)")
     p.add_argument("--reuse", action="store_true",
@@ -120,23 +117,18 @@ def setup_cfg(args):
             merge_file(cfg, path, label)
     flags = {"DATASET.ROOT": args.root, "OUTPUT_DIR": args.output_dir, "RESUME": args.resume,
              "TRAINER.NAME": args.trainer, "MODEL.BACKBONE.NAME": args.backbone, "MODEL.HEAD.NAME": args.head,
-             "FEATURE_CACHE.DIR": args.cache_dir}
-    flags.update({key: getattr(args, flag.lstrip("-").replace("-", "_")) for flag, key in variant_flags().items()})
+             "FEATURE_CACHE.DIR": args.cache_dir, "DATASET.SOURCE_DOMAINS": args.source_domains,
+             "DATASET.TARGET_DOMAINS": args.target_domains, "INPUT.TRANSFORMS": args.transforms}
+    flags.update({v.key: getattr(args, v.flag.lstrip("-").replace("-", "_")) for v in result_variants()})
     for key, value in flags.items():
         if value:
-            node, leaf = key.rsplit(".", 1) if "." in key else ("", key)
-            target = cfg
-            for part in filter(None, node.split(".")):
-                target = target[part]
-            target[leaf] = value
+            *path, leaf = key.split(".")
+            node = cfg
+            for part in path:
+                node = node[part]
+            node[leaf] = value
     if args.seed >= 0:
         cfg.SEED = args.seed
-    if args.source_domains:
-        cfg.DATASET.SOURCE_DOMAINS = args.source_domains
-    if args.target_domains:
-        cfg.DATASET.TARGET_DOMAINS = args.target_domains
-    if args.transforms:
-        cfg.INPUT.TRANSFORMS = args.transforms
     if args.no_cache:
         cfg.FEATURE_CACHE.ENABLED = False
     merge_opts(cfg, args.opts or [])
@@ -148,11 +140,6 @@ def parse(argv: Sequence[str]):
     """``(args, cfg)`` of a ``train.py`` command line."""
     args = build_parser().parse_args(list(argv))
     return args, setup_cfg(args)
-
-
-def eval_of(args) -> Optional[tuple]:
-    """(model dir, epoch) of an evaluation-only run, else None."""
-    return (args.model_dir, args.load_epoch) if getattr(args, "eval_only", False) else None
 
 
 def dataset_config_names(repo_root: str) -> Dict[str, str]:

@@ -10,11 +10,13 @@ import ast
 import json
 import logging
 import os
-from contextlib import contextmanager
+import re
+from contextlib import contextmanager, suppress
 from typing import Iterator, Optional, Tuple
 
-from bookkeeping.identity import RunIdentity, describe_deviation, deviation, stored_flat
+from bookkeeping.identity import RunIdentity, describe_deviation, deviation, identify, stored_flat
 from datasets import DEFAULT_TRACK
+from engine import ENGINE_NAME
 from engine.checkpoint import fingerprint
 from engine.fileio import LockBusy, cluster_lock
 
@@ -32,12 +34,7 @@ def backbone_tag(backbone: str) -> str:
     name = backbone
     if os.path.isfile(name) or name.endswith((".pt", ".pth")):
         name = os.path.splitext(os.path.basename(name))[0]
-    name = name.lower().replace("/", "")
-    for ch in ":@-":
-        name = name.replace(ch, "_")
-    while "__" in name:
-        name = name.replace("__", "_")
-    return name
+    return re.sub(r"[:@_-]+", "_", name.lower().replace("/", ""))
 
 
 def protocol_suffix(classes: str, track: str, selects_on_val: bool) -> str:
@@ -73,6 +70,14 @@ def read_metrics(folder: str) -> Optional[dict]:
             return json.load(f)
     except (OSError, ValueError):
         return None
+
+
+def resolve_run(args, cfg) -> Tuple[RunIdentity, str]:
+    """The identity and folder of a ``train.py`` command line (``parse``'s ``(args, cfg)``): with ``--reuse``
+    the ``run_folder``, else ``--output-dir``. An evaluation's identity names the weights it evaluates."""
+    source = read_metrics(args.model_dir) if args.eval_only and args.model_dir else None
+    ident = identify(cfg, ENGINE_NAME, (args.model_dir, args.load_epoch) if args.eval_only else None, source)
+    return ident, run_folder(cfg, ident, args.eval_only) if args.reuse else cfg.OUTPUT_DIR
 
 
 def folder_state(folder: str, ident: RunIdentity) -> Tuple[str, str]:
@@ -132,7 +137,5 @@ def mark_failed(folder: str, message: str) -> None:
 
 
 def clear_failed(folder: str) -> None:
-    try:
+    with suppress(FileNotFoundError):
         os.unlink(os.path.join(folder, FAILED_FILE))
-    except FileNotFoundError:
-        pass

@@ -7,9 +7,10 @@ existing run's identity), the launch-only keys (where things live, loader worker
 frequencies, evaluation batch size, the method's ``spec.launch_only_keys``), the shot count of a shot-free
 method and, for a method that selects nothing on val, the selection track (one run serves every track).
 
-Runs finished before this rule (``metrics.json`` without ``"schema"``) carry a fingerprint computed over the
-whole config; ``legacy_identity`` recomputes theirs by this rule from their ``config.yaml`` and recorded engine.
+Runs finished before this rule (``metrics.json`` without ``"schema"``) carry a fingerprint over the whole
+config; ``stored_flat`` recomputes theirs by this rule from their ``config.yaml`` and recorded engine.
 """
+import functools
 import os
 from dataclasses import dataclass, field
 from typing import Dict, Mapping, Optional, Tuple
@@ -66,11 +67,11 @@ def spec_of_run(method: str) -> MethodSpec:
 def result_variant(cfg, spec: MethodSpec) -> Optional[ResultVariant]:
     """The result variant the run makes (TaskRes* when ``TRAINER.TaskRes.ENHANCED_BASE`` is set), if any."""
     for v in spec.variants:
-        node, leaf = v.key.rsplit(".", 1)
-        value = cfg
-        for part in node.split("."):
-            value = value[part]
-        if v.applies(value.get(leaf)):
+        *path, leaf = v.key.split(".")
+        node = cfg
+        for part in path:
+            node = node[part]
+        if v.applies(node.get(leaf)):
             return v
     return None
 
@@ -97,7 +98,6 @@ class RunIdentity:
     deviation: Deviation = field(default_factory=dict)
     variant: str = ""              # 8 hex of the deviation; "" for the recipe's run
     recipe: bool = False           # the published recipe, on a paper backbone
-    has_reference: bool = False    # a recipe exists to compare with
 
     def as_metrics(self) -> dict:
         """``metrics.json``'s identity and presentation fields (schema 2)."""
@@ -107,9 +107,6 @@ class RunIdentity:
                 "label": self.result.label if self.result else (self.spec.label or self.method),
                 "table_order": self.spec.table_order, "shot_free": self.spec.shot_free,
                 "selects_on_val": self.spec.selects_on_val}
-
-
-_REFERENCES: Dict[Tuple[str, ...], Dict[str, str]] = {}
 
 
 def recipe_reference(cfg, engine: str) -> Optional[Dict[str, str]]:
@@ -123,10 +120,12 @@ def recipe_reference(cfg, engine: str) -> Optional[Dict[str, str]]:
     for key in PROTOCOL_KEYS:
         node, leaf = key.split(".")
         argv += [key, str(cfg[node][leaf])]
-    key = (engine, *argv)
-    if key not in _REFERENCES:
-        _REFERENCES[key] = identity_flat(parse(argv)[1], engine)
-    return _REFERENCES[key]
+    return _reference_flat(engine, tuple(argv))
+
+
+@functools.lru_cache(maxsize=None)
+def _reference_flat(engine: str, argv: Tuple[str, ...]) -> Dict[str, str]:
+    return identity_flat(parse(argv)[1], engine)
 
 
 def _compared(flat: Mapping[str, str], spec: MethodSpec) -> Dict[str, str]:
@@ -157,7 +156,7 @@ def identify(cfg, engine: str, eval_of: Optional[Tuple[str, Optional[int]]] = No
         return RunIdentity(fingerprint(flat), flat, spec, method, variant)
     dev = deviation(_compared(flat, spec), _compared(reference, spec))
     recipe = not dev and spec.published_recipe and cfg.MODEL.BACKBONE.NAME in recipes.PAPER_BACKBONES
-    return RunIdentity(fingerprint(flat), flat, spec, method, variant, dev, variant_suffix(dev), recipe, True)
+    return RunIdentity(fingerprint(flat), flat, spec, method, variant, dev, variant_suffix(dev), recipe)
 
 
 def stored_flat(folder: str, metrics: dict, engine: str) -> Optional[Dict[str, str]]:

@@ -6,8 +6,9 @@ and the reference a run is compared with are all built from ``recipe_argv``, so 
 Config files are checked when a recipe is used (``Recipe.config_path``), not at import.
 """
 import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterator, List, Mapping, MutableMapping, Optional
+from typing import Callable, Dict, List, Optional
 
 import trainers
 from trainers.backbone import checkpoint_image_size
@@ -43,14 +44,6 @@ class Recipe:
         raise RecipeError(f"{self.trainer}: config file {self.config} does not exist. Trainer configs present: "
                           f"{', '.join(present) or 'none'}")
 
-    def options(self, dataset: str, shots: int) -> List[str]:
-        """The recipe's ``KEY VALUE`` overrides for one dataset (config name) and shot count."""
-        return [str(x) for kv in dict(self.settings(dataset, shots)).items() for x in kv]
-
-    def epochs(self, dataset: str, shots: int) -> Optional[int]:
-        value = dict(self.settings(dataset, shots)).get("OPTIM.MAX_EPOCH")
-        return None if value is None else int(value)
-
 
 def declared_recipes() -> Dict[str, Recipe]:
     specs = {name: trainers.method_spec(name) for name in trainers.declared_methods()}
@@ -58,34 +51,20 @@ def declared_recipes() -> Dict[str, Recipe]:
             for name, s in specs.items() if s.recipe_config is not None}
 
 
-class _RecipeTable(MutableMapping):
-    """The declared recipes, read at each look-up; assignment adds an entry on top (tests, trying a recipe)."""
-
-    def __init__(self):
-        self._overrides: Dict[str, Recipe] = {}
-
-    def _all(self) -> Dict[str, Recipe]:
-        return {**declared_recipes(), **self._overrides}
+class _DeclaredRecipes(Mapping):
+    """The declared recipes, read at each look-up (a plugin's, or a declaration patched by a test, counts at once)."""
 
     def __getitem__(self, method: str) -> Recipe:
-        return self._all()[method]
+        return declared_recipes()[method]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._all())
+        return iter(declared_recipes())
 
     def __len__(self) -> int:
-        return len(self._all())
-
-    def __setitem__(self, method: str, recipe: Recipe) -> None:
-        self._overrides[method] = recipe
-
-    def __delitem__(self, method: str) -> None:
-        if method not in self._overrides:
-            raise KeyError(f"{method} is declared in its module; only added entries can be removed")
-        del self._overrides[method]
+        return len(declared_recipes())
 
 
-RECIPES: MutableMapping = _RecipeTable()
+RECIPES: Mapping[str, Recipe] = _DeclaredRecipes()
 
 
 def get_recipe(method: str) -> Recipe:
@@ -113,4 +92,5 @@ def recipe_argv(method: str, dataset: str, shots: int, backbone: str) -> List[st
     if config:
         argv += ["--config-file", config]
     size = input_size(backbone)
-    return argv + recipe.options(dataset, shots) + ["DATASET.NUM_SHOTS", str(shots), "INPUT.SIZE", f"({size}, {size})"]
+    options = [str(x) for kv in dict(recipe.settings(dataset, shots)).items() for x in kv]  # KEY VALUE overrides
+    return argv + options + ["DATASET.NUM_SHOTS", str(shots), "INPUT.SIZE", f"({size}, {size})"]

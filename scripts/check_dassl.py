@@ -79,11 +79,6 @@ def accuracy(out: str) -> float:
         return json.load(f)["accuracy"]
 
 
-def engine_line(out: str) -> str:
-    with open(os.path.join(out, "log.txt")) as f:
-        return next((line.strip() for line in f if "Engine:" in line), "")
-
-
 class Checks:
     def __init__(self):
         self.failed = []
@@ -100,17 +95,14 @@ def same_tensors(a: dict, b: dict) -> bool:
 
 def check_trainers(checks: Checks, root: str, clip: str, scratch: str, epochs: int, trainers=TRAINERS) -> None:
     for trainer in trainers:
-        for cache in ("cache", "no-cache"):
-            if cache == "no-cache" and trainer not in ("TaskRes", "CoOp", "TipAdapterF"):
-                continue
+        for cache in ("cache", "no-cache") if trainer in ("TaskRes", "CoOp", "TipAdapterF") else ("cache",):
             extra = ["--no-cache"] if cache == "no-cache" else []
-            outs = {}
-            for engine in ENGINES:
-                out = os.path.join(scratch, engine, f"{trainer}-{cache}")
+            outs = {engine: os.path.join(scratch, engine, f"{trainer}-{cache}") for engine in ENGINES}
+            for engine, out in outs.items():
                 run(train_cmd(root, clip, out, trainer, epochs, extra), engine)
-                outs[engine] = out
-            checks.expect("Engine: dassl" in engine_line(outs["dassl"]),
-                          f"{trainer} ({cache}): log.txt says 'Engine: dassl' under Dassl")
+            with open(os.path.join(outs["dassl"], "log.txt")) as f:
+                engine_line = next((line.strip() for line in f if "Engine:" in line), "")
+            checks.expect("Engine: dassl" in engine_line, f"{trainer} ({cache}): log.txt says 'Engine: dassl' under Dassl")
             accs = {e: accuracy(o) for e, o in outs.items()}
             checks.expect(accs["dassl"] == accs["builtin"], f"{trainer} ({cache}): accuracy equal {accs}")
             t_dassl, t_builtin = trained_tensors(outs["dassl"]), trained_tensors(outs["builtin"])
@@ -131,10 +123,7 @@ def check_eval_only(checks: Checks, root: str, clip: str, outs: dict, trainer: s
         except (RuntimeError, OSError) as err:
             checks.expect(False, f"{trainer}: --eval-only under Dassl on the {engine} run: {err}")
             continue
-        if trainer in VAL_SELECTED_FINAL:
-            ok = 0.0 <= acc <= 100.0
-        else:
-            ok = acc == accuracy(model_dir)
+        ok = 0.0 <= acc <= 100.0 if trainer in VAL_SELECTED_FINAL else acc == accuracy(model_dir)
         checks.expect(ok, f"{trainer}: --eval-only under Dassl on the {engine} run gives {acc} "
                           f"(trained: {accuracy(model_dir)})")
 

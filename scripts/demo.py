@@ -1,15 +1,10 @@
 """The embedded default: every method on scikit-learn's handwritten digits, through train.py.
 
-The digits (1,797 real 8x8 scans that ship with scikit-learn) are written as a dataset tree in the
-Caltech101 layout (class folders + ``split_zhou_Caltech101.json``), so the real reader runs. With real
-CLIP weights (cached in ~/.cache/clip or downloadable) the numbers are CLIP's; offline, a tiny random
-CLIP stands in and the accuracies only show that the pipeline runs (the notice is printed beside the
-table and written into ``results.md``).
-
-Runs go to ``OUTPUT/runs/<Trainer>/<backbone>_<K>shots_<8 hex>/seed<S>`` through ``train.py --reuse``
-(the launchers' rule, ``bookkeeping/folders.py``): a finished run is reused only when its config,
-backbone file included, is the one asked for; other shots, another backbone or other views run anew.
-Writes ``results.md`` (the table) and ``results.png`` (accuracy per method).
+The digits (1,797 real 8x8 scans) are written in the Caltech101 layout, so the real reader runs. With real CLIP
+weights (cached or downloadable) the numbers are CLIP's; offline, a tiny random CLIP stands in and the
+accuracies only show that the pipeline runs (the notice is printed beside the table and in ``results.md``).
+Runs go through ``train.py --reuse`` (the launchers' rule): a finished run is reused only for the same config,
+backbone file included. Writes ``results.md`` (the table) and ``results.png`` (accuracy per method).
 
     bash scripts/demo.sh [--offline] [--output demo_output] [--shots 16] [--backbone RN50]
 """
@@ -101,12 +96,8 @@ def save_plot(rows, title: str, path: str) -> str:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(1.2 * max(len(rows), 3) + 1, 3.5))
-    names = [r[0] for r in rows]
-    accs = [r[1] for r in rows]
-    bars = ax.bar(names, accs, color="tab:blue")
-    for bar, acc in zip(bars, accs):
-        ax.annotate(f"{acc:.1f}", (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom",
-                    fontsize=8)
+    bars = ax.bar([r[0] for r in rows], [r[1] for r in rows], color="tab:blue")
+    ax.bar_label(bars, fmt="%.1f", fontsize=8)
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 105)
     ax.set_title(title, fontsize=9)

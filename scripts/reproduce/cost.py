@@ -1,21 +1,14 @@
 """The grid's image-encoder cost before it runs: views to encode with the cache, and what the original codes run.
 
-For every planned ``train.py`` run this reads the run's merged config (no data, no weights needed) and
-its method's cache request (``MethodSpec.cache``, trainers/spec.py), and lists the feature-cache entries
-the run reads: the test set (one deterministic view, shared by every run and method on that dataset; a
-base-to-novel half of it, in proportion to its classes), the few-shot val set (methods that select on
-val, except in the valfree track), the training views (``FEATURE_CACHE.NUM_VIEWS`` or, by default, the
-method's own pool or one per epoch; one plain view for methods that fit on plain features) and key views
-with their own augmentation (Tip-Adapter's). Entries shared by several runs count once, at the most views
-any run asks (a longer entry serves a shorter run); views already in the cache folder are subtracted. The
-original codes instead run the encoder on every training image in every epoch, and per run on its test
-(and val) set; methods that adapt the image encoder encode every image at every step on both sides and
-are left out.
-
-Image counts come from the published splits (``DATASET_SIZES``: classes, test images); a few-shot train
-set is ``classes x shots`` and a few-shot val set ``classes x`` the datasets layer's val size per class
-(``datasets.splits.fewshot_val_per_class``); a dataset whose val is its test set (its ``val_is_test``)
-selects on a held-out train part.
+Each planned run's merged config (no data, no weights) and its method's ``MethodSpec.cache`` give the
+feature-cache entries it reads: the test set (one view, shared by every method; a base-to-novel half in
+proportion to its classes), the few-shot val set (methods that select on val, not in the valfree track),
+the training views and any key views with their own augmentation. An entry shared by several runs counts
+once, at the most views any run asks; views already cached are subtracted. The original codes encode every
+training image in every epoch, and per run the test (and val) set; methods that adapt the image encoder are
+left out. Image counts are the published splits' (``DATASET_SIZES``); a few-shot train set is ``classes x
+shots``, a val set ``classes x datasets.splits.fewshot_val_per_class``; a dataset whose val is its test set
+(``val_is_test``) selects on a held-out train part.
 
     python -m scripts.reproduce.cost --throughput 2500          # the paper grid, RN50
     python -m scripts.reproduce.grid --dry-run                  # prints the same summary after the run list
@@ -25,7 +18,6 @@ import json
 import logging
 import math
 import os
-from collections import defaultdict
 from typing import Dict, List, Optional, Sequence, Tuple
 
 logger = logging.getLogger(__name__)
@@ -33,7 +25,7 @@ logger = logging.getLogger(__name__)
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RESULTS = os.path.join(REPO_ROOT, "benchmarks", "results", "encoder_limit.json")
 
-# DATASET.NAME -> (classes, test images) of the CoOp splits.
+# DATASET.NAME -> (classes, test images) of the published few-shot split files (split_zhou_*.json).
 DATASET_SIZES: Dict[str, Tuple[int, int]] = {
     "ImageNet": (1000, 50000), "Caltech101": (100, 2465), "OxfordPets": (37, 3669), "StanfordCars": (196, 8041),
     "OxfordFlowers": (102, 2463), "Food101": (101, 30300), "FGVCAircraft": (100, 3333), "SUN397": (397, 19850),
@@ -74,8 +66,8 @@ def run_needs(cfg, eval_only: bool = False) -> Tuple[List[Tuple[tuple, int, int]
     epochs = max(1, int(cfg.OPTIM.MAX_EPOCH))
     spec = trainers.method_spec(name)
     request = spec.cache
-    if "image" in spec.adapted_encoders:  # e.g. CLIP-LoRA: encodes every image at every step, as its original
-        return [], 0                      # does; neither side of the cache comparison
+    if "image" in spec.adapted_encoders:  # encodes every image at every step, as its original does:
+        return [], 0                      # neither side of the cache comparison
     if request.image_features == "pre_projection":  # other features of the same images: entries of their own
         backbone = PreProjectionEncoder.name_for(backbone)
     subset = str(cfg.DATASET.get("SUBSAMPLE_CLASSES", "all")).lower()
@@ -125,58 +117,45 @@ def cached_views(cache_dir: str) -> Dict[tuple, int]:
         split = d.get("split")
         if split == "test" or (split == "val" and _val_is_test(ds) and e["key"].get("num_items") ==
                                DATASET_SIZES.get(ds, (0, -1))[1]):
-            ids = [("test", bb, ds, tfm)]
+            eid = ("test", bb, ds, tfm)
         elif split == "val":
-            items = ("heldout" if _val_is_test(ds) else "val", d.get("shots"), d.get("seed"))
-            ids = [("val", bb, ds, tfm, items)]
-        elif e["key"].get("kind") == "plain":
-            ids = [("train", bb, ds, tfm, d.get("shots"), "plain")]
+            eid = ("val", bb, ds, tfm, ("heldout" if _val_is_test(ds) else "val", d.get("shots"), d.get("seed")))
         else:
-            ids = [("train", bb, ds, tfm, d.get("shots"), d.get("seed"))]
-        for i in ids:
-            held[i] = max(held.get(i, 0), e["views"])
+            plain = e["key"].get("kind") == "plain"
+            eid = ("train", bb, ds, tfm, d.get("shots"), "plain" if plain else d.get("seed"))
+        held[eid] = max(held.get(eid, 0), e["views"])
     return held
 
 
 def grid_cost(cfgs: Sequence, cache_dir: str = "", eval_only: Sequence[bool] = ()) -> Dict:
     """Encoder passes (image views) of a set of runs: with the cache, still to encode, and the original's."""
-    entries: Dict[tuple, Tuple[int, int]] = {}
+    entries: Dict[tuple, Tuple[int, int]] = {}  # entry id -> (images, most views any run asks)
     original = 0
-    per_dataset = defaultdict(int)
-    flags = list(eval_only) or [False] * len(cfgs)
-    for cfg, ev in zip(cfgs, flags):
+    for cfg, ev in zip(cfgs, list(eval_only) or [False] * len(cfgs)):
         needs, orig = run_needs(cfg, ev)
         original += orig
         for eid, n, v in needs:
-            old = entries.get(eid, (n, 0))
-            entries[eid] = (n, max(old[1], v))
+            entries[eid] = (n, max(entries.get(eid, (n, 0))[1], v))
     held = cached_views(cache_dir)
-    total = todo = 0
-    for eid, (n, v) in entries.items():
-        total += n * v
-        missing = n * max(0, v - held.get(eid, 0))
-        todo += missing
-        per_dataset[eid[2]] += missing
-    return {"runs": len(cfgs), "entries": len(entries), "cached_total_views": total, "to_encode_views": todo,
-            "original_views": original, "per_dataset_to_encode": dict(per_dataset)}
+    todo = sum(n * max(0, v - held.get(eid, 0)) for eid, (n, v) in entries.items())
+    return {"runs": len(cfgs), "entries": len(entries), "cached_total_views": sum(n * v for n, v in entries.values()),
+            "to_encode_views": todo, "original_views": original}
 
 
 def measured_throughput(backbone: str, path: str = RESULTS) -> Optional[Tuple[float, str]]:
     """(views/s, where measured) from ``benchmarks/encoder_limit.py``'s results, best device first."""
     try:
         with open(path) as f:
-            results = json.load(f)
+            rows = [r for r in json.load(f) if r.get("arch") == backbone]
     except (OSError, ValueError):
         return None
-    rows = [r for r in results if r.get("arch") == backbone] or []
-    rows.sort(key=lambda r: r.get("device_type") != "cuda")
     if not rows:
         return None
-    r = rows[0]
+    r = min(rows, key=lambda r: r.get("device_type") != "cuda")
     return float(r["extraction_views_per_s"]), f"{r['arch']} on {r['device']} (benchmarks/encoder_limit.py)"
 
 
-def format_cost(cost: Dict, backbone: str, throughput: Optional[float] = None, source: str = "") -> str:
+def format_cost(cost: Dict, backbone: str, throughput: Optional[float] = None) -> str:
     dim = EMBED_DIMS.get(backbone, 1024)
     lines = [
         f"Image-encoder cost of {cost['runs']} run(s), {backbone}:",
@@ -185,12 +164,11 @@ def format_cost(cost: Dict, backbone: str, throughput: Optional[float] = None, s
         f"  the original codes: {cost['original_views']:,} encoder passes "
         f"({cost['original_views'] / max(cost['cached_total_views'], 1):.1f}x the cache's)",
     ]
+    source = "given"
     if throughput is None:
-        found = measured_throughput(backbone)
-        if found:
-            throughput, source = found
+        throughput, source = measured_throughput(backbone) or (None, "")
     if throughput:
-        lines.append(f"  projected at {throughput:,.0f} views/s ({source or 'given'}): to encode "
+        lines.append(f"  projected at {throughput:,.0f} views/s ({source}): to encode "
                      f"{cost['to_encode_views'] / throughput / 3600:.2f} h; the original's passes "
                      f"{cost['original_views'] / throughput / 3600:.2f} h (image encoder only)")
     else:
@@ -205,14 +183,19 @@ def cell_configs(cells) -> List:
     return [parse(list(c.argv))[1] for c in cells]
 
 
-def grid_summary(cells, cache_dir: str, throughput: Optional[float] = None) -> str:
+def encoder_cost(cells, cache_dir: str) -> Optional[Dict]:
+    """``grid_cost`` of the unfinished ``cells`` (None when every one has finished)."""
+    todo = [c for c in cells if not c.finished]
+    if not todo:
+        return None
+    return grid_cost(cell_configs(todo), cache_dir, [bool(c.source_dir) for c in todo])
+
+
+def cost_summary(cells, cost: Optional[Dict], backbone: str, throughput: Optional[float] = None) -> str:
     if not cells:
         return "No runs planned."
-    todo = [c for c in cells if not c.finished]
-    backbone = cells[0].backbone
-    if not todo:
+    if cost is None:
         return "Every planned run is finished: nothing to encode."
-    cost = grid_cost(cell_configs(todo), cache_dir, [bool(c.source_dir) for c in todo])
     return format_cost(cost, backbone, throughput)
 
 
@@ -223,11 +206,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     p.description = "The grid's image-encoder cost (same options as the grid)"
     p.add_argument("--throughput", type=float, default=None, help="views/s (default: the benchmark's measurement)")
     args = p.parse_args(argv)
-    plan = plan_from_args(args, [])
-    cells = plan.train + (plan.evals(pending=True)[0] if plan.evals is not None else [])
-    cache = args.cache_dir or os.path.join(os.path.abspath(args.output), "feature_cache")
-    print(grid_summary(cells, cache, args.throughput))
-
+    req, _, cells, _ = plan_from_args(args, [])
+    print(cost_summary(cells, encoder_cost(cells, req.cache_dir), req.backbone, args.throughput))
 
 if __name__ == "__main__":
     main()

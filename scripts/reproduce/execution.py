@@ -1,25 +1,21 @@
-"""Running planned cells: in a subprocess or in this process, through a local pool or submitit.
-
-Executors: ``pool`` runs ``train.py`` subprocesses, one worker per visible GPU (each pinned with
-``CUDA_VISIBLE_DEVICES``) or ``workers`` on CPU; ``slurm`` submits a job array through submitit;
-submitit's ``local`` and ``debug`` executors run the same jobs on this machine (``debug`` in this
-process, one after the other, for a debugger). A cell's own output goes to its ``grid.out`` (and
-``train.py``'s ``log.txt``); the console shows one line per finished run and a progress bar.
-A failed cell does not stop the others.
+"""Running planned cells: executors ``pool`` (``train.py`` subprocesses, one worker per visible GPU, pinned with
+``CUDA_VISIBLE_DEVICES``, or ``--workers`` on CPU), ``slurm`` (a submitit job array), and submitit's ``local``
+and ``debug`` (in this process, one after the other, for a debugger). A cell's output goes to its ``grid.out``;
+the console shows one line per finished run under a progress bar. A failed cell does not stop the others.
 """
 import contextlib
 import functools
 import logging
 import os
 import queue
-import shutil
 import subprocess
 import sys
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from unittest import mock
 
 import submitit
 from submitit.helpers import as_completed as jobs_as_completed
@@ -62,16 +58,13 @@ class GridReport:
         return [r for r in self.ran if not r.ok]
 
 
-# ---- one cell -----------------------------------------------------------------------------------
 def _last_line(text: str) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[-1].strip() if lines else ""
 
 
 def _run_subprocess(cell: Cell, gpu: Optional[str], python: str) -> Tuple[bool, str]:
-    env = dict(os.environ)
-    if gpu is not None:
-        env["CUDA_VISIBLE_DEVICES"] = gpu
+    env = None if gpu is None else dict(os.environ, CUDA_VISIBLE_DEVICES=gpu)
     out_path = os.path.join(cell.out_dir, OUTPUT_FILE)
     with open(out_path, "w") as out:
         proc = subprocess.run([python, "train.py", *cell.argv], cwd=REPO_ROOT, env=env, stdout=out,
@@ -128,11 +121,10 @@ def run_cell(cell: Cell, in_process: bool = False, gpu: Optional[str] = None,
         ok, error = False, f"{type(err).__name__}: {err}"
     if ok and not cell.finished:
         ok, error = False, "train.py ended without writing metrics.json"
-    accuracy = read_metrics(cell.out_dir).get("accuracy") if ok else None
+    accuracy = (read_metrics(cell.out_dir) or {}).get("accuracy") if ok else None
     return CellResult(cell, ok, time.time() - start, None if accuracy is None else float(accuracy), error)
 
 
-# ---- the console --------------------------------------------------------------------------------
 def _duration(seconds: float) -> str:
     m, s = divmod(int(round(seconds)), 60)
     h, m = divmod(m, 60)
@@ -153,31 +145,14 @@ def result_line(result: CellResult) -> str:
     return f"{head}  FAILED {_duration(result.seconds)}: {result.error} (log: {', '.join(result.logs) or c.out_dir})"
 
 
-class Console:
-    """An overall progress bar (stderr) with one line per finished run above it; thread-safe (tqdm's lock)."""
-
-    def __init__(self, total: int):
-        self.bar = tqdm(total=total, unit="run", dynamic_ncols=True, file=sys.stderr, leave=False)
-
-    def __call__(self, result: CellResult) -> None:
-        self.bar.write(result_line(result), file=sys.stdout)
-        self.bar.update(1)
-
-    def close(self) -> None:
-        self.bar.close()
-
-
-# ---- executors ----------------------------------------------------------------------------------
 def visible_gpus() -> List[str]:
     """GPU ids this process may use: ``CUDA_VISIBLE_DEVICES`` when set, else what ``nvidia-smi`` lists."""
     env = os.environ.get("CUDA_VISIBLE_DEVICES")
     if env is not None:
         return [g.strip() for g in env.split(",") if g.strip() and g.strip() != "-1"]
-    if shutil.which("nvidia-smi") is None:
-        return []
     try:
         out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30).stdout
-    except (OSError, subprocess.SubprocessError):
+    except (OSError, subprocess.SubprocessError):  # no nvidia-smi, or it hangs
         return []
     return [str(i) for i, line in enumerate(line for line in out.splitlines() if line.startswith("GPU "))]
 
@@ -189,9 +164,8 @@ def pool_slots(workers: Optional[int] = None) -> List[Optional[str]]:
     return [gpus[i % len(gpus)] if gpus else None for i in range(workers or max(len(gpus), 1))]
 
 
-def run_pool(cells: Sequence[Cell], workers: Optional[int] = None, python: str = sys.executable,
-             console: Optional[Console] = None) -> List[CellResult]:
-    """Local ``train.py`` subprocesses, each worker pinned to its GPU."""
+def run_pool(cells: Sequence[Cell], workers: Optional[int] = None, python: str = sys.executable) -> Iterator[CellResult]:
+    """Local ``train.py`` subprocesses, each worker pinned to its GPU; results as they finish."""
     slots: "queue.Queue[Optional[str]]" = queue.Queue()
     gpus = pool_slots(workers)
     for gpu in gpus:
@@ -207,13 +181,9 @@ def run_pool(cells: Sequence[Cell], workers: Optional[int] = None, python: str =
         finally:
             slots.put(gpu)
 
-    results = []
     with ThreadPoolExecutor(max_workers=len(gpus)) as pool:
         for fut in as_completed([pool.submit(work, c) for c in cells]):
-            results.append(fut.result())
-            if console:
-                console(results[-1])
-    return results
+            yield fut.result()
 
 
 def make_submitit_executor(kind: str, folder: str, timeout_min: int = 240, partition: Optional[str] = None,
@@ -226,81 +196,63 @@ def make_submitit_executor(kind: str, folder: str, timeout_min: int = 240, parti
         ex.update_parameters(timeout_min=timeout_min, gpus_per_node=min(gpus_per_node, len(visible_gpus())))
         return ex
     ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
-    params = dict(timeout_min=timeout_min, gpus_per_node=gpus_per_node, cpus_per_task=cpus_per_task,
-                  name="taskres-grid")
-    if mem_gb:
-        params["mem_gb"] = mem_gb
-    if partition:
-        params["slurm_partition"] = partition
-    if array_parallelism:
-        params["slurm_array_parallelism"] = array_parallelism
-    params.update({f"slurm_{k}": v for k, v in (slurm_params or {}).items()})
-    ex.update_parameters(**params)
+    optional = {"mem_gb": mem_gb, "slurm_partition": partition, "slurm_array_parallelism": array_parallelism}
+    ex.update_parameters(timeout_min=timeout_min, gpus_per_node=gpus_per_node, cpus_per_task=cpus_per_task,
+                         name="taskres-grid", **{k: v for k, v in optional.items() if v},
+                         **{f"slurm_{k}": v for k, v in (slurm_params or {}).items()})
     return ex
 
 
-def run_submitit(cells: Sequence[Cell], executor, console: Optional[Console] = None) -> List[CellResult]:
+def run_submitit(cells: Sequence[Cell], executor) -> Iterator[CellResult]:
     """Submit the cells as one job array; each job runs its ``train.py`` in the job's own process."""
     # Jobs unpickle ``run_cell`` from this package: the repository must be importable in their environment,
     # which is this one at submission time.
-    saved = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (REPO_ROOT, saved) if p)
-    try:
+    path = os.pathsep.join(p for p in (REPO_ROOT, os.environ.get("PYTHONPATH")) if p)
+    with mock.patch.dict(os.environ, PYTHONPATH=path):
         jobs = executor.map_array(functools.partial(run_cell, in_process=True), list(cells))
-    finally:
-        if saved is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = saved
     logger.info("Submitted %d job(s) with %s (logs in %s)", len(jobs), type(executor).__name__, executor.folder)
     cell_of = {id(job): cell for job, cell in zip(jobs, cells)}
     # The debug executor runs a job when its result is asked for: ask in order. Others: as they finish.
-    ordered = jobs if isinstance(executor, submitit.DebugExecutor) else jobs_as_completed(jobs)
-    results = []
-    for job in ordered:
-        cell = cell_of[id(job)]
+    for job in jobs if isinstance(executor, submitit.DebugExecutor) else jobs_as_completed(jobs):
         try:
-            result = job.result()
+            yield job.result()
         except Exception as err:  # the job itself died (timeout, preemption, out of memory, ...)
             paths = getattr(job, "paths", None)
             where = f" (job logs: {paths.stdout}, {paths.stderr})" if paths is not None else ""
-            result = CellResult(cell, False, error=f"job {job.job_id} failed: {_last_line(str(err))}{where}")
-        results.append(result)
-        if console:
-            console(result)
-    return results
+            yield CellResult(cell_of[id(job)], False, error=f"job {job.job_id} failed: {_last_line(str(err))}{where}")
 
 
-def run_grid(cells: Sequence[Cell], executor: str = "pool", workers: Optional[int] = None,
+def run_grid(cells: Sequence[Cell], report: GridReport, executor: str = "pool", workers: Optional[int] = None,
              submitit_folder: str = "", python: str = sys.executable, **submitit_kwargs) -> GridReport:
-    """Run every unfinished cell; return what ran, what was skipped and what failed."""
+    """Run every unfinished cell; add to ``report`` what ran, what was skipped and what failed."""
     if executor not in EXECUTORS:
         raise GridError(f"Unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}")
-    report = GridReport(planned=list(cells))
+    report.planned += cells
     todo = []
     for c in cells:
         (report.skipped if c.finished else todo).append(c)
-    logger.info("%d run(s): %d finished already (skipped), %d to run", len(cells), len(report.skipped), len(todo))
+    logger.info("%d run(s): %d finished already (skipped), %d to run", len(cells), len(cells) - len(todo), len(todo))
     if not todo:
         return report
-    console = Console(len(todo))
-    try:
-        if executor == "pool":
-            ran = run_pool(todo, workers, python, console)
-        else:
-            ex = make_submitit_executor(executor, submitit_folder or ".submitit", **submitit_kwargs)
-            ran = run_submitit(todo, ex, console)
-    finally:
-        console.close()
+    if executor == "pool":
+        results = run_pool(todo, workers, python)
+    else:
+        results = run_submitit(todo, make_submitit_executor(executor, submitit_folder or ".submitit", **submitit_kwargs))
+    ran = []
+    # An overall progress bar (stderr) with one line per finished run above it.
+    with tqdm(total=len(todo), unit="run", dynamic_ncols=True, file=sys.stderr, leave=False) as bar:
+        for result in results:
+            bar.write(result_line(result), file=sys.stdout)
+            bar.update(1)
+            ran.append(result)
     order = {c: i for i, c in enumerate(todo)}
-    report.ran = sorted(ran, key=lambda r: order[r.cell])
+    report.ran += sorted(ran, key=lambda r: order[r.cell])
     return report
 
 
 def log_report(report: GridReport) -> None:
-    ok = [r for r in report.ran if r.ok]
     logger.info("Grid: %d planned, %d skipped (finished before), %d ran now, %d failed", len(report.planned),
-                len(report.skipped), len(ok), len(report.failed))
+                len(report.skipped), len(report.ran) - len(report.failed), len(report.failed))
     for path in report.blocked:
         logger.warning("Not evaluated: the trained run %s has not finished (rerun the same command)", path)
     for note in report.notes:

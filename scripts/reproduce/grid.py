@@ -3,24 +3,19 @@
     python -m scripts.reproduce.grid --data DATA --output output            # the paper's RN50 grid
     python -m scripts.reproduce.grid --methods TaskRes --datasets caltech101 --shots 1 16 --dry-run
     python -m scripts.reproduce.grid --data DATA --output output --executor slurm --slurm-partition gpu
-    python -m scripts.reproduce.grid --data DATA --output output --eval-variants   # ImageNet -> V2/Sketch/A/R
-    python -m scripts.reproduce.grid --data DATA --output output --protocol base2novel --track valfree
     python -m scripts.reproduce.grid ... -- OPTIM.MAX_EPOCH 2                     # KEY VALUE pairs, applied last
 
-Each run is one ``train.py --reuse`` run with the recipe's arguments, in the launchers' folders
-(``OUTPUT/<dataset>/<Trainer>/<backbone>_<K>shots/seed<S>``, suffixed when the config differs from the
-recipe) and their feature cache, so the grid and ``scripts/<method>/main.sh`` skip each other's finished
-runs. Pre-flight checks (data, weights, disk) run first; a failed run does not stop the others, and
-failures are listed at the end with their logs (exit status 1). See docs/grid.md: planning
-(``planning.py``), protocols (``protocols.py``), executors (``execution.py``), checks (``preflight.py``).
+Each run is one ``train.py --reuse`` run of the recipe, in the launchers' folders and feature cache, so the
+grid and ``scripts/<method>/main.sh`` skip each other's finished runs. Pre-flight checks run first; a failed
+run does not stop the others and is listed at the end (exit status 1). See docs/grid.md.
 """
 import argparse
 import logging
 import os
 import sys
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
-from scripts.reproduce.cost import format_cost
+from scripts.reproduce.cost import cost_summary, encoder_cost
 from scripts.reproduce.execution import EXECUTORS, GridReport, log_report, run_grid
 from scripts.reproduce.planning import (
     PAPER_METHODS,
@@ -31,14 +26,11 @@ from scripts.reproduce.planning import (
     GridRequest,
     ProtocolPlan,
 )
-from scripts.reproduce.preflight import Preflight, check_grid, encoder_cost
+from scripts.reproduce.preflight import Preflight, check_grid
 from scripts.reproduce.protocols import EVAL_VARIANTS, PROTOCOLS
 from tools.names import FEWSHOT_DATASETS, PAPER_SEEDS, PAPER_SHOTS, VARIANT_DATASETS
 
 logger = logging.getLogger("scripts.reproduce.grid")
-
-PAPER_DATASETS = tuple(c for c, _, _ in FEWSHOT_DATASETS)
-VARIANTS = tuple(c for c, _, _ in VARIANT_DATASETS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="Everything after `--` is passed to every run as KEY VALUE overrides.")
     p.add_argument("--methods", nargs="+", default=list(PAPER_METHODS), help="trainer names")
-    p.add_argument("--datasets", nargs="+", default=list(PAPER_DATASETS), help="dataset config names")
+    p.add_argument("--datasets", nargs="+", default=[c for c, _, _ in FEWSHOT_DATASETS],
+                   help="dataset config names")
     p.add_argument("--shots", nargs="+", type=int, default=None,
                    help=f"default: {' '.join(map(str, PAPER_SHOTS))} (16 with --eval-variants and the protocols "
                         "other than fewshot)")
@@ -67,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "validation data (fixed settings for methods that select on val)")
     p.add_argument("--eval-variants", action="store_true",
                    help="evaluate finished ImageNet runs on the variants instead of training")
-    p.add_argument("--variants", nargs="+", default=list(VARIANTS), help="with --eval-variants and --protocol dg")
+    p.add_argument("--variants", nargs="+", default=[c for c, _, _ in VARIANT_DATASETS],
+                   help="with --eval-variants and --protocol dg")
     p.add_argument("--dry-run", action="store_true",
                    help="print the runs (marking finished ones), their cost and the pre-flight checks, and exit")
     p.add_argument("--executor", choices=EXECUTORS, default="pool",
@@ -88,16 +82,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def request_from_args(args, extra: Sequence[str]) -> GridRequest:
+def plan_from_args(args, extra: Sequence[str]) -> Tuple[GridRequest, ProtocolPlan, List[Cell], List[str]]:
+    """The request, its plan, every cell (evaluations of unfinished runs included) and the runs those wait for."""
     protocol = EVAL_VARIANTS if args.eval_variants else PROTOCOLS[args.protocol]
-    return GridRequest(args.methods, args.datasets, args.shots or protocol.default_shots, args.seeds, args.backbone,
-                       args.data or "$DATA", args.output, args.cache_dir, args.input_size, args.epochs, extra,
-                       args.track, args.variants)
-
-
-def plan_from_args(args, extra: Sequence[str]) -> ProtocolPlan:
-    protocol = EVAL_VARIANTS if args.eval_variants else PROTOCOLS[args.protocol]
-    return protocol.plan(request_from_args(args, extra))
+    req = GridRequest(args.methods, args.datasets, args.shots or protocol.default_shots, args.seeds, args.backbone,
+                      args.data or "$DATA", args.output, args.cache_dir, args.input_size, args.epochs, extra,
+                      args.track, args.variants)
+    plan = protocol.plan(req)
+    # An evaluation waits for its trained run: those of unfinished runs are listed (and costed) without the
+    # checkpoint epoch, which the real run reads once training has finished.
+    evals, missing = plan.evals(pending=True) if plan.evals is not None else ([], [])
+    return req, plan, plan.train + evals, missing
 
 
 def _print_dry_run(cells: Sequence[Cell], missing: Sequence[str], notes: Sequence[str], cost, backbone: str,
@@ -111,17 +106,8 @@ def _print_dry_run(cells: Sequence[Cell], missing: Sequence[str], notes: Sequenc
     n_done = sum(c.finished for c in cells)
     print(f"{len(cells)} run(s): {n_done} finished, {len(cells) - n_done} to run"
           + (f"; evaluations of {len(missing)} trained run(s) are planned once they finish" if missing else ""))
-    print("No runs planned." if not cells else
-          "Every planned run is finished: nothing to encode." if cost is None else format_cost(cost, backbone))
+    print(cost_summary(cells, cost, backbone))
     print("\n".join(checks.lines()))
-
-
-def _submitit_options(args) -> dict:
-    if args.executor in ("pool", "debug"):
-        return {}
-    return dict(timeout_min=args.timeout_min, partition=args.slurm_partition, gpus_per_node=args.gpus_per_node,
-                cpus_per_task=args.cpus_per_task, mem_gb=args.mem_gb, array_parallelism=args.array_parallelism,
-                slurm_params=dict(kv.split("=", 1) for kv in args.slurm_param))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> GridReport:
@@ -136,14 +122,9 @@ def main(argv: Optional[Sequence[str]] = None) -> GridReport:
     if not args.dry_run and (not args.data or not os.path.isdir(args.data)):
         raise SystemExit(f"error: --data {args.data!r} is not a folder; pass the datasets root (or set DATA)")
     try:
-        req = request_from_args(args, extra)
-        plan = (EVAL_VARIANTS if args.eval_variants else PROTOCOLS[args.protocol]).plan(req)
-        # An evaluation waits for its trained run: those of unfinished runs are listed (and costed) without the
-        # checkpoint epoch, which the real run reads once training has finished.
-        evals, missing = plan.evals(pending=True) if plan.evals is not None else ([], [])
+        req, plan, cells, missing = plan_from_args(args, extra)
     except (GridError, *PLANNING_ERRORS) as err:
         raise SystemExit(f"error: {err}") from None
-    cells = plan.train + evals
     cost = encoder_cost(cells, req.cache_dir)
     checks = check_grid(req, cells, cost)
     if args.dry_run:
@@ -157,20 +138,20 @@ def main(argv: Optional[Sequence[str]] = None) -> GridReport:
     for note in plan.notes:
         logger.info("Note: %s", note)
     options = dict(executor=args.executor, workers=args.workers, python=args.python,
-                   submitit_folder=args.submitit_folder or os.path.join(req.output, ".submitit"),
-                   **_submitit_options(args))
-    report = run_grid(plan.train, **options) if plan.train else GridReport()
+                   submitit_folder=args.submitit_folder or os.path.join(req.output, ".submitit"))
+    if args.executor not in ("pool", "debug"):
+        options.update(timeout_min=args.timeout_min, partition=args.slurm_partition, gpus_per_node=args.gpus_per_node,
+                       cpus_per_task=args.cpus_per_task, mem_gb=args.mem_gb, array_parallelism=args.array_parallelism,
+                       slurm_params=dict(kv.split("=", 1) for kv in args.slurm_param))
+    report = GridReport(notes=plan.notes)
+    if plan.train:
+        run_grid(plan.train, report, **options)
     if plan.evals is not None:
         try:
-            evals, missing = plan.evals()
+            evals, report.blocked = plan.evals()
         except (GridError, *PLANNING_ERRORS) as err:
             raise SystemExit(f"error: {err}") from None
-        second = run_grid(evals, **options)
-        report.planned += second.planned
-        report.skipped += second.skipped
-        report.ran += second.ran
-        report.blocked = missing
-    report.notes = plan.notes
+        run_grid(evals, report, **options)
     log_report(report)
     return report
 

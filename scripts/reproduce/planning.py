@@ -5,9 +5,8 @@ A cell's arguments come from the method's recipe (``recipe_argv``, as the launch
 (shot-free, class-agnostic, selects on val, recipe) are read from ``trainers.method_spec`` only.
 """
 import dataclasses
-import json
+import glob
 import os
-import re
 import shlex
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Sequence, Tuple
@@ -16,11 +15,9 @@ import datasets
 import trainers
 
 # The run bookkeeping (identity, folders, recipe arguments): imported here only, so it is repointed in one place.
-from bookkeeping.config import UserError, eval_of, parse
-from bookkeeping.folders import backbone_tag, folder_state, run_folder
-from bookkeeping.identity import identify
+from bookkeeping.config import UserError, parse
+from bookkeeping.folders import backbone_tag, folder_state, read_metrics, resolve_run
 from bookkeeping.recipes import PAPER_METHODS, REPO_ROOT, RecipeError, recipe_argv  # noqa: F401  (PAPER_METHODS: the CLI)
-from engine import ENGINE_NAME
 
 SOURCE_DATASET = "imagenet"  # cross-dataset and domain generalisation train here
 TRACKS, DEFAULT_TRACK = datasets.TRACKS, datasets.DEFAULT_TRACK
@@ -33,11 +30,9 @@ class GridError(Exception):
 
 @dataclass(frozen=True)
 class GridRequest:
-    """What the user asked for: the runs (methods x datasets x shots x seeds) and what they share.
-
-    ``size``/``epochs``/``extra`` override the recipe after it (modified runs, own folders); ``track``
-    selects the validation track; ``variants`` are the ImageNet variants a protocol evaluates on.
-    Paths are absolute (``data`` is ``$DATA`` when not given: a dry run prints it as such).
+    """What the user asked for: the runs (methods x datasets x shots x seeds) and what they share. ``size``,
+    ``epochs`` and ``extra`` override the recipe (modified runs, own folders). Paths are made absolute
+    (``data`` stays ``$DATA`` when not given: a dry run prints it as such).
     """
 
     methods: Tuple[str, ...]
@@ -55,18 +50,14 @@ class GridRequest:
     variants: Tuple[str, ...] = ()
 
     def __post_init__(self):
-        output = os.path.abspath(self.output)
         set_ = object.__setattr__  # frozen: normalise once, here
         for name in ("methods", "datasets", "shots", "seeds", "extra", "variants"):
             set_(self, name, tuple(getattr(self, name)))
-        set_(self, "output", output)
+        set_(self, "output", os.path.abspath(self.output))
         set_(self, "data", os.path.abspath(self.data) if self.data and self.data != "$DATA" else "$DATA")
-        set_(self, "cache_dir", os.path.abspath(self.cache_dir or os.path.join(output, "feature_cache")))
+        set_(self, "cache_dir", os.path.abspath(self.cache_dir or os.path.join(self.output, "feature_cache")))
         if self.track is not None and self.track not in TRACKS:
             raise GridError(f"Unknown track {self.track!r}; valid: {', '.join(TRACKS)}")
-
-    def but(self, **changes) -> "GridRequest":
-        return dataclasses.replace(self, **changes)
 
 
 @dataclass(frozen=True)
@@ -95,22 +86,12 @@ class Cell:
 
     @property
     def finished(self) -> bool:
-        """``metrics.json`` is there and records this cell's identity (a run from before identities were
-        recorded was checked against its ``config.yaml`` when the cell was planned)."""
+        """``metrics.json`` records this cell's identity (an older run's was checked when the cell was planned)."""
         metrics = read_metrics(self.out_dir)
         return bool(metrics) and (not self.fingerprint or metrics.get("fingerprint", self.fingerprint) == self.fingerprint)
 
     def command(self, python: str = "python") -> str:
         return f"{python} train.py " + " ".join('"$DATA"' if a == "$DATA" else shlex.quote(a) for a in self.argv)
-
-
-def read_metrics(folder: str) -> dict:
-    """A run's ``metrics.json`` ({} when absent or unreadable: the run has not finished)."""
-    try:
-        with open(os.path.join(folder, "metrics.json")) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return {}
 
 
 @dataclass
@@ -122,7 +103,6 @@ class ProtocolPlan:
     notes: List[str] = field(default_factory=list)
 
 
-# ---- method facts -------------------------------------------------------------------------------
 def spec(method: str):
     try:
         return trainers.method_spec(method)
@@ -131,9 +111,9 @@ def spec(method: str):
 
 
 def transfers_to_other_classes(method: str) -> bool:
-    """Whether a trained model can be evaluated on classes it was not trained on: nothing is trained
-    (shot-free) or the trained state names no class (class-agnostic: prompts, LoRA). Per-class state
-    (TaskRes's residual, a linear probe, Tip-Adapter's cache) cannot."""
+    """Whether a trained model can be evaluated on classes it was not trained on: nothing is trained (shot-free)
+    or the trained state names no class (class-agnostic: prompts, LoRA), unlike per-class state (a residual, a
+    linear probe, a key cache)."""
     s = spec(method)
     return s.shot_free or s.class_agnostic
 
@@ -159,7 +139,6 @@ def check_datasets(names: Sequence[str]) -> None:
         raise GridError(f"Unknown dataset(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
 
 
-# ---- cells --------------------------------------------------------------------------------------
 def _launch_args(req: GridRequest, seed: int, out_dir: str) -> List[str]:
     return ["--root", req.data, "--seed", str(seed), "--output-dir", out_dir, "--cache-dir", req.cache_dir, "--reuse"]
 
@@ -173,24 +152,6 @@ def protocol_opts(method: str, track: Optional[str] = None, classes: str = "all"
     return opts
 
 
-def run_dir(output: str, method: str, dataset: str, backbone: str, shots: int, seed: int) -> str:
-    """The launchers' layout: ``OUTPUT/<dataset>/<Trainer>/<backbone tag>_<K>shots/seed<S>``
-    (``<backbone tag>_zeroshot`` for shot-free methods)."""
-    tag = f"{backbone_tag(backbone)}_{'zeroshot' if spec(method).shot_free else f'{shots}shots'}"
-    return os.path.join(output, dataset, method, tag, f"seed{seed}")
-
-
-def _runs_of(method: str, shots: Sequence[int], seeds: Sequence[int]) -> List[Tuple[int, int, int]]:
-    """(shots recorded for the cell, DATASET.NUM_SHOTS, seed) for each run of one method on one dataset.
-
-    A shot-free method runs once, with the first seed and 1-shot data reading (its result depends on neither);
-    its cell is recorded with 0 shots.
-    """
-    if spec(method).shot_free:
-        return [(0, 1, seeds[0])]
-    return [(k, k, s) for k in shots for s in seeds]
-
-
 def plan_runs(req: GridRequest, classes: str = "all") -> List[Cell]:
     """Every training cell of ``req`` (methods x datasets x shots x seeds), with arguments and resolved folder."""
     check_datasets(req.datasets)
@@ -198,13 +159,18 @@ def plan_runs(req: GridRequest, classes: str = "all") -> List[Cell]:
     cells = []
     for m in req.methods:
         for d in req.datasets:
-            for k, num_shots, s in _runs_of(m, req.shots, req.seeds):
-                out_dir = run_dir(req.output, m, d, req.backbone, k, s)
+            # (shots recorded for the cell, DATASET.NUM_SHOTS, seed): a shot-free method runs once, with the first
+            # seed and 1-shot data reading (its result depends on neither), recorded with 0 shots.
+            shot_free = spec(m).shot_free
+            runs = [(0, 1, req.seeds[0])] if shot_free else [(k, k, s) for k in req.shots for s in req.seeds]
+            for k, num_shots, s in runs:
+                # the launchers' layout: OUTPUT/<dataset>/<Trainer>/<backbone tag>_<K>shots|zeroshot/seed<S>
+                tag = f"{backbone_tag(req.backbone)}_{'zeroshot' if shot_free else f'{k}shots'}"
+                out_dir = os.path.join(req.output, d, m, tag, f"seed{s}")
                 argv = _launch_args(req, s, out_dir) + recipe_argv(m, d, num_shots, req.backbone)
                 if req.epochs is not None and spec(m).settings(d, num_shots).get("OPTIM.MAX_EPOCH") is not None:
                     argv += ["OPTIM.MAX_EPOCH", str(req.epochs)]
-                if req.size is not None:
-                    argv += ["INPUT.SIZE", f"({req.size}, {req.size})"]
+                argv += ["INPUT.SIZE", f"({req.size}, {req.size})"] if req.size is not None else []
                 argv += protocol_opts(m, req.track, classes) + list(req.extra)
                 cells.append(Cell(m, d, k, s, req.backbone, out_dir, tuple(argv), classes=classes))
     return resolve_all(cells)
@@ -212,20 +178,15 @@ def plan_runs(req: GridRequest, classes: str = "all") -> List[Cell]:
 
 def last_checkpoint_epoch(run: str) -> Optional[int]:
     """The highest ``N`` of ``<run>/<model>/model.pth.tar-N``, None when the run saved no model."""
-    epochs = []
-    for entry in os.listdir(run):
-        sub = os.path.join(run, entry)
-        if os.path.isdir(sub):
-            epochs += [int(m.group(1)) for f in os.listdir(sub) if (m := re.fullmatch(r"model\.pth\.tar-(\d+)", f))]
-    return max(epochs) if epochs else None
+    epochs = [p.rsplit("-", 1)[1] for p in glob.glob(os.path.join(glob.escape(run), "*", "model.pth.tar-*"))]
+    return max((int(e) for e in epochs if e.isdecimal()), default=None)
 
 
 def plan_evals(req: GridRequest, trained: Sequence[Cell], targets: Callable[[Cell], Sequence[Tuple[str, str, str]]],
                pending: bool = False) -> Tuple[List[Cell], List[str]]:
     """Eval cells of the finished ``trained`` runs on each of their ``targets(run)`` ``(dataset, folder name,
-    classes)`` (into ``<run>/<folder name>/``), and the trained runs that are not finished yet.
-
-    ``pending``: also plan the evaluations of unfinished runs (without ``--load-epoch``), for a dry run's cost.
+    classes)`` (into ``<run>/<folder name>/``), and the unfinished trained runs; ``pending``: also plan those
+    runs' evaluations (without ``--load-epoch``), for a dry run's cost.
     """
     cells, missing = [], []
     for t in trained:
@@ -242,48 +203,34 @@ def plan_evals(req: GridRequest, trained: Sequence[Cell], targets: Callable[[Cel
         for target, folder, classes in aims:
             out_dir = os.path.join(t.out_dir, folder)
             argv = _launch_args(req, t.seed, out_dir) + ["--eval-only", "--model-dir", t.out_dir]
-            if load_epoch is not None:
-                argv += ["--load-epoch", str(load_epoch)]
+            argv += ["--load-epoch", str(load_epoch)] if load_epoch is not None else []
             # As scripts/taskres/eval.sh (test batch 1000, the paper's variant configs), plus one view of
             # the few-shot train images, which an evaluation encodes but never uses.
             argv += recipe_argv(t.method, target, num_shots, t.backbone)
             argv += ["DATALOADER.TEST.BATCH_SIZE", "1000"]
-            if req.size is not None:
-                argv += ["INPUT.SIZE", f"({req.size}, {req.size})"]
+            argv += ["INPUT.SIZE", f"({req.size}, {req.size})"] if req.size is not None else []
             argv += ["FEATURE_CACHE.NUM_VIEWS", "1", *protocol_opts(t.method, req.track, classes), *req.extra]
             cells.append(Cell(t.method, target, t.shots, t.seed, t.backbone, out_dir, tuple(argv), source_dir=t.out_dir,
                               source_dataset=t.dataset, classes=classes))
     return resolve_all(cells), missing
 
 
-# ---- folders and identities ---------------------------------------------------------------------
-def resolve_cell(cell: Cell) -> Cell:
-    """The cell with its folder and identity as ``train.py --reuse`` will resolve them (the bookkeeping's rule).
-
-    Raises ``GridError`` when the folder holds a finished run with another config.
-    """
-    argv = [os.path.join(REPO_ROOT, a) if a.startswith("configs/") else a for a in cell.argv]
-    try:
-        args, cfg = parse(argv)
-        source = read_metrics(args.model_dir) if args.eval_only and args.model_dir else None
-        ident = identify(cfg, ENGINE_NAME, eval_of(args), source)
-    except UserError as err:
-        raise GridError(f"{cell.name}: {err}") from None
-    folder = run_folder(cfg, ident, args.eval_only)
-    state, why = folder_state(folder, ident)
-    if state == "conflict":
-        raise GridError(why)
-    note = f"modified ({ident.variant})" if ident.deviation else ""
-    return dataclasses.replace(cell, out_dir=folder, fingerprint=ident.fingerprint, note=note)
-
-
 def resolve_all(cells: Sequence[Cell]) -> List[Cell]:
+    """The cells with their folder and identity as ``train.py --reuse`` will resolve them (the bookkeeping's rule);
+    a ``GridError`` lists every cell that cannot be resolved or whose folder holds a run with another config."""
     resolved, errors = [], []
     for c in cells:
         try:
-            resolved.append(resolve_cell(c))
-        except GridError as err:
-            errors.append(str(err))
+            ident, folder = resolve_run(*parse([os.path.join(REPO_ROOT, a) if a.startswith("configs/") else a
+                                                for a in c.argv]))
+        except UserError as err:
+            errors.append(f"{c.name}: {err}")
+            continue
+        state, why = folder_state(folder, ident)
+        if state == "conflict":
+            errors.append(why)
+        note = f"modified ({ident.variant})" if ident.deviation else ""
+        resolved.append(dataclasses.replace(c, out_dir=folder, fingerprint=ident.fingerprint, note=note))
     if errors:
         raise GridError("\n".join(errors))
     return resolved

@@ -1,13 +1,8 @@
 """Pre-flight checks: is everything a grid (or a launcher) needs there, before hours of work start?
 
-- every dataset's folder, image folder and split file (or, without one, its annotation files) present
-  and readable, as the datasets layer declares them (``BenchmarkDataset.folder``, ``split_file``, ...);
-- the backbone's weights: a file must exist; an OpenAI name must be one open_clip knows with OpenAI
-  weights (said whether they are already in the local cache, else downloaded at the first run);
-- the feature cache's disk need (views still to encode x embed dim x 2 bytes, fp16) against free space.
-
-Each problem is one line naming what is missing and the fix. The grid runs these checks before any work
-(and at the end of ``--dry-run``); the launchers call the command line:
+The datasets' folders and split files (as the datasets layer declares them), the backbone's weights, and the
+feature cache's disk need against free space; each problem is one line naming what is missing and the fix.
+The grid runs these before any work (and at the end of ``--dry-run``); the launchers call the command line:
 
     python -m scripts.reproduce.preflight --data DIR --datasets caltech101 dtd --backbone RN50 \\
         --cache-dir OUTPUT/feature_cache --output OUTPUT [--methods TaskRes --shots 16 --seeds 1 2 3]
@@ -26,7 +21,7 @@ import yaml
 from datasets.base import DOCS, BenchmarkDataset
 from engine import DATASET_REGISTRY
 from engine.libraries import import_open_clip
-from scripts.reproduce.cost import EMBED_DIMS, cell_configs, grid_cost
+from scripts.reproduce.cost import EMBED_DIMS, encoder_cost
 from scripts.reproduce.planning import (
     PLANNING_ERRORS,
     REPO_ROOT,
@@ -57,7 +52,6 @@ class Preflight:
         return out + ["ready"]
 
 
-# ---- datasets -----------------------------------------------------------------------------------
 def dataset_class(config: str):
     """The registered dataset class of a dataset config name (``configs/datasets/<config>.yaml``)."""
     with open(os.path.join(REPO_ROOT, "configs", "datasets", f"{config}.yaml")) as f:
@@ -107,12 +101,11 @@ def check_data(data: str, configs: Sequence[str]) -> Preflight:
     return found
 
 
-# ---- backbone -----------------------------------------------------------------------------------
 def check_backbone(backbone: str) -> Preflight:
     """The weights are a file that exists, or a name open_clip can fetch (cached or downloaded at first use)."""
     if os.path.isfile(backbone):
-        ok = os.access(backbone, os.R_OK)
-        return Preflight([] if ok else [f"backbone file {backbone} is not readable: fix its permissions"])
+        readable = os.access(backbone, os.R_OK)
+        return Preflight([] if readable else [f"backbone file {backbone} is not readable: fix its permissions"])
     open_clip = import_open_clip()
     if backbone in OPENAI_MODELS:
         if "openai" not in open_clip.list_pretrained_tags_by_model(OPENAI_MODELS[backbone]):
@@ -137,15 +130,6 @@ def check_backbone(backbone: str) -> Preflight:
                       "open_clip 'architecture:pretrained' pair: pass an existing checkpoint file or a valid name"])
 
 
-# ---- feature cache ------------------------------------------------------------------------------
-def encoder_cost(cells: Sequence[Cell], cache_dir: str) -> Optional[Dict]:
-    """The cost model's view counts of the unfinished ``cells`` (None when every one has finished)."""
-    todo = [c for c in cells if not c.finished]
-    if not todo:
-        return None
-    return grid_cost(cell_configs(todo), cache_dir, [bool(c.source_dir) for c in todo])
-
-
 def check_disk(cache_dir: str, backbone: str, cost: Optional[Dict]) -> Preflight:
     """The views still to encode, in fp16, against the free space where the cache goes."""
     if not cost:
@@ -161,17 +145,14 @@ def check_disk(cache_dir: str, backbone: str, cost: Optional[Dict]) -> Preflight
     return Preflight(notes=[f"feature cache {cache_dir}: about {need / GB:.1f} GB to write, {free / GB:.1f} GB free"])
 
 
-def check_grid(req: GridRequest, cells: Sequence[Cell], cost: Optional[Dict], need_data: bool = True) -> Preflight:
+def check_grid(req: GridRequest, cells: Sequence[Cell], cost: Optional[Dict]) -> Preflight:
     """Everything a planned grid reads: its datasets (trained and evaluated), its backbone, its cache's disk."""
-    found = Preflight()
-    if need_data:
-        found += check_data(req.data, [c.dataset for c in cells if not c.finished])
+    found = check_data(req.data, [c.dataset for c in cells if not c.finished])
     found += check_backbone(req.backbone)
     found += check_disk(req.cache_dir, req.backbone, cost)
     return found
 
 
-# ---- command line -------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m scripts.reproduce.preflight", description=__doc__.splitlines()[0])
     p.add_argument("--data", default=os.environ.get("DATA", ""), help="datasets root (default: $DATA)")

@@ -1,19 +1,11 @@
-"""The evaluation protocols: one object each, saying which runs it trains and how it evaluates them.
+"""The evaluation protocols (docs/grid.md): one object each, saying which runs it trains and how it evaluates them.
 
-Every protocol trains first, then evaluates the finished runs in the same grid call:
-
-- ``fewshot`` (default): the paper's grid, methods x datasets x shots x seeds; no extra evaluation;
-- ``base2novel`` (CoCoOp): 16 shots of the base half of each dataset's classes (``DATASET.SUBSAMPLE_CLASSES
-  base``, folder ``<tag>_base``), tested on the base classes by the run itself and on the new ones by
-  ``--eval-only`` into ``<run>/eval_new/``, for methods whose trained state transfers to unseen classes
-  (shot-free or class-agnostic); a method with per-class state is trained and tested on base only;
-- ``cross_dataset``: 16-shot ImageNet, evaluated on the other datasets into ``<run>/eval_<dataset>/``
-  (transferring methods only; the others are skipped, with the reason);
-- ``dg``: 16-shot ImageNet, evaluated on ImageNet-V2/-Sketch/-A/-R into ``<run>/eval_<variant>/``.
-
-``variants`` (``--eval-variants``) is ``dg`` without training: it evaluates the ImageNet runs already there.
-A new protocol is one subclass here, added to ``PROTOCOLS``.
+``fewshot`` (the paper's grid), ``base2novel`` (CoCoOp: train on the base half of the classes, evaluate
+transferring methods on the new half into ``<run>/eval_new/``), ``cross_dataset`` (16-shot ImageNet to the
+other datasets) and ``dg`` (ImageNet to its variants); ``--eval-variants`` is ``dg`` without training. A new
+protocol is one subclass here, added to ``PROTOCOLS``.
 """
+from dataclasses import replace
 from typing import Dict, List, Sequence, Tuple
 
 from scripts.reproduce.planning import (
@@ -86,7 +78,7 @@ class CrossDataset(Protocol):
 
     def training(self, req):
         moving, fixed = _split(req.methods)
-        return (req.but(methods=moving, datasets=(SOURCE_DATASET,)),
+        return (replace(req, methods=moving, datasets=(SOURCE_DATASET,)),
                 [f"{m}: skipped, its trained state is per class and cannot classify another dataset's classes"
                  for m in fixed])
 
@@ -100,7 +92,7 @@ class DomainGeneralisation(Protocol):
     default_shots = (16,)
 
     def training(self, req):
-        return req.but(datasets=(SOURCE_DATASET,)), []
+        return replace(req, datasets=(SOURCE_DATASET,)), []
 
     def targets(self, req, run):
         return [(v, f"eval_{v}", "all") for v in req.variants]
