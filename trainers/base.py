@@ -276,6 +276,11 @@ class ClipTrainer(*_TRAINER_BASES):
         """``views`` views of ``items`` under ``transform`` (``seed`` None: deterministic, one view) from the cache."""
         return self.feature_source.get(split, items, transform, views, seed)
 
+    def plain_features(self, split: str, items: Sequence) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Float32 features of ``items`` under the test transform (one view) and their labels, on the device."""
+        entry = self.cached_features(split, items, build_transform(self.cfg, is_train=False), 1, None)
+        return entry["features"][0].float().to(self.device), entry["labels"].to(self.device)
+
     def use_feature_loaders(self) -> None:
         """Replace the val/test image loaders by lazy loaders over cached features: an evaluation-only run
         encodes only the split it evaluates. The training loader is replaced when training starts."""

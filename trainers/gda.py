@@ -222,10 +222,8 @@ class GDA(ClipTrainer):
             logger.info("GDA: no search%s; alpha %g", " (valfree track)" * self.valfree, float(self.head.alpha))
             return
         # The original searches the whole val split (ImageNet: its test set; here held-out train images instead).
-        items = validation_items(self, paper="val_split")
-        val = self.cached_features("val", items, build_transform(self.cfg, is_train=False), 1, None)
-        alpha, acc, self.val_accuracies = self.head.search(val["features"][0].float().to(self.device),
-                                                           val["labels"].to(self.device))
+        features, labels = self.plain_features("val", validation_items(self, paper="val_split"))
+        alpha, acc, self.val_accuracies = self.head.search(features, labels)
         logger.info("GDA: alpha %g chosen on val (accuracy %.2f%%)", alpha, acc)
 
     def metrics_extra(self) -> dict:

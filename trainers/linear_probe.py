@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine import TRAINER_REGISTRY, build_transform
+from engine import TRAINER_REGISTRY
 from trainers.base import ClipTrainer, validation_items
 from trainers.spec import CacheRequest, declare
 
@@ -218,11 +218,10 @@ class LinearProbeCLIP(ClipTrainer):
         return LinearProbeHead(len(self.classnames), self.clip.embed_dim, normalize=self.method_cfg.NORMALIZE)
 
     def _features(self, split: str, items) -> Tuple[np.ndarray, np.ndarray]:
-        entry = self.cached_features(split, items, build_transform(self.cfg, is_train=False), 1, None)
-        x = entry["features"][0].float()
+        x, labels = (t.cpu() for t in self.plain_features(split, items))
         if self.method_cfg.NORMALIZE:
             x = F.normalize(x, dim=-1)
-        return x.numpy(), entry["labels"].numpy()
+        return x.numpy(), labels.numpy()
 
     def fit(self) -> None:
         mcfg = self.method_cfg

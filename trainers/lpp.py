@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine import TRAINER_REGISTRY, build_transform
+from engine import TRAINER_REGISTRY
 from features import FeatureCacheError, FeatureLoader
 from trainers.base import ClipTrainer, validation_items
 from trainers.spec import CacheRequest, declare
@@ -214,9 +214,7 @@ class LPP(ClipTrainer):
                     float(self.head.lr_alpha), float(self.head.alpha.detach()[0]))
         if self.select_on_val:
             # The public code selects on K val images per class (ImageNet: K extra train images per class).
-            entry = self.cached_features("val", validation_items(self, paper="kshot_val"),
-                                         build_transform(self.cfg, is_train=False), 1, None)
-            self.val_set = (entry["features"][0].float().to(self.device), entry["labels"].to(self.device))
+            self.val_set = self.plain_features("val", validation_items(self, paper="kshot_val"))
 
     def forward_backward(self, batch) -> dict:
         x, label = self.parse_batch_train(batch)
