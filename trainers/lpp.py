@@ -1,26 +1,10 @@
 """LP++ (Huang et al., CVPR 2024): a linear probe whose class weights blend image prototypes with text.
 
-Logits for an L2-normalised image feature ``f``: ``f @ W^T + b + alpha * (f @ T^T)``, no logit scale; ``T``
-per class the normalised mean of the normalised prompt embeddings (ImageNet and its variants: the 7 select
-templates; others: their own; ``_`` shown as spaces). "Validation-free" step sizes come from the data:
-``W`` starts at the *sum* of each class's normalised support features, ``b`` at ``nn.Linear``'s default,
-every ``alpha`` at ``250 * mean_c(mean_{i in c} f_i . t_c)``; ``W``, ``b`` take full-batch SGD steps (momentum
-0.9) of ``4 N / lambda_max(F^T F)``, ``alpha`` one of ``N / (4 max_c sum_i (f_i . t_c)^2)`` every 10
-iterations; 300 iterations on one augmented view of each support image (crop scale 0.5-1, flip), encoded
-once; the iteration with the best val accuracy is deployed (the last among ties). Kept on purpose: the public
-code never zeroes ``alpha``'s gradient, so each step uses the *sum* since the first iteration
-(``ACCUMULATE_ALPHA_GRAD``). Deviations (docs/methods/lpp.md; in ``metrics.json`` ``extra``): fp32 (public:
-CLIP's dtype, fp16 on a GPU); val K per class drawn with a seeded ``random`` (``paper`` track; ImageNet K
-held-out train images), min(K, 4) in ``fewshot_val``; ``b``'s random start seeded by ``SEED``; 3 seeds of
-the CoOp splits.
-
 Facts from FereshteShakeri/FewShot-CLIP-Strong-Baseline@f81054f ``methods/linear_probe_p2.py``
 (``LinearProbe_P2.forward``, ``calculate_lr_w``, ``calculate_lr_alpha``, ``calculate_init_alpha``),
 ``methods/utils.py`` (``compute_centroids``: a sum, its division commented out), ``utils.py``
-(``clip_classifier``), ``main.py`` (train transform) and ``configs/base.yaml`` (300 epochs); numbers in
-``tests/test_parity_lpp.py``. One iteration is one epoch of the project's loop (one full batch), so a run
-resumes exactly and checkpoints as usual; ``model.pth.tar-<last>`` and ``model-best.pth.tar`` hold the
-deployed (best-val) state.
+(``clip_classifier``), ``main.py`` (train transform) and ``configs/base.yaml`` (300 epochs). Formula,
+data-driven steps and deviations: docs/methods/lpp.md. One iteration is one epoch of the project's loop.
 """
 import logging
 import math
