@@ -190,6 +190,10 @@ class ClipTrainer(*_TRAINER_BASES):
 
     # ---- model ---------------------------------------------------------------------------------
     @property
+    def head(self) -> nn.Module:
+        return self.model.head
+
+    @property
     def method_cfg(self):
         return self.cfg.TRAINER[self.spec.config_node]
 

@@ -154,10 +154,6 @@ class GDA(ClipTrainer):
         recipe_config="configs/trainers/GDA/rn50.yaml")
     val_accuracies = None  # val accuracy per ALPHA_GRID value, once searched
 
-    @property
-    def head(self) -> GDAHead:
-        return self._models[self.spec.checkpoint_name]
-
     def dataset_templates(self):
         return templates_for(self.cfg.DATASET.NAME, imagenet=SELECT, others=OWN, imagenet_names=IMAGENET_FAMILY)
 

@@ -178,10 +178,6 @@ class LPP(ClipTrainer):
         """SGD on W and b; its step is set from the support features when training starts (no schedule)."""
         return torch.optim.SGD([head.weight, head.bias], lr=0.0, momentum=float(self.method_cfg.MOMENTUM)), None
 
-    @property
-    def head(self) -> LPPHead:
-        return self.model.head
-
     def use_train_features(self) -> None:
         """One full batch of the support features per iteration; initialise the head from it."""
         if not self.cfg.FEATURE_CACHE.ENABLED:

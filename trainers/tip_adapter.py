@@ -145,10 +145,6 @@ class TipAdapter(ClipTrainer):
         # Everything is in the file; the per-dataset search range and initial alpha/beta are PUBLIC_CONFIGS.
         recipe_config="configs/trainers/TipAdapter/rn50.yaml")
 
-    @property
-    def head(self) -> TipAdapterHead:
-        return self._models[self.spec.checkpoint_name]
-
     def dataset_templates(self):
         return templates_for(self.cfg.DATASET.NAME, imagenet=SELECT, others=OWN, imagenet_names=IMAGENET_FAMILY)
 
