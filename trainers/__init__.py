@@ -1,16 +1,8 @@
 """Every method, discovered and registered in ``TRAINER_REGISTRY`` on ``import trainers``.
 
-Why discovery: adding a method must not mean editing this file, the recipe table or the name table.
-A *method module* is any module of this package (or one named in ``TASKRES_METHODS``, a comma-separated
-list of importable module paths: a method kept outside the repository) that defines ``add_config(cfg)``
-(its config defaults). Each registered trainer class declares itself once, ``SPEC = declare(...)``
-(``trainers/spec.py``), read through ``method_spec(name)`` (docs/add-a-method.md).
-
-A wrong declaration (no own ``SPEC``, a misspelt or ill-typed field, an unknown UPPER_CASE class attribute)
-stops the import with one line naming the file: a broken method module never yields a silently different table.
-
-Registry contract: a trainer is built as ``cls(cfg)`` and provides ``train()``, ``test()`` and
-``load_model(dir, epoch)``.
+Why discovery: adding a method must not mean editing this file or any table. A *method module* is any module of
+this package, or one named in ``TASKRES_METHODS``, that defines ``add_config(cfg)``; its trainer classes declare
+``SPEC = declare(...)``. Discovery rules and the checks made at import: docs/add-a-method.md.
 """
 import importlib
 import os

@@ -190,6 +190,10 @@ class ClipTrainer(*_TRAINER_BASES):
 
     # ---- model ---------------------------------------------------------------------------------
     @property
+    def head(self) -> nn.Module:
+        return self.model.head
+
+    @property
     def method_cfg(self):
         return self.cfg.TRAINER[self.spec.config_node]
 
@@ -275,6 +279,11 @@ class ClipTrainer(*_TRAINER_BASES):
     def cached_features(self, split: str, items: Sequence, transform, views: int, seed: Optional[int]) -> dict:
         """``views`` views of ``items`` under ``transform`` (``seed`` None: deterministic, one view) from the cache."""
         return self.feature_source.get(split, items, transform, views, seed)
+
+    def plain_features(self, split: str, items: Sequence) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Float32 features of ``items`` under the test transform (one view) and their labels, on the device."""
+        entry = self.cached_features(split, items, build_transform(self.cfg, is_train=False), 1, None)
+        return entry["features"][0].float().to(self.device), entry["labels"].to(self.device)
 
     def use_feature_loaders(self) -> None:
         """Replace the val/test image loaders by lazy loaders over cached features: an evaluation-only run

@@ -1,13 +1,7 @@
 """CLAP (Silva-Rodriguez et al., CVPR 2024): ZS-LP with a class-adaptive constraint to the zero-shot prototypes.
 
-Loss = cross-entropy + ``mean_c(lambda_c * ||w_c - t_c||^2)``, ``t_c`` the zero-shot prototype (unnormalised),
-``w_c`` the trained one. The multiplier of class ``c`` is fixed before training from the support set alone:
-the mean zero-shot softmax probability of class ``c`` over its training views (all 20 augmented views),
-so classes the zero-shot classifier already gets right stay close to it. No validation set, no search
-(jusiro/CLAP@dbdf409 ``trainers/adapters.py``: ``AdapterMethod.init_lagrangian_multipliers`` and
-``zero_shot_constraint`` with CONSTRAINT ``l2``; the published runs use ``l2``, not the ``adaptative``
-augmented-Lagrangian variant, which is not implemented here). Everything else is ZS-LP's (same head,
-recipe and training views), from the shared ``trainers.probe``.
+jusiro/CLAP@dbdf409 ``trainers/adapters.py``: ``AdapterMethod.init_lagrangian_multipliers`` and
+``zero_shot_constraint`` with CONSTRAINT ``l2``. Loss and multipliers: docs/methods/zs-lp-clap.md.
 """
 import logging
 

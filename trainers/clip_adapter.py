@@ -1,18 +1,7 @@
 """CLIP-Adapter (Gao et al., 2021; IJCV): a bottleneck MLP on the frozen image feature, blended residually.
 
-``f' = RATIO * adapter(f) + (1 - RATIO) * f`` with ``adapter = Linear(d, d/REDUCTION) - ReLU -
-Linear(d/REDUCTION, d) - ReLU`` (no biases); logits are ``logit_scale * norm(f') @ norm(t)^T`` for the
-zero-shot classifier ``t`` built from the dataset's template. Only the adapter is trained.
-
-How it differs from the public code, and why:
-
-- the adapter's width ``d`` is the backbone's embedding dimension, not a hard-coded 1024 (which only
-  fits RN50), so every CLIP backbone works;
-- the text classifier is encoded once when the model is built instead of on every step: the text
-  encoder is frozen, so the numbers are the same and an epoch costs a few matrix products;
-- trained on cached image features (see the feature cache) unless ``--no-cache`` is given.
-
-Checkpoints live in ``<output>/clip_adapter/`` with the public keys ``fc.0.weight`` and ``fc.2.weight``.
+Public code: gaopengcuhk/CLIP-Adapter@08d07f8 ``clip_adapter.py``. Formula and deviations:
+docs/methods/clip-adapter.md.
 """
 import logging
 

@@ -1,22 +1,8 @@
 """CLIP-LoRA (Zanella & Ben Ayed, CVPRW 2024): rank-2 LoRA on q, k, v of every attention layer of both encoders.
 
-Logits are ``100 * cos(image feature, text feature)``, the text feature of class ``c`` being the (adapted) text
-encoder's embedding of "a photo of a {c}." (one template for every dataset, class names with ``_`` as spaces);
-with the text encoder adapted the prompts are encoded again at every step. Only the LoRA matrices train, and
-one setting serves every dataset and shot count, without validation (MaxZanella/CLIP-LoRA@358f0d7:
-``run_utils.get_arguments`` defaults, ``lora.run_lora``, ``loralib/layers.py``): rank 2, alpha 1 (scaling
-``alpha / sqrt(rank)``), dropout 0.25 on the adapters' input, AdamW (lr 2e-4, weight decay 0.01, betas 0.9,
-0.999), batch 32 (the last partial batch kept), ``500 x shots`` iterations, cosine from 2e-4 to 1e-6 stepped
-every iteration, random resized crop (0.08-1) + flip, mixed precision (fp16 autocast + gradient scaling).
-
-Iterations on the epoch loop (docs/methods/clip-lora.md): ``steps = ITERS_PER_SHOT x shots`` (the recipe config:
-500; 0, the code's default, trains ``OPTIM.MAX_EPOCH`` full epochs), an epoch is one pass over the shuffled
-few-shot set and the last one stops after the remaining steps, as the original's loop breaks mid-epoch.
-
-Deviations, each an option or recorded: ``PREC amp`` keeps the frozen weights in fp32 under fp16 autocast (the
-original stores them in fp16); at evaluation the update is added to the projection's output, not merged into
-its weight; a ResNet has no attention layers to adapt, so ``ENCODER both`` stops there with one line and
-``ENCODER text`` adapts the text encoder alone (image features then come from the cache).
+One setting for every dataset and shot count, without validation (MaxZanella/CLIP-LoRA@358f0d7:
+``run_utils.get_arguments`` defaults, ``lora.run_lora``, ``loralib/layers.py``). Recipe, iterations on the epoch
+loop and deviations: docs/methods/clip-lora.md.
 """
 import itertools
 import logging

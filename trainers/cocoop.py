@@ -1,21 +1,8 @@
-"""CoCoOp (Zhou et al., CVPR 2022, "Conditional Prompt Learning"): CoOp's context, shifted per image.
+"""CoCoOp (Zhou et al., CVPR 2022, "Conditional Prompt Learning"): CoOp's context, shifted per image by a meta-net.
 
-A meta-net ``Linear(d, d/16) - ReLU - Linear(d/16, width)`` maps each L2-normalised image feature to a bias
-added to every context vector, so each image gets its own prompts
-``[SOS] [V_1 + pi(x)] ... [V_M + pi(x)] [CLASS] . [EOS]``, encoded by the frozen text tower for every
-class; logits are ``logit_scale * cos(f(x), g(prompt_c(x)))``. The context (initialised from
-"a photo of a", 4 tokens, in the published config) and the meta-net are the trained parameters; neither
-depends on the class list, so a model trained on base classes is evaluated on new ones (base-to-novel)
-or on other datasets (cross-dataset). Keys under ``TRAINER.COCOOP`` keep the public code's names;
-checkpoints live in ``<output>/prompt_learner/`` with its keys (``ctx``, ``meta_net.linear1.weight``, ...),
-so the public code's checkpoints load (their ``token_prefix``/``token_suffix`` are dropped: rebuilt from
-the class names). Facts from KaiyangZhou/CoOp@ff61507 ``trainers/cocoop.py`` and
-``configs/trainers/CoCoOp/vit_b16_c4_ep10_batch1_ctxv1.yaml``.
-
-How it differs from the public code, none changing the model's function (docs/methods/cocoop.md): image
-features from the feature cache; many images x all classes per text-tower call, truncated at the longest EOT,
-each image's prefix encoded once (``trainers/prompt_learning.py``); the context and the meta-net in float32;
-``CTX_INIT`` counted in BPE tokens.
+Facts from KaiyangZhou/CoOp@ff61507 ``trainers/cocoop.py`` and
+``configs/trainers/CoCoOp/vit_b16_c4_ep10_batch1_ctxv1.yaml``. Model, recipe, base-to-novel use and
+deviations (none changing the model's function): docs/methods/cocoop.md.
 """
 from collections import OrderedDict
 

@@ -1,32 +1,7 @@
 """CoOp (Zhou et al., IJCV 2022): learnable prompt context for CLIP's frozen text encoder.
 
-Each class's prompt is ``[SOS] [V]_1 ... [V]_M [CLASS] . [EOS]`` where the ``M = N_CTX`` context vectors
-are learned (shared by all classes, or one set per class with ``CSC``) and the class token sits at the
-end, middle or front (``CLASS_TOKEN_POSITION``). ``CTX_INIT`` ("a photo of a") starts the context from
-those words' token embeddings, which makes the untrained model CLIP's zero-shot classifier for the
-template "a photo of a {}."; otherwise the context is drawn from N(0, 0.02^2). Only the context
-vectors are trained. Keys under ``TRAINER.COOP`` keep CoOp's names.
-
-CoOp needs an OpenAI-style text tower (``TextTower``): other towers fail when the model is built.
-
-How it differs from the public code, and why:
-
-- ``CTX_INIT`` sets ``N_CTX`` to its number of BPE tokens (the public code counts words, which is
-  the same for "a photo of a" but wrong for words that split into several tokens); with ``CSC`` the
-  initial words are copied to every class (the public code ignores ``CSC`` when ``CTX_INIT`` is set);
-- the context is kept in float32 whatever the weights' precision (fp16 weights run the text encoder
-  in fp16, gradients reach the fp32 context), as TaskRes keeps its residual;
-- the prompt is assembled with one gather over precomputed positions instead of a loop over classes;
-- at evaluation the class text features are computed once per ``test()`` call, not once per batch;
-- the text transformer runs on the prompts up to the longest one's end-of-text token (about 20 of 77 tokens;
-  ``TRAINER.COOP.TRUNCATE_CONTEXT False`` runs all 77, to check), and with a unified context and the class
-  token at the end (CoOp's default) the prompts' common SOS + context prefix goes through it once: both exact
-  for the causal tower (``trainers/prompt_learning.py``, shared with CoCoOp);
-- image features come from the feature cache (the encoder is frozen) unless ``--no-cache`` is given.
-
-Checkpoints live in ``<output>/prompt_learner/`` with CoOp's key ``ctx`` (CoOp's own, which also hold the
-fixed ``token_prefix``/``token_suffix``, load). A unified context evaluates on other classes (base-to-novel,
-cross-dataset); a class-specific one (``CSC``) is refused there.
+Public code: KaiyangZhou/CoOp@ff61507 ``trainers/coop.py``. Prompt layout, options, deviations and checkpoint
+compatibility: docs/methods/coop.md.
 """
 from typing import Sequence
 

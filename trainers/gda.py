@@ -1,30 +1,9 @@
 """GDA: Gaussian discriminant analysis on CLIP image features, training-free (Wang et al., ICLR 2024).
 
-"A Hard-to-Beat Baseline for Training-free CLIP-based Adaptation". Each class is a Gaussian over L2-normalised
-image features with its own mean and one shared covariance; with equal priors the few-shot set gives a linear
-classifier in closed form::
-
-    mu_k      = mean of class k's features (all augmented views of its images)
-    P         = D * pinv((M - 1) * S + trace(S) * I)      S: covariance of the class-centred features (M rows)
-    W_k       = P mu_k,    b_k = log(1 / K) - mu_k^T P mu_k / 2
-    logits(f) = logit_scale * f @ T^T + alpha * (f @ W^T + b)
-
-``T``: the zero-shot classifier (normalised rows). ``P``: the original's shrinkage estimator of the precision
-matrix (its "KS estimator"). ``alpha``: chosen on validation data over a fixed grid.
-
-As the public code computes it (mrflogs/ICLR24@560fe211700964c915442ff98dbe47dd09656a35, ``main_few_shots.py``
-``run`` and ``main``, ``utils.py`` ``clip_classifier``, ``datasets/*.py``, ``configs/few_shots/*.yaml``):
-10 augmented views (``augment_epoch``) of every training image, each normalised and a sample (not averaged,
-unlike Tip-Adapter's keys), random resized crops (scale 0.5-1; ImageNet 0.08-1) with a flip; val/test from
-CLIP's test transform; text: the dataset's template (ImageNet: its 7 "select"), each prompt normalised,
-averaged, normalised, zero-shot logits scaled by 100; alpha: the first best val accuracy over ``ALPHA_GRID``
-on the whole val split (ImageNet: its test set), 0.1 if none beats 0%; fp32 throughout, torch's ``cov`` and
-``linalg.pinv``.
-
-Here (docs/methods/gda.md): alpha is never chosen on test (ImageNet: held-out train images in the ``paper``
-track); the ``valfree`` track uses ``VALFREE_ALPHA``; the views come from the feature cache (fp16, seeded by the
-run); ``logit_scale`` is the backbone's (100 for OpenAI weights); ``W``, ``b`` and alpha are saved
-(``gda/model.pth.tar-1``), so ``--eval-only`` reproduces a run without encoding a training view.
+Each class a Gaussian with its own mean and one shared covariance: a linear classifier in closed form, blended
+with zero-shot CLIP by an ``alpha`` chosen on val. Public code: mrflogs/ICLR24@560fe211700964c915442ff98dbe47dd09656a35,
+``main_few_shots.py`` ``run`` and ``main``, ``utils.py`` ``clip_classifier``, ``datasets/*.py``,
+``configs/few_shots/*.yaml``. Formulas, recipe and deviations: docs/methods/gda.md.
 """
 import logging
 from dataclasses import replace
@@ -175,10 +154,6 @@ class GDA(ClipTrainer):
         recipe_config="configs/trainers/GDA/rn50.yaml")
     val_accuracies = None  # val accuracy per ALPHA_GRID value, once searched
 
-    @property
-    def head(self) -> GDAHead:
-        return self._models[self.spec.checkpoint_name]
-
     def dataset_templates(self):
         return templates_for(self.cfg.DATASET.NAME, imagenet=SELECT, others=OWN, imagenet_names=IMAGENET_FAMILY)
 
@@ -222,10 +197,8 @@ class GDA(ClipTrainer):
             logger.info("GDA: no search%s; alpha %g", " (valfree track)" * self.valfree, float(self.head.alpha))
             return
         # The original searches the whole val split (ImageNet: its test set; here held-out train images instead).
-        items = validation_items(self, paper="val_split")
-        val = self.cached_features("val", items, build_transform(self.cfg, is_train=False), 1, None)
-        alpha, acc, self.val_accuracies = self.head.search(val["features"][0].float().to(self.device),
-                                                           val["labels"].to(self.device))
+        features, labels = self.plain_features("val", validation_items(self, paper="val_split"))
+        alpha, acc, self.val_accuracies = self.head.search(features, labels)
         logger.info("GDA: alpha %g chosen on val (accuracy %.2f%%)", alpha, acc)
 
     def metrics_extra(self) -> dict:

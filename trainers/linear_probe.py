@@ -1,25 +1,7 @@
-"""Linear-probe CLIP: L2-regularised logistic regression on frozen CLIP image features.
+"""Linear-probe CLIP: L2-regularised logistic regression on frozen CLIP image features, ``C`` chosen on val.
 
-Recipe (CLIP paper, as CoOp's ``lpclip`` runs it, KaiyangZhou/CoOp@ff61507 ``lpclip/feat_extractor.py``
-and ``lpclip/linear_probe.py``): the image encoder's raw output (not L2-normalised) of the test
-transform; scikit-learn's logistic regression (L-BFGS, L2 penalty, 1000 iterations); the inverse
-regularisation strength ``C`` is searched over 1e6, 1e4, ..., 1e-6 on the few-shot val split
-(min(shots, 4) images per class), refined around the best grid value, and the probe refit on the
-few-shot train set with that ``C`` is evaluated on test. ``TRAINER.LINEAR_PROBE.NORMALIZE True``
-fits on L2-normalised features instead (recorded in ``metrics.json``).
-
-How it differs from lpclip, and why:
-
-- one ``train.py`` run on the shared feature cache (test transform, one view, for train, val and test);
-- the fitted weights are saved (``linear_probe/model.pth.tar-1``: ``weight``, ``bias``, the chosen ``C``), so
-  ``--eval-only --model-dir DIR --load-epoch 1`` reproduces the accuracy; lpclip keeps nothing;
-- the refinement is our own log-space search (a decade around the best ``C``, halved ``REFINE_STEPS`` times)
-  keeping the best ``C`` seen on val, where lpclip's binary search (8 steps from a tenth and ten times the
-  peak) deploys its last step's winner; both settle within a fraction of a decade of the best grid value,
-  and the grid stage is identical;
-- the val images: CoOp's few-shot val (Dassl's draw, same size) instead of lpclip's numpy draw; ImageNet's
-  "val" is its test set, so held-out train images (``validation_items``) replace it: no test image picks
-  ``C``.
+As CoOp's ``lpclip`` runs it (KaiyangZhou/CoOp@ff61507 ``lpclip/feat_extractor.py`` and
+``lpclip/linear_probe.py``). Recipe and deviations: docs/methods/linear-probe.md.
 """
 import logging
 import math
@@ -31,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine import TRAINER_REGISTRY, build_transform
+from engine import TRAINER_REGISTRY
 from trainers.base import ClipTrainer, validation_items
 from trainers.spec import CacheRequest, declare
 
@@ -218,11 +200,10 @@ class LinearProbeCLIP(ClipTrainer):
         return LinearProbeHead(len(self.classnames), self.clip.embed_dim, normalize=self.method_cfg.NORMALIZE)
 
     def _features(self, split: str, items) -> Tuple[np.ndarray, np.ndarray]:
-        entry = self.cached_features(split, items, build_transform(self.cfg, is_train=False), 1, None)
-        x = entry["features"][0].float()
+        x, labels = (t.cpu() for t in self.plain_features(split, items))
         if self.method_cfg.NORMALIZE:
             x = F.normalize(x, dim=-1)
-        return x.numpy(), entry["labels"].numpy()
+        return x.numpy(), labels.numpy()
 
     def fit(self) -> None:
         mcfg = self.method_cfg

@@ -1,18 +1,7 @@
 """Low-rank adapters (LoRA) on the attention projections of CLIP's transformers.
 
 A shared building block, not a method module (no ``add_config``): any method may adapt an encoder with it.
-
-open_clip's blocks hold ``nn.MultiheadAttention`` with one fused ``in_proj_weight`` ``[3W, W]``. LoRA acts on its
-q, k and v slices as on three separate projections (the CLIP-LoRA code splits CLIP's attention into separate
-q/k/v linear layers first; the arithmetic is the same):
-``q = x W_q^T + b_q + s * dropout(x) (B_q A_q)^T``, ``s = alpha / sqrt(r)`` (CLIP-LoRA's scaling, not LoRA's
-``alpha / r``), ``A`` ``[r, W]`` drawn like an ``nn.Linear`` weight (kaiming uniform, ``a = sqrt(5)``), ``B``
-``[W, r]`` zero, so an adapted model starts exactly as the frozen one. Each projection draws its own dropout
-mask, in training mode only.
-
-The frozen tensors stay the same ``Parameter`` objects under the same names, so the backbone's state dict
-(and the feature cache's weight fingerprint) does not change. The adapters are held by reference: the method
-owns them (its head registers them), so checkpoints hold them and nothing of the backbone.
+Arithmetic as MaxZanella/CLIP-LoRA@358f0d7 ``loralib/layers.py``; details: docs/methods/clip-lora.md.
 """
 import math
 from typing import Dict, Sequence

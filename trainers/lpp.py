@@ -1,26 +1,10 @@
 """LP++ (Huang et al., CVPR 2024): a linear probe whose class weights blend image prototypes with text.
 
-Logits for an L2-normalised image feature ``f``: ``f @ W^T + b + alpha * (f @ T^T)``, no logit scale; ``T``
-per class the normalised mean of the normalised prompt embeddings (ImageNet and its variants: the 7 select
-templates; others: their own; ``_`` shown as spaces). "Validation-free" step sizes come from the data:
-``W`` starts at the *sum* of each class's normalised support features, ``b`` at ``nn.Linear``'s default,
-every ``alpha`` at ``250 * mean_c(mean_{i in c} f_i . t_c)``; ``W``, ``b`` take full-batch SGD steps (momentum
-0.9) of ``4 N / lambda_max(F^T F)``, ``alpha`` one of ``N / (4 max_c sum_i (f_i . t_c)^2)`` every 10
-iterations; 300 iterations on one augmented view of each support image (crop scale 0.5-1, flip), encoded
-once; the iteration with the best val accuracy is deployed (the last among ties). Kept on purpose: the public
-code never zeroes ``alpha``'s gradient, so each step uses the *sum* since the first iteration
-(``ACCUMULATE_ALPHA_GRAD``). Deviations (docs/methods/lpp.md; in ``metrics.json`` ``extra``): fp32 (public:
-CLIP's dtype, fp16 on a GPU); val K per class drawn with a seeded ``random`` (``paper`` track; ImageNet K
-held-out train images), min(K, 4) in ``fewshot_val``; ``b``'s random start seeded by ``SEED``; 3 seeds of
-the CoOp splits.
-
 Facts from FereshteShakeri/FewShot-CLIP-Strong-Baseline@f81054f ``methods/linear_probe_p2.py``
 (``LinearProbe_P2.forward``, ``calculate_lr_w``, ``calculate_lr_alpha``, ``calculate_init_alpha``),
 ``methods/utils.py`` (``compute_centroids``: a sum, its division commented out), ``utils.py``
-(``clip_classifier``), ``main.py`` (train transform) and ``configs/base.yaml`` (300 epochs); numbers in
-``tests/test_parity_lpp.py``. One iteration is one epoch of the project's loop (one full batch), so a run
-resumes exactly and checkpoints as usual; ``model.pth.tar-<last>`` and ``model-best.pth.tar`` hold the
-deployed (best-val) state.
+(``clip_classifier``), ``main.py`` (train transform) and ``configs/base.yaml`` (300 epochs). Formula,
+data-driven steps and deviations: docs/methods/lpp.md. One iteration is one epoch of the project's loop.
 """
 import logging
 import math
@@ -30,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine import TRAINER_REGISTRY, build_transform
+from engine import TRAINER_REGISTRY
 from features import FeatureCacheError, FeatureLoader
 from trainers.base import ClipTrainer, validation_items
 from trainers.spec import CacheRequest, declare
@@ -194,10 +178,6 @@ class LPP(ClipTrainer):
         """SGD on W and b; its step is set from the support features when training starts (no schedule)."""
         return torch.optim.SGD([head.weight, head.bias], lr=0.0, momentum=float(self.method_cfg.MOMENTUM)), None
 
-    @property
-    def head(self) -> LPPHead:
-        return self.model.head
-
     def use_train_features(self) -> None:
         """One full batch of the support features per iteration; initialise the head from it."""
         if not self.cfg.FEATURE_CACHE.ENABLED:
@@ -214,9 +194,7 @@ class LPP(ClipTrainer):
                     float(self.head.lr_alpha), float(self.head.alpha.detach()[0]))
         if self.select_on_val:
             # The public code selects on K val images per class (ImageNet: K extra train images per class).
-            entry = self.cached_features("val", validation_items(self, paper="kshot_val"),
-                                         build_transform(self.cfg, is_train=False), 1, None)
-            self.val_set = (entry["features"][0].float().to(self.device), entry["labels"].to(self.device))
+            self.val_set = self.plain_features("val", validation_items(self, paper="kshot_val"))
 
     def forward_backward(self, batch) -> dict:
         x, label = self.parse_batch_train(batch)

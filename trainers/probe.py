@@ -1,20 +1,9 @@
 """The zero-shot-initialised prototype probe that ZS-LP and CLAP share (Silva-Rodriguez et al., CVPR 2024).
 
 CLAP is ZS-LP plus a loss term, and a method module never imports another, so the head, the template policy,
-the training views and the published setting live here once; ``trainers/zslp.py`` and ``trainers/clap.py``
-each declare their trainer on top. Not a method module (no ``add_config``): nothing here is registered.
-
-The class prototypes ``W`` start as the zero-shot text embeddings ``t`` (mean of the unnormalised prompt
-embeddings; ImageNet: its 7 select templates plus its own, other datasets their own template; class
-names as the dataset gives them) and are all trained; logits are ``logit_scale * norm(f) @ norm(W)^T``.
-One published setting for every task (SGD lr 0.1, batch 256, 300 epochs, cosine), so no validation set is
-used (jusiro/CLAP@dbdf409 ``trainers/adapters.py``: ``AdapterMethod`` with INIT ``ZS``,
-``CustomCLIP.forward_lp``; ``configs/trainers/SGD_lr1e-1_B256_ep300.yaml``).
-
-Training views, as the original (``adapters.py`` ``run_epoch``): 20 augmented views of each training image,
-encoded once; each epoch shuffles the pool of all 20 N (view, image) pairs and trains on ``len(train loader)``
-batches from its start (``ViewPoolLoader``), so an epoch may see an image twice or not at all. The shuffle is
-seeded by (seed, epoch) instead of numpy's global RNG.
+the training views and the published setting live here once (not a method module: no ``add_config``).
+Public code: jusiro/CLAP@dbdf409 ``trainers/adapters.py`` (``AdapterMethod`` with INIT ``ZS``,
+``CustomCLIP.forward_lp``, ``run_epoch``). Method and views: docs/methods/zs-lp-clap.md.
 """
 from typing import Tuple
 

@@ -1,13 +1,8 @@
 """ProLIP (Fahes et al., 2025): fine-tune only the image encoder's final projection, pulled towards its start.
 
-CLIP maps the pooled image feature ``x`` to the shared space with one linear map ``W`` (a ResNet's attention-pool
-``c_proj``, with a frozen bias; a ViT's ``proj``). ProLIP trains ``W`` alone with
-``cross_entropy(logit_scale * norm(x W^T + b) @ norm(t)^T) + lambda * ||W - W0||^2`` (``W0`` the pretrained
-matrix, ``t`` the frozen zero-shot classifier), full batch: one step per epoch over the whole few-shot set.
-The published validation-free setting uses ``lambda = 1/N`` (N shots) and one learning rate for every dataset.
-
 Everything below the projection is frozen, so the pre-projection features of each augmented view are cached
-(``CacheRequest`` with pre-projection features) and an epoch is a few matrix products.
+and an epoch is a few matrix products. Public code astra-vision/ProLIP@b43e795 ``methods/ProLIP.py``; loss,
+recipe and deviations: docs/methods/prolip.md.
 """
 import logging
 

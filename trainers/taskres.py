@@ -1,17 +1,7 @@
 """TaskRes (Yu et al., CVPR 2023): a learnable residual on CLIP's frozen zero-shot text classifier.
 
-``t' = t + alpha * x`` with the base ``t`` frozen and ``x`` (zero at start) the only trainable
-tensor; logits are ``logit_scale * norm(f) @ norm(t')^T``. TaskRes* starts from an *enhanced base*:
-the classifier computed with a tuned text projection (``--enhanced-base FILE``), which
-``TaskResEnhancedBase`` produces.
-
-Checkpoints live in ``<output>/prompt_learner/`` with state-dict keys ``base_text_features`` and
-``text_feature_residuals``, the layout of the original code, so its checkpoints load here.
-
-Class names: like the original code (geekyutao/TaskRes@5195359, ``trainers/taskres.py``,
-``_get_base_text_features``), the base is built from the class names exactly as the dataset gives
-them (``apple_pie``), not with ``_`` as spaces as zero-shot CLIP does (docs/fidelity.md);
-``TRAINER.TaskRes.RAW_CLASSNAMES False`` uses the cleaned names (``metrics.json``: ``raw_classnames``).
+Public code: geekyutao/TaskRes@5195359 ``trainers/taskres.py`` (``_get_base_text_features``: raw class
+names). Formula, enhanced base (TaskRes*), checkpoint layout and class names: docs/methods/taskres.md.
 """
 import logging
 import os

@@ -1,37 +1,8 @@
 """Tip-Adapter (training-free) and Tip-Adapter-F (cache keys fine-tuned), Zhang et al., ECCV 2022.
 
-A key-value cache built from the few-shot train set: keys are the train images' CLIP features averaged
-over ``AUGMENT_EPOCH`` augmented views (random resized crop, scale 0.5-1, and flip), then L2-normalised;
-values are their labels. For a normalised image feature ``f``::
-
-    logits = logit_scale * f @ W_text^T + alpha * exp(-beta * (1 - f @ K^T)) @ V
-
-``W_text``: the normalised zero-shot classifier (the dataset's template; ImageNet: its 7 "select"
-templates, each normalised before averaging). ``alpha``, ``beta`` are searched on val over the public
-grids: ``SEARCH_SCALE`` = [beta max, alpha max], ``SEARCH_STEP`` = [beta steps, alpha steps] (200 x 20), grid
-value ``i`` = ``0.1 + i * (max - 0.1) / steps``; each dataset's range and initial alpha/beta are its public
-ones (``PUBLIC_CONFIGS``) unless set. Tip-Adapter-F trains ``K`` (AdamW, eps 1e-4, cosine per iteration)
-with the initial alpha/beta, keeps the best-val epoch, then searches alpha/beta. The values used are
-recorded in ``metrics.json``. Public code: gaopengcuhk/Tip-Adapter@d0e2d6f, ``configs/<dataset>.yaml``,
-``utils.py:search_hp``.
-
-How it differs from the public code, and why:
-
-- **No selection on test.** The public code searches alpha/beta on the whole val split (``main.py``), as the
-  ``paper`` track here, but picks Tip-Adapter-F's epoch on test, and on ImageNet (``main_imagenet.py``)
-  alpha/beta too. Here both use the whole val split; ImageNet held-out train images, as many per class as its
-  test set (``validation_items``); the ``fewshot_val`` track min(K, 4) per class.
-- ``logit_scale`` is the backbone's (100 for OpenAI weights, the public constant), so other models work.
-- Values are labels (``cache_labels``) applied by an index-add, not a one-hot ``[N, C]`` matrix: the same
-  numbers, far smaller checkpoints.
-- Keys and training views are independent, as in the public code (keys from ``augment_epoch`` passes of one
-  loader, Tip-Adapter-F's crops from another): the keys' views come from their own seed stream
-  (``key_seed``), the training views from the feature cache's per-run stream.
-- Keys are computed and trained in fp32 from fp16-cached features (the public code trains them in fp16).
-- The searched alpha/beta and the keys are saved (``tip_adapter/``), so ``--eval-only`` reproduces the
-  accuracy without encoding a training view: Tip-Adapter ``--load-epoch 1``; Tip-Adapter-F
-  ``model-best.pth.tar`` (no ``--load-epoch``), while ``--load-epoch N`` gives epoch N's keys with the initial
-  alpha/beta.
+Zero-shot logits plus a key-value cache of the few-shot train set (keys: averaged augmented views), alpha/beta
+searched on val. Public code: gaopengcuhk/Tip-Adapter@d0e2d6f, ``configs/<dataset>.yaml``, ``utils.py:search_hp``.
+Formula, grids and deviations: docs/methods/tip-adapter.md.
 """
 import copy
 import logging
@@ -174,10 +145,6 @@ class TipAdapter(ClipTrainer):
         # Everything is in the file; the per-dataset search range and initial alpha/beta are PUBLIC_CONFIGS.
         recipe_config="configs/trainers/TipAdapter/rn50.yaml")
 
-    @property
-    def head(self) -> TipAdapterHead:
-        return self._models[self.spec.checkpoint_name]
-
     def dataset_templates(self):
         return templates_for(self.cfg.DATASET.NAME, imagenet=SELECT, others=OWN, imagenet_names=IMAGENET_FAMILY)
 
@@ -245,11 +212,9 @@ class TipAdapter(ClipTrainer):
         super().use_train_features()
 
     def validation_features(self) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Val features (never test: module docstring) on the trainer's device, computed once per run."""
+        """Val features (never test), computed once per run."""
         if getattr(self, "_val_features", None) is None:
-            entry = self.cached_features("val", validation_items(self, paper="val_split"),
-                                         build_transform(self.cfg, is_train=False), 1, None)
-            self._val_features = (entry["features"][0].float().to(self.device), entry["labels"].to(self.device))
+            self._val_features = self.plain_features("val", validation_items(self, paper="val_split"))
         return self._val_features
 
     def fit(self) -> None:
@@ -283,11 +248,8 @@ def tip_adapter_f_recipe(dataset: str, shots: int) -> dict:
 
 @TRAINER_REGISTRY.register()
 class TipAdapterF(TipAdapter):
-    """Tip-Adapter-F: the cache keys are fine-tuned; epoch and alpha/beta chosen on val.
-
-    ``TEST.FINAL_MODEL`` is not consulted: this trainer always deploys its best-val epoch, saved with
-    the searched alpha/beta as ``tip_adapter/model-best.pth.tar``.
-    """
+    """Tip-Adapter-F: the cache keys are fine-tuned; epoch and alpha/beta chosen on val (never
+    ``TEST.FINAL_MODEL``: docs/methods/tip-adapter.md)."""
 
     SPEC = TipAdapter.SPEC.derive(
         config_node="TIP_ADAPTER_F", trainable=("cache_keys",), training_free=False,
