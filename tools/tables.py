@@ -1,11 +1,6 @@
 """Tables from run rows: mean ± std over seeds per (method, dataset, shots), with "paper" beside "ours".
 
-Statistics: the mean and the *sample* standard deviation (n - 1) over seeds, the same as the launch
-scripts' summaries; a single run prints its accuracy alone (no ± 0.00). A cell with fewer seeds than
-the others says ``(n=k)``; zero-shot, run once per dataset, is not marked. The 11-dataset average is the
-mean of the 11 per-dataset means, printed only when all 11 are present; otherwise the cell says
-``incomplete (k/11)``. A missing result is ``—``, never 0. "paper" rows come from the published numbers of the same
-backbone, or of ``paper_backbone`` when given (e.g. to put a new backbone beside the RN50 numbers).
+The statistics and how cells are marked (``(n=k)``, ``—``, ``incomplete (k/11)``): docs/reports.md.
 """
 import csv
 import statistics
