@@ -1,10 +1,6 @@
 """Feature extraction against the encoder's own limit, and what it means for the paper's protocol.
 
-Per architecture: the encoder's throughput on ready, normalised tensors on the device (the limit: nothing
-can extract faster), the extraction's throughput on real JPEG files (``features.extract_features``) and their
-ratio, and projections at that speed: 16-shot ImageNet at paper protocol (16,000 images x 200 views + 50,000
-test) and the whole RN50 grid (``scripts.reproduce.cost``); docs/performance.md. Random weights: they do not
-change timings.
+What is measured and projected, and the results: docs/performance.md, "Extraction at the encoder limit".
 
     python benchmarks/encoder_limit.py                          # CPU: random ViT width 384 / 6 layers @ 64 px
     python benchmarks/encoder_limit.py --archs RN50 ViT-B/16    # CUDA (when present): @ 224 px, fp16

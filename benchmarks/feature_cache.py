@@ -1,19 +1,8 @@
 """Feature-cache benchmark: TaskRes (and the other methods) with the cache off and on, on this device.
 
-Every run is a fresh ``train.py`` process on a random-weight CLIP (real weights cannot change the
-timing) and a dataset tree written here. Reported per run: feature extraction time, time per epoch,
-whole-process wall time, peak memory, cache size on disk, accuracy.
-
-    python benchmarks/feature_cache.py reference            # the issue's CPU reference (digits, ViT w384/L6/p8 @ 64 px,
-                                                            # 16 shots, 200 epochs): cache off (1 seed) vs on (3 seeds)
-    python benchmarks/feature_cache.py scaling --arch tiny  # cached TaskRes total time vs classes and vs shots
-    python benchmarks/feature_cache.py accuracy             # learnable synthetic data, tiny CLIP: accuracy cache on vs
-                                                            # off over 3 seeds (random CLIP features of real images
-                                                            # carry too little signal for TaskRes to learn from)
-    python benchmarks/feature_cache.py methods --epochs 20  # every method, cache off vs on
-    python benchmarks/feature_cache.py gpu --arch RN50      # GPU: RN50 @ 224 px, synthetic 1000 classes x 16 shots
-
-Add ``--out FILE.md`` to save the markdown table. Timings include interpreter start-up and imports.
+Every run is a fresh ``train.py`` process (``benchmarks/run_one.py``) on a random-weight CLIP and a dataset tree
+written here. The modes (``reference``, ``accuracy``, ``scaling``, ``methods``, ``gpu``), their settings, commands
+and results: docs/performance.md. ``--out FILE.md`` saves the markdown table.
 """
 import argparse
 import json

@@ -1,12 +1,7 @@
 """One command for a lent GPU: every method trains, evaluates from its checkpoint and resumes after Ctrl-C on
 a synthetic ImageNet, and the feature extraction, memory and paper-protocol cost are measured.
 
-No data and no downloaded weights: a synthetic ImageNet tree in the real on-disk layout (photo-sized JPEG
-files, read by the real reader) and random-weight RN50 / ViT-B/16 checkpoints in OpenAI's format. The steps
-(data, backbones, encoder limit vs extraction, every method, SIGINT + resume, projection), each under its own
-time budget: docs/gpu.md. Results go to ``benchmarks/results/gpu/<date>-<device>.md`` and ``.json``, rewritten
-after every step, so a run cut short still leaves what it measured. A failed step is a row with its one-line
-error; the exit status is 1 when any step failed or was skipped for lack of time.
+No data and no downloaded weights. The steps, their budgets and where results go: docs/gpu.md.
 
     python benchmarks/gpu_check.py --device cuda            # on an H100/H200: under 8 minutes
     python benchmarks/gpu_check.py --device cpu --tiny      # the same steps, tiny sizes (tests/test_gpu_check.py)

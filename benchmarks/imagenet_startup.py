@@ -1,18 +1,9 @@
 """ImageNet start-up: how long until the data of a run is ready, on a synthetic ImageNet-layout tree.
 
-CoOp's reader unpickles and lists the whole 1.33 M-image tree on every run. Ours reads the few-shot
-file (with its held-out val), ``classnames.txt`` and the val folder's listing, and reads the training
-list only to draw a new few-shot set. This script builds a tree in the real layout (1000 class
-folders by default, tiny JPEGs, 100k+ files) outside the repository, then times, each in a fresh
-process: the data manager built (``DataManager(cfg)``: dataset, transforms, loaders), the held-out val
-(``validation_items``), the process's peak memory, and its wall time including imports.
+What is timed, the scenarios (``first``, ``new draw``, ``cached``) and the results: docs/performance.md.
 
     python benchmarks/imagenet_startup.py --root /tmp/imagenet_startup            # 1000 x (100 + 10) files
     python benchmarks/imagenet_startup.py --root /tmp/in_full --train-per-class 1300 --val-per-class 50
-
-Scenarios: ``first`` (nothing cached: lists every folder, writes our list file and few-shot file),
-``new draw`` (another seed: reads our list file, draws, writes a few-shot file), ``cached`` (the
-few-shot file exists: the case every later run of a grid is in; repeated, median reported).
 """
 import argparse
 import io

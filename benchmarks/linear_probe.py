@@ -1,15 +1,6 @@
 """Linear probe at ImageNet size: the C search with scikit-learn's L-BFGS and with the torch solver.
 
-16-shot ImageNet gives 16,000 x 1024 RN50 features over 1000 classes; the search fits the probe
-about 22 times (7 grid values of C, then 2 per refinement step). Random features with a class
-structure stand for CLIP's (solver time depends on the problem's size and conditioning, not on
-where the numbers come from). The script reports
-
-- ``agreement``: both solvers on a small problem: chosen C, val and test accuracy, largest logit gap;
-- ``time``: seconds per fit for each solver at each grid C on the ImageNet-sized problem (scikit-learn
-  capped at ``--sklearn-iters`` iterations per fit and its full time extrapolated from the seconds
-  per iteration, since one uncapped weakly regularised fit takes hours on a CPU), and the whole
-  torch search (grid + refinement, warm starts) as ``train.py`` runs it.
+What each mode measures and the results: docs/performance.md, benchmarks/results/linear_probe.md.
 
     python benchmarks/linear_probe.py agreement
     python benchmarks/linear_probe.py time [--classes 1000 --shots 16 --dim 1024] [--device cuda]

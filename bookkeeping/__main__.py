@@ -1,9 +1,6 @@
 """``python -m bookkeeping recipe|plan``: the launchers' (and users') view of recipes and run folders.
 
-``recipe METHOD DATASET SHOTS`` prints the recipe run as one shell-quoted ``train.py`` command; ``--argv``
-prints, for the launchers, the run folder's tag then the ``train.py`` arguments, one per line.
-``plan --seeds "1 2" -- TRAIN_ARGS`` prints ``STATE<TAB>FOLDER<TAB>NOTE`` per seed (``{seed}`` in an argument is
-replaced), STATE being ``run`` or ``done``; a folder holding another run stops it with one line (exit 2).
+What each prints: docs/bookkeeping.md.
 """
 import argparse
 import logging

@@ -1,10 +1,6 @@
 """Where a run goes, and whether a folder may run it, reuse it, or must refuse it; the folder's lock and FAILED mark.
 
-A launcher names the recipe's run, ``OUTPUT/<dataset>/<Trainer>/<backbone>_<K>shots/seed<S>``. ``run_folder``
-adds, in this order: a result variant's suffix (TaskRes*: ``_enhanced``), the protocol's (``_base``/``_new``
-for a class subset; the track for a method that selects on val, off the default track), and 8 hex naming how
-the config differs from the recipe (every seed of one modification shares that folder). A folder holding a
-finished run is reused only when the run's identity is the request's; another identity stops the request.
+The folder layout and its suffixes, in order: docs/bookkeeping.md.
 """
 import ast
 import json

@@ -1,14 +1,6 @@
 """A run's identity: exactly what can change its result, so that a finished run is reused only for the same result.
 
-The identity is the method's own config node (``cfg.TRAINER[spec.config_node]``) and the shared keys (data,
-input, optimisation, backbone weights, seed), plus the engine that runs it (``ENGINE``: a run made under the
-built-in core is not a Dassl run). It leaves out every other method's node (adding a method changes no
-existing run's identity), the launch-only keys (where things live, loader workers, print and save
-frequencies, evaluation batch size, the method's ``spec.launch_only_keys``), the shot count of a shot-free
-method and, for a method that selects nothing on val, the selection track (one run serves every track).
-
-Runs finished before this rule (``metrics.json`` without ``"schema"``) carry a fingerprint over the whole
-config; ``stored_flat`` recomputes theirs by this rule from their ``config.yaml`` and recorded engine.
+What it holds and leaves out, and how runs from before schema 2 are read: docs/bookkeeping.md.
 """
 import functools
 import os

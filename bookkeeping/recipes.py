@@ -1,9 +1,6 @@
 """Every method's recipe, read from its declaration (``trainers.method_spec``): config file and per-dataset settings.
 
-A recipe is the same for every backbone (each method's declaration cites the original configs it follows),
-except the image side: a backbone runs at the side it was trained at (``input_size``). The launchers, the grid
-and the reference a run is compared with are all built from ``recipe_argv``, so they cannot disagree.
-Config files are checked when a recipe is used (``Recipe.config_path``), not at import.
+One recipe for every backbone but the image side; ``recipe_argv`` builds every launch: docs/bookkeeping.md.
 """
 import os
 from collections.abc import Iterator, Mapping

@@ -1,15 +1,8 @@
 """Collect a tree of runs into rows: method, dataset, backbone, shots, seed, accuracy.
 
-A run is a folder holding ``metrics.json`` (written by ``train.py``). Runs from before it existed, or from
-Dassl/CoOp's own code, are read from ``log.txt``: the accuracy after the last "Evaluate on the *test* set" (or
-the last ``* accuracy: X%`` line), the identity from ``config.yaml``, else from the launcher layout
-``<dataset>/<Trainer>/<backbone>_<K>shots[_enhanced]/seed<S>/`` (``<backbone>_zeroshot`` for zero-shot, a
-``_<8 hex>`` suffix for a modified run). A ``log.txt`` without a test accuracy is listed as unfinished, not
-counted. Evaluations of a run on another dataset or on the new classes live in ``<run>/eval_<dataset>/``
-(``kind == "eval"``, ``source_dataset`` the dataset it was trained on).
-
-The fields read, schema 1 (names and tracks from ``tools.legacy``) against schema 2: ``docs/reports.md``.
-Nothing here imports the training code.
+A run is a folder holding ``metrics.json``; older runs and Dassl/CoOp's own are read from ``log.txt``. How
+runs are found and read, and the fields of schema 1 (``tools.legacy``) and 2: docs/reports.md. Nothing here
+imports the training code.
 """
 import argparse
 import contextlib

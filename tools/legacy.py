@@ -1,11 +1,8 @@
 """Historical data: how the methods were named and judged when runs recorded no ``schema`` (schema 1).
 
-A schema-2 ``metrics.json`` carries its method's display name, table position, shot-freeness and whether it
-selects on validation data (``label``, ``table_order``, ``shot_free``, ``selects_on_val``); a run written
-before then (or one read from ``log.txt``) carries none of them. This table is what the 14 methods declared
-at schema 1 (``LABEL``, ``TABLE_ORDER``, ``SHOT_FREE``, ``SELECTS_ON_VAL`` on their trainer classes), frozen
-so that old runs keep reporting exactly as they did. Do not update it when a method's declaration changes:
-new runs record their own. It also names the methods of ``published.csv`` that no run in a tree names.
+What the 14 methods declared at schema 1 (``LABEL``, ``TABLE_ORDER``, ``SHOT_FREE``, ``SELECTS_ON_VAL``), frozen so
+that old runs keep reporting exactly as they did: do not update it when a method's declaration changes (new runs
+record their own). It also names the methods of ``published.csv`` that no run names. See docs/reports.md.
 """
 from typing import Dict, List, NamedTuple, Optional, Sequence
 

@@ -1,11 +1,6 @@
 """One command from a results tree to a report: ``python -m tools.report OUTPUT_ROOT --out RESULTS.md``.
 
-Writes, next to ``RESULTS.md``: ``RESULTS.csv`` (mean, std, seeds and the published number per
-method/dataset/shots, plus 11-dataset averages), ``RESULTS_runs.csv`` (one row per run) and
-``RESULTS_fewshot_<backbone>.png`` (few-shot curves). What the markdown holds, in which order:
-``docs/reports.md``. No table mixes selection tracks: a row holds only runs whose ``tracks`` include the
-table's; a method that reads no validation data serves every track with the same runs and is marked ◇ beyond
-the first. Modified runs (``metrics.json`` ``variant``) stay out of the tables unless ``--include-modified``.
+The files it writes, what the markdown holds and in which order, tracks and modified runs: docs/reports.md.
 Nothing here imports the training code or torch.
 """
 import argparse

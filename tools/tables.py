@@ -1,11 +1,6 @@
 """Tables from run rows: mean ± std over seeds per (method, dataset, shots), with "paper" beside "ours".
 
-Statistics: the mean and the *sample* standard deviation (n - 1) over seeds, the same as the launch
-scripts' summaries; a single run prints its accuracy alone (no ± 0.00). A cell with fewer seeds than
-the others says ``(n=k)``; zero-shot, run once per dataset, is not marked. The 11-dataset average is the
-mean of the 11 per-dataset means, printed only when all 11 are present; otherwise the cell says
-``incomplete (k/11)``. A missing result is ``—``, never 0. "paper" rows come from the published numbers of the same
-backbone, or of ``paper_backbone`` when given (e.g. to put a new backbone beside the RN50 numbers).
+The statistics and how cells are marked (``(n=k)``, ``—``, ``incomplete (k/11)``): docs/reports.md.
 """
 import csv
 import statistics
@@ -261,14 +256,8 @@ def base2novel_shots(rows: Iterable[RunRow], backbone: str) -> List[int]:
 
 def base2novel_table(rows: Sequence[RunRow], published: Published, backbone: str, shots: int,
                      paper_backbone: Optional[str] = None, shared: Iterable[str] = ()) -> str:
-    """Per dataset and on average: accuracy on the base classes, on the new ones, and their harmonic mean.
-
-    Base: the training runs (``classes == "base"``), tested on the base test classes. New: the evaluations
-    of those runs on the new classes (``<run>/eval_new``), or zero-shot runs on them. HM per dataset is the
-    harmonic mean of the seed means (CoCoOp's Table 1); the average row averages base and new over the 11
-    datasets and takes their HM, given only when all 11 are present. A method whose trained state is per
-    class (``class_agnostic`` false) cannot classify new classes: its New and HM cells say so (‡).
-    """
+    """Per dataset and on average: accuracy on the base classes, on the new ones, and their harmonic mean
+    (what each cell holds: docs/reports.md)."""
     pb = paper_backbone or backbone
     mine = [r for r in rows if r.backbone == backbone]
     base = summarize(r for r in mine if r.classes == "base" and r.kind == "run")

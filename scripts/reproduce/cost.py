@@ -1,14 +1,6 @@
 """The grid's image-encoder cost before it runs: views to encode with the cache, and what the original codes run.
 
-Each planned run's merged config (no data, no weights) and its method's ``MethodSpec.cache`` give the
-feature-cache entries it reads: the test set (one view, shared by every method; a base-to-novel half in
-proportion to its classes), the few-shot val set (methods that select on val, not in the valfree track),
-the training views and any key views with their own augmentation. An entry shared by several runs counts
-once, at the most views any run asks; views already cached are subtracted. The original codes encode every
-training image in every epoch, and per run the test (and val) set; methods that adapt the image encoder are
-left out. Image counts are the published splits' (``DATASET_SIZES``); a few-shot train set is ``classes x
-shots``, a val set ``classes x datasets.splits.fewshot_val_per_class``; a dataset whose val is its test set
-(``val_is_test``) selects on a held-out train part.
+What is counted and how: docs/grid.md, "The cost model".
 
     python -m scripts.reproduce.cost --throughput 2500          # the paper grid, RN50
     python -m scripts.reproduce.grid --dry-run                  # prints the same summary after the run list

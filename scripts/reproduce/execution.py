@@ -1,7 +1,6 @@
-"""Running planned cells: executors ``pool`` (``train.py`` subprocesses, one worker per visible GPU, pinned with
-``CUDA_VISIBLE_DEVICES``, or ``--workers`` on CPU), ``slurm`` (a submitit job array), and submitit's ``local``
-and ``debug`` (in this process, one after the other, for a debugger). A cell's output goes to its ``grid.out``;
-the console shows one line per finished run under a progress bar. A failed cell does not stop the others.
+"""Running planned cells with the executors ``pool``, ``slurm``, ``local`` and ``debug`` (docs/grid.md, "Executors").
+
+A cell's output goes to its ``grid.out``; a failed cell does not stop the others.
 """
 import contextlib
 import functools

@@ -2,12 +2,8 @@
 
     python -m scripts.reproduce.grid --data DATA --output output            # the paper's RN50 grid
     python -m scripts.reproduce.grid --methods TaskRes --datasets caltech101 --shots 1 16 --dry-run
-    python -m scripts.reproduce.grid --data DATA --output output --executor slurm --slurm-partition gpu
-    python -m scripts.reproduce.grid ... -- OPTIM.MAX_EPOCH 2                     # KEY VALUE pairs, applied last
 
-Each run is one ``train.py --reuse`` run of the recipe, in the launchers' folders and feature cache, so the
-grid and ``scripts/<method>/main.sh`` skip each other's finished runs. Pre-flight checks run first; a failed
-run does not stop the others and is listed at the end (exit status 1). See docs/grid.md.
+Runs, protocols, executors, pre-flight checks and costs: docs/grid.md.
 """
 import argparse
 import logging

@@ -1,13 +1,7 @@
 """Pre-flight checks: is everything a grid (or a launcher) needs there, before hours of work start?
 
-The datasets' folders and split files (as the datasets layer declares them), the backbone's weights, and the
-feature cache's disk need against free space; each problem is one line naming what is missing and the fix.
-The grid runs these before any work (and at the end of ``--dry-run``); the launchers call the command line:
-
-    python -m scripts.reproduce.preflight --data DIR --datasets caltech101 dtd --backbone RN50 \\
-        --cache-dir OUTPUT/feature_cache --output OUTPUT [--methods TaskRes --shots 16 --seeds 1 2 3]
-
-It prints ``ready`` (exit 0) or the problems (exit 1). Without ``--methods`` the disk need is not estimated.
+The datasets' folders and split files, the backbone's weights and the feature cache's disk need; each problem is
+one line naming what is missing and the fix. What is checked, what is not, the command line: docs/grid.md.
 """
 import argparse
 import os

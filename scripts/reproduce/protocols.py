@@ -1,9 +1,6 @@
 """The evaluation protocols (docs/grid.md): one object each, saying which runs it trains and how it evaluates them.
 
-``fewshot`` (the paper's grid), ``base2novel`` (CoCoOp: train on the base half of the classes, evaluate
-transferring methods on the new half into ``<run>/eval_new/``), ``cross_dataset`` (16-shot ImageNet to the
-other datasets) and ``dg`` (ImageNet to its variants); ``--eval-variants`` is ``dg`` without training. A new
-protocol is one subclass here, added to ``PROTOCOLS``.
+A new protocol is one subclass here, added to ``PROTOCOLS``.
 """
 from dataclasses import replace
 from typing import Dict, List, Sequence, Tuple
