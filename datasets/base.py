@@ -38,27 +38,16 @@ _warned_unofficial = set()  # dataset folders warned about (several datasets of 
 
 
 class BenchmarkDataset(DatasetBase):
-    """Base of the benchmark datasets: a subclass declares its layout and implements ``read_raw``.
+    """Base of the benchmark datasets: a subclass declares its layout below and implements ``read_raw``."""
 
-    Declarations (class attributes):
-      folder        dataset folder under ``DATASET.ROOT``
-      image_folder  image folder under ``folder``; split-file paths are relative to it
-      split_file    ``split_zhou_<Name>.json``, or None when the dataset has fixed split lists
-      raw_files     files (relative to ``folder``) that ``read_raw`` needs when there is no split file
-      template      the one prompt template of the dataset (``dataset_templates`` returns it)
-      doc_anchor    the section of DATASETS.md that explains the layout (default: the class name, lower-cased)
-      fewshot_val   whether few-shot sampling also applies to val (and the few-shot file holds val)
-      val_is_test   whether val is the test set (ImageNet): a held-out val is drawn for model selection
-    """
-
-    folder: str = ""
-    image_folder: str = ""
-    split_file: Optional[str] = None
-    raw_files: Tuple[str, ...] = ()
-    template: str = "a photo of a {}."
-    doc_anchor: str = ""
-    fewshot_val: bool = True
-    val_is_test: bool = False
+    folder: str = ""  # dataset folder under ``DATASET.ROOT``
+    image_folder: str = ""  # image folder under ``folder``; split-file paths are relative to it
+    split_file: Optional[str] = None  # ``split_zhou_<Name>.json``, or None when the split lists are fixed
+    raw_files: Tuple[str, ...] = ()  # files (relative to ``folder``) ``read_raw`` needs without a split file
+    template: str = "a photo of a {}."  # the dataset's one prompt template (``dataset_templates``)
+    doc_anchor: str = ""  # the section of DATASETS.md on the layout (default: the class name, lower-cased)
+    fewshot_val: bool = True  # few-shot sampling also applies to val (and the few-shot file holds val)
+    val_is_test: bool = False  # val is the test set (ImageNet): a held-out val is drawn for model selection
     official_split: bool = True  # False when the split was built from raw annotations (not the published one)
     heldout_val: Optional[List[Datum]] = None
     heldout_paper: Optional[List[Datum]] = None  # val_is_test: held-out train images, per class as many as test

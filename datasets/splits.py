@@ -17,17 +17,22 @@ Split = Tuple[List[Datum], List[Datum], List[Datum]]
 LIKE_TEST_SEED_OFFSET = 104_729  # the test-sized held-out set: a seed stream apart from the min(K, 4) one
 
 
+def group_by_label(items: Iterable) -> Dict[int, list]:
+    """Items per label, labels in order of first appearance."""
+    groups: Dict[int, list] = {}
+    for item in items:
+        groups.setdefault(item.label, []).append(item)
+    return groups
+
+
 def split_trainval(trainval: Sequence[Datum], p_val: float = 0.2) -> Tuple[List[Datum], List[Datum]]:
     """Per label (first-appearance order) shuffle with ``random`` and move ``round(n * p_val)`` items to val."""
-    by_label: Dict[int, List[int]] = {}
-    for idx, item in enumerate(trainval):
-        by_label.setdefault(item.label, []).append(idx)
     train, val = [], []
-    for idxs in by_label.values():
-        n_val = round(len(idxs) * p_val)
-        random.shuffle(idxs)
-        for n, idx in enumerate(idxs):
-            (val if n < n_val else train).append(trainval[idx])
+    for items in group_by_label(trainval).values():
+        n_val = round(len(items) * p_val)
+        random.shuffle(items)
+        val += items[:n_val]
+        train += items[n_val:]
     return train, val
 
 
@@ -116,10 +121,7 @@ def draw_heldout_val(full_train: Sequence[Datum], fewshot_train: Sequence[Datum]
     on test would have used), from a seed stream of its own. Every method of a run selects on the same images.
     """
     excluded = {d.impath for d in fewshot_train} | {d.impath for d in test}
-    per_label: Dict[int, List[Datum]] = {}
-    for item in full_train:
-        if item.impath not in excluded:
-            per_label.setdefault(item.label, []).append(item)
+    per_label = group_by_label(d for d in full_train if d.impath not in excluded)
     if like_test:
         counts = Counter(d.label for d in test)
         rng = random.Random(max(int(seed), 0) + LIKE_TEST_SEED_OFFSET)

@@ -10,9 +10,10 @@ import logging
 import os
 import random
 from collections import Counter
-from typing import Dict, List, Tuple
+from typing import List, Tuple
 
 from .errors import ValidationSplitError
+from .splits import group_by_label
 
 logger = logging.getLogger(__name__)
 
@@ -43,9 +44,7 @@ def satisfied_tracks(track: str, read_validation: bool, selects_on_val: bool) ->
 
 def _per_class(items: List, k: int, seed: int) -> List:
     """``k`` items per label (all when fewer), drawn per sorted label with ``random.Random(seed)``."""
-    by_label: Dict[int, List] = {}
-    for d in items:
-        by_label.setdefault(d.label, []).append(d)
+    by_label = group_by_label(items)
     rng = random.Random(seed)
     return [d for label in sorted(by_label) for d in rng.sample(by_label[label], min(k, len(by_label[label])))]
 
