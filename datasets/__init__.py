@@ -1,14 +1,7 @@
 """The benchmark datasets; ``import datasets`` registers all of them in ``DATASET_REGISTRY``.
 
-Registry contract: a dataset is built as ``cls(cfg)`` from ``DATASET.ROOT``, ``DATASET.NAME``,
-``DATASET.NUM_SHOTS``, ``DATASET.SUBSAMPLE_CLASSES`` and ``SEED`` (the caller seeds the RNGs first),
-and provides ``train_x``, ``val``, ``test``, ``classnames``, ``lab2cname``, ``num_classes``,
-``label_map_to_train_classes`` (None, or for ImageNet-A/-R the ImageNet label of each of their labels),
-``official_split`` (False when the split was built from raw annotations: results are then not
-comparable with published ones) and the selection sets (``val_split``; ImageNet ``heldout_val``, ``heldout_paper``).
-``select_validation(dataset, ...)`` is the only door to the set a method may select on (never test).
-The shared mechanics are in ``datasets/base.py``, the datasets' declarations in ``datasets/readers.py`` and
-``datasets/imagenet.py``; the layouts are described in DATASETS.md.
+What a dataset object provides, the layouts and the rules: DATASETS.md ("For code"). ``select_validation``
+is the only door to the set a method may select on (never test).
 """
 from typing import Tuple
 
@@ -53,11 +46,8 @@ def add_dataset_config(cfg) -> None:
 
 
 def dataset_templates(dataset_name: str) -> Tuple[str, ...]:
-    """The dataset's own prompt template, as a one-element tuple (ImageNet variants: 'a photo of a {}.').
-
-    ImageNet runs that average templates combine this with ``IMAGENET_TEMPLATES_SELECT``.
-    Looks the class up in the registry; no dataset is read.
-    """
+    """The dataset's own prompt template, as a one-element tuple, from the registry (no dataset is read).
+    ImageNet runs that average templates combine it with ``IMAGENET_TEMPLATES_SELECT``."""
     cls = DATASET_REGISTRY.get(dataset_name)
     template = getattr(cls, "template", None)
     if not isinstance(template, str):

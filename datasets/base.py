@@ -1,27 +1,10 @@
 """The shared mechanics of the benchmark datasets; each dataset class only declares its layout.
 
-A dataset is read in four steps, all here:
-
-1. the full train/val/test lists: from the official ``split_zhou_<Name>.json`` when present, else
-   from ``split_built_<Name>.json`` (a split this code built from the raw annotations on an earlier
-   run), else built now from the raw annotations (``read_raw``) and saved under that second name.
-   A built split is not the published one: ``official_split`` is False and a warning says so;
-2. a check that every listed image exists (a stale or foreign split file fails here, before any
-   training, naming the first missing files and how many there are);
-3. few-shot sampling (``DATASET.NUM_SHOTS`` >= 1) with Dassl's rule; the picks are kept in our
-   ``split_fewshot/shot_K-seed_S.taskres.json`` (with, for datasets whose val is their test set,
-   the held-out selection sets drawn beside them: ``heldout_val`` and the test-sized ``heldout_paper``).
-   CoOp's ``shot_K-seed_S.pkl``, when present, gives the picks;
-4. class subsampling (``DATASET.SUBSAMPLE_CLASSES``: all, base or new).
-
-Compatibility with trees prepared by CoOp/Dassl: their split files and pickles are read unchanged and
-give the same samples, and nothing we write has a name they read (``datasets/files.py``), so a tree
-we used still works with plain CoOp. Files we write go through a temporary file and a rename, so two
-runs writing the same file at once are safe. A corrupt file of ours is rebuilt with a warning; a
-corrupt file of theirs (or the official split) stops the run with one line naming it and the fix.
-
-The file formats are in ``datasets/files.py``; the list helpers and sampling rules (split builders,
-class subsampling, the held-out val rule) in ``datasets/splits.py``.
+Four steps, all here: the full train/val/test lists (the official ``split_zhou_<Name>.json``, else our
+``split_built_<Name>.json``, else built now by ``read_raw`` and saved under that name), a check that every
+listed image exists, few-shot sampling (with the held-out selection sets) and class subsampling. What each
+step reads and writes, and how a CoOp tree stays usable: DATASETS.md ("What the readers do with your tree").
+File formats: ``datasets/files.py``; list helpers and sampling rules: ``datasets/splits.py``.
 """
 import json
 import logging
@@ -55,27 +38,16 @@ _warned_unofficial = set()  # dataset folders warned about (several datasets of 
 
 
 class BenchmarkDataset(DatasetBase):
-    """Base of the benchmark datasets: a subclass declares its layout and implements ``read_raw``.
+    """Base of the benchmark datasets: a subclass declares its layout below and implements ``read_raw``."""
 
-    Declarations (class attributes):
-      folder        dataset folder under ``DATASET.ROOT``
-      image_folder  image folder under ``folder``; split-file paths are relative to it
-      split_file    ``split_zhou_<Name>.json``, or None when the dataset has fixed split lists
-      raw_files     files (relative to ``folder``) that ``read_raw`` needs when there is no split file
-      template      the one prompt template of the dataset (``dataset_templates`` returns it)
-      doc_anchor    the section of DATASETS.md that explains the layout (default: the class name, lower-cased)
-      fewshot_val   whether few-shot sampling also applies to val (and the few-shot file holds val)
-      val_is_test   whether val is the test set (ImageNet): a held-out val is drawn for model selection
-    """
-
-    folder: str = ""
-    image_folder: str = ""
-    split_file: Optional[str] = None
-    raw_files: Tuple[str, ...] = ()
-    template: str = "a photo of a {}."
-    doc_anchor: str = ""
-    fewshot_val: bool = True
-    val_is_test: bool = False
+    folder: str = ""  # dataset folder under ``DATASET.ROOT``
+    image_folder: str = ""  # image folder under ``folder``; split-file paths are relative to it
+    split_file: Optional[str] = None  # ``split_zhou_<Name>.json``, or None when the split lists are fixed
+    raw_files: Tuple[str, ...] = ()  # files (relative to ``folder``) ``read_raw`` needs without a split file
+    template: str = "a photo of a {}."  # the dataset's one prompt template (``dataset_templates``)
+    doc_anchor: str = ""  # the section of DATASETS.md on the layout (default: the class name, lower-cased)
+    fewshot_val: bool = True  # few-shot sampling also applies to val (and the few-shot file holds val)
+    val_is_test: bool = False  # val is the test set (ImageNet): a held-out val is drawn for model selection
     official_split: bool = True  # False when the split was built from raw annotations (not the published one)
     heldout_val: Optional[List[Datum]] = None
     heldout_paper: Optional[List[Datum]] = None  # val_is_test: held-out train images, per class as many as test
@@ -211,10 +183,7 @@ class BenchmarkDataset(DatasetBase):
         return train, val, test
 
     def read_split(self, fpath: str) -> Split:
-        """Read a split file in CoOp's format; its paths are relative to the image folder.
-
-        Raises ``DatasetFileError`` (one line: the file, what is wrong, the fix) when it is unusable.
-        """
+        """A split file in CoOp's format (paths relative to the image folder); ``DatasetFileError`` if unusable."""
         try:
             obj, sha = read_json_with_sha(fpath)
             rows = check_rows(obj, ("train", "val", "test"))
@@ -228,11 +197,8 @@ class BenchmarkDataset(DatasetBase):
 
     def _datums(self, lists: Sequence[Sequence[Tuple[str, int, str]]], base_dir: str,
                 source: str) -> List[List[Datum]]:
-        """Datum lists for row lists (paths relative to ``base_dir``), after checking that their images exist.
-
-        Checked first: Dassl's ``Datum`` asserts that its file exists, which would fail without saying
-        which file listed it.
-        """
+        """Datum lists for row lists (paths relative to ``base_dir``), checked on disk first: Dassl's ``Datum``
+        asserts that its file exists without saying which file listed it."""
         items = [[(os.path.join(base_dir, *rel.split("/")), label, cname) for rel, label, cname in rows]
                  for rows in lists]
         self.check_images_exist((p for part in items for p, _, _ in part), source=source)
@@ -339,11 +305,8 @@ class BenchmarkDataset(DatasetBase):
         return train, val
 
     def rebase(self, items: Sequence[Datum]) -> List[Datum]:
-        """Re-root absolute paths written on another machine (or before the root moved) onto ``dataset_dir``.
-
-        A path is rewritten only when it does not already live under ``dataset_dir``; the part after the
-        last ``/<folder>/`` component is kept.
-        """
+        """Re-root absolute paths from another machine (or an old root) outside ``dataset_dir`` onto it,
+        keeping the part after the last ``/<folder>/``."""
         prefix = self.dataset_dir + os.sep
         marker = "/" + self.folder + "/"
         out = []

@@ -1,12 +1,7 @@
 """Download the benchmark's split files (and small annotation files) from Google Drive with gdown.
 
-    python -m datasets.download splits --root $DATA                      # all of them
-    python -m datasets.download splits --root $DATA --dataset Caltech101 OxfordPets
-    python -m datasets.download ucf101-frames --root $DATA              # UCF101 middle frames (zip)
-
-Images are not downloaded here: they come from each dataset's own site (see DATASETS.md). Files
-already present are kept unless ``--force``. Each file is written to a temporary name and renamed,
-so an interrupted download never leaves a truncated split file behind.
+Usage, the files and their Drive ids: DATASETS.md ("Split files and the download helper"). Each file is
+written to a temporary name and renamed, so an interrupted download never leaves a truncated split file.
 """
 import argparse
 import logging

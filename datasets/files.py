@@ -1,19 +1,9 @@
 """The files the dataset layer reads and writes in a user's data tree, and their formats.
 
-Rule: we never write a file that CoOp/Dassl read (``split_zhou_<Name>.json``,
-``split_fewshot/shot_K-seed_S.pkl``, ``imagenet/preprocessed.pkl``), so a tree we used still works,
-unchanged, with plain CoOp or the original TaskRes. We read theirs, and write ours under names they
-never open, as JSON (no class of ours inside, nothing that needs this project to be read back):
-
-- ``split_built_<Name>.json``: a split built from raw annotations when the official one is absent
-  (CoOp's split format; never under the official name, since it is not the published split);
-- ``split_fewshot/shot_K-seed_S.taskres.json``: a few-shot set (and, for datasets whose val is their
-  test set, the held-out val drawn beside it), paths relative to the dataset folder;
-- ``imagenet/lists.taskres.json``: ImageNet's training image list (file names per class folder), so a
-  new few-shot draw need not list 1.28 M files again.
-
-Earlier versions of this project wrote pickles of their own ``Datum`` class under CoOp's names, which
-CoOp cannot read; ``written_by_us`` recognises them so they can be converted and removed.
+We read CoOp/Dassl's files and never write one they read; ours are JSON (no class of ours inside) under names
+they never open (``split_built_<Name>.json``, ``split_fewshot/shot_K-seed_S.taskres.json``,
+``imagenet/lists.taskres.json``), so a tree we used still works with plain CoOp. ``written_by_us`` recognises
+the pickles earlier versions wrote under CoOp's names. Each file: DATASETS.md.
 """
 import hashlib
 import json
@@ -130,11 +120,8 @@ class _DatumUnpickler(pickle.Unpickler):
 
 
 def load_datum_pickle(fpath: str) -> dict:
-    """Load a ``{"train": [Datum, ...], ...}`` pickle written by CoOp, Dassl or an earlier version of ours.
-
-    Raises ``DatasetFileError`` (naming the file) when it is truncated, not a pickle, or holds anything
-    but ``Datum`` lists.
-    """
+    """A ``{"train": [Datum, ...], ...}`` pickle by CoOp, Dassl or an earlier version of ours;
+    ``DatasetFileError`` naming the file when it is truncated, not a pickle, or holds anything else."""
     try:
         with open(fpath, "rb") as f:
             data = _DatumUnpickler(f).load()

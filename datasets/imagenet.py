@@ -1,18 +1,9 @@
 """ImageNet-1k and its four test-only variants (ImageNetV2, -Sketch, -A, -R).
 
-Layout: ``imagenet/images/{train,val}/<wnid>/*.JPEG`` and ``imagenet/classnames.txt`` (lines
-``<wnid> <class name>``). There is no split file: test is the val folder, and val is the test set too
-(as in CoOp); few-shot sampling applies to train only. Model selection uses a held-out val drawn from
-the training images outside the few-shot set, kept with the few-shot set in
-``split_fewshot/shot_K-seed_S.taskres.json``. The training list is cached in our
-``imagenet/lists.taskres.json`` and read only to draw a new few-shot set: a run whose few-shot file
-exists lists the val folder and nothing else (CoOp unpickles and lists all 1.33 M images every run).
-
-Labels are the index of the wnid in the sorted list of class folders. Images inside a class folder
-are listed in sorted order too. CoOp/Dassl list them in raw ``os.listdir`` order, which depends on the
-file system, so their few-shot picks differ from machine to machine; sorting gives the same picks
-everywhere. An existing ``preprocessed.pkl`` written by CoOp is read as is (keeping its order), so
-users who hold one keep getting their published samples.
+No split file: test (and val, as in CoOp) is the val folder; few-shot sampling applies to train only, and
+selection uses held-out training images. Images are listed sorted (CoOp's raw ``os.listdir`` order varies
+between file systems); a CoOp ``preprocessed.pkl`` is read as is. Layouts, the cached training list and the
+differences from CoOp: DATASETS.md ("ImageNet", "Where our readers differ from CoOp's").
 """
 import logging
 import os
@@ -157,12 +148,8 @@ class ImageNet(BenchmarkDataset):
 
 
 class ImageNetVariant(BenchmarkDataset):
-    """A test-only ImageNet variant: train_x, val and test are all its test set.
-
-    NUM_SHOTS and SUBSAMPLE_CLASSES do not apply (as in CoOp). Class names come from
-    ``classnames.txt``: the variant's own copy when present (CoOp's instructions put one there), else
-    ``imagenet/classnames.txt`` under the same root.
-    """
+    """A test-only ImageNet variant: train_x, val and test are all its test set; NUM_SHOTS and
+    SUBSAMPLE_CLASSES do not apply (as in CoOp). Class names: its own ``classnames.txt``, else ImageNet's."""
 
     split_file = None
     fewshot_val = False
@@ -206,12 +193,8 @@ class ImageNetVariant(BenchmarkDataset):
 
 class ImageNetSubsetVariant(ImageNetVariant):
     """ImageNet-A / -R: 200 of ImageNet's classes, labelled 0..199 in sorted wnid order (README.txt ignored).
-
-    ``imagenet_label_map`` (also ``label_map_to_train_classes``) gives, for each of those labels, the
-    ImageNet label of the same wnid, so a 1000-class ImageNet classifier is evaluated on them by
-    taking its logits at these columns. ``train_classnames`` lists ImageNet's class names in label
-    order: the classes such a classifier is built for.
-    """
+    A 1000-class ImageNet classifier is evaluated on them through its logits at ``imagenet_label_map``
+    (ImageNet's label of each); ``train_classnames`` are ImageNet's names in label order."""
 
     def read_variant(self, classnames):
         items = super().read_variant(classnames)
@@ -227,10 +210,8 @@ class ImageNetSubsetVariant(ImageNetVariant):
 
 @DATASET_REGISTRY.register()
 class ImageNetV2(ImageNetVariant):
-    """ImageNetV2 (matched frequency): ``imagenetv2/imagenetv2-matched-frequency-format-val/<label>/*.jpeg``.
-
-    The folder number is the ImageNet label; class names come from ``classnames.txt`` in file order.
-    """
+    """ImageNetV2 (matched frequency): folder ``<label>`` holds ImageNet label ``label``; class names from
+    ``classnames.txt`` in file order."""
 
     folder = "imagenetv2"
     image_folder = "imagenetv2-matched-frequency-format-val"

@@ -7,12 +7,12 @@ official test list splits its train(val) list 80/20 per class into train/val.
 import json
 import os
 import re
-from typing import Dict, List, Tuple
+from typing import Dict, Tuple
 
 from engine import DATASET_REGISTRY, Datum
 
 from .base import BenchmarkDataset
-from .splits import folder_items, list_dirs, read_lines, split_by_ratio, split_trainval
+from .splits import folder_items, group_by_label, list_dirs, read_lines, split_by_ratio, split_trainval
 
 
 class FolderPerClass(BenchmarkDataset):
@@ -92,11 +92,9 @@ class OxfordFlowers(BenchmarkDataset):
         labels = loadmat(os.path.join(self.dataset_dir, "imagelabels.mat"))["labels"][0]
         with open(os.path.join(self.dataset_dir, "cat_to_name.json")) as f:
             names = json.load(f)
-        by_label: Dict[int, List[Datum]] = {}
-        for i, y in enumerate(int(label) for label in labels):
-            impath = os.path.join(self.image_dir, f"image_{i + 1:05d}.jpg")
-            by_label.setdefault(y, []).append(Datum(impath=impath, label=y - 1, classname=names[str(y)]))
-        return split_by_ratio(by_label.values())
+        items = [Datum(impath=os.path.join(self.image_dir, f"image_{i + 1:05d}.jpg"), label=y - 1,
+                       classname=names[str(y)]) for i, y in enumerate(int(label) for label in labels)]
+        return split_by_ratio(group_by_label(items).values())
 
 
 @DATASET_REGISTRY.register()

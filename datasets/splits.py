@@ -17,17 +17,22 @@ Split = Tuple[List[Datum], List[Datum], List[Datum]]
 LIKE_TEST_SEED_OFFSET = 104_729  # the test-sized held-out set: a seed stream apart from the min(K, 4) one
 
 
+def group_by_label(items: Iterable) -> Dict[int, list]:
+    """Items per label, labels in order of first appearance."""
+    groups: Dict[int, list] = {}
+    for item in items:
+        groups.setdefault(item.label, []).append(item)
+    return groups
+
+
 def split_trainval(trainval: Sequence[Datum], p_val: float = 0.2) -> Tuple[List[Datum], List[Datum]]:
     """Per label (first-appearance order) shuffle with ``random`` and move ``round(n * p_val)`` items to val."""
-    by_label: Dict[int, List[int]] = {}
-    for idx, item in enumerate(trainval):
-        by_label.setdefault(item.label, []).append(idx)
     train, val = [], []
-    for idxs in by_label.values():
-        n_val = round(len(idxs) * p_val)
-        random.shuffle(idxs)
-        for n, idx in enumerate(idxs):
-            (val if n < n_val else train).append(trainval[idx])
+    for items in group_by_label(trainval).values():
+        n_val = round(len(items) * p_val)
+        random.shuffle(items)
+        val += items[:n_val]
+        train += items[n_val:]
     return train, val
 
 
@@ -68,11 +73,8 @@ def read_lines(fpath: str) -> List[str]:
 
 
 def subsample_classes(*splits: Sequence[Datum], subsample: str = "all") -> List[List[Datum]]:
-    """Keep the first (base) or last (new) half of the train labels and relabel them from 0.
-
-    The labels of the first list, sorted, are split at ``ceil(n / 2)``; every list is filtered and
-    relabelled the same way.
-    """
+    """Keep the first (base) or last (new) half of the first list's sorted labels (split at ``ceil(n / 2)``)
+    in every list, relabelled from 0."""
     subsample = (subsample or "all").lower()
     if subsample not in ("all", "base", "new"):
         raise ValueError(f"DATASET.SUBSAMPLE_CLASSES must be all, base or new, not {subsample!r}")
@@ -88,11 +90,8 @@ def subsample_classes(*splits: Sequence[Datum], subsample: str = "all") -> List[
 
 
 def find_missing(paths: Iterable[str]) -> List[str]:
-    """Paths that do not exist.
-
-    A folder holding many of the paths is listed once (fast for a whole split); a folder holding a few
-    is checked path by path, so 16 ImageNet shots do not list the class's 1,300 training images.
-    """
+    """Paths that do not exist. A folder holding many of them is listed once (fast for a whole split), one
+    holding a few is checked path by path (16 ImageNet shots do not list the class's 1,300 images)."""
     by_folder: Dict[str, List[str]] = {}
     for path in paths:
         by_folder.setdefault(os.path.dirname(path), []).append(path)
@@ -116,19 +115,13 @@ def fewshot_val_per_class(num_shots: int) -> int:
 
 def draw_heldout_val(full_train: Sequence[Datum], fewshot_train: Sequence[Datum], test: Sequence[Datum],
                      num_shots: int, seed, like_test: bool = False) -> List[Datum]:
-    """A selection set of a dataset whose val is its test set (ImageNet, as in CoOp), from its train split.
-
-    Per label (sorted), images of the full train split outside the few-shot train set and the test set,
-    drawn with ``random.Random``: ``min(K, 4)`` per class (4 when K < 1; CoOp's few-shot val size), seeded
-    ``max(seed, 0)``; or, ``like_test``, as many per class as test has (the set an original that selected on
-    test would have used), from a seed stream of its own. Every method of a run selects on the same images,
-    and no test image ever chooses a hyper-parameter.
+    """A selection set of a dataset whose val is its test set (ImageNet), from its train split outside the
+    few-shot set and test: per sorted label ``min(K, 4)`` images (4 when K < 1; CoOp's few-shot val size),
+    ``random.Random(max(seed, 0))``; or, ``like_test``, as many as test has (what an original that selected
+    on test would have used), from a seed stream of its own. Every method of a run selects on the same images.
     """
     excluded = {d.impath for d in fewshot_train} | {d.impath for d in test}
-    per_label: Dict[int, List[Datum]] = {}
-    for item in full_train:
-        if item.impath not in excluded:
-            per_label.setdefault(item.label, []).append(item)
+    per_label = group_by_label(d for d in full_train if d.impath not in excluded)
     if like_test:
         counts = Counter(d.label for d in test)
         rng = random.Random(max(int(seed), 0) + LIKE_TEST_SEED_OFFSET)

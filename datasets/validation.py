@@ -1,32 +1,19 @@
 """The set a method may select hyper-parameters or epochs on: never the test set, by construction.
 
-This module is the only door to validation data: it knows the track, and it refuses any set that shares
-an image with test. Datasets whose val *is* their test set (ImageNet, as in CoOp) provide held-out parts
-of their training split instead, drawn by the dataset layer beside the few-shot set and kept in the
-few-shot file (``base.BenchmarkDataset.fewshot_sets``).
-
-Selection tracks (``DATASET.TRACK``): which validation data a run may read at all.
-
-- ``paper`` (default): each method selects on exactly the data its original selected on (the method
-  names it, ``PAPER_SOURCES``), except the test set: where the original used the dataset's val split,
-  the whole val split; where it used the test set (ImageNet), a held-out part of the training split of
-  the same size (per class as many images as test has), disjoint from the few-shot picks.
-- ``fewshot_val`` (fair): ``min(K, 4)`` images per class for every method, CoOp's few-shot val (ImageNet:
-  ``min(K, 4)`` held-out train images per class).
-- ``valfree`` (fair): no validation data at all; a method that selects switches to one fixed, documented
-  setting. Asking for validation items in this track is an error.
-
-What a run selected on (track, source, how many images, a hash of which) is returned with the items
-(``select_validation``), so ``metrics.json`` can record it.
+The only door to validation data: it knows the track (``DATASET.TRACK``: ``paper``, ``fewshot_val``, i.e.
+CoOp's few-shot val, or ``valfree``, where asking for items is an error), refuses any set sharing an image
+with test, and returns what a run selected on for ``metrics.json``. ImageNet's held-out sets are drawn by
+``base.BenchmarkDataset.fewshot_sets``. Tracks, held-out sets and the record: docs/fidelity.md.
 """
 import hashlib
 import logging
 import os
 import random
 from collections import Counter
-from typing import Dict, List, Tuple
+from typing import List, Tuple
 
 from .errors import ValidationSplitError
+from .splits import group_by_label
 
 logger = logging.getLogger(__name__)
 
@@ -50,17 +37,14 @@ def check_track(track: str) -> str:
 
 
 def satisfied_tracks(track: str, read_validation: bool, selects_on_val: bool) -> List[str]:
-    """The tracks whose rules a run satisfies: a run of a method that never selects on validation data and read
-    none satisfies all of them (one run serves every table); any other run only the track it ran in. Runs written
-    before tracks were recorded are judged by the same rule."""
+    """A run that read no validation data of a method that never selects satisfies every track (one run serves
+    every table); any other only its own. Runs written before tracks were recorded are judged the same way."""
     return [track] if (read_validation or selects_on_val) else list(TRACKS)
 
 
 def _per_class(items: List, k: int, seed: int) -> List:
     """``k`` items per label (all when fewer), drawn per sorted label with ``random.Random(seed)``."""
-    by_label: Dict[int, List] = {}
-    for d in items:
-        by_label.setdefault(d.label, []).append(d)
+    by_label = group_by_label(items)
     rng = random.Random(seed)
     return [d for label in sorted(by_label) for d in rng.sample(by_label[label], min(k, len(by_label[label])))]
 
@@ -106,11 +90,8 @@ def _resolve(dataset, name: str, track: str, paper: str, num_shots: int, seed: i
 
 def select_validation(dataset, name: str = "", track: str = DEFAULT_TRACK, paper: str = "fewshot_val",
                       num_shots: int = 0, seed: int = 1) -> Tuple[List, dict]:
-    """The items a method may select on, and the record of what they are (for ``metrics.json``).
-
-    Raises ``ValidationSplitError`` (one line) when no clean set exists: the ``valfree`` track, a test-only
-    dataset, a full-data run that leaves no training image out, or a set sharing an image with test.
-    """
+    """The items a method may select on and their ``metrics.json`` record; ``ValidationSplitError`` (one line)
+    when no clean set exists (``valfree``, a test-only dataset, a full-data ImageNet run, overlap with test)."""
     name = name or type(dataset).__name__
     items, source, what = _resolve(dataset, name, track, paper, int(num_shots), int(seed))
     if items is None:

@@ -1,16 +1,7 @@
-"""The one API trainers and datasets import: the engine's names, plus the project's own loop and I/O.
-
-Engine names (``engine.selection.API_NAMES``: registries, config defaults, datasets, transforms,
-samplers, loaders, small utilities) come from the real ``dassl`` package when it is installed and
-imports, else from ``engine/builtin`` (our implementation of the same names). ``TASKRES_ENGINE=dassl``
-forces Dassl (and stops with a clear message when it is missing or broken), ``TASKRES_ENGINE=builtin``
-forces the built-in core. ``ENGINE_NAME`` says which one runs.
-
-Everything a result depends on beyond those names is the project's own and identical under both
-engines (``PROJECT_NAMES``): the training loop with its batch parsing, checkpoints and their checks,
-resume and the LR schedule after it (``TrainingLoop``, ``build_lr_scheduler``), evaluation
-(``build_evaluator``), logging (``setup_logger``), image reading (``read_image``, ``ImageDatasetWrapper``:
-Dassl's retries forever on a corrupt file) and atomic JSON writes (``write_json``).
+"""The one API trainers and datasets import: the engine's names (``engine.selection.API_NAMES``), from the
+real ``dassl`` package when it imports, else from ``engine/builtin``; and the project's own loop and I/O
+(``PROJECT_NAMES``), identical under both. ``TASKRES_ENGINE`` picks the engine, ``ENGINE_NAME`` says which
+runs. Why and how: docs/engine.md.
 """
 import logging
 import os

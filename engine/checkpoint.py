@@ -76,12 +76,9 @@ def _reason(err: Exception) -> str:
 
 
 def load_checkpoint(fpath: str) -> dict:
-    """Load a checkpoint on the CPU.
-
-    Our files load with ``weights_only=True``. Files written by Dassl/CoOp/TaskRes pickle scheduler
-    objects and need a full unpickle; that fallback is logged (load only files you trust). A missing,
-    truncated or corrupt file raises ``CheckpointError`` naming the file and what to do.
-    """
+    """Load a checkpoint on the CPU with ``weights_only=True``; files by Dassl/CoOp/TaskRes pickle scheduler
+    objects and fall back to a full, logged unpickle (load only files you trust). ``CheckpointError`` names a
+    missing, truncated or corrupt file and what to do."""
     if not fpath or not os.path.isfile(fpath):
         raise CheckpointError(f"Checkpoint not found: {fpath}. Check --model-dir and --load-epoch.")
     corrupt = (f"Cannot read checkpoint {fpath}: the file is corrupt or truncated ({{}}). Delete it (a run "

@@ -1,20 +1,7 @@
 """``setup_logger`` and ``progress_bar``: the project's console and log file, identical under both engines.
 
-Every module logs through ``logging``; one call sends records to ``<output>/log.txt`` (all of them) and
-to the console (a few). The console is for the person running a command: a run's header, a progress bar,
-its result and every warning. So it shows INFO records of the entry points (train.py, scripts, tools,
-benchmarks) and WARNING and above from anywhere; INFO records of the library layers (engine, datasets,
-features, trainers, bookkeeping: per-batch lines, evaluations, cache notes) go to ``log.txt`` only, unless
-``TASKRES_VERBOSE=1`` (then the console shows them too) or the record carries ``extra={"console": True}``.
-A record logged with ``extra={"file_only": True}`` (the merged config, the environment) is never shown.
-
-Progress bars go to stderr, only when stderr is a terminal (``TASKRES_PROGRESS=0`` turns them off, ``=1``
-on even without a terminal). The console handler writes through ``tqdm.write``, which lifts the bars
-while a record is printed, so the two never garble each other. docs/console.md describes the switches.
-
-Dassl's own code reports through ``print``; under the Dassl engine its setup redirected only stdout,
-and every ``logging`` line of ours was lost. Here ``print`` output is also copied into ``log.txt``
-(``tee_prints=True``), so a Dassl run's log holds both.
+Which records reach the console, the switches (``TASKRES_VERBOSE``, ``TASKRES_PROGRESS``), the bars and
+why ``print`` output is teed into log.txt under Dassl: docs/console.md.
 """
 import logging
 import os
@@ -93,9 +80,8 @@ def _console_stream():
 
 
 def setup_logger(output: Optional[str] = None, tee_prints: bool = False) -> Optional[str]:
-    """Log to the console (filtered, see the module docstring) and, when ``output`` is given, append every
-    record to ``output/log.txt`` (or ``output`` itself if it ends in .txt/.log). Calling it again replaces
-    our handlers (one log per run in a process). Returns the log file's path."""
+    """Console (filtered: docs/console.md) and, with ``output``, every record appended to ``output/log.txt``
+    (or ``output`` itself if it ends in .txt/.log). A second call replaces our handlers (one log per run)."""
     root = logging.getLogger()
     root.setLevel(logging.INFO)
     # Dassl (dassl/data/datasets/dg/wilds/wilds_base.py) calls logging.disable(WARNING) on import, which

@@ -1,19 +1,9 @@
 """``TrainingLoop``: the project's epoch loop, evaluation, checkpoints and resume, under both engines.
 
-The engine's ``TrainerX`` (Dassl's or the built-in one) supplies the model registry
-(``register_model``/``get_model_names``), the device and the data loaders; this mixin, placed before it
-in a trainer's bases, owns everything results depend on:
-- batch parsing (``{"img", "label"}``; cached-feature batches have no ``domain``),
-- the loop, with the LR schedule stepped once per epoch after its last batch (Dassl's convention),
-- evaluation (``* accuracy: X%`` lines and ``last_results``),
-- the console: one progress bar over the run (epochs, or iterations where ``progress_iterations`` says so)
-  with the running loss and accuracy; the per-batch lines go to log.txt (see engine/logs.py),
-- checkpoints in Dassl's layout (``<out>/<model>/model.pth.tar-<epoch>``, ``checkpoint``, ``model-best``),
-  loaded through ``load_state_for_eval`` so trainers check classes/backbone and adapt foreign layouts,
-- resume: a run keeps ``<out>/resume.pth.tar`` (the state at the end of its last finished epoch: weights,
-  optimizer, schedule, RNG, best result, timings) and continues bit-exactly from it when the same command
-  runs again; SIGINT/SIGTERM write it and stop with one line (``RunInterrupted``). A checkpoint made with
-  another training config is refused, never silently resumed.
+A mixin placed before the engine's ``TrainerX`` in a trainer's bases: ``TrainerX`` (Dassl's or the built-in
+one) supplies the model registry (``register_model``/``get_model_names``), the device and the data loaders;
+this owns everything results depend on. Batches, schedule, checkpoints and resume: docs/engine.md; the
+console and its progress bar: docs/console.md.
 """
 import contextlib
 import copy
@@ -131,8 +121,7 @@ class TrainingLoop:
         pass
 
     def progress_iterations(self) -> Optional[int]:
-        """The run's length in iterations for a method counted in iterations (its bar counts batches);
-        None (the default) counts epochs."""
+        """The run's length for a method counted in iterations (its bar counts batches); None: epochs."""
         return None
 
     # ---- data -----------------------------------------------------------------------------
@@ -288,11 +277,10 @@ class TrainingLoop:
 
     # ---- loop -----------------------------------------------------------------------------
     def train(self, start_epoch: Optional[int] = None, max_epoch: Optional[int] = None) -> None:
-        """Run the remaining epochs, then the final evaluation. ``start_epoch`` is accepted for Dassl's
-        signature; where to start is decided by ``before_train`` (resume), as in Dassl."""
+        """``start_epoch`` is only Dassl's signature: ``before_train`` decides where to start (resume), as in Dassl."""
         if max_epoch is not None:
             self.max_epoch = max_epoch
-        self.before_train()  # decides the start epoch (resume), as Dassl's loop does
+        self.before_train()
         self._snapshot = self._snapshot_state(self.start_epoch)
         iterations = self.progress_iterations()
         if iterations is None:

@@ -1,15 +1,9 @@
 """The learning-rate schedule every method trains with, under both engines (the project's own).
 
-Stepped once per epoch, after its last batch (Dassl's convention). A warm-up holds the first
-``WARMUP_EPOCH`` epochs at ``WARMUP_CONS_LR`` (constant) or ramps from ``WARMUP_MIN_LR`` (linear),
-then hands over to the main schedule counted from the end of warm-up (``WARMUP_RECOUNT``), so that
-with cosine and one constant warm-up epoch: epoch 0 trains at WARMUP_CONS_LR and epoch e >= 1 at
-``LR * (1 + cos(pi * (e - 1) / MAX_EPOCH)) / 2`` -- the values Dassl's schedulers give.
-
-Why ours under Dassl too: Dassl's warm-up scheduler pickles its inner cosine scheduler together with a
-copy of the optimizer, so after a resume it steps the copy and the real learning rate stays frozen
-(a resumed 20-epoch run ended at 13.4% where the uninterrupted one gave 10.3%); it also passes
-``verbose``, which torch >= 2.2 rejects. This one is closed form: its state is the epoch count.
+Stepped once per epoch after its last batch, with Dassl's warm-up (constant or linear, ``WARMUP_RECOUNT``)
+and its values: with cosine and one constant warm-up epoch, epoch 0 trains at WARMUP_CONS_LR and epoch
+e >= 1 at ``LR * (1 + cos(pi * (e - 1) / MAX_EPOCH)) / 2``. Closed form: its state is the epoch count.
+Why not Dassl's: docs/engine.md.
 """
 import math
 from typing import List
@@ -20,10 +14,7 @@ AVAILABLE_SCHEDULERS = ("single_step", "multi_step", "cosine")
 
 
 class EpochLRScheduler(torch.optim.lr_scheduler.LRScheduler):
-    """Closed-form per-epoch LR: warm-up (constant or linear) followed by the main schedule.
-
-    ``last_epoch`` counts completed ``step()`` calls, i.e. the index of the epoch about to run.
-    """
+    """``last_epoch`` counts completed ``step()`` calls: the index of the epoch about to run."""
 
     def __init__(self, optimizer: torch.optim.Optimizer, optim_cfg, last_epoch: int = -1):
         if optim_cfg.LR_SCHEDULER not in AVAILABLE_SCHEDULERS:
@@ -62,5 +53,4 @@ class EpochLRScheduler(torch.optim.lr_scheduler.LRScheduler):
 
 
 def build_lr_scheduler(optimizer: torch.optim.Optimizer, optim_cfg) -> EpochLRScheduler:
-    """The schedule named by ``OPTIM.LR_SCHEDULER`` with the optional warm-up wrapper."""
     return EpochLRScheduler(optimizer, optim_cfg)

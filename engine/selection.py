@@ -5,12 +5,8 @@ from typing import Dict, Tuple
 
 from engine.errors import EngineUnavailableError
 
-# What the engine supplies (registries, config defaults, data: datasets, transforms, samplers, loaders;
-# small utilities), by the module of the real Dassl (c61a1b5) that defines each name. Under Dassl each
-# of these names is Dassl's own object, so our trainers and datasets register into, and run inside, the
-# user's Dassl. Everything a result depends on beyond these (the training loop, checkpoints, resume, the
-# LR schedule, evaluation, logging, image reading) is the project's own and the same under both engines:
-# see ``engine/__init__.py``.
+# What the engine supplies, by the module of the real Dassl (c61a1b5) that defines each name. Under Dassl
+# each is Dassl's own object, so our trainers and datasets register into, and run inside, the user's Dassl.
 DASSL_MODULES = {
     "dassl.config": ("get_cfg_default",),
     "dassl.data": ("DataManager", "DatasetWrapper"),

@@ -1,10 +1,7 @@
 """Cache of frozen CLIP image features: the image encoder runs once per distinct image view.
 
-Layers: ``features`` imports ``engine`` only (never ``trainers``); trainers use it through
-``FeatureSource``. Modules: ``extraction`` (seeded views, the encoder loop), ``store`` (keys, the locked
-store, resumable extraction, listing and pruning), ``loaders`` (cached features as batches), ``source``
-(one run's view of the cache), ``__main__`` (``python -m features du|prune ROOT``). docs/feature-cache.md
-describes the format.
+``features`` imports ``engine`` only (never ``trainers``); trainers use it through ``FeatureSource``.
+Modules and format: docs/feature-cache.md.
 """
 from features.extraction import default_batch_size, default_workers, extract_features, is_deterministic
 from features.loaders import FeatureLoader, LazyFeatureLoader

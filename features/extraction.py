@@ -1,11 +1,8 @@
 """Encoding seeded image views with the frozen image encoder.
 
-View ``v`` of image ``p`` is drawn with the torch RNG seeded by (seed, ``p`` relative to the datasets root,
-``v``), so view ``v`` is the same whatever the number of views asked, the batch order or the number of
-loader workers: a prefix of an entry is valid, and an interrupted extraction resumes with the same pixels.
-Each image is decoded once for all its views; workers send uint8 pixels, which are copied (pinned,
-asynchronously on CUDA) to the device and normalised there, in batches of about ``batch_size`` views; on
-CUDA the encoder runs channels-last.
+View ``v`` of image ``p`` is seeded by (seed, ``p`` relative to the datasets root, ``v``): the same whatever
+the number of views, the batch order or the workers, so an entry's prefix is valid and an interrupted
+extraction resumes with the same pixels. Views, batches and devices: docs/feature-cache.md.
 """
 import hashlib
 import os
@@ -36,20 +33,14 @@ def _steps(transform) -> list:
 
 
 def is_deterministic(transform) -> bool:
-    """True when every step of ``transform`` is a known deterministic one: all views are the same view.
-
-    Then one view serves every epoch, exactly (a train transform without random crop or flip).
-    """
+    """True when every step of ``transform`` is a known deterministic one: one view serves every epoch."""
     return all(type(s).__name__ in DETERMINISTIC_STEPS for s in _steps(transform))
 
 
 def split_transform(transform) -> Optional[Tuple[Callable, torch.Tensor, torch.Tensor]]:
-    """``(pil_part, mean, std)`` when ``transform`` is PIL steps, then ``ToTensor``, then an optional ``Normalize``.
-
-    The PIL part runs in the loader's workers and yields uint8; ``ToTensor`` (``/255``) and ``Normalize``
-    run on the device, with the same float32 operations, so the pixels are bit-identical. ``None`` when
-    the transform has another shape (then the whole transform runs in the workers, in float32).
-    """
+    """``(pil_part, mean, std)`` when ``transform`` is PIL steps, ``ToTensor``, an optional ``Normalize``:
+    the workers run the PIL part (uint8), the device the rest with the same float32 operations (bit-identical
+    pixels). ``None`` for another shape (then the workers run it all, in float32)."""
     steps = _steps(transform)
     names = [type(s).__name__ for s in steps]
     if "ToTensor" not in names:
@@ -67,12 +58,9 @@ def split_transform(transform) -> Optional[Tuple[Callable, torch.Tensor, torch.T
 
 
 class SeededViews(Dataset):
-    """Item ``i``: image ``i`` decoded once, then its views ``start..stop-1``, each under its own seeded RNG.
-
-    Yields uint8 ``[views, 3, H, W]`` when the transform splits (``split_transform``), else the full
-    transform's float32 output. A failure is returned, not raised, so the main process can report it
-    as one line (a raise in a worker becomes a page-long wrapped traceback).
-    """
+    """Item ``i``: image ``i`` decoded once, then its views ``start..stop-1`` (uint8 when the transform splits),
+    each under its own seeded RNG. A failure is returned, not raised, so the main process reports it in one
+    line (a raise in a worker becomes a page-long wrapped traceback)."""
 
     def __init__(self, items: Sequence, transform, start: int, stop: int, seed: int, root: str = ""):
         self.items = items
@@ -157,14 +145,10 @@ class Normalizer:
 @torch.no_grad()
 def encode_batches(backbone, items: Sequence, transform, start: int, stop: int, seed: int, batch_size: int,
                    num_workers: int, root: str = "", first: int = 0) -> Iterator[Tuple[int, torch.Tensor]]:
-    """Encode views ``start..stop-1`` of ``items[first:]``, in order: yields ``(i, features)``, ``features``
-    ``[stop - start, b, D]`` fp16 on the CPU for images ``i..i+b-1``.
-
-    ``batch_size``: views per encoder call (0: the device's default); ``num_workers`` < 0: from the cores;
-    ``root``: the datasets root (view seeds use paths relative to it). A batch holds ``batch_size // views``
-    images counted from image 0, and a resumed extraction (``first``, a batch boundary) meets the same batches,
-    hence the same features. A missing or undecodable image raises one error naming the file.
-    """
+    """Yields ``(i, features)``: views ``start..stop-1`` of images ``i..i+b-1`` of ``items[first:]``, in order,
+    ``[stop - start, b, D]`` fp16 on the CPU. ``batch_size`` (views per call) 0 and ``num_workers`` < 0 mean the
+    device's defaults; ``root`` is what view seeds' paths are relative to. Batches are counted from image 0, so
+    a resumed extraction (``first``, a batch boundary) meets the same batches, hence the same features."""
     device = backbone.device
     batch_size = batch_size if batch_size > 0 else default_batch_size(device)
     num_workers = num_workers if num_workers >= 0 else default_workers(device)

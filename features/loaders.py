@@ -5,13 +5,10 @@ import torch
 
 
 class FeatureLoader:
-    """Batches of cached features shaped like image batches: ``{"img": [B, D] float32, "label": [B]}``.
-
-    Epoch ``e`` uses view ``e % V``: with ``V >= MAX_EPOCH`` (the default) every epoch sees its own view of
-    every image, as the original's fresh augmentation. The shuffle is seeded by (seed, epoch), so a resumed
-    run sees the same batches. Features stay fp16 on the host; one view is moved to the device per epoch
-    (16-shot ImageNet at 200 views is 6.5 GB; one view is 33 MB).
-    """
+    """Batches of cached features shaped like image batches: ``{"img": [B, D] float32, "label": [B]}``; epoch
+    ``e`` uses view ``e % V``. The shuffle is seeded by (seed, epoch), so a resumed run sees the same batches.
+    Features stay fp16 on the host and one view moves to the device per epoch (16-shot ImageNet at 200 views
+    is 6.5 GB; one view is 33 MB)."""
 
     def __init__(self, features: torch.Tensor, labels: torch.Tensor, batch_size: int, shuffle: bool,
                  drop_last: bool, device: torch.device, seed: int = 0):
@@ -55,10 +52,8 @@ class FeatureLoader:
 
 
 class LazyFeatureLoader:
-    """A ``FeatureLoader`` whose features are fetched (and encoded if needed) on first use.
-
-    An evaluation-only run thus encodes only the split it evaluates.
-    """
+    """A ``FeatureLoader`` fetched (and encoded if needed) on first use: an evaluation-only run encodes only
+    the split it evaluates."""
 
     def __init__(self, fetch: Callable[[], FeatureLoader]):
         self._fetch = fetch

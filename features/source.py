@@ -1,9 +1,8 @@
 """``FeatureSource``: the feature cache as one run uses it.
 
 It owns the store (``FEATURE_CACHE.DIR``), the run's memo (a list read twice, e.g. ImageNet's identical
-val and test, is read once) and the run's record for ``metrics.json`` (``info``). What a method reads
-(which splits, augmented or plain training views, its own pool of views, training-free) is the caller's
-to say: each method declares it, and the trainer passes it here.
+val and test, is read once) and the run's ``metrics.json`` record (``info``); what to read is the method's
+to declare (docs/feature-cache.md).
 """
 import hashlib
 import logging
@@ -25,13 +24,8 @@ def _same_items(a: Sequence, b: Sequence) -> bool:
 
 
 class FeatureSource:
-    """Cached features of one run's dataset under one backbone.
-
-    ``info`` (``metrics.json``'s ``feature_cache_info``): per split the entry, views used, views encoded now
-    and views reused; ``encoded_views``/``reused_views`` (image views); ``train_views``, ``paper_protocol``,
-    ``protocol`` and ``num_views_option`` say how training views were drawn. ``timings["extract_s"]`` adds
-    up the extraction time.
-    """
+    """Cached features of one run's dataset under one backbone. ``info`` is ``metrics.json``'s
+    ``feature_cache_info`` (fields: docs/feature-cache.md); ``timings["extract_s"]`` adds up extraction time."""
 
     def __init__(self, cfg, backbone, dataset, timings: dict):
         self.cfg = cfg
@@ -47,12 +41,9 @@ class FeatureSource:
                                   max_bytes=int(float(fc.get("MAX_GB", 0.0)) * 2**30))
 
     def get(self, split: str, items: Sequence, transform, views: int, seed: Optional[int]) -> dict:
-        """``views`` views of ``items`` under ``transform`` (``seed`` None: deterministic, one view).
-
-        Encodes only the views no earlier run stored. Augmented views of a test-only dataset are never
-        encoded (zeros stand in: a method evaluated there loads its trained state from a checkpoint, and
-        training there is refused by ``train_loader``).
-        """
+        """``views`` views of ``items`` under ``transform`` (``seed`` None: deterministic, one view), encoding
+        only those no earlier run stored. A test-only dataset's augmented views are never encoded: zeros stand
+        in (a method evaluated there loads its trained state; ``train_loader`` refuses training there)."""
         cfg, info = self.cfg, self.info
         labels = torch.tensor([item.label for item in items], dtype=torch.long)
         if seed is not None and self.test_only and _same_items(items, self.dataset.test):
@@ -110,12 +101,8 @@ class FeatureSource:
     def train_loader(self, augmented: bool, own_views: Optional[int], training_free: bool, epochs: int,
                      batch_size: int, device: torch.device) -> Optional[FeatureLoader]:
         """The training loader over cached views (None for a training-free method, which reads its own), and
-        the record of how its views were drawn.
-
-        ``augmented``: seeded augmented views (else one plain view per image); ``own_views``: the method's
-        published pool of views (None: one per epoch); a fast mode (fewer views than epochs) is logged and
-        recorded. Training on a test-only dataset is refused.
-        """
+        the record of how its views were drawn: seeded augmented views (``augmented``, else one plain view),
+        the method's published pool (``own_views``; None: one per epoch) or a fast mode (logged, recorded)."""
         cfg = self.cfg
         if self.test_only:
             raise FeatureCacheError(f"{cfg.DATASET.NAME} is a test-only dataset: train on ImageNet and evaluate here "

@@ -1,19 +1,8 @@
 """The feature cache on disk: keys, a locked store of entries grown by chunks of views, listing and pruning.
 
-An *entry* holds the features of one ordered image list under one transform, one weights file and one
-seed: a folder ``<root>/<kind>-<digest>/`` with ``meta.json`` (the key, a readable description) and chunk
-files ``views-<start>-<stop>.pt``, each holding views ``start..stop-1`` of every image as ``[views, N, D]``
-fp16 with a CRC per view. The key holds everything that changes the features, and nothing else: not the
-split's name (ImageNet's identical val and test lists share one entry), not the method, not the number of
-views (any prefix of an entry is valid: ``features.extraction``).
-
-Writers serialise on a ``flufl.lock`` lock (holds across cluster nodes on NFS/Lustre) and write every file
-atomically (temporary file + rename); a truncated or corrupted file fails to load or fails its CRC and is
-encoded again. While a chunk is being encoded, the images finished so far are committed every
-``COMMIT_EVERY_S`` seconds (less often when writing them would take over 5% of the time), and when the
-extraction stops (Ctrl-C, SIGTERM, a bad image), as *part* files
-``part-<start>-<stop>-<first>-<end>.pt`` (views ``start..stop-1`` of images ``first..end-1``, a CRC per
-view); the next extraction of the same views starts after them. The finished chunk replaces its parts.
+An entry (``<root>/<kind>-<digest>/``: ``meta.json`` and chunks ``views-<start>-<stop>.pt``) holds the views of
+one ordered image list under one transform, weights file and seed; an interrupted extraction leaves *part*
+files that the next one resumes after. Keys, format, locking and parts: docs/feature-cache.md.
 """
 import hashlib
 import json
@@ -131,11 +120,8 @@ def _load_checked(path: str, key: Dict, check) -> Optional[dict]:
 
 
 class FeatureStore:
-    """Feature-cache entries under ``root``, one folder per key, grown by chunks of views.
-
-    ``max_bytes`` (0: unbounded) bounds the whole cache: an entry that would pass it is refused with a
-    message saying how to prune. A write that the free disk space cannot hold is refused the same way.
-    """
+    """Feature-cache entries under ``root``, one folder per key, grown by chunks of views. A write past
+    ``max_bytes`` (0: unbounded) or the free disk space is refused with a message saying how to prune."""
 
     def __init__(self, root: str, max_bytes: int = 0):
         self.root = root
@@ -262,13 +248,9 @@ class FeatureStore:
 
     def get(self, key: Dict, encode: Encoder, views: int, labels: torch.Tensor, describe: Optional[Dict] = None,
             bytes_per_view: int = 0, desc: str = "images") -> Dict:
-        """The first ``views`` views of the entry for ``key``, encoding only the views it lacks.
-
-        ``encode(start, stop, first)`` yields ``(i, features [stop - start, b, D])`` for images ``first..`` in
-        order (``features.extraction.encode_batches``); ``labels``: one per image. Concurrent callers serialise
-        on the entry's lock, so each view is encoded once. Returns ``{"features", "labels", "seconds",
-        "encoded_views", "reused_views", "path"}``.
-        """
+        """The first ``views`` views of the entry for ``key``, encoding only those it lacks with ``encode``
+        (``features.extraction.encode_batches``). Concurrent callers serialise on the entry's lock, so each
+        view is encoded once."""
         directory = self.entry_dir(key)
         loaded, covered = self._read(key, views)
         seconds = 0.0
@@ -331,11 +313,8 @@ def list_entries(root: str) -> List[Dict]:
 
 def prune(root: str, older_than_days: Optional[float] = None, keep_gb: Optional[float] = None,
           dry_run: bool = False) -> List[Dict]:
-    """Remove entries unused for ``older_than_days``, then the least recently used until ``keep_gb`` remain.
-
-    An entry in use by a running job keeps working (its files stay open until it ends); a later run
-    encodes it again. Returns the removed entries.
-    """
+    """Remove (and return) entries unused for ``older_than_days``, then the least recently used until
+    ``keep_gb`` remain; a job using one keeps its open files."""
     entries = sorted(list_entries(root), key=lambda e: e["last_used"])
     now = time.time()
     doomed = []

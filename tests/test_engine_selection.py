@@ -1,8 +1,8 @@
 """Engine selection against a stub ``dassl`` package laid out like the real one.
 
 These tests fail if an engine name silently comes from the built-in engine while Dassl is importable
-(e.g. a linter's auto-fix deleting the imports in ``engine.selection._dassl_api``), and if a broken Dassl
-does not fall back to the built-in engine with a warning.
+(e.g. a name missing from ``engine.selection.DASSL_MODULES``), and if a broken Dassl does not fall back
+to the built-in engine with a warning.
 """
 import json
 import os

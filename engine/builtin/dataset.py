@@ -59,12 +59,9 @@ class DatasetBase:
         self.classnames: List[str] = list(self.lab2cname.values())
 
     def generate_fewshot_dataset(self, *data_sources, num_shots: int = -1):
-        """Sample ``num_shots`` items per label from each data source, as Dassl does.
-
-        Labels are visited in order of first appearance and each draws ``random.sample(items, K)``
-        from the global ``random`` state (seeded by ``set_random_seed``), so the picks match the
-        published few-shot files. A label with fewer than K items keeps all of them.
-        """
+        """``num_shots`` items per label from each data source, as Dassl: each label, in order of first appearance,
+        draws ``random.sample(items, K)`` from the global ``random`` state (seeded by ``set_random_seed``), so the
+        picks match the published few-shot files. A label with fewer than K items keeps all of them."""
         if num_shots < 1:
             return data_sources[0] if len(data_sources) == 1 else data_sources
         logger.info("Creating a %d-shot dataset", num_shots)

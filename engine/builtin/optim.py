@@ -8,10 +8,8 @@ AVAILABLE_OPTIMIZERS = ("adam", "amsgrad", "sgd", "rmsprop", "adamw")
 
 
 def build_optimizer(model: Union[nn.Module, Iterable], optim_cfg, param_groups=None) -> torch.optim.Optimizer:
-    """Build the optimizer named by ``OPTIM.NAME`` over the parameters that require gradients.
-
-    Weight decay is Dassl's default 5e-4; for Adam/SGD it is L2 added to the gradient, as in torch.
-    """
+    """``OPTIM.NAME`` over the parameters that require gradients; weight decay (Dassl's default 5e-4) is, for
+    Adam/SGD, L2 added to the gradient, as in torch."""
     name = optim_cfg.NAME
     if name not in AVAILABLE_OPTIMIZERS:
         raise ValueError(f"Unknown optimizer {name!r}; choose one of {AVAILABLE_OPTIMIZERS}")

@@ -3,11 +3,8 @@ from typing import Callable, Dict, List, Optional
 
 
 class Registry:
-    """Maps names to classes so that a config string can pick one.
-
-    Contract: a registered trainer is constructed as ``cls(cfg)`` and provides ``train()`` and
-    ``test()``; a registered dataset is constructed as ``cls(cfg)`` and is a ``DatasetBase``.
-    """
+    """Maps names to classes so that a config string can pick one; each is built as ``cls(cfg)`` (a trainer
+    provides ``train()`` and ``test()``, a dataset is a ``DatasetBase``)."""
 
     def __init__(self, name: str):
         self._name = name

@@ -1,8 +1,5 @@
 """``SimpleTrainer`` / ``TrainerX`` of the built-in engine: Dassl's trainer skeleton (model registry,
-device, data loaders), with the project's ``TrainingLoop`` as its loop.
-
-Under Dassl, trainers put the same ``TrainingLoop`` before Dassl's ``TrainerX`` in their bases, so the
-loop, checkpoints, resume and evaluation are the same code under both engines.
+device, data loaders), with the project's ``TrainingLoop`` (the same under Dassl) as its loop.
 """
 import logging
 from collections import OrderedDict
