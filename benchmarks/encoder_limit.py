@@ -12,15 +12,27 @@ import argparse
 import json
 import logging
 import os
+import random
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Dict, List
 
+import numpy as np
+import torch
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import REPO, median_seconds, random_clip, sync  # noqa: E402
+from bookkeeping.recipes import PAPER_METHODS  # noqa: E402
+from engine import Datum, build_transform, get_cfg_default  # noqa: E402
+from features import default_batch_size, default_workers, extract_features  # noqa: E402
+from scripts.reproduce.cost import cell_configs, grid_cost  # noqa: E402
+from scripts.reproduce.planning import GridRequest, plan_runs  # noqa: E402
+from tests.fixtures.synthetic_datasets import make_image  # noqa: E402
+from trainers.backbone import TextTower, load_backbone  # noqa: E402
+from trainers.coop import PromptLearner  # noqa: E402
 
 logger = logging.getLogger("benchmark")
 
@@ -30,11 +42,6 @@ PAPER_IMAGENET_VIEWS = 16000 * 200 + 50000
 
 def write_images(root: str, n: int, side: int) -> List:
     """``n`` JPEG files of ``side`` px (about an ImageNet photo's size), as dataset items."""
-    import numpy as np
-
-    from engine import Datum
-    from tests.fixtures.synthetic_datasets import make_image
-
     os.makedirs(root, exist_ok=True)
     rng = np.random.default_rng(0)
     items = []
@@ -47,17 +54,12 @@ def write_images(root: str, n: int, side: int) -> List:
 
 
 def load_random(arch: str, workdir: str, device, precision: str):
-    from trainers.backbone import load_backbone
-
     return load_backbone(random_clip(workdir, arch, SIZES[arch]), device, precision, input_size=SIZES[arch])
 
 
 def encoder_limit(clip, batch: int, seconds: float) -> float:
     """Views/s of ``encode_image`` on a ready, normalised batch on the device (the same call extraction makes)."""
-    import torch
-
-    size = SIZES.get(clip.name, clip.image_size)
-    x = torch.randn(batch, 3, size, size, device=clip.device)
+    x = torch.randn(batch, 3, clip.image_size, clip.image_size, device=clip.device)
     if clip.device.type == "cuda":
         clip.model.visual.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
@@ -76,13 +78,10 @@ def encoder_limit(clip, batch: int, seconds: float) -> float:
     return rate
 
 
-def extraction(clip, items, views: int, batch: int, workers: int, size: int) -> float:
+def extraction(clip, items, views: int, batch: int, workers: int) -> float:
     """Views/s of the real extraction over ``items`` x ``views`` (train transform: random resized crop + flip)."""
-    from engine import build_transform, get_cfg_default
-    from features import extract_features
-
     cfg = get_cfg_default()
-    cfg.INPUT.SIZE = (size, size)
+    cfg.INPUT.SIZE = (clip.image_size, clip.image_size)
     cfg.INPUT.INTERPOLATION = "bicubic"
     cfg.INPUT.PIXEL_MEAN = [0.48145466, 0.4578275, 0.40821073]
     cfg.INPUT.PIXEL_STD = [0.26862954, 0.26130258, 0.27577711]
@@ -94,15 +93,19 @@ def extraction(clip, items, views: int, batch: int, workers: int, size: int) -> 
     return len(items) * views / seconds
 
 
+def measure(clip, items, views: int, batch: int, workers: int, seconds: float) -> Dict:
+    """The encoder limit, the extraction rate over ``items`` x ``views`` at ``clip.image_size`` px, their ratio."""
+    limit = encoder_limit(clip, batch, seconds)
+    if clip.device.type == "cuda":  # the extraction's own peak (gpu_check reports it)
+        torch.cuda.reset_peak_memory_stats()
+    rate = extraction(clip, items, views, batch, workers)
+    return {"input_px": clip.image_size, "precision": clip.precision, "batch": batch, "workers": workers,
+            "images": len(items), "views": views, "encoder_limit_views_per_s": limit,
+            "extraction_views_per_s": rate, "ratio": rate / limit}
+
+
 def coop_text(clip, classes: int, steps: int) -> Dict:
     """CoOp's text side, forward + backward of all class prompts: full 77 tokens vs truncated to the longest EOT."""
-    import random
-
-    import torch
-
-    from trainers.backbone import TextTower
-    from trainers.coop import PromptLearner
-
     rnd = random.Random(0)
     words = ["red", "great", "crested", "northern", "spotted", "mountain", "sea", "long", "tailed", "grey",
              "horned", "king", "wild", "little", "american", "common", "house", "black"]
@@ -127,10 +130,6 @@ def coop_text(clip, classes: int, steps: int) -> Dict:
 
 
 def grid_views(backbone: str = "RN50") -> Dict:
-    from bookkeeping.recipes import PAPER_METHODS
-    from scripts.reproduce.cost import cell_configs, grid_cost
-    from scripts.reproduce.planning import GridRequest, plan_runs
-
     datasets = sorted(f[:-5] for f in os.listdir(os.path.join(REPO, "configs", "datasets"))
                       if f.endswith(".yaml") and not f.startswith("imagenet_") and f != "imagenetv2.yaml")
     cells = plan_runs(GridRequest(PAPER_METHODS, datasets, (1, 2, 4, 8, 16), (1, 2, 3), backbone, "", tempfile.mkdtemp()))
@@ -138,8 +137,6 @@ def grid_views(backbone: str = "RN50") -> Dict:
 
 
 def main(argv=None) -> None:
-    import torch
-
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--archs", nargs="+", default=None, help="default: vit-small on CPU, RN50 and ViT-B/16 on CUDA")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -157,12 +154,9 @@ def main(argv=None) -> None:
     p.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results", "encoder_limit.json"))
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from features import default_batch_size, default_workers
-
     device = torch.device(args.device)
     cuda = device.type == "cuda"
     archs = [] if args.coop_only else args.archs or (["RN50", "ViT-B/16"] if cuda else ["vit-small"])
-    args.coop = args.coop or args.coop_only
     n_images = args.images or (2000 if cuda else 40)
     views = args.views or (10 if cuda else 16)
     batch = args.batch_size or default_batch_size(device)
@@ -174,17 +168,14 @@ def main(argv=None) -> None:
     rows = []
     for arch in archs:
         clip = load_random(arch, workdir, device, "fp16" if cuda else "fp32")
-        clip.name = arch
-        limit = encoder_limit(clip, batch, args.seconds)
-        rate = extraction(clip, items, views, batch, workers, SIZES[arch])
-        row = {"arch": arch, "device": name, "device_type": device.type, "input_px": SIZES[arch],
-               "precision": clip.precision, "batch": batch, "workers": workers, "images": n_images, "views": views,
-               "encoder_limit_views_per_s": limit, "extraction_views_per_s": rate, "ratio": rate / limit,
-               "imagenet_16shot_paper_h": PAPER_IMAGENET_VIEWS / rate / 3600,
-               "grid_views_cached": grid["cached_total_views"], "grid_views_original": grid["original_views"],
-               "grid_cached_h": grid["cached_total_views"] / rate / 3600,
-               "grid_original_h": grid["original_views"] / rate / 3600,
-               "torch": torch.__version__, "date": time.strftime("%Y-%m-%d %H:%M")}
+        row = {"arch": arch, "device": name, "device_type": device.type,
+               **measure(clip, items, views, batch, workers, args.seconds)}
+        limit, rate = row["encoder_limit_views_per_s"], row["extraction_views_per_s"]
+        row.update(imagenet_16shot_paper_h=PAPER_IMAGENET_VIEWS / rate / 3600,
+                   grid_views_cached=grid["cached_total_views"], grid_views_original=grid["original_views"],
+                   grid_cached_h=grid["cached_total_views"] / rate / 3600,
+                   grid_original_h=grid["original_views"] / rate / 3600,
+                   torch=torch.__version__, date=time.strftime("%Y-%m-%d %H:%M"))
         rows.append(row)
         logger.info("%s on %s @ %d px (%s, batch %d, %d workers): encoder limit %.1f views/s; extraction %.1f "
                     "views/s from %d JPEG files x %d views = %.1f%% of the limit", arch, name, SIZES[arch],
@@ -193,7 +184,7 @@ def main(argv=None) -> None:
                     "with the cache (%s views): %.1f h; the original codes' passes (%s): %.1f h",
                     f"{PAPER_IMAGENET_VIEWS:,}", row["imagenet_16shot_paper_h"], f"{grid['cached_total_views']:,}",
                     row["grid_cached_h"], f"{grid['original_views']:,}", row["grid_original_h"])
-    if args.coop:  # RN50's text tower (width 512, 12 layers), whatever the image archs
+    if args.coop or args.coop_only:  # RN50's text tower (width 512, 12 layers), whatever the image archs
         clip = load_random("RN50", workdir, device, "fp16" if cuda else "fp32")
         c = coop_text(clip, args.coop_classes, steps=args.coop_steps)
         c.update(arch="RN50 text tower", device=name, device_type=device.type, precision=clip.precision)

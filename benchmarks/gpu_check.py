@@ -7,7 +7,6 @@ No data and no downloaded weights. The steps, their budgets and where results go
     python benchmarks/gpu_check.py --device cpu --tiny      # the same steps, tiny sizes (tests/test_gpu_check.py)
 """
 import argparse
-import contextlib
 import gc
 import glob
 import json
@@ -31,7 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import train  # noqa: E402  (the repo root must be on sys.path first)
 import trainers  # noqa: E402
 from benchmarks.common import REPO, markdown_table, random_clip  # noqa: E402
-from benchmarks.encoder_limit import PAPER_IMAGENET_VIEWS, encoder_limit, extraction  # noqa: E402
+from benchmarks.encoder_limit import PAPER_IMAGENET_VIEWS, measure  # noqa: E402
 from engine import Datum  # noqa: E402
 from features import default_batch_size, default_workers  # noqa: E402
 from scripts.check_dassl import (  # noqa: E402
@@ -83,21 +82,6 @@ class StepTimeout(BaseException):
     """A step ran past its budget (BaseException: no ``except Exception`` in the run may swallow it)."""
 
 
-@contextlib.contextmanager
-def time_budget(seconds: float):
-    """Raise ``StepTimeout`` in the main thread after ``seconds`` (an in-process run cannot be killed)."""
-    def expire(signum, frame):
-        raise StepTimeout(f"over its {seconds:.0f} s budget")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, max(seconds, 0.01))
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 def one_line(err: BaseException) -> str:
     if isinstance(err, SystemExit):
         return str(err.code)
@@ -127,10 +111,14 @@ class Report:
             logger.error("[skip] %s: out of time", name)
             self.write()
             return None
-        start = time.time()
+
+        def expire(signum, frame):  # SIGALRM: an in-process run cannot be killed, so the main thread raises
+            raise StepTimeout(f"over its {seconds:.0f} s budget")
+
+        start, previous = time.time(), signal.signal(signal.SIGALRM, expire)
+        signal.setitimer(signal.ITIMER_REAL, seconds)
         try:
-            with time_budget(seconds):
-                value = fn(*args)
+            value = fn(*args)
             row["status"] = "ok"
             return value
         except (Exception, StepTimeout, SystemExit) as err:  # recorded as the step's row, and exit status 1
@@ -139,12 +127,10 @@ class Report:
             logger.debug("step %s", name, exc_info=True)
             return None
         finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
             row["seconds"] = round(time.time() - start, 2)
             self.write()
-
-    @property
-    def failed(self) -> List[dict]:
-        return [r for r in self.data["steps"] if r["status"] != "ok"]
 
     def write(self) -> None:
         self.data["wall_s"] = round(time.time() - self.start, 1)
@@ -217,30 +203,25 @@ def write_data(root: str, sizes: Sizes) -> List:
             for f in sorted(glob.glob(os.path.join(images, "train", wnid, "*.JPEG")))]
 
 
-def measure_encoder(arch: str, ckpt: str, items: List, device: torch.device, sizes: Sizes) -> dict:
+def measure_encoder(report: Report, arch: str, ckpt: str, items: List, device: torch.device, sizes: Sizes) -> None:
     clip = load_backbone(ckpt, device, "fp16", input_size=sizes.input_px)
-    batch, workers = default_batch_size(device), default_workers(device)
-    limit = encoder_limit(clip, batch, sizes.encoder_seconds)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    rate = extraction(clip, items, sizes.encoder_views, batch, workers, sizes.input_px)
-    row = {"arch": arch, "input_px": sizes.input_px, "precision": clip.precision, "batch": batch, "workers": workers,
-           "images": len(items), "views": sizes.encoder_views, "encoder_limit_views_per_s": limit,
-           "extraction_views_per_s": rate, "ratio": rate / limit,
+    row = {"arch": arch, **measure(clip, items, sizes.encoder_views, default_batch_size(device),
+                                   default_workers(device), sizes.encoder_seconds),
            "extraction_peak_allocated_gib": torch.cuda.max_memory_allocated() / GIB if device.type == "cuda" else None}
-    logger.info("%s: encoder %.0f views/s, extraction %.0f views/s (%.0f%%)", arch, limit, rate, 100 * rate / limit)
-    return row
+    logger.info("%s: encoder %.0f views/s, extraction %.0f views/s (%.0f%%)", arch, row["encoder_limit_views_per_s"],
+                row["extraction_views_per_s"], 100 * row["ratio"])
+    report.data["encoder"].append(row)
 
 
 def train_argv(method: str, root: str, ckpt: str, out: str, cache: str, sizes: Sizes, epochs: int,
-               extra=(), opts=()) -> List[str]:
+               opts=()) -> List[str]:
     spec = trainers.method_spec(method)
     recipe = [str(x) for kv in spec.settings("imagenet", sizes.shots).items() for x in kv
               if kv[0] != "OPTIM.MAX_EPOCH"]
     return ["--root", root, "--output-dir", out, "--seed", "1", "--trainer", method,
             "--dataset-config-file", os.path.join(REPO, "configs", "datasets", "imagenet.yaml"),
             "--config-file", os.path.join(REPO, spec.recipe_config or "configs/trainers/TaskRes/rn50.yaml"),
-            "--backbone", ckpt, "--cache-dir", cache, *extra, *recipe,
+            "--backbone", ckpt, "--cache-dir", cache, *recipe,
             "DATASET.NUM_SHOTS", str(sizes.shots), "OPTIM.MAX_EPOCH", str(epochs),
             "INPUT.SIZE", f"({sizes.input_px}, {sizes.input_px})", "TRAIN.PRINT_FREQ", "1000",
             *sizes.workers, *sizes.device_opts, *sizes.method_opts.get(method, []), *opts]
@@ -340,8 +321,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         raise SystemExit("error: --device cuda but torch sees no CUDA device; use --device cpu --tiny on a CPU")
     sizes = Sizes(args.tiny, device.type == "cuda")
     name = torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu"
-    date = time.strftime("%Y-%m-%d")
-    stem = os.path.join(args.out_dir, f"{date}{'-tiny' if args.tiny else ''}-{re.sub(r'[^A-Za-z0-9]+', '-', name)}")
+    stem = os.path.join(args.out_dir, f"{time.strftime('%Y-%m-%d')}{'-tiny' if args.tiny else ''}-"
+                                      f"{re.sub(r'[^A-Za-z0-9]+', '-', name)}")
     report = Report(stem, {"device": name, "date": time.strftime("%Y-%m-%d %H:%M"), "torch": torch.__version__,
                            "command": " ".join(["python benchmarks/gpu_check.py", *(argv or sys.argv[1:])]),
                            "sizes": f"{sizes.classes} classes x {sizes.shots} shots, {sizes.image_side} px JPEG, "
@@ -353,10 +334,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                                sizes.input_px, kind) for arch, kind in sizes.archs.items()}
     for arch, ckpt in ckpts.items():
         if ckpt and items:
-            row = report.step(f"encoder {arch}", sizes.budgets["encoder"], measure_encoder, arch, ckpt, items,
-                              device, sizes)
-            if row:
-                report.data["encoder"].append(row)
+            report.step(f"encoder {arch}", sizes.budgets["encoder"], measure_encoder, report, arch, ckpt, items,
+                        device, sizes)
     for method in args.methods or sorted(trainers.declared_methods()):
         arch = "ViT-B/16" if "vit_b16" in (trainers.method_spec(method).recipe_config or "") else "RN50"
         row = {"method": method, "arch": arch, "error": "not run"}
@@ -370,19 +349,19 @@ def main(argv: Optional[List[str]] = None) -> int:
         if row["error"] is None:
             row["train_images"] = sizes.classes * sizes.shots_of(method)
             report.step(f"eval-only {method}", sizes.budgets["eval"], eval_method, row, run_argv, out)
-        if report.data["steps"][-1]["status"] != "ok":
-            row["error"] = f"{report.data['steps'][-1]['step']}: {report.data['steps'][-1].get('error')}"
+        last = report.data["steps"][-1]
+        if last["status"] != "ok":
+            row["error"] = f"{last['step']}: {last.get('error')}"
     if items and ckpts["RN50"]:
         report.step("resume TaskRes", sizes.budgets["resume"], check_resume, report, root, ckpts["RN50"], scratch,
                     cache, sizes)
-    report.step("projection", 5, project, report)
-    report.write()
+    report.step("projection", 5, project, report)  # (every step writes the results)
     logger.info("Results in %s.md / .json (%s)", stem, scratch)
-    if report.failed:
-        logger.error("%d step(s) failed or skipped: %s", len(report.failed),
-                     "; ".join(f"{r['step']}: {r.get('error')}" for r in report.failed))
-        return 1
-    return 0
+    failed = [r for r in report.data["steps"] if r["status"] != "ok"]
+    if failed:
+        logger.error("%d step(s) failed or skipped: %s", len(failed),
+                     "; ".join(f"{r['step']}: {r.get('error')}" for r in failed))
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
