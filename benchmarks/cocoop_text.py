@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 
+import open_clip
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -35,11 +36,7 @@ def main(argv=None) -> None:
     p.add_argument("--repeats", type=int, default=3)
     args = p.parse_args(argv)
     torch.manual_seed(0)
-    model = build_openai_architecture(args.arch)
-    for param in model.parameters():
-        param.requires_grad_(False)
-    import open_clip
-
+    model = build_openai_architecture(args.arch).requires_grad_(False)
     tokenize = open_clip.get_tokenizer("ViT-B-16")
     tower = TextTower(model)
     names = class_names(args.classes)

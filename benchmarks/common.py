@@ -3,6 +3,10 @@ import os
 import time
 from typing import Callable, List, Sequence
 
+import torch
+
+from trainers.random_clip import write_random_clip
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -10,8 +14,6 @@ def random_clip(workdir: str, arch: str, image_size: int, kind: str = "") -> str
     """A random-weight ``arch`` checkpoint in OpenAI's format, written once under ``workdir`` (random
     weights do not change timings). ``kind``: ``write_random_clip``'s (default: ``vit`` for ``tiny``, else
     ``arch``)."""
-    from trainers.random_clip import write_random_clip
-
     path = os.path.join(workdir, f"random-{arch.replace('/', '-')}.pt")
     if not os.path.isfile(path):
         write_random_clip(path, kind=kind or {"tiny": "vit"}.get(arch, arch), image_size=image_size)
@@ -21,8 +23,6 @@ def random_clip(workdir: str, arch: str, image_size: int, kind: str = "") -> str
 def sync(device) -> None:
     """Wait for the work queued on a CUDA ``device`` (a clock around it then measures it)."""
     if device is not None and device.type == "cuda":
-        import torch
-
         torch.cuda.synchronize()
 
 

@@ -16,9 +16,12 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+import torch
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import REPO, markdown_table, random_clip  # noqa: E402
+from scripts.demo import write_digits_tree  # noqa: E402
 from tests.fixtures.synthetic_datasets import write_dataset  # noqa: E402
 
 logger = logging.getLogger("benchmark")
@@ -26,10 +29,6 @@ logger = logging.getLogger("benchmark")
 METHODS = ("TaskRes", "ZeroshotCLIP", "LinearProbeCLIP", "CLIP_Adapter", "TipAdapter", "TipAdapterF", "CoOp")
 METHOD_CONFIGS = {m: f"configs/trainers/{'TaskRes' if m == 'ZeroshotCLIP' else m}/rn50.yaml" for m in METHODS}
 ARCH_SIZES = {"tiny": 32, "vit-small": 64, "RN50": 224, "ViT-B/16": 224}
-
-
-def dir_size_mb(path: str) -> float:
-    return sum(p.stat().st_size for p in Path(path).rglob("*.pt")) / 2**20
 
 
 def run(args, data: str, name: str, cache: Optional[str], trainer: str = "TaskRes", shots: int = 16,
@@ -56,7 +55,8 @@ def run(args, data: str, name: str, cache: Optional[str], trainer: str = "TaskRe
         "trainer": trainer, "cache": bool(cache), "seed": seed, "shots": shots, "epochs": epochs,
         "extract_s": t.get("extract_s", 0.0), "epoch_s": t.get("epochs_s", 0.0) / max(1, t.get("epochs_run", 0) or 1),
         "wall_s": wall, "peak_rss_mb": res["peak_rss_mb"], "cuda_peak_mb": res["cuda_peak_mb"],
-        "cache_mb": dir_size_mb(cache) if cache else 0.0, "accuracy": res["metrics"]["accuracy"],
+        "cache_mb": sum(p.stat().st_size for p in Path(cache).rglob("*.pt")) / 2**20 if cache else 0.0,
+        "accuracy": res["metrics"]["accuracy"],
     }
 
 
@@ -75,14 +75,8 @@ def table(rows: List[Dict], title: str) -> str:
     return "\n".join([f"### {title}", ""] + markdown_table(cols, cells))
 
 
-def digits_root(workdir: str) -> str:
-    from scripts.demo import write_digits_tree
-
-    return write_digits_tree(os.path.join(workdir, "digits"))
-
-
 def reference(args) -> str:
-    data, cache = digits_root(args.workdir), os.path.join(args.workdir, "cache")
+    data, cache = write_digits_tree(os.path.join(args.workdir, "digits")), os.path.join(args.workdir, "cache")
     rows = [run(args, data, f"on-s{s}", cache, seed=s) for s in args.seeds]
     rows.append(run(args, data, "on-alpha1", cache, seed=args.seeds[0],
                     extra=["TRAINER.TaskRes.RESIDUAL_SCALE", "1.0"]))
@@ -145,7 +139,7 @@ def scaling(args) -> str:
 
 
 def methods(args) -> str:
-    data, cache = digits_root(args.workdir), os.path.join(args.workdir, "cache")
+    data, cache = write_digits_tree(os.path.join(args.workdir, "digits")), os.path.join(args.workdir, "cache")
     rows = []
     for trainer in args.methods:
         if not os.path.isfile(os.path.join(REPO, METHOD_CONFIGS[trainer])):
@@ -189,8 +183,6 @@ def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args.workdir = args.workdir or tempfile.mkdtemp(prefix="taskres-bench-")
     os.makedirs(args.workdir, exist_ok=True)
-    import torch
-
     args.size = ARCH_SIZES[args.arch]
     args.clip = random_clip(args.workdir, args.arch, args.size)
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"

@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from PIL import Image
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 PROBE = r"""
@@ -47,8 +49,6 @@ print(json.dumps({{"imports_s": t_import, "data_ready_s": t_data, "heldout_val_s
 
 def tiny_jpeg(class_idx: int) -> bytes:
     """An 8x8 JPEG of one colour per class (the reader never decodes images at start-up)."""
-    from PIL import Image
-
     buf = io.BytesIO()
     Image.new("RGB", (8, 8), ((class_idx * 37) % 256, (class_idx * 91) % 256, (class_idx * 53) % 256)).save(
         buf, format="JPEG")
@@ -75,8 +75,7 @@ def build_tree(root: str, classes: int, train_per_class: int, val_per_class: int
             os.makedirs(folder)
             for j in range(n):
                 name = f"{wnid}_{j}.JPEG" if split == "train" else f"ILSVRC2012_val_{i * n + j:08d}.JPEG"
-                with open(os.path.join(folder, name), "wb") as f:
-                    f.write(data)
+                Path(folder, name).write_bytes(data)
     open(marker, "w").close()
     print(f"built {total} images in {time.time() - start:.0f} s under {ddir}", flush=True)
     return total
