@@ -11,9 +11,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def random_clip(workdir: str, arch: str, image_size: int, kind: str = "") -> str:
-    """A random-weight ``arch`` checkpoint in OpenAI's format, written once under ``workdir`` (random
-    weights do not change timings). ``kind``: ``write_random_clip``'s (default: ``vit`` for ``tiny``, else
-    ``arch``)."""
+    """A random-weight ``arch`` checkpoint in OpenAI's format, written once under ``workdir`` (random weights do
+    not change timings). ``kind``: ``write_random_clip``'s (default: ``vit`` for ``tiny``, else ``arch``)."""
     path = os.path.join(workdir, f"random-{arch.replace('/', '-')}.pt")
     if not os.path.isfile(path):
         write_random_clip(path, kind=kind or {"tiny": "vit"}.get(arch, arch), image_size=image_size)

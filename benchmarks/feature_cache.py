@@ -33,8 +33,9 @@ ARCH_SIZES = {"tiny": 32, "vit-small": 64, "RN50": 224, "ViT-B/16": 224}
 
 def run(args, data: str, name: str, cache: Optional[str], trainer: str = "TaskRes", shots: int = 16,
         epochs: Optional[int] = None, seed: int = 1, dataset: str = "caltech101",
-        extra: Sequence[str] = ()) -> Dict:
-    """One fresh process (``args.clip`` at ``args.size`` px, output in ``<workdir>/<name>``); its measurements."""
+        extra: Sequence[str] = (), label: str = "", **columns) -> Dict:
+    """One fresh process (``args.clip`` at ``args.size`` px, output in ``<workdir>/<name>``); its measurements
+    (``label``: the trainer column's text, default ``trainer``; ``columns``: more columns, e.g. ``classes``)."""
     out, epochs = os.path.join(args.workdir, name), args.epochs if epochs is None else epochs
     argv = ["--root", data, "--output-dir", out, "--seed", str(seed), "--trainer", trainer,
             "--config-file", os.path.join(REPO, METHOD_CONFIGS[trainer]), "--backbone", args.clip,
@@ -52,11 +53,11 @@ def run(args, data: str, name: str, cache: Optional[str], trainer: str = "TaskRe
     res = json.loads(Path(result_path).read_text())
     t = res["metrics"]["timings"]
     return {
-        "trainer": trainer, "cache": bool(cache), "seed": seed, "shots": shots, "epochs": epochs,
+        "trainer": label or trainer, "cache": bool(cache), "seed": seed, "shots": shots, "epochs": epochs,
         "extract_s": t.get("extract_s", 0.0), "epoch_s": t.get("epochs_s", 0.0) / max(1, t.get("epochs_run", 0) or 1),
         "wall_s": wall, "peak_rss_mb": res["peak_rss_mb"], "cuda_peak_mb": res["cuda_peak_mb"],
         "cache_mb": sum(p.stat().st_size for p in Path(cache).rglob("*.pt")) / 2**20 if cache else 0.0,
-        "accuracy": res["metrics"]["accuracy"],
+        "accuracy": res["metrics"]["accuracy"], **columns,
     }
 
 
@@ -78,9 +79,8 @@ def table(rows: List[Dict], title: str) -> str:
 def reference(args) -> str:
     data, cache = write_digits_tree(os.path.join(args.workdir, "digits")), os.path.join(args.workdir, "cache")
     rows = [run(args, data, f"on-s{s}", cache, seed=s) for s in args.seeds]
-    rows.append(run(args, data, "on-alpha1", cache, seed=args.seeds[0],
-                    extra=["TRAINER.TaskRes.RESIDUAL_SCALE", "1.0"]))
-    rows[-1]["trainer"] = "TaskRes (alpha 1.0, same cache)"
+    rows.append(run(args, data, "on-alpha1", cache, seed=args.seeds[0], extra=["TRAINER.TaskRes.RESIDUAL_SCALE", "1.0"],
+                    label="TaskRes (alpha 1.0, same cache)"))
     rows += [run(args, data, f"off-s{s}", None, seed=s) for s in args.seeds[: args.uncached_seeds]]
     on = [r for r in rows if r["cache"] and r["trainer"] == "TaskRes"]
     off = [r for r in rows if not r["cache"]]
@@ -129,11 +129,9 @@ def scaling(args) -> str:
     top, shots_at = max(args.shots), args.classes[len(args.classes) // 2]
     per_class, val = 2 * top + 8, round(0.2 * (2 * top + 8))
     cells = [(c, top) for c in args.classes] + [(shots_at, k) for k in args.shots if k != top]
-    rows = []
-    for classes, shots in cells:
-        rows.append(run(args, synthetic(args, classes, per_class), f"c{classes}-k{shots}",
-                        os.path.join(args.workdir, f"cache-{classes}-{shots}"), shots=shots))
-        rows[-1]["classes"] = classes
+    rows = [run(args, synthetic(args, classes, per_class), f"c{classes}-k{shots}",
+                os.path.join(args.workdir, f"cache-{classes}-{shots}"), shots=shots, classes=classes)
+            for classes, shots in cells]
     return table(rows, f"Scaling: cached TaskRes, {args.epochs} epochs, random {args.arch} CLIP @ {args.size} px "
                        f"(per class: {top + 4} train, {val} val, {per_class - top - 4 - val} test images)")
 
@@ -155,8 +153,7 @@ def gpu(args) -> str:
     data = os.path.join(args.workdir, "data-gpu")
     write_dataset("ImageNet", data, num_classes=classes, per_class=16, image_size=args.size)
     r = run(args, data, "gpu", os.path.join(args.workdir, "cache-gpu"), dataset="imagenet",
-            extra=["TRAINER.TaskRes.PREC", "fp16"])
-    r["classes"] = classes
+            extra=["TRAINER.TaskRes.PREC", "fp16"], classes=classes)
     rate = (16 * classes * views + 8 * classes) / r["extract_s"]
     note = (f"- extraction: {rate:.0f} images/s; TaskRes epoch {r['epoch_s']:.4f} s; projected 16-shot ImageNet "
             f"(16k train x {views} views + 50k test): {(16000 * views + 50000) / rate + 200 * r['epoch_s']:.0f} s")

@@ -163,13 +163,11 @@ def markdown(d: dict) -> str:
           _fmt(r.get("accuracy"), ".2f"), _fmt(r.get("eval_accuracy"), ".2f"), _fmt(r.get("eval_match")),
           _fmt(r.get("peak_allocated_gib"), ".2f"), _fmt(r.get("peak_reserved_gib"), ".2f"),
           _fmt(r.get("fits_24gb")), r.get("error") or ""] for r in d["methods"]])
-    if d.get("resume"):
-        r = d["resume"]
+    if r := d.get("resume"):
         lines += ["", "## SIGINT + resume (TaskRes)", "", f"- interrupted: {r['interrupted']} ({r['signal_line']})",
                   f"- resumed run equals the uninterrupted one: {r['equal']} ({r['accuracy_resumed']} vs "
                   f"{r['accuracy_whole']})"]
-    if d.get("projection"):
-        p = d["projection"]
+    if p := d.get("projection"):
         lines += ["", "## Projection: TaskRes, 16-shot ImageNet, paper protocol", "",
                   f"{p['views']:,} views at {p['views_per_s']:.0f} views/s ({p['arch']} extraction): "
                   f"{p['extraction_h']:.2f} h of extraction; training on cached features "
@@ -238,8 +236,7 @@ def train_method(row: dict, argv: List[str], out: str, device: torch.device) -> 
     results = train.main(argv)
     row["train_s"] = round(time.time() - start, 2)
     row["accuracy"] = results.get("accuracy")
-    with open(os.path.join(out, "config.yaml")) as f:  # the precision and batch size the run used
-        cfg = yaml.safe_load(f)
+    cfg = yaml.safe_load(Path(out, "config.yaml").read_text())  # the precision and batch size the run used
     node = cfg.get("TRAINER", {}).get(trainers.method_spec(row["method"]).config_node, {}) or {}
     row.update(precision=node.get("PREC"), batch=cfg["DATALOADER"]["TRAIN_X"]["BATCH_SIZE"])
     if cuda:
@@ -247,8 +244,7 @@ def train_method(row: dict, argv: List[str], out: str, device: torch.device) -> 
         row.update(peak_allocated_gib=torch.cuda.max_memory_allocated() / GIB, peak_reserved_gib=reserved / GIB,
                    fits_24gb=reserved < CARD_24GB)
     row["error"] = None
-    with open(os.path.join(out, "metrics.json")) as f:
-        timings = json.load(f).get("timings", {})
+    timings = json.loads(Path(out, "metrics.json").read_text()).get("timings", {})
     if timings.get("epochs_run"):
         row["epoch_s"] = timings["epochs_s"] / timings["epochs_run"]
 

@@ -65,8 +65,7 @@ def build_tree(root: str, classes: int, train_per_class: int, val_per_class: int
     shutil.rmtree(ddir, ignore_errors=True)
     wnids = ["n%08d" % (1000000 + 7 * i) for i in range(classes)]
     os.makedirs(ddir)
-    with open(os.path.join(ddir, "classnames.txt"), "w") as f:
-        f.writelines(f"{w} class {i}\n" for i, w in enumerate(wnids))
+    Path(ddir, "classnames.txt").write_text("".join(f"{w} class {i}\n" for i, w in enumerate(wnids)))
     start = time.time()
     for i, wnid in enumerate(wnids):
         data = tiny_jpeg(i)

@@ -22,11 +22,10 @@ logger = logging.getLogger("benchmarks.linear_probe")
 GRID = [1e6, 1e4, 1e2, 1.0, 1e-2, 1e-4, 1e-6]
 
 
-def problem(classes: int, shots: int, dim: int, val_per_class: int, test_per_class: int, seed: int = 0,
-            separation: float = 0.25):
-    """Class means plus Gaussian noise, at the scale of raw RN50 features."""
-    rng = np.random.RandomState(seed)
-    means = rng.randn(classes, dim).astype(np.float32) * separation
+def problem(classes: int, shots: int, dim: int, val_per_class: int, test_per_class: int):
+    """Class means (spread 0.25) plus Gaussian noise, at the scale of raw RN50 features."""
+    rng = np.random.RandomState(0)
+    means = rng.randn(classes, dim).astype(np.float32) * 0.25
 
     def draw(per_class):
         y = np.repeat(np.arange(classes), per_class)

@@ -8,6 +8,7 @@ import os
 import resource
 import sys
 import time
+from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -20,17 +21,11 @@ def main() -> None:
     import train
 
     train.main(argv)
-    out_dir = argv[argv.index("--output-dir") + 1]
-    with open(os.path.join(out_dir, "metrics.json")) as f:
-        metrics = json.load(f)
-    result = {
-        "metrics": metrics,
-        "in_process_s": time.time() - start,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "cuda_peak_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None,
-    }
-    with open(result_path, "w") as f:
-        json.dump(result, f, indent=2)
+    metrics = json.loads(Path(argv[argv.index("--output-dir") + 1], "metrics.json").read_text())
+    result = {"metrics": metrics, "in_process_s": time.time() - start,
+              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+              "cuda_peak_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None}
+    Path(result_path).write_text(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":
