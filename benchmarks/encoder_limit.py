@@ -53,10 +53,6 @@ def write_images(root: str, n: int, side: int) -> List:
     return items
 
 
-def load_random(arch: str, workdir: str, device, precision: str):
-    return load_backbone(random_clip(workdir, arch, SIZES[arch]), device, precision, input_size=SIZES[arch])
-
-
 def encoder_limit(clip, batch: int, seconds: float) -> float:
     """Views/s of ``encode_image`` on a ready, normalised batch on the device (the same call extraction makes)."""
     x = torch.randn(batch, 3, clip.image_size, clip.image_size, device=clip.device)
@@ -156,6 +152,7 @@ def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     device = torch.device(args.device)
     cuda = device.type == "cuda"
+    precision = "fp16" if cuda else "fp32"
     archs = [] if args.coop_only else args.archs or (["RN50", "ViT-B/16"] if cuda else ["vit-small"])
     n_images = args.images or (2000 if cuda else 40)
     views = args.views or (10 if cuda else 16)
@@ -167,7 +164,7 @@ def main(argv=None) -> None:
     grid = grid_views() if archs else {}
     rows = []
     for arch in archs:
-        clip = load_random(arch, workdir, device, "fp16" if cuda else "fp32")
+        clip = load_backbone(random_clip(workdir, arch, SIZES[arch]), device, precision, input_size=SIZES[arch])
         row = {"arch": arch, "device": name, "device_type": device.type,
                **measure(clip, items, views, batch, workers, args.seconds)}
         limit, rate = row["encoder_limit_views_per_s"], row["extraction_views_per_s"]
@@ -185,7 +182,7 @@ def main(argv=None) -> None:
                     f"{PAPER_IMAGENET_VIEWS:,}", row["imagenet_16shot_paper_h"], f"{grid['cached_total_views']:,}",
                     row["grid_cached_h"], f"{grid['original_views']:,}", row["grid_original_h"])
     if args.coop or args.coop_only:  # RN50's text tower (width 512, 12 layers), whatever the image archs
-        clip = load_random("RN50", workdir, device, "fp16" if cuda else "fp32")
+        clip = load_backbone(random_clip(workdir, "RN50", SIZES["RN50"]), device, precision, input_size=SIZES["RN50"])
         c = coop_text(clip, args.coop_classes, steps=args.coop_steps)
         c.update(arch="RN50 text tower", device=name, device_type=device.type, precision=clip.precision)
         rows.append({"arch": "coop-text-RN50", "device_type": device.type, "coop_text": c})
