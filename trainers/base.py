@@ -78,6 +78,14 @@ def add_clip_config(cfg) -> None:
     cfg.FEATURE_CACHE.MAX_GB = 0.0       # bound on the cache folder's size (0: none; free disk space is always checked)
 
 
+def add_method_config(cfg, node: str, **defaults) -> None:
+    """A method's ``cfg.TRAINER.<node>`` with ``defaults`` (in their order), unless it exists (idempotent)."""
+    from yacs.config import CfgNode as CN
+
+    if node not in cfg.TRAINER:
+        cfg.TRAINER[node] = CN(defaults)
+
+
 def check_state_shapes(module: nn.Module, state: dict, method: str) -> None:
     """One clear line when a checkpoint's tensors are not this model's (other keys, or other shapes: e.g. a LoRA
     rank or a class count that differs), instead of torch's multi-line report."""

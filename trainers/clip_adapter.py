@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine import TRAINER_REGISTRY
-from trainers.base import ClipTrainer
+from trainers.base import ClipTrainer, add_method_config
 from trainers.heads import cosine_logits
 from trainers.spec import declare
 from trainers.text_classifier import build_zero_shot_classifier
@@ -19,13 +19,9 @@ logger = logging.getLogger(__name__)
 
 
 def add_config(cfg) -> None:
-    from yacs.config import CfgNode as CN
-
-    if "CLIP_ADAPTER" not in cfg.TRAINER:
-        cfg.TRAINER.CLIP_ADAPTER = CN()
-        cfg.TRAINER.CLIP_ADAPTER.PREC = "fp16"
-        cfg.TRAINER.CLIP_ADAPTER.RATIO = 0.2     # weight of the adapted feature in the blend
-        cfg.TRAINER.CLIP_ADAPTER.REDUCTION = 4   # bottleneck width = d / REDUCTION
+    add_method_config(cfg, "CLIP_ADAPTER", PREC="fp16",
+                      RATIO=0.2,      # weight of the adapted feature in the blend
+                      REDUCTION=4)    # bottleneck width = d / REDUCTION
 
 
 class ClipAdapterHead(nn.Module):

@@ -10,7 +10,7 @@ from torch import nn
 
 from engine import TRAINER_REGISTRY, CheckpointError
 from trainers.backbone import TextTower
-from trainers.base import ClipTrainer
+from trainers.base import ClipTrainer, add_method_config
 from trainers.heads import EvalTextCache, cosine_logits
 from trainers.prompt_learning import (
     POSITIONS,
@@ -25,16 +25,13 @@ from trainers.text_classifier import clean_classname
 
 
 def add_config(cfg) -> None:
-    from yacs.config import CfgNode as CN
-
-    if "COOP" not in cfg.TRAINER:
-        cfg.TRAINER.COOP = CN()
-        cfg.TRAINER.COOP.N_CTX = 16                    # number of context vectors (ignored with CTX_INIT)
-        cfg.TRAINER.COOP.CSC = False                   # class-specific context
-        cfg.TRAINER.COOP.CTX_INIT = ""                 # initial context words, e.g. "a photo of a"
-        cfg.TRAINER.COOP.PREC = "fp16"                 # fp16, fp32 or amp
-        cfg.TRAINER.COOP.CLASS_TOKEN_POSITION = "end"  # end, middle or front
-        cfg.TRAINER.COOP.TRUNCATE_CONTEXT = True       # encode prompts up to the longest one's EOT (exact)
+    add_method_config(cfg, "COOP",
+                      N_CTX=16,                    # number of context vectors (ignored with CTX_INIT)
+                      CSC=False,                   # class-specific context
+                      CTX_INIT="",                 # initial context words, e.g. "a photo of a"
+                      PREC="fp16",                 # fp16, fp32 or amp
+                      CLASS_TOKEN_POSITION="end",  # end, middle or front
+                      TRUNCATE_CONTEXT=True)       # encode prompts up to the longest one's EOT (exact)
 
 
 class PromptLearner(EvalTextCache, ContextPrompts):

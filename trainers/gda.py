@@ -15,7 +15,7 @@ from torch import nn
 
 from engine import TRAINER_REGISTRY, build_transform
 from features import FeatureCacheError
-from trainers.base import ClipTrainer, validation_items
+from trainers.base import ClipTrainer, add_method_config, validation_items
 from trainers.heads import CosineClassifier
 from trainers.spec import CacheRequest, KeyViews, declare
 from trainers.templates import IMAGENET_FAMILY, OWN, SELECT, templates_for
@@ -122,17 +122,12 @@ class GDAHead(nn.Module):
 
 
 def add_config(cfg) -> None:
-    from yacs.config import CfgNode as CN
-
-    if "GDA" in cfg.TRAINER:
-        return
-    n = CN()
-    n.PREC = "fp16"
-    n.AUGMENT_EPOCH = 10     # augmented views of each training image, every one a sample of its class
-    n.CROP_SCALE = None      # random resized crop scale of the views; None: the original's, (0.5, 1) (ImageNet (0.08, 1))
-    n.SEARCH_ALPHA = True    # search alpha on val over ALPHA_GRID (not in the valfree track)
-    n.ALPHA = None           # alpha when not searching; None: VALFREE_ALPHA
-    cfg.TRAINER.GDA = n
+    add_method_config(cfg, "GDA", PREC="fp16",
+                      AUGMENT_EPOCH=10,   # augmented views of each training image, every one a sample of its class
+                      # random resized crop scale of the views; None: the original's, (0.5, 1) (ImageNet (0.08, 1))
+                      CROP_SCALE=None,
+                      SEARCH_ALPHA=True,  # search alpha on val over ALPHA_GRID (not in the valfree track)
+                      ALPHA=None)         # alpha when not searching; None: VALFREE_ALPHA
 
 
 # The views: AUGMENT_EPOCH per training image, random resized crop and flip. The same crop (ImageNet aside), count and

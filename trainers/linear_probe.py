@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine import TRAINER_REGISTRY
-from trainers.base import ClipTrainer, validation_items
+from trainers.base import ClipTrainer, add_method_config, validation_items
 from trainers.spec import CacheRequest, declare
 
 logger = logging.getLogger(__name__)
@@ -31,19 +31,15 @@ AUTO_TORCH_SIZE = 5e9  # samples x dims x classes above which ``auto`` uses torc
 
 
 def add_config(cfg) -> None:
-    from yacs.config import CfgNode as CN
-
-    if "LINEAR_PROBE" not in cfg.TRAINER:
-        cfg.TRAINER.LINEAR_PROBE = CN()
-        cfg.TRAINER.LINEAR_PROBE.PREC = "fp16"
-        cfg.TRAINER.LINEAR_PROBE.NORMALIZE = False  # CoOp's lpclip fits raw image features; True: L2-normalised
-        # Grid of C values: 10**SEARCH_MAX, 10**(SEARCH_MAX - SEARCH_STEP), ..., 10**SEARCH_MIN.
-        cfg.TRAINER.LINEAR_PROBE.SEARCH_MAX = 6.0
-        cfg.TRAINER.LINEAR_PROBE.SEARCH_MIN = -6.0
-        cfg.TRAINER.LINEAR_PROBE.SEARCH_STEP = 2.0
-        cfg.TRAINER.LINEAR_PROBE.REFINE_STEPS = 7   # halvings of the log-space step around the best C
-        cfg.TRAINER.LINEAR_PROBE.MAX_ITER = 1000    # L-BFGS iterations per fit
-        cfg.TRAINER.LINEAR_PROBE.SOLVER = "auto"    # sklearn (the original's) | torch (warm-started) | auto
+    add_method_config(cfg, "LINEAR_PROBE", PREC="fp16",
+                      NORMALIZE=False,  # CoOp's lpclip fits raw image features; True: L2-normalised
+                      # Grid of C values: 10**SEARCH_MAX, 10**(SEARCH_MAX - SEARCH_STEP), ..., 10**SEARCH_MIN.
+                      SEARCH_MAX=6.0,
+                      SEARCH_MIN=-6.0,
+                      SEARCH_STEP=2.0,
+                      REFINE_STEPS=7,   # halvings of the log-space step around the best C
+                      MAX_ITER=1000,    # L-BFGS iterations per fit
+                      SOLVER="auto")    # sklearn (the original's) | torch (warm-started) | auto
 
 
 @dataclass

@@ -16,7 +16,7 @@ from torch import nn
 
 from engine import TRAINER_REGISTRY
 from features import FeatureCacheError, FeatureLoader
-from trainers.base import ClipTrainer, validation_items
+from trainers.base import ClipTrainer, add_method_config, validation_items
 from trainers.spec import CacheRequest, declare
 from trainers.templates import IMAGENET_FAMILY, OWN, SELECT, templates_for
 from trainers.text_classifier import build_zero_shot_classifier
@@ -27,16 +27,12 @@ INIT_ALPHA_SCALE = 250.0  # calculate_init_alpha: 250 / shots * (shots * per-cla
 
 
 def add_config(cfg) -> None:
-    from yacs.config import CfgNode as CN
-
-    if "LPP" not in cfg.TRAINER:
-        cfg.TRAINER.LPP = CN()
-        cfg.TRAINER.LPP.PREC = "fp16"
-        cfg.TRAINER.LPP.MOMENTUM = 0.9        # SGD momentum of W and b
-        cfg.TRAINER.LPP.ALPHA_EVERY = 10      # iterations between two alpha steps
-        # True (public code): alpha steps along its gradients summed since the start; False: the latest one.
-        cfg.TRAINER.LPP.ACCUMULATE_ALPHA_GRAD = True
-        cfg.TRAINER.LPP.SELECT_ON_VAL = True  # True (public code): deploy the best-val iteration; False: the last
+    add_method_config(cfg, "LPP", PREC="fp16",
+                      MOMENTUM=0.9,       # SGD momentum of W and b
+                      ALPHA_EVERY=10,     # iterations between two alpha steps
+                      # True (public code): alpha steps along its gradients summed since the start; False: the latest one.
+                      ACCUMULATE_ALPHA_GRAD=True,
+                      SELECT_ON_VAL=True)  # True (public code): deploy the best-val iteration; False: the last
 
 
 # ---- the data-driven quantities (public code: calculate_lr_w, calculate_lr_alpha, calculate_init_alpha) ----

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine import TRAINER_REGISTRY
-from trainers.base import ClipTrainer
+from trainers.base import ClipTrainer, add_method_config
 from trainers.heads import cosine_logits
 from trainers.spec import CacheRequest, declare
 from trainers.templates import IMAGENET_FAMILY, OWN, SELECT, templates_for
@@ -78,14 +78,10 @@ def build_optimization(params, lr: float, epochs: int, eps: float = 1e-4):
 
 
 def add_config(cfg) -> None:
-    from yacs.config import CfgNode as CN
-
-    if "PROLIP" not in cfg.TRAINER:
-        cfg.TRAINER.PROLIP = CN()
-        cfg.TRAINER.PROLIP.PREC = "fp16"
-        cfg.TRAINER.PROLIP.LAMBDA_RULE = "1/N"  # "1/N" (published), "1/N2", or "const" (then LAMBDA)
-        cfg.TRAINER.PROLIP.LAMBDA = 0.0
-        cfg.TRAINER.PROLIP.ADAM_EPS = 1e-4      # the original's Adam epsilon
+    add_method_config(cfg, "PROLIP", PREC="fp16",
+                      LAMBDA_RULE="1/N",  # "1/N" (published), "1/N2", or "const" (then LAMBDA)
+                      LAMBDA=0.0,
+                      ADAM_EPS=1e-4)      # the original's Adam epsilon
 
 
 def prolip_recipe(dataset: str, shots: int) -> dict:

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from engine import TRAINER_REGISTRY, CheckpointError, load_checkpoint, save_checkpoint
-from trainers.base import ClipTrainer
+from trainers.base import ClipTrainer, add_method_config
 from trainers.heads import cosine_logits
 from trainers.spec import ResultVariant, declare
 from trainers.templates import IMAGENET_FAMILY, OWN, SELECT_OWN, templates_for
@@ -21,19 +21,13 @@ logger = logging.getLogger(__name__)
 
 
 def add_config(cfg) -> None:
-    from yacs.config import CfgNode as CN
-
-    if "TaskRes" not in cfg.TRAINER:
-        cfg.TRAINER.TaskRes = CN()
-        cfg.TRAINER.TaskRes.PREC = "fp16"
-        cfg.TRAINER.TaskRes.RESIDUAL_SCALE = 0.5  # alpha
-        cfg.TRAINER.TaskRes.ENHANCED_BASE = ""    # path to a tuned text projection ("" or "none": regular base)
-        cfg.TRAINER.TaskRes.RAW_CLASSNAMES = True  # the original's base: names as given; False: "_" -> " "
-    if "TaskResEnhancedBase" not in cfg.TRAINER:
-        cfg.TRAINER.TaskResEnhancedBase = CN()
-        cfg.TRAINER.TaskResEnhancedBase.PREC = "fp16"
-        cfg.TRAINER.TaskResEnhancedBase.OUTPUT_FILE = "enhanced_base.pth.tar"  # written inside OUTPUT_DIR
-        cfg.TRAINER.TaskResEnhancedBase.RAW_CLASSNAMES = True  # the names TaskRes* will build its base from
+    add_method_config(cfg, "TaskRes", PREC="fp16",
+                      RESIDUAL_SCALE=0.5,   # alpha
+                      ENHANCED_BASE="",     # path to a tuned text projection ("" or "none": regular base)
+                      RAW_CLASSNAMES=True)  # the original's base: names as given; False: "_" -> " "
+    add_method_config(cfg, "TaskResEnhancedBase", PREC="fp16",
+                      OUTPUT_FILE="enhanced_base.pth.tar",  # written inside OUTPUT_DIR
+                      RAW_CLASSNAMES=True)  # the names TaskRes* will build its base from
 
 
 def taskres_templates(dataset_name: str) -> Tuple[str, ...]:

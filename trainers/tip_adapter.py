@@ -16,7 +16,7 @@ from torch import nn
 
 from engine import TRAINER_REGISTRY, CheckpointError, build_transform
 from features import FeatureLoader
-from trainers.base import ClipTrainer, validation_items
+from trainers.base import ClipTrainer, add_method_config, validation_items
 from trainers.heads import CosineClassifier
 from trainers.spec import CacheRequest, KeyViews, declare
 from trainers.templates import IMAGENET_FAMILY, OWN, SELECT, templates_for
@@ -48,23 +48,16 @@ PUBLIC_CONFIGS = {
 
 
 def add_config(cfg) -> None:
-    from yacs.config import CfgNode as CN
-
-    for node, fine_tuned in (("TIP_ADAPTER", False), ("TIP_ADAPTER_F", True)):
-        if node in cfg.TRAINER:
-            continue
-        n = CN()
-        n.PREC = "fp16"
-        n.AUGMENT_EPOCH = 10          # augmented views averaged into each cache key
-        # None: the dataset's public value (PUBLIC_CONFIGS); a number overrides it.
-        n.INIT_ALPHA = None           # residual ratio (used when SEARCH_HP is off, and while Tip-F trains)
-        n.INIT_BETA = None            # sharpness
-        n.SEARCH_HP = True            # search alpha/beta on val
-        n.SEARCH_SCALE = None         # [beta max, alpha max]
-        n.SEARCH_STEP = [200, 20]     # [beta steps, alpha steps]
-        if fine_tuned:
-            n.ADAMW_EPS = 1e-4
-        cfg.TRAINER[node] = n
+    for node, extra in (("TIP_ADAPTER", {}), ("TIP_ADAPTER_F", {"ADAMW_EPS": 1e-4})):
+        add_method_config(cfg, node, PREC="fp16",
+                          AUGMENT_EPOCH=10,       # augmented views averaged into each cache key
+                          # None: the dataset's public value (PUBLIC_CONFIGS); a number overrides it.
+                          INIT_ALPHA=None,        # residual ratio (used when SEARCH_HP is off, and while Tip-F trains)
+                          INIT_BETA=None,         # sharpness
+                          SEARCH_HP=True,         # search alpha/beta on val
+                          SEARCH_SCALE=None,      # [beta max, alpha max]
+                          SEARCH_STEP=[200, 20],  # [beta steps, alpha steps]
+                          **extra)
 
 
 def search_grid(scale: float, steps: int) -> np.ndarray:

@@ -6,7 +6,7 @@ and the launcher ``scripts/zeroshot/main.sh`` reuses one run for every SHOTS (``
 from torch import nn
 
 from engine import TRAINER_REGISTRY
-from trainers.base import ClipTrainer
+from trainers.base import ClipTrainer, add_method_config
 from trainers.heads import CosineClassifier
 from trainers.spec import CacheRequest, declare
 from trainers.templates import IMAGENET_ONLY, SELECT, SELECT_OWN, templates_for
@@ -15,12 +15,8 @@ from trainers.text_classifier import build_zero_shot_classifier
 
 def add_config(cfg) -> None:
     """Both trainers' config nodes; defining ``add_config`` marks a method module (trainers/__init__.py)."""
-    from yacs.config import CfgNode as CN
-
     for node in ("ZeroshotCLIP", "ZeroshotCLIP2"):
-        if node not in cfg.TRAINER:
-            cfg.TRAINER[node] = CN()
-            cfg.TRAINER[node].PREC = "fp16"
+        add_method_config(cfg, node, PREC="fp16")
 
 
 @TRAINER_REGISTRY.register()
