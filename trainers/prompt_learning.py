@@ -71,6 +71,18 @@ class ContextPrompts(nn.Module):
         self.register_buffer("token_suffix", embedded[:, 1 + n_ctx:], persistent=False)
         self.share_prefix = bool(truncate and shareable(tower))
 
+    def encode(self, ctx: torch.Tensor, classes: slice = slice(None)) -> torch.Tensor:
+        """``[b, c, D]`` text features of the contexts ``ctx [b, M, width]`` (CoCoOp: one per image) with the
+        classes ``classes``: through the shared prefix when ``share_prefix``, else one prompt per pair."""
+        b = ctx.shape[0]
+        prefix = torch.cat([self.token_prefix.expand(b, -1, -1), ctx], dim=1)
+        suffix, tokens = self.token_suffix[classes], self.tokens[classes]
+        if self.share_prefix:
+            return encode_shared_prefix(self.tower, prefix, suffix, tokens.argmax(dim=-1) - prefix.shape[1])
+        c = suffix.shape[0]
+        prompts = torch.cat([prefix.unsqueeze(1).expand(-1, c, -1, -1), suffix.unsqueeze(0).expand(b, -1, -1, -1)], 2)
+        return self.tower(prompts.flatten(0, 1), tokens.repeat(b, 1)).view(b, c, -1)
+
 
 def prompt_order(position: str, n_ctx: int, name_lens: Sequence[int], length: int) -> torch.Tensor:
     """``[C, length]`` positions into ``[SOS, ctx_1..ctx_M, suffix...]`` that place the class tokens.
@@ -86,18 +98,6 @@ def prompt_order(position: str, n_ctx: int, name_lens: Sequence[int], length: in
         body = {"end": ctx + name, "middle": ctx[:half] + name + ctx[half:], "front": name + ctx}[position]
         rows.append([0] + body + list(range(1 + n_ctx + name_len, length)))
     return torch.tensor(rows, dtype=torch.long)
-
-
-def encode_prompts(tower: TextTower, embeddings: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    """Projected text features of ``[N, L, width]`` prompt embeddings, for any ``L`` up to the context length
-    (the positional embedding and the causal mask cut to ``L``)."""
-    length = embeddings.shape[1]
-    x = embeddings.to(tower.dtype) + tower.positional_embedding[:length].to(tower.dtype)
-    mask = tower.attn_mask
-    x = tower.transformer(x, attn_mask=None if mask is None else mask[:length, :length])
-    x = tower.ln_final(x)
-    pooled = x[torch.arange(x.shape[0], device=x.device), tokens.argmax(dim=-1)].float()
-    return pooled @ tower.text_projection.float()
 
 
 def shareable(tower: TextTower) -> bool:
