@@ -9,13 +9,13 @@ import difflib
 import logging
 import re
 import time
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from datasets import dataset_templates, select_validation
+from datasets import select_validation
 from engine import (
     CheckpointError,
     DataManager,
@@ -39,6 +39,8 @@ from trainers.backbone import (
     resolve_precision,
 )
 from trainers.spec import SPEC_FIELDS, MethodSpec, SpecError
+from trainers.templates import templates_for
+from trainers.text_classifier import build_zero_shot_classifier
 
 logger = logging.getLogger(__name__)
 
@@ -146,6 +148,9 @@ class ClipTrainer(*_TRAINER_BASES):
         if "SPEC" in vars(cls) and not isinstance(cls.SPEC, MethodSpec):
             raise SpecError(f"{cls.__name__}.SPEC must be made by declare(...), not {type(cls.SPEC).__name__}")
 
+    # The method's prompt templates: ``templates_for``'s policy keywords (none: the dataset's own template).
+    template_policy: Dict[str, object] = {}
+
     @property
     def spec(self) -> MethodSpec:
         return type(self).SPEC
@@ -235,7 +240,11 @@ class ClipTrainer(*_TRAINER_BASES):
             self.use_feature_loaders()
 
     def dataset_templates(self) -> Tuple[str, ...]:
-        return tuple(dataset_templates(self.cfg.DATASET.NAME))
+        return templates_for(self.cfg.DATASET.NAME, **self.template_policy)
+
+    def text_classifier(self, **options) -> torch.Tensor:
+        """The zero-shot classifier of this run's class names and templates (``build_zero_shot_classifier``)."""
+        return build_zero_shot_classifier(self.clip, self.classnames, self.templates, **options)
 
     def check_trainable(self, head: nn.Module) -> None:
         """Fail loudly when the trainable set is not what the method declares."""

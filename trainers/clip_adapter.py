@@ -13,7 +13,6 @@ from engine import TRAINER_REGISTRY
 from trainers.base import ClipTrainer, add_method_config
 from trainers.heads import cosine_logits
 from trainers.spec import declare
-from trainers.text_classifier import build_zero_shot_classifier
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +64,7 @@ class CLIP_Adapter(ClipTrainer):  # noqa: N801  (the public trainer name)
 
     def build_head(self) -> nn.Module:
         mcfg = self.method_cfg
-        text = build_zero_shot_classifier(self.clip, self.classnames, self.templates)
+        text = self.text_classifier()
         logger.info("CLIP-Adapter: feature width %d, bottleneck %d, ratio %.2f", text.shape[1],
                     max(1, text.shape[1] // int(mcfg.REDUCTION)), mcfg.RATIO)
         return ClipAdapterHead(text, mcfg.REDUCTION, mcfg.RATIO, self.clip.logit_scale)

@@ -159,11 +159,10 @@ class CLIP_LoRA(ClipTrainer):  # noqa: N801  (the method's name)
 
     def metrics_extra(self) -> dict:
         mcfg = self.method_cfg
-        head = self.model.head
         return {"iterations": self.steps, "iterations_per_epoch": self.batches_per_epoch, "epochs": self.max_epoch,
                 "adapted_encoders": list(self.adapted_encoders()), "lora_params": list(mcfg.PARAMS),
                 "rank": int(mcfg.RANK), "alpha": float(mcfg.ALPHA), "dropout": float(mcfg.DROPOUT),
-                "trainable_parameters": sum(p.numel() for p in head.parameters() if p.requires_grad),
+                "trainable_parameters": sum(p.numel() for p in self.head.parameters() if p.requires_grad),
                 # the original stores the frozen weights in fp16; here they stay fp32 (fp16 autocast with PREC amp)
                 "precision": f"{'fp32' if self.scaler is None and self.precision == 'amp' else self.precision} "
                              "(frozen weights fp32; original: fp16 weights)"}

@@ -18,8 +18,7 @@ from features import FeatureCacheError
 from trainers.base import ClipTrainer, add_method_config, validation_items
 from trainers.heads import CosineClassifier
 from trainers.spec import CacheRequest, KeyViews, declare
-from trainers.templates import IMAGENET_FAMILY, OWN, SELECT, templates_for
-from trainers.text_classifier import build_zero_shot_classifier
+from trainers.templates import IMAGENET_FAMILY, OWN, SELECT
 
 logger = logging.getLogger(__name__)
 
@@ -147,10 +146,8 @@ class GDA(ClipTrainer):
         label="GDA", table_order=100,
         # One setting for every dataset and shot count (configs/few_shots/*.yaml); the ImageNet crop by the trainer.
         recipe_config="configs/trainers/GDA/rn50.yaml")
+    template_policy = dict(imagenet=SELECT, others=OWN, imagenet_names=IMAGENET_FAMILY)
     val_accuracies = None  # val accuracy per ALPHA_GRID value, once searched
-
-    def dataset_templates(self):
-        return templates_for(self.cfg.DATASET.NAME, imagenet=SELECT, others=OWN, imagenet_names=IMAGENET_FAMILY)
 
     def crop_scale(self) -> Tuple[float, float]:
         scale = self.method_cfg.CROP_SCALE
@@ -172,7 +169,7 @@ class GDA(ClipTrainer):
         return bool(self.method_cfg.SEARCH_ALPHA) and not self.valfree
 
     def build_head(self) -> nn.Module:
-        text = build_zero_shot_classifier(self.clip, self.classnames, self.templates, normalize_each=True)
+        text = self.text_classifier(normalize_each=True)
         return GDAHead(text, self.clip.logit_scale, self.fixed_alpha())
 
     def fit(self) -> None:

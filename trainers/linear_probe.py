@@ -189,7 +189,7 @@ class LinearProbeCLIP(ClipTrainer):
         recipe_config="configs/trainers/LinearProbeCLIP/rn50.yaml")  # everything is in the file (C searched on val)
 
     def metrics_extra(self) -> dict:
-        return {"C": float(self._models[self.spec.checkpoint_name].C), "normalize": bool(self.method_cfg.NORMALIZE),
+        return {"C": float(self.head.C), "normalize": bool(self.method_cfg.NORMALIZE),
                 "solver": getattr(self, "solver", None)}
 
     def build_head(self) -> nn.Module:
@@ -208,11 +208,10 @@ class LinearProbeCLIP(ClipTrainer):
         if self.solver == "auto":  # sklearn (the original's) unless ImageNet-sized: hours on a CPU there
             big = x_train.shape[0] * x_train.shape[1] * len(np.unique(y_train)) > AUTO_TORCH_SIZE
             self.solver = "torch" if big else "sklearn"
-        head = self._models[self.spec.checkpoint_name]
         if self.valfree:
             probe = fit_probe(x_train, y_train, VALFREE_C, int(mcfg.MAX_ITER), self.solver, self.device)
             logger.info("Linear probe (%s solver): fixed C = %.4g (valfree track, no search)", self.solver, VALFREE_C)
-            head.set_from_probe(probe, VALFREE_C)
+            self.head.set_from_probe(probe, VALFREE_C)
             return
         # lpclip searches on min(K, 4) val images per class (ImageNet: of its test set; here held-out train
         # images instead).
@@ -222,4 +221,4 @@ class LinearProbeCLIP(ClipTrainer):
         c, acc, _, probe = search_regularization(x_train, y_train, x_val, y_val, grid, int(mcfg.REFINE_STEPS),
                                                  int(mcfg.MAX_ITER), self.solver, self.device)
         logger.info("Linear probe (%s solver): chosen C = %.4g (val accuracy %.2f%%)", self.solver, c, acc)
-        head.set_from_probe(probe, c)
+        self.head.set_from_probe(probe, c)

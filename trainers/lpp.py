@@ -18,8 +18,7 @@ from engine import TRAINER_REGISTRY
 from features import FeatureCacheError, FeatureLoader
 from trainers.base import ClipTrainer, add_method_config, validation_items
 from trainers.spec import CacheRequest, declare
-from trainers.templates import IMAGENET_FAMILY, OWN, SELECT, templates_for
-from trainers.text_classifier import build_zero_shot_classifier
+from trainers.templates import IMAGENET_FAMILY, OWN, SELECT
 
 logger = logging.getLogger(__name__)
 
@@ -157,17 +156,15 @@ class LPP(ClipTrainer):
         # one augmented view of each support image, encoded once (public main.py)
         cache=CacheRequest(train_views="pool", pool=1),
         label="LP++", recipe_config="configs/trainers/LPP/rn50.yaml", recipe=lpp_recipe)
+    # The public code's prompts: ImageNet and its variants the 7 select templates, others their own.
+    template_policy = dict(imagenet=SELECT, others=OWN, imagenet_names=IMAGENET_FAMILY)
 
     @property
     def select_on_val(self) -> bool:
         return bool(self.method_cfg.SELECT_ON_VAL) and not self.valfree
 
-    def dataset_templates(self) -> Tuple[str, ...]:
-        # The public code's prompts: ImageNet and its variants the 7 select templates, others their own.
-        return templates_for(self.cfg.DATASET.NAME, imagenet=SELECT, others=OWN, imagenet_names=IMAGENET_FAMILY)
-
     def build_head(self) -> nn.Module:
-        text = build_zero_shot_classifier(self.clip, self.classnames, self.templates, normalize_each=True)
+        text = self.text_classifier(normalize_each=True)
         return LPPHead(text, bias_seed=max(int(self.cfg.SEED), 0))
 
     def build_optimization(self, head: LPPHead):
