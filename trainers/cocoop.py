@@ -13,7 +13,7 @@ from torch import nn
 from engine import TRAINER_REGISTRY
 from trainers.backbone import TextTower
 from trainers.base import ClipTrainer, add_method_config
-from trainers.prompt_learning import ContextPrompts
+from trainers.prompt_learning import ContextPrompts, encode_shared_prefix
 from trainers.spec import declare
 
 
@@ -46,12 +46,23 @@ class ConditionalPromptLearner(ContextPrompts):
             raise ValueError(f"TRAINER.COCOOP.PROMPTS_PER_CALL must be at least 1, not {prompts_per_call}")
         self.prompts_per_call = int(prompts_per_call)
 
+    def _encode(self, ctx: torch.Tensor, classes: slice) -> torch.Tensor:
+        """``[b, c, D]`` text features of images' contexts ``ctx [b, M, width]`` with the classes ``classes``."""
+        b = ctx.shape[0]
+        prefix = torch.cat([self.token_prefix.expand(b, -1, -1), ctx], dim=1)
+        suffix, tokens = self.token_suffix[classes], self.tokens[classes]
+        if self.share_prefix:
+            return encode_shared_prefix(self.tower, prefix, suffix, tokens.argmax(dim=-1) - prefix.shape[1])
+        c = suffix.shape[0]
+        prompts = torch.cat([prefix.unsqueeze(1).expand(-1, c, -1, -1), suffix.unsqueeze(0).expand(b, -1, -1, -1)], 2)
+        return self.tower(prompts.flatten(0, 1), tokens.repeat(b, 1)).view(b, c, -1)
+
     def text_features(self, ctx: torch.Tensor) -> torch.Tensor:
         """``[B, C, D]``: every image's prompts for every class, ``prompts_per_call`` (image, class) pairs a call."""
         num_classes = self.tokens.shape[0]
         class_step = min(num_classes, self.prompts_per_call)
         image_step = max(1, self.prompts_per_call // num_classes)
-        return torch.cat([torch.cat([self.encode(part, slice(c, c + class_step))
+        return torch.cat([torch.cat([self._encode(part, slice(c, c + class_step))
                                      for c in range(0, num_classes, class_step)], dim=1)
                           for part in ctx.split(image_step)], dim=0)
 

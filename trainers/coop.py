@@ -12,7 +12,7 @@ from engine import TRAINER_REGISTRY, CheckpointError
 from trainers.backbone import TextTower
 from trainers.base import ClipTrainer, add_method_config
 from trainers.heads import EvalTextCache, cosine_logits
-from trainers.prompt_learning import POSITIONS, ContextPrompts, num_tokens, prompt_order
+from trainers.prompt_learning import POSITIONS, ContextPrompts, encode_shared_prefix, num_tokens, prompt_order
 from trainers.spec import declare
 from trainers.text_classifier import clean_classname
 
@@ -47,7 +47,9 @@ class PromptLearner(EvalTextCache, ContextPrompts):
 
     def text_features(self) -> torch.Tensor:
         if self.share_prefix:
-            return self.encode(self.ctx.unsqueeze(0))[0]
+            prefix = torch.cat([self.token_prefix, self.ctx.unsqueeze(0)], dim=1)
+            eot = self.tokens.argmax(dim=-1) - prefix.shape[1]
+            return encode_shared_prefix(self.tower, prefix, self.token_suffix, eot)[0]
         classes = self.tokens.shape[0]
         ctx = self.ctx if self.csc else self.ctx.unsqueeze(0).expand(classes, -1, -1)
         prompts = torch.cat([self.token_prefix.expand(classes, -1, -1), ctx, self.token_suffix], dim=1)

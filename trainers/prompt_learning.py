@@ -71,18 +71,6 @@ class ContextPrompts(nn.Module):
         self.register_buffer("token_suffix", embedded[:, 1 + n_ctx:], persistent=False)
         self.share_prefix = bool(truncate and shareable(tower))
 
-    def encode(self, ctx: torch.Tensor, classes: slice = slice(None)) -> torch.Tensor:
-        """``[b, c, D]`` text features of the contexts ``ctx [b, M, width]`` (CoCoOp: one per image) with the
-        classes ``classes``: through the shared prefix when ``share_prefix``, else one prompt per pair."""
-        b = ctx.shape[0]
-        prefix = torch.cat([self.token_prefix.expand(b, -1, -1), ctx], dim=1)
-        suffix, tokens = self.token_suffix[classes], self.tokens[classes]
-        if self.share_prefix:
-            return encode_shared_prefix(self.tower, prefix, suffix, tokens.argmax(dim=-1) - prefix.shape[1])
-        c = suffix.shape[0]
-        prompts = torch.cat([prefix.unsqueeze(1).expand(-1, c, -1, -1), suffix.unsqueeze(0).expand(b, -1, -1, -1)], 2)
-        return self.tower(prompts.flatten(0, 1), tokens.repeat(b, 1)).view(b, c, -1)
-
 
 def prompt_order(position: str, n_ctx: int, name_lens: Sequence[int], length: int) -> torch.Tensor:
     """``[C, length]`` positions into ``[SOS, ctx_1..ctx_M, suffix...]`` that place the class tokens.
