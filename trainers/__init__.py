@@ -41,9 +41,7 @@ def _import_method_module(name: str) -> ModuleType:
 
 def _plugin_modules() -> List[ModuleType]:
     modules = []
-    for name in (n.strip() for n in os.environ.get(PLUGIN_ENV, "").split(",")):
-        if not name:
-            continue
+    for name in filter(None, (n.strip() for n in os.environ.get(PLUGIN_ENV, "").split(","))):
         try:
             module = _import_method_module(name)
         except MethodModuleError:

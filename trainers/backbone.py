@@ -381,9 +381,12 @@ class TextTower(nn.Module):
         return self.token_embedding(tokens).to(self.dtype)
 
     def pooled(self, token_embeddings: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        """Final-norm features at the end-of-text token, before the projection (float32)."""
-        x = token_embeddings.to(self.dtype) + self.positional_embedding.to(self.dtype)
-        x = self.transformer(x, attn_mask=self.attn_mask)
+        """Final-norm features at the end-of-text token, before the projection (float32), of ``[N, L, width]`` token
+        embeddings, any ``L`` up to the context length (the positional embedding and causal mask cut to ``L``)."""
+        length = token_embeddings.shape[1]
+        x = token_embeddings.to(self.dtype) + self.positional_embedding[:length].to(self.dtype)
+        mask = self.attn_mask
+        x = self.transformer(x, attn_mask=None if mask is None else mask[:length, :length])
         x = self.ln_final(x)
         return x[torch.arange(x.shape[0], device=x.device), tokens.argmax(dim=-1)].float()
 

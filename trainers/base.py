@@ -9,13 +9,13 @@ import difflib
 import logging
 import re
 import time
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from datasets import dataset_templates, select_validation
+from datasets import select_validation
 from engine import (
     CheckpointError,
     DataManager,
@@ -39,6 +39,8 @@ from trainers.backbone import (
     resolve_precision,
 )
 from trainers.spec import SPEC_FIELDS, MethodSpec, SpecError
+from trainers.templates import templates_for
+from trainers.text_classifier import build_zero_shot_classifier
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +78,14 @@ def add_clip_config(cfg) -> None:
     cfg.FEATURE_CACHE.BATCH_SIZE = 0     # views per encoder call when extracting; 0: 512 on CUDA, 64 on a CPU
     cfg.FEATURE_CACHE.NUM_WORKERS = -1   # extraction loader workers; -1: from the machine's cores
     cfg.FEATURE_CACHE.MAX_GB = 0.0       # bound on the cache folder's size (0: none; free disk space is always checked)
+
+
+def add_method_config(cfg, node: str, **defaults) -> None:
+    """A method's ``cfg.TRAINER.<node>`` with ``defaults`` (in their order), unless it exists (idempotent)."""
+    from yacs.config import CfgNode as CN
+
+    if node not in cfg.TRAINER:
+        cfg.TRAINER[node] = CN(defaults)
 
 
 def check_state_shapes(module: nn.Module, state: dict, method: str) -> None:
@@ -137,6 +147,9 @@ class ClipTrainer(*_TRAINER_BASES):
                             "in SPEC = declare(...) (docs/add-a-method.md)")
         if "SPEC" in vars(cls) and not isinstance(cls.SPEC, MethodSpec):
             raise SpecError(f"{cls.__name__}.SPEC must be made by declare(...), not {type(cls.SPEC).__name__}")
+
+    # The method's prompt templates: ``templates_for``'s policy keywords (none: the dataset's own template).
+    template_policy: Dict[str, object] = {}
 
     @property
     def spec(self) -> MethodSpec:
@@ -227,7 +240,11 @@ class ClipTrainer(*_TRAINER_BASES):
             self.use_feature_loaders()
 
     def dataset_templates(self) -> Tuple[str, ...]:
-        return tuple(dataset_templates(self.cfg.DATASET.NAME))
+        return templates_for(self.cfg.DATASET.NAME, **self.template_policy)
+
+    def text_classifier(self, **options) -> torch.Tensor:
+        """The zero-shot classifier of this run's class names and templates (``build_zero_shot_classifier``)."""
+        return build_zero_shot_classifier(self.clip, self.classnames, self.templates, **options)
 
     def check_trainable(self, head: nn.Module) -> None:
         """Fail loudly when the trainable set is not what the method declares."""

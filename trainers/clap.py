@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from engine import TRAINER_REGISTRY, build_transform
+from trainers.base import add_method_config
 from trainers.heads import cosine_logits
 from trainers.probe import PROBE, PrototypeProbeTrainer
 from trainers.spec import declare
@@ -17,11 +18,7 @@ logger = logging.getLogger(__name__)
 
 
 def add_config(cfg) -> None:
-    from yacs.config import CfgNode as CN
-
-    if "CLAP" not in cfg.TRAINER:
-        cfg.TRAINER.CLAP = CN()
-        cfg.TRAINER.CLAP.PREC = "fp16"
+    add_method_config(cfg, "CLAP", PREC="fp16")
 
 
 def class_multipliers(zero_shot_logits: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:

@@ -10,22 +10,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine import TRAINER_REGISTRY
-from trainers.base import ClipTrainer
+from trainers.base import ClipTrainer, add_method_config
 from trainers.heads import cosine_logits
 from trainers.spec import declare
-from trainers.text_classifier import build_zero_shot_classifier
 
 logger = logging.getLogger(__name__)
 
 
 def add_config(cfg) -> None:
-    from yacs.config import CfgNode as CN
-
-    if "CLIP_ADAPTER" not in cfg.TRAINER:
-        cfg.TRAINER.CLIP_ADAPTER = CN()
-        cfg.TRAINER.CLIP_ADAPTER.PREC = "fp16"
-        cfg.TRAINER.CLIP_ADAPTER.RATIO = 0.2     # weight of the adapted feature in the blend
-        cfg.TRAINER.CLIP_ADAPTER.REDUCTION = 4   # bottleneck width = d / REDUCTION
+    add_method_config(cfg, "CLIP_ADAPTER", PREC="fp16",
+                      RATIO=0.2,      # weight of the adapted feature in the blend
+                      REDUCTION=4)    # bottleneck width = d / REDUCTION
 
 
 class ClipAdapterHead(nn.Module):
@@ -69,7 +64,7 @@ class CLIP_Adapter(ClipTrainer):  # noqa: N801  (the public trainer name)
 
     def build_head(self) -> nn.Module:
         mcfg = self.method_cfg
-        text = build_zero_shot_classifier(self.clip, self.classnames, self.templates)
+        text = self.text_classifier()
         logger.info("CLIP-Adapter: feature width %d, bottleneck %d, ratio %.2f", text.shape[1],
                     max(1, text.shape[1] // int(mcfg.REDUCTION)), mcfg.RATIO)
         return ClipAdapterHead(text, mcfg.REDUCTION, mcfg.RATIO, self.clip.logit_scale)

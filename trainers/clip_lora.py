@@ -13,7 +13,7 @@ from torch import nn
 
 from engine import TRAINER_REGISTRY, build_optimizer
 from features import FeatureLoader
-from trainers.base import ClipTrainer
+from trainers.base import ClipTrainer, add_method_config
 from trainers.heads import EvalTextCache, cosine_logits
 from trainers.lora_layers import LoRAError, add_lora
 from trainers.spec import declare
@@ -27,18 +27,15 @@ ETA_MIN = 1e-6  # the cosine schedule's floor (the original's CosineAnnealingLR 
 
 
 def add_config(cfg) -> None:
-    from yacs.config import CfgNode as CN
-
-    if "CLIP_LORA" not in cfg.TRAINER:
-        cfg.TRAINER.CLIP_LORA = CN()
-        cfg.TRAINER.CLIP_LORA.PREC = "amp"             # fp16 autocast + gradient scaling on CUDA, as the original
-        cfg.TRAINER.CLIP_LORA.ENCODER = "both"         # both | vision | text
-        cfg.TRAINER.CLIP_LORA.PARAMS = ["q", "k", "v"]  # projections with LoRA (q, k, v, o)
-        cfg.TRAINER.CLIP_LORA.RANK = 2
-        cfg.TRAINER.CLIP_LORA.ALPHA = 1.0
-        cfg.TRAINER.CLIP_LORA.DROPOUT = 0.25
-        cfg.TRAINER.CLIP_LORA.ITERS_PER_SHOT = 0       # steps = this x shots (the recipe: 500); 0: OPTIM.MAX_EPOCH
-        cfg.TRAINER.CLIP_LORA.LOGIT_SCALE = 100.0      # the original's fixed scale
+    add_method_config(cfg, "CLIP_LORA",
+                      PREC="amp",              # fp16 autocast + gradient scaling on CUDA, as the original
+                      ENCODER="both",          # both | vision | text
+                      PARAMS=["q", "k", "v"],  # projections with LoRA (q, k, v, o)
+                      RANK=2,
+                      ALPHA=1.0,
+                      DROPOUT=0.25,
+                      ITERS_PER_SHOT=0,        # steps = this x shots (the recipe: 500); 0: OPTIM.MAX_EPOCH
+                      LOGIT_SCALE=100.0)       # the original's fixed scale
 
 
 class LoRAClassifier(EvalTextCache):
@@ -162,11 +159,10 @@ class CLIP_LoRA(ClipTrainer):  # noqa: N801  (the method's name)
 
     def metrics_extra(self) -> dict:
         mcfg = self.method_cfg
-        head = self.model.head
         return {"iterations": self.steps, "iterations_per_epoch": self.batches_per_epoch, "epochs": self.max_epoch,
                 "adapted_encoders": list(self.adapted_encoders()), "lora_params": list(mcfg.PARAMS),
                 "rank": int(mcfg.RANK), "alpha": float(mcfg.ALPHA), "dropout": float(mcfg.DROPOUT),
-                "trainable_parameters": sum(p.numel() for p in head.parameters() if p.requires_grad),
+                "trainable_parameters": sum(p.numel() for p in self.head.parameters() if p.requires_grad),
                 # the original stores the frozen weights in fp16; here they stay fp32 (fp16 autocast with PREC amp)
                 "precision": f"{'fp32' if self.scaler is None and self.precision == 'amp' else self.precision} "
                              "(frozen weights fp32; original: fp16 weights)"}

@@ -12,22 +12,19 @@ from torch import nn
 
 from engine import TRAINER_REGISTRY
 from trainers.backbone import TextTower
-from trainers.base import ClipTrainer
-from trainers.prompt_learning import ContextPrompts, encode_prompts, encode_shared_prefix
+from trainers.base import ClipTrainer, add_method_config
+from trainers.prompt_learning import ContextPrompts, encode_shared_prefix
 from trainers.spec import declare
 
 
 def add_config(cfg) -> None:
     """``TRAINER.COCOOP``, with the public code's defaults (its train.py); the recipe's config sets N_CTX 4 and
     CTX_INIT "a photo of a"."""
-    from yacs.config import CfgNode as CN
-
-    if "COCOOP" not in cfg.TRAINER:
-        cfg.TRAINER.COCOOP = CN()
-        cfg.TRAINER.COCOOP.N_CTX = 16              # context vectors (ignored with CTX_INIT)
-        cfg.TRAINER.COCOOP.CTX_INIT = ""           # initial context words, e.g. "a photo of a"
-        cfg.TRAINER.COCOOP.PREC = "fp16"           # fp16, fp32 or amp
-        cfg.TRAINER.COCOOP.PROMPTS_PER_CALL = 8192  # (image, class) prompts per text-encoder call (memory bound)
+    add_method_config(cfg, "COCOOP",
+                      N_CTX=16,                # context vectors (ignored with CTX_INIT)
+                      CTX_INIT="",             # initial context words, e.g. "a photo of a"
+                      PREC="fp16",             # fp16, fp32 or amp
+                      PROMPTS_PER_CALL=8192)   # (image, class) prompts per text-encoder call (memory bound)
 
 
 def meta_net(vis_dim: int, ctx_dim: int) -> nn.Sequential:
@@ -58,7 +55,7 @@ class ConditionalPromptLearner(ContextPrompts):
             return encode_shared_prefix(self.tower, prefix, suffix, tokens.argmax(dim=-1) - prefix.shape[1])
         c = suffix.shape[0]
         prompts = torch.cat([prefix.unsqueeze(1).expand(-1, c, -1, -1), suffix.unsqueeze(0).expand(b, -1, -1, -1)], 2)
-        return encode_prompts(self.tower, prompts.flatten(0, 1), tokens.repeat(b, 1)).view(b, c, -1)
+        return self.tower(prompts.flatten(0, 1), tokens.repeat(b, 1)).view(b, c, -1)
 
     def text_features(self, ctx: torch.Tensor) -> torch.Tensor:
         """``[B, C, D]``: every image's prompts for every class, ``prompts_per_call`` (image, class) pairs a call."""

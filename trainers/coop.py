@@ -10,31 +10,21 @@ from torch import nn
 
 from engine import TRAINER_REGISTRY, CheckpointError
 from trainers.backbone import TextTower
-from trainers.base import ClipTrainer
+from trainers.base import ClipTrainer, add_method_config
 from trainers.heads import EvalTextCache, cosine_logits
-from trainers.prompt_learning import (
-    POSITIONS,
-    ContextPrompts,
-    encode_prompts,
-    encode_shared_prefix,
-    num_tokens,
-    prompt_order,
-)
+from trainers.prompt_learning import POSITIONS, ContextPrompts, encode_shared_prefix, num_tokens, prompt_order
 from trainers.spec import declare
 from trainers.text_classifier import clean_classname
 
 
 def add_config(cfg) -> None:
-    from yacs.config import CfgNode as CN
-
-    if "COOP" not in cfg.TRAINER:
-        cfg.TRAINER.COOP = CN()
-        cfg.TRAINER.COOP.N_CTX = 16                    # number of context vectors (ignored with CTX_INIT)
-        cfg.TRAINER.COOP.CSC = False                   # class-specific context
-        cfg.TRAINER.COOP.CTX_INIT = ""                 # initial context words, e.g. "a photo of a"
-        cfg.TRAINER.COOP.PREC = "fp16"                 # fp16, fp32 or amp
-        cfg.TRAINER.COOP.CLASS_TOKEN_POSITION = "end"  # end, middle or front
-        cfg.TRAINER.COOP.TRUNCATE_CONTEXT = True       # encode prompts up to the longest one's EOT (exact)
+    add_method_config(cfg, "COOP",
+                      N_CTX=16,                    # number of context vectors (ignored with CTX_INIT)
+                      CSC=False,                   # class-specific context
+                      CTX_INIT="",                 # initial context words, e.g. "a photo of a"
+                      PREC="fp16",                 # fp16, fp32 or amp
+                      CLASS_TOKEN_POSITION="end",  # end, middle or front
+                      TRUNCATE_CONTEXT=True)       # encode prompts up to the longest one's EOT (exact)
 
 
 class PromptLearner(EvalTextCache, ContextPrompts):
@@ -65,7 +55,7 @@ class PromptLearner(EvalTextCache, ContextPrompts):
         prompts = torch.cat([self.token_prefix.expand(classes, -1, -1), ctx, self.token_suffix], dim=1)
         if self.order is not None:  # the class name moved to the middle or the front
             prompts = prompts.gather(1, self.order.unsqueeze(-1).expand(-1, -1, prompts.shape[-1]))
-        return encode_prompts(self.tower, prompts, self.tokens)
+        return self.tower(prompts, self.tokens)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return cosine_logits(features, self.cached_text(self.text_features), self.logit_scale)

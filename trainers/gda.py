@@ -15,11 +15,10 @@ from torch import nn
 
 from engine import TRAINER_REGISTRY, build_transform
 from features import FeatureCacheError
-from trainers.base import ClipTrainer, validation_items
+from trainers.base import ClipTrainer, add_method_config, validation_items
 from trainers.heads import CosineClassifier
 from trainers.spec import CacheRequest, KeyViews, declare
-from trainers.templates import IMAGENET_FAMILY, OWN, SELECT, templates_for
-from trainers.text_classifier import build_zero_shot_classifier
+from trainers.templates import IMAGENET_FAMILY, OWN, SELECT
 
 logger = logging.getLogger(__name__)
 
@@ -122,17 +121,12 @@ class GDAHead(nn.Module):
 
 
 def add_config(cfg) -> None:
-    from yacs.config import CfgNode as CN
-
-    if "GDA" in cfg.TRAINER:
-        return
-    n = CN()
-    n.PREC = "fp16"
-    n.AUGMENT_EPOCH = 10     # augmented views of each training image, every one a sample of its class
-    n.CROP_SCALE = None      # random resized crop scale of the views; None: the original's, (0.5, 1) (ImageNet (0.08, 1))
-    n.SEARCH_ALPHA = True    # search alpha on val over ALPHA_GRID (not in the valfree track)
-    n.ALPHA = None           # alpha when not searching; None: VALFREE_ALPHA
-    cfg.TRAINER.GDA = n
+    add_method_config(cfg, "GDA", PREC="fp16",
+                      AUGMENT_EPOCH=10,   # augmented views of each training image, every one a sample of its class
+                      # random resized crop scale of the views; None: the original's, (0.5, 1) (ImageNet (0.08, 1))
+                      CROP_SCALE=None,
+                      SEARCH_ALPHA=True,  # search alpha on val over ALPHA_GRID (not in the valfree track)
+                      ALPHA=None)         # alpha when not searching; None: VALFREE_ALPHA
 
 
 # The views: AUGMENT_EPOCH per training image, random resized crop and flip. The same crop (ImageNet aside), count and
@@ -152,10 +146,8 @@ class GDA(ClipTrainer):
         label="GDA", table_order=100,
         # One setting for every dataset and shot count (configs/few_shots/*.yaml); the ImageNet crop by the trainer.
         recipe_config="configs/trainers/GDA/rn50.yaml")
+    template_policy = dict(imagenet=SELECT, others=OWN, imagenet_names=IMAGENET_FAMILY)
     val_accuracies = None  # val accuracy per ALPHA_GRID value, once searched
-
-    def dataset_templates(self):
-        return templates_for(self.cfg.DATASET.NAME, imagenet=SELECT, others=OWN, imagenet_names=IMAGENET_FAMILY)
 
     def crop_scale(self) -> Tuple[float, float]:
         scale = self.method_cfg.CROP_SCALE
@@ -177,7 +169,7 @@ class GDA(ClipTrainer):
         return bool(self.method_cfg.SEARCH_ALPHA) and not self.valfree
 
     def build_head(self) -> nn.Module:
-        text = build_zero_shot_classifier(self.clip, self.classnames, self.templates, normalize_each=True)
+        text = self.text_classifier(normalize_each=True)
         return GDAHead(text, self.clip.logit_scale, self.fixed_alpha())
 
     def fit(self) -> None:

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine import TRAINER_REGISTRY
-from trainers.base import ClipTrainer, validation_items
+from trainers.base import ClipTrainer, add_method_config, validation_items
 from trainers.spec import CacheRequest, declare
 
 logger = logging.getLogger(__name__)
@@ -31,19 +31,15 @@ AUTO_TORCH_SIZE = 5e9  # samples x dims x classes above which ``auto`` uses torc
 
 
 def add_config(cfg) -> None:
-    from yacs.config import CfgNode as CN
-
-    if "LINEAR_PROBE" not in cfg.TRAINER:
-        cfg.TRAINER.LINEAR_PROBE = CN()
-        cfg.TRAINER.LINEAR_PROBE.PREC = "fp16"
-        cfg.TRAINER.LINEAR_PROBE.NORMALIZE = False  # CoOp's lpclip fits raw image features; True: L2-normalised
-        # Grid of C values: 10**SEARCH_MAX, 10**(SEARCH_MAX - SEARCH_STEP), ..., 10**SEARCH_MIN.
-        cfg.TRAINER.LINEAR_PROBE.SEARCH_MAX = 6.0
-        cfg.TRAINER.LINEAR_PROBE.SEARCH_MIN = -6.0
-        cfg.TRAINER.LINEAR_PROBE.SEARCH_STEP = 2.0
-        cfg.TRAINER.LINEAR_PROBE.REFINE_STEPS = 7   # halvings of the log-space step around the best C
-        cfg.TRAINER.LINEAR_PROBE.MAX_ITER = 1000    # L-BFGS iterations per fit
-        cfg.TRAINER.LINEAR_PROBE.SOLVER = "auto"    # sklearn (the original's) | torch (warm-started) | auto
+    add_method_config(cfg, "LINEAR_PROBE", PREC="fp16",
+                      NORMALIZE=False,  # CoOp's lpclip fits raw image features; True: L2-normalised
+                      # Grid of C values: 10**SEARCH_MAX, 10**(SEARCH_MAX - SEARCH_STEP), ..., 10**SEARCH_MIN.
+                      SEARCH_MAX=6.0,
+                      SEARCH_MIN=-6.0,
+                      SEARCH_STEP=2.0,
+                      REFINE_STEPS=7,   # halvings of the log-space step around the best C
+                      MAX_ITER=1000,    # L-BFGS iterations per fit
+                      SOLVER="auto")    # sklearn (the original's) | torch (warm-started) | auto
 
 
 @dataclass
@@ -193,7 +189,7 @@ class LinearProbeCLIP(ClipTrainer):
         recipe_config="configs/trainers/LinearProbeCLIP/rn50.yaml")  # everything is in the file (C searched on val)
 
     def metrics_extra(self) -> dict:
-        return {"C": float(self._models[self.spec.checkpoint_name].C), "normalize": bool(self.method_cfg.NORMALIZE),
+        return {"C": float(self.head.C), "normalize": bool(self.method_cfg.NORMALIZE),
                 "solver": getattr(self, "solver", None)}
 
     def build_head(self) -> nn.Module:
@@ -212,11 +208,10 @@ class LinearProbeCLIP(ClipTrainer):
         if self.solver == "auto":  # sklearn (the original's) unless ImageNet-sized: hours on a CPU there
             big = x_train.shape[0] * x_train.shape[1] * len(np.unique(y_train)) > AUTO_TORCH_SIZE
             self.solver = "torch" if big else "sklearn"
-        head = self._models[self.spec.checkpoint_name]
         if self.valfree:
             probe = fit_probe(x_train, y_train, VALFREE_C, int(mcfg.MAX_ITER), self.solver, self.device)
             logger.info("Linear probe (%s solver): fixed C = %.4g (valfree track, no search)", self.solver, VALFREE_C)
-            head.set_from_probe(probe, VALFREE_C)
+            self.head.set_from_probe(probe, VALFREE_C)
             return
         # lpclip searches on min(K, 4) val images per class (ImageNet: of its test set; here held-out train
         # images instead).
@@ -226,4 +221,4 @@ class LinearProbeCLIP(ClipTrainer):
         c, acc, _, probe = search_regularization(x_train, y_train, x_val, y_val, grid, int(mcfg.REFINE_STEPS),
                                                  int(mcfg.MAX_ITER), self.solver, self.device)
         logger.info("Linear probe (%s solver): chosen C = %.4g (val accuracy %.2f%%)", self.solver, c, acc)
-        head.set_from_probe(probe, c)
+        self.head.set_from_probe(probe, c)

@@ -16,10 +16,9 @@ from torch import nn
 
 from engine import TRAINER_REGISTRY
 from features import FeatureCacheError, FeatureLoader
-from trainers.base import ClipTrainer, validation_items
+from trainers.base import ClipTrainer, add_method_config, validation_items
 from trainers.spec import CacheRequest, declare
-from trainers.templates import IMAGENET_FAMILY, OWN, SELECT, templates_for
-from trainers.text_classifier import build_zero_shot_classifier
+from trainers.templates import IMAGENET_FAMILY, OWN, SELECT
 
 logger = logging.getLogger(__name__)
 
@@ -27,16 +26,12 @@ INIT_ALPHA_SCALE = 250.0  # calculate_init_alpha: 250 / shots * (shots * per-cla
 
 
 def add_config(cfg) -> None:
-    from yacs.config import CfgNode as CN
-
-    if "LPP" not in cfg.TRAINER:
-        cfg.TRAINER.LPP = CN()
-        cfg.TRAINER.LPP.PREC = "fp16"
-        cfg.TRAINER.LPP.MOMENTUM = 0.9        # SGD momentum of W and b
-        cfg.TRAINER.LPP.ALPHA_EVERY = 10      # iterations between two alpha steps
-        # True (public code): alpha steps along its gradients summed since the start; False: the latest one.
-        cfg.TRAINER.LPP.ACCUMULATE_ALPHA_GRAD = True
-        cfg.TRAINER.LPP.SELECT_ON_VAL = True  # True (public code): deploy the best-val iteration; False: the last
+    add_method_config(cfg, "LPP", PREC="fp16",
+                      MOMENTUM=0.9,       # SGD momentum of W and b
+                      ALPHA_EVERY=10,     # iterations between two alpha steps
+                      # True (public code): alpha steps along its gradients summed since the start; False: the latest one.
+                      ACCUMULATE_ALPHA_GRAD=True,
+                      SELECT_ON_VAL=True)  # True (public code): deploy the best-val iteration; False: the last
 
 
 # ---- the data-driven quantities (public code: calculate_lr_w, calculate_lr_alpha, calculate_init_alpha) ----
@@ -161,17 +156,15 @@ class LPP(ClipTrainer):
         # one augmented view of each support image, encoded once (public main.py)
         cache=CacheRequest(train_views="pool", pool=1),
         label="LP++", recipe_config="configs/trainers/LPP/rn50.yaml", recipe=lpp_recipe)
+    # The public code's prompts: ImageNet and its variants the 7 select templates, others their own.
+    template_policy = dict(imagenet=SELECT, others=OWN, imagenet_names=IMAGENET_FAMILY)
 
     @property
     def select_on_val(self) -> bool:
         return bool(self.method_cfg.SELECT_ON_VAL) and not self.valfree
 
-    def dataset_templates(self) -> Tuple[str, ...]:
-        # The public code's prompts: ImageNet and its variants the 7 select templates, others their own.
-        return templates_for(self.cfg.DATASET.NAME, imagenet=SELECT, others=OWN, imagenet_names=IMAGENET_FAMILY)
-
     def build_head(self) -> nn.Module:
-        text = build_zero_shot_classifier(self.clip, self.classnames, self.templates, normalize_each=True)
+        text = self.text_classifier(normalize_each=True)
         return LPPHead(text, bias_seed=max(int(self.cfg.SEED), 0))
 
     def build_optimization(self, head: LPPHead):

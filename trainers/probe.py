@@ -15,7 +15,6 @@ from trainers.base import ClipTrainer
 from trainers.heads import cosine_logits
 from trainers.spec import CacheRequest
 from trainers.templates import IMAGENET_ONLY, OWN, SELECT_OWN, templates_for
-from trainers.text_classifier import build_zero_shot_classifier
 
 
 class PrototypeProbe(nn.Module):
@@ -32,26 +31,15 @@ class PrototypeProbe(nn.Module):
         return cosine_logits(features, self.prototypes, self.logit_scale)
 
 
-class ViewPoolLoader:
-    """Each epoch, ``num_batches`` batches from the start of a seeded permutation of all (view, image) pairs of
-    ``features`` ``[V, N, D]``; batches shaped like ``FeatureLoader``'s."""
-
-    def __init__(self, features: torch.Tensor, labels: torch.Tensor, batch_size: int, num_batches: int,
-                 device: torch.device, seed: int):
-        self.features, self.labels = features, labels.to(device)
-        self.batch_size, self.num_batches, self.device, self.seed, self.epoch = batch_size, num_batches, device, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.num_batches
+class ViewPoolLoader(FeatureLoader):
+    """A ``FeatureLoader`` whose epoch draws its ``len(self)`` batches from the start of a seeded permutation of all
+    (view, image) pairs of ``features`` ``[V, N, D]``, not from one view."""
 
     def __iter__(self):
         views, n = self.features.shape[0], self.features.shape[1]
         gen = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
         order = torch.randperm(views * n, generator=gen)
-        for b in range(self.num_batches):
+        for b in range(len(self)):
             idx = order[b * self.batch_size:(b + 1) * self.batch_size]
             image = idx % n
             yield {"img": self.features[idx // n, image].to(self.device, torch.float32),
@@ -86,11 +74,11 @@ class PrototypeProbeTrainer(ClipTrainer):
         super().use_train_features()
         loader = self.train_loader_x
         if isinstance(loader, FeatureLoader):
-            self.train_loader_x = ViewPoolLoader(loader.features, loader.labels, loader.batch_size, len(loader),
-                                                 self.device, max(int(self.cfg.SEED), 0))
+            self.train_loader_x = ViewPoolLoader(loader.features, loader.labels, loader.batch_size, True,
+                                                 loader.drop_last, self.device, max(int(self.cfg.SEED), 0))
             self.cache_info["protocol"] = (f"{loader.num_views} views per image; each epoch {len(loader)} batches "
                                            "from a shuffled pool of all views (the original's)")
 
     def build_head(self) -> nn.Module:
-        text = build_zero_shot_classifier(self.clip, self.classnames, self.templates, clean=False)
+        text = self.text_classifier(clean=False)
         return PrototypeProbe(text, self.clip.logit_scale)

@@ -11,11 +11,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine import TRAINER_REGISTRY
-from trainers.base import ClipTrainer
+from trainers.base import ClipTrainer, add_method_config
 from trainers.heads import cosine_logits
 from trainers.spec import CacheRequest, declare
-from trainers.templates import IMAGENET_FAMILY, OWN, SELECT, templates_for
-from trainers.text_classifier import build_zero_shot_classifier
+from trainers.templates import IMAGENET_FAMILY, OWN, SELECT
 
 logger = logging.getLogger(__name__)
 
@@ -78,14 +77,10 @@ def build_optimization(params, lr: float, epochs: int, eps: float = 1e-4):
 
 
 def add_config(cfg) -> None:
-    from yacs.config import CfgNode as CN
-
-    if "PROLIP" not in cfg.TRAINER:
-        cfg.TRAINER.PROLIP = CN()
-        cfg.TRAINER.PROLIP.PREC = "fp16"
-        cfg.TRAINER.PROLIP.LAMBDA_RULE = "1/N"  # "1/N" (published), "1/N2", or "const" (then LAMBDA)
-        cfg.TRAINER.PROLIP.LAMBDA = 0.0
-        cfg.TRAINER.PROLIP.ADAM_EPS = 1e-4      # the original's Adam epsilon
+    add_method_config(cfg, "PROLIP", PREC="fp16",
+                      LAMBDA_RULE="1/N",  # "1/N" (published), "1/N2", or "const" (then LAMBDA)
+                      LAMBDA=0.0,
+                      ADAM_EPS=1e-4)      # the original's Adam epsilon
 
 
 def prolip_recipe(dataset: str, shots: int) -> dict:
@@ -105,10 +100,8 @@ class ProLIP(ClipTrainer):
         class_agnostic=True,
         cache=CacheRequest(splits=("train", "test"), image_features="pre_projection"),
         label="ProLIP", recipe_config="configs/trainers/ProLIP/rn50.yaml", recipe=prolip_recipe)
-
-    def dataset_templates(self):
-        # The original's text classifier: each dataset's own template; ImageNet (and its variants) the 7 "select".
-        return templates_for(self.cfg.DATASET.NAME, imagenet=SELECT, others=OWN, imagenet_names=IMAGENET_FAMILY)
+    # The original's text classifier: each dataset's own template; ImageNet (and its variants) the 7 "select".
+    template_policy = dict(imagenet=SELECT, others=OWN, imagenet_names=IMAGENET_FAMILY)
 
     def build_head(self) -> nn.Module:
         mcfg = self.method_cfg
@@ -117,7 +110,7 @@ class ProLIP(ClipTrainer):
             raise ValueError(f"ProLIP's lambda = {mcfg.LAMBDA_RULE} needs DATASET.NUM_SHOTS > 0 (got {shots}); "
                              "set TRAINER.PROLIP.LAMBDA_RULE const and TRAINER.PROLIP.LAMBDA")
         lam = regularization_weight(shots, mcfg.LAMBDA_RULE, mcfg.LAMBDA)
-        text = build_zero_shot_classifier(self.clip, self.classnames, self.templates, normalize_each=True)
+        text = self.text_classifier(normalize_each=True)
         weight0, bias = self.clip.image_projection()
         logger.info("ProLIP: projection %s, bias %s, lambda %.4g (%s)", tuple(weight0.shape), bias is not None, lam,
                     mcfg.LAMBDA_RULE)

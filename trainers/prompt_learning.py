@@ -88,18 +88,6 @@ def prompt_order(position: str, n_ctx: int, name_lens: Sequence[int], length: in
     return torch.tensor(rows, dtype=torch.long)
 
 
-def encode_prompts(tower: TextTower, embeddings: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    """Projected text features of ``[N, L, width]`` prompt embeddings, for any ``L`` up to the context length
-    (the positional embedding and the causal mask cut to ``L``)."""
-    length = embeddings.shape[1]
-    x = embeddings.to(tower.dtype) + tower.positional_embedding[:length].to(tower.dtype)
-    mask = tower.attn_mask
-    x = tower.transformer(x, attn_mask=None if mask is None else mask[:length, :length])
-    x = tower.ln_final(x)
-    pooled = x[torch.arange(x.shape[0], device=x.device), tokens.argmax(dim=-1)].float()
-    return pooled @ tower.text_projection.float()
-
-
 def shareable(tower: TextTower) -> bool:
     """The shared-prefix path drives open_clip's standard residual attention blocks; others take the plain path."""
     blocks = getattr(tower.transformer, "resblocks", None)

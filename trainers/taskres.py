@@ -11,29 +11,23 @@ import torch
 from torch import nn
 
 from engine import TRAINER_REGISTRY, CheckpointError, load_checkpoint, save_checkpoint
-from trainers.base import ClipTrainer
+from trainers.base import ClipTrainer, add_method_config
 from trainers.heads import cosine_logits
 from trainers.spec import ResultVariant, declare
 from trainers.templates import IMAGENET_FAMILY, OWN, SELECT_OWN, templates_for
-from trainers.text_classifier import build_zero_shot_classifier, pooled_template_features
+from trainers.text_classifier import pooled_template_features
 
 logger = logging.getLogger(__name__)
 
 
 def add_config(cfg) -> None:
-    from yacs.config import CfgNode as CN
-
-    if "TaskRes" not in cfg.TRAINER:
-        cfg.TRAINER.TaskRes = CN()
-        cfg.TRAINER.TaskRes.PREC = "fp16"
-        cfg.TRAINER.TaskRes.RESIDUAL_SCALE = 0.5  # alpha
-        cfg.TRAINER.TaskRes.ENHANCED_BASE = ""    # path to a tuned text projection ("" or "none": regular base)
-        cfg.TRAINER.TaskRes.RAW_CLASSNAMES = True  # the original's base: names as given; False: "_" -> " "
-    if "TaskResEnhancedBase" not in cfg.TRAINER:
-        cfg.TRAINER.TaskResEnhancedBase = CN()
-        cfg.TRAINER.TaskResEnhancedBase.PREC = "fp16"
-        cfg.TRAINER.TaskResEnhancedBase.OUTPUT_FILE = "enhanced_base.pth.tar"  # written inside OUTPUT_DIR
-        cfg.TRAINER.TaskResEnhancedBase.RAW_CLASSNAMES = True  # the names TaskRes* will build its base from
+    add_method_config(cfg, "TaskRes", PREC="fp16",
+                      RESIDUAL_SCALE=0.5,   # alpha
+                      ENHANCED_BASE="",     # path to a tuned text projection ("" or "none": regular base)
+                      RAW_CLASSNAMES=True)  # the original's base: names as given; False: "_" -> " "
+    add_method_config(cfg, "TaskResEnhancedBase", PREC="fp16",
+                      OUTPUT_FILE="enhanced_base.pth.tar",  # written inside OUTPUT_DIR
+                      RAW_CLASSNAMES=True)  # the names TaskRes* will build its base from
 
 
 def taskres_templates(dataset_name: str) -> Tuple[str, ...]:
@@ -82,11 +76,9 @@ def taskres_recipe(dataset: str, shots: int) -> dict:
     (OxfordFlowers 1.0), 100 epochs up to 4 shots, else 200. The same for every backbone: the repository's
     backbone configs (..._ep200_{RN101,ViT32,ViT16,RN50x16}.yaml, the paper's ImageNet 16-shot table) are the
     ImageNet 16-shot recipe with another MODEL.BACKBONE.NAME."""
-    return {
-        "OPTIM.LR": 2e-4 if dataset == "imagenet" else 2e-3,
-        "OPTIM.MAX_EPOCH": 100 if shots <= 4 else 200,
-        "TRAINER.TaskRes.RESIDUAL_SCALE": 1.0 if dataset == "oxford_flowers" else 0.5,
-    }
+    return {"OPTIM.LR": 2e-4 if dataset == "imagenet" else 2e-3,
+            "OPTIM.MAX_EPOCH": 100 if shots <= 4 else 200,
+            "TRAINER.TaskRes.RESIDUAL_SCALE": 1.0 if dataset == "oxford_flowers" else 0.5}
 
 
 def enhanced_base_recipe(dataset: str, shots: int) -> dict:
@@ -117,8 +109,7 @@ class TaskRes(ClipTrainer):
         if enhanced and enhanced.lower() != "none":
             projection = load_enhanced_projection(enhanced, self.clip.model.text_projection.shape)
             logger.info("TaskRes*: base classifier from the enhanced text projection in %s", enhanced)
-        base = build_zero_shot_classifier(self.clip, self.classnames, self.templates, text_projection=projection,
-                                          clean=not self.method_cfg.RAW_CLASSNAMES)
+        base = self.text_classifier(text_projection=projection, clean=not self.method_cfg.RAW_CLASSNAMES)
         return TaskResHead(base, self.method_cfg.RESIDUAL_SCALE, self.clip.logit_scale)
 
     def metrics_extra(self) -> dict:
@@ -170,8 +161,7 @@ class TaskResEnhancedBase(ClipTrainer):
     def after_train(self) -> None:
         super().after_train()
         path = os.path.join(self.output_dir, self.method_cfg.OUTPUT_FILE)
-        head = self._models[self.spec.checkpoint_name]
-        state = {"state_dict": {"weight": head.text_projection.detach().t().contiguous().cpu()},
+        state = {"state_dict": {"weight": self.head.text_projection.detach().t().contiguous().cpu()},
                  "epoch": self.max_epoch}
         state.update({k: v for k, v in self.checkpoint_metadata().items() if k != "config"})
         save_checkpoint(state, os.path.dirname(path), model_name=os.path.basename(path))

@@ -16,11 +16,10 @@ from torch import nn
 
 from engine import TRAINER_REGISTRY, CheckpointError, build_transform
 from features import FeatureLoader
-from trainers.base import ClipTrainer, validation_items
+from trainers.base import ClipTrainer, add_method_config, validation_items
 from trainers.heads import CosineClassifier
 from trainers.spec import CacheRequest, KeyViews, declare
-from trainers.templates import IMAGENET_FAMILY, OWN, SELECT, templates_for
-from trainers.text_classifier import build_zero_shot_classifier
+from trainers.templates import IMAGENET_FAMILY, OWN, SELECT
 
 logger = logging.getLogger(__name__)
 
@@ -48,23 +47,16 @@ PUBLIC_CONFIGS = {
 
 
 def add_config(cfg) -> None:
-    from yacs.config import CfgNode as CN
-
-    for node, fine_tuned in (("TIP_ADAPTER", False), ("TIP_ADAPTER_F", True)):
-        if node in cfg.TRAINER:
-            continue
-        n = CN()
-        n.PREC = "fp16"
-        n.AUGMENT_EPOCH = 10          # augmented views averaged into each cache key
-        # None: the dataset's public value (PUBLIC_CONFIGS); a number overrides it.
-        n.INIT_ALPHA = None           # residual ratio (used when SEARCH_HP is off, and while Tip-F trains)
-        n.INIT_BETA = None            # sharpness
-        n.SEARCH_HP = True            # search alpha/beta on val
-        n.SEARCH_SCALE = None         # [beta max, alpha max]
-        n.SEARCH_STEP = [200, 20]     # [beta steps, alpha steps]
-        if fine_tuned:
-            n.ADAMW_EPS = 1e-4
-        cfg.TRAINER[node] = n
+    for node, extra in (("TIP_ADAPTER", {}), ("TIP_ADAPTER_F", {"ADAMW_EPS": 1e-4})):
+        add_method_config(cfg, node, PREC="fp16",
+                          AUGMENT_EPOCH=10,       # augmented views averaged into each cache key
+                          # None: the dataset's public value (PUBLIC_CONFIGS); a number overrides it.
+                          INIT_ALPHA=None,        # residual ratio (used when SEARCH_HP is off, and while Tip-F trains)
+                          INIT_BETA=None,         # sharpness
+                          SEARCH_HP=True,         # search alpha/beta on val
+                          SEARCH_SCALE=None,      # [beta max, alpha max]
+                          SEARCH_STEP=[200, 20],  # [beta steps, alpha steps]
+                          **extra)
 
 
 def search_grid(scale: float, steps: int) -> np.ndarray:
@@ -144,9 +136,7 @@ class TipAdapter(ClipTrainer):
         label="Tip-Adapter", table_order=50,
         # Everything is in the file; the per-dataset search range and initial alpha/beta are PUBLIC_CONFIGS.
         recipe_config="configs/trainers/TipAdapter/rn50.yaml")
-
-    def dataset_templates(self):
-        return templates_for(self.cfg.DATASET.NAME, imagenet=SELECT, others=OWN, imagenet_names=IMAGENET_FAMILY)
+    template_policy = dict(imagenet=SELECT, others=OWN, imagenet_names=IMAGENET_FAMILY)
 
     def load_state_for_eval(self, name: str, checkpoint: dict) -> None:
         state = checkpoint.get("state_dict", {})
@@ -176,12 +166,10 @@ class TipAdapter(ClipTrainer):
         scale = mcfg.SEARCH_SCALE
         if scale is not None and len(scale) != 2:
             raise ValueError(f"TRAINER.{self.spec.config_node}.SEARCH_SCALE must be [beta max, alpha max], got {list(scale)}")
-        return {
-            "search_scale": [float(x) for x in scale] if scale is not None else [beta_max, alpha_max],
-            "search_step": [int(x) for x in mcfg.SEARCH_STEP],
-            "init_alpha": float(mcfg.INIT_ALPHA) if mcfg.INIT_ALPHA is not None else init_alpha,
-            "init_beta": float(mcfg.INIT_BETA) if mcfg.INIT_BETA is not None else init_beta,
-        }
+        return {"search_scale": [float(x) for x in scale] if scale is not None else [beta_max, alpha_max],
+                "search_step": [int(x) for x in mcfg.SEARCH_STEP],
+                "init_alpha": float(mcfg.INIT_ALPHA) if mcfg.INIT_ALPHA is not None else init_alpha,
+                "init_beta": float(mcfg.INIT_BETA) if mcfg.INIT_BETA is not None else init_beta}
 
     def key_seed(self) -> int:
         return self.spec.cache.keys.seed(self.cfg.SEED)
@@ -190,7 +178,7 @@ class TipAdapter(ClipTrainer):
         """The head with an empty cache: the keys are encoded when training starts (``build_cache``), so an
         evaluation-only run, whose keys come from its checkpoint, encodes no training views."""
         hp = self.hyperparameters()
-        text = build_zero_shot_classifier(self.clip, self.classnames, self.templates, normalize_each=True)
+        text = self.text_classifier(normalize_each=True)
         keys, labels = torch.zeros(0, text.shape[1]), torch.zeros(0, dtype=torch.long)
         return TipAdapterHead(text, keys, labels, hp["init_alpha"], hp["init_beta"], self.clip.logit_scale,
                               learnable_keys="cache_keys" in self.spec.trainable)
@@ -268,10 +256,8 @@ class TipAdapterF(TipAdapter):
 
     def use_train_features(self) -> None:
         super().use_train_features()
-        loader = self.train_loader_x
-        if isinstance(loader, FeatureLoader) and loader.drop_last:
-            self.train_loader_x = FeatureLoader(loader.features, loader.labels, loader.batch_size, shuffle=True,
-                                                drop_last=False, device=self.device, seed=max(int(self.cfg.SEED), 0))
+        if isinstance(self.train_loader_x, FeatureLoader):
+            self.train_loader_x.drop_last = False
 
     def forward_backward(self, batch) -> dict:
         summary = super().forward_backward(batch)

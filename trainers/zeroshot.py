@@ -6,21 +6,16 @@ and the launcher ``scripts/zeroshot/main.sh`` reuses one run for every SHOTS (``
 from torch import nn
 
 from engine import TRAINER_REGISTRY
-from trainers.base import ClipTrainer
+from trainers.base import ClipTrainer, add_method_config
 from trainers.heads import CosineClassifier
 from trainers.spec import CacheRequest, declare
-from trainers.templates import IMAGENET_ONLY, SELECT, SELECT_OWN, templates_for
-from trainers.text_classifier import build_zero_shot_classifier
+from trainers.templates import IMAGENET_ONLY, SELECT, SELECT_OWN
 
 
 def add_config(cfg) -> None:
     """Both trainers' config nodes; defining ``add_config`` marks a method module (trainers/__init__.py)."""
-    from yacs.config import CfgNode as CN
-
     for node in ("ZeroshotCLIP", "ZeroshotCLIP2"):
-        if node not in cfg.TRAINER:
-            cfg.TRAINER[node] = CN()
-            cfg.TRAINER[node].PREC = "fp16"
+        add_method_config(cfg, node, PREC="fp16")
 
 
 @TRAINER_REGISTRY.register()
@@ -35,7 +30,7 @@ class ZeroshotCLIP(ClipTrainer):
         recipe_config="configs/trainers/TaskRes/rn50.yaml")
 
     def build_head(self) -> nn.Module:
-        weights = build_zero_shot_classifier(self.clip, self.classnames, self.templates)
+        weights = self.text_classifier()
         return CosineClassifier(weights, self.clip.logit_scale)
 
 
@@ -46,10 +41,8 @@ class ZeroshotCLIP2(ZeroshotCLIP):
     on every other dataset (the ImageNet variants included) those 7 plus the dataset's own template."""
 
     SPEC = ZeroshotCLIP.SPEC.derive(config_node="ZeroshotCLIP2", label="Zero-shot CLIP (ensemble)", table_order=11)
-
-    def dataset_templates(self):
-        return templates_for(self.cfg.DATASET.NAME, imagenet=SELECT, others=SELECT_OWN, imagenet_names=IMAGENET_ONLY)
+    template_policy = dict(imagenet=SELECT, others=SELECT_OWN, imagenet_names=IMAGENET_ONLY)
 
     def build_head(self) -> nn.Module:
-        weights = build_zero_shot_classifier(self.clip, self.classnames, self.templates, normalize_each=True)
+        weights = self.text_classifier(normalize_each=True)
         return CosineClassifier(weights, self.clip.logit_scale)

@@ -4,16 +4,13 @@ The head, templates, training views and published setting (``PROBE``) are shared
 ``trainers/probe.py``; this module adds the config node and the trainer. ``import trainers`` finds it.
 """
 from engine import TRAINER_REGISTRY
+from trainers.base import add_method_config
 from trainers.probe import PROBE, PrototypeProbeTrainer
 from trainers.spec import declare
 
 
 def add_config(cfg) -> None:
-    from yacs.config import CfgNode as CN
-
-    if "ZSLP" not in cfg.TRAINER:
-        cfg.TRAINER.ZSLP = CN()
-        cfg.TRAINER.ZSLP.PREC = "fp16"
+    add_method_config(cfg, "ZSLP", PREC="fp16")
 
 
 @TRAINER_REGISTRY.register()
