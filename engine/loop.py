@@ -8,7 +8,6 @@ console and its progress bar: docs/console.md.
 import contextlib
 import copy
 import datetime
-import io
 import logging
 import os
 import random
@@ -23,7 +22,7 @@ import torch
 
 from engine.checkpoint import RESUME_IGNORED_KEYS, config_fingerprint, load_checkpoint, save_checkpoint
 from engine.errors import CheckpointError, RunInterrupted
-from engine.fileio import atomic_write_bytes
+from engine.fileio import atomic_write
 from engine.logs import progress_bar
 
 logger = logging.getLogger(__name__)
@@ -138,8 +137,7 @@ class TrainingLoop:
     def parse_batch_train(self, batch):
         return batch["img"].to(self.device), batch["label"].to(self.device)
 
-    def parse_batch_test(self, batch):
-        return batch["img"].to(self.device), batch["label"].to(self.device)
+    parse_batch_test = parse_batch_train
 
     def model_inference(self, x):
         return self.model(x)
@@ -241,9 +239,7 @@ class TrainingLoop:
 
     def _write_resume_state(self, snapshot: dict) -> str:
         path = os.path.join(self.output_dir, RESUME_FILE)
-        buffer = io.BytesIO()
-        torch.save(snapshot, buffer)
-        atomic_write_bytes(path, buffer.getbuffer())
+        atomic_write(path, lambda f: torch.save(snapshot, f))
         self._last_resume_save = time.time()
         return path
 
@@ -264,7 +260,6 @@ class TrainingLoop:
         names = self.get_model_names()
         if not names or not all(os.path.isfile(os.path.join(directory, n, "checkpoint")) for n in names):
             return 0
-        start_epoch = 0
         for name in names:
             with open(os.path.join(directory, name, "checkpoint")) as f:
                 path = os.path.join(directory, name, f.readline().strip())
@@ -353,8 +348,7 @@ class TrainingLoop:
     def run_epoch(self) -> None:
         self.set_model_mode("train")
         losses = defaultdict(AverageMeter)
-        batch_time = AverageMeter()
-        data_time = AverageMeter()
+        batch_time, data_time = AverageMeter(), AverageMeter()
         self.num_batches = len(self.train_loader_x)
         if self.num_batches == 0:
             raise RuntimeError("The training loader is empty: no training images")
