@@ -10,8 +10,6 @@ from typing import Any, List
 import numpy as np
 import torch
 
-from engine.fileio import atomic_write
-
 logger = logging.getLogger(__name__)
 
 
@@ -38,12 +36,6 @@ def check_isfile(fpath: str) -> bool:
 def read_json(fpath: str) -> Any:
     with open(fpath, "r") as f:
         return json.load(f)
-
-
-def write_json(obj: Any, fpath: str) -> None:
-    """Write JSON atomically (temporary file + rename)."""
-    data = json.dumps(obj, indent=4, separators=(",", ": ")).encode()
-    atomic_write(fpath, lambda f: f.write(data))
 
 
 def listdir_nohidden(path: str, sort: bool = False) -> List[str]:
