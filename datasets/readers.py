@@ -4,12 +4,11 @@ its split is built from the raw annotations when the split file is absent (``rea
 Built splits: a folder-per-class dataset splits each class 50/20/30 into train/val/test; a dataset with an
 official test list splits its train(val) list 80/20 per class into train/val.
 """
-import json
 import os
 import re
 from typing import Dict, Tuple
 
-from engine import DATASET_REGISTRY, Datum
+from engine import DATASET_REGISTRY, Datum, read_json
 
 from .base import BenchmarkDataset
 from .splits import folder_items, group_by_label, list_dirs, read_lines, split_by_ratio, split_trainval
@@ -90,8 +89,7 @@ class OxfordFlowers(BenchmarkDataset):
         from scipy.io import loadmat
 
         labels = loadmat(os.path.join(self.dataset_dir, "imagelabels.mat"))["labels"][0]
-        with open(os.path.join(self.dataset_dir, "cat_to_name.json")) as f:
-            names = json.load(f)
+        names = read_json(os.path.join(self.dataset_dir, "cat_to_name.json"))
         items = [Datum(impath=os.path.join(self.image_dir, f"image_{i + 1:05d}.jpg"), label=y - 1,
                        classname=names[str(y)]) for i, y in enumerate(int(label) for label in labels)]
         return split_by_ratio(group_by_label(items).values())

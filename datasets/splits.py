@@ -51,7 +51,6 @@ def split_by_ratio(groups: Iterable[Sequence[Datum]], p_train: float = 0.5, p_va
 
 
 def list_dirs(path: str) -> List[str]:
-    """Sorted names of the non-hidden sub-folders of ``path``."""
     return sorted(e.name for e in os.scandir(path) if e.is_dir() and not e.name.startswith("."))
 
 
@@ -61,13 +60,11 @@ def list_files(path: str) -> List[str]:
 
 
 def folder_items(class_dir: str, label: int, classname: str) -> List[Datum]:
-    """One item per file of ``class_dir``, in ``list_files`` order."""
     return [Datum(impath=os.path.join(class_dir, name), label=label, classname=classname)
             for name in list_files(class_dir)]
 
 
 def read_lines(fpath: str) -> List[str]:
-    """The non-empty lines of a text file, stripped."""
     with open(fpath) as f:
         return [line.strip() for line in f if line.strip()]
 
