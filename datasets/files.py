@@ -92,8 +92,6 @@ def read_fewshot_record(fpath: str, keys: Sequence[str]) -> dict:
 
 
 # -- Pickles written by CoOp/Dassl (or by earlier versions of this project) ----------------------------------
-# ``Datum`` is accepted from the modules the engine lists (Dassl's for CoOp/Dassl pickles, the built-in
-# engine's for earlier versions of this project).
 _SAFE_GLOBALS = frozenset({
     ("collections", "OrderedDict"), ("builtins", "dict"), ("builtins", "list"), ("builtins", "tuple"),
     ("builtins", "set"), ("builtins", "int"), ("builtins", "str"),
@@ -102,7 +100,8 @@ _SAFE_GLOBALS = frozenset({
 
 
 class _DatumUnpickler(pickle.Unpickler):
-    """Restore few-shot/preprocessed pickles: ``Datum`` from any known module, plain containers, nothing else."""
+    """Restore few-shot/preprocessed pickles: ``Datum`` from the modules the engine lists (Dassl's for CoOp/Dassl
+    pickles, the built-in engine's for earlier versions of ours), plain containers, nothing else."""
 
     def find_class(self, module: str, name: str):
         if name == "Datum" and module in PICKLED_DATUM_MODULES:

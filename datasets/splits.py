@@ -121,11 +121,9 @@ def draw_heldout_val(full_train: Sequence[Datum], fewshot_train: Sequence[Datum]
     per_label = group_by_label(d for d in full_train if d.impath not in excluded)
     if like_test:
         counts = Counter(d.label for d in test)
-        rng = random.Random(max(int(seed), 0) + LIKE_TEST_SEED_OFFSET)
     else:
-        k = fewshot_val_per_class(num_shots)
-        counts = {label: k for label in per_label}
-        rng = random.Random(max(int(seed), 0))
+        counts = dict.fromkeys(per_label, fewshot_val_per_class(num_shots))
+    rng = random.Random(max(int(seed), 0) + (LIKE_TEST_SEED_OFFSET if like_test else 0))
     held_out = []
     for label in sorted({d.label for d in fewshot_train}):
         pool = per_label.get(label, [])

@@ -295,9 +295,8 @@ class TrainingLoop:
                     self._bar.update(1)
         except RunInterrupted as err:
             path = self._write_resume_state(self._snapshot)
-            done = self._snapshot["epoch"]
-            raise RunInterrupted(f"{err}: saved the state after epoch {done}/{self.max_epoch} to {path}; "
-                                 "run the same command to continue") from None
+            raise RunInterrupted(f"{err}: saved the state after epoch {self._snapshot['epoch']}/{self.max_epoch} "
+                                 f"to {path}; run the same command to continue") from None
         finally:
             self._bar.close()
             self._bar = None

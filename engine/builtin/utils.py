@@ -10,6 +10,8 @@ from typing import Any, List
 import numpy as np
 import torch
 
+from engine.libraries import import_open_clip
+
 logger = logging.getLogger(__name__)
 
 
@@ -55,11 +57,6 @@ def collect_env_info() -> str:
     ]
     if torch.cuda.is_available():
         lines.append(f"GPU: {torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})")
-    try:
-        from engine.libraries import import_open_clip
-
-        open_clip = import_open_clip()
-        lines.append(f"open_clip: {open_clip.__version__}")
-    except ImportError:
-        pass
+    with contextlib.suppress(ImportError):
+        lines.append(f"open_clip: {import_open_clip().__version__}")
     return "\n".join(lines)
