@@ -108,8 +108,7 @@ class FGVCAircraft(BenchmarkDataset):
     template = "a photo of a {}, a type of aircraft."
 
     def read_raw(self):
-        variants = read_lines(os.path.join(self.dataset_dir, "variants.txt"))
-        labels = {name: i for i, name in enumerate(variants)}
+        labels = {name: i for i, name in enumerate(read_lines(os.path.join(self.dataset_dir, "variants.txt")))}
         return tuple(self._read_list(f"images_variant_{split}.txt", labels) for split in ("train", "val", "test"))
 
     def _read_list(self, name, labels):
@@ -194,8 +193,7 @@ class SUN397(BenchmarkDataset):
         """Labels = line order of ClassName.txt; test = Testing_01; train + val = Training_01."""
         names = read_lines(os.path.join(self.dataset_dir, "ClassName.txt"))
         labels = {name.strip("/"): i for i, name in enumerate(names)}
-        trainval = self._read_list("Training_01.txt", labels)
-        return (*split_trainval(trainval), self._read_list("Testing_01.txt", labels))
+        return (*split_trainval(self._read_list("Training_01.txt", labels)), self._read_list("Testing_01.txt", labels))
 
     def _read_list(self, name, labels):
         rels = [line.lstrip("/") for line in read_lines(os.path.join(self.dataset_dir, name))]
@@ -224,8 +222,7 @@ class UCF101(BenchmarkDataset):
         rows = (line.split() for line in read_lines(os.path.join(self.dataset_dir, "ucfTrainTestlist",
                                                                   "classInd.txt")))
         labels = {action: int(index) - 1 for index, action in rows}
-        trainval = self._read_list("trainlist01.txt", labels)
-        return (*split_trainval(trainval), self._read_list("testlist01.txt", labels))
+        return (*split_trainval(self._read_list("trainlist01.txt", labels)), self._read_list("testlist01.txt", labels))
 
     def _read_list(self, name, labels):
         """Lines ``<Action>/v_<Action>_gNN_cNN.avi [label]``; the frame is the same name as ``.jpg``."""

@@ -22,22 +22,18 @@ RESUME_IGNORED_KEYS = ("OUTPUT_DIR", "RESUME", "VERBOSE", "USE_CUDA", "DATASET.R
                        "TRAIN.PRINT_FREQ", "TRAIN.CHECKPOINT_FREQ", "TRAIN.RESUME_SAVE_S", "TEST")
 
 
-def flatten_config(cfg, ignore: Iterable[str] = ()) -> Dict[str, str]:
+def flatten_config(cfg, ignore: Iterable[str] = (), prefix: str = "") -> Dict[str, str]:
     """``{"OPTIM.LR": "0.002", ...}``: every leaf of a (yacs) config as ``repr``, minus the keys or nodes in ``ignore``."""
     ignore = tuple(ignore)
     flat: Dict[str, str] = {}
-
-    def walk(node, prefix: str) -> None:
-        for key, value in node.items():
-            name = f"{prefix}{key}"
-            if any(name == k or name.startswith(k + ".") for k in ignore):
-                continue
-            if hasattr(value, "items"):
-                walk(value, name + ".")
-            else:
-                flat[name] = repr(value)
-
-    walk(cfg, "")
+    for key, value in cfg.items():
+        name = f"{prefix}{key}"
+        if any(name == k or name.startswith(k + ".") for k in ignore):
+            continue
+        if hasattr(value, "items"):
+            flat.update(flatten_config(value, ignore, name + "."))
+        else:
+            flat[name] = repr(value)
     return flat
 
 
