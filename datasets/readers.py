@@ -15,8 +15,7 @@ from .splits import folder_items, group_by_label, list_dirs, read_lines, split_b
 
 
 class FolderPerClass(BenchmarkDataset):
-    """``<image_folder>/<class>/<image>``: classes = sorted folders minus ``ignored``, named by ``renames``
-    (default: the folder name)."""
+    """``<image_folder>/<class>/<image>``: classes = sorted folders minus ``ignored``, named by ``renames``."""
 
     ignored: Tuple[str, ...] = ()
     renames: Dict[str, str] = {}
@@ -97,9 +96,8 @@ class OxfordFlowers(BenchmarkDataset):
 
 @DATASET_REGISTRY.register()
 class FGVCAircraft(BenchmarkDataset):
-    """FGVC-Aircraft (variant level): ``fgvc_aircraft/images/<id>.jpg``. There is no split JSON: the text
-    lists ``images_variant_{train,val,test}.txt`` are the split; labels are line indices in
-    ``variants.txt``."""
+    """FGVC-Aircraft (variant level): ``fgvc_aircraft/images/<id>.jpg``. No split JSON: the lists
+    ``images_variant_{train,val,test}.txt`` are the split; labels are line indices in ``variants.txt``."""
 
     folder = "fgvc_aircraft"
     image_folder = "images"
@@ -132,8 +130,7 @@ class OxfordPets(BenchmarkDataset):
         return (*split_trainval(self._read_list("trainval.txt")), self._read_list("test.txt"))
 
     def _read_list(self, name):
-        """Lines ``<image stem> <class id 1..37> <species> <breed id>``; breed = stem minus ``_<n>``,
-        lower-cased."""
+        """Lines ``<image stem> <class id 1..37> <species> <breed id>``; the breed is the stem minus ``_<n>``."""
         lines = read_lines(os.path.join(self.dataset_dir, "annotations", name))
         rows = (line.split()[:2] for line in lines if not line.startswith("#"))
         return [Datum(impath=os.path.join(self.image_dir, stem + ".jpg"), label=int(class_id) - 1,
@@ -173,10 +170,8 @@ class StanfordCars(BenchmarkDataset):
 
 
 def scene_classname(path: str) -> str:
-    """'a/apartment_building/outdoor' -> 'outdoor apartment_building': drop the letter, reverse the levels.
-
-    Reversing puts qualifiers such as indoor/outdoor first, as in CoOp's published split file.
-    """
+    """'a/apartment_building/outdoor' -> 'outdoor apartment_building': drop the letter, reverse the levels
+    (qualifiers such as indoor/outdoor go first, as in CoOp's published split file)."""
     return " ".join(path.strip("/").split("/")[1:][::-1])
 
 

@@ -97,8 +97,7 @@ class TrainingLoop:
 
     # ---- hooks for trainers ---------------------------------------------------------------
     def resume_ignored_keys(self) -> tuple:
-        """Config keys that never change what is trained (a resumed checkpoint may differ in them): the engine's;
-        a trainer adds those of its own layers and methods."""
+        """Config keys a resumed checkpoint may differ in (they never change what is trained); trainers add theirs."""
         return RESUME_IGNORED_KEYS
 
     def resume_fingerprint(self) -> str:
