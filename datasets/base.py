@@ -118,8 +118,7 @@ class BenchmarkDataset(DatasetBase):
         whole val split) or, for ``val_is_test`` datasets, the held-out ``heldout_val`` and ``heldout_paper``."""
         if num_shots < 1:
             train, val, test = self.load_full_split()
-            extra = self._heldout(train, num_shots, seed) if self.val_is_test else {"val_split": val}
-            return train, val, test, extra
+            return train, val, test, (self._heldout(train, num_shots, seed) if self.val_is_test else {"val_split": val})
         val, test = self.load_eval_split()
         train, fewshot_val, held = self.fewshot_sets(num_shots, seed)
         return train, (fewshot_val if self.fewshot_val else val), test, (held if self.val_is_test else {"val_split": val})
