@@ -48,8 +48,7 @@ def add_dataset_config(cfg) -> None:
 def dataset_templates(dataset_name: str) -> Tuple[str, ...]:
     """The dataset's own prompt template, as a one-element tuple, from the registry (no dataset is read).
     ImageNet runs that average templates combine it with ``IMAGENET_TEMPLATES_SELECT``."""
-    cls = DATASET_REGISTRY.get(dataset_name)
-    template = getattr(cls, "template", None)
+    template = getattr(DATASET_REGISTRY.get(dataset_name), "template", None)
     if not isinstance(template, str):
         raise KeyError(f"Dataset {dataset_name!r} declares no prompt template")
     return (template,)

@@ -11,7 +11,7 @@ import logging
 import os
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from engine import DatasetBase, Datum, generate_fewshot
+from engine import DatasetBase, Datum, generate_fewshot, write_json
 
 from .errors import DatasetFileError, DatasetNotFoundError, MissingImagesError
 from .files import (
@@ -26,7 +26,6 @@ from .files import (
     sha256_file,
     to_rows,
     write_fewshot_record,
-    write_json_atomic,
     written_by_us,
 )
 from .splits import Split, draw_heldout_val, fewshot_val_per_class, find_missing, subsample_classes
@@ -119,8 +118,7 @@ class BenchmarkDataset(DatasetBase):
         whole val split) or, for ``val_is_test`` datasets, the held-out ``heldout_val`` and ``heldout_paper``."""
         if num_shots < 1:
             train, val, test = self.load_full_split()
-            extra = self._heldout(train, num_shots, seed) if self.val_is_test else {"val_split": val}
-            return train, val, test, extra
+            return train, val, test, (self._heldout(train, num_shots, seed) if self.val_is_test else {"val_split": val})
         val, test = self.load_eval_split()
         train, fewshot_val, held = self.fewshot_sets(num_shots, seed)
         return train, (fewshot_val if self.fewshot_val else val), test, (held if self.val_is_test else {"val_split": val})
@@ -161,8 +159,8 @@ class BenchmarkDataset(DatasetBase):
                             f"downloading it is the usual way: {self.download_hint()})")
         logger.info("%s not found: building the split from the raw annotations", self.split_path)
         train, val, test = self._read_raw_checked()
-        write_json_atomic({key: to_rows(items, self.image_dir) for key, items in
-                           (("train", train), ("val", val), ("test", test))}, self.built_split_path)
+        write_json({key: to_rows(items, self.image_dir) for key, items in
+                    (("train", train), ("val", val), ("test", test))}, self.built_split_path)
         self.split_sha256, self.split_source = sha256_file(self.built_split_path), self.built_split_path
         logger.info("Wrote the built split to %s", self.built_split_path)
         self._warn_unofficial()
@@ -178,8 +176,7 @@ class BenchmarkDataset(DatasetBase):
 
     def _read_raw_checked(self) -> Split:
         train, val, test = self.read_raw()
-        source = f"the annotations in {self.dataset_dir}"
-        self.check_images_exist((d.impath for d in train + val + test), source=source)
+        self.check_images_exist((d.impath for d in train + val + test), source=f"the annotations in {self.dataset_dir}")
         return train, val, test
 
     def read_split(self, fpath: str) -> Split:
@@ -218,16 +215,13 @@ class BenchmarkDataset(DatasetBase):
         pickle_sha = sha256_file(pickle_path) if theirs else None
         keys = ["train"] + (["val"] if self.fewshot_val else []) + (["heldout_val"] if self.val_is_test else [])
         self.heldout_file = os.path.relpath(record_path, self.dataset_dir) if self.val_is_test else None
-        if os.path.isfile(record_path):
-            record = self._read_record(record_path, keys, pickle_sha)
-            if record is not None:
-                logger.info("Loading few-shot data from %s", record_path)
-                sets = dict(zip(keys, self._datums([record[k] for k in keys], self.dataset_dir, record_path)))
-                held = {}
-                if self.val_is_test:
-                    held = {"heldout_val": sets["heldout_val"], "heldout_paper": self._heldout_paper(
-                        record, record_path, sets["train"], num_shots, seed)}
-                return sets["train"], sets.get("val"), held
+        record = self._read_record(record_path, keys, pickle_sha) if os.path.isfile(record_path) else None
+        if record is not None:
+            logger.info("Loading few-shot data from %s", record_path)
+            sets = dict(zip(keys, self._datums([record[k] for k in keys], self.dataset_dir, record_path)))
+            held = {"heldout_val": sets["heldout_val"], "heldout_paper": self._heldout_paper(
+                record, record_path, sets["train"], num_shots, seed)} if self.val_is_test else {}
+            return sets["train"], sets.get("val"), held
         return self._make_record(record_path, pickle_path, num_shots, seed, pickle_sha)
 
     def _heldout_paper(self, record: dict, record_path: str, train: List[Datum], num_shots: int, seed) -> List[Datum]:
@@ -240,7 +234,7 @@ class BenchmarkDataset(DatasetBase):
         with open(record_path) as f:  # the file as it is, plus the new list (the picks stay exactly as written)
             rows = json.load(f)
         rows["heldout_paper"] = to_rows(held, self.dataset_dir)
-        write_json_atomic(rows, record_path, indent=None)
+        write_json(rows, record_path, indent=None)
         logger.info("Added the test-sized held-out set (%d images) to %s", len(held), record_path)
         return held
 

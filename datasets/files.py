@@ -11,7 +11,7 @@ import os
 import pickle
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from engine import PICKLED_DATUM_MODULES, Datum, atomic_write_bytes, datum_pickle_engine
+from engine import PICKLED_DATUM_MODULES, Datum, datum_pickle_engine, write_json
 
 from .errors import DatasetFileError
 
@@ -25,13 +25,6 @@ FEWSHOT_RECORD = "shot_{shots}-seed_{seed}.taskres.json"
 BUILT_SPLIT = "split_built_{name}.json"
 
 Row = Tuple[str, int, str]
-
-
-# -- Writing -------------------------------------------------------------------------------------------------
-def write_json_atomic(obj, fpath: str, indent: Optional[int] = 4) -> None:
-    """Write JSON (Dassl's split-file formatting by default) through a temporary file and a rename."""
-    separators = (",", ": ") if indent is not None else (",", ":")
-    atomic_write_bytes(fpath, json.dumps(obj, indent=indent, separators=separators).encode())
 
 
 def sha256_file(fpath: str) -> str:
@@ -84,7 +77,7 @@ def write_fewshot_record(fpath: str, meta: dict, base_dir: str, **lists: Optiona
     """Write our few-shot file: ``meta`` plus each non-None list as rows relative to ``base_dir``."""
     record = {"format": FEWSHOT_FORMAT, "version": FORMAT_VERSION, **meta}
     record.update({key: to_rows(items, base_dir) for key, items in lists.items() if items is not None})
-    write_json_atomic(record, fpath, indent=None)
+    write_json(record, fpath, indent=None)
 
 
 def read_fewshot_record(fpath: str, keys: Sequence[str]) -> dict:
@@ -99,8 +92,6 @@ def read_fewshot_record(fpath: str, keys: Sequence[str]) -> dict:
 
 
 # -- Pickles written by CoOp/Dassl (or by earlier versions of this project) ----------------------------------
-# ``Datum`` is accepted from the modules the engine lists (Dassl's for CoOp/Dassl pickles, the built-in
-# engine's for earlier versions of this project).
 _SAFE_GLOBALS = frozenset({
     ("collections", "OrderedDict"), ("builtins", "dict"), ("builtins", "list"), ("builtins", "tuple"),
     ("builtins", "set"), ("builtins", "int"), ("builtins", "str"),
@@ -109,7 +100,8 @@ _SAFE_GLOBALS = frozenset({
 
 
 class _DatumUnpickler(pickle.Unpickler):
-    """Restore few-shot/preprocessed pickles: ``Datum`` from any known module, plain containers, nothing else."""
+    """Restore few-shot/preprocessed pickles: ``Datum`` from the modules the engine lists (Dassl's for CoOp/Dassl
+    pickles, the built-in engine's for earlier versions of ours), plain containers, nothing else."""
 
     def find_class(self, module: str, name: str):
         if name == "Datum" and module in PICKLED_DATUM_MODULES:

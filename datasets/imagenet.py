@@ -11,7 +11,7 @@ from collections import OrderedDict
 from functools import cached_property
 from typing import Dict, List, Optional, Sequence
 
-from engine import DATASET_REGISTRY, Datum
+from engine import DATASET_REGISTRY, Datum, write_json
 
 from .base import BenchmarkDataset
 from .errors import DatasetFileError, DatasetNotFoundError
@@ -21,7 +21,6 @@ from .files import (
     load_datum_pickle,
     pickle_rows,
     read_json_with_sha,
-    write_json_atomic,
     written_by_us,
 )
 from .splits import folder_items, list_dirs, read_lines
@@ -94,12 +93,11 @@ class ImageNet(BenchmarkDataset):
                                "again", err)
             else:
                 self.split_source = coop
-                if not legacy:
-                    return train
-                self._write_lists(train, ours)
-                os.remove(coop)
-                logger.info("Removed %s: an earlier version of this code wrote it in a format CoOp/Dassl cannot "
-                            "read; its lists are kept in %s", coop, ours)
+                if legacy:
+                    self._write_lists(train, ours)
+                    os.remove(coop)
+                    logger.info("Removed %s: an earlier version of this code wrote it in a format CoOp/Dassl "
+                                "cannot read; its lists are kept in %s", coop, ours)
                 return train
         if os.path.isfile(ours):
             try:
@@ -121,9 +119,8 @@ class ImageNet(BenchmarkDataset):
         for d in train:
             entry = folders.setdefault(d.label, [os.path.basename(os.path.dirname(d.impath)), []])
             entry[1].append(os.path.basename(d.impath))
-        write_json_atomic({"format": LISTS_FORMAT, "version": FORMAT_VERSION,
-                           "folders": [[label, wnid, names] for label, (wnid, names) in folders.items()]},
-                          fpath, indent=None)
+        write_json({"format": LISTS_FORMAT, "version": FORMAT_VERSION,
+                    "folders": [[label, wnid, names] for label, (wnid, names) in folders.items()]}, fpath, indent=None)
         logger.info("Saved ImageNet lists to %s", fpath)
 
     def _read_lists(self, fpath: str) -> List[Datum]:

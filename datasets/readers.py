@@ -4,20 +4,18 @@ its split is built from the raw annotations when the split file is absent (``rea
 Built splits: a folder-per-class dataset splits each class 50/20/30 into train/val/test; a dataset with an
 official test list splits its train(val) list 80/20 per class into train/val.
 """
-import json
 import os
 import re
 from typing import Dict, Tuple
 
-from engine import DATASET_REGISTRY, Datum
+from engine import DATASET_REGISTRY, Datum, read_json
 
 from .base import BenchmarkDataset
 from .splits import folder_items, group_by_label, list_dirs, read_lines, split_by_ratio, split_trainval
 
 
 class FolderPerClass(BenchmarkDataset):
-    """``<image_folder>/<class>/<image>``: classes = sorted folders minus ``ignored``, named by ``renames``
-    (default: the folder name)."""
+    """``<image_folder>/<class>/<image>``: classes = sorted folders minus ``ignored``, named by ``renames``."""
 
     ignored: Tuple[str, ...] = ()
     renames: Dict[str, str] = {}
@@ -90,8 +88,7 @@ class OxfordFlowers(BenchmarkDataset):
         from scipy.io import loadmat
 
         labels = loadmat(os.path.join(self.dataset_dir, "imagelabels.mat"))["labels"][0]
-        with open(os.path.join(self.dataset_dir, "cat_to_name.json")) as f:
-            names = json.load(f)
+        names = read_json(os.path.join(self.dataset_dir, "cat_to_name.json"))
         items = [Datum(impath=os.path.join(self.image_dir, f"image_{i + 1:05d}.jpg"), label=y - 1,
                        classname=names[str(y)]) for i, y in enumerate(int(label) for label in labels)]
         return split_by_ratio(group_by_label(items).values())
@@ -99,9 +96,8 @@ class OxfordFlowers(BenchmarkDataset):
 
 @DATASET_REGISTRY.register()
 class FGVCAircraft(BenchmarkDataset):
-    """FGVC-Aircraft (variant level): ``fgvc_aircraft/images/<id>.jpg``. There is no split JSON: the text
-    lists ``images_variant_{train,val,test}.txt`` are the split; labels are line indices in
-    ``variants.txt``."""
+    """FGVC-Aircraft (variant level): ``fgvc_aircraft/images/<id>.jpg``. No split JSON: the lists
+    ``images_variant_{train,val,test}.txt`` are the split; labels are line indices in ``variants.txt``."""
 
     folder = "fgvc_aircraft"
     image_folder = "images"
@@ -110,8 +106,7 @@ class FGVCAircraft(BenchmarkDataset):
     template = "a photo of a {}, a type of aircraft."
 
     def read_raw(self):
-        variants = read_lines(os.path.join(self.dataset_dir, "variants.txt"))
-        labels = {name: i for i, name in enumerate(variants)}
+        labels = {name: i for i, name in enumerate(read_lines(os.path.join(self.dataset_dir, "variants.txt")))}
         return tuple(self._read_list(f"images_variant_{split}.txt", labels) for split in ("train", "val", "test"))
 
     def _read_list(self, name, labels):
@@ -135,8 +130,7 @@ class OxfordPets(BenchmarkDataset):
         return (*split_trainval(self._read_list("trainval.txt")), self._read_list("test.txt"))
 
     def _read_list(self, name):
-        """Lines ``<image stem> <class id 1..37> <species> <breed id>``; breed = stem minus ``_<n>``,
-        lower-cased."""
+        """Lines ``<image stem> <class id 1..37> <species> <breed id>``; the breed is the stem minus ``_<n>``."""
         lines = read_lines(os.path.join(self.dataset_dir, "annotations", name))
         rows = (line.split()[:2] for line in lines if not line.startswith("#"))
         return [Datum(impath=os.path.join(self.image_dir, stem + ".jpg"), label=int(class_id) - 1,
@@ -176,10 +170,8 @@ class StanfordCars(BenchmarkDataset):
 
 
 def scene_classname(path: str) -> str:
-    """'a/apartment_building/outdoor' -> 'outdoor apartment_building': drop the letter, reverse the levels.
-
-    Reversing puts qualifiers such as indoor/outdoor first, as in CoOp's published split file.
-    """
+    """'a/apartment_building/outdoor' -> 'outdoor apartment_building': drop the letter, reverse the levels
+    (qualifiers such as indoor/outdoor go first, as in CoOp's published split file)."""
     return " ".join(path.strip("/").split("/")[1:][::-1])
 
 
@@ -196,8 +188,7 @@ class SUN397(BenchmarkDataset):
         """Labels = line order of ClassName.txt; test = Testing_01; train + val = Training_01."""
         names = read_lines(os.path.join(self.dataset_dir, "ClassName.txt"))
         labels = {name.strip("/"): i for i, name in enumerate(names)}
-        trainval = self._read_list("Training_01.txt", labels)
-        return (*split_trainval(trainval), self._read_list("Testing_01.txt", labels))
+        return (*split_trainval(self._read_list("Training_01.txt", labels)), self._read_list("Testing_01.txt", labels))
 
     def _read_list(self, name, labels):
         rels = [line.lstrip("/") for line in read_lines(os.path.join(self.dataset_dir, name))]
@@ -226,8 +217,7 @@ class UCF101(BenchmarkDataset):
         rows = (line.split() for line in read_lines(os.path.join(self.dataset_dir, "ucfTrainTestlist",
                                                                   "classInd.txt")))
         labels = {action: int(index) - 1 for index, action in rows}
-        trainval = self._read_list("trainlist01.txt", labels)
-        return (*split_trainval(trainval), self._read_list("testlist01.txt", labels))
+        return (*split_trainval(self._read_list("trainlist01.txt", labels)), self._read_list("testlist01.txt", labels))
 
     def _read_list(self, name, labels):
         """Lines ``<Action>/v_<Action>_gNN_cNN.avi [label]``; the frame is the same name as ``.jpg``."""

@@ -51,7 +51,6 @@ def split_by_ratio(groups: Iterable[Sequence[Datum]], p_train: float = 0.5, p_va
 
 
 def list_dirs(path: str) -> List[str]:
-    """Sorted names of the non-hidden sub-folders of ``path``."""
     return sorted(e.name for e in os.scandir(path) if e.is_dir() and not e.name.startswith("."))
 
 
@@ -61,13 +60,11 @@ def list_files(path: str) -> List[str]:
 
 
 def folder_items(class_dir: str, label: int, classname: str) -> List[Datum]:
-    """One item per file of ``class_dir``, in ``list_files`` order."""
     return [Datum(impath=os.path.join(class_dir, name), label=label, classname=classname)
             for name in list_files(class_dir)]
 
 
 def read_lines(fpath: str) -> List[str]:
-    """The non-empty lines of a text file, stripped."""
     with open(fpath) as f:
         return [line.strip() for line in f if line.strip()]
 
@@ -124,11 +121,9 @@ def draw_heldout_val(full_train: Sequence[Datum], fewshot_train: Sequence[Datum]
     per_label = group_by_label(d for d in full_train if d.impath not in excluded)
     if like_test:
         counts = Counter(d.label for d in test)
-        rng = random.Random(max(int(seed), 0) + LIKE_TEST_SEED_OFFSET)
     else:
-        k = fewshot_val_per_class(num_shots)
-        counts = {label: k for label in per_label}
-        rng = random.Random(max(int(seed), 0))
+        counts = dict.fromkeys(per_label, fewshot_val_per_class(num_shots))
+    rng = random.Random(max(int(seed), 0) + (LIKE_TEST_SEED_OFFSET if like_test else 0))
     held_out = []
     for label in sorted({d.label for d in fewshot_train}):
         pool = per_label.get(label, [])

@@ -68,6 +68,7 @@ def _resolve(dataset, name: str, track: str, paper: str, num_shots: int, seed: i
         raise ValueError(f"unknown selection source {paper!r}; one of {', '.join(PAPER_SOURCES)}")
     if track == "fewshot_val":
         paper = "fewshot_val"
+    k = num_shots if num_shots >= 1 else 4  # kshot_val's K
     if not getattr(dataset, "val_is_test", False):
         if paper in ("fewshot_val", "dassl_val"):
             return list(dataset.val or []), "fewshot_val", "few-shot val (min(K, 4) per class)"
@@ -75,7 +76,6 @@ def _resolve(dataset, name: str, track: str, paper: str, num_shots: int, seed: i
         whole = list(dataset.val or []) if whole is None else list(whole)
         if paper == "val_split":
             return whole, "val_split", "the whole val split"
-        k = num_shots if num_shots >= 1 else 4
         return (_per_class(whole, k, max(seed, 0) + KSHOT_SEED_OFFSET), "kshot_val",
                 f"{k} per class of the val split")
     if paper == "fewshot_val":
@@ -83,7 +83,6 @@ def _resolve(dataset, name: str, track: str, paper: str, num_shots: int, seed: i
         return held, "heldout_val", "held-out train images, min(K, 4) per class (the original: test images)"
     held = getattr(dataset, "heldout_paper", None)
     if held is not None and paper == "kshot_val":
-        k = num_shots if num_shots >= 1 else 4
         return _first_per_class(held, k), "heldout_kshot", f"held-out train images, {k} per class"
     return held, "heldout_paper", "held-out train images, as many per class as test (the original: the test set)"
 

@@ -8,11 +8,10 @@ import os
 from collections import Counter
 
 from engine.builtin.data import DatasetWrapper as ImageDatasetWrapper
-from engine.builtin.utils import write_json
 from engine.checkpoint import load_checkpoint, save_checkpoint
 from engine.errors import CheckpointError, CorruptImageError, EngineUnavailableError, RunInterrupted
 from engine.evaluation import build_evaluator
-from engine.fileio import atomic_write, atomic_write_bytes
+from engine.fileio import atomic_write, atomic_write_bytes, write_json
 from engine.images import read_image
 from engine.logs import setup_logger
 from engine.loop import TrainingLoop

@@ -1,7 +1,6 @@
 """Checkpoints in Dassl's layout: ``<dir>/<model>/model.pth.tar-<epoch>`` plus a ``checkpoint`` file
 naming the latest one. Files are written atomically and load with ``weights_only=True``."""
 import hashlib
-import io
 import logging
 import os
 import pickle
@@ -12,7 +11,7 @@ from typing import Dict, Iterable, Mapping
 import torch
 
 from engine.errors import CheckpointError
-from engine.fileio import atomic_write
+from engine.fileio import atomic_write, atomic_write_bytes
 from engine.libraries import torch_load
 
 logger = logging.getLogger(__name__)
@@ -23,22 +22,18 @@ RESUME_IGNORED_KEYS = ("OUTPUT_DIR", "RESUME", "VERBOSE", "USE_CUDA", "DATASET.R
                        "TRAIN.PRINT_FREQ", "TRAIN.CHECKPOINT_FREQ", "TRAIN.RESUME_SAVE_S", "TEST")
 
 
-def flatten_config(cfg, ignore: Iterable[str] = ()) -> Dict[str, str]:
+def flatten_config(cfg, ignore: Iterable[str] = (), prefix: str = "") -> Dict[str, str]:
     """``{"OPTIM.LR": "0.002", ...}``: every leaf of a (yacs) config as ``repr``, minus the keys or nodes in ``ignore``."""
     ignore = tuple(ignore)
     flat: Dict[str, str] = {}
-
-    def walk(node, prefix: str) -> None:
-        for key, value in node.items():
-            name = f"{prefix}{key}"
-            if any(name == k or name.startswith(k + ".") for k in ignore):
-                continue
-            if hasattr(value, "items"):
-                walk(value, name + ".")
-            else:
-                flat[name] = repr(value)
-
-    walk(cfg, "")
+    for key, value in cfg.items():
+        name = f"{prefix}{key}"
+        if any(name == k or name.startswith(k + ".") for k in ignore):
+            continue
+        if hasattr(value, "items"):
+            flat.update(flatten_config(value, ignore, name + "."))
+        else:
+            flat[name] = repr(value)
     return flat
 
 
@@ -58,11 +53,9 @@ def save_checkpoint(state: dict, save_dir: str, is_best: bool = False, model_nam
     state["state_dict"] = OrderedDict((k.removeprefix("module."), v) for k, v in state["state_dict"].items())
     model_name = model_name or f"model.pth.tar-{state['epoch']}"
     fpath = os.path.join(save_dir, model_name)
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    atomic_write(fpath, lambda f: f.write(buffer.getbuffer()))
+    atomic_write(fpath, lambda f: torch.save(state, f))
     if model_name.startswith("model.pth.tar-"):  # "checkpoint" names the newest epoch, where a resume starts
-        atomic_write(os.path.join(save_dir, "checkpoint"), lambda f: f.write(model_name.encode() + b"\n"))
+        atomic_write_bytes(os.path.join(save_dir, "checkpoint"), model_name.encode() + b"\n")
     logger.info("Checkpoint saved to %s", fpath)
     if is_best:
         shutil.copy(fpath, os.path.join(save_dir, "model-best.pth.tar"))

@@ -31,8 +31,7 @@ class Classification:
         self.reset()
 
     def reset(self) -> None:
-        self._y_true = []
-        self._y_pred = []
+        self._y_true, self._y_pred = [], []
 
     def process(self, mo: torch.Tensor, gt: torch.Tensor) -> None:
         self._y_true.extend(gt.cpu().tolist())

@@ -5,6 +5,7 @@ rename wins, with a complete file). ``cluster_lock`` serialises writers that may
 machines over a shared file system (NFS, Lustre), where ``fcntl``/``flock`` locks do not hold.
 """
 import contextlib
+import json
 import logging
 import os
 import socket
@@ -12,7 +13,7 @@ import tempfile
 import threading
 import time
 from datetime import timedelta
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO, Callable, Iterator, Optional
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,12 @@ def atomic_write(fpath: str, write_fn: Callable[[BinaryIO], None]) -> None:
 
 def atomic_write_bytes(fpath: str, data: bytes) -> None:
     atomic_write(fpath, lambda f: f.write(data))
+
+
+def write_json(obj, fpath: str, indent: Optional[int] = 4) -> None:
+    """Write JSON atomically: Dassl's formatting (also its split files'), or compact with ``indent=None``."""
+    separators = (",", ": ") if indent is not None else (",", ":")
+    atomic_write_bytes(fpath, json.dumps(obj, indent=indent, separators=separators).encode())
 
 
 class LockBusy(Exception):
@@ -113,10 +120,8 @@ def cluster_lock(path: str, lifetime_s: float = 300.0, wait: bool = True,
         yield HeldLock(lock, lifetime, waited)
     finally:
         stop.set()
-        try:
+        with contextlib.suppress(Exception):  # already gone (deleted folder)
             lock.unlock(unconditionally=True)
-        except Exception:  # already gone (deleted folder)
-            pass
 
 
 def available_cpus() -> int:

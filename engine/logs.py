@@ -72,13 +72,6 @@ class _PrintTee:
         return getattr(self.console, name)
 
 
-def _console_stream():
-    out = sys.stdout
-    while isinstance(out, _PrintTee):
-        out = out.console
-    return out
-
-
 def setup_logger(output: Optional[str] = None, tee_prints: bool = False) -> Optional[str]:
     """Console (filtered: docs/console.md) and, with ``output``, every record appended to ``output/log.txt``
     (or ``output`` itself if it ends in .txt/.log). A second call replaces our handlers (one log per run)."""
@@ -91,7 +84,9 @@ def setup_logger(output: Optional[str] = None, tee_prints: bool = False) -> Opti
         if getattr(handler, _MARK, False):
             root.removeHandler(handler)
             handler.close()
-    console_stream = _console_stream()
+    console_stream = sys.stdout
+    while isinstance(console_stream, _PrintTee):  # an earlier call's tee
+        console_stream = console_stream.console
     sys.stdout = console_stream
     console = _ConsoleHandler(console_stream)
     console.setFormatter(logging.Formatter("%(message)s"))

@@ -8,7 +8,6 @@ console and its progress bar: docs/console.md.
 import contextlib
 import copy
 import datetime
-import io
 import logging
 import os
 import random
@@ -23,7 +22,7 @@ import torch
 
 from engine.checkpoint import RESUME_IGNORED_KEYS, config_fingerprint, load_checkpoint, save_checkpoint
 from engine.errors import CheckpointError, RunInterrupted
-from engine.fileio import atomic_write_bytes
+from engine.fileio import atomic_write
 from engine.logs import progress_bar
 
 logger = logging.getLogger(__name__)
@@ -98,8 +97,7 @@ class TrainingLoop:
 
     # ---- hooks for trainers ---------------------------------------------------------------
     def resume_ignored_keys(self) -> tuple:
-        """Config keys that never change what is trained (a resumed checkpoint may differ in them): the engine's;
-        a trainer adds those of its own layers and methods."""
+        """Config keys a resumed checkpoint may differ in (they never change what is trained); trainers add theirs."""
         return RESUME_IGNORED_KEYS
 
     def resume_fingerprint(self) -> str:
@@ -138,8 +136,7 @@ class TrainingLoop:
     def parse_batch_train(self, batch):
         return batch["img"].to(self.device), batch["label"].to(self.device)
 
-    def parse_batch_test(self, batch):
-        return batch["img"].to(self.device), batch["label"].to(self.device)
+    parse_batch_test = parse_batch_train
 
     def model_inference(self, x):
         return self.model(x)
@@ -241,9 +238,7 @@ class TrainingLoop:
 
     def _write_resume_state(self, snapshot: dict) -> str:
         path = os.path.join(self.output_dir, RESUME_FILE)
-        buffer = io.BytesIO()
-        torch.save(snapshot, buffer)
-        atomic_write_bytes(path, buffer.getbuffer())
+        atomic_write(path, lambda f: torch.save(snapshot, f))
         self._last_resume_save = time.time()
         return path
 
@@ -264,7 +259,6 @@ class TrainingLoop:
         names = self.get_model_names()
         if not names or not all(os.path.isfile(os.path.join(directory, n, "checkpoint")) for n in names):
             return 0
-        start_epoch = 0
         for name in names:
             with open(os.path.join(directory, name, "checkpoint")) as f:
                 path = os.path.join(directory, name, f.readline().strip())
@@ -300,9 +294,8 @@ class TrainingLoop:
                     self._bar.update(1)
         except RunInterrupted as err:
             path = self._write_resume_state(self._snapshot)
-            done = self._snapshot["epoch"]
-            raise RunInterrupted(f"{err}: saved the state after epoch {done}/{self.max_epoch} to {path}; "
-                                 "run the same command to continue") from None
+            raise RunInterrupted(f"{err}: saved the state after epoch {self._snapshot['epoch']}/{self.max_epoch} "
+                                 f"to {path}; run the same command to continue") from None
         finally:
             self._bar.close()
             self._bar = None
@@ -353,8 +346,7 @@ class TrainingLoop:
     def run_epoch(self) -> None:
         self.set_model_mode("train")
         losses = defaultdict(AverageMeter)
-        batch_time = AverageMeter()
-        data_time = AverageMeter()
+        batch_time, data_time = AverageMeter(), AverageMeter()
         self.num_batches = len(self.train_loader_x)
         if self.num_batches == 0:
             raise RuntimeError("The training loader is empty: no training images")

@@ -3,7 +3,6 @@ from yacs.config import CfgNode as CN
 
 
 def get_cfg_default() -> CN:
-    """Return a fresh copy of the default config (Dassl's names and values)."""
     _C = CN()
     _C.VERSION = 1
     _C.OUTPUT_DIR = "./output"

@@ -15,7 +15,6 @@ logger = logging.getLogger(__name__)
 
 
 def build_dataset(cfg):
-    """Instantiate ``DATASET_REGISTRY[cfg.DATASET.NAME](cfg)``."""
     return DATASET_REGISTRY.get(cfg.DATASET.NAME)(cfg)
 
 
@@ -56,14 +55,9 @@ def build_data_loader(cfg, sampler_type: str = "SequentialSampler", data_source=
     if sampler_type not in SAMPLERS:
         raise ValueError(f"Unsupported sampler {sampler_type!r} (built-in engine: {', '.join(SAMPLERS)})")
     wrapper = (dataset_wrapper or DatasetWrapper)(cfg, data_source, transform=tfm, is_train=is_train)
-    return DataLoader(
-        wrapper,
-        batch_size=batch_size,
-        sampler=SAMPLERS[sampler_type](wrapper),
-        num_workers=cfg.DATALOADER.NUM_WORKERS,
-        drop_last=is_train and len(data_source) >= batch_size,
-        pin_memory=torch.cuda.is_available() and cfg.USE_CUDA,
-    )
+    return DataLoader(wrapper, batch_size=batch_size, sampler=SAMPLERS[sampler_type](wrapper),
+                      num_workers=cfg.DATALOADER.NUM_WORKERS, drop_last=is_train and len(data_source) >= batch_size,
+                      pin_memory=torch.cuda.is_available() and cfg.USE_CUDA)
 
 
 class DataManager:
@@ -80,9 +74,7 @@ class DataManager:
                                      dataset_wrapper=dataset_wrapper)
 
         self.train_loader_x = loader(dataset.train_x, cfg.DATALOADER.TRAIN_X, self.tfm_train, True)
-        self.val_loader = None
-        if dataset.val:
-            self.val_loader = loader(dataset.val, cfg.DATALOADER.TEST, self.tfm_test, False)
+        self.val_loader = loader(dataset.val, cfg.DATALOADER.TEST, self.tfm_test, False) if dataset.val else None
         self.test_loader = loader(dataset.test, cfg.DATALOADER.TEST, self.tfm_test, False)
         self.num_classes = dataset.num_classes
         self.lab2cname = dataset.lab2cname

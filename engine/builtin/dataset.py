@@ -51,9 +51,7 @@ class DatasetBase:
     """A dataset as three lists of ``Datum``: train_x (labelled train), val and test."""
 
     def __init__(self, train_x=None, val=None, test=None):
-        self.train_x = train_x
-        self.val = val
-        self.test = test
+        self.train_x, self.val, self.test = train_x, val, test
         self.num_classes = max(item.label for item in train_x) + 1  # labels are 0-based
         self.lab2cname: Dict[int, str] = dict(sorted({d.label: d.classname for d in train_x}.items()))
         self.classnames: List[str] = list(self.lab2cname.values())

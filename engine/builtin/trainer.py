@@ -71,6 +71,5 @@ class TrainerX(SimpleTrainer):
 
 
 def build_trainer(cfg):
-    """Instantiate ``TRAINER_REGISTRY[cfg.TRAINER.NAME](cfg)``."""
     logger.info("Loading trainer: %s", cfg.TRAINER.NAME)
     return TRAINER_REGISTRY.get(cfg.TRAINER.NAME)(cfg)

@@ -27,7 +27,6 @@ def build_transform(cfg, is_train: bool = True, choices=None) -> Optional[T.Comp
         raise ValueError(f"INPUT.INTERPOLATION must be one of {sorted(INTERPOLATION_MODES)}")
     interp = INTERPOLATION_MODES[cfg.INPUT.INTERPOLATION]
     size = tuple(cfg.INPUT.SIZE)
-    normalize = T.Normalize(mean=cfg.INPUT.PIXEL_MEAN, std=cfg.INPUT.PIXEL_STD)
     steps = []
     if is_train:
         if "random_crop" not in choices and "random_resized_crop" not in choices:
@@ -42,5 +41,5 @@ def build_transform(cfg, is_train: bool = True, choices=None) -> Optional[T.Comp
         steps += [T.Resize(max(size), interpolation=interp), T.CenterCrop(size)]
     steps.append(T.ToTensor())
     if "normalize" in choices:
-        steps.append(normalize)
+        steps.append(T.Normalize(mean=cfg.INPUT.PIXEL_MEAN, std=cfg.INPUT.PIXEL_STD))
     return T.Compose(steps)

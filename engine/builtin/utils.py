@@ -10,7 +10,7 @@ from typing import Any, List
 import numpy as np
 import torch
 
-from engine.fileio import atomic_write
+from engine.libraries import import_open_clip
 
 logger = logging.getLogger(__name__)
 
@@ -40,12 +40,6 @@ def read_json(fpath: str) -> Any:
         return json.load(f)
 
 
-def write_json(obj: Any, fpath: str) -> None:
-    """Write JSON atomically (temporary file + rename)."""
-    data = json.dumps(obj, indent=4, separators=(",", ": ")).encode()
-    atomic_write(fpath, lambda f: f.write(data))
-
-
 def listdir_nohidden(path: str, sort: bool = False) -> List[str]:
     items = [f for f in os.listdir(path) if not f.startswith(".")]
     return sorted(items) if sort else items
@@ -63,11 +57,6 @@ def collect_env_info() -> str:
     ]
     if torch.cuda.is_available():
         lines.append(f"GPU: {torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})")
-    try:
-        from engine.libraries import import_open_clip
-
-        open_clip = import_open_clip()
-        lines.append(f"open_clip: {open_clip.__version__}")
-    except ImportError:
-        pass
+    with contextlib.suppress(ImportError):
+        lines.append(f"open_clip: {import_open_clip().__version__}")
     return "\n".join(lines)
