@@ -193,7 +193,6 @@ def plan_evals(req: GridRequest, trained: Sequence[Cell], targets: Callable[[Cel
         aims = targets(t)
         if not aims:
             continue
-        check_datasets([d for d, _, _ in aims])
         num_shots = 1 if spec(t.method).shot_free else t.shots
         if not t.finished:
             missing.append(t.out_dir)

@@ -16,14 +16,7 @@ from datasets.base import DOCS, BenchmarkDataset
 from engine import DATASET_REGISTRY
 from engine.libraries import import_open_clip
 from scripts.reproduce.cost import EMBED_DIMS, encoder_cost
-from scripts.reproduce.planning import (
-    PLANNING_ERRORS,
-    REPO_ROOT,
-    Cell,
-    GridError,
-    GridRequest,
-    plan_runs,
-)
+from scripts.reproduce.planning import PLANNING_ERRORS, REPO_ROOT, Cell, GridError, GridRequest, plan_runs
 from trainers.backbone import OPENAI_MODELS, openai_weights_path
 
 GB = 2 ** 30
