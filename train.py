@@ -194,18 +194,6 @@ def _run(cfg, args, identity, start: float) -> dict:
     return results
 
 
-# Errors whose message is enough for the user: printed as one line, no traceback.
-def _user_facing_errors():
-    from bookkeeping.config import UserError
-    from datasets.errors import DatasetFileError, DatasetNotFoundError, ValidationSplitError
-    from engine import CheckpointError, CorruptImageError, EngineUnavailableError
-    from features import FeatureCacheError
-    from trainers.backbone import BackboneError
-
-    return (UserError, CheckpointError, CorruptImageError, EngineUnavailableError, BackboneError, FileNotFoundError,
-            FeatureCacheError, DatasetNotFoundError, DatasetFileError, ValidationSplitError)
-
-
 def one_line(err: BaseException) -> str:
     """The user's message of ``err``: a DataLoader worker's error arrives wrapped in a message holding the
     worker's whole traceback ("Caught X in DataLoader worker process 0. Original Traceback ..."); its last
@@ -221,15 +209,19 @@ def one_line(err: BaseException) -> str:
 def main(argv: Optional[List[str]] = None) -> dict:
     """Entry point callable from tests: ``main(["--root", ..., "--trainer", "TaskRes", ...])``."""
     try:
-        errors = _user_facing_errors()
+        from bookkeeping.config import UserError, build_parser, in_user_terms
+        from datasets.errors import DatasetFileError, DatasetNotFoundError, ValidationSplitError
+        from engine import CheckpointError, CorruptImageError, EngineUnavailableError, RunInterrupted
+        from engine.loop import stop_on_signals
+        from features import FeatureCacheError
+        from trainers.backbone import BackboneError
     except Exception as err:  # e.g. TASKRES_ENGINE=dassl without Dassl fails at `import engine`
         if type(err).__name__ in ("EngineUnavailableError", "MethodModuleError"):  # one line naming the problem
             raise SystemExit(f"error: {err}") from None
         raise
-    from bookkeeping.config import build_parser, in_user_terms
-    from engine import RunInterrupted
-    from engine.loop import stop_on_signals
-
+    # Errors whose message is enough for the user: printed as one line, no traceback.
+    errors = (UserError, CheckpointError, CorruptImageError, EngineUnavailableError, BackboneError, FileNotFoundError,
+              FeatureCacheError, DatasetNotFoundError, DatasetFileError, ValidationSplitError)
     args = build_parser().parse_args(argv)
     try:
         with stop_on_signals():
