@@ -69,7 +69,7 @@ def result_variant(cfg, spec: MethodSpec) -> Optional[ResultVariant]:
 
 
 def identity_flat(cfg, engine: str) -> Dict[str, str]:
-    """The flattened keys that make the run's result (see the module docstring), with ``ENGINE``."""
+    """The flattened keys that make the run's result (docs/bookkeeping.md), with ``ENGINE``."""
     spec = spec_of_run(cfg.TRAINER.NAME)
     others = tuple(f"TRAINER.{k}" for k in cfg.TRAINER if k not in ("NAME", spec.config_node))
     ignore = LAUNCH_ONLY_KEYS + others + tuple(spec.launch_only_keys)
