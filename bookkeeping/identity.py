@@ -19,10 +19,9 @@ from trainers.spec import MethodSpec, ResultVariant
 
 SCHEMA = 2
 # Keys (or nodes) of every run that never change its result.
-LAUNCH_ONLY_KEYS: Tuple[str, ...] = (
-    "OUTPUT_DIR", "RESUME", "VERBOSE", "USE_CUDA", "DATASET.ROOT", "DATALOADER.NUM_WORKERS",
-    "DATALOADER.TEST.BATCH_SIZE", "TRAIN.PRINT_FREQ", "TRAIN.CHECKPOINT_FREQ", "TRAIN.RESUME_SAVE_S",
-) + CACHE_LAUNCH_KEYS
+LAUNCH_ONLY_KEYS: Tuple[str, ...] = ("OUTPUT_DIR", "RESUME", "VERBOSE", "USE_CUDA", "DATASET.ROOT",
+                                     "DATALOADER.NUM_WORKERS", "DATALOADER.TEST.BATCH_SIZE", "TRAIN.PRINT_FREQ",
+                                     "TRAIN.CHECKPOINT_FREQ", "TRAIN.RESUME_SAVE_S") + CACHE_LAUNCH_KEYS
 # The evaluation protocol's keys: a run under a protocol follows the recipe of that protocol.
 PROTOCOL_KEYS = ("DATASET.SUBSAMPLE_CLASSES", "DATASET.TRACK")
 # The only selection a run could make before DATASET.TRACK existed.
