@@ -1,9 +1,8 @@
 """Check the project against a real Dassl: every trainer trains, evaluates and resumes identically under
 ``TASKRES_ENGINE=dassl`` and ``TASKRES_ENGINE=builtin``, and the launchers run under Dassl.
 
-Run by ``scripts/check_dassl.sh /path/to/Dassl.pytorch`` inside a venv where that Dassl is installed.
-Works on a synthetic Caltech101 tree and a tiny random CLIP written to a scratch folder; prints one line
-per check and exits 1 when any check fails.
+Run by ``scripts/check_dassl.sh`` (which installs that Dassl in a venv), on a synthetic Caltech101 tree and a tiny
+random CLIP written to a scratch folder; prints one line per check and exits 1 when any check fails.
 """
 import argparse
 import glob

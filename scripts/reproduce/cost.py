@@ -67,8 +67,7 @@ def run_needs(cfg, eval_only: bool = False) -> Tuple[List[Tuple[tuple, int, int]
         kept = math.ceil(classes / 2) if subset == "base" else classes - math.ceil(classes / 2)
         classes, n_test = kept, round(n_test * kept / classes)
         ds = f"{ds} ({subset})"
-    n_train = classes * shots
-    n_val = classes * fewshot_val_per_class(shots)
+    n_train, n_val = classes * shots, classes * fewshot_val_per_class(shots)
     test_tfm = _sha(repr(build_transform(cfg, is_train=False)))
     needs = [(("test", backbone, ds, test_tfm), n_test, 1)]
     original = n_test
