@@ -38,16 +38,14 @@ def check_cfg(cfg) -> None:
                         "use TEST.FINAL_MODEL last_step")
 
 
-def selection_record(cfg, trainer, eval_only: bool, model_dir: str = "") -> dict:
+def selection_record(cfg, trainer, spec, eval_only: bool, model_dir: str) -> dict:
     """What a run's result may be compared with: class subset, track, whether it read validation data, the
     tracks whose rules it satisfies (a method that selects nothing on val and read no validation data satisfies
     both: one run serves both tables) and, for an evaluation, the trained run, whose tracks it inherits."""
-    import trainers
     from bookkeeping.folders import read_metrics
     from datasets import satisfied_tracks
 
     track = cfg.DATASET.TRACK
-    spec = trainers.method_spec(cfg.TRAINER.NAME)
     read = bool(getattr(trainer, "read_validation", False)) or (not eval_only and cfg.TEST.FINAL_MODEL == "best_val")
     selects = spec.selects_on_val
     record = {"classes": str(cfg.DATASET.get("SUBSAMPLE_CLASSES", "all")).lower(), "track": track,
@@ -65,7 +63,7 @@ def selection_record(cfg, trainer, eval_only: bool, model_dir: str = "") -> dict
     return record
 
 
-def write_metrics(cfg, trainer, timings: dict, eval_only: bool, identity=None, model_dir: str = "") -> Optional[str]:
+def write_metrics(cfg, trainer, timings: dict, eval_only: bool, identity, model_dir: str) -> Optional[str]:
     """Write ``metrics.json``: what ran, its result, its identity (``RunIdentity.as_metrics``), its selection
     record and ``timings``. Training-free methods record no epochs (what the run did, not what the config held);
     ``shots`` is ``DATASET.NUM_SHOTS`` as asked (``tools.report`` files zero-shot CLIP under 0 shots)."""
@@ -78,23 +76,17 @@ def write_metrics(cfg, trainer, timings: dict, eval_only: bool, identity=None, m
     spec = trainers.method_spec(cfg.TRAINER.NAME)
     training_free = spec.training_free or spec.shot_free
     metrics = {
-        "method": cfg.TRAINER.NAME,
-        "dataset": cfg.DATASET.NAME,
-        "backbone": cfg.MODEL.BACKBONE.NAME,
-        "shots": int(cfg.DATASET.NUM_SHOTS),
-        "seed": int(cfg.SEED),
-        "split": results.get("split", "test"),
+        "method": cfg.TRAINER.NAME, "dataset": cfg.DATASET.NAME, "backbone": cfg.MODEL.BACKBONE.NAME,
+        "shots": int(cfg.DATASET.NUM_SHOTS), "seed": int(cfg.SEED), "split": results.get("split", "test"),
         "accuracy": float(results["accuracy"]),
-        "macro_f1": float(results["macro_f1"]) if "macro_f1" in results else None,
-        "eval_only": eval_only,
+        "macro_f1": float(results["macro_f1"]) if "macro_f1" in results else None, "eval_only": eval_only,
         "epochs": None if (training_free or eval_only) else int(getattr(trainer, "max_epoch", cfg.OPTIM.MAX_EPOCH)),
-        "feature_cache": bool(cfg.FEATURE_CACHE.ENABLED),
-        "engine": ENGINE_NAME,
+        "feature_cache": bool(cfg.FEATURE_CACHE.ENABLED), "engine": ENGINE_NAME,
         # False: the dataset's split was built from raw annotations, not the official CoOp split file;
         # its numbers are not comparable with published ones (DATASETS.md).
         "official_split": bool(getattr(getattr(getattr(trainer, "dm", None), "dataset", None), "official_split", True)),
-        **(identity.as_metrics() if identity is not None else {}),
-        **selection_record(cfg, trainer, eval_only, model_dir),
+        **identity.as_metrics(),
+        **selection_record(cfg, trainer, spec, eval_only, model_dir),
         # How training views were made: paper_protocol is False in fast mode (FEATURE_CACHE.NUM_VIEWS k).
         "feature_cache_info": dict(getattr(trainer, "cache_info", {}) or {}),
         "timings": timings,
@@ -161,11 +153,6 @@ def phases(timings: dict, wall_s: float, before_train: dict) -> dict:
     return {k: round(v, 3) for k, v in out.items()}
 
 
-def closing_line(wall_s: float, split: dict) -> str:
-    return (f"Wall time {datetime.timedelta(seconds=round(wall_s))} ({wall_s:.1f}s): "
-            + ", ".join(f"{k.removesuffix('_s')} {v:.1f}s" for k, v in split.items()))
-
-
 def _run(cfg, args, identity, start: float) -> dict:
     from bookkeeping.identity import describe_deviation
     from engine import ENGINE_NAME, build_trainer, collect_env_info, set_random_seed, setup_logger
@@ -184,7 +171,6 @@ def _run(cfg, args, identity, start: float) -> dict:
     logger.info("Engine: %s", ENGINE_NAME, extra=file_only)
     logger.info("Command: %s", " ".join(sys.argv), extra=file_only)
     logger.info("Environment:\n%s", collect_env_info(), extra=file_only)
-    os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
     with open(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), "w") as f:
         f.write(cfg.dump())
     logger.info("Config (also in config.yaml):\n%s", cfg.dump(), extra=file_only)
@@ -203,20 +189,9 @@ def _run(cfg, args, identity, start: float) -> dict:
     results = getattr(trainer, "last_results", {})
     if path:
         logger.info("Result: %.2f%% accuracy; metrics in %s", results["accuracy"], path)
-    logger.info("%s", closing_line(wall_s, timings["phases"]))
+    logger.info("Wall time %s (%.1fs): %s", datetime.timedelta(seconds=round(wall_s)), wall_s,
+                ", ".join(f"{k.removesuffix('_s')} {v:.1f}s" for k, v in timings["phases"].items()))
     return results
-
-
-# Errors whose message is enough for the user: printed as one line, no traceback.
-def _user_facing_errors():
-    from bookkeeping.config import UserError
-    from datasets.errors import DatasetFileError, DatasetNotFoundError, ValidationSplitError
-    from engine import CheckpointError, CorruptImageError, EngineUnavailableError
-    from features import FeatureCacheError
-    from trainers.backbone import BackboneError
-
-    return (UserError, CheckpointError, CorruptImageError, EngineUnavailableError, BackboneError, FileNotFoundError,
-            FeatureCacheError, DatasetNotFoundError, DatasetFileError, ValidationSplitError)
 
 
 def one_line(err: BaseException) -> str:
@@ -234,15 +209,19 @@ def one_line(err: BaseException) -> str:
 def main(argv: Optional[List[str]] = None) -> dict:
     """Entry point callable from tests: ``main(["--root", ..., "--trainer", "TaskRes", ...])``."""
     try:
-        errors = _user_facing_errors()
+        from bookkeeping.config import UserError, build_parser, in_user_terms
+        from datasets.errors import DatasetFileError, DatasetNotFoundError, ValidationSplitError
+        from engine import CheckpointError, CorruptImageError, EngineUnavailableError, RunInterrupted
+        from engine.loop import stop_on_signals
+        from features import FeatureCacheError
+        from trainers.backbone import BackboneError
     except Exception as err:  # e.g. TASKRES_ENGINE=dassl without Dassl fails at `import engine`
         if type(err).__name__ in ("EngineUnavailableError", "MethodModuleError"):  # one line naming the problem
             raise SystemExit(f"error: {err}") from None
         raise
-    from bookkeeping.config import build_parser, in_user_terms
-    from engine import RunInterrupted
-    from engine.loop import stop_on_signals
-
+    # Errors whose message is enough for the user: printed as one line, no traceback.
+    errors = (UserError, CheckpointError, CorruptImageError, EngineUnavailableError, BackboneError, FileNotFoundError,
+              FeatureCacheError, DatasetNotFoundError, DatasetFileError, ValidationSplitError)
     args = build_parser().parse_args(argv)
     try:
         with stop_on_signals():

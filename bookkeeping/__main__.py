@@ -6,8 +6,7 @@ import argparse
 import logging
 import shlex
 import sys
-from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import List, NamedTuple, Optional, Sequence
 
 from bookkeeping.config import UserError, in_user_terms, parse
 from bookkeeping.folders import backbone_tag, folder_state, resolve_run
@@ -17,8 +16,7 @@ from bookkeeping.recipes import RecipeError, get_recipe, recipe_argv
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class Plan:
+class Plan(NamedTuple):
     state: str
     folder: str
     note: str = ""

@@ -77,11 +77,8 @@ def resolve_run(args, cfg) -> Tuple[RunIdentity, str]:
 
 
 def folder_state(folder: str, ident: RunIdentity) -> Tuple[str, str]:
-    """("run" | "done" | "conflict", why): may this request run in ``folder``, or reuse what is there?
-
-    A run of schema 2 is compared by its recorded fingerprint; an older one (no ``schema``) by its identity
-    recomputed from its ``config.yaml`` and recorded engine.
-    """
+    """("run" | "done" | "conflict", why): may this request run in ``folder``, or reuse what is there? A run from
+    before schema 2 is compared by its identity recomputed from its ``config.yaml`` (docs/bookkeeping.md)."""
     metrics = read_metrics(folder)
     if metrics is None:
         return "run", ""
@@ -111,12 +108,8 @@ def folder_state(folder: str, ident: RunIdentity) -> Tuple[str, str]:
 @contextmanager
 def run_lock(folder: str, wait: bool = True) -> Iterator[bool]:
     """Hold ``folder/.lock`` for a run (``engine.fileio.cluster_lock``: safe across processes and NFS nodes).
-
     Yields True when the lock had to be waited for (another launch of the same run was in progress: check again
-    whether it has finished). A lock left by a dead process on this host is broken at once; one from another
-    host expires 10 minutes after its holder stopped refreshing it. With ``wait=False`` a held lock raises
-    ``RunLocked``.
-    """
+    whether it has finished)."""
     os.makedirs(folder, exist_ok=True)
     with cluster_lock(os.path.join(folder, LOCK_FILE), lifetime_s=_LOCK_LIFETIME_S, wait=wait,
                       refresh_every_s=_REFRESH_EVERY_S, what=folder) as held:

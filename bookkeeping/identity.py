@@ -19,10 +19,9 @@ from trainers.spec import MethodSpec, ResultVariant
 
 SCHEMA = 2
 # Keys (or nodes) of every run that never change its result.
-LAUNCH_ONLY_KEYS: Tuple[str, ...] = (
-    "OUTPUT_DIR", "RESUME", "VERBOSE", "USE_CUDA", "DATASET.ROOT", "DATALOADER.NUM_WORKERS",
-    "DATALOADER.TEST.BATCH_SIZE", "TRAIN.PRINT_FREQ", "TRAIN.CHECKPOINT_FREQ", "TRAIN.RESUME_SAVE_S",
-) + CACHE_LAUNCH_KEYS
+LAUNCH_ONLY_KEYS: Tuple[str, ...] = ("OUTPUT_DIR", "RESUME", "VERBOSE", "USE_CUDA", "DATASET.ROOT",
+                                     "DATALOADER.NUM_WORKERS", "DATALOADER.TEST.BATCH_SIZE", "TRAIN.PRINT_FREQ",
+                                     "TRAIN.CHECKPOINT_FREQ", "TRAIN.RESUME_SAVE_S") + CACHE_LAUNCH_KEYS
 # The evaluation protocol's keys: a run under a protocol follows the recipe of that protocol.
 PROTOCOL_KEYS = ("DATASET.SUBSAMPLE_CLASSES", "DATASET.TRACK")
 # The only selection a run could make before DATASET.TRACK existed.
@@ -69,7 +68,7 @@ def result_variant(cfg, spec: MethodSpec) -> Optional[ResultVariant]:
 
 
 def identity_flat(cfg, engine: str) -> Dict[str, str]:
-    """The flattened keys that make the run's result (see the module docstring), with ``ENGINE``."""
+    """The flattened keys that make the run's result (docs/bookkeeping.md), with ``ENGINE``."""
     spec = spec_of_run(cfg.TRAINER.NAME)
     others = tuple(f"TRAINER.{k}" for k in cfg.TRAINER if k not in ("NAME", spec.config_node))
     ignore = LAUNCH_ONLY_KEYS + others + tuple(spec.launch_only_keys)

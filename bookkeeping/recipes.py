@@ -5,7 +5,7 @@ One recipe for every backbone but the image side; ``recipe_argv`` builds every l
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List
 
 import trainers
 from trainers.backbone import checkpoint_image_size
@@ -25,21 +25,13 @@ class RecipeError(Exception):
 @dataclass(frozen=True)
 class Recipe:
     trainer: str                                   # --trainer (TRAINER.NAME)
-    config: Optional[str]                          # --config-file, relative to the repository root
+    config: str                                    # --config-file, relative to the repository root
     settings: Callable[[str, int], Mapping[str, object]]
     shot_free: bool = False                        # result independent of shots and seed: one run per dataset
 
     def tag(self, backbone_tag: str, shots: int) -> str:
         """The run folder's middle part (``rn50_16shots``, ``rn50_zeroshot``)."""
         return f"{backbone_tag}_zeroshot" if self.shot_free else f"{backbone_tag}_{shots}shots"
-
-    def config_path(self) -> Optional[str]:
-        """The config file to pass (relative path); ``RecipeError`` when it is missing."""
-        if self.config is None or os.path.isfile(os.path.join(REPO_ROOT, self.config)):
-            return self.config
-        present = sorted(os.listdir(os.path.join(REPO_ROOT, "configs", "trainers")))
-        raise RecipeError(f"{self.trainer}: config file {self.config} does not exist. Trainer configs present: "
-                          f"{', '.join(present) or 'none'}")
 
 
 def declared_recipes() -> Dict[str, Recipe]:
@@ -83,11 +75,12 @@ def recipe_argv(method: str, dataset: str, shots: int, backbone: str) -> List[st
     """``train.py`` arguments of the recipe run (without root, seed, output and cache folders); ``dataset`` is a
     config name (``caltech101``)."""
     recipe = get_recipe(method)
-    argv = ["--trainer", recipe.trainer, "--dataset-config-file", f"configs/datasets/{dataset}.yaml",
-            "--backbone", backbone]
-    config = recipe.config_path()
-    if config:
-        argv += ["--config-file", config]
+    if not os.path.isfile(os.path.join(REPO_ROOT, recipe.config)):  # checked at use, not at import
+        present = sorted(os.listdir(os.path.join(REPO_ROOT, "configs", "trainers")))
+        raise RecipeError(f"{recipe.trainer}: config file {recipe.config} does not exist. Trainer configs present: "
+                          f"{', '.join(present) or 'none'}")
     size = input_size(backbone)
     options = [str(x) for kv in dict(recipe.settings(dataset, shots)).items() for x in kv]  # KEY VALUE overrides
-    return argv + options + ["DATASET.NUM_SHOTS", str(shots), "INPUT.SIZE", f"({size}, {size})"]
+    return ["--trainer", recipe.trainer, "--dataset-config-file", f"configs/datasets/{dataset}.yaml",
+            "--backbone", backbone, "--config-file", recipe.config,
+            *options, "DATASET.NUM_SHOTS", str(shots), "INPUT.SIZE", f"({size}, {size})"]

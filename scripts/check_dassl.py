@@ -1,9 +1,8 @@
 """Check the project against a real Dassl: every trainer trains, evaluates and resumes identically under
 ``TASKRES_ENGINE=dassl`` and ``TASKRES_ENGINE=builtin``, and the launchers run under Dassl.
 
-Run by ``scripts/check_dassl.sh /path/to/Dassl.pytorch`` inside a venv where that Dassl is installed.
-Works on a synthetic Caltech101 tree and a tiny random CLIP written to a scratch folder; prints one line
-per check and exits 1 when any check fails.
+Run by ``scripts/check_dassl.sh`` (which installs that Dassl in a venv), on a synthetic Caltech101 tree and a tiny
+random CLIP written to a scratch folder; prints one line per check and exits 1 when any check fails.
 """
 import argparse
 import glob
@@ -53,9 +52,8 @@ def train_cmd(root: str, clip: str, out: str, trainer: str, epochs: int, extra=(
             "TRAIN.PRINT_FREQ", "100", *opts]
 
 
-def run(cmd, engine: str, **kw) -> subprocess.CompletedProcess:
-    env = dict(os.environ, TASKRES_ENGINE=engine)
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, **kw)
+def run(cmd, engine: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=REPO, env=dict(os.environ, TASKRES_ENGINE=engine), capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:8])} ... failed under {engine}:\n{proc.stderr[-3000:]}")
     return proc
@@ -79,14 +77,13 @@ def accuracy(out: str) -> float:
         return json.load(f)["accuracy"]
 
 
-class Checks:
-    def __init__(self):
-        self.failed = []
+class Checks(list):
+    """The failed checks."""
 
     def expect(self, ok: bool, what: str) -> None:
         logger.info("[%s] %s", "ok" if ok else "FAIL", what)
         if not ok:
-            self.failed.append(what)
+            self.append(what)
 
 
 def same_tensors(a: dict, b: dict) -> bool:
@@ -211,8 +208,8 @@ def main() -> int:
         check_resume(checks, root, clip, scratch, 200)  # long enough to be interrupted mid-run
     if "launchers" not in args.skip:
         check_launchers(checks, root, clip, scratch)
-    if checks.failed:
-        logger.error("%d check(s) failed:\n  %s", len(checks.failed), "\n  ".join(checks.failed))
+    if checks:
+        logger.error("%d check(s) failed:\n  %s", len(checks), "\n  ".join(checks))
         return 1
     logger.info("All checks passed (%s)", scratch)
     return 0

@@ -1,12 +1,7 @@
-"""The embedded default: every method on scikit-learn's handwritten digits, through train.py.
+"""The embedded default: every method on scikit-learn's handwritten digits, through ``train.py --reuse``.
 
-The digits (1,797 real 8x8 scans) are written in the Caltech101 layout, so the real reader runs. With real CLIP
-weights (cached or downloadable) the numbers are CLIP's; offline, a tiny random CLIP stands in and the
-accuracies only show that the pipeline runs (the notice is printed beside the table and in ``results.md``).
-Runs go through ``train.py --reuse`` (the launchers' rule): a finished run is reused only for the same config,
-backbone file included. Writes ``results.md`` (the table) and ``results.png`` (accuracy per method).
-
-    bash scripts/demo.sh [--offline] [--output demo_output] [--shots 16] [--backbone RN50]
+The digits (1,797 real 8x8 scans) are written in the Caltech101 layout, so the real reader runs. What it uses,
+reuses and writes, and its options: ``scripts/demo.sh``.
 """
 import argparse
 import json
@@ -21,18 +16,9 @@ sys.path.insert(0, REPO)
 logger = logging.getLogger("demo")
 
 DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-TASKRES_CONFIG = "configs/trainers/TaskRes/rn50.yaml"
-
-# (trainer, config file, recipe overrides). Methods whose trainer or config is absent are skipped.
-METHODS = (
-    ("ZeroshotCLIP", TASKRES_CONFIG, []),
-    ("TaskRes", TASKRES_CONFIG, []),
-    ("LinearProbeCLIP", "configs/trainers/LinearProbeCLIP/rn50.yaml", []),
-    ("CLIP_Adapter", "configs/trainers/CLIP_Adapter/rn50.yaml", []),
-    ("TipAdapter", "configs/trainers/TipAdapter/rn50.yaml", []),
-    ("TipAdapterF", "configs/trainers/TipAdapterF/rn50.yaml", []),
-    ("CoOp", "configs/trainers/CoOp/rn50.yaml", ["OPTIM.MAX_EPOCH", "10"]),
-)
+# Run with their recipe's config file and OVERRIDES; a method whose trainer or config is absent is skipped.
+METHODS = ("ZeroshotCLIP", "TaskRes", "LinearProbeCLIP", "CLIP_Adapter", "TipAdapter", "TipAdapterF", "CoOp")
+OVERRIDES = {"CoOp": ["OPTIM.MAX_EPOCH", "10"]}
 
 
 def write_digits_tree(root: str, image_size: int = 64) -> str:
@@ -124,6 +110,7 @@ def main(argv=None) -> list:
     import train
     import trainers
     from engine import TRAINER_REGISTRY, setup_logger
+    from tools.names import backbone_tag
 
     setup_logger(None)
 
@@ -132,23 +119,22 @@ def main(argv=None) -> list:
     backbone, size = pick_backbone(args.backbone, args.offline, output)
     size = args.input_size or size
     random_weights = backbone.endswith("tiny-random-clip.pt")
-    from tools.names import backbone_tag
-
     rows = []
-    for trainer, config, recipe in METHODS:
+    for trainer in METHODS:
         if args.methods and trainer not in args.methods:
             continue
-        if trainer not in TRAINER_REGISTRY.registered_names() or not os.path.isfile(os.path.join(REPO, config)):
+        spec = trainers.method_spec(trainer) if trainer in TRAINER_REGISTRY.registered_names() else None
+        if spec is None or not os.path.isfile(os.path.join(REPO, spec.recipe_config)):
             logger.info("Skipping %s (not available in this checkout)", trainer)
             continue
         out = os.path.join(output, "runs", trainer, f"{backbone_tag(backbone)}_{args.shots}shots", f"seed{args.seed}")
         start = time.time()
         result = train.main([
             "--root", data, "--output-dir", out, "--seed", str(args.seed), "--trainer", trainer,
-            "--config-file", os.path.join(REPO, config),
+            "--config-file", os.path.join(REPO, spec.recipe_config),
             "--dataset-config-file", os.path.join(REPO, "configs/datasets/caltech101.yaml"),
             "--backbone", backbone, "--cache-dir", os.path.join(output, "feature_cache"), "--reuse",
-            *recipe, "DATASET.NUM_SHOTS", str(args.shots), "INPUT.SIZE", f"({size}, {size})",
+            *OVERRIDES.get(trainer, []), "DATASET.NUM_SHOTS", str(args.shots), "INPUT.SIZE", f"({size}, {size})",
             "FEATURE_CACHE.NUM_VIEWS", str(args.views), "TRAINER.TIP_ADAPTER.AUGMENT_EPOCH", str(args.views),
             "TRAINER.TIP_ADAPTER_F.AUGMENT_EPOCH", str(args.views), "TRAIN.PRINT_FREQ", "1000",
         ])
@@ -156,7 +142,7 @@ def main(argv=None) -> list:
             logger.info("%s finished in %.1fs", trainer, time.time() - start)
         with open(os.path.join(result["output_dir"], "metrics.json")) as f:
             m = json.load(f)
-        rows.append((trainers.method_spec(trainer).label, m["accuracy"], m.get("macro_f1") or float("nan"), m["timings"]["wall_s"]))
+        rows.append((spec.label, m["accuracy"], m.get("macro_f1") or float("nan"), m["timings"]["wall_s"]))
     title = f"Digits, {args.shots}-shot, backbone {os.path.basename(backbone)}, seed {args.seed}"
     notice = [f"**{RANDOM_NOTICE}**", ""] if random_weights else []
     lines = notice + [title, "", "| method | accuracy % | macro-F1 % | wall s |", "|---|---|---|---|"]

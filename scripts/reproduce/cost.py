@@ -67,8 +67,7 @@ def run_needs(cfg, eval_only: bool = False) -> Tuple[List[Tuple[tuple, int, int]
         kept = math.ceil(classes / 2) if subset == "base" else classes - math.ceil(classes / 2)
         classes, n_test = kept, round(n_test * kept / classes)
         ds = f"{ds} ({subset})"
-    n_train = classes * shots
-    n_val = classes * fewshot_val_per_class(shots)
+    n_train, n_val = classes * shots, classes * fewshot_val_per_class(shots)
     test_tfm = _sha(repr(build_transform(cfg, is_train=False)))
     needs = [(("test", backbone, ds, test_tfm), n_test, 1)]
     original = n_test
@@ -147,7 +146,11 @@ def measured_throughput(backbone: str, path: str = RESULTS) -> Optional[Tuple[fl
     return float(r["extraction_views_per_s"]), f"{r['arch']} on {r['device']} (benchmarks/encoder_limit.py)"
 
 
-def format_cost(cost: Dict, backbone: str, throughput: Optional[float] = None) -> str:
+def cost_summary(cells, cost: Optional[Dict], backbone: str, throughput: Optional[float] = None) -> str:
+    if not cells:
+        return "No runs planned."
+    if cost is None:
+        return "Every planned run is finished: nothing to encode."
     dim = EMBED_DIMS.get(backbone, 1024)
     lines = [
         f"Image-encoder cost of {cost['runs']} run(s), {backbone}:",
@@ -183,14 +186,6 @@ def encoder_cost(cells, cache_dir: str) -> Optional[Dict]:
     return grid_cost(cell_configs(todo), cache_dir, [bool(c.source_dir) for c in todo])
 
 
-def cost_summary(cells, cost: Optional[Dict], backbone: str, throughput: Optional[float] = None) -> str:
-    if not cells:
-        return "No runs planned."
-    if cost is None:
-        return "Every planned run is finished: nothing to encode."
-    return format_cost(cost, backbone, throughput)
-
-
 def main(argv: Optional[Sequence[str]] = None) -> None:
     from scripts.reproduce.grid import build_parser, plan_from_args
 
@@ -200,6 +195,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = p.parse_args(argv)
     req, _, cells, _ = plan_from_args(args, [])
     print(cost_summary(cells, encoder_cost(cells, req.cache_dir), req.backbone, args.throughput))
+
 
 if __name__ == "__main__":
     main()

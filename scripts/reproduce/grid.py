@@ -152,10 +152,6 @@ def main(argv: Optional[Sequence[str]] = None) -> GridReport:
     return report
 
 
-def cli() -> None:
+if __name__ == "__main__":
     report = main()
     sys.exit(1 if report.failed or report.blocked or report.problems else 0)
-
-
-if __name__ == "__main__":
-    cli()

@@ -193,7 +193,6 @@ def plan_evals(req: GridRequest, trained: Sequence[Cell], targets: Callable[[Cel
         aims = targets(t)
         if not aims:
             continue
-        check_datasets([d for d, _, _ in aims])
         num_shots = 1 if spec(t.method).shot_free else t.shots
         if not t.finished:
             missing.append(t.out_dir)
@@ -206,8 +205,7 @@ def plan_evals(req: GridRequest, trained: Sequence[Cell], targets: Callable[[Cel
             argv += ["--load-epoch", str(load_epoch)] if load_epoch is not None else []
             # As scripts/taskres/eval.sh (test batch 1000, the paper's variant configs), plus one view of
             # the few-shot train images, which an evaluation encodes but never uses.
-            argv += recipe_argv(t.method, target, num_shots, t.backbone)
-            argv += ["DATALOADER.TEST.BATCH_SIZE", "1000"]
+            argv += [*recipe_argv(t.method, target, num_shots, t.backbone), "DATALOADER.TEST.BATCH_SIZE", "1000"]
             argv += ["INPUT.SIZE", f"({req.size}, {req.size})"] if req.size is not None else []
             argv += ["FEATURE_CACHE.NUM_VIEWS", "1", *protocol_opts(t.method, req.track, classes), *req.extra]
             cells.append(Cell(t.method, target, t.shots, t.seed, t.backbone, out_dir, tuple(argv), source_dir=t.out_dir,

@@ -16,14 +16,7 @@ from datasets.base import DOCS, BenchmarkDataset
 from engine import DATASET_REGISTRY
 from engine.libraries import import_open_clip
 from scripts.reproduce.cost import EMBED_DIMS, encoder_cost
-from scripts.reproduce.planning import (
-    PLANNING_ERRORS,
-    REPO_ROOT,
-    Cell,
-    GridError,
-    GridRequest,
-    plan_runs,
-)
+from scripts.reproduce.planning import PLANNING_ERRORS, REPO_ROOT, Cell, GridError, GridRequest, plan_runs
 from trainers.backbone import OPENAI_MODELS, openai_weights_path
 
 GB = 2 ** 30
@@ -46,13 +39,6 @@ class Preflight:
         return out + ["ready"]
 
 
-def dataset_class(config: str):
-    """The registered dataset class of a dataset config name (``configs/datasets/<config>.yaml``)."""
-    with open(os.path.join(REPO_ROOT, "configs", "datasets", f"{config}.yaml")) as f:
-        name = yaml.safe_load(f)["DATASET"]["NAME"]
-    return DATASET_REGISTRY.get(name)
-
-
 def _readable(path: str) -> bool:
     mode = os.R_OK | (os.X_OK if os.path.isdir(path) else 0)
     return os.path.exists(path) and os.access(path, mode)
@@ -65,7 +51,8 @@ def check_data(data: str, configs: Sequence[str]) -> Preflight:
                           f"folder holding the datasets ({DOCS})"])
     found = Preflight()
     for config in dict.fromkeys(configs):
-        cls = dataset_class(config)
+        with open(os.path.join(REPO_ROOT, "configs", "datasets", f"{config}.yaml")) as f:
+            cls = DATASET_REGISTRY.get(yaml.safe_load(f)["DATASET"]["NAME"])
         if not issubclass(cls, BenchmarkDataset):
             found.notes.append(f"{config}: {cls.__name__} declares no layout, not checked")
             continue
