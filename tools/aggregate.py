@@ -13,7 +13,7 @@ import os
 import re
 import sys
 from dataclasses import asdict, dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import yaml
 
@@ -215,12 +215,17 @@ def collect(root: str) -> Collection:
     return out
 
 
-def write_rows_csv(rows: List[RunRow], path: str) -> None:
-    """One CSV row per run; ``-`` writes to standard output."""
+def write_csv(path: str, fieldnames: List[str], records: Iterable[dict]) -> None:
+    """A CSV file with a header line; ``-`` writes to standard output."""
     with open(path, "w", newline="") if path != "-" else contextlib.nullcontext(sys.stdout) as f:
-        writer = csv.DictWriter(f, fieldnames=list(RunRow.__dataclass_fields__), lineterminator="\n")
+        writer = csv.DictWriter(f, fieldnames=fieldnames, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(asdict(row) for row in rows)
+        writer.writerows(records)
+
+
+def write_rows_csv(rows: List[RunRow], path: str) -> None:
+    """One CSV row per run."""
+    write_csv(path, list(RunRow.__dataclass_fields__), (asdict(row) for row in rows))
 
 
 def main(argv=None) -> None:

@@ -2,12 +2,11 @@
 
 The statistics and how cells are marked (``(n=k)``, ``—``, ``incomplete (k/11)``): docs/reports.md.
 """
-import csv
 import statistics
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from tools.aggregate import RunRow
+from tools.aggregate import RunRow, write_csv
 from tools.methods import Catalog
 from tools.names import AVERAGE, FEWSHOT_NAMES, PAPER_SHOTS, VARIANT_NAMES, dataset_label
 from tools.published import Published
@@ -230,11 +229,8 @@ def summary_records(summary: Summary, published: Published, paper_backbone: Opti
 
 def write_summary_csv(summary: Summary, published: Published, path: str,
                       paper_backbone: Optional[str] = None) -> None:
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows({k: "" if v is None else v for k, v in rec.items()}
-                         for rec in summary_records(summary, published, paper_backbone))
+    write_csv(path, CSV_FIELDS, ({k: "" if v is None else v for k, v in rec.items()}
+                                 for rec in summary_records(summary, published, paper_backbone)))
 
 
 # ---- the protocols beyond the few-shot table ------------------------------------------------------
