@@ -148,11 +148,10 @@ def _from_log(run_dir: str, kind: str) -> Optional[RunRow]:
         return None
     cfg = _read_config(run_dir)
     parts = os.path.normpath(run_dir).split(os.sep)
-    layout, tag = {}, None
-    if len(parts) >= 4 and _SEED_RE.match(parts[-1]) and _LAYOUT_RE.match(parts[-2]):
-        tag = _LAYOUT_RE.match(parts[-2])
-        layout = dict(dataset=parts[-4], method=parts[-3], shots=int(tag["shots"] or 0), backbone=_backbone(tag["tag"]),
-                      seed=int(_SEED_RE.match(parts[-1])["seed"]))
+    seed_dir = _SEED_RE.match(parts[-1]) if len(parts) >= 4 else None
+    tag = _LAYOUT_RE.match(parts[-2]) if seed_dir else None
+    layout = dict(dataset=parts[-4], method=parts[-3], shots=int(tag["shots"] or 0), backbone=_backbone(tag["tag"]),
+                  seed=int(seed_dir["seed"])) if tag else {}
     try:
         method = cfg.get("TRAINER", {}).get("NAME") or layout["method"]
         dataset = cfg.get("DATASET", {}).get("NAME") or layout["dataset"]
@@ -181,22 +180,21 @@ def collect(root: str) -> Collection:
     rows: List[RunRow] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
-        kind = "eval" if os.path.basename(dirpath).startswith("eval_") else "run"
-        row = None
         name = "metrics.json" if "metrics.json" in filenames else "log.txt" if "log.txt" in filenames else ""
+        if not name:
+            continue
+        kind = "eval" if os.path.basename(dirpath).startswith("eval_") else "run"
         try:
-            if name == "metrics.json":
-                row = _from_metrics(dirpath, kind)
-            elif name == "log.txt":
-                row = _from_log(dirpath, kind)
-                if row is None:
-                    logger.warning("No test accuracy (unfinished or failed run): %s", dirpath)
-                    out.unfinished.append(dirpath)
+            row = _from_metrics(dirpath, kind) if name == "metrics.json" else _from_log(dirpath, kind)
         except (OSError, ValueError, KeyError, TypeError) as err:
             why = f"no {err.args[0]!r} field" if isinstance(err, KeyError) else str(err)
             out.unreadable.append(f"{os.path.join(dirpath, name)}: {why}")
             logger.warning("Unreadable %s", out.unreadable[-1])
-        if row is not None:
+            continue
+        if row is None:  # only a log.txt lacks an accuracy
+            logger.warning("No test accuracy (unfinished or failed run): %s", dirpath)
+            out.unfinished.append(dirpath)
+        else:
             rows.append(row)
     # A log-only run names its backbone by the folder tag; take the full name from runs with metrics.json.
     full_names = {backbone_tag(r.backbone): r.backbone for r in rows if r.source == "metrics.json"}
