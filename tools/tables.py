@@ -148,13 +148,12 @@ def fewshot_table(summary: Summary, published: Published, backbone: str, shots: 
     pb, names = paper_backbone or backbone, summary.names.marked(shared)
     full_n = full_seed_count(summary, backbone)
     header = ["Method"] + [dataset_label(d) for d in FEWSHOT_NAMES] + ["Average"]
-    rows = _ours_and_paper(
+    return _markdown(header, _ours_and_paper(
         names, _present(summary, backbone, FEWSHOT_NAMES, shots), published.methods(backbone=pb),
         lambda m: [_cell(summary, backbone, m, d, shots, full_n) for d in FEWSHOT_NAMES] + [
             _average_cell(_means(summary, backbone, m, FEWSHOT_NAMES, shots), len(FEWSHOT_NAMES))],
         lambda m: [published.get(m, d, shots, pb) for d in FEWSHOT_NAMES] + [
-            published_average(published, m, shots, pb)])
-    return _markdown(header, rows)
+            published_average(published, m, shots, pb)]))
 
 
 def imagenet_table(summary: Summary, published: Published, backbone: str,
@@ -166,11 +165,10 @@ def imagenet_table(summary: Summary, published: Published, backbone: str,
     paper_methods = [m for m in published.methods(backbone=pb)
                      if any(published.get(m, "ImageNet", s, pb) is not None for s in shot_list)]
     full_n = full_seed_count(summary, backbone)
-    rows = _ours_and_paper(
+    return _markdown(["Method"] + [f"{s} shot{'s' if s != 1 else ''}" for s in shot_list], _ours_and_paper(
         names, ours, paper_methods,
         lambda m: [_cell(summary, backbone, m, "ImageNet", s, full_n) for s in shot_list],
-        lambda m: [published.get(m, "ImageNet", s, pb, tables=("imagenet", "fewshot")) for s in shot_list])
-    return _markdown(["Method"] + [f"{s} shot{'s' if s != 1 else ''}" for s in shot_list], rows)
+        lambda m: [published.get(m, "ImageNet", s, pb, tables=("imagenet", "fewshot")) for s in shot_list]))
 
 
 def variant_shots(summary: Summary, backbone: str) -> List[int]:
@@ -185,11 +183,11 @@ def variants_table(summary: Summary, published: Published, backbone: str, shots:
     pb, names = paper_backbone or backbone, summary.names.marked(shared)
     cols = ("ImageNet",) + VARIANT_NAMES
     full_n = full_seed_count(summary, backbone)
-    rows = _ours_and_paper(
+    header = ["Method"] + ["ImageNet" if d == "ImageNet" else f"ImageNet{dataset_label(d)}" for d in cols]
+    return _markdown(header, _ours_and_paper(
         names, _present(summary, backbone, VARIANT_NAMES, shots), published.methods("variants", pb),
         lambda m: [_cell(summary, backbone, m, d, shots, full_n) for d in cols],
-        lambda m: [published.get(m, d, shots, pb, tables=("variants",)) for d in cols])
-    return _markdown(["Method"] + ["ImageNet" if d == "ImageNet" else f"ImageNet{dataset_label(d)}" for d in cols], rows)
+        lambda m: [published.get(m, d, shots, pb, tables=("variants",)) for d in cols]))
 
 
 def backbone_table(summary: Summary, published: Published, method: str = "TaskRes", shots: int = 16) -> str:
