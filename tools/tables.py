@@ -203,8 +203,9 @@ def backbone_table(summary: Summary, published: Published, method: str = "TaskRe
 CSV_FIELDS = ["backbone", "method", "label", "dataset", "shots", "n", "seeds", "mean", "std", "paper", "note"]
 
 
-def summary_records(summary: Summary, published: Published, paper_backbone: Optional[str] = None) -> List[dict]:
-    """One record per (backbone, method, dataset, shots) plus the 11-dataset averages, for the CSV."""
+def write_summary_csv(summary: Summary, published: Published, path: str,
+                      paper_backbone: Optional[str] = None) -> None:
+    """One record per (backbone, method, dataset, shots) plus the 11-dataset averages; a missing value is empty."""
     records, names = [], summary.names
     for (b, m, d, k), s in sorted(summary.items(),
                                   key=lambda kv: (kv[0][0], names.sort_key(kv[0][1]), kv[0][2], kv[0][3])):
@@ -222,13 +223,7 @@ def summary_records(summary: Summary, published: Published, paper_backbone: Opti
                                     seeds="", mean=None if avg is None else round(avg, 4), std=None,
                                     paper=published_average(published, m, k, paper_backbone or b),
                                     note="" if avg is not None else f"incomplete ({n}/{len(FEWSHOT_NAMES)})"))
-    return records
-
-
-def write_summary_csv(summary: Summary, published: Published, path: str,
-                      paper_backbone: Optional[str] = None) -> None:
-    write_csv(path, CSV_FIELDS, ({k: "" if v is None else v for k, v in rec.items()}
-                                 for rec in summary_records(summary, published, paper_backbone)))
+    write_csv(path, CSV_FIELDS, ({k: "" if v is None else v for k, v in rec.items()} for rec in records))
 
 
 # ---- the protocols beyond the few-shot table ------------------------------------------------------
