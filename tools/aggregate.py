@@ -222,7 +222,6 @@ def write_csv(path: str, fieldnames: List[str], records: Iterable[dict]) -> None
 
 
 def write_rows_csv(rows: List[RunRow], path: str) -> None:
-    """One CSV row per run."""
     write_csv(path, list(RunRow.__dataclass_fields__), (asdict(row) for row in rows))
 
 

@@ -105,7 +105,6 @@ FIRST_TRACK = TRACK_NAMES[0]  # the paper's protocol: the tables under each back
 
 
 def _table(heading: str, table: str, note: str) -> List[str]:
-    """A table under its ``###`` heading, followed by the line saying what its track allows."""
     return [f"### {heading}", "", table, "", note, ""]
 
 

@@ -52,7 +52,6 @@ def lookup(summary: Summary, backbone: str, method: str, dataset: str, shots: in
 
 
 def _means(summary: Summary, backbone: str, method: str, datasets: Iterable[str], shots: int) -> List[float]:
-    """The seed means of ``method`` on those of ``datasets`` that have a result."""
     return [st.mean for d in datasets if (st := lookup(summary, backbone, method, d, shots)) is not None]
 
 
@@ -255,7 +254,6 @@ def base2novel_table(rows: Sequence[RunRow], published: Published, backbone: str
     agnostic = {r.method for r in mine if r.classes == "base" and (r.class_agnostic or r.shot_free)}
     present = _present(base, backbone, FEWSHOT_NAMES, shots)
     full_n = full_seed_count(base, backbone)
-    header = ["Dataset", "Method", "Base", "New", "HM"]
     table: List[List[str]] = []
     for d in FEWSHOT_NAMES:
         for m in present:
@@ -278,7 +276,7 @@ def base2novel_table(rows: Sequence[RunRow], published: Published, backbone: str
             values = [published.get(m, d, shots, pb, tables=(t,)) for t in ("b2n_base", "b2n_new", "b2n_hm")]
             if any(v is not None for v in values):
                 table.append([dataset_label(d), names.paper(m)] + [fmt_value(v) for v in values])
-    return _markdown(header, table)
+    return _markdown(["Dataset", "Method", "Base", "New", "HM"], table)
 
 
 def cross_dataset_table(rows: Sequence[RunRow], published: Published, backbone: str, shots: int,
@@ -292,17 +290,15 @@ def cross_dataset_table(rows: Sequence[RunRow], published: Published, backbone: 
     evals = summarize(r for r in mine if r.kind == "eval" and r.source_dataset == source)
     own = summarize(r for r in mine if r.kind == "run" and r.dataset == source)
     names = evals.names.marked(shared)
-    present = _present(evals, backbone, targets, shots)
     full_n = full_seed_count(evals, backbone)
     table = []
-    for m in present:
+    for m in _present(evals, backbone, targets, shots):
         cells = [_cell(evals, backbone, m, d, shots, full_n) for d in targets]
         table.append([names.ours(m), _cell(own, backbone, m, source, shots, full_n)] + cells
                      + [_average_cell(_means(evals, backbone, m, targets, shots), len(targets))])
     for m in published.methods("cross_dataset", pb):
-        values = [published.get(m, d, shots, pb, tables=("cross_dataset",)) for d in (source,) + targets]
-        paper_avg = published.get(m, AVERAGE, shots, pb, tables=("cross_dataset",))
-        table.append([names.paper(m)] + [fmt_value(v) for v in values] + [fmt_value(paper_avg)])
+        values = [published.get(m, d, shots, pb, tables=("cross_dataset",)) for d in (source,) + targets + (AVERAGE,)]
+        table.append([names.paper(m)] + [fmt_value(v) for v in values])
     header = ["Method", f"{dataset_label(source)} (source)"] + [dataset_label(d) for d in targets] + ["Average"]
     return _markdown(header, table)
 
