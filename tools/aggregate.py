@@ -116,10 +116,9 @@ def _from_metrics(run_dir: str, kind: str) -> RunRow:
     # an evaluation from before sources were recorded is ImageNet's
     source_dataset = dataset_name((m.get("source") or {}).get("dataset") or "ImageNet") if kind == "eval" else ""
     return RunRow(method=method, dataset=dataset_name(m["dataset"]), backbone=m["backbone"],
-                  shots=0 if names.shot_free else int(m["shots"]),
-                  seed=int(m["seed"]), accuracy=float(m["accuracy"]), macro_f1=m.get("macro_f1"), kind=kind,
-                  source="metrics.json", path=run_dir, variant=variant, classes=str(m.get("classes") or "all"),
-                  tracks="+".join(tracks), source_dataset=source_dataset,
+                  shots=0 if names.shot_free else int(m["shots"]), seed=int(m["seed"]), accuracy=float(m["accuracy"]),
+                  macro_f1=m.get("macro_f1"), kind=kind, source="metrics.json", path=run_dir, variant=variant,
+                  classes=str(m.get("classes") or "all"), tracks="+".join(tracks), source_dataset=source_dataset,
                   class_agnostic=bool(m.get("class_agnostic", False)), schema=schema, **names._asdict())
 
 
