@@ -7,6 +7,7 @@ extraction resumes with the same pixels. Views, batches and devices: docs/featur
 import hashlib
 import os
 import signal
+from contextlib import closing
 from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 import torch
@@ -49,11 +50,8 @@ def split_transform(transform) -> Optional[Tuple[Callable, torch.Tensor, torch.T
     tail = steps[i + 1:]
     if len(tail) > 1 or (tail and names[i + 1] != "Normalize"):
         return None
-    if tail:
-        mean = torch.as_tensor(tail[0].mean, dtype=torch.float32)
-        std = torch.as_tensor(tail[0].std, dtype=torch.float32)
-    else:
-        mean, std = torch.zeros(3), torch.ones(3)
+    norm = tail[0] if tail else T.Normalize((0.0,) * 3, (1.0,) * 3)  # ToTensor alone: the identity
+    mean, std = (torch.as_tensor(v, dtype=torch.float32) for v in (norm.mean, norm.std))
     return T.Compose(steps[:i]), mean, std
 
 
@@ -183,9 +181,8 @@ def encode_batches(backbone, items: Sequence, transform, start: int, stop: int, 
                 _raise_item_error(idx)
             b = images.shape[0]
             flat = images.flatten(0, 1)
-            parts = []
-            for s in range(0, flat.shape[0], batch_size):  # a batch of one image may hold more views
-                parts.append(backbone.encode_image(normalize(flat[s:s + batch_size])).to(torch.float16))
+            parts = [backbone.encode_image(normalize(flat[s:s + batch_size])).to(torch.float16)
+                     for s in range(0, flat.shape[0], batch_size)]  # a batch of one image may hold more views
             feats = torch.cat(parts) if len(parts) > 1 else parts[0]
             event = None
             if cuda:  # asynchronous copy back; waited for one batch later, so the GPU never idles on it
@@ -208,14 +205,11 @@ def extract_features(backbone, items: Sequence, transform, views: int, seed: int
     """Views ``start..views-1`` of every item as ``[views - start, N, D]`` fp16 on the CPU (no cache)."""
     out = None
     n_views = views - start
-    with progress_bar(n_views * len(items), desc, unit="view", unit_scale=True) as bar:
-        batches = encode_batches(backbone, items, transform, start, views, seed, batch_size, num_workers, root)
-        try:
-            for i, feats in batches:
-                if out is None:
-                    out = torch.empty(n_views, len(items), feats.shape[-1], dtype=torch.float16)
-                out[:, i:i + feats.shape[1]] = feats
-                bar.update(feats.shape[0] * feats.shape[1])
-        finally:
-            batches.close()
+    batches = encode_batches(backbone, items, transform, start, views, seed, batch_size, num_workers, root)
+    with progress_bar(n_views * len(items), desc, unit="view", unit_scale=True) as bar, closing(batches):
+        for i, feats in batches:
+            if out is None:
+                out = torch.empty(n_views, len(items), feats.shape[-1], dtype=torch.float16)
+            out[:, i:i + feats.shape[1]] = feats
+            bar.update(feats.shape[0] * feats.shape[1])
     return out if out is not None else torch.empty(n_views, 0, backbone.embed_dim, dtype=torch.float16)

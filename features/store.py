@@ -4,6 +4,7 @@ An entry (``<root>/<kind>-<digest>/``: ``meta.json`` and chunks ``views-<start>-
 one ordered image list under one transform, weights file and seed; an interrupted extraction leaves *part*
 files that the next one resumes after. Keys, format, locking and parts: docs/feature-cache.md.
 """
+import contextlib
 import hashlib
 import json
 import logging
@@ -40,13 +41,6 @@ class FeatureCacheError(RuntimeError):
     """The cache cannot hold or read an entry (disk full, over its bound); the message says what to do."""
 
 
-def items_digest(items: Sequence) -> str:
-    h = hashlib.sha256()
-    for item in items:
-        h.update(f"{item.impath}\t{item.label}\n".encode())
-    return h.hexdigest()
-
-
 def view_checksums(features: torch.Tensor) -> List[int]:
     """One CRC-32 per view of ``[V, N, D]``: cheap enough to check on every load (GB/s)."""
     return [zlib.crc32(v.contiguous().reshape(-1).view(torch.uint8).numpy()) for v in features]
@@ -62,7 +56,7 @@ def cache_key(backbone, items: Sequence, transform, seed: Optional[int]) -> Dict
         "backbone": backbone.name,
         "weights": backbone.fingerprint(),
         "precision": backbone.precision,
-        "items": items_digest(items),
+        "items": hashlib.sha256("".join(f"{i.impath}\t{i.label}\n" for i in items).encode()).hexdigest(),
         "num_items": len(items),
         "transform": repr(transform),
         "seed": None if deterministic else int(seed),
@@ -73,10 +67,8 @@ def _dir_bytes(path: str) -> int:
     total = 0
     for dirpath, _, files in os.walk(path):
         for f in files:
-            try:
+            with contextlib.suppress(OSError):  # removed meanwhile (a writer's temporary file)
                 total += os.path.getsize(os.path.join(dirpath, f))
-            except OSError:  # removed meanwhile (a writer's temporary file)
-                pass
     return total
 
 
@@ -278,10 +270,8 @@ class FeatureStore:
                     if loaded is None:
                         raise FeatureCacheError(f"The feature cache entry {directory} cannot be read back after "
                                                 "writing it; check the disk")
-        try:
+        with contextlib.suppress(OSError):  # a read-only cache still serves
             os.utime(directory)  # last use, for pruning
-        except OSError:  # a read-only cache still serves
-            pass
         return {"features": loaded[0], "labels": loaded[1], "seconds": seconds, "encoded_views": views - covered,
                 "reused_views": covered, "path": directory}
 
@@ -298,11 +288,9 @@ def list_entries(root: str) -> List[Dict]:
         if not os.path.isdir(directory):
             continue
         meta = {}
-        try:
-            with open(os.path.join(directory, "meta.json")) as f:
-                meta = json.load(f)
-        except (OSError, ValueError):  # written last by nobody yet, or damaged: the entry still counts
-            pass
+        # written last by nobody yet, or damaged: the entry still counts
+        with contextlib.suppress(OSError, ValueError), open(os.path.join(directory, "meta.json")) as f:
+            meta = json.load(f)
         plan = _reach(_files(directory, CHUNK_RE), 0, 1 << 30)
         entries.append({"path": directory, "views": plan[-1][1] if plan else 0,
                         "parts": len(_files(directory, PART_RE)), "bytes": _dir_bytes(directory),

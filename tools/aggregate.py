@@ -13,7 +13,7 @@ import os
 import re
 import sys
 from dataclasses import asdict, dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import yaml
 
@@ -116,10 +116,9 @@ def _from_metrics(run_dir: str, kind: str) -> RunRow:
     # an evaluation from before sources were recorded is ImageNet's
     source_dataset = dataset_name((m.get("source") or {}).get("dataset") or "ImageNet") if kind == "eval" else ""
     return RunRow(method=method, dataset=dataset_name(m["dataset"]), backbone=m["backbone"],
-                  shots=0 if names.shot_free else int(m["shots"]),
-                  seed=int(m["seed"]), accuracy=float(m["accuracy"]), macro_f1=m.get("macro_f1"), kind=kind,
-                  source="metrics.json", path=run_dir, variant=variant, classes=str(m.get("classes") or "all"),
-                  tracks="+".join(tracks), source_dataset=source_dataset,
+                  shots=0 if names.shot_free else int(m["shots"]), seed=int(m["seed"]), accuracy=float(m["accuracy"]),
+                  macro_f1=m.get("macro_f1"), kind=kind, source="metrics.json", path=run_dir, variant=variant,
+                  classes=str(m.get("classes") or "all"), tracks="+".join(tracks), source_dataset=source_dataset,
                   class_agnostic=bool(m.get("class_agnostic", False)), schema=schema, **names._asdict())
 
 
@@ -148,11 +147,10 @@ def _from_log(run_dir: str, kind: str) -> Optional[RunRow]:
         return None
     cfg = _read_config(run_dir)
     parts = os.path.normpath(run_dir).split(os.sep)
-    layout, tag = {}, None
-    if len(parts) >= 4 and _SEED_RE.match(parts[-1]) and _LAYOUT_RE.match(parts[-2]):
-        tag = _LAYOUT_RE.match(parts[-2])
-        layout = dict(dataset=parts[-4], method=parts[-3], shots=int(tag["shots"] or 0), backbone=_backbone(tag["tag"]),
-                      seed=int(_SEED_RE.match(parts[-1])["seed"]))
+    seed_dir = _SEED_RE.match(parts[-1]) if len(parts) >= 4 else None
+    tag = _LAYOUT_RE.match(parts[-2]) if seed_dir else None
+    layout = dict(dataset=parts[-4], method=parts[-3], shots=int(tag["shots"] or 0), backbone=_backbone(tag["tag"]),
+                  seed=int(seed_dir["seed"])) if tag else {}
     try:
         method = cfg.get("TRAINER", {}).get("NAME") or layout["method"]
         dataset = cfg.get("DATASET", {}).get("NAME") or layout["dataset"]
@@ -181,22 +179,21 @@ def collect(root: str) -> Collection:
     rows: List[RunRow] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
-        kind = "eval" if os.path.basename(dirpath).startswith("eval_") else "run"
-        row = None
         name = "metrics.json" if "metrics.json" in filenames else "log.txt" if "log.txt" in filenames else ""
+        if not name:
+            continue
+        kind = "eval" if os.path.basename(dirpath).startswith("eval_") else "run"
         try:
-            if name == "metrics.json":
-                row = _from_metrics(dirpath, kind)
-            elif name == "log.txt":
-                row = _from_log(dirpath, kind)
-                if row is None:
-                    logger.warning("No test accuracy (unfinished or failed run): %s", dirpath)
-                    out.unfinished.append(dirpath)
+            row = _from_metrics(dirpath, kind) if name == "metrics.json" else _from_log(dirpath, kind)
         except (OSError, ValueError, KeyError, TypeError) as err:
             why = f"no {err.args[0]!r} field" if isinstance(err, KeyError) else str(err)
             out.unreadable.append(f"{os.path.join(dirpath, name)}: {why}")
             logger.warning("Unreadable %s", out.unreadable[-1])
-        if row is not None:
+            continue
+        if row is None:  # only a log.txt lacks an accuracy
+            logger.warning("No test accuracy (unfinished or failed run): %s", dirpath)
+            out.unfinished.append(dirpath)
+        else:
             rows.append(row)
     # A log-only run names its backbone by the folder tag; take the full name from runs with metrics.json.
     full_names = {backbone_tag(r.backbone): r.backbone for r in rows if r.source == "metrics.json"}
@@ -215,12 +212,16 @@ def collect(root: str) -> Collection:
     return out
 
 
-def write_rows_csv(rows: List[RunRow], path: str) -> None:
-    """One CSV row per run; ``-`` writes to standard output."""
+def write_csv(path: str, fieldnames: List[str], records: Iterable[dict]) -> None:
+    """A CSV file with a header line; ``-`` writes to standard output."""
     with open(path, "w", newline="") if path != "-" else contextlib.nullcontext(sys.stdout) as f:
-        writer = csv.DictWriter(f, fieldnames=list(RunRow.__dataclass_fields__), lineterminator="\n")
+        writer = csv.DictWriter(f, fieldnames=fieldnames, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(asdict(row) for row in rows)
+        writer.writerows(records)
+
+
+def write_rows_csv(rows: List[RunRow], path: str) -> None:
+    write_csv(path, list(RunRow.__dataclass_fields__), (asdict(row) for row in rows))
 
 
 def main(argv=None) -> None:

@@ -4,8 +4,7 @@ Each method we ran is one solid line (mean over seeds, shaded ± std); its publi
 there are any, are a dashed line of the same colour (a horizontal one for zero-shot methods). The
 figure is built on matplotlib's object API with the Agg canvas: no pyplot state, no display needed.
 """
-import os
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -16,11 +15,11 @@ from tools.tables import Summary, backbones, dataset_average, methods, published
 
 
 def fewshot_figure(summary: Summary, published: Published, backbone: str,
-                   method_list: Optional[List[str]] = None, paper_backbone: Optional[str] = None) -> Figure:
+                   paper_backbone: Optional[str] = None) -> Figure:
     """The figure: panels in the paper's dataset order, then the average. Lines carry their method's
     label (``TaskRes``; ``TaskRes (paper)`` for the dashed published line, from ``paper_backbone``'s
     published numbers when given, else ``backbone``'s)."""
-    method_list = sorted(method_list or methods(summary, backbone), key=summary.names.sort_key)
+    method_list = methods(summary, backbone)  # in table order
     fig = Figure(figsize=(16, 11), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(3, 4).ravel()
@@ -86,7 +85,6 @@ def save_fewshot_plots(summary: Summary, published: Published, out_prefix: str,
     for b in backbones(summary):
         fig = fewshot_figure(summary, published, b, paper_backbone=paper_backbone)
         path = f"{out_prefix}_{backbone_tag(b)}.png"
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         fig.savefig(path, dpi=100)
         written[path] = fig
     return written

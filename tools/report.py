@@ -9,34 +9,12 @@ import os
 from datetime import datetime, timezone
 from typing import List, Optional, Set
 
+from tools import tables
 from tools.aggregate import RunRow, collect, write_rows_csv
 from tools.methods import SHARED
-from tools.names import (
-    FEWSHOT_NAMES,
-    TRACK_NAMES,
-    TRACK_RULES,
-    TRACK_TITLES,
-    VARIANT_NAMES,
-    backbone_tag,
-)
+from tools.names import FEWSHOT_NAMES, TRACK_NAMES, TRACK_RULES, TRACK_TITLES, VARIANT_NAMES, backbone_tag
 from tools.plots import save_fewshot_plots
 from tools.published import PUBLISHED_CSV, load_published
-from tools.tables import (
-    MISSING,
-    NOT_TRANSFERABLE,
-    backbone_table,
-    backbones,
-    base2novel_shots,
-    base2novel_table,
-    cross_dataset_table,
-    fewshot_table,
-    imagenet_table,
-    summarize,
-    table_shots,
-    variant_shots,
-    variants_table,
-    write_summary_csv,
-)
 
 logger = logging.getLogger(__name__)
 
@@ -53,12 +31,12 @@ def build_report(root: str, out: str, published_csv: str = PUBLISHED_CSV, paper_
             r.method = r.label = f"{r.label} [modified {r.variant}]"
     else:
         collection.rows = [r for r in collection.rows if not r.variant]
-    summary = summarize(fewshot_rows(collection.rows, FIRST_TRACK))
+    summary = tables.summarize(fewshot_rows(collection.rows, FIRST_TRACK))
     stem = os.path.splitext(out)[0]
     out_dir = os.path.dirname(os.path.abspath(out))
     os.makedirs(out_dir, exist_ok=True)
     csv_path, runs_path = f"{stem}.csv", f"{stem}_runs.csv"
-    write_summary_csv(summary, published, csv_path, paper_backbone)
+    tables.write_summary_csv(summary, published, csv_path, paper_backbone)
     write_rows_csv(all_rows, runs_path)
     figures = save_fewshot_plots(summary, published, f"{stem}_fewshot", paper_backbone)
 
@@ -69,7 +47,7 @@ def build_report(root: str, out: str, published_csv: str = PUBLISHED_CSV, paper_
         "",
         f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by `python -m tools.report {root}` from "
         f"{len(collection.rows)} runs ({n_log} read from `log.txt`). Accuracy in %, mean ± sample std over seeds; "
-        f"`(n=k)` marks a cell with fewer seeds than the others; {MISSING} is a missing result (never 0). "
+        f"`(n=k)` marks a cell with fewer seeds than the others; {tables.MISSING} is a missing result (never 0). "
         f"The average is over the {len(FEWSHOT_NAMES)} datasets and is given only when all are present. "
         f"\"paper\" rows: `{os.path.relpath(published_csv)}`"
         + (f", {paper_backbone} numbers beside every backbone." if paper_backbone else ", same backbone.")
@@ -80,23 +58,22 @@ def build_report(root: str, out: str, published_csv: str = PUBLISHED_CSV, paper_
         f"Tables as CSV: [`{rel(csv_path)}`]({rel(csv_path)}); every run: [`{rel(runs_path)}`]({rel(runs_path)}).",
         "",
     ]
-    all_backbones = backbones(summary) or ["RN50"]
     note = track_note(FIRST_TRACK)
-    for b in all_backbones:
+    for b in tables.backbones(summary) or ["RN50"]:
         lines += [f"## {b}", ""]
-        for k in table_shots(summary, b):
+        for k in tables.table_shots(summary, b):
             title = "Zero-shot" if k == 0 else f"{k} shot{'s' if k != 1 else ''}"
-            lines += _table(title, fewshot_table(summary, published, b, k, paper_backbone), note)
-        lines += _table("ImageNet by number of shots", imagenet_table(summary, published, b, paper_backbone),
-                        note)
-        for k in variant_shots(summary, b):
+            lines += _table(title, tables.fewshot_table(summary, published, b, k, paper_backbone), note)
+        lines += _table("ImageNet by number of shots",
+                        tables.imagenet_table(summary, published, b, paper_backbone), note)
+        for k in tables.variant_shots(summary, b):
             lines += _table(f"ImageNet ({k} shots) to ImageNet-V2 / -Sketch / -A / -R",
-                            variants_table(summary, published, b, k, paper_backbone), note)
+                            tables.variants_table(summary, published, b, k, paper_backbone), note)
         plot = [p for p in figures if p.endswith(f"_{backbone_tag(b)}.png")]
         if plot:
             lines += ["### Few-shot curves", "", f"![few-shot curves, {b}]({rel(plot[0])})", ""]
-    lines += ["## TaskRes across backbones (ImageNet, 16 shots)", "", backbone_table(summary, published), "", note,
-              ""]
+    lines += ["## TaskRes across backbones (ImageNet, 16 shots)", "", tables.backbone_table(summary, published), "",
+              note, ""]
     lines += protocol_sections(collection.rows, published, paper_backbone)
     if modified and not include_modified:
         groups = {}
@@ -128,7 +105,6 @@ FIRST_TRACK = TRACK_NAMES[0]  # the paper's protocol: the tables under each back
 
 
 def _table(heading: str, table: str, note: str) -> List[str]:
-    """A table under its ``###`` heading, followed by the line saying what its track allows."""
     return [f"### {heading}", "", table, "", note, ""]
 
 
@@ -170,18 +146,18 @@ def protocol_sections(rows: List[RunRow], published, paper_backbone: Optional[st
         chosen = fewshot_rows(rows, track)
         if not _shown(chosen, track):
             continue
-        shared, summary = serving_every_track(chosen), summarize(chosen)
+        shared, summary = serving_every_track(chosen), tables.summarize(chosen)
         title, note = TRACK_TITLES[track], track_note(track)
         lines += [f"## {title[0].upper() + title[1:]} track", "", shared_note, ""]
-        for b in backbones(summary):
-            for k in table_shots(summary, b):
+        for b in tables.backbones(summary):
+            for k in tables.table_shots(summary, b):
                 shots = "zero-shot" if k == 0 else f"{k} shot{'s' if k != 1 else ''}"
                 lines += _table(f"{b}, {shots} ({title})",
-                                fewshot_table(summary, published, b, k, paper_backbone, shared), note)
+                                tables.fewshot_table(summary, published, b, k, paper_backbone, shared), note)
             if any(key[0] == b and key[2] in VARIANT_NAMES for key in summary):
-                for k in variant_shots(summary, b):
+                for k in tables.variant_shots(summary, b):
                     lines += _table(f"{b}, ImageNet ({k} shots) to its variants ({title})",
-                                    variants_table(summary, published, b, k, paper_backbone, shared), note)
+                                    tables.variants_table(summary, published, b, k, paper_backbone, shared), note)
     for track in TRACK_NAMES:
         chosen = [r for r in rows if r.in_track(track)]
         later, note = track != FIRST_TRACK, track_note(track)
@@ -191,12 +167,12 @@ def protocol_sections(rows: List[RunRow], published, paper_backbone: Optional[st
             lines += [f"## Base-to-novel ({TRACK_TITLES[track]})", "",
                       "Trained on the base half of each dataset's classes, tested on its base and new test classes; "
                       "HM = 2 base new / (base + new) of the seed means (the average row: HM of the averages). "
-                      f"{NOT_TRANSFERABLE}: the method's trained state is per class (a residual, a probe, a cache) "
-                      "and has no classifier for classes it never saw; deployed on them it falls back to "
+                      f"{tables.NOT_TRANSFERABLE}: the method's trained state is per class (a residual, a probe, a "
+                      "cache) and has no classifier for classes it never saw; deployed on them it falls back to "
                       "zero-shot CLIP (its own row)." + (" " + shared_note if later else ""), ""]
             for b in sorted({r.backbone for r in b2n}):
-                for k in base2novel_shots(b2n, b):
-                    table = base2novel_table(b2n, published, b, k, paper_backbone, shared)
+                for k in tables.base2novel_shots(b2n, b):
+                    table = tables.base2novel_table(b2n, published, b, k, paper_backbone, shared)
                     lines += _table(f"{b}, {k} shots", table, note)
         cross = [r for r in chosen if r.classes == "all" and r.source_dataset == "ImageNet" and r.kind == "eval"
                  and r.dataset not in VARIANT_NAMES]
@@ -208,7 +184,7 @@ def protocol_sections(rows: List[RunRow], published, paper_backbone: Optional[st
                       "is class-agnostic, and zero-shot CLIP)." + (" " + shared_note if later else ""), ""]
             for b in sorted({r.backbone for r in cross}):
                 for k in sorted({r.shots for r in cross if r.backbone == b and r.shots} or {16}):
-                    lines += _table(f"{b}, {k} shots", cross_dataset_table(
+                    lines += _table(f"{b}, {k} shots", tables.cross_dataset_table(
                         cross + own, published, b, k, paper_backbone=paper_backbone, shared=shared), note)
     return lines
 

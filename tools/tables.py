@@ -2,12 +2,11 @@
 
 The statistics and how cells are marked (``(n=k)``, ``—``, ``incomplete (k/11)``): docs/reports.md.
 """
-import csv
 import statistics
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from tools.aggregate import RunRow
+from tools.aggregate import RunRow, write_csv
 from tools.methods import Catalog
 from tools.names import AVERAGE, FEWSHOT_NAMES, PAPER_SHOTS, VARIANT_NAMES, dataset_label
 from tools.published import Published
@@ -53,7 +52,6 @@ def lookup(summary: Summary, backbone: str, method: str, dataset: str, shots: in
 
 
 def _means(summary: Summary, backbone: str, method: str, datasets: Iterable[str], shots: int) -> List[float]:
-    """The seed means of ``method`` on those of ``datasets`` that have a result."""
     return [st.mean for d in datasets if (st := lookup(summary, backbone, method, d, shots)) is not None]
 
 
@@ -149,13 +147,12 @@ def fewshot_table(summary: Summary, published: Published, backbone: str, shots: 
     pb, names = paper_backbone or backbone, summary.names.marked(shared)
     full_n = full_seed_count(summary, backbone)
     header = ["Method"] + [dataset_label(d) for d in FEWSHOT_NAMES] + ["Average"]
-    rows = _ours_and_paper(
+    return _markdown(header, _ours_and_paper(
         names, _present(summary, backbone, FEWSHOT_NAMES, shots), published.methods(backbone=pb),
         lambda m: [_cell(summary, backbone, m, d, shots, full_n) for d in FEWSHOT_NAMES] + [
             _average_cell(_means(summary, backbone, m, FEWSHOT_NAMES, shots), len(FEWSHOT_NAMES))],
         lambda m: [published.get(m, d, shots, pb) for d in FEWSHOT_NAMES] + [
-            published_average(published, m, shots, pb)])
-    return _markdown(header, rows)
+            published_average(published, m, shots, pb)]))
 
 
 def imagenet_table(summary: Summary, published: Published, backbone: str,
@@ -167,11 +164,10 @@ def imagenet_table(summary: Summary, published: Published, backbone: str,
     paper_methods = [m for m in published.methods(backbone=pb)
                      if any(published.get(m, "ImageNet", s, pb) is not None for s in shot_list)]
     full_n = full_seed_count(summary, backbone)
-    rows = _ours_and_paper(
+    return _markdown(["Method"] + [f"{s} shot{'s' if s != 1 else ''}" for s in shot_list], _ours_and_paper(
         names, ours, paper_methods,
         lambda m: [_cell(summary, backbone, m, "ImageNet", s, full_n) for s in shot_list],
-        lambda m: [published.get(m, "ImageNet", s, pb, tables=("imagenet", "fewshot")) for s in shot_list])
-    return _markdown(["Method"] + [f"{s} shot{'s' if s != 1 else ''}" for s in shot_list], rows)
+        lambda m: [published.get(m, "ImageNet", s, pb, tables=("imagenet", "fewshot")) for s in shot_list]))
 
 
 def variant_shots(summary: Summary, backbone: str) -> List[int]:
@@ -186,11 +182,11 @@ def variants_table(summary: Summary, published: Published, backbone: str, shots:
     pb, names = paper_backbone or backbone, summary.names.marked(shared)
     cols = ("ImageNet",) + VARIANT_NAMES
     full_n = full_seed_count(summary, backbone)
-    rows = _ours_and_paper(
+    header = ["Method"] + ["ImageNet" if d == "ImageNet" else f"ImageNet{dataset_label(d)}" for d in cols]
+    return _markdown(header, _ours_and_paper(
         names, _present(summary, backbone, VARIANT_NAMES, shots), published.methods("variants", pb),
         lambda m: [_cell(summary, backbone, m, d, shots, full_n) for d in cols],
-        lambda m: [published.get(m, d, shots, pb, tables=("variants",)) for d in cols])
-    return _markdown(["Method"] + ["ImageNet" if d == "ImageNet" else f"ImageNet{dataset_label(d)}" for d in cols], rows)
+        lambda m: [published.get(m, d, shots, pb, tables=("variants",)) for d in cols]))
 
 
 def backbone_table(summary: Summary, published: Published, method: str = "TaskRes", shots: int = 16) -> str:
@@ -206,8 +202,9 @@ def backbone_table(summary: Summary, published: Published, method: str = "TaskRe
 CSV_FIELDS = ["backbone", "method", "label", "dataset", "shots", "n", "seeds", "mean", "std", "paper", "note"]
 
 
-def summary_records(summary: Summary, published: Published, paper_backbone: Optional[str] = None) -> List[dict]:
-    """One record per (backbone, method, dataset, shots) plus the 11-dataset averages, for the CSV."""
+def write_summary_csv(summary: Summary, published: Published, path: str,
+                      paper_backbone: Optional[str] = None) -> None:
+    """One record per (backbone, method, dataset, shots) plus the 11-dataset averages; a missing value is empty."""
     records, names = [], summary.names
     for (b, m, d, k), s in sorted(summary.items(),
                                   key=lambda kv: (kv[0][0], names.sort_key(kv[0][1]), kv[0][2], kv[0][3])):
@@ -225,16 +222,7 @@ def summary_records(summary: Summary, published: Published, paper_backbone: Opti
                                     seeds="", mean=None if avg is None else round(avg, 4), std=None,
                                     paper=published_average(published, m, k, paper_backbone or b),
                                     note="" if avg is not None else f"incomplete ({n}/{len(FEWSHOT_NAMES)})"))
-    return records
-
-
-def write_summary_csv(summary: Summary, published: Published, path: str,
-                      paper_backbone: Optional[str] = None) -> None:
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows({k: "" if v is None else v for k, v in rec.items()}
-                         for rec in summary_records(summary, published, paper_backbone))
+    write_csv(path, CSV_FIELDS, ({k: "" if v is None else v for k, v in rec.items()} for rec in records))
 
 
 # ---- the protocols beyond the few-shot table ------------------------------------------------------
@@ -266,7 +254,6 @@ def base2novel_table(rows: Sequence[RunRow], published: Published, backbone: str
     agnostic = {r.method for r in mine if r.classes == "base" and (r.class_agnostic or r.shot_free)}
     present = _present(base, backbone, FEWSHOT_NAMES, shots)
     full_n = full_seed_count(base, backbone)
-    header = ["Dataset", "Method", "Base", "New", "HM"]
     table: List[List[str]] = []
     for d in FEWSHOT_NAMES:
         for m in present:
@@ -289,7 +276,7 @@ def base2novel_table(rows: Sequence[RunRow], published: Published, backbone: str
             values = [published.get(m, d, shots, pb, tables=(t,)) for t in ("b2n_base", "b2n_new", "b2n_hm")]
             if any(v is not None for v in values):
                 table.append([dataset_label(d), names.paper(m)] + [fmt_value(v) for v in values])
-    return _markdown(header, table)
+    return _markdown(["Dataset", "Method", "Base", "New", "HM"], table)
 
 
 def cross_dataset_table(rows: Sequence[RunRow], published: Published, backbone: str, shots: int,
@@ -303,17 +290,15 @@ def cross_dataset_table(rows: Sequence[RunRow], published: Published, backbone: 
     evals = summarize(r for r in mine if r.kind == "eval" and r.source_dataset == source)
     own = summarize(r for r in mine if r.kind == "run" and r.dataset == source)
     names = evals.names.marked(shared)
-    present = _present(evals, backbone, targets, shots)
     full_n = full_seed_count(evals, backbone)
     table = []
-    for m in present:
+    for m in _present(evals, backbone, targets, shots):
         cells = [_cell(evals, backbone, m, d, shots, full_n) for d in targets]
         table.append([names.ours(m), _cell(own, backbone, m, source, shots, full_n)] + cells
                      + [_average_cell(_means(evals, backbone, m, targets, shots), len(targets))])
     for m in published.methods("cross_dataset", pb):
-        values = [published.get(m, d, shots, pb, tables=("cross_dataset",)) for d in (source,) + targets]
-        paper_avg = published.get(m, AVERAGE, shots, pb, tables=("cross_dataset",))
-        table.append([names.paper(m)] + [fmt_value(v) for v in values] + [fmt_value(paper_avg)])
+        values = [published.get(m, d, shots, pb, tables=("cross_dataset",)) for d in (source,) + targets + (AVERAGE,)]
+        table.append([names.paper(m)] + [fmt_value(v) for v in values])
     header = ["Method", f"{dataset_label(source)} (source)"] + [dataset_label(d) for d in targets] + ["Average"]
     return _markdown(header, table)
 
