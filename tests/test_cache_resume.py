@@ -57,8 +57,13 @@ def test_interrupted_extraction_resumes_to_identical_features(trainer, tmp_path,
     stop_after = random.Random(case).randint(1, batches - 1)  # a random point, through the real signal path
     encode, key = _encoder(trainer, items, stop_after=stop_after, workers=2 if case == 1 else 0)
     if case == 2:  # no handler installed (a script, a notebook): Ctrl-C is a KeyboardInterrupt, kept the same
-        with pytest.raises(KeyboardInterrupt):
-            _get(store, encode, key, items)
+        # Python's own handler, set here: a shell's background job (`pytest ... &`) inherits SIGINT ignored.
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                _get(store, encode, key, items)
+        finally:
+            signal.signal(signal.SIGINT, previous)
     else:
         with stop_on_signals(), pytest.raises(RunInterrupted) as err:
             _get(store, encode, key, items)
