@@ -275,9 +275,8 @@ class TipAdapterF(TipAdapter):
 
     def extra_resume_state(self) -> dict:
         # The best epoch so far survives an interruption: a resumed run deploys the same keys.
-        state = super().extra_resume_state()
-        state["tip_best"] = {"val": self.best_val, "epoch": self.best_epoch, "state": self.best_state}
-        return state
+        return {**super().extra_resume_state(),
+                "tip_best": {"val": self.best_val, "epoch": self.best_epoch, "state": self.best_state}}
 
     def load_extra_resume_state(self, state: dict) -> None:
         super().load_extra_resume_state(state)
