@@ -150,6 +150,8 @@ class ClipTrainer(*_TRAINER_BASES):
 
     # The method's prompt templates: ``templates_for``'s policy keywords (none: the dataset's own template).
     template_policy: Dict[str, object] = {}
+    # The method's original keeps the last partial batch: so do its cached-feature training loaders.
+    keep_last_batch = False
 
     @property
     def spec(self) -> MethodSpec:
@@ -329,6 +331,7 @@ class ClipTrainer(*_TRAINER_BASES):
                                                   self.spec.training_free, self.max_epoch,
                                                   self.cfg.DATALOADER.TRAIN_X.BATCH_SIZE, self.device)
         if loader is not None:
+            loader.drop_last = loader.drop_last and not self.keep_last_batch
             self.train_loader_x = loader
 
     # ---- training ------------------------------------------------------------------------------

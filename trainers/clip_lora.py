@@ -12,7 +12,6 @@ import torch
 from torch import nn
 
 from engine import TRAINER_REGISTRY, build_optimizer
-from features import FeatureLoader
 from trainers.base import ClipTrainer, add_method_config
 from trainers.heads import EvalTextCache, cosine_logits
 from trainers.lora_layers import LoRAError, add_lora
@@ -90,6 +89,7 @@ class CLIP_LoRA(ClipTrainer):  # noqa: N801  (the method's name)
         label="CLIP-LoRA",
         # one setting for every dataset and shot count (the config file holds it)
         recipe_config="configs/trainers/CLIP_LoRA/vit_b16.yaml")
+    keep_last_batch = True  # also on cached features (text-only LoRA)
 
     def adapted_encoders(self):
         encoder = self.method_cfg.ENCODER
@@ -137,11 +137,6 @@ class CLIP_LoRA(ClipTrainer):  # noqa: N801  (the method's name)
                     self.batches_per_epoch, "" if self.steps % self.batches_per_epoch == 0 else " (the last one cut)")
         optim = build_optimizer(head, self.cfg.OPTIM)
         return optim, torch.optim.lr_scheduler.CosineAnnealingLR(optim, self.steps, eta_min=ETA_MIN)
-
-    def use_train_features(self) -> None:
-        super().use_train_features()
-        if isinstance(self.train_loader_x, FeatureLoader):  # text-only LoRA on cached features
-            self.train_loader_x.drop_last = False  # the original keeps the last partial batch
 
     def progress_iterations(self) -> int:
         return self.steps  # the bar counts iterations, the unit of the recipe

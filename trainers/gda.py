@@ -161,16 +161,12 @@ class GDA(ClipTrainer):
         return build_transform(replace(self.spec.cache.keys, crop_scale=self.crop_scale()).input_config(self.cfg),
                                is_train=True)
 
-    def fixed_alpha(self) -> float:
-        alpha = self.method_cfg.ALPHA
-        return VALFREE_ALPHA if alpha is None else float(alpha)
-
     def searches(self) -> bool:
         return bool(self.method_cfg.SEARCH_ALPHA) and not self.valfree
 
     def build_head(self) -> nn.Module:
-        text = self.text_classifier(normalize_each=True)
-        return GDAHead(text, self.clip.logit_scale, self.fixed_alpha())
+        text, alpha = self.text_classifier(normalize_each=True), self.method_cfg.ALPHA
+        return GDAHead(text, self.clip.logit_scale, VALFREE_ALPHA if alpha is None else float(alpha))
 
     def fit(self) -> None:
         keys = self.spec.cache.keys

@@ -79,7 +79,6 @@ def _fit_torch(x: np.ndarray, y: np.ndarray, c: float, max_iter: int, device: Op
     unpenalised, 10 corrections, largest gradient entry below ``GTOL / n``) with torch's L-BFGS on ``device``,
     optionally warm-started from another ``C``'s solution; float32 for large problems, else float64. For two
     classes the multinomial optimum makes scikit-learn's binary model's decisions at the same ``C``."""
-    device = device or torch.device("cpu")
     classes, yi = np.unique(y, return_inverse=True)
     (n, d), k = x.shape, len(classes)
     dtype = torch.float64 if n * d * k <= 5e8 else torch.float32
@@ -116,8 +115,7 @@ def fit_probe(x: np.ndarray, y: np.ndarray, c: float, max_iter: int, solver: str
 
 def search_regularization(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
                           grid: Sequence[float], refine_steps: int, max_iter: int = 1000, solver: str = "sklearn",
-                          device: Optional[torch.device] = None
-                          ) -> Tuple[float, float, List[Tuple[float, float]], Probe]:
+                          device: Optional[torch.device] = None) -> Tuple[float, float, List[Tuple[float, float]], Probe]:
     """Pick ``C`` by val accuracy: the best of ``grid`` (first on ties), then a log-space refinement that
     keeps the best ``C`` seen; with the torch solver each fit starts from the nearest ``C`` fitted so far.
     Returns ``(C, val accuracy in %, [(C, accuracy), ...] in evaluation order, the probe fitted with C)``.

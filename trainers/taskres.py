@@ -30,9 +30,12 @@ def add_config(cfg) -> None:
                       RAW_CLASSNAMES=True)  # the names TaskRes* will build its base from
 
 
+# ImageNet (and its variants): the 7 "select" templates plus "a photo of a {}."; others: their one template.
+TEMPLATE_POLICY = dict(imagenet=SELECT_OWN, others=OWN, imagenet_names=IMAGENET_FAMILY)
+
+
 def taskres_templates(dataset_name: str) -> Tuple[str, ...]:
-    """ImageNet (and its variants): the 7 "select" templates plus "a photo of a {}."; others: their one template."""
-    return templates_for(dataset_name, imagenet=SELECT_OWN, others=OWN, imagenet_names=IMAGENET_FAMILY)
+    return templates_for(dataset_name, **TEMPLATE_POLICY)
 
 
 def load_enhanced_projection(path: str, expected_shape: torch.Size) -> torch.Tensor:
@@ -99,9 +102,7 @@ class TaskRes(ClipTrainer):
                                 flag="--enhanced-base", folder_suffix="_enhanced",
                                 help="TaskRes*: the base classifier from this enhanced text projection file"),),
         recipe_config="configs/trainers/TaskRes/rn50.yaml", recipe=taskres_recipe)
-
-    def dataset_templates(self):
-        return taskres_templates(self.cfg.DATASET.NAME)
+    template_policy = TEMPLATE_POLICY
 
     def build_head(self) -> nn.Module:
         enhanced = self.method_cfg.ENHANCED_BASE
@@ -149,9 +150,7 @@ class TaskResEnhancedBase(ClipTrainer):
     SPEC = declare(
         config_node="TaskResEnhancedBase", checkpoint_name="text_projection", trainable=("text_projection",),
         recipe_config="configs/trainers/TaskRes/rn50.yaml", recipe=enhanced_base_recipe, published_recipe=False)
-
-    def dataset_templates(self):
-        return taskres_templates(self.cfg.DATASET.NAME)
+    template_policy = TEMPLATE_POLICY
 
     def build_head(self) -> nn.Module:
         pooled = pooled_template_features(self.clip, self.classnames, self.templates,

@@ -29,8 +29,7 @@ def pooled_template_features(backbone: ClipBackbone, classnames: Sequence[str],
 
 
 def build_zero_shot_classifier(backbone: ClipBackbone, classnames: Sequence[str], templates: Sequence[str],
-                               normalize_each: bool = False,
-                               text_projection: Optional[torch.Tensor] = None,
+                               normalize_each: bool = False, text_projection: Optional[torch.Tensor] = None,
                                clean: bool = True) -> torch.Tensor:
     """Return a ``[num_classes, embed_dim]`` float32 matrix of class text embeddings.
 

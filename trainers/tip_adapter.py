@@ -15,7 +15,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine import TRAINER_REGISTRY, CheckpointError, build_transform
-from features import FeatureLoader
 from trainers.base import ClipTrainer, add_method_config, validation_items
 from trainers.heads import CosineClassifier
 from trainers.spec import CacheRequest, KeyViews, declare
@@ -240,32 +239,20 @@ class TipAdapterF(TipAdapter):
     ``TEST.FINAL_MODEL``: docs/methods/tip-adapter.md)."""
 
     SPEC = TipAdapter.SPEC.derive(
-        config_node="TIP_ADAPTER_F", trainable=("cache_keys",), training_free=False,
+        config_node="TIP_ADAPTER_F", trainable=("cache_keys",), training_free=False, lr_step_every_batch=True,
         cache=CacheRequest(train_views="epoch", keys=KEYS), label="Tip-Adapter-F", table_order=60,
         recipe_config="configs/trainers/TipAdapterF/rn50.yaml", recipe=tip_adapter_f_recipe)
     best_val, best_epoch, best_state = -1.0, -1, None  # the best-val epoch so far (``after_epoch``)
+    keep_last_batch = True
 
     def build_optimization(self, head):
         """AdamW with the published eps and a cosine schedule over iterations (no warm-up), ``ceil(N / B)``
-        per epoch: the public loader keeps the last partial batch (``use_train_features``)."""
+        per epoch: the public loader keeps the last partial batch (``keep_last_batch``)."""
         cfg = self.cfg
         optim = torch.optim.AdamW([head.cache_keys], lr=cfg.OPTIM.LR, eps=self.method_cfg.ADAMW_EPS,
                                   weight_decay=cfg.OPTIM.WEIGHT_DECAY)
         per_epoch = math.ceil(len(self.dm.dataset.train_x) / int(cfg.DATALOADER.TRAIN_X.BATCH_SIZE))
         return optim, torch.optim.lr_scheduler.CosineAnnealingLR(optim, T_max=max(1, int(cfg.OPTIM.MAX_EPOCH) * per_epoch))
-
-    def use_train_features(self) -> None:
-        super().use_train_features()
-        if isinstance(self.train_loader_x, FeatureLoader):
-            self.train_loader_x.drop_last = False
-
-    def forward_backward(self, batch) -> dict:
-        summary = super().forward_backward(batch)
-        self._scheds[self.spec.checkpoint_name].step()
-        return summary
-
-    def update_lr(self, names=None) -> None:
-        """The schedule steps once per iteration, in ``forward_backward``."""
 
     def after_epoch(self) -> None:
         last = (self.epoch + 1) == self.max_epoch
@@ -288,9 +275,8 @@ class TipAdapterF(TipAdapter):
 
     def extra_resume_state(self) -> dict:
         # The best epoch so far survives an interruption: a resumed run deploys the same keys.
-        state = super().extra_resume_state()
-        state["tip_best"] = {"val": self.best_val, "epoch": self.best_epoch, "state": self.best_state}
-        return state
+        return {**super().extra_resume_state(),
+                "tip_best": {"val": self.best_val, "epoch": self.best_epoch, "state": self.best_state}}
 
     def load_extra_resume_state(self, state: dict) -> None:
         super().load_extra_resume_state(state)

@@ -28,10 +28,10 @@ class ZeroshotCLIP(ClipTrainer):
         # Nothing is trained: the recipe is the data and test settings of TaskRes's config (one run per dataset,
         # first seed, 1-shot data reading), the folder and config scripts/zeroshot/main.sh uses.
         recipe_config="configs/trainers/TaskRes/rn50.yaml")
+    normalize_each = False  # each template's embedding normalised before averaging (ZeroshotCLIP2)
 
     def build_head(self) -> nn.Module:
-        weights = self.text_classifier()
-        return CosineClassifier(weights, self.clip.logit_scale)
+        return CosineClassifier(self.text_classifier(normalize_each=self.normalize_each), self.clip.logit_scale)
 
 
 @TRAINER_REGISTRY.register()
@@ -42,7 +42,4 @@ class ZeroshotCLIP2(ZeroshotCLIP):
 
     SPEC = ZeroshotCLIP.SPEC.derive(config_node="ZeroshotCLIP2", label="Zero-shot CLIP (ensemble)", table_order=11)
     template_policy = dict(imagenet=SELECT, others=SELECT_OWN, imagenet_names=IMAGENET_ONLY)
-
-    def build_head(self) -> nn.Module:
-        weights = self.text_classifier(normalize_each=True)
-        return CosineClassifier(weights, self.clip.logit_scale)
+    normalize_each = True
