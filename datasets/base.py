@@ -301,17 +301,14 @@ class BenchmarkDataset(DatasetBase):
     def rebase(self, items: Sequence[Datum]) -> List[Datum]:
         """Re-root absolute paths from another machine (or an old root) outside ``dataset_dir`` onto it,
         keeping the part after the last ``/<folder>/``."""
-        prefix = self.dataset_dir + os.sep
         marker = "/" + self.folder + "/"
         out = []
         for d in items:
-            path = d.impath
-            if not path.startswith(prefix):
-                posix = path.replace("\\", "/")
-                cut = posix.rfind(marker)
-                if cut >= 0:
-                    path = os.path.join(self.dataset_dir, *posix[cut + len(marker):].split("/"))
-                    d = Datum(impath=path, label=d.label, domain=d.domain, classname=d.classname)
+            posix = d.impath.replace("\\", "/")
+            cut = posix.rfind(marker)
+            if cut >= 0 and not d.impath.startswith(self.dataset_dir + os.sep):
+                path = os.path.join(self.dataset_dir, *posix[cut + len(marker):].split("/"))
+                d = Datum(impath=path, label=d.label, domain=d.domain, classname=d.classname)
             out.append(d)
         return out
 

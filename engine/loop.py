@@ -302,10 +302,9 @@ class TrainingLoop:
         self.after_train()
 
     def _maybe_save_resume_state(self, epoch: int) -> None:
-        path = os.path.join(self.output_dir, RESUME_FILE)
-        if epoch + 1 >= self.max_epoch:
-            if os.path.isfile(path):  # the final epoch checkpoint now holds the finished state
-                os.remove(path)
+        if epoch + 1 >= self.max_epoch:  # the final epoch checkpoint now holds the finished state
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(self.output_dir, RESUME_FILE))
             return
         every = float(self.cfg.TRAIN.get("RESUME_SAVE_S", 60.0))
         if every >= 0 and time.time() - getattr(self, "_last_resume_save", self.time_start) >= every:
