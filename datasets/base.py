@@ -82,8 +82,7 @@ class BenchmarkDataset(DatasetBase):
 
     def load_eval_split(self) -> Tuple[List[Datum], List[Datum]]:
         """(val, test) before few-shot sampling; ImageNet overrides it to avoid reading its full train list."""
-        _, val, test = self.load_full_split()
-        return val, test
+        return self.load_full_split()[1:]
 
     # -- errors ---------------------------------------------------------------------------------------------
     def docs_hint(self) -> str:
