@@ -146,8 +146,7 @@ class TrainingLoop:
             self._models[name].train(mode == "train")
 
     def get_current_lr(self, names=None) -> float:
-        name = self.get_model_names(names)[0]
-        return self._optims[name].param_groups[0]["lr"]
+        return self._optims[self.get_model_names(names)[0]].param_groups[0]["lr"]
 
     def update_lr(self, names=None) -> None:
         for name in self.get_model_names(names):
