@@ -82,8 +82,7 @@ class BenchmarkDataset(DatasetBase):
 
     def load_eval_split(self) -> Tuple[List[Datum], List[Datum]]:
         """(val, test) before few-shot sampling; ImageNet overrides it to avoid reading its full train list."""
-        _, val, test = self.load_full_split()
-        return val, test
+        return self.load_full_split()[1:]
 
     # -- errors ---------------------------------------------------------------------------------------------
     def docs_hint(self) -> str:
@@ -301,17 +300,14 @@ class BenchmarkDataset(DatasetBase):
     def rebase(self, items: Sequence[Datum]) -> List[Datum]:
         """Re-root absolute paths from another machine (or an old root) outside ``dataset_dir`` onto it,
         keeping the part after the last ``/<folder>/``."""
-        prefix = self.dataset_dir + os.sep
         marker = "/" + self.folder + "/"
         out = []
         for d in items:
-            path = d.impath
-            if not path.startswith(prefix):
-                posix = path.replace("\\", "/")
-                cut = posix.rfind(marker)
-                if cut >= 0:
-                    path = os.path.join(self.dataset_dir, *posix[cut + len(marker):].split("/"))
-                    d = Datum(impath=path, label=d.label, domain=d.domain, classname=d.classname)
+            posix = d.impath.replace("\\", "/")
+            cut = posix.rfind(marker)
+            if cut >= 0 and not d.impath.startswith(self.dataset_dir + os.sep):
+                path = os.path.join(self.dataset_dir, *posix[cut + len(marker):].split("/"))
+                d = Datum(impath=path, label=d.label, domain=d.domain, classname=d.classname)
             out.append(d)
         return out
 

@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 import zipfile
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 logger = logging.getLogger(__name__)
@@ -55,20 +56,15 @@ def fetch(file_id: str, dest: str, force: bool = False) -> bool:
     try:
         result = gdown.download(id=file_id, output=part, quiet=False)
     except Exception as err:  # gdown raises requests/its own errors; all mean "not fetched"
-        _remove(part)
+        Path(part).unlink(missing_ok=True)
         raise DownloadError(f"Could not download {dest} from Google Drive ({type(err).__name__}: {err}). "
                             f"Are you online? {hint}") from err
     if not result or not os.path.isfile(part):
-        _remove(part)
+        Path(part).unlink(missing_ok=True)
         raise DownloadError(f"Google Drive did not return {dest} (offline, or the file's quota is exhausted). {hint}")
     os.replace(part, dest)
     logger.info("Saved %s", dest)
     return True
-
-
-def _remove(path: str) -> None:
-    if os.path.exists(path):
-        os.remove(path)
 
 
 def download_splits(root: str, names: Optional[Sequence[str]] = None, force: bool = False) -> List[str]:

@@ -13,13 +13,11 @@ logger = logging.getLogger(__name__)
 
 def compute_accuracy(output: torch.Tensor, target: torch.Tensor, topk=(1,)):
     """Top-k accuracy in percent for each k."""
-    maxk = max(topk)
-    batch_size = target.size(0)
     if isinstance(output, (tuple, list)):
         output = output[0]
-    _, pred = output.topk(maxk, 1, True, True)
+    _, pred = output.topk(max(topk), 1, True, True)
     correct = pred.t().eq(target.view(1, -1).expand_as(pred.t()))
-    return [correct[:k].reshape(-1).float().sum(0) * 100.0 / batch_size for k in topk]
+    return [correct[:k].reshape(-1).float().sum(0) * 100.0 / target.size(0) for k in topk]
 
 
 class Classification:

@@ -146,8 +146,7 @@ class TrainingLoop:
             self._models[name].train(mode == "train")
 
     def get_current_lr(self, names=None) -> float:
-        name = self.get_model_names(names)[0]
-        return self._optims[name].param_groups[0]["lr"]
+        return self._optims[self.get_model_names(names)[0]].param_groups[0]["lr"]
 
     def update_lr(self, names=None) -> None:
         for name in self.get_model_names(names):
@@ -302,10 +301,9 @@ class TrainingLoop:
         self.after_train()
 
     def _maybe_save_resume_state(self, epoch: int) -> None:
-        path = os.path.join(self.output_dir, RESUME_FILE)
-        if epoch + 1 >= self.max_epoch:
-            if os.path.isfile(path):  # the final epoch checkpoint now holds the finished state
-                os.remove(path)
+        if epoch + 1 >= self.max_epoch:  # the final epoch checkpoint now holds the finished state
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(self.output_dir, RESUME_FILE))
             return
         every = float(self.cfg.TRAIN.get("RESUME_SAVE_S", 60.0))
         if every >= 0 and time.time() - getattr(self, "_last_resume_save", self.time_start) >= every:

@@ -61,10 +61,8 @@ class SeededViews(Dataset):
     line (a raise in a worker becomes a page-long wrapped traceback)."""
 
     def __init__(self, items: Sequence, transform, start: int, stop: int, seed: int, root: str = ""):
-        self.items = items
-        self.start, self.stop = start, stop
-        self.seed = seed
-        self.root = root
+        self.items, self.root = items, root
+        self.start, self.stop, self.seed = start, stop, seed
         split = split_transform(transform)
         self.transform = transform if split is None else split[0]
         self.to_tensor = None if split is None else pil_to_tensor

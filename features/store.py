@@ -168,10 +168,6 @@ class FeatureStore:
                     f"The feature cache {self.root} holds {used / 2**30:.2f} GB; {nbytes / 2**30:.2f} GB more would pass "
                     f"FEATURE_CACHE.MAX_GB ({self.max_bytes / 2**30:.2f}): {hint}, or raise FEATURE_CACHE.MAX_GB")
 
-    @staticmethod
-    def _save(path: str, data: dict) -> None:
-        atomic_write(path, lambda f: torch.save(data, f))
-
     def _resume(self, directory: str, key: Dict, start: int, stop: int, n_items: int):
         """``(out, first)``: the parts of an interrupted extraction of views ``start..stop-1``, images ``0..first-1``
         copied into ``out`` (``[stop - start, N, D]``; None when there are none)."""
@@ -191,8 +187,9 @@ class FeatureStore:
     def _commit_part(self, directory: str, key: Dict, start: int, stop: int, first: int, features: torch.Tensor) -> None:
         features = features.contiguous()
         end = first + features.shape[1]
-        self._save(os.path.join(directory, f"part-{start:06d}-{stop:06d}-{first:09d}-{end:09d}.pt"),
-                   {"key": key, "features": features, "checksums": view_checksums(features)})
+        data = {"key": key, "features": features, "checksums": view_checksums(features)}
+        atomic_write(os.path.join(directory, f"part-{start:06d}-{stop:06d}-{first:09d}-{end:09d}.pt"),
+                     lambda f: torch.save(data, f))
 
     def _encode(self, directory: str, key: Dict, start: int, stop: int, n_items: int, encode: Encoder, lock,
                 desc: str) -> torch.Tensor:
@@ -258,9 +255,10 @@ class FeatureStore:
                         data = {"key": key, "describe": describe or {}, "created": time.time()}
                         atomic_write(meta, lambda f: f.write(json.dumps(data, indent=1).encode()))
                     features = self._encode(directory, key, covered, views, len(labels), encode, lock, desc)
-                    self._save(os.path.join(directory, f"views-{covered:06d}-{views:06d}.pt"),
-                               {"key": key, "start": covered, "stop": views, "features": features,
-                                "labels": labels, "checksums": view_checksums(features)})
+                    chunk = {"key": key, "start": covered, "stop": views, "features": features, "labels": labels,
+                             "checksums": view_checksums(features)}
+                    atomic_write(os.path.join(directory, f"views-{covered:06d}-{views:06d}.pt"),
+                                 lambda f: torch.save(chunk, f))
                     for *_, path in _files(directory, PART_RE):  # the chunk holds them now (or they are stale)
                         Path(path).unlink(missing_ok=True)
                     seconds = time.time() - start
@@ -305,9 +303,7 @@ def prune(root: str, older_than_days: Optional[float] = None, keep_gb: Optional[
     ``keep_gb`` remain; a job using one keeps its open files."""
     entries = sorted(list_entries(root), key=lambda e: e["last_used"])
     now = time.time()
-    doomed = []
-    if older_than_days is not None:
-        doomed = [e for e in entries if now - e["last_used"] > older_than_days * 86400]
+    doomed = [e for e in entries if older_than_days is not None and now - e["last_used"] > older_than_days * 86400]
     if keep_gb is not None:
         kept = [e for e in entries if e not in doomed]
         total = sum(e["bytes"] for e in kept)

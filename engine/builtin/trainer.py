@@ -23,8 +23,7 @@ class SimpleTrainer(TrainingLoop):
     def __init__(self, cfg):
         self.cfg = cfg
         self._models: "OrderedDict[str, nn.Module]" = OrderedDict()
-        self._optims = OrderedDict()
-        self._scheds = OrderedDict()
+        self._optims, self._scheds = OrderedDict(), OrderedDict()
         self.device = torch.device("cuda" if torch.cuda.is_available() and cfg.USE_CUDA else "cpu")
         self.start_epoch = self.epoch = 0
         self.max_epoch = cfg.OPTIM.MAX_EPOCH
@@ -39,9 +38,7 @@ class SimpleTrainer(TrainingLoop):
             raise AttributeError("Call super().__init__() before register_model()")
         if name in self._models:
             raise KeyError(f"Model {name!r} is already registered")
-        self._models[name] = model
-        self._optims[name] = optim
-        self._scheds[name] = sched
+        self._models[name], self._optims[name], self._scheds[name] = model, optim, sched
 
     def get_model_names(self, names=None) -> List[str]:
         names_real = list(self._models)
