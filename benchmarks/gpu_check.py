@@ -259,12 +259,11 @@ def eval_method(row: dict, argv: List[str], out: str) -> None:
     argv[argv.index("--output-dir") + 1] = out + "-eval"
     results = train.main(["--eval-only", "--model-dir", out, "--load-epoch", str(load), *argv])
     row["eval_accuracy"] = results.get("accuracy")
-    if row["method"] in VAL_SELECTED_FINAL:  # its final model is the val-selected one, not the last epoch's
-        row["eval_match"] = "n/a (val-selected)"
-    else:
-        row["eval_match"] = row["eval_accuracy"] == row["accuracy"]
-        if not row["eval_match"]:
-            raise RuntimeError(f"--eval-only gives {row['eval_accuracy']}, the trained run {row['accuracy']}")
+    # a VAL_SELECTED_FINAL method's final model is the val-selected one, not the last epoch's
+    val_selected = row["method"] in VAL_SELECTED_FINAL
+    row["eval_match"] = "n/a (val-selected)" if val_selected else row["eval_accuracy"] == row["accuracy"]
+    if row["eval_match"] is False:
+        raise RuntimeError(f"--eval-only gives {row['eval_accuracy']}, the trained run {row['accuracy']}")
 
 
 def check_resume(report: Report, root: str, ckpt: str, scratch: str, cache: str, sizes: Sizes) -> None:

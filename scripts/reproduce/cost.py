@@ -181,9 +181,7 @@ def cell_configs(cells) -> List:
 def encoder_cost(cells, cache_dir: str) -> Optional[Dict]:
     """``grid_cost`` of the unfinished ``cells`` (None when every one has finished)."""
     todo = [c for c in cells if not c.finished]
-    if not todo:
-        return None
-    return grid_cost(cell_configs(todo), cache_dir, [bool(c.source_dir) for c in todo])
+    return grid_cost(cell_configs(todo), cache_dir, [bool(c.source_dir) for c in todo]) if todo else None
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
