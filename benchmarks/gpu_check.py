@@ -33,14 +33,7 @@ from benchmarks.common import REPO, markdown_table, random_clip  # noqa: E402
 from benchmarks.encoder_limit import PAPER_IMAGENET_VIEWS, measure  # noqa: E402
 from engine import Datum  # noqa: E402
 from features import default_batch_size, default_workers  # noqa: E402
-from scripts.check_dassl import (  # noqa: E402
-    ONE_EPOCH,
-    VAL_SELECTED_FINAL,
-    accuracy,
-    interrupt_once_saved,
-    same_tensors,
-    trained_tensors,
-)
+from scripts.check_dassl import ONE_EPOCH, VAL_SELECTED_FINAL, accuracy, interrupt_once_saved, same_run  # noqa: E402
 from tests.fixtures.synthetic_datasets import _save_image, write_dataset  # noqa: E402
 from trainers.backbone import load_backbone  # noqa: E402
 
@@ -277,7 +270,7 @@ def check_resume(report: Report, root: str, ckpt: str, scratch: str, cache: str,
     ok, line = interrupt_once_saved([sys.executable, os.path.join(REPO, "train.py"), *argv], out, dict(os.environ),
                                     timeout=report.left())
     train.main(argv)
-    equal = same_tensors(trained_tensors(whole), trained_tensors(out)) and accuracy(whole) == accuracy(out)
+    equal = same_run(whole, out)
     report.data["resume"] = {"interrupted": ok, "signal_line": line, "equal": equal,
                              "accuracy_whole": accuracy(whole), "accuracy_resumed": accuracy(out)}
     if not (ok and equal):

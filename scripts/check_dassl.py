@@ -90,6 +90,11 @@ def same_tensors(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def same_run(a: str, b: str) -> bool:
+    """The runs in folders ``a`` and ``b`` saved bit-identical tensors and reached the same accuracy."""
+    return same_tensors(trained_tensors(a), trained_tensors(b)) and accuracy(a) == accuracy(b)
+
+
 def check_trainers(checks: Checks, root: str, clip: str, scratch: str, epochs: int, trainers=TRAINERS) -> None:
     for trainer in trainers:
         for cache in ("cache", "no-cache") if trainer in ("TaskRes", "CoOp", "TipAdapterF") else ("cache",):
@@ -158,7 +163,7 @@ def check_resume(checks: Checks, root: str, clip: str, scratch: str, epochs: int
         ok, line = interrupt_once_saved(cmd, out, dict(os.environ, TASKRES_ENGINE="dassl"))
         checks.expect(ok, f"resume ({tag}): SIGINT under Dassl stops with one line ({line})")
         run(cmd, "dassl")
-        checks.expect(same_tensors(trained_tensors(whole), trained_tensors(out)) and accuracy(whole) == accuracy(out),
+        checks.expect(same_run(whole, out),
                       f"resume ({tag}): interrupted + resumed run equals the uninterrupted one "
                       f"({accuracy(out)} vs {accuracy(whole)})")
 
