@@ -178,8 +178,7 @@ def check_launchers(checks: Checks, root: str, clip: str, scratch: str) -> None:
             if name in ("reproduce", "method"):  # the grid; the generic launcher (needs a TRAINER argument)
                 continue
             proc = subprocess.run(["bash", script, "caltech101", "2", "OPTIM.MAX_EPOCH", "2",
-                                   "DATALOADER.NUM_WORKERS", "0"], cwd=REPO, env=env,
-                                  capture_output=True, text=True)
+                                   "DATALOADER.NUM_WORKERS", "0"], cwd=REPO, env=env, capture_output=True, text=True)
             line = next((x for x in proc.stdout.splitlines()[::-1] if "mean accuracy" in x), "")
             accs.setdefault(name, {})[engine] = line.split("mean accuracy")[-1].split("%")[0].strip() if line else None
             if proc.returncode != 0:

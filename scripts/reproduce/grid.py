@@ -26,8 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="Everything after `--` is passed to every run as KEY VALUE overrides.")
     p.add_argument("--methods", nargs="+", default=list(PAPER_METHODS), help="trainer names")
-    p.add_argument("--datasets", nargs="+", default=[c for c, _, _ in FEWSHOT_DATASETS],
-                   help="dataset config names")
+    p.add_argument("--datasets", nargs="+", default=[c for c, _, _ in FEWSHOT_DATASETS], help="dataset config names")
     p.add_argument("--shots", nargs="+", type=int, default=None,
                    help=f"default: {' '.join(map(str, PAPER_SHOTS))} (16 with --eval-variants and the protocols "
                         "other than fewshot)")
