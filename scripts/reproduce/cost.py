@@ -41,10 +41,8 @@ def _val_is_test(dataset: str) -> bool:
 
 
 def run_needs(cfg, eval_only: bool = False) -> Tuple[List[Tuple[tuple, int, int]], int]:
-    """``([(entry id, images, views)], original encoder passes)`` of one run's merged config.
-
-    ``eval_only``: a ``--eval-only`` run (e.g. an ImageNet model on a variant) encodes its test set only.
-    """
+    """``([(entry id, images, views)], original encoder passes)`` of one run's merged config; ``eval_only``: a
+    ``--eval-only`` run (e.g. an ImageNet model on a variant) encodes its test set only."""
     import trainers
     from datasets.splits import fewshot_val_per_class
     from engine import build_transform
