@@ -173,10 +173,9 @@ def markdown(d: dict) -> str:
 
 
 def write_data(root: str, sizes: Sizes) -> List:
-    """The synthetic ImageNet tree (real layout, real reader); returns its training images as items.
-
-    The fixture writes the layout with small images, then every file is rewritten at ``image_side`` px by a
-    pool of processes (one process takes minutes for 3,000 photo-sized JPEG files)."""
+    """The synthetic ImageNet tree (real layout, real reader); returns its training images as items. The fixture
+    writes the layout with small images, then a pool of processes rewrites every file at ``image_side`` px (one
+    process takes minutes for 3,000 photo-sized JPEG files)."""
     images = os.path.join(root, "imagenet", "images")
     done = os.path.join(root, "imagenet", "written")
     if not os.path.isfile(done):
