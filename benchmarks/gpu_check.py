@@ -254,7 +254,7 @@ def eval_method(row: dict, argv: List[str], out: str) -> None:
     # a VAL_SELECTED_FINAL method's final model is the val-selected one, not the last epoch's
     val_selected = row["method"] in VAL_SELECTED_FINAL
     row["eval_match"] = "n/a (val-selected)" if val_selected else row["eval_accuracy"] == row["accuracy"]
-    if row["eval_match"] is False:
+    if not (val_selected or row["eval_match"]):
         raise RuntimeError(f"--eval-only gives {row['eval_accuracy']}, the trained run {row['accuracy']}")
 
 
