@@ -89,8 +89,7 @@ def write_metrics(cfg, trainer, timings: dict, eval_only: bool, identity, model_
         **selection_record(cfg, trainer, spec, eval_only, model_dir),
         # How training views were made: paper_protocol is False in fast mode (FEATURE_CACHE.NUM_VIEWS k).
         "feature_cache_info": dict(getattr(trainer, "cache_info", {}) or {}),
-        "timings": timings,
-        "extra": trainer.metrics_extra() if hasattr(trainer, "metrics_extra") else {},
+        "timings": timings, "extra": trainer.metrics_extra() if hasattr(trainer, "metrics_extra") else {},
     }
     path = os.path.join(cfg.OUTPUT_DIR, "metrics.json")
     write_json(metrics, path)

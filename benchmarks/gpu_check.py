@@ -33,14 +33,7 @@ from benchmarks.common import REPO, markdown_table, random_clip  # noqa: E402
 from benchmarks.encoder_limit import PAPER_IMAGENET_VIEWS, measure  # noqa: E402
 from engine import Datum  # noqa: E402
 from features import default_batch_size, default_workers  # noqa: E402
-from scripts.check_dassl import (  # noqa: E402
-    ONE_EPOCH,
-    VAL_SELECTED_FINAL,
-    accuracy,
-    interrupt_once_saved,
-    same_tensors,
-    trained_tensors,
-)
+from scripts.check_dassl import ONE_EPOCH, VAL_SELECTED_FINAL, accuracy, interrupt_once_saved, same_run  # noqa: E402
 from tests.fixtures.synthetic_datasets import _save_image, write_dataset  # noqa: E402
 from trainers.backbone import load_backbone  # noqa: E402
 
@@ -180,10 +173,9 @@ def markdown(d: dict) -> str:
 
 
 def write_data(root: str, sizes: Sizes) -> List:
-    """The synthetic ImageNet tree (real layout, real reader); returns its training images as items.
-
-    The fixture writes the layout with small images, then every file is rewritten at ``image_side`` px by a
-    pool of processes (one process takes minutes for 3,000 photo-sized JPEG files)."""
+    """The synthetic ImageNet tree (real layout, real reader); returns its training images as items. The fixture
+    writes the layout with small images, then a pool of processes rewrites every file at ``image_side`` px (one
+    process takes minutes for 3,000 photo-sized JPEG files)."""
     images = os.path.join(root, "imagenet", "images")
     done = os.path.join(root, "imagenet", "written")
     if not os.path.isfile(done):
@@ -259,12 +251,11 @@ def eval_method(row: dict, argv: List[str], out: str) -> None:
     argv[argv.index("--output-dir") + 1] = out + "-eval"
     results = train.main(["--eval-only", "--model-dir", out, "--load-epoch", str(load), *argv])
     row["eval_accuracy"] = results.get("accuracy")
-    if row["method"] in VAL_SELECTED_FINAL:  # its final model is the val-selected one, not the last epoch's
-        row["eval_match"] = "n/a (val-selected)"
-    else:
-        row["eval_match"] = row["eval_accuracy"] == row["accuracy"]
-        if not row["eval_match"]:
-            raise RuntimeError(f"--eval-only gives {row['eval_accuracy']}, the trained run {row['accuracy']}")
+    # a VAL_SELECTED_FINAL method's final model is the val-selected one, not the last epoch's
+    val_selected = row["method"] in VAL_SELECTED_FINAL
+    row["eval_match"] = "n/a (val-selected)" if val_selected else row["eval_accuracy"] == row["accuracy"]
+    if not (val_selected or row["eval_match"]):
+        raise RuntimeError(f"--eval-only gives {row['eval_accuracy']}, the trained run {row['accuracy']}")
 
 
 def check_resume(report: Report, root: str, ckpt: str, scratch: str, cache: str, sizes: Sizes) -> None:
@@ -278,7 +269,7 @@ def check_resume(report: Report, root: str, ckpt: str, scratch: str, cache: str,
     ok, line = interrupt_once_saved([sys.executable, os.path.join(REPO, "train.py"), *argv], out, dict(os.environ),
                                     timeout=report.left())
     train.main(argv)
-    equal = same_tensors(trained_tensors(whole), trained_tensors(out)) and accuracy(whole) == accuracy(out)
+    equal = same_run(whole, out)
     report.data["resume"] = {"interrupted": ok, "signal_line": line, "equal": equal,
                              "accuracy_whole": accuracy(whole), "accuracy_resumed": accuracy(out)}
     if not (ok and equal):

@@ -5,6 +5,7 @@ Merge order: engine defaults -> loop/dataset/method keys -> dataset YAML -> meth
 """
 import argparse
 import difflib
+import functools
 import os
 import re
 from typing import Dict, Sequence
@@ -123,10 +124,7 @@ def setup_cfg(args):
     for key, value in flags.items():
         if value:
             *path, leaf = key.split(".")
-            node = cfg
-            for part in path:
-                node = node[part]
-            node[leaf] = value
+            functools.reduce(lambda node, part: node[part], path, cfg)[leaf] = value
     if args.seed >= 0:
         cfg.SEED = args.seed
     if args.no_cache:

@@ -59,10 +59,7 @@ def result_variant(cfg, spec: MethodSpec) -> Optional[ResultVariant]:
     """The result variant the run makes (TaskRes* when ``TRAINER.TaskRes.ENHANCED_BASE`` is set), if any."""
     for v in spec.variants:
         *path, leaf = v.key.split(".")
-        node = cfg
-        for part in path:
-            node = node[part]
-        if v.applies(node.get(leaf)):
+        if v.applies(functools.reduce(lambda node, part: node[part], path, cfg).get(leaf)):
             return v
     return None
 

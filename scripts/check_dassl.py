@@ -90,6 +90,11 @@ def same_tensors(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def same_run(a: str, b: str) -> bool:
+    """The runs in folders ``a`` and ``b`` saved bit-identical tensors and reached the same accuracy."""
+    return same_tensors(trained_tensors(a), trained_tensors(b)) and accuracy(a) == accuracy(b)
+
+
 def check_trainers(checks: Checks, root: str, clip: str, scratch: str, epochs: int, trainers=TRAINERS) -> None:
     for trainer in trainers:
         for cache in ("cache", "no-cache") if trainer in ("TaskRes", "CoOp", "TipAdapterF") else ("cache",):
@@ -158,7 +163,7 @@ def check_resume(checks: Checks, root: str, clip: str, scratch: str, epochs: int
         ok, line = interrupt_once_saved(cmd, out, dict(os.environ, TASKRES_ENGINE="dassl"))
         checks.expect(ok, f"resume ({tag}): SIGINT under Dassl stops with one line ({line})")
         run(cmd, "dassl")
-        checks.expect(same_tensors(trained_tensors(whole), trained_tensors(out)) and accuracy(whole) == accuracy(out),
+        checks.expect(same_run(whole, out),
                       f"resume ({tag}): interrupted + resumed run equals the uninterrupted one "
                       f"({accuracy(out)} vs {accuracy(whole)})")
 
@@ -173,8 +178,7 @@ def check_launchers(checks: Checks, root: str, clip: str, scratch: str) -> None:
             if name in ("reproduce", "method"):  # the grid; the generic launcher (needs a TRAINER argument)
                 continue
             proc = subprocess.run(["bash", script, "caltech101", "2", "OPTIM.MAX_EPOCH", "2",
-                                   "DATALOADER.NUM_WORKERS", "0"], cwd=REPO, env=env,
-                                  capture_output=True, text=True)
+                                   "DATALOADER.NUM_WORKERS", "0"], cwd=REPO, env=env, capture_output=True, text=True)
             line = next((x for x in proc.stdout.splitlines()[::-1] if "mean accuracy" in x), "")
             accs.setdefault(name, {})[engine] = line.split("mean accuracy")[-1].split("%")[0].strip() if line else None
             if proc.returncode != 0:

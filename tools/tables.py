@@ -125,8 +125,7 @@ def _present(summary: Summary, backbone: str, datasets: Iterable[str], shots: in
 
 def full_seed_count(summary: Summary, backbone: str) -> int:
     """The most seeds any cell has (shot-free methods, run once, aside): fewer is marked ``(n=k)``."""
-    return max((s.n for k, s in summary.items() if k[0] == backbone and not summary.names.shot_free(k[1])),
-               default=0)
+    return max((s.n for k, s in summary.items() if k[0] == backbone and not summary.names.shot_free(k[1])), default=0)
 
 
 def table_shots(summary: Summary, backbone: str) -> List[int]:

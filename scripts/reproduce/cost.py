@@ -41,10 +41,8 @@ def _val_is_test(dataset: str) -> bool:
 
 
 def run_needs(cfg, eval_only: bool = False) -> Tuple[List[Tuple[tuple, int, int]], int]:
-    """``([(entry id, images, views)], original encoder passes)`` of one run's merged config.
-
-    ``eval_only``: a ``--eval-only`` run (e.g. an ImageNet model on a variant) encodes its test set only.
-    """
+    """``([(entry id, images, views)], original encoder passes)`` of one run's merged config; ``eval_only``: a
+    ``--eval-only`` run (e.g. an ImageNet model on a variant) encodes its test set only."""
     import trainers
     from datasets.splits import fewshot_val_per_class
     from engine import build_transform
@@ -181,9 +179,7 @@ def cell_configs(cells) -> List:
 def encoder_cost(cells, cache_dir: str) -> Optional[Dict]:
     """``grid_cost`` of the unfinished ``cells`` (None when every one has finished)."""
     todo = [c for c in cells if not c.finished]
-    if not todo:
-        return None
-    return grid_cost(cell_configs(todo), cache_dir, [bool(c.source_dir) for c in todo])
+    return grid_cost(cell_configs(todo), cache_dir, [bool(c.source_dir) for c in todo]) if todo else None
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

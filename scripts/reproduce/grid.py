@@ -13,15 +13,7 @@ from typing import List, Optional, Sequence, Tuple
 
 from scripts.reproduce.cost import cost_summary, encoder_cost
 from scripts.reproduce.execution import EXECUTORS, GridReport, log_report, run_grid
-from scripts.reproduce.planning import (
-    PAPER_METHODS,
-    PLANNING_ERRORS,
-    TRACKS,
-    Cell,
-    GridError,
-    GridRequest,
-    ProtocolPlan,
-)
+from scripts.reproduce.planning import PAPER_METHODS, PLANNING_ERRORS, TRACKS, Cell, GridRequest, ProtocolPlan
 from scripts.reproduce.preflight import Preflight, check_grid
 from scripts.reproduce.protocols import EVAL_VARIANTS, PROTOCOLS
 from tools.names import FEWSHOT_DATASETS, PAPER_SEEDS, PAPER_SHOTS, VARIANT_DATASETS
@@ -34,8 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="Everything after `--` is passed to every run as KEY VALUE overrides.")
     p.add_argument("--methods", nargs="+", default=list(PAPER_METHODS), help="trainer names")
-    p.add_argument("--datasets", nargs="+", default=[c for c, _, _ in FEWSHOT_DATASETS],
-                   help="dataset config names")
+    p.add_argument("--datasets", nargs="+", default=[c for c, _, _ in FEWSHOT_DATASETS], help="dataset config names")
     p.add_argument("--shots", nargs="+", type=int, default=None,
                    help=f"default: {' '.join(map(str, PAPER_SHOTS))} (16 with --eval-variants and the protocols "
                         "other than fewshot)")
@@ -119,7 +110,7 @@ def main(argv: Optional[Sequence[str]] = None) -> GridReport:
         raise SystemExit(f"error: --data {args.data!r} is not a folder; pass the datasets root (or set DATA)")
     try:
         req, plan, cells, missing = plan_from_args(args, extra)
-    except (GridError, *PLANNING_ERRORS) as err:
+    except PLANNING_ERRORS as err:
         raise SystemExit(f"error: {err}") from None
     cost = encoder_cost(cells, req.cache_dir)
     checks = check_grid(req, cells, cost)
@@ -145,7 +136,7 @@ def main(argv: Optional[Sequence[str]] = None) -> GridReport:
     if plan.evals is not None:
         try:
             evals, report.blocked = plan.evals()
-        except (GridError, *PLANNING_ERRORS) as err:
+        except PLANNING_ERRORS as err:
             raise SystemExit(f"error: {err}") from None
         run_grid(evals, report, **options)
     log_report(report)

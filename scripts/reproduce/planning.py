@@ -21,11 +21,13 @@ from bookkeeping.recipes import PAPER_METHODS, REPO_ROOT, RecipeError, recipe_ar
 
 SOURCE_DATASET = "imagenet"  # cross-dataset and domain generalisation train here
 TRACKS, DEFAULT_TRACK = datasets.TRACKS, datasets.DEFAULT_TRACK
-PLANNING_ERRORS = (RecipeError, trainers.UnknownMethodError)  # besides GridError: what a bad request raises
 
 
 class GridError(Exception):
     """A grid that cannot be planned (bad dataset or method name, missing config file, conflicting folder)."""
+
+
+PLANNING_ERRORS = (GridError, RecipeError, trainers.UnknownMethodError)  # what a bad request raises
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from datasets.base import DOCS, BenchmarkDataset
 from engine import DATASET_REGISTRY
 from engine.libraries import import_open_clip
 from scripts.reproduce.cost import EMBED_DIMS, encoder_cost
-from scripts.reproduce.planning import PLANNING_ERRORS, REPO_ROOT, Cell, GridError, GridRequest, plan_runs
+from scripts.reproduce.planning import PLANNING_ERRORS, REPO_ROOT, Cell, GridRequest, plan_runs
 from trainers.backbone import OPENAI_MODELS, openai_weights_path
 
 GB = 2 ** 30
@@ -156,7 +156,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.methods:
         try:
             found += check_disk(req.cache_dir, req.backbone, encoder_cost(plan_runs(req), req.cache_dir))
-        except (GridError, *PLANNING_ERRORS) as err:
+        except PLANNING_ERRORS as err:
             found.problems += str(err).splitlines()
     print("\n".join(found.lines()))
     return 1 if found.problems else 0

@@ -5,16 +5,7 @@ A new protocol is one subclass here, added to ``PROTOCOLS``.
 from dataclasses import replace
 from typing import Dict, List, Sequence, Tuple
 
-from scripts.reproduce.planning import (
-    SOURCE_DATASET,
-    Cell,
-    GridRequest,
-    ProtocolPlan,
-    check_datasets,
-    plan_evals,
-    plan_runs,
-    transfers_to_other_classes,
-)
+from scripts.reproduce import planning
 from tools.names import PAPER_SHOTS
 
 Target = Tuple[str, str, str]  # (evaluated dataset, folder under the run, DATASET.SUBSAMPLE_CLASSES)
@@ -29,27 +20,27 @@ class Protocol:
     classes = "all"      # DATASET.SUBSAMPLE_CLASSES of the trained runs
     trains = True        # False: only evaluate runs trained before (planned, never run)
 
-    def training(self, req: GridRequest) -> Tuple[GridRequest, List[str]]:
+    def training(self, req: planning.GridRequest) -> Tuple[planning.GridRequest, List[str]]:
         """The request of the runs to train, and notes on the methods left out (in part), with why."""
         return req, []
 
-    def targets(self, req: GridRequest, run: Cell) -> Sequence[Target]:
+    def targets(self, req: planning.GridRequest, run: planning.Cell) -> Sequence[Target]:
         """What a finished run is evaluated on besides its own test set (nothing for few-shot)."""
         return ()
 
-    def plan(self, req: GridRequest) -> ProtocolPlan:
+    def plan(self, req: planning.GridRequest) -> planning.ProtocolPlan:
         trained, notes = self.training(req)
-        train = plan_runs(trained, self.classes) if trained.methods else []
-        check_datasets(sorted({d for run in train for d, _, _ in self.targets(req, run)}))  # before any training
+        train = planning.plan_runs(trained, self.classes) if trained.methods else []
+        planning.check_datasets(sorted({d for run in train for d, _, _ in self.targets(req, run)}))  # before any training
         evals = None
         if type(self).targets is not Protocol.targets:
             def evals(pending: bool = False):
-                return plan_evals(req, train, lambda run: self.targets(req, run), pending)
-        return ProtocolPlan(train if self.trains else [], evals, notes)
+                return planning.plan_evals(req, train, lambda run: self.targets(req, run), pending)
+        return planning.ProtocolPlan(train if self.trains else [], evals, notes)
 
 
 def _split(methods: Sequence[str]) -> Tuple[List[str], List[str]]:
-    moving = [m for m in methods if transfers_to_other_classes(m)]
+    moving = [m for m in methods if planning.transfers_to_other_classes(m)]
     return moving, [m for m in methods if m not in moving]
 
 
@@ -65,7 +56,7 @@ class BaseToNovel(Protocol):
                      "the report shows its new-class accuracy and HM as n/a" for m in fixed]
 
     def targets(self, req, run):
-        return [(run.dataset, "eval_new", "new")] if transfers_to_other_classes(run.method) else ()
+        return [(run.dataset, "eval_new", "new")] if planning.transfers_to_other_classes(run.method) else ()
 
 
 class CrossDataset(Protocol):
@@ -75,12 +66,12 @@ class CrossDataset(Protocol):
 
     def training(self, req):
         moving, fixed = _split(req.methods)
-        return (replace(req, methods=moving, datasets=(SOURCE_DATASET,)),
+        return (replace(req, methods=moving, datasets=(planning.SOURCE_DATASET,)),
                 [f"{m}: skipped, its trained state is per class and cannot classify another dataset's classes"
                  for m in fixed])
 
     def targets(self, req, run):
-        return [(d, f"eval_{d}", "all") for d in req.datasets if d != SOURCE_DATASET]
+        return [(d, f"eval_{d}", "all") for d in req.datasets if d != planning.SOURCE_DATASET]
 
 
 class DomainGeneralisation(Protocol):
@@ -89,7 +80,7 @@ class DomainGeneralisation(Protocol):
     default_shots = (16,)
 
     def training(self, req):
-        return replace(req, datasets=(SOURCE_DATASET,)), []
+        return replace(req, datasets=(planning.SOURCE_DATASET,)), []
 
     def targets(self, req, run):
         return [(v, f"eval_{v}", "all") for v in req.variants]
