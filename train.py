@@ -107,6 +107,8 @@ def run(args) -> dict:
     cfg = setup_cfg(args)
     check_cfg(cfg)
     setup_logger(None)  # the console, until the run's folder is known
+    if args.eval_only and args.load_epoch is None:  # the model the run reported (its identity names the epoch)
+        args.load_epoch = folders.deployed_epoch(args.model_dir)
     identity, folder = folders.resolve_run(args, cfg)
     # Launch-only keys: the run's folder, and DataLoader workers capped at the CPUs this process has (configs
     # say 8; more workers than CPUs only slow the loader and make torch warn).
@@ -153,6 +155,7 @@ def phases(timings: dict, wall_s: float, before_train: dict) -> dict:
 
 
 def _run(cfg, args, identity, start: float) -> dict:
+    from bookkeeping.folders import SELECTED_MODEL, selected_models
     from bookkeeping.identity import describe_deviation
     from engine import ENGINE_NAME, build_trainer, collect_env_info, set_random_seed, setup_logger
 
@@ -176,6 +179,10 @@ def _run(cfg, args, identity, start: float) -> dict:
     trainer = build_trainer(cfg)
     before_train = dict(getattr(trainer, "timings", {}))
     if args.eval_only:
+        if args.load_epoch is not None and selected_models(args.model_dir):
+            logger.warning("%s deployed its val-selected model (%s); --load-epoch %d evaluates epoch %d's checkpoint "
+                           "instead: omit --load-epoch to evaluate the reported model", args.model_dir,
+                           SELECTED_MODEL, args.load_epoch, args.load_epoch)
         if trainer.get_model_names():
             trainer.load_model(args.model_dir, epoch=args.load_epoch)
         trainer.test()

@@ -3,6 +3,7 @@
 The folder layout and its suffixes, in order: docs/bookkeeping.md.
 """
 import ast
+import glob
 import json
 import logging
 import os
@@ -20,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 LOCK_FILE = ".lock"
 FAILED_FILE = "FAILED"
+SELECTED_MODEL = "model-best.pth.tar"  # the model a run that selects on val deploys (engine.loop, Tip-Adapter-F)
 _LOCK_LIFETIME_S = 600.0   # a lock not refreshed for this long (a dead node) may be broken
 _REFRESH_EVERY_S = 60.0
 RunLocked = LockBusy  # another process holds the run folder's lock (raised only when not waiting)
@@ -58,6 +60,20 @@ def run_folder(cfg, ident: RunIdentity, evaluation: bool = False) -> str:
         folder = _suffixed(folder, protocol_suffix(str(cfg.DATASET.SUBSAMPLE_CLASSES), str(cfg.DATASET.TRACK),
                                                    ident.spec.selects_on_val))
     return _suffixed(folder, "_" + ident.variant if ident.variant else "")
+
+
+def selected_models(run: str) -> list:
+    """``run``'s ``<model>/model-best.pth.tar`` files: the val-selected model it deployed and reported."""
+    return glob.glob(os.path.join(glob.escape(run), "*", SELECTED_MODEL))
+
+
+def deployed_epoch(run: str) -> Optional[int]:
+    """The ``--load-epoch`` that loads the model ``run`` reported: None for its ``selected_models`` (or when it
+    saved none), else the highest ``N`` of its ``<model>/model.pth.tar-N``."""
+    if selected_models(run):
+        return None
+    epochs = [p.rsplit("-", 1)[1] for p in glob.glob(os.path.join(glob.escape(run), "*", "model.pth.tar-*"))]
+    return max((int(e) for e in epochs if e.isdecimal()), default=None)
 
 
 def read_metrics(folder: str) -> Optional[dict]:

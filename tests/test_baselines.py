@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 import train
 from bookkeeping.config import build_parser, setup_cfg
+from bookkeeping.folders import deployed_epoch, selected_models
 from engine import build_trainer, load_checkpoint, set_random_seed
 from tests.conftest import train_args
 from trainers.tip_adapter import search_grid
@@ -73,10 +74,6 @@ def checkpoint(out, trainer, name):
 # ------------------------------------------------------------------------------------------------------
 # Every trainer: end to end above chance, and --eval-only reproduces the accuracy
 # ------------------------------------------------------------------------------------------------------
-EVAL_CHECKPOINT = {"LinearProbeCLIP": 1, "TipAdapter": 1, "CoOp": 20, "CLIP_Adapter": 20,
-                   "TipAdapterF": None}  # Tip-Adapter-F deploys model-best.pth.tar (best val epoch + searched alpha/beta)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("trainer", sorted(SETUPS))
 def test_trains_above_chance_and_eval_only_reproduces(trainer, runs, data_root, tiny_clip, cache_dir, tmp_path):
@@ -85,10 +82,22 @@ def test_trains_above_chance_and_eval_only_reproduces(trainer, runs, data_root, 
     assert results["accuracy"] > CHANCE + 20, results
     with open(os.path.join(out, "metrics.json")) as f:
         assert json.load(f)["method"] == trainer
-    epoch = EVAL_CHECKPOINT[trainer]
-    flags = ("--eval-only", "--model-dir", out) + (("--load-epoch", str(epoch)) if epoch else ())
+    # No --load-epoch: the model the run reported (its last epoch; Tip-Adapter-F's val-selected model-best).
+    flags = ("--eval-only", "--model-dir", out)
     again = train.main(args_for(trainer, data_root, tiny_clip, str(tmp_path / "eval"), cache_dir, flags=flags))
     assert again["accuracy"] == pytest.approx(results["accuracy"])
+
+
+@pytest.mark.slow
+def test_an_explicit_epoch_of_a_val_selected_run_loads_that_epoch_and_warns(runs, data_root, tiny_clip, cache_dir,
+                                                                            tmp_path):
+    out, _ = runs("TipAdapterF")
+    assert deployed_epoch(out) is None and selected_models(out)  # it deployed model-best.pth.tar
+    flags = ("--eval-only", "--model-dir", out, "--load-epoch", "5")
+    train.main(args_for("TipAdapterF", data_root, tiny_clip, str(tmp_path / "eval"), cache_dir, flags=flags))
+    log = (tmp_path / "eval" / "log.txt").read_text()
+    assert "deployed its val-selected model (model-best.pth.tar); --load-epoch 5 evaluates epoch 5's" in log
+    assert os.path.join("tip_adapter", "model.pth.tar-5") in log  # "Loaded model weights from ..."
 
 
 # ------------------------------------------------------------------------------------------------------

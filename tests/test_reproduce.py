@@ -210,6 +210,16 @@ def test_backbone_tag_matches_the_launchers(backbone):
     assert names.backbone_tag(backbone) == folders.backbone_tag(backbone)
 
 
+def test_an_evaluation_loads_the_model_the_run_reported(tmp_path):
+    assert folders.deployed_epoch(str(tmp_path)) is None  # saved no model: nothing to load
+    for name in ("model.pth.tar-2", "model.pth.tar-10", "checkpoint"):
+        (tmp_path / "head").mkdir(exist_ok=True)
+        (tmp_path / "head" / name).write_bytes(b"")
+    assert folders.deployed_epoch(str(tmp_path)) == 10 and not folders.selected_models(str(tmp_path))
+    (tmp_path / "head" / "model-best.pth.tar").write_bytes(b"")  # it deployed its val-selected model
+    assert folders.deployed_epoch(str(tmp_path)) is None and folders.selected_models(str(tmp_path))
+
+
 def test_dataset_names_match_the_dataset_configs():
     for cfg, name, _ in names.FEWSHOT_DATASETS + names.VARIANT_DATASETS:
         text = open(os.path.join(REPO, "configs", "datasets", f"{cfg}.yaml")).read()

@@ -5,7 +5,6 @@ A cell's arguments come from the method's recipe (``recipe_argv``, as the launch
 (shot-free, class-agnostic, selects on val, recipe) are read from ``trainers.method_spec`` only.
 """
 import dataclasses
-import glob
 import os
 import shlex
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ import trainers
 
 # The run bookkeeping (identity, folders, recipe arguments): imported here only, so it is repointed in one place.
 from bookkeeping.config import UserError, parse
-from bookkeeping.folders import backbone_tag, folder_state, read_metrics, resolve_run
+from bookkeeping.folders import backbone_tag, deployed_epoch, folder_state, read_metrics, resolve_run
 from bookkeeping.recipes import PAPER_METHODS, REPO_ROOT, RecipeError, recipe_argv  # noqa: F401  (PAPER_METHODS: the CLI)
 
 SOURCE_DATASET = "imagenet"  # cross-dataset and domain generalisation train here
@@ -178,12 +177,6 @@ def plan_runs(req: GridRequest, classes: str = "all") -> List[Cell]:
     return resolve_all(cells)
 
 
-def last_checkpoint_epoch(run: str) -> Optional[int]:
-    """The highest ``N`` of ``<run>/<model>/model.pth.tar-N``, None when the run saved no model."""
-    epochs = [p.rsplit("-", 1)[1] for p in glob.glob(os.path.join(glob.escape(run), "*", "model.pth.tar-*"))]
-    return max((int(e) for e in epochs if e.isdecimal()), default=None)
-
-
 def plan_evals(req: GridRequest, trained: Sequence[Cell], targets: Callable[[Cell], Sequence[Tuple[str, str, str]]],
                pending: bool = False) -> Tuple[List[Cell], List[str]]:
     """Eval cells of the finished ``trained`` runs on each of their ``targets(run)`` ``(dataset, folder name,
@@ -200,7 +193,7 @@ def plan_evals(req: GridRequest, trained: Sequence[Cell], targets: Callable[[Cel
             missing.append(t.out_dir)
             if not pending:
                 continue
-        load_epoch = last_checkpoint_epoch(t.out_dir) if t.finished else None
+        load_epoch = deployed_epoch(t.out_dir) if t.finished else None
         for target, folder, classes in aims:
             out_dir = os.path.join(t.out_dir, folder)
             argv = _launch_args(req, t.seed, out_dir) + ["--eval-only", "--model-dir", t.out_dir]
