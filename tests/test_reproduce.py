@@ -210,6 +210,12 @@ def test_backbone_tag_matches_the_launchers(backbone):
     assert names.backbone_tag(backbone) == folders.backbone_tag(backbone)
 
 
+def test_backbone_tag_of_any_checkpoint_file_matches_the_launchers(tmp_path):
+    clip = tmp_path / "my-clip.safetensors"
+    clip.write_bytes(b"")
+    assert names.backbone_tag(str(clip)) == folders.backbone_tag(str(clip)) == "my_clip"
+
+
 def test_an_evaluation_loads_the_model_the_run_reported(tmp_path):
     assert folders.deployed_epoch(str(tmp_path)) is None  # saved no model: nothing to load
     for name in ("model.pth.tar-2", "model.pth.tar-10", "checkpoint"):

@@ -69,9 +69,10 @@ def backbone_tag(backbone: str) -> str:
     """Folder-safe backbone name used in run folders: ``RN50`` -> ``rn50``, ``ViT-B/16`` -> ``vit_b16``,
     ``/path/to/my-clip.pt`` -> ``my_clip``, ``ViT-B-16:openai`` -> ``vit_b_16_openai``.
 
-    A checkpoint file (an existing file, or a name ending in ``.pt``/``.pth``) is named by its base name.
+    A checkpoint file (an existing file, or a name ending in ``.pt``/``.pth``) is named by its base name
+    without extension, as ``bookkeeping.folders.backbone_tag`` names it.
     """
     name = backbone
     if os.path.isfile(name) or name.endswith((".pt", ".pth")):
-        name = re.sub(r"\.pth?$", "", os.path.basename(name))
+        name = os.path.splitext(os.path.basename(name))[0]
     return re.sub(r"[:@_-]+", "_", name.lower().replace("/", ""))
