@@ -150,3 +150,15 @@ def test_track_order_covers_the_declared_tracks():
 
     assert set(datasets.TRACKS) <= set(TRACK_NAMES) and len(TRACKS) == len(set(TRACK_NAMES))
     assert TRACK_NAMES[0] == "paper"
+
+
+def test_a_log_only_run_with_empty_config_nodes_is_named_by_its_folder(tmp_path):
+    run = tmp_path / "out" / "caltech101" / "TaskRes" / "rn50_16shots" / "seed3"
+    run.mkdir(parents=True)
+    (run / "log.txt").write_text("Evaluate on the *test* set\n=> result\n* total: 12\n* accuracy: 41.5%\n")
+    (run / "config.yaml").write_text("DATASET:\nTRAINER:\nMODEL:\n")  # nodes present but empty (YAML null)
+    found = collect(str(tmp_path / "out"))
+    assert not found.unreadable
+    [row] = found.rows
+    assert (row.method, row.dataset, row.shots, row.seed, row.accuracy, row.source) == (
+        "TaskRes", "Caltech101", 16, 3, 41.5, "log.txt")

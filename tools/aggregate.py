@@ -78,7 +78,7 @@ def _backbone(tag: str) -> str:
 def _is_enhanced(run_dir: str, config: dict) -> bool:
     parts = os.path.normpath(run_dir).split(os.sep)
     return any(p.endswith("_enhanced") for p in parts[-3:]) or bool(
-        config.get("TRAINER", {}).get("TaskRes", {}).get("ENHANCED_BASE"))
+        ((config.get("TRAINER") or {}).get("TaskRes") or {}).get("ENHANCED_BASE"))
 
 
 def _read_config(run_dir: str) -> dict:
@@ -151,18 +151,18 @@ def _from_log(run_dir: str, kind: str) -> Optional[RunRow]:
     tag = _LAYOUT_RE.match(parts[-2]) if seed_dir else None
     layout = dict(dataset=parts[-4], method=parts[-3], shots=int(tag["shots"] or 0), backbone=_backbone(tag["tag"]),
                   seed=int(seed_dir["seed"])) if tag else {}
+    trainer_cfg, data_cfg, model_cfg = (cfg.get(node) or {} for node in ("TRAINER", "DATASET", "MODEL"))
     try:
-        method = cfg.get("TRAINER", {}).get("NAME") or layout["method"]
-        dataset = cfg.get("DATASET", {}).get("NAME") or layout["dataset"]
-        backbone = cfg.get("MODEL", {}).get("BACKBONE", {}).get("NAME") or layout["backbone"]
-        shots = int(cfg["DATASET"]["NUM_SHOTS"]) if cfg.get("DATASET", {}).get("NUM_SHOTS") is not None else layout["shots"]
+        method = trainer_cfg.get("NAME") or layout["method"]
+        dataset = data_cfg.get("NAME") or layout["dataset"]
+        backbone = (model_cfg.get("BACKBONE") or {}).get("NAME") or layout["backbone"]
+        shots = int(data_cfg["NUM_SHOTS"]) if data_cfg.get("NUM_SHOTS") is not None else layout["shots"]
         seed = int(cfg["SEED"]) if cfg.get("SEED") is not None else layout["seed"]
     except KeyError:
         raise ValueError("no metrics.json, and neither config.yaml nor the folder layout names the run") from None
     if method == "TaskRes" and _is_enhanced(run_dir, cfg):
         method = "TaskRes*"
     names = names_of(method)
-    data_cfg = cfg.get("DATASET", {}) or {}
     track = data_cfg.get("TRACK") or (tag["track"] if tag else None)
     return RunRow(method=method, dataset=dataset_name(dataset), backbone=backbone, shots=0 if names.shot_free else shots,
                   seed=seed, accuracy=acc, kind=kind, source="log.txt", path=run_dir,
