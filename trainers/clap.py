@@ -49,7 +49,7 @@ class CLAP(PrototypeProbeTrainer):
             views = entry["features"]
             feats = views.reshape(-1, views.shape[-1]).to(self.device)
             labels = entry["labels"].repeat(views.shape[0]).to(self.device)
-        else:  # one un-augmented view per image
+        else:  # --no-cache: one pass of the image training loader (one augmented view per image)
             feats, labels = self._encode_train_plain()
         with torch.no_grad():
             zs = cosine_logits(feats, head.base, head.logit_scale)
