@@ -49,7 +49,6 @@ def config_fingerprint(cfg, ignore: Iterable[str]) -> str:
 
 def save_checkpoint(state: dict, save_dir: str, is_best: bool = False, model_name: str = "") -> str:
     """Write ``state`` (its ``state_dict`` without DataParallel's ``module.`` prefixes) into ``save_dir``."""
-    os.makedirs(save_dir, exist_ok=True)
     state["state_dict"] = OrderedDict((k.removeprefix("module."), v) for k, v in state["state_dict"].items())
     model_name = model_name or f"model.pth.tar-{state['epoch']}"
     fpath = os.path.join(save_dir, model_name)

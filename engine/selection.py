@@ -28,10 +28,8 @@ DATUM_MODULES = {"dassl": "dassl.data.datasets.base_dataset", "builtin": "engine
 
 def datum_pickle_engine(head: bytes):
     """The engine whose ``Datum`` a pickle's first bytes name ("dassl", "builtin"), or None."""
-    for name in ("dassl", "builtin"):  # Dassl first: a pickle naming both is Dassl's
-        if DATUM_MODULES[name].encode() in head:
-            return name
-    return None
+    # Dassl first: a pickle naming both is Dassl's
+    return next((name for name in ("dassl", "builtin") if DATUM_MODULES[name].encode() in head), None)
 
 
 def _builtin_api() -> Dict[str, object]:

@@ -12,7 +12,7 @@ logger = logging.getLogger(__name__)
 
 
 class Datum:
-    """One labelled image: path, label, domain and class name."""
+    """One labelled image: path, label, domain and class name (read-only properties, as Dassl's)."""
 
     def __init__(self, impath: str = "", label: int = 0, domain: int = 0, classname: str = ""):
         self._impath = impath
@@ -20,21 +20,10 @@ class Datum:
         self._domain = int(domain)
         self._classname = classname
 
-    @property
-    def impath(self) -> str:
-        return self._impath
-
-    @property
-    def label(self) -> int:
-        return self._label
-
-    @property
-    def domain(self) -> int:
-        return self._domain
-
-    @property
-    def classname(self) -> str:
-        return self._classname
+    impath = property(lambda self: self._impath)
+    label = property(lambda self: self._label)
+    domain = property(lambda self: self._domain)
+    classname = property(lambda self: self._classname)
 
     def __repr__(self) -> str:
         return f"Datum(impath={self._impath!r}, label={self._label}, classname={self._classname!r})"

@@ -23,8 +23,7 @@ class Registry:
 
     def get(self, name: str) -> type:
         if name not in self._obj_map:
-            names = ", ".join(sorted(self._obj_map))
-            raise KeyError(f'Unknown {self._name.lower()} "{name}". Valid names: {names}')
+            raise KeyError(f'Unknown {self._name.lower()} "{name}". Valid names: {", ".join(sorted(self._obj_map))}')
         return self._obj_map[name]
 
     def registered_names(self) -> List[str]:
