@@ -28,11 +28,8 @@ Row = Tuple[str, int, str]
 
 
 def sha256_file(fpath: str) -> str:
-    h = hashlib.sha256()
-    with open(fpath, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    with open(fpath, "rb") as f:  # a split or few-shot file: a few MB at most
+        return hashlib.sha256(f.read()).hexdigest()
 
 
 # -- Reading JSON with a reason on failure -------------------------------------------------------------------
@@ -128,8 +125,7 @@ def load_datum_pickle(fpath: str) -> dict:
 def _reason(err: BaseException) -> str:
     if isinstance(err, EOFError):
         return "the file ends early (truncated)"
-    text = str(err).strip() or type(err).__name__
-    return text.splitlines()[0]
+    return (str(err).strip() or type(err).__name__).splitlines()[0]
 
 
 def written_by_us(fpath: str) -> bool:

@@ -23,7 +23,7 @@ from .files import (
     read_json_with_sha,
     written_by_us,
 )
-from .splits import folder_items, list_dirs, read_lines
+from .splits import folder_items, group_by_label, list_dirs, read_lines
 
 logger = logging.getLogger(__name__)
 
@@ -115,12 +115,9 @@ class ImageNet(BenchmarkDataset):
 
     def _write_lists(self, train: Sequence[Datum], fpath: str) -> None:
         """Our list file: the image names of each training folder, folders in label order."""
-        folders: "OrderedDict[int, list]" = OrderedDict()
-        for d in train:
-            entry = folders.setdefault(d.label, [os.path.basename(os.path.dirname(d.impath)), []])
-            entry[1].append(os.path.basename(d.impath))
-        write_json({"format": LISTS_FORMAT, "version": FORMAT_VERSION,
-                    "folders": [[label, wnid, names] for label, (wnid, names) in folders.items()]}, fpath, indent=None)
+        folders = [[label, os.path.basename(os.path.dirname(items[0].impath)),  # the folder's wnid
+                    [os.path.basename(d.impath) for d in items]] for label, items in group_by_label(train).items()]
+        write_json({"format": LISTS_FORMAT, "version": FORMAT_VERSION, "folders": folders}, fpath, indent=None)
         logger.info("Saved ImageNet lists to %s", fpath)
 
     def _read_lists(self, fpath: str) -> List[Datum]:

@@ -54,14 +54,10 @@ def list_dirs(path: str) -> List[str]:
     return sorted(e.name for e in os.scandir(path) if e.is_dir() and not e.name.startswith("."))
 
 
-def list_files(path: str) -> List[str]:
-    """Sorted names of the non-hidden files in ``path`` (sorted: the same order on every file system)."""
-    return sorted(e.name for e in os.scandir(path) if e.is_file() and not e.name.startswith("."))
-
-
 def folder_items(class_dir: str, label: int, classname: str) -> List[Datum]:
-    return [Datum(impath=os.path.join(class_dir, name), label=label, classname=classname)
-            for name in list_files(class_dir)]
+    """The non-hidden files in ``class_dir``, sorted (the same order on every file system)."""
+    names = sorted(e.name for e in os.scandir(class_dir) if e.is_file() and not e.name.startswith("."))
+    return [Datum(impath=os.path.join(class_dir, name), label=label, classname=classname) for name in names]
 
 
 def read_lines(fpath: str) -> List[str]:

@@ -44,13 +44,10 @@ def split_transform(transform) -> Optional[Tuple[Callable, torch.Tensor, torch.T
     pixels). ``None`` for another shape (then the workers run it all, in float32)."""
     steps = _steps(transform)
     names = [type(s).__name__ for s in steps]
-    if "ToTensor" not in names:
+    i = names.index("ToTensor") if "ToTensor" in names else len(names)
+    if names[i:] not in (["ToTensor"], ["ToTensor", "Normalize"]):
         return None
-    i = names.index("ToTensor")
-    tail = steps[i + 1:]
-    if len(tail) > 1 or (tail and names[i + 1] != "Normalize"):
-        return None
-    norm = tail[0] if tail else T.Normalize((0.0,) * 3, (1.0,) * 3)  # ToTensor alone: the identity
+    norm = steps[-1] if names[-1] == "Normalize" else T.Normalize((0.0,) * 3, (1.0,) * 3)  # ToTensor alone: identity
     mean, std = (torch.as_tensor(v, dtype=torch.float32) for v in (norm.mean, norm.std))
     return T.Compose(steps[:i]), mean, std
 
@@ -64,8 +61,7 @@ class SeededViews(Dataset):
         self.items, self.root = items, root
         self.start, self.stop, self.seed = start, stop, seed
         split = split_transform(transform)
-        self.transform = transform if split is None else split[0]
-        self.to_tensor = None if split is None else pil_to_tensor
+        self.transform = transform if split is None else T.Compose([split[0], pil_to_tensor])
 
     def __len__(self) -> int:
         return len(self.items)
@@ -79,8 +75,7 @@ class SeededViews(Dataset):
             with torch.random.fork_rng(devices=[]):
                 for view in range(self.start, self.stop):
                     torch.manual_seed(view_seed(self.seed, name, view))
-                    x = self.transform(img)
-                    out.append(self.to_tensor(x) if self.to_tensor is not None else x)
+                    out.append(self.transform(img))
             return torch.stack(out), idx
         except Exception as err:  # reported by the main process, one line
             return None, (idx, type(err).__name__, str(err).splitlines()[0] if str(err) else repr(err), item.impath)
