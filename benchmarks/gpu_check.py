@@ -226,8 +226,7 @@ def train_method(row: dict, argv: List[str], out: str, device: torch.device) -> 
         torch.cuda.reset_peak_memory_stats()
     start = time.time()
     results = train.main(argv)
-    row["train_s"] = round(time.time() - start, 2)
-    row["accuracy"] = results.get("accuracy")
+    row.update(train_s=round(time.time() - start, 2), accuracy=results.get("accuracy"))
     cfg = yaml.safe_load(Path(out, "config.yaml").read_text())  # the precision and batch size the run used
     node = cfg.get("TRAINER", {}).get(trainers.method_spec(row["method"]).config_node, {}) or {}
     row.update(precision=node.get("PREC"), batch=cfg["DATALOADER"]["TRAIN_X"]["BATCH_SIZE"])
