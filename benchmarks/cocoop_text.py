@@ -24,10 +24,6 @@ from trainers.random_clip import build_openai_architecture  # noqa: E402
 WORDS = ("tabby", "golden", "snowy", "barn", "river", "stone", "paper", "electric", "wooden", "giant", "pocket", "night")
 
 
-def class_names(n: int):
-    return [" ".join(WORDS[(i * 7 + k) % len(WORDS)] for k in range(1 + i % 4)) + f" {i}" for i in range(n)]
-
-
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--arch", default="ViT-B/16", help="RN50, RN101, ViT-B/32 or ViT-B/16 (random weights)")
@@ -39,7 +35,8 @@ def main(argv=None) -> None:
     model = build_openai_architecture(args.arch).requires_grad_(False)
     tokenize = open_clip.get_tokenizer("ViT-B-16")
     tower = TextTower(model)
-    names = class_names(args.classes)
+    names = [" ".join(WORDS[(i * 7 + k) % len(WORDS)] for k in range(1 + i % 4)) + f" {i}"
+             for i in range(args.classes)]
     feats = torch.randn(args.images, model.visual.output_dim)
     rows = []
     # The public code's loop: one image per call, 77 tokens. Ours: every image x class in one call.

@@ -38,6 +38,5 @@ def median_seconds(fn: Callable[[], object], device=None, repeats: int = 1) -> f
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence]) -> List[str]:
-    """The lines of a markdown table (cells as ``str`` gives them)."""
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
         "| " + " | ".join(map(str, row)) + " |" for row in rows]

@@ -125,10 +125,10 @@ def coop_text(clip, classes: int, steps: int) -> Dict:
     return out
 
 
-def grid_views(backbone: str = "RN50") -> Dict:
+def grid_views() -> Dict:
     datasets = sorted(f[:-5] for f in os.listdir(os.path.join(REPO, "configs", "datasets"))
                       if f.endswith(".yaml") and not f.startswith("imagenet_") and f != "imagenetv2.yaml")
-    cells = plan_runs(GridRequest(PAPER_METHODS, datasets, (1, 2, 4, 8, 16), (1, 2, 3), backbone, "", tempfile.mkdtemp()))
+    cells = plan_runs(GridRequest(PAPER_METHODS, datasets, (1, 2, 4, 8, 16), (1, 2, 3), "RN50", "", tempfile.mkdtemp()))
     return grid_cost(cell_configs(cells))
 
 

@@ -53,7 +53,7 @@ def run(args, data: str, name: str, cache: Optional[str], trainer: str = "TaskRe
     res = json.loads(Path(result_path).read_text())
     t = res["metrics"]["timings"]
     return {"trainer": label or trainer, "cache": bool(cache), "seed": seed, "shots": shots, "epochs": epochs,
-            "extract_s": t.get("extract_s", 0.0), "epoch_s": t.get("epochs_s", 0.0) / max(1, t.get("epochs_run", 0) or 1),
+            "extract_s": t.get("extract_s", 0.0), "epoch_s": t.get("epochs_s", 0.0) / (t.get("epochs_run") or 1),
             "wall_s": wall, "peak_rss_mb": res["peak_rss_mb"], "cuda_peak_mb": res["cuda_peak_mb"],
             "cache_mb": sum(p.stat().st_size for p in Path(cache).rglob("*.pt")) / 2**20 if cache else 0.0,
             "accuracy": res["metrics"]["accuracy"], **columns}

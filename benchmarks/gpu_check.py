@@ -33,7 +33,7 @@ from benchmarks.common import REPO, markdown_table, random_clip  # noqa: E402
 from benchmarks.encoder_limit import PAPER_IMAGENET_VIEWS, measure  # noqa: E402
 from engine import Datum  # noqa: E402
 from features import default_batch_size, default_workers  # noqa: E402
-from scripts.check_dassl import ONE_EPOCH, VAL_SELECTED_FINAL, accuracy, interrupt_once_saved, same_run  # noqa: E402
+from scripts.check_dassl import accuracy, interrupt_once_saved, same_run  # noqa: E402
 from tests.fixtures.synthetic_datasets import _save_image, write_dataset  # noqa: E402
 from trainers.backbone import load_backbone  # noqa: E402
 
@@ -42,6 +42,7 @@ logger = logging.getLogger("gpu_check")
 GIB = 1024 ** 3
 CARD_24GB = 24 * 1000 ** 3  # a "24 GB" card (RTX 3090/4090, A10, L4), less nothing: compared with reserved memory
 PAPER_EPOCHS = 200  # TaskRes's ImageNet recipe: one augmented view per image per epoch
+VAL_SELECTED_FINAL = ("TipAdapterF", "LinearProbeCLIP", "TipAdapter")  # final model: the val-selected one, not epoch N
 
 
 class Sizes:
@@ -226,8 +227,7 @@ def train_method(row: dict, argv: List[str], out: str, device: torch.device) -> 
         torch.cuda.reset_peak_memory_stats()
     start = time.time()
     results = train.main(argv)
-    row["train_s"] = round(time.time() - start, 2)
-    row["accuracy"] = results.get("accuracy")
+    row.update(train_s=round(time.time() - start, 2), accuracy=results.get("accuracy"))
     cfg = yaml.safe_load(Path(out, "config.yaml").read_text())  # the precision and batch size the run used
     node = cfg.get("TRAINER", {}).get(trainers.method_spec(row["method"]).config_node, {}) or {}
     row.update(precision=node.get("PREC"), batch=cfg["DATALOADER"]["TRAIN_X"]["BATCH_SIZE"])
@@ -246,7 +246,7 @@ def eval_method(row: dict, argv: List[str], out: str) -> None:
     if not epochs:
         row["eval_match"] = "n/a (nothing saved)"
         return
-    load = 1 if row["method"] in ONE_EPOCH else epochs[-1]
+    load = 1 if trainers.method_spec(row["method"]).training_free else epochs[-1]  # training-free: saved as epoch 1
     argv = list(argv)
     argv[argv.index("--output-dir") + 1] = out + "-eval"
     results = train.main(["--eval-only", "--model-dir", out, "--load-epoch", str(load), *argv])
