@@ -42,7 +42,6 @@ logger = logging.getLogger("gpu_check")
 GIB = 1024 ** 3
 CARD_24GB = 24 * 1000 ** 3  # a "24 GB" card (RTX 3090/4090, A10, L4), less nothing: compared with reserved memory
 PAPER_EPOCHS = 200  # TaskRes's ImageNet recipe: one augmented view per image per epoch
-VAL_SELECTED_FINAL = ("TipAdapterF", "LinearProbeCLIP", "TipAdapter")  # final model: the val-selected one, not epoch N
 
 
 class Sizes:
@@ -242,19 +241,16 @@ def train_method(row: dict, argv: List[str], out: str, device: torch.device) -> 
 
 
 def eval_method(row: dict, argv: List[str], out: str) -> None:
-    epochs = sorted(int(p.rsplit("-", 1)[1]) for p in glob.glob(os.path.join(out, "*", "model.pth.tar-*")))
-    if not epochs:
+    if not glob.glob(os.path.join(out, "*", "model*.pth.tar*")):
         row["eval_match"] = "n/a (nothing saved)"
         return
-    load = 1 if trainers.method_spec(row["method"]).training_free else epochs[-1]  # training-free: saved as epoch 1
     argv = list(argv)
     argv[argv.index("--output-dir") + 1] = out + "-eval"
-    results = train.main(["--eval-only", "--model-dir", out, "--load-epoch", str(load), *argv])
+    # No --load-epoch: the model the run reported (its last epoch, or its val-selected model-best).
+    results = train.main(["--eval-only", "--model-dir", out, *argv])
     row["eval_accuracy"] = results.get("accuracy")
-    # a VAL_SELECTED_FINAL method's final model is the val-selected one, not the last epoch's
-    val_selected = row["method"] in VAL_SELECTED_FINAL
-    row["eval_match"] = "n/a (val-selected)" if val_selected else row["eval_accuracy"] == row["accuracy"]
-    if not (val_selected or row["eval_match"]):
+    row["eval_match"] = row["eval_accuracy"] == row["accuracy"]
+    if not row["eval_match"]:
         raise RuntimeError(f"--eval-only gives {row['eval_accuracy']}, the trained run {row['accuracy']}")
 
 
