@@ -155,9 +155,10 @@ def phases(timings: dict, wall_s: float, before_train: dict) -> dict:
 
 
 def _run(cfg, args, identity, start: float) -> dict:
-    from bookkeeping.folders import SELECTED_MODEL, selected_models
+    from bookkeeping.folders import selected_models
     from bookkeeping.identity import describe_deviation
     from engine import ENGINE_NAME, build_trainer, collect_env_info, set_random_seed, setup_logger
+    from engine.checkpoint import BEST_MODEL
 
     if cfg.SEED >= 0:
         set_random_seed(cfg.SEED)
@@ -182,7 +183,7 @@ def _run(cfg, args, identity, start: float) -> dict:
         if args.load_epoch is not None and selected_models(args.model_dir):
             logger.warning("%s deployed its val-selected model (%s); --load-epoch %d evaluates epoch %d's checkpoint "
                            "instead: omit --load-epoch to evaluate the reported model", args.model_dir,
-                           SELECTED_MODEL, args.load_epoch, args.load_epoch)
+                           BEST_MODEL, args.load_epoch, args.load_epoch)
         if trainer.get_model_names():
             trainer.load_model(args.model_dir, epoch=args.load_epoch)
         trainer.test()

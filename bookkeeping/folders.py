@@ -14,14 +14,13 @@ from typing import Iterator, Optional, Tuple
 from bookkeeping.identity import RunIdentity, describe_deviation, deviation, identify, stored_flat
 from datasets import DEFAULT_TRACK
 from engine import ENGINE_NAME
-from engine.checkpoint import fingerprint
+from engine.checkpoint import BEST_MODEL, fingerprint
 from engine.fileio import LockBusy, cluster_lock
 
 logger = logging.getLogger(__name__)
 
 LOCK_FILE = ".lock"
 FAILED_FILE = "FAILED"
-SELECTED_MODEL = "model-best.pth.tar"  # the model a run that selects on val deploys (engine.loop, Tip-Adapter-F)
 _LOCK_LIFETIME_S = 600.0   # a lock not refreshed for this long (a dead node) may be broken
 _REFRESH_EVERY_S = 60.0
 RunLocked = LockBusy  # another process holds the run folder's lock (raised only when not waiting)
@@ -64,7 +63,7 @@ def run_folder(cfg, ident: RunIdentity, evaluation: bool = False) -> str:
 
 def selected_models(run: str) -> list:
     """``run``'s ``<model>/model-best.pth.tar`` files: the val-selected model it deployed and reported."""
-    return glob.glob(os.path.join(glob.escape(run), "*", SELECTED_MODEL))
+    return glob.glob(os.path.join(glob.escape(run), "*", BEST_MODEL))
 
 
 def deployed_epoch(run: str) -> Optional[int]:

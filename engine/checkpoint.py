@@ -18,6 +18,7 @@ logger = logging.getLogger(__name__)
 
 # The engine's keys that never change what is trained: where things live, how often to print or save, how the
 # model is evaluated. A trainer adds its own (``TrainingLoop.resume_ignored_keys``).
+BEST_MODEL = "model-best.pth.tar"  # the val-selected model a run deploys (Dassl's name)
 RESUME_IGNORED_KEYS = ("OUTPUT_DIR", "RESUME", "VERBOSE", "USE_CUDA", "DATASET.ROOT", "DATALOADER.NUM_WORKERS",
                        "TRAIN.PRINT_FREQ", "TRAIN.CHECKPOINT_FREQ", "TRAIN.RESUME_SAVE_S", "TEST")
 
@@ -57,7 +58,7 @@ def save_checkpoint(state: dict, save_dir: str, is_best: bool = False, model_nam
         atomic_write_bytes(os.path.join(save_dir, "checkpoint"), model_name.encode() + b"\n")
     logger.info("Checkpoint saved to %s", fpath)
     if is_best:
-        shutil.copy(fpath, os.path.join(save_dir, "model-best.pth.tar"))
+        shutil.copy(fpath, os.path.join(save_dir, BEST_MODEL))
     return fpath
 
 

@@ -20,7 +20,13 @@ from typing import Iterator, Optional
 import numpy as np
 import torch
 
-from engine.checkpoint import RESUME_IGNORED_KEYS, config_fingerprint, load_checkpoint, save_checkpoint
+from engine.checkpoint import (
+    BEST_MODEL,
+    RESUME_IGNORED_KEYS,
+    config_fingerprint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from engine.errors import CheckpointError, RunInterrupted
 from engine.fileio import atomic_write
 from engine.logs import progress_bar
@@ -208,7 +214,7 @@ class TrainingLoop:
         """Load weights for evaluation from ``directory/<model>/model.pth.tar-<epoch>`` (or model-best)."""
         if not directory:
             raise CheckpointError("--model-dir is required to load a model (e.g. with --eval-only)")
-        fname = "model-best.pth.tar" if epoch is None else f"model.pth.tar-{epoch}"
+        fname = BEST_MODEL if epoch is None else f"model.pth.tar-{epoch}"
         for name in self.get_model_names():
             path = os.path.join(directory, name, fname)
             ckpt = load_checkpoint(path)
@@ -336,7 +342,7 @@ class TrainingLoop:
             if curr_result > self.best_result:
                 self.best_result = curr_result
                 self.save_model(self.epoch, self.output_dir, val_result=curr_result,
-                                model_name="model-best.pth.tar")
+                                model_name=BEST_MODEL)
         freq = self.cfg.TRAIN.CHECKPOINT_FREQ
         if self.epoch + 1 == self.max_epoch or (freq > 0 and (self.epoch + 1) % freq == 0):
             self.save_model(self.epoch, self.output_dir)

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine import TRAINER_REGISTRY, CheckpointError, build_transform
+from engine.checkpoint import BEST_MODEL
 from trainers.base import ClipTrainer, add_method_config, validation_items
 from trainers.heads import CosineClassifier
 from trainers.spec import CacheRequest, KeyViews, declare
@@ -291,7 +292,7 @@ class TipAdapterF(TipAdapter):
             logger.info("Deploy the keys of epoch %d (best val accuracy %.2f%%)", self.best_epoch + 1, self.best_val)
         self.fit()
         self.save_model(max(self.best_epoch, 0), self.output_dir, val_result=self.best_val,
-                        model_name="model-best.pth.tar")
+                        model_name=BEST_MODEL)
         if not self.cfg.TEST.NO_TEST:
             self.test()
         self.close_writer()
