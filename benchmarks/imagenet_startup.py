@@ -37,7 +37,7 @@ t1 = time.time()
 dm = DataManager(cfg)
 t_data = time.time() - t1
 t2 = time.time()
-val = datasets.validation_items(dm.dataset, "ImageNet")
+val, _ = datasets.select_validation(dm.dataset, "ImageNet")
 t_val = time.time() - t2
 print(json.dumps({{"imports_s": t_import, "data_ready_s": t_data, "heldout_val_s": t_val,
                   "train": len(dm.dataset.train_x), "test": len(dm.dataset.test), "heldout_val": len(val),

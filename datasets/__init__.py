@@ -20,7 +20,6 @@ from .validation import (
     check_track,
     satisfied_tracks,
     select_validation,
-    validation_items,
 )
 
 BENCHMARK_DATASETS = (
@@ -31,7 +30,7 @@ BENCHMARK_DATASETS = (
 __all__ = [
     "BENCHMARK_DATASETS", "BenchmarkDataset", "DatasetFileError", "DatasetNotFoundError", "IMAGENET_TEMPLATES_SELECT",
     "MissingImagesError", "ValidationSplitError", "add_dataset_config", "dataset_templates", "draw_heldout_val",
-    "load_datum_pickle", "validation_items", "select_validation", "PAPER_SOURCES", "TRACKS", "DEFAULT_TRACK",
+    "load_datum_pickle", "select_validation", "PAPER_SOURCES", "TRACKS", "DEFAULT_TRACK",
     "check_track", "satisfied_tracks",
 ]
 

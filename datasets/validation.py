@@ -117,8 +117,3 @@ def select_validation(dataset, name: str = "", track: str = DEFAULT_TRACK, paper
     logger.info("%s: selecting on %s: %d images (%d per class at most)", name, what, len(items), record["per_class"])
     return list(items), record
 
-
-def validation_items(dataset, name: str = "", track: str = DEFAULT_TRACK, paper: str = "fewshot_val",
-                     num_shots: int = 0, seed: int = 1) -> List:
-    """The items of ``select_validation`` without their record."""
-    return select_validation(dataset, name, track, paper, num_shots, seed)[0]

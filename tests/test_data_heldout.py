@@ -42,7 +42,7 @@ def test_heldout_val_follows_the_rule_and_is_kept(imagenet, shots, seed):
     assert rel(ds, ds.train_x) == rel(full, expected_fewshot(full.train_x, shots))  # Dassl's draw, sorted lists
     want = old_rule(full.train_x, ds.train_x, full.test, shots, seed)
     assert rel(ds, ds.heldout_val) == rel(full, want) and len(want) == 5 * min(shots, 4, 12 - shots)
-    assert datasets.validation_items(ds) == ds.heldout_val
+    assert datasets.select_validation(ds)[0] == ds.heldout_val
     record = json.loads((imagenet / "imagenet" / "split_fewshot" / f"shot_{shots}-seed_{seed}.taskres.json").read_text())
     assert [tuple(r) for r in record["heldout_val"]] == rel(ds, want)
     again = load(imagenet, "ImageNet", shots=shots, seed=seed).dataset  # read back from the file
@@ -79,13 +79,13 @@ def test_heldout_val_with_class_subsampling(imagenet):
 def test_no_heldout_val_is_a_clear_error(imagenet):
     full = load(imagenet, "ImageNet").dataset  # every train image trains: nothing is held out
     with pytest.raises(datasets.ValidationSplitError, match="no held-out val is left"):
-        datasets.validation_items(full, "ImageNet")
+        datasets.select_validation(full, "ImageNet")
     write_dataset("ImageNetSketch", str(imagenet), per_class=2)
     with pytest.raises(datasets.ValidationSplitError, match="test-only"):
-        datasets.validation_items(load(imagenet, "ImageNetSketch").dataset)
+        datasets.select_validation(load(imagenet, "ImageNetSketch").dataset)
     write_dataset("Caltech101", str(imagenet), per_class=20)
     caltech = load(imagenet, "Caltech101", shots=2).dataset
-    assert caltech.heldout_val is None and datasets.validation_items(caltech) == caltech.val
+    assert caltech.heldout_val is None and datasets.select_validation(caltech)[0] == caltech.val
 
 
 def test_fewshot_record_paths_are_relative(imagenet):
@@ -117,4 +117,4 @@ def test_paper_heldout_is_test_sized_disjoint_kept_and_added_to_old_files(imagen
     items, rec = datasets.select_validation(again, track="paper", paper="val_split", num_shots=2, seed=1)
     assert items == again.heldout_paper and rec["source"] == "heldout_paper" and rec["images"] == len(again.test)
     assert rec["listed_in"] == "split_fewshot/shot_2-seed_1.taskres.json"
-    assert datasets.validation_items(again, track="fewshot_val", paper="val_split") == again.heldout_val
+    assert datasets.select_validation(again, track="fewshot_val", paper="val_split")[0] == again.heldout_val

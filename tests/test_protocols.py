@@ -201,14 +201,14 @@ def test_track_names_are_defined_once():
 
 def test_valfree_refuses_validation_data_and_best_val(tmp_path, tiny_clip, data_root):
     import train
-    from datasets import ValidationSplitError, validation_items
+    from datasets import ValidationSplitError, select_validation
     from tests.conftest import make_trainer, train_args
 
     argv = train_args(data_root, tiny_clip, str(tmp_path / "run"), trainer="TipAdapter",
                       extra=["--config-file", "configs/trainers/TipAdapter/rn50.yaml"])
     trainer = make_trainer(argv + ["DATASET.TRACK", "valfree"])
     with pytest.raises(ValidationSplitError, match="valfree track reads no validation data"):
-        validation_items(trainer.dm.dataset, "Caltech101", "valfree")
+        select_validation(trainer.dm.dataset, "Caltech101", "valfree")
     with pytest.raises(SystemExit, match="TEST.FINAL_MODEL best_val selects the epoch on val"):
         train.main(train_args(data_root, tiny_clip, str(tmp_path / "r2"), extra=[])
                    + ["DATASET.TRACK", "valfree", "TEST.FINAL_MODEL", "best_val"])
