@@ -51,7 +51,11 @@ def test_zslp_logits_match_the_original_forward_lp():
 
 def test_templates_follow_the_original_policy():
     from datasets import IMAGENET_TEMPLATES_SELECT, dataset_templates
-    from trainers.probe import original_templates
+    from trainers.probe import PrototypeProbeTrainer
+    from trainers.templates import templates_for
+
+    def original_templates(d):
+        return templates_for(d, **PrototypeProbeTrainer.template_policy)
 
     # adapters.py _get_base_text_features: ImageNet -> the 7 select templates + its own; others -> their own.
     assert dataset_templates("ImageNet") == ("a photo of a {}.",)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import trainers
-from bookkeeping.recipes import PAPER_METHODS, RECIPES, get_recipe, recipe_argv
+from bookkeeping.recipes import PAPER_METHODS, declared_recipes, get_recipe, recipe_argv
 from trainers.base import ClipTrainer
 from trainers.spec import CacheRequest, KeyViews, SpecError, declare
 
@@ -27,9 +27,9 @@ def test_every_recipe_and_label_comes_from_the_declaration():
         assert get_recipe(name).config == spec.recipe_config
         assert spec.label == PAPER_LABELS[name]
     # Only declarations with a recipe config have a recipe; TaskRes* stage 1's is ours, never marked published.
-    assert set(RECIPES) == {n for n in declared if trainers.method_spec(n).recipe_config}
+    assert set(declared_recipes()) == {n for n in declared if trainers.method_spec(n).recipe_config}
     assert not trainers.method_spec("TaskResEnhancedBase").published_recipe
-    assert all(trainers.method_spec(n).published_recipe for n in RECIPES if n != "TaskResEnhancedBase")
+    assert all(trainers.method_spec(n).published_recipe for n in declared_recipes() if n != "TaskResEnhancedBase")
     # An unset label is the trainer name; the launch-only keys are declared by the methods that have them.
     assert trainers.method_spec("TaskResEnhancedBase").label == "TaskResEnhancedBase"
     assert trainers.method_spec("CoOp").launch_only_keys == ("TRAINER.COOP.TRUNCATE_CONTEXT",)
@@ -150,9 +150,15 @@ def test_no_method_module_imports_another():
 
 def test_template_policy_per_method():
     from datasets import IMAGENET_TEMPLATES_SELECT, dataset_templates
-    from trainers.probe import original_templates
-    from trainers.taskres import taskres_templates
+    from trainers.probe import PrototypeProbeTrainer
+    from trainers.taskres import TaskRes
     from trainers.templates import SELECT, SELECT_OWN, templates_for
+
+    def taskres_templates(d):
+        return templates_for(d, **TaskRes.template_policy)
+
+    def original_templates(d):
+        return templates_for(d, **PrototypeProbeTrainer.template_policy)
 
     select = tuple(IMAGENET_TEMPLATES_SELECT)
     own_in, own_v2, own_dtd = (dataset_templates(d) for d in ("ImageNet", "ImageNetV2", "DescribableTextures"))

@@ -5,7 +5,6 @@ the training views and the published setting live here once (not a method module
 Public code: jusiro/CLAP@dbdf409 ``trainers/adapters.py`` (``AdapterMethod`` with INIT ``ZS``,
 ``CustomCLIP.forward_lp``, ``run_epoch``). Method and views: docs/methods/zs-lp-clap.md.
 """
-from typing import Tuple
 
 import torch
 from torch import nn
@@ -14,7 +13,7 @@ from features import FeatureLoader
 from trainers.base import ClipTrainer
 from trainers.heads import cosine_logits
 from trainers.spec import CacheRequest
-from trainers.templates import IMAGENET_ONLY, OWN, SELECT_OWN, templates_for
+from trainers.templates import IMAGENET_ONLY, OWN, SELECT_OWN
 
 
 class PrototypeProbe(nn.Module):
@@ -46,12 +45,6 @@ class ViewPoolLoader(FeatureLoader):
                    "label": self.labels[image.to(self.labels.device)], "index": image}
 
 
-def original_templates(dataset: str) -> Tuple[str, ...]:
-    """ImageNet (not its variants): the 7 select templates plus its own; every other dataset: its own
-    (jusiro/CLAP ``adapters.py`` ``_get_base_text_features``)."""
-    return templates_for(dataset, imagenet=SELECT_OWN, others=OWN, imagenet_names=IMAGENET_ONLY)
-
-
 def probe_recipe(dataset: str, shots: int) -> dict:
     """The published setting for every dataset and shot count (the file holds SGD, batch 256, cosine)."""
     return {"OPTIM.LR": 0.1, "OPTIM.MAX_EPOCH": 300}
@@ -66,8 +59,9 @@ class PrototypeProbeTrainer(ClipTrainer):
     """Zero-shot-initialised linear probe; the prototypes are the only trained parameters. Not registered:
     ZS-LP and CLAP subclass it, each declaring ``SPEC = declare(**PROBE, config_node=..., label=...)``."""
 
-    def dataset_templates(self):
-        return original_templates(self.cfg.DATASET.NAME)
+    # ImageNet (not its variants): the 7 select templates plus its own; every other dataset: its own
+    # (jusiro/CLAP ``adapters.py`` ``_get_base_text_features``).
+    template_policy = dict(imagenet=SELECT_OWN, others=OWN, imagenet_names=IMAGENET_ONLY)
 
     def use_train_features(self) -> None:
         """The cached views as the original feeds them: each epoch, batches from a shuffled pool of all views."""

@@ -5,7 +5,6 @@ names). Formula, enhanced base (TaskRes*), checkpoint layout and class names: do
 """
 import logging
 import os
-from typing import Tuple
 
 import torch
 from torch import nn
@@ -14,7 +13,7 @@ from engine import TRAINER_REGISTRY, CheckpointError, load_checkpoint, save_chec
 from trainers.base import ClipTrainer, add_method_config
 from trainers.heads import cosine_logits
 from trainers.spec import ResultVariant, declare
-from trainers.templates import IMAGENET_FAMILY, OWN, SELECT_OWN, templates_for
+from trainers.templates import IMAGENET_FAMILY, OWN, SELECT_OWN
 from trainers.text_classifier import pooled_template_features
 
 logger = logging.getLogger(__name__)
@@ -32,10 +31,6 @@ def add_config(cfg) -> None:
 
 # ImageNet (and its variants): the 7 "select" templates plus "a photo of a {}."; others: their one template.
 TEMPLATE_POLICY = dict(imagenet=SELECT_OWN, others=OWN, imagenet_names=IMAGENET_FAMILY)
-
-
-def taskres_templates(dataset_name: str) -> Tuple[str, ...]:
-    return templates_for(dataset_name, **TEMPLATE_POLICY)
 
 
 def load_enhanced_projection(path: str, expected_shape: torch.Size) -> torch.Tensor:
