@@ -27,7 +27,7 @@ def test_fit_uses_every_view_and_alpha_changes_only_the_mix(data_root, tiny_clip
     assert trainer.templates == ("a photo of a {}.",)
     assert trainer.view_transform() is not None and trainer.crop_scale() == (0.5, 1.0)
     trainer.fit()
-    views = trainer.cached_features("train", trainer.dm.dataset.train_x, trainer.view_transform(), 3,
+    views = trainer.feature_source.get("train", trainer.dm.dataset.train_x, trainer.view_transform(), 3,
                                     trainer.spec.cache.keys.seed(trainer.cfg.SEED))
     assert views["encoded_views"] == 0  # the views the fit read
     assert views["features"].shape[0] == 3  # three views of each image, each a sample (not averaged)

@@ -93,7 +93,7 @@ def test_tip_f_trains_on_views_independent_of_the_keys(data_root, tiny_clip, tmp
                        opts=("FEATURE_CACHE.NUM_VIEWS", "2"))
     assert trainer.head.cache_keys.shape[0] == 0  # nothing encoded before training (eval-only encodes none)
     trainer.use_train_features()
-    key_views = trainer.cached_features("train", trainer.dm.dataset.train_x, trainer.cache_transform(), 2,
+    key_views = trainer.feature_source.get("train", trainer.dm.dataset.train_x, trainer.cache_transform(), 2,
                                         trainer.key_seed())["features"]
     train_views = trainer.train_loader_x.features
     assert trainer.head.cache_keys.shape[0] == key_views.shape[1] == train_views.shape[1]

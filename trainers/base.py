@@ -295,13 +295,9 @@ class ClipTrainer(*_TRAINER_BASES):
         """What the cache did in this run, for ``metrics.json``."""
         return self.feature_source.info
 
-    def cached_features(self, split: str, items: Sequence, transform, views: int, seed: Optional[int]) -> dict:
-        """``views`` views of ``items`` under ``transform`` (``seed`` None: deterministic, one view) from the cache."""
-        return self.feature_source.get(split, items, transform, views, seed)
-
     def plain_features(self, split: str, items: Sequence) -> Tuple[torch.Tensor, torch.Tensor]:
         """Float32 features of ``items`` under the test transform (one view) and their labels, on the device."""
-        entry = self.cached_features(split, items, build_transform(self.cfg, is_train=False), 1, None)
+        entry = self.feature_source.get(split, items, build_transform(self.cfg, is_train=False), 1, None)
         return entry["features"][0].float().to(self.device), entry["labels"].to(self.device)
 
     def use_feature_loaders(self) -> None:

@@ -176,7 +176,7 @@ class GDA(ClipTrainer):
         if self.feature_source.test_only:
             raise FeatureCacheError(f"{self.cfg.DATASET.NAME} is a test-only dataset: fit GDA on ImageNet and evaluate "
                                     "here with --eval-only --model-dir RUN_DIR")
-        entry = self.cached_features("train", self.dm.dataset.train_x, self.view_transform(), views,
+        entry = self.feature_source.get("train", self.dm.dataset.train_x, self.view_transform(), views,
                                      keys.seed(self.cfg.SEED))
         self.head.fit(entry["features"][:views].to(self.device), entry["labels"].to(self.device))
         logger.info("GDA: fitted on %d views of %d images (%d classes)", views, entry["labels"].shape[0],

@@ -190,7 +190,7 @@ class TipAdapter(ClipTrainer):
         if head.cache_keys.shape[0]:
             return
         views = self.spec.cache.keys.views(self.method_cfg)
-        entry = self.cached_features("train", self.dm.dataset.train_x, self.cache_transform(), views,
+        entry = self.feature_source.get("train", self.dm.dataset.train_x, self.cache_transform(), views,
                                      self.key_seed())
         head.set_cache(F.normalize(entry["features"].float().mean(dim=0), dim=-1), entry["labels"])
         logger.info("Tip-Adapter cache: %d keys from %d augmented views each", len(head.cache_keys), views)
