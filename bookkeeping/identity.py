@@ -101,7 +101,7 @@ def recipe_reference(cfg, engine: str) -> Optional[Dict[str, str]]:
     """The identity keys of the recipe run with this run's method, dataset, shots, backbone and protocol."""
     method = cfg.TRAINER.NAME
     dataset = dataset_config_names(recipes.REPO_ROOT).get(cfg.DATASET.NAME)
-    if method not in recipes.RECIPES or dataset is None:
+    if method not in recipes.declared_recipes() or dataset is None:
         return None
     argv = recipes.recipe_argv(method, dataset, int(cfg.DATASET.NUM_SHOTS), cfg.MODEL.BACKBONE.NAME)
     argv = [os.path.join(recipes.REPO_ROOT, a) if a.startswith("configs/") else a for a in argv]

@@ -3,9 +3,8 @@
 One recipe for every backbone but the image side; ``recipe_argv`` builds every launch: docs/bookkeeping.md.
 """
 import os
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Mapping
 
 import trainers
 from trainers.backbone import checkpoint_image_size
@@ -35,33 +34,18 @@ class Recipe:
 
 
 def declared_recipes() -> Dict[str, Recipe]:
+    """The declared recipes, read at each call (a plugin's, or a declaration patched by a test, counts at once)."""
     specs = {name: trainers.method_spec(name) for name in trainers.declared_methods()}
     return {name: Recipe(name, s.recipe_config, s.recipe or s.settings, s.shot_free)
             for name, s in specs.items() if s.recipe_config is not None}
 
 
-class _DeclaredRecipes(Mapping):
-    """The declared recipes, read at each look-up (a plugin's, or a declaration patched by a test, counts at once)."""
-
-    def __getitem__(self, method: str) -> Recipe:
-        return declared_recipes()[method]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(declared_recipes())
-
-    def __len__(self) -> int:
-        return len(declared_recipes())
-
-
-RECIPES: Mapping[str, Recipe] = _DeclaredRecipes()
-
-
 def get_recipe(method: str) -> Recipe:
-    try:
-        return RECIPES[method]
-    except KeyError:
-        raise RecipeError(f"No recipe for method {method!r}; known: {', '.join(RECIPES)} "
-                          "(declare recipe_config and recipe in its MethodSpec)") from None
+    recipes = declared_recipes()
+    if method not in recipes:
+        raise RecipeError(f"No recipe for method {method!r}; known: {', '.join(recipes)} "
+                          "(declare recipe_config and recipe in its MethodSpec)")
+    return recipes[method]
 
 
 def input_size(backbone: str) -> int:

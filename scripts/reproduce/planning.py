@@ -16,7 +16,7 @@ import trainers
 # The run bookkeeping (identity, folders, recipe arguments): imported here only, so it is repointed in one place.
 from bookkeeping.config import UserError, parse
 from bookkeeping.folders import backbone_tag, deployed_epoch, folder_state, read_metrics, resolve_run
-from bookkeeping.recipes import PAPER_METHODS, REPO_ROOT, RecipeError, recipe_argv  # noqa: F401  (PAPER_METHODS: the CLI)
+from bookkeeping.recipes import PAPER_METHODS, REPO_ROOT, RecipeError, get_recipe, recipe_argv  # noqa: F401  (PAPER_METHODS: the CLI)
 
 SOURCE_DATASET = "imagenet"  # cross-dataset and domain generalisation train here
 TRACKS, DEFAULT_TRACK = datasets.TRACKS, datasets.DEFAULT_TRACK
@@ -166,8 +166,7 @@ def plan_runs(req: GridRequest, classes: str = "all") -> List[Cell]:
             runs = [(0, 1, req.seeds[0])] if shot_free else [(k, k, s) for k in req.shots for s in req.seeds]
             for k, num_shots, s in runs:
                 # the launchers' layout: OUTPUT/<dataset>/<Trainer>/<backbone tag>_<K>shots|zeroshot/seed<S>
-                tag = f"{backbone_tag(req.backbone)}_{'zeroshot' if shot_free else f'{k}shots'}"
-                out_dir = os.path.join(req.output, d, m, tag, f"seed{s}")
+                out_dir = os.path.join(req.output, d, m, get_recipe(m).tag(backbone_tag(req.backbone), k), f"seed{s}")
                 argv = _launch_args(req, s, out_dir) + recipe_argv(m, d, num_shots, req.backbone)
                 if req.epochs is not None and spec(m).settings(d, num_shots).get("OPTIM.MAX_EPOCH") is not None:
                     argv += ["OPTIM.MAX_EPOCH", str(req.epochs)]
