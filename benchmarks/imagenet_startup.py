@@ -82,8 +82,10 @@ def build_tree(root: str, classes: int, train_per_class: int, val_per_class: int
 
 def probe(root: str, shots: int, seed: int) -> dict:
     out = subprocess.run([sys.executable, "-c", PROBE.format(repo=REPO, root=root, shots=shots, seed=seed)],
-                         capture_output=True, text=True, check=True, cwd=REPO,
+                         capture_output=True, text=True, cwd=REPO,
                          env={**os.environ, "TASKRES_ENGINE": os.environ.get("TASKRES_ENGINE", "builtin")})
+    if out.returncode != 0:  # the probe's own last line (e.g. a reader's error naming the folder), not a traceback
+        raise SystemExit(f"error: the start-up probe (seed {seed}) failed: {(out.stderr.strip().splitlines() or ['no output'])[-1]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
