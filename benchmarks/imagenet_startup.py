@@ -85,7 +85,8 @@ def probe(root: str, shots: int, seed: int) -> dict:
                          capture_output=True, text=True, cwd=REPO,
                          env={**os.environ, "TASKRES_ENGINE": os.environ.get("TASKRES_ENGINE", "builtin")})
     if out.returncode != 0:  # the probe's own last line (e.g. a reader's error naming the folder), not a traceback
-        raise SystemExit(f"error: the start-up probe (seed {seed}) failed: {(out.stderr.strip().splitlines() or ['no output'])[-1]}")
+        last = (out.stderr.strip().splitlines() or ["no output"])[-1]
+        raise SystemExit(f"error: the start-up probe (seed {seed}) failed: {last}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
