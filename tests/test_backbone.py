@@ -26,8 +26,8 @@ def test_torchscript_archive_loads_like_the_state_dict(tiny_clip, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         traced = torch.jit.trace_module(model, {"encode_image": (images,), "encode_text": (text,)})
-    path = str(tmp_path / "tiny-jit.pt")
-    torch.jit.save(traced, path)
+        path = str(tmp_path / "tiny-jit.pt")
+        torch.jit.save(traced, path)  # (deprecated in the newest torch; OpenAI's .pt files are such archives)
     from_jit = load_backbone(path, CPU, "fp32")
     images = torch.randn(2, 3, 32, 32)
     torch.testing.assert_close(from_jit.encode_image(images), load_backbone(tiny_clip, CPU, "fp32").encode_image(images))
