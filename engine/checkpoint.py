@@ -16,9 +16,9 @@ from engine.libraries import torch_load
 
 logger = logging.getLogger(__name__)
 
+BEST_MODEL = "model-best.pth.tar"  # the val-selected model a run deploys (Dassl's name)
 # The engine's keys that never change what is trained: where things live, how often to print or save, how the
 # model is evaluated. A trainer adds its own (``TrainingLoop.resume_ignored_keys``).
-BEST_MODEL = "model-best.pth.tar"  # the val-selected model a run deploys (Dassl's name)
 RESUME_IGNORED_KEYS = ("OUTPUT_DIR", "RESUME", "VERBOSE", "USE_CUDA", "DATASET.ROOT", "DATALOADER.NUM_WORKERS",
                        "TRAIN.PRINT_FREQ", "TRAIN.CHECKPOINT_FREQ", "TRAIN.RESUME_SAVE_S", "TEST")
 

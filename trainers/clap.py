@@ -44,8 +44,9 @@ class CLAP(PrototypeProbeTrainer):
         head = self.model.head
         if self.cfg.FEATURE_CACHE.ENABLED:
             # The same cache entry the training loader reads (memoised: nothing is encoded again).
-            entry = self.feature_source.get("train", self.dm.dataset.train_x, build_transform(self.cfg, is_train=True),
-                                         self.train_views(), max(self.cfg.SEED, 0))
+            entry = self.feature_source.get("train", self.dm.dataset.train_x,
+                                            build_transform(self.cfg, is_train=True), self.train_views(),
+                                            max(self.cfg.SEED, 0))
             views = entry["features"]
             feats = views.reshape(-1, views.shape[-1]).to(self.device)
             labels = entry["labels"].repeat(views.shape[0]).to(self.device)

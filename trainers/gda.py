@@ -177,7 +177,7 @@ class GDA(ClipTrainer):
             raise FeatureCacheError(f"{self.cfg.DATASET.NAME} is a test-only dataset: fit GDA on ImageNet and evaluate "
                                     "here with --eval-only --model-dir RUN_DIR")
         entry = self.feature_source.get("train", self.dm.dataset.train_x, self.view_transform(), views,
-                                     keys.seed(self.cfg.SEED))
+                                        keys.seed(self.cfg.SEED))
         self.head.fit(entry["features"][:views].to(self.device), entry["labels"].to(self.device))
         logger.info("GDA: fitted on %d views of %d images (%d classes)", views, entry["labels"].shape[0],
                     self.head.weight.shape[0])

@@ -159,6 +159,7 @@ def plan_runs(req: GridRequest, classes: str = "all") -> List[Cell]:
     check_recipes(req.methods)
     cells = []
     for m in req.methods:
+        recipe = get_recipe(m)
         for d in req.datasets:
             # (shots recorded for the cell, DATASET.NUM_SHOTS, seed): a shot-free method runs once, with the first
             # seed and 1-shot data reading (its result depends on neither), recorded with 0 shots.
@@ -166,7 +167,7 @@ def plan_runs(req: GridRequest, classes: str = "all") -> List[Cell]:
             runs = [(0, 1, req.seeds[0])] if shot_free else [(k, k, s) for k in req.shots for s in req.seeds]
             for k, num_shots, s in runs:
                 # the launchers' layout: OUTPUT/<dataset>/<Trainer>/<backbone tag>_<K>shots|zeroshot/seed<S>
-                out_dir = os.path.join(req.output, d, m, get_recipe(m).tag(backbone_tag(req.backbone), k), f"seed{s}")
+                out_dir = os.path.join(req.output, d, m, recipe.tag(backbone_tag(req.backbone), k), f"seed{s}")
                 argv = _launch_args(req, s, out_dir) + recipe_argv(m, d, num_shots, req.backbone)
                 if req.epochs is not None and spec(m).settings(d, num_shots).get("OPTIM.MAX_EPOCH") is not None:
                     argv += ["OPTIM.MAX_EPOCH", str(req.epochs)]
